@@ -1,0 +1,140 @@
+# shellcheck shell=bash
+# Shared helpers for the scripts/ commands: find (or build) a Python >= 3.14.2 environment and run
+# commands inside it. Sourced, never executed.
+#
+# Home Assistant 2026.10 needs Python >= 3.14.2. When the machine has one (python3.14 on PATH,
+# `uv python find`, or pyenv), a virtualenv is made with it. Otherwise a minimal Debian-testing
+# root filesystem (debootstrap) is built once and cached outside the repository; commands then run
+# inside it through chroot in a private mount namespace, with the repository bind-mounted at the
+# same absolute path, so callers never see the difference.
+
+set -euo pipefail
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+DCP_CACHE="${DCP_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/datacenter-power}"
+ROOTFS="$DCP_CACHE/rootfs"
+MIN_PY="3.14.2"
+
+log() { printf '[%s] %s\n' "$(basename "$0")" "$*" >&2; }
+
+_py_ok() {  # _py_ok PYTHON -> exit 0 when it is >= MIN_PY and has venv
+    "$1" -c 'import sys, venv; sys.exit(0 if sys.version_info >= (3, 14, 2) else 1)' 2>/dev/null
+}
+
+find_native_python() {
+    local cand
+    for cand in "${DCP_PYTHON:-}" python3.14 python3; do
+        [ -n "$cand" ] || continue
+        if command -v "$cand" >/dev/null 2>&1 && _py_ok "$(command -v "$cand")"; then
+            command -v "$cand"; return 0
+        fi
+    done
+    if command -v uv >/dev/null 2>&1; then
+        cand="$(uv python find '>=3.14.2' 2>/dev/null || true)"
+        if [ -n "$cand" ] && _py_ok "$cand"; then echo "$cand"; return 0; fi
+    fi
+    if command -v pyenv >/dev/null 2>&1; then
+        local v
+        for v in $(pyenv versions --bare 2>/dev/null | grep -E '^3\.(1[4-9]|[2-9][0-9])' | sort -rV); do
+            cand="$(pyenv root)/versions/$v/bin/python3"
+            if [ -x "$cand" ] && _py_ok "$cand"; then echo "$cand"; return 0; fi
+        done
+    fi
+    return 1
+}
+
+# Which environment to use: "native" (a venv in the cache) or "chroot" (the Debian-testing rootfs).
+env_kind() {
+    if [ "${DCP_FORCE_CHROOT:-0}" != "1" ] && find_native_python >/dev/null; then echo native; else echo chroot; fi
+}
+
+debian_mirror() {
+    local uri=""
+    if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
+        uri="$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1)"
+    fi
+    if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
+        uri="$(grep -E '^deb ' /etc/apt/sources.list | grep -v security | awk '{print $2}' | head -n1)"
+    fi
+    echo "${uri:-http://deb.debian.org/debian}"
+}
+
+build_rootfs() {
+    [ -x "$ROOTFS/usr/bin/python3.14" ] && return 0
+    [ "$(id -u)" = 0 ] || { log "building the Python 3.14 root filesystem needs root (or install Python >= $MIN_PY)"; exit 1; }
+    if ! command -v debootstrap >/dev/null 2>&1; then
+        log "installing debootstrap"
+        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    fi
+    local mirror tmp
+    mirror="$(debian_mirror)"
+    tmp="$ROOTFS.partial"
+    rm -rf "$tmp"; mkdir -p "$tmp"
+    log "building a Debian testing root filesystem with Python 3.14 in $ROOTFS (from $mirror, about 30 s)"
+    debootstrap --variant=minbase --include=python3.14,python3.14-venv,ca-certificates \
+        testing "$tmp" "$mirror" /usr/share/debootstrap/scripts/sid >"$DCP_CACHE/debootstrap.log" 2>&1 \
+        || { log "debootstrap failed; see $DCP_CACHE/debootstrap.log"; tail -n 20 "$DCP_CACHE/debootstrap.log" >&2; exit 1; }
+    mv "$tmp" "$ROOTFS"
+}
+
+# venv location as seen by the commands that use it
+venv_dir() {
+    if [ "$(env_kind)" = native ]; then echo "$DCP_CACHE/venv"; else echo "/opt/dcp-venv"; fi
+}
+
+# run_in_env CMD... : run a command with the project's venv first on PATH, in the repository root.
+run_in_env() {
+    local venv; venv="$(venv_dir)"
+    if [ "$(env_kind)" = native ]; then
+        (cd "$REPO_ROOT" && PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" "$@")
+    else
+        [ "$(id -u)" = 0 ] || { log "running inside the root filesystem needs root"; exit 1; }
+        cp -f /etc/resolv.conf "$ROOTFS/etc/resolv.conf" 2>/dev/null || true
+        if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
+            mkdir -p "$ROOTFS/etc/ssl/certs"
+            cp -f /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
+        fi
+        mkdir -p "$ROOTFS$REPO_ROOT"
+        # A private mount namespace: the bind mounts vanish with the command, so nothing is left
+        # mounted inside the cache (deleting it can never reach the host's /dev or /proc).
+        unshare --mount --propagation private -- /bin/bash -c '
+            set -e
+            R="$1"; REPO="$2"; VENV="$3"; shift 3
+            mount --rbind /dev "$R/dev"
+            mount -t proc proc "$R/proc"
+            mount -t tmpfs tmpfs "$R/tmp" 2>/dev/null || true
+            mount --bind "$REPO" "$R$REPO"
+            exec chroot "$R" /usr/bin/env PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
+                VIRTUAL_ENV="$VENV" HOME=/root PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+                SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CONSTRAINT= PIP_FIND_LINKS= \
+                PIP_EXTRA_INDEX_URL= /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$REPO" "$@"
+        ' _ "$ROOTFS" "$REPO_ROOT" "$venv" "$@"
+    fi
+}
+
+# ensure_env: build the environment when missing and (re)install requirements when they changed.
+ensure_env() {
+    mkdir -p "$DCP_CACHE"
+    local kind venv stamp want have
+    kind="$(env_kind)"
+    venv="$(venv_dir)"
+    if [ "$kind" = native ]; then
+        local py; py="$(find_native_python)"
+        [ -x "$venv/bin/python" ] || { log "creating venv with $py"; "$py" -m venv "$venv"; }
+        stamp="$venv/.requirements.sha"
+    else
+        build_rootfs
+        if [ ! -f "$ROOTFS$venv/pyvenv.cfg" ]; then
+            log "creating venv inside the root filesystem"
+            chroot "$ROOTFS" /usr/bin/python3.14 -m venv "$venv"
+        fi
+        stamp="$ROOTFS$venv/.requirements.sha"
+    fi
+    want="$(sha256sum "$REPO_ROOT/requirements_test.txt" | cut -c1-16)"
+    have="$(cat "$stamp" 2>/dev/null || true)"
+    if [ "$want" != "$have" ]; then
+        log "installing requirements ($kind environment; about a minute the first time)"
+        run_in_env python -m pip install -q --disable-pip-version-check -r requirements_test.txt
+        echo "$want" >"$stamp"
+    fi
+}
