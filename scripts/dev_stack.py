@@ -62,8 +62,12 @@ class Api:
                 data = json.dumps(body).encode()
                 headers["Content-Type"] = "application/json"
         req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            raw = resp.read()
+        try:
+            with urllib.request.urlopen(req, timeout=30) as resp:
+                raw = resp.read()
+        except urllib.error.HTTPError as err:
+            detail = err.read().decode(errors="replace")[:500]
+            raise SystemExit(f"{method} {path} failed: HTTP {err.code} {detail}") from None
         return json.loads(raw) if raw else None
 
     def wait_up(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
