@@ -95,20 +95,24 @@ run_in_env() {
             cp -f /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
         fi
         mkdir -p "$ROOTFS$REPO_ROOT"
+        # ../shared (example scenarios, check tools) is visible inside too when it exists.
+        local shared; shared="$(cd "$REPO_ROOT/.." && pwd)/shared"
+        [ -d "$shared" ] && mkdir -p "$ROOTFS$shared" || shared=""
         # A private mount namespace: the bind mounts vanish with the command, so nothing is left
         # mounted inside the cache (deleting it can never reach the host's /dev or /proc).
         unshare --mount --propagation private -- /bin/bash -c '
             set -e
-            R="$1"; REPO="$2"; VENV="$3"; shift 3
+            R="$1"; REPO="$2"; VENV="$3"; SHARED="$4"; shift 4
             mount --rbind /dev "$R/dev"
             mount -t proc proc "$R/proc"
             mount -t tmpfs tmpfs "$R/tmp" 2>/dev/null || true
             mount --bind "$REPO" "$R$REPO"
+            [ -z "$SHARED" ] || mount --bind -o ro "$SHARED" "$R$SHARED"
             exec chroot "$R" /usr/bin/env PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
                 VIRTUAL_ENV="$VENV" HOME=/root PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
                 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CONSTRAINT= PIP_FIND_LINKS= \
                 PIP_EXTRA_INDEX_URL= /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$REPO" "$@"
-        ' _ "$ROOTFS" "$REPO_ROOT" "$venv" "$@"
+        ' _ "$ROOTFS" "$REPO_ROOT" "$venv" "$shared" "$@"
     fi
 }
 
