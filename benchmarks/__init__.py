@@ -1,0 +1,1 @@
+"""Measurements behind ``scripts/benchmark`` (not tests: they report figures, they assert nothing)."""
