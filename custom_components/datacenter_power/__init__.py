@@ -1,0 +1,63 @@
+"""Data Center Power Grid: the Home Assistant integration's entry points.
+
+One config entry is one plant. Setting it up discovers the plant's devices behind its gateways
+(the telemetry coordinator), registers them, and forwards the entity platforms. Unloading closes
+every gateway connection; a device the plant no longer reports can be removed by the user.
+"""
+
+from __future__ import annotations
+
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.const import Platform
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from .const import DOMAIN
+from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
+
+PLATFORMS: list[Platform] = [
+    Platform.BINARY_SENSOR,
+    Platform.SELECT,
+    Platform.SENSOR,
+    Platform.SWITCH,
+]
+
+
+async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> bool:
+    """Discover the plant, take a first reading, then set up the entity platforms.
+
+    Raises ``ConfigEntryNotReady`` (through the coordinator's first refresh) while a gateway is
+    unreachable or nothing answers; Home Assistant then retries by itself.
+    """
+    coordinator = TelemetryCoordinator(hass, entry)
+    await coordinator.async_config_entry_first_refresh()
+    entry.runtime_data = DataCenterPowerData(telemetry=coordinator)
+    await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    return True
+
+
+async def async_unload_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> bool:
+    """Unload the platforms; the coordinator's shutdown (registered on unload) closes clients."""
+    return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_config_entry_device(
+    hass: HomeAssistant, entry: DataCenterPowerConfigEntry, device_entry: dr.DeviceEntry
+) -> bool:
+    """Allow removing a device only when the plant no longer reports it."""
+    prefix = f"{entry.unique_id}:"
+    plant_ids = [
+        ident.removeprefix(prefix)
+        for domain, ident in device_entry.identifiers
+        if domain == DOMAIN and ident.startswith(prefix)
+    ]
+    if not plant_ids:
+        return False
+    if entry.state is not ConfigEntryState.LOADED:
+        return True  # nothing to ask; a device still there comes back at the next setup
+    coordinator = entry.runtime_data.telemetry
+    if not all(coordinator.can_remove(pid) for pid in plant_ids):
+        return False
+    for pid in plant_ids:
+        coordinator.forget(pid)
+    return True

@@ -1,0 +1,358 @@
+"""Config, reconfigure, options and gateway-subentry flows.
+
+Adding a plant asks for one Modbus TCP gateway, scans its unit ids (bounded, a timeout per id,
+progress shown) and reads each identification block; it refuses to finish when nothing answers
+and says why. The plant's identity (the config entry's unique id) is derived from what it
+reports, so the same plant cannot be added twice and a reconfigured address must lead to the
+same plant. Further gateways of the plant are config subentries, so the topology stays whole.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import probatio as vol
+from homeassistant.config_entries import (
+    ConfigEntry,
+    ConfigEntryState,
+    ConfigFlow,
+    ConfigFlowResult,
+    ConfigSubentryFlow,
+    OptionsFlowWithReload,
+    SubentryFlowResult,
+)
+from homeassistant.core import callback
+from homeassistant.data_entry_flow import FlowHandler
+from homeassistant.helpers import selector
+
+from . import const
+from .const import (
+    CONF_CALENDAR_ENTITY,
+    CONF_FORECAST_HORIZON,
+    CONF_HOST,
+    CONF_MAX_STEP_AMPS,
+    CONF_POLICY_MODE,
+    CONF_PORT,
+    CONF_SCAN_INTERVAL,
+    CONF_STEP_INTERVAL,
+    DEFAULT_OPTIONS,
+    DEFAULT_PORT,
+    DOMAIN,
+    LOGGER,
+    MAX_SCAN_INTERVAL,
+    MIN_SCAN_INTERVAL,
+    POLICY_MODES,
+    SUBENTRY_GATEWAY,
+)
+from .device.client import PlantClient
+from .device.errors import DeviceLayerError
+from .device.models import DeviceIdentity, DeviceType
+from .device.registers import MAX_UNIT_ID
+
+SCAN_UNIT_IDS = range(1, MAX_UNIT_ID + 1)
+
+GATEWAY_SCHEMA = vol.Schema(
+    {
+        vol.Required(CONF_HOST): selector.TextSelector(),
+        vol.Required(CONF_PORT, default=DEFAULT_PORT): selector.NumberSelector(
+            selector.NumberSelectorConfig(
+                min=1, max=65535, step=1, mode=selector.NumberSelectorMode.BOX
+            )
+        ),
+    }
+)
+
+
+def plant_identity(identities: list[DeviceIdentity]) -> str:
+    """The plant's stable identity: its ATS ids, sorted (all device ids if it has no ATS).
+
+    The register map has no plant serial number; the ATSs are the plant's backbone, change
+    only when the plant is rebuilt, and do not depend on the gateway's address.
+    """
+    ats = sorted(i.plant_id for i in identities if i.device_type is DeviceType.ATS)
+    return "+".join(ats or sorted(i.plant_id for i in identities))
+
+
+@dataclass
+class _Scan:
+    """A gateway scan running as a flow's progress task."""
+
+    host: str
+    port: int
+    task: asyncio.Task[None] | None = None
+    found: list[DeviceIdentity] = field(default_factory=list)
+    error: str | None = None
+    detail: str = ""
+
+    async def run(self, flow: FlowHandler[Any, Any, Any]) -> None:
+        """Scan every unit id; record what answered, or why the scan could not run."""
+        client = PlantClient(self.host, self.port, timeout=const.SCAN_UNIT_TIMEOUT)
+        shown = 0.0
+
+        def progress(done: int, total: int) -> None:
+            nonlocal shown
+            fraction = done / total
+            if fraction - shown >= 0.05 or done == total:
+                shown = fraction
+                flow.async_update_progress(fraction)
+
+        try:
+            self.found = await client.scan(
+                SCAN_UNIT_IDS,
+                per_unit_timeout=const.SCAN_UNIT_TIMEOUT,
+                concurrency=const.SCAN_CONCURRENCY,
+                progress=progress,
+            )
+        except DeviceLayerError as err:
+            LOGGER.debug("Cannot scan %s:%s: %s", self.host, self.port, err)
+            self.error, self.detail = "cannot_connect", str(err)
+        else:
+            if not self.found:
+                self.error = "no_devices"
+        finally:
+            await client.close()
+
+    def placeholders(self) -> dict[str, str]:
+        """Placeholders of the scan's progress and error messages."""
+        return {
+            "host": self.host,
+            "port": str(self.port),
+            "unit_ids": f"{SCAN_UNIT_IDS.start}-{SCAN_UNIT_IDS.stop - 1}",
+            "detail": self.detail,
+        }
+
+
+def _gateway_in_use(entries: list[ConfigEntry], host: str, port: int) -> bool:
+    for entry in entries:
+        if entry.data.get(CONF_HOST) == host and entry.data.get(CONF_PORT) == port:
+            return True
+        for sub in entry.subentries.values():
+            if sub.data.get(CONF_HOST) == host and sub.data.get(CONF_PORT) == port:
+                return True
+    return False
+
+
+class DataCenterPowerConfigFlow(ConfigFlow, domain=DOMAIN):
+    """Add a plant from its first gateway, or move it to another address."""
+
+    VERSION = 1
+    MINOR_VERSION = 1
+
+    def __init__(self) -> None:
+        """Start with no scan."""
+        self._scan: _Scan | None = None
+        self._form_step = "user"
+
+    @staticmethod
+    @callback
+    def async_get_options_flow(config_entry: ConfigEntry) -> DataCenterPowerOptionsFlow:
+        """Options: poll interval, migration thresholds, policy mode."""
+        return DataCenterPowerOptionsFlow()
+
+    @classmethod
+    @callback
+    def async_get_supported_subentry_types(
+        cls, config_entry: ConfigEntry
+    ) -> dict[str, type[ConfigSubentryFlow]]:
+        """Further gateways of the plant."""
+        return {SUBENTRY_GATEWAY: GatewaySubentryFlow}
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Ask for the gateway's address."""
+        if user_input is not None:
+            host, port = str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT])
+            if _gateway_in_use(self.hass.config_entries.async_entries(DOMAIN), host, port):
+                return self.async_abort(reason="already_configured")
+            self._scan = _Scan(host, port)
+            return await self.async_step_scan()
+        return self._gateway_form("user", None, {})
+
+    async def async_step_reconfigure(
+        self, user_input: dict[str, Any] | None = None
+    ) -> ConfigFlowResult:
+        """Move the plant's gateway to another address (it must lead to the same plant)."""
+        self._form_step = "reconfigure"
+        if user_input is not None:
+            self._scan = _Scan(str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT]))
+            return await self.async_step_scan()
+        return self._gateway_form("reconfigure", self._get_reconfigure_entry().data, {})
+
+    async def async_step_scan(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Scan the gateway's unit ids, showing progress."""
+        assert self._scan is not None
+        scan = self._scan
+        if scan.task is None:
+            scan.task = self.hass.async_create_task(scan.run(self), f"{DOMAIN} scan")
+        if not scan.task.done():
+            return self.async_show_progress(
+                step_id="scan",
+                progress_action="scan",
+                progress_task=scan.task,
+                description_placeholders=scan.placeholders(),
+            )
+        return self.async_show_progress_done(next_step_id="finish")
+
+    async def async_step_finish(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """Create (or update) the entry from the scan, or ask again saying what went wrong."""
+        assert self._scan is not None
+        scan, self._scan = self._scan, None
+        address = {CONF_HOST: scan.host, CONF_PORT: scan.port}
+        if scan.error is not None:
+            return self._gateway_form(self._form_step, address, {"base": scan.error}, scan)
+        await self.async_set_unique_id(plant_identity(scan.found))
+        if self._form_step == "reconfigure":
+            self._abort_if_unique_id_mismatch(reason="wrong_plant")
+            return self.async_update_reload_and_abort(
+                self._get_reconfigure_entry(), data_updates=address
+            )
+        self._abort_if_unique_id_configured()
+        return self.async_create_entry(
+            title=f"Plant {self.unique_id}",
+            data=address,
+            options=dict(DEFAULT_OPTIONS),
+        )
+
+    def _gateway_form(
+        self,
+        step_id: str,
+        values: Mapping[str, Any] | None,
+        errors: dict[str, str],
+        scan: _Scan | None = None,
+    ) -> ConfigFlowResult:
+        schema = GATEWAY_SCHEMA
+        if values is not None:
+            schema = self.add_suggested_values_to_schema(schema, values)
+        return self.async_show_form(
+            step_id=step_id,
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=(scan or _Scan("", 0)).placeholders(),
+        )
+
+
+class GatewaySubentryFlow(ConfigSubentryFlow):
+    """Add a further gateway of the same plant."""
+
+    def __init__(self) -> None:
+        """Start with no scan."""
+        self._scan: _Scan | None = None
+
+    async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Ask for the gateway's address."""
+        if user_input is not None:
+            host, port = str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT])
+            if _gateway_in_use(self.hass.config_entries.async_entries(DOMAIN), host, port):
+                return self.async_abort(reason="already_configured")
+            self._scan = _Scan(host, port)
+            return await self.async_step_scan()
+        return self._form(None, {}, None)
+
+    async def async_step_scan(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
+        """Scan the gateway's unit ids, showing progress."""
+        assert self._scan is not None
+        scan = self._scan
+        if scan.task is None:
+            scan.task = self.hass.async_create_task(scan.run(self), f"{DOMAIN} scan")
+        if not scan.task.done():
+            return self.async_show_progress(
+                step_id="scan",
+                progress_action="scan",
+                progress_task=scan.task,
+                description_placeholders=scan.placeholders(),
+            )
+        return self.async_show_progress_done(next_step_id="finish")
+
+    async def async_step_finish(
+        self, user_input: dict[str, Any] | None = None
+    ) -> SubentryFlowResult:
+        """Add the gateway, unless nothing answered or its devices are already in the plant."""
+        assert self._scan is not None
+        scan, self._scan = self._scan, None
+        address = {CONF_HOST: scan.host, CONF_PORT: scan.port}
+        entry = self._get_entry()
+        if scan.error is not None:
+            return self._form(address, {"base": scan.error}, scan)
+        if entry.state is ConfigEntryState.LOADED:
+            known = entry.runtime_data.telemetry.identities
+            if any(i.plant_id in known for i in scan.found):
+                return self._form(address, {"base": "devices_in_plant"}, scan)
+        if entry.state is ConfigEntryState.LOADED:
+            # The subentry is added right after this step returns (not eagerly, then): the
+            # refresh then scans the new gateway and its devices join the plant at once.
+            entry.async_create_task(
+                self.hass, entry.runtime_data.telemetry.async_refresh(), eager_start=False
+            )
+        return self.async_create_entry(
+            title=f"{scan.host}:{scan.port}",
+            data=address,
+            unique_id=f"{scan.host}:{scan.port}",
+        )
+
+    def _form(
+        self, values: Mapping[str, Any] | None, errors: dict[str, str], scan: _Scan | None
+    ) -> SubentryFlowResult:
+        schema = GATEWAY_SCHEMA
+        if values is not None:
+            schema = self.add_suggested_values_to_schema(schema, values)
+        return self.async_show_form(
+            step_id="user",
+            data_schema=schema,
+            errors=errors,
+            description_placeholders=(scan or _Scan("", 0)).placeholders(),
+        )
+
+
+class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
+    """Poll interval, migration thresholds and the decision policy's mode."""
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
+        """One form with every option; saving reloads the entry."""
+        if user_input is not None:
+            options: dict[str, Any] = {
+                key: int(user_input[key])
+                for key in (CONF_SCAN_INTERVAL, CONF_STEP_INTERVAL, CONF_FORECAST_HORIZON)
+            }
+            options[CONF_POLICY_MODE] = user_input[CONF_POLICY_MODE]
+            options[CONF_MAX_STEP_AMPS] = float(user_input[CONF_MAX_STEP_AMPS])
+            if user_input.get(CONF_CALENDAR_ENTITY):
+                options[CONF_CALENDAR_ENTITY] = user_input[CONF_CALENDAR_ENTITY]
+            return self.async_create_entry(data=options)
+        schema = vol.Schema(
+            {
+                vol.Required(CONF_SCAN_INTERVAL): _number(
+                    MIN_SCAN_INTERVAL, MAX_SCAN_INTERVAL, "s"
+                ),
+                vol.Required(CONF_POLICY_MODE): selector.SelectSelector(
+                    selector.SelectSelectorConfig(
+                        options=list(POLICY_MODES),
+                        translation_key=CONF_POLICY_MODE,
+                        mode=selector.SelectSelectorMode.LIST,
+                    )
+                ),
+                vol.Required(CONF_MAX_STEP_AMPS): _number(1, 500, "A", step=0.5),
+                vol.Required(CONF_STEP_INTERVAL): _number(10, 3600, "s"),
+                vol.Required(CONF_FORECAST_HORIZON): _number(1, 168, "h"),
+                vol.Optional(CONF_CALENDAR_ENTITY): selector.EntitySelector(
+                    selector.EntitySelectorConfig(domain="calendar")
+                ),
+            }
+        )
+        values = {**DEFAULT_OPTIONS, **self.config_entry.options}
+        return self.async_show_form(
+            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, values)
+        )
+
+
+def _number(low: float, high: float, unit: str, step: float = 1) -> selector.NumberSelector:
+    return selector.NumberSelector(
+        selector.NumberSelectorConfig(
+            min=low,
+            max=high,
+            step=step,
+            unit_of_measurement=unit,
+            mode=selector.NumberSelectorMode.BOX,
+        )
+    )

@@ -1,0 +1,69 @@
+"""Constants of the Home Assistant layer: the domain, config/option keys and their defaults.
+
+Kept in one module so that the config flow, the coordinator, the entity platforms and the tests
+agree on every key without importing each other.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import timedelta
+from typing import Final
+
+DOMAIN: Final = "datacenter_power"
+LOGGER: Final = logging.getLogger(__package__)
+
+MANUFACTURER: Final = "Data Center Power"
+
+# -- config entry data (one plant; its first gateway) and subentries (further gateways) ---------
+CONF_HOST: Final = "host"
+CONF_PORT: Final = "port"
+SUBENTRY_GATEWAY: Final = "gateway"
+"""Subentry type of a further Modbus TCP gateway of the same plant."""
+
+DEFAULT_PORT: Final = 502
+
+# -- options ------------------------------------------------------------------------------------
+CONF_SCAN_INTERVAL: Final = "scan_interval"
+CONF_POLICY_MODE: Final = "policy_mode"
+CONF_MAX_STEP_AMPS: Final = "max_step_amps"
+CONF_STEP_INTERVAL: Final = "step_interval"
+CONF_FORECAST_HORIZON: Final = "forecast_horizon"
+CONF_CALENDAR_ENTITY: Final = "calendar_entity"
+
+POLICY_MONITOR: Final = "monitor"
+POLICY_APPROVAL: Final = "approval"
+POLICY_AUTOMATIC: Final = "automatic"
+POLICY_MODES: Final = (POLICY_MONITOR, POLICY_APPROVAL, POLICY_AUTOMATIC)
+
+DEFAULT_SCAN_INTERVAL: Final = 5
+"""Seconds between telemetry polls."""
+MIN_SCAN_INTERVAL: Final = 1
+MAX_SCAN_INTERVAL: Final = 300
+DEFAULT_POLICY_MODE: Final = POLICY_MONITOR
+DEFAULT_MAX_STEP_AMPS: Final = 40.0
+"""Most current a single migration step may move (A)."""
+DEFAULT_STEP_INTERVAL: Final = 120
+"""Seconds between migration steps (time to verify each one)."""
+DEFAULT_FORECAST_HORIZON: Final = 24
+"""Hours the load forecast looks ahead."""
+
+DEFAULT_OPTIONS: Final[dict[str, object]] = {
+    CONF_SCAN_INTERVAL: DEFAULT_SCAN_INTERVAL,
+    CONF_POLICY_MODE: DEFAULT_POLICY_MODE,
+    CONF_MAX_STEP_AMPS: DEFAULT_MAX_STEP_AMPS,
+    CONF_STEP_INTERVAL: DEFAULT_STEP_INTERVAL,
+    CONF_FORECAST_HORIZON: DEFAULT_FORECAST_HORIZON,
+}
+
+# -- Modbus timing --------------------------------------------------------------------------------
+REQUEST_TIMEOUT: Final = 1.0
+"""Seconds a poll request may take before its device counts as silent."""
+SCAN_UNIT_TIMEOUT: Final = 0.5
+"""Seconds a unit id may take to answer during discovery (unknown ids answer at once)."""
+SCAN_CONCURRENCY: Final = 8
+"""Connections used by a discovery scan: 247 silent ids take at most ~16 s."""
+POLL_CONCURRENCY: Final = 4
+"""Connections per gateway used by a poll, so that one silent device holds up only one."""
+RESCAN_INTERVAL: Final = timedelta(minutes=10)
+"""How often the gateways are scanned again for devices added to (or gone from) the plant."""

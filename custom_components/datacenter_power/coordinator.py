@@ -1,0 +1,485 @@
+"""Telemetry coordinator: one poll of the whole plant per refresh, as one typed snapshot.
+
+One config entry is one plant; its devices sit behind one or more Modbus TCP gateways (the
+entry's own and one per ``gateway`` subentry). The coordinator owns one ``PlantClient`` per
+gateway, discovers the devices behind each (``scan``, again every ``RESCAN_INTERVAL``), registers
+them in the device registry, and polls them all with ``read_all`` (one request per device,
+bounded concurrency). A device that does not answer is simply absent from that refresh's
+readings (its entities go unavailable, logged once each way); only when nothing at all answers
+does the refresh fail.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Final, override
+
+from homeassistant.config_entries import ConfigEntry
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.event import async_track_time_interval
+from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
+from homeassistant.util import dt as dt_util
+
+from . import const
+from .const import (
+    CONF_HOST,
+    CONF_PORT,
+    CONF_SCAN_INTERVAL,
+    DEFAULT_SCAN_INTERVAL,
+    DOMAIN,
+    LOGGER,
+    MANUFACTURER,
+    SUBENTRY_GATEWAY,
+)
+from .device.client import PlantClient
+from .device.errors import DeviceLayerError, GatewayUnavailable
+from .device.models import DeviceIdentity, DeviceType, MpduReading, Reading, SbmReading
+from .engine.topology import AtsNode, CircuitNode, MpduNode, Topology
+
+__all__ = [
+    "DataCenterPowerConfigEntry",
+    "DataCenterPowerData",
+    "Gateway",
+    "PlantSnapshot",
+    "TelemetryCoordinator",
+    "build_topology",
+    "device_name",
+]
+
+MAIN_GATEWAY: Final = "main"
+"""Key of the config entry's own gateway (subentry gateways are keyed by subentry id)."""
+
+_TYPE_ORDER: Final = (DeviceType.ATS, DeviceType.MPDU, DeviceType.SBM, DeviceType.ENV)
+_NAME_PREFIX: Final = {
+    DeviceType.ATS: "ATS",
+    DeviceType.MPDU: "MPDU",
+    DeviceType.SBM: "Circuit",
+    DeviceType.ENV: "Environment",
+}
+
+
+def device_name(identity: DeviceIdentity) -> str:
+    """Name of a plant device in Home Assistant, e.g. ``ATS ats1`` or ``Circuit c01``."""
+    return f"{_NAME_PREFIX[identity.device_type]} {identity.plant_id}"
+
+
+@dataclass(frozen=True, slots=True)
+class Gateway:
+    """One Modbus TCP gateway of the plant."""
+
+    key: str
+    """``main`` for the config entry's own gateway, else the subentry id."""
+    host: str
+    port: int
+
+    @property
+    def subentry_id(self) -> str | None:
+        """The gateway's config subentry (None for the entry's own gateway)."""
+        return None if self.key == MAIN_GATEWAY else self.key
+
+
+@dataclass(frozen=True, slots=True)
+class PlantSnapshot:
+    """Everything one refresh learned about the plant."""
+
+    identities: Mapping[str, DeviceIdentity]
+    """Plant id -> identity, every known device (answering or not)."""
+    readings: Mapping[str, Reading]
+    """Plant id -> reading of THIS refresh; absent = unavailable now."""
+    errors: Mapping[str, str]
+    """Plant id -> why it is unavailable."""
+    topology: Topology
+    """The plant graph built from the identities."""
+    assignment: Mapping[str, str | None]
+    """Circuit id -> MPDU it draws from (None: off, dead or not answering)."""
+    circuit_a: Mapping[str, float]
+    """Circuit id -> current (answering circuits only)."""
+    energized_mpdus: frozenset[str]
+    """MPDUs with live output (energised, output on, breaker closed)."""
+    updated_at: datetime
+    gateways: Mapping[str, str] = field(default_factory=dict)
+    """Plant id -> key of the gateway it sits behind."""
+
+    def available(self, plant_id: str) -> bool:
+        """Whether the device answered in this refresh."""
+        return plant_id in self.readings
+
+
+@dataclass
+class DataCenterPowerData:
+    """Runtime data of a config entry."""
+
+    telemetry: TelemetryCoordinator
+
+
+type DataCenterPowerConfigEntry = ConfigEntry[DataCenterPowerData]
+
+
+def build_topology(identities: Iterable[DeviceIdentity]) -> Topology:
+    """The plant graph of the devices found, leaving out what refers to a device not found.
+
+    A device that was silent during discovery would otherwise make ``Topology.build`` refuse the
+    whole plant; an MPDU whose ATS is missing, or a circuit with a path to a missing MPDU, is
+    left out of the graph (its device and entities still exist) until a rescan finds the rest.
+    """
+    by_type: dict[DeviceType, list[DeviceIdentity]] = {t: [] for t in DeviceType}
+    for identity in identities:
+        by_type[identity.device_type].append(identity)
+    ats = [
+        AtsNode(i.plant_id, i.sources, i.rating_a, i.transfer_time_ms, i.rated_operations)
+        for i in by_type[DeviceType.ATS]
+    ]
+    ats_ids = {a.id for a in ats}
+    mpdus = [
+        MpduNode(i.plant_id, i.ats, i.rating_a)
+        for i in by_type[DeviceType.MPDU]
+        if i.ats is not None and i.ats in ats_ids
+    ]
+    mpdu_ids = {m.id for m in mpdus}
+    circuits = [
+        CircuitNode(i.plant_id, i.paths, i.rating_a, i.critical)
+        for i in by_type[DeviceType.SBM]
+        if i.paths and all(p in mpdu_ids for p in i.paths) and len(set(i.paths)) == len(i.paths)
+    ]
+    return Topology.build(ats, mpdus, circuits)
+
+
+def _assignment(
+    identities: Mapping[str, DeviceIdentity], readings: Mapping[str, Reading]
+) -> dict[str, str | None]:
+    out: dict[str, str | None] = {}
+    for pid, identity in identities.items():
+        if identity.device_type is not DeviceType.SBM:
+            continue
+        reading = readings.get(pid)
+        if (
+            isinstance(reading, SbmReading)
+            and reading.output_on
+            and reading.energized
+            and 0 <= reading.active_path < len(reading.paths)
+        ):
+            out[pid] = reading.paths[reading.active_path]
+        else:
+            out[pid] = None
+    return out
+
+
+class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
+    """Polls every device of one plant, across all of its gateways."""
+
+    config_entry: DataCenterPowerConfigEntry
+
+    def __init__(self, hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
+        """Set up the coordinator for a plant (nothing is read before the first refresh)."""
+        interval = int(entry.options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL))
+        super().__init__(
+            hass,
+            LOGGER,
+            config_entry=entry,
+            name=f"{DOMAIN} {entry.title}",
+            update_interval=timedelta(seconds=interval),
+            always_update=True,
+        )
+        self._gateways: dict[str, Gateway] = {}
+        self._clients: dict[str, PlantClient] = {}
+        self._identities: dict[str, DeviceIdentity] = {}
+        self._gateway_of: dict[str, str] = {}
+        self._found: dict[str, set[str]] = {}
+        """Gateway key -> plant ids its last successful scan found."""
+        self._device_ids: dict[str, str] = {}
+        self._silent: set[str] = set()
+        self._duplicates: set[str] = set()
+        self._topology: Topology = build_topology(())
+        self._rescan_lock = asyncio.Lock()
+        self._unsub_rescan: list[CALLBACK_TYPE] = []
+
+    # -- public API --------------------------------------------------------------------------
+
+    @property
+    def gateways(self) -> Mapping[str, Gateway]:
+        """The plant's gateways by key."""
+        return dict(self._gateways)
+
+    @property
+    def identities(self) -> Mapping[str, DeviceIdentity]:
+        """Every known device by plant id."""
+        return dict(self._identities)
+
+    def identity(self, plant_id: str) -> DeviceIdentity:
+        """Identity of a known device (``KeyError`` for an unknown id)."""
+        return self._identities[plant_id]
+
+    def client_for(self, plant_id: str) -> PlantClient:
+        """The client of the gateway the device sits behind."""
+        return self._client(self._gateway_of[plant_id])
+
+    def subentry_id(self, plant_id: str) -> str | None:
+        """Config subentry of the gateway the device sits behind (None: the entry's own).
+
+        Entity platforms pass it to ``async_add_entities(..., config_subentry_id=...)``, or
+        Home Assistant moves the device out of its gateway's subentry.
+        """
+        return self._gateways[self._gateway_of[plant_id]].subentry_id
+
+    def device_id(self, plant_id: str) -> str | None:
+        """Home Assistant device registry id of a plant device."""
+        return self._device_ids.get(plant_id)
+
+    def plant_id_of_device(self, device_id: str) -> str | None:
+        """The plant id of a Home Assistant device registry id (None if not ours)."""
+        return next((p for p, d in self._device_ids.items() if d == device_id), None)
+
+    def client_request_count(self, gateway_key: str) -> int:
+        """Requests sent to a gateway by this coordinator's client (0 if none is open)."""
+        client = self._clients.get(gateway_key)
+        return 0 if client is None else client.request_count
+
+    def identifier(self, plant_id: str) -> tuple[str, str]:
+        """Device registry identifier of a plant device."""
+        return (DOMAIN, f"{self.config_entry.unique_id}:{plant_id}")
+
+    def can_remove(self, plant_id: str) -> bool:
+        """Whether the plant no longer reports the device: its gateway's last scan did not find
+        it and it does not answer polls now."""
+        gateway = self._gateway_of.get(plant_id)
+        if gateway is None:
+            return True
+        if plant_id in self._found.get(gateway, set()):
+            return False
+        return self.data is None or not self.data.available(plant_id)
+
+    def forget(self, plant_id: str) -> None:
+        """Stop polling a device the plant no longer reports (its registry entry is removed)."""
+        self._identities.pop(plant_id, None)
+        self._gateway_of.pop(plant_id, None)
+        self._device_ids.pop(plant_id, None)
+        self._silent.discard(plant_id)
+        self._topology = build_topology(self._identities.values())
+
+    async def async_rescan(self) -> None:
+        """Scan every gateway again; devices found for the first time get registered and show
+        up in the next snapshot (the entity platforms add their entities then)."""
+        async with self._rescan_lock:
+            new = False
+            for gateway in list(self._gateways.values()):
+                try:
+                    new |= await self._scan_gateway(gateway)
+                except GatewayUnavailable as err:
+                    LOGGER.debug("Rescan of %s:%s failed: %s", gateway.host, gateway.port, err)
+        if new:
+            await self.async_refresh()
+
+    # -- lifecycle -----------------------------------------------------------------------------
+
+    @override
+    async def _async_setup(self) -> None:
+        """Open the gateways and discover the plant; any gateway unreachable = not ready."""
+        self._sync_gateways()
+        for gateway in self._gateways.values():
+            try:
+                await self._scan_gateway(gateway)
+            except GatewayUnavailable as err:
+                raise UpdateFailed(
+                    translation_domain=DOMAIN,
+                    translation_key="gateway_unreachable",
+                    translation_placeholders={"host": gateway.host, "port": str(gateway.port)},
+                ) from err
+        if not self._identities:
+            raise UpdateFailed(translation_domain=DOMAIN, translation_key="no_devices")
+        self._unsub_rescan.append(
+            async_track_time_interval(
+                self.hass, self._scheduled_rescan, const.RESCAN_INTERVAL, cancel_on_shutdown=True
+            )
+        )
+
+    @callback
+    def _scheduled_rescan(self, _now: datetime) -> None:
+        self.config_entry.async_create_background_task(
+            self.hass, self.async_rescan(), f"{DOMAIN} rescan"
+        )
+
+    @override
+    async def async_shutdown(self) -> None:
+        """Stop polling and close every gateway connection."""
+        await super().async_shutdown()
+        for unsub in self._unsub_rescan:
+            unsub()
+        self._unsub_rescan.clear()
+        for client in self._clients.values():
+            await client.close()
+        self._clients.clear()
+
+    # -- refresh -------------------------------------------------------------------------------
+
+    @override
+    async def _async_update_data(self) -> PlantSnapshot:
+        self._sync_gateways()
+        for key in [k for k in self._gateways if k not in self._found]:
+            # A gateway added at runtime (or unreachable when it was): discover it now.
+            try:
+                await self._scan_gateway(self._gateways[key])
+            except GatewayUnavailable as err:
+                LOGGER.debug("Gateway %s is unreachable: %s", self._gateways[key].host, err)
+        results = await asyncio.gather(
+            *(self._poll_gateway(key) for key in self._gateways), return_exceptions=False
+        )
+        readings: dict[str, Reading] = {}
+        errors: dict[str, str] = {}
+        for gateway_readings, gateway_errors in results:
+            readings.update(gateway_readings)
+            errors.update(gateway_errors)
+        if self._identities and not readings:
+            # DataUpdateCoordinator logs this once (and its recovery once); logging every
+            # device as well would only repeat it.
+            raise UpdateFailed(
+                translation_domain=DOMAIN,
+                translation_key="no_response",
+                translation_placeholders={"count": str(len(self._identities))},
+            )
+        self._log_transitions(readings, errors)
+        return self._snapshot(readings, errors)
+
+    async def _poll_gateway(self, key: str) -> tuple[dict[str, Reading], dict[str, str]]:
+        identities = [i for pid, i in self._identities.items() if self._gateway_of[pid] == key]
+        if not identities:
+            return {}, {}
+        try:
+            result = await self._client(key).read_all(
+                identities, concurrency=const.POLL_CONCURRENCY
+            )
+        except DeviceLayerError as err:  # the gateway itself is gone
+            return {}, {i.plant_id: f"gateway unreachable: {err}" for i in identities}
+        readings: dict[str, Reading] = {}
+        errors: dict[str, str] = {}
+        for pid, outcome in result.items():
+            if isinstance(outcome, DeviceLayerError):
+                errors[pid] = f"{type(outcome).__name__}: {outcome}"
+            else:
+                readings[pid] = outcome
+        return readings, errors
+
+    def _log_transitions(self, readings: Mapping[str, Reading], errors: Mapping[str, str]) -> None:
+        for pid, why in errors.items():
+            if pid not in self._silent:
+                self._silent.add(pid)
+                LOGGER.warning("%s is unavailable: %s", pid, why)
+        for pid in readings:
+            if pid in self._silent:
+                self._silent.discard(pid)
+                LOGGER.info("%s is available again", pid)
+
+    def _snapshot(self, readings: dict[str, Reading], errors: dict[str, str]) -> PlantSnapshot:
+        identities = dict(self._identities)
+        return PlantSnapshot(
+            identities=identities,
+            readings=readings,
+            errors=errors,
+            topology=self._topology,
+            assignment=_assignment(identities, readings),
+            circuit_a={
+                pid: r.current_a for pid, r in readings.items() if isinstance(r, SbmReading)
+            },
+            energized_mpdus=frozenset(
+                pid
+                for pid, r in readings.items()
+                if isinstance(r, MpduReading) and r.energized and r.output_on and not r.breaker_open
+            ),
+            updated_at=dt_util.utcnow(),
+            gateways=dict(self._gateway_of),
+        )
+
+    # -- gateways and discovery ----------------------------------------------------------------
+
+    def _client(self, key: str) -> PlantClient:
+        client = self._clients.get(key)
+        if client is None:
+            gateway = self._gateways[key]
+            client = PlantClient(gateway.host, gateway.port, timeout=const.REQUEST_TIMEOUT)
+            self._clients[key] = client
+        return client
+
+    def _sync_gateways(self) -> None:
+        """Follow the entry's gateways (subentries come and go at runtime)."""
+        entry = self.config_entry
+        wanted = {MAIN_GATEWAY: Gateway(MAIN_GATEWAY, entry.data[CONF_HOST], entry.data[CONF_PORT])}
+        for subentry_id, subentry in entry.subentries.items():
+            if subentry.subentry_type == SUBENTRY_GATEWAY:
+                wanted[subentry_id] = Gateway(
+                    subentry_id, subentry.data[CONF_HOST], subentry.data[CONF_PORT]
+                )
+        added = [k for k in wanted if k not in self._gateways]
+        removed = [k for k in self._gateways if k not in wanted]
+        for key in removed:
+            LOGGER.info("Gateway %s removed from the plant", self._gateways[key].host)
+            client = self._clients.pop(key, None)
+            if client is not None:
+                self.config_entry.async_create_task(self.hass, client.close())
+            registry = dr.async_get(self.hass)
+            for pid in [p for p, g in self._gateway_of.items() if g == key]:
+                device_id = self._device_ids.get(pid)
+                if device_id is not None and registry.async_get(device_id) is not None:
+                    registry.async_remove_device(device_id)
+                self.forget(pid)
+            self._found.pop(key, None)
+            del self._gateways[key]
+        for key in added:
+            self._gateways[key] = wanted[key]
+
+    async def _scan_gateway(self, gateway: Gateway) -> bool:
+        """Discover the devices behind a gateway; returns whether any was new."""
+        found = await self._client(gateway.key).scan(
+            per_unit_timeout=const.SCAN_UNIT_TIMEOUT, concurrency=const.SCAN_CONCURRENCY
+        )
+        self._found[gateway.key] = {i.plant_id for i in found}
+        new: list[DeviceIdentity] = []
+        for identity in found:
+            owner = self._gateway_of.get(identity.plant_id)
+            if owner is not None and owner != gateway.key:
+                if identity.plant_id not in self._duplicates:  # once, not at every rescan
+                    self._duplicates.add(identity.plant_id)
+                    LOGGER.warning(
+                        "%s is reported by two gateways; keeping the first", identity.plant_id
+                    )
+                continue
+            if self._identities.get(identity.plant_id) != identity:
+                new.append(identity)
+            self._identities[identity.plant_id] = identity
+            self._gateway_of[identity.plant_id] = gateway.key
+        if new:
+            self._topology = build_topology(self._identities.values())
+            self._register_devices(new, gateway)
+            LOGGER.debug(
+                "Found %d new device(s) behind %s: %s",
+                len(new),
+                gateway.host,
+                ", ".join(i.plant_id for i in new),
+            )
+        return bool(new)
+
+    def _register_devices(self, identities: Iterable[DeviceIdentity], gateway: Gateway) -> None:
+        """Register devices parents first: ATS, then MPDU (via its ATS), then SBM (via its
+        normal-path MPDU), environment sensors standalone."""
+        registry = dr.async_get(self.hass)
+        ordered = sorted(identities, key=lambda i: (_TYPE_ORDER.index(i.device_type), i.unit_id))
+        for identity in ordered:
+            via: str | None = None
+            if identity.device_type is DeviceType.MPDU and identity.ats is not None:
+                via = self._device_ids.get(identity.ats)
+            elif identity.device_type is DeviceType.SBM and identity.paths:
+                via = self._device_ids.get(identity.paths[0])
+            device = registry.async_get_or_create(
+                config_entry_id=self.config_entry.entry_id,
+                config_subentry_id=gateway.subentry_id,
+                identifiers={self.identifier(identity.plant_id)},
+                manufacturer=MANUFACTURER,
+                model=identity.model,
+                name=device_name(identity),
+                sw_version=identity.firmware,
+                serial_number=identity.plant_id,
+                via_device_id=via,
+            )
+            self._device_ids[identity.plant_id] = device.id

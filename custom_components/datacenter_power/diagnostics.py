@@ -1,0 +1,103 @@
+"""Diagnostics downloads of a plant (config entry) and of one of its devices.
+
+Gateway addresses are redacted; identities, readings, errors and the topology are what a
+support request needs to see why a device is unavailable or a path is unexpected.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from typing import Any
+
+from homeassistant.components.diagnostics import async_redact_data
+from homeassistant.core import HomeAssistant
+from homeassistant.helpers import device_registry as dr
+
+from .const import CONF_HOST
+from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .device.models import DeviceIdentity, Reading
+
+TO_REDACT = {CONF_HOST, "title"}
+
+
+def _identity(identity: DeviceIdentity) -> dict[str, Any]:
+    data = asdict(identity)
+    data["device_type"] = identity.device_type.name
+    return data
+
+
+def _reading(reading: Reading | None) -> dict[str, Any] | None:
+    return None if reading is None else asdict(reading)
+
+
+def _gateways(coordinator: TelemetryCoordinator) -> list[dict[str, Any]]:
+    snapshot = coordinator.data
+    out = []
+    for key, gateway in coordinator.gateways.items():
+        out.append(
+            async_redact_data(
+                {
+                    "key": "main" if gateway.subentry_id is None else "subentry",
+                    "host": gateway.host,
+                    "port": gateway.port,
+                    "devices": sorted(p for p, g in snapshot.gateways.items() if g == key),
+                    "request_count": coordinator.client_request_count(key),
+                },
+                TO_REDACT,
+            )
+        )
+    return out
+
+
+async def async_get_config_entry_diagnostics(
+    hass: HomeAssistant, entry: DataCenterPowerConfigEntry
+) -> dict[str, Any]:
+    """The whole plant: entry settings, gateways, every device's identity and reading."""
+    coordinator = entry.runtime_data.telemetry
+    snapshot = coordinator.data
+    topology = snapshot.topology
+    return {
+        "entry": {
+            "unique_id": entry.unique_id,
+            "data": async_redact_data(dict(entry.data), TO_REDACT),
+            "options": dict(entry.options),
+            "subentries": [
+                async_redact_data(
+                    {"type": sub.subentry_type, "title": sub.title, **sub.data}, TO_REDACT
+                )
+                for sub in entry.subentries.values()
+            ],
+        },
+        "last_update_success": coordinator.last_update_success,
+        "gateways": _gateways(coordinator),
+        "identities": {p: _identity(i) for p, i in sorted(snapshot.identities.items())},
+        "readings": {p: _reading(r) for p, r in sorted(snapshot.readings.items())},
+        "errors": dict(sorted(snapshot.errors.items())),
+        "topology": {
+            "ats": sorted(topology.ats),
+            "mpdus": {m.id: m.ats for m in topology.mpdus.values()},
+            "circuits": {c.id: list(c.paths) for c in topology.circuits.values()},
+        },
+        "assignment": dict(sorted(snapshot.assignment.items())),
+        "energized_mpdus": sorted(snapshot.energized_mpdus),
+    }
+
+
+async def async_get_device_diagnostics(
+    hass: HomeAssistant, entry: DataCenterPowerConfigEntry, device: dr.DeviceEntry
+) -> dict[str, Any]:
+    """One device: its identity, this refresh's reading or why it is unavailable."""
+    coordinator = entry.runtime_data.telemetry
+    snapshot = coordinator.data
+    plant_id = coordinator.plant_id_of_device(device.id)
+    if plant_id is None or plant_id not in snapshot.identities:
+        return {"plant_id": plant_id, "known": False}
+    return {
+        "plant_id": plant_id,
+        "known": True,
+        "identity": _identity(snapshot.identities[plant_id]),
+        "available": snapshot.available(plant_id),
+        "reading": _reading(snapshot.readings.get(plant_id)),
+        "error": snapshot.errors.get(plant_id),
+        "gateway": "main" if snapshot.gateways.get(plant_id) == "main" else "subentry",
+    }

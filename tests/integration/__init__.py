@@ -1,0 +1,1 @@
+"""Tests of the Home Assistant layer against the simulator served over Modbus TCP."""

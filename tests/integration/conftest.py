@@ -1,0 +1,216 @@
+"""Fixtures for the Home Assistant layer: a real Home Assistant (pytest-homeassistant-custom-
+component) and a small plant served by the real simulator over Modbus TCP on 127.0.0.1.
+
+Time in the plant moves only through ``server.advance`` (speed 0), so every test is
+deterministic. Modbus timeouts are shortened so that silent devices cost little.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+import custom_components.datacenter_power as integration
+from custom_components.datacenter_power import const
+from custom_components.datacenter_power.const import (
+    CONF_HOST,
+    CONF_PORT,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+)
+from dcp_sim.plant import Plant
+from dcp_sim.scenario import parse_scenario
+from dcp_sim.server import PlantServer
+
+from .modbus_proxy import ModbusProxy
+
+PLANT_UNIQUE_ID = "ats1+ats2"
+"""The plant identity the config flow derives for PLANT (its sorted ATS ids)."""
+
+PLANT: dict[str, Any] = {
+    "version": 1,
+    "name": "ha-integration",
+    "seed": 7,
+    "start": "2026-03-02T00:00:00Z",
+    "history": "0s",
+    "duration": "1d",
+    "step": "60s",
+    "environment": {"ambient_c": 24, "humidity_pct": 40},
+    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
+    "ats": [
+        {
+            "id": "ats1",
+            "sources": ["util_a", "util_b"],
+            "rating_a": 80,
+            "transfer_time": "100ms",
+            "rated_operations": 6000,
+        },
+        {
+            "id": "ats2",
+            "sources": ["util_b", "util_a"],
+            "rating_a": 80,
+            "transfer_time": "12ms",
+            "rated_operations": 10000,
+        },
+    ],
+    "mpdus": [
+        {"id": "mpdu1", "ats": "ats1", "rating_a": 40},
+        {"id": "mpdu2", "ats": "ats2", "rating_a": 40},
+    ],
+    "circuits": [
+        {
+            "id": "c01",
+            "paths": ["mpdu1", "mpdu2"],
+            "rating_a": 16,
+            "load": {"mean_a": 5, "daily": 0.2, "noise": 0.05},
+        },
+        {"id": "c02", "paths": ["mpdu1", "mpdu2"], "rating_a": 16, "load": {"mean_a": 4}},
+        {"id": "c03", "paths": ["mpdu2", "mpdu1"], "rating_a": 20, "load": {"mean_a": 6}},
+        {
+            "id": "c04",
+            "paths": ["mpdu2"],
+            "rating_a": 16,
+            "critical": False,
+            "load": {"mean_a": 3},
+        },
+    ],
+    "events": [
+        {"kind": "comms_loss", "target": "mpdu2", "at": "30m", "duration": "10m"},
+    ],
+}
+"""2 ATSs, 2 MPDUs, 4 circuits (SBMs) and the environment sensor; mpdu2 stops answering at
+30 min for 10 min."""
+
+PLANT_IDS = ("env1", "ats1", "ats2", "mpdu1", "mpdu2", "c01", "c02", "c03", "c04")
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load ``custom_components.datacenter_power``."""
+
+
+@pytest.fixture(autouse=True)
+def short_modbus_timeouts(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A silent device costs 0.2 s instead of 1 s; pymodbus's per-timeout ERROR logs are
+    silenced (the integration logs what matters)."""
+    monkeypatch.setattr(const, "REQUEST_TIMEOUT", 0.2)
+    monkeypatch.setattr(const, "SCAN_UNIT_TIMEOUT", 0.2)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+
+
+@pytest.fixture
+def no_platforms(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Set the entry up without its entity platforms (which have their own tests), for tests
+    of the config flow and the coordinator that need no entities: ~100 fewer entities to build
+    per setup."""
+    monkeypatch.setattr(integration, "PLATFORMS", [])
+
+
+@pytest.fixture
+def scenario_doc() -> dict[str, Any]:
+    """A fresh copy of the plant's scenario, to change before the plant is built."""
+    return copy.deepcopy(PLANT)
+
+
+@pytest.fixture
+def plant(scenario_doc: dict[str, Any]) -> Plant:
+    """The plant at t=0 (no history)."""
+    return Plant(parse_scenario(scenario_doc), start_s=0.0)
+
+
+@pytest.fixture
+async def sim_server(plant: Plant, socket_enabled: None) -> AsyncIterator[tuple[PlantServer, int]]:
+    """The plant served on a free port of 127.0.0.1; yields ``(server, port)``."""
+    server = PlantServer(plant, speed=0)
+    port = await server.start("127.0.0.1", 0)
+    yield server, port
+    await server.stop()
+
+
+@pytest.fixture
+def mock_config_entry(sim_server: tuple[PlantServer, int]) -> MockConfigEntry:
+    """The config entry the config flow creates for the served plant."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=f"Plant {PLANT_UNIQUE_ID}",
+        unique_id=PLANT_UNIQUE_ID,
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: sim_server[1]},
+        options=dict(DEFAULT_OPTIONS),
+    )
+
+
+@pytest.fixture
+async def init_integration(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> AsyncIterator[MockConfigEntry]:
+    """The entry set up and loaded against the simulator; unloaded (clients closed) after."""
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    yield mock_config_entry
+    if mock_config_entry.state is ConfigEntryState.LOADED:
+        assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+        await hass.async_block_till_done()
+
+
+@pytest.fixture
+async def proxy(sim_server: tuple[PlantServer, int]) -> AsyncIterator[ModbusProxy]:
+    """A gateway in front of the simulator that injects faults per unit id on demand."""
+    gateway = ModbusProxy(sim_server[1])
+    await gateway.start()
+    yield gateway
+    await gateway.stop()
+
+
+@pytest.fixture
+async def empty_gateway(socket_enabled: None) -> AsyncIterator[int]:
+    """A gateway with no device behind it (every unit id answers 0x0A); yields its port."""
+    gateway = ModbusProxy(None)
+    port = await gateway.start()
+    yield port
+    await gateway.stop()
+
+
+@pytest.fixture(autouse=True)
+async def unload_entries(hass: HomeAssistant) -> AsyncIterator[None]:
+    """Unload every entry a test left loaded, so no client outlives its test."""
+    yield
+    for entry in hass.config_entries.async_entries(DOMAIN):
+        if entry.state is ConfigEntryState.LOADED:
+            await hass.config_entries.async_unload(entry.entry_id)
+    await hass.async_block_till_done()
+
+
+async def serve(doc: dict[str, Any]) -> PlantServer:
+    """Serve another plant (a second gateway) on a free port; stop it in the test."""
+    server = PlantServer(Plant(parse_scenario(doc), start_s=0.0), speed=0)
+    await server.start("127.0.0.1", 0)
+    return server
+
+
+def renamed(doc: dict[str, Any], mapping: dict[str, str]) -> dict[str, Any]:
+    """The scenario with plant ids renamed (a different plant, same shape)."""
+    text = json.dumps(doc)
+    for old, new in mapping.items():
+        text = text.replace(f'"{old}"', f'"{new}"')
+    out: dict[str, Any] = json.loads(text)
+    return out
+
+
+@pytest.fixture
+def free_port(socket_enabled: None) -> int:
+    """A TCP port on 127.0.0.1 nothing listens on (connections are refused)."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])

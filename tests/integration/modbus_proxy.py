@@ -1,0 +1,108 @@
+"""A Modbus TCP gateway in front of the simulator that misbehaves on demand, per unit id.
+
+Real gateways and devices send exceptions, short frames and garbage, or fall silent; the
+simulator only does the well-behaved part. This proxy forwards every request to the simulator
+unchanged (one upstream connection per client connection) unless a fault is set for the request's
+unit id, in which case it answers that fault itself. With no upstream it is a gateway with
+nothing behind it (every unit id answers exception 0x0A).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import struct
+from typing import Literal
+
+type Fault = Literal["exception", "short", "garbage", "stray", "silent", "absent"]
+
+_MBAP = struct.Struct(">HHHB")  # transaction id, protocol id, length, unit id
+
+
+class ModbusProxy:
+    """Listen on 127.0.0.1; ``faults[unit_id]`` decides how that unit answers."""
+
+    def __init__(self, upstream_port: int | None = None) -> None:
+        self.upstream_port = upstream_port
+        self.faults: dict[int, Fault] = {}
+        self.port = 0
+        self._server: asyncio.Server | None = None
+        self._writers: set[asyncio.StreamWriter] = set()
+
+    async def start(self) -> int:
+        """Start listening on a free port; returns it."""
+        self._server = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        self.port = int(self._server.sockets[0].getsockname()[1])
+        return self.port
+
+    async def stop(self) -> None:
+        """Close the listener and every connection."""
+        if self._server is not None:
+            self._server.close()
+            for writer in list(self._writers):
+                writer.close()
+            await self._server.wait_closed()
+            self._server = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        self._writers.add(writer)
+        up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
+        try:
+            if self.upstream_port is not None:
+                up = await asyncio.open_connection("127.0.0.1", self.upstream_port)
+                self._writers.add(up[1])
+            while True:
+                header = await reader.readexactly(_MBAP.size)
+                tid, _proto, length, unit = _MBAP.unpack(header)
+                pdu = await reader.readexactly(length - 1)
+                answer = await self._answer(header, tid, unit, pdu, up)
+                if answer is not None:
+                    writer.write(answer)
+                    await writer.drain()
+        except asyncio.IncompleteReadError, ConnectionError:
+            pass
+        finally:
+            for w in (writer, up[1] if up else None):
+                if w is not None:
+                    self._writers.discard(w)
+                    w.close()
+                    with contextlib.suppress(ConnectionError):
+                        await w.wait_closed()
+
+    async def _answer(
+        self,
+        header: bytes,
+        tid: int,
+        unit: int,
+        pdu: bytes,
+        up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
+    ) -> bytes | None:
+        fault = self.faults.get(unit, "absent" if up is None else None)
+        function = pdu[0]
+        match fault:
+            case None:
+                assert up is not None
+                up[1].write(header + pdu)
+                await up[1].drain()
+                head = await up[0].readexactly(_MBAP.size)
+                return head + await up[0].readexactly(_MBAP.unpack(head)[2] - 1)
+            case "silent":
+                return None
+            case "absent":
+                return _frame(tid, unit, bytes([function | 0x80, 0x0A]))
+            case "exception":
+                return _frame(tid, unit, bytes([function | 0x80, 0x04]))
+            case "short":
+                # A well-formed frame holding two registers where many were asked for.
+                return _frame(tid, unit, bytes([function, 4, 0, 1, 0, 2]))
+            case "garbage":
+                # Claims 255 bytes of registers and carries one: undecodable.
+                return _frame(tid, unit, bytes([function, 0xFF, 0x13]))
+            case "stray":
+                # A well-formed answer to some other request (another transaction id).
+                return _frame((tid + 1) & 0xFFFF, unit, bytes([function, 2, 0, 1]))
+        return None  # pragma: no cover
+
+
+def _frame(tid: int, unit: int, pdu: bytes) -> bytes:
+    return _MBAP.pack(tid, 0, len(pdu) + 1, unit) + pdu
