@@ -192,9 +192,7 @@ def smoke_wait(api: Api, want: int, timeout: float) -> int:
         )
         n_ent = int(api.template("{{ " + ents + " | count }}"))
         n_bad = int(
-            api.template(
-                "{{ " + ents + " | select('is_state', 'unavailable') | list | count }}"
-            )
+            api.template("{{ " + ents + " | select('is_state', 'unavailable') | list | count }}")
         )
         last = f"devices: {n_dev} entities: {n_ent} unavailable: {n_bad}"
         if n_dev >= want and n_ent > 0 and n_bad == 0:
