@@ -10,10 +10,17 @@ from __future__ import annotations
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.typing import ConfigType
 
-from .const import DOMAIN
+from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_AUTOMATIC
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
+from .forecasting import ForecastCoordinator
+from .migration import MigrationManager
+from .services import async_setup_services
+
+CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
@@ -21,6 +28,12 @@ PLATFORMS: list[Platform] = [
     Platform.SENSOR,
     Platform.SWITCH,
 ]
+
+
+async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
+    """Register the integration's actions (once, for every plant)."""
+    async_setup_services(hass)
+    return True
 
 
 async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> bool:
@@ -31,7 +44,15 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     """
     coordinator = TelemetryCoordinator(hass, entry)
     await coordinator.async_config_entry_first_refresh()
-    entry.runtime_data = DataCenterPowerData(telemetry=coordinator)
+    migrations = MigrationManager(hass, coordinator)
+    automatic = entry.options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE) == POLICY_AUTOMATIC
+    await migrations.async_load(resume=automatic)
+    entry.async_on_unload(migrations.async_shutdown)
+    forecast = ForecastCoordinator(hass, entry, coordinator, migrations)
+    await forecast.async_config_entry_first_refresh()
+    entry.runtime_data = DataCenterPowerData(
+        telemetry=coordinator, migrations=migrations, forecast=forecast
+    )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     return True
 

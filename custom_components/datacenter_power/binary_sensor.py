@@ -20,6 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import AtsReading, DeviceIdentity, DeviceType, MpduReading, Reading, SbmReading
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .prediction import prediction_binary_sensors
 
 PARALLEL_UPDATES = 0
 
@@ -140,8 +141,11 @@ _BY_TYPE: dict[DeviceType, tuple[DataCenterPowerBinarySensorDescription[Any], ..
 def _entities(coordinator: TelemetryCoordinator, identity: DeviceIdentity) -> Iterable[Entity]:
     descriptions = [*_BY_TYPE[identity.device_type], *upstream_binary_sensors(identity)]
     return [
-        DataCenterPowerBinarySensor(coordinator, identity.plant_id, description)
-        for description in descriptions
+        *(
+            DataCenterPowerBinarySensor(coordinator, identity.plant_id, description)
+            for description in descriptions
+        ),
+        *prediction_binary_sensors(coordinator.config_entry, identity),
     ]
 
 
@@ -150,7 +154,8 @@ async def async_setup_entry(
     entry: DataCenterPowerConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the binary sensors of every device of the plant (and of devices found later)."""
+    """Add the binary sensors of every device of the plant (and of devices found later), and the
+    engine's predictions for every ATS/MPDU."""
     async_setup_plant_entities(entry, async_add_entities, _entities)
 
 

@@ -15,7 +15,7 @@ import asyncio
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from typing import Final, override
+from typing import TYPE_CHECKING, Final, override
 
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -39,6 +39,10 @@ from .device.client import PlantClient
 from .device.errors import DeviceLayerError, GatewayUnavailable
 from .device.models import DeviceIdentity, DeviceType, MpduReading, Reading, SbmReading
 from .engine.topology import AtsNode, CircuitNode, MpduNode, Topology
+
+if TYPE_CHECKING:
+    from .forecasting import ForecastCoordinator
+    from .migration import MigrationManager
 
 __all__ = [
     "DataCenterPowerConfigEntry",
@@ -114,6 +118,8 @@ class DataCenterPowerData:
     """Runtime data of a config entry."""
 
     telemetry: TelemetryCoordinator
+    migrations: MigrationManager
+    forecast: ForecastCoordinator
 
 
 type DataCenterPowerConfigEntry = ConfigEntry[DataCenterPowerData]

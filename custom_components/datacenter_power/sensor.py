@@ -47,6 +47,7 @@ from .device.models import (
 )
 from .engine.topology import CONTINUOUS_FRACTION
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .prediction import MigrationSensor, prediction_sensors
 
 PARALLEL_UPDATES = 0
 
@@ -351,8 +352,11 @@ def _descriptions(identity: DeviceIdentity) -> list[DataCenterPowerSensorDescrip
 
 def _entities(coordinator: TelemetryCoordinator, identity: DeviceIdentity) -> Iterable[Entity]:
     return [
-        DataCenterPowerSensor(coordinator, identity, description)
-        for description in _descriptions(identity)
+        *(
+            DataCenterPowerSensor(coordinator, identity, description)
+            for description in _descriptions(identity)
+        ),
+        *prediction_sensors(coordinator.config_entry, identity),
     ]
 
 
@@ -361,8 +365,10 @@ async def async_setup_entry(
     entry: DataCenterPowerConfigEntry,
     async_add_entities: AddConfigEntryEntitiesCallback,
 ) -> None:
-    """Add the sensors of every device of the plant (and of devices found later)."""
+    """Add the sensors of every device of the plant (and of devices found later), and the
+    engine's predictions for every ATS/MPDU."""
     async_setup_plant_entities(entry, async_add_entities, _entities)
+    async_add_entities([MigrationSensor(entry, entry.runtime_data.migrations)])
 
 
 class DataCenterPowerSensor[R: Reading](DataCenterPowerEntity[R], SensorEntity):

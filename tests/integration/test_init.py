@@ -44,7 +44,9 @@ async def test_setup_registers_every_device(
         d.serial_number: d
         for d in dr.async_entries_for_config_entry(registry, init_integration.entry_id)
     }
-    assert set(devices) == set(PLANT_IDS)
+    # every plant device, plus the plant itself (the hub that holds the migration sensor)
+    assert set(devices) == {*PLANT_IDS, None}
+    assert devices[None].identifiers == {(DOMAIN, PLANT_UNIQUE_ID)}
     assert devices["mpdu1"].via_device_id == devices["ats1"].id
     assert devices["c03"].via_device_id == devices["mpdu2"].id
     assert devices["env1"].via_device_id is None

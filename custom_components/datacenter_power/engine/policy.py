@@ -216,6 +216,8 @@ class _ElementState:
     alive_since_s: float = -math.inf
     repaired_s: float | None = None
     relieved_s: float = -math.inf
+    alert: bool = False
+    alert_cleared_s: float = -math.inf
 
 
 class DecisionPolicy:
@@ -347,6 +349,42 @@ class DecisionPolicy:
         st = self._elements[element]
         st.repaired_s = t
         self._monitors[element].mark_repaired(t)
+
+    # ------------------------------------------------------------------------- persistence
+    def to_dict(self) -> dict[str, Any]:
+        """What a restart must not lose (JSON-safe, bounded): load histories and health
+        baselines. Element states and in-flight actions are re-read from the plant instead."""
+        return {
+            "version": 1,
+            "first_t": None if math.isnan(self._first_t) else self._first_t,
+            "forecasters": {c: f.to_dict() for c, f in self._forecasters.items()},
+            "monitors": {e: m.to_dict() for e, m in self._monitors.items()},
+        }
+
+    @classmethod
+    def from_dict(
+        cls,
+        topology: Topology,
+        data: Mapping[str, Any],
+        config: PolicyConfig | None = None,
+        *,
+        schedule: Sequence[ScheduledLoad] = (),
+    ) -> DecisionPolicy:
+        """Rebuild from :meth:`to_dict`; ids no longer in the plant are dropped, new ones start
+        fresh. Raises KeyError/ValueError/TypeError on a damaged record."""
+        policy = cls(topology, config, schedule=schedule)
+        if int(data["version"]) != 1:
+            raise ValueError(f"unknown policy state version {data['version']!r}")
+        for cid, fd in dict(data.get("forecasters", {})).items():
+            if cid in policy._forecasters:
+                policy._forecasters[cid] = LoadForecaster.from_dict(dict(fd))
+        for eid, md in dict(data.get("monitors", {})).items():
+            if eid in policy._monitors:
+                policy._monitors[eid] = DegradationMonitor.from_dict(md)
+        first = data.get("first_t")
+        if first is not None:
+            policy._first_t = float(first)
+        return policy
 
     # ------------------------------------------------------------------------- forecasting
     def _known(self, circuit: str) -> Any:
@@ -492,6 +530,10 @@ class DecisionPolicy:
         cfg = self.config
         self._assessments = {e: m.assess(now_s) for e, m in self._monitors.items()}
         alerts = frozenset(e for e, a in self._assessments.items() if a.alert)
+        for e, st in self._elements.items():
+            if st.alert and e not in alerts:
+                st.alert_cleared_s = now_s
+            st.alert = e in alerts
         refreshed = False
         if now_s - self._fc_t >= cfg.forecast_interval_s - _EPS:
             self._refresh_forecasts(now_s)
@@ -794,6 +836,7 @@ class DecisionPolicy:
                 if now_s - st.relieved_s < cfg.relief_hold_s
                 or now_s - st.alive_since_s < cfg.restore_stable_s
                 or (st.repaired_s is not None and now_s - st.repaired_s < cfg.restore_stable_s)
+                or now_s - st.alert_cleared_s < cfg.restore_stable_s
             }
             try:
                 res2 = restore_plan(

@@ -1,0 +1,220 @@
+"""Prediction and migration entities: health, failure risk, time to failure, forecast peak, and
+the plant's migration sensor.
+
+They read the forecasting coordinator (the engine's decisions) and the migration manager, not
+the telemetry, so they live apart from the per-device telemetry entities; ``sensor.py`` and
+``binary_sensor.py`` add them through the factories at the bottom.
+"""
+
+from __future__ import annotations
+
+from typing import Any, override
+
+from homeassistant.components.binary_sensor import BinarySensorEntity
+from homeassistant.components.binary_sensor.const import BinarySensorDeviceClass
+from homeassistant.components.sensor import (
+    SensorDeviceClass,
+    SensorEntity,
+    SensorStateClass,
+)
+from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfElectricCurrent, UnitOfTime
+from homeassistant.core import callback
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.util import dt as dt_util
+
+from .const import DOMAIN, MANUFACTURER
+from .coordinator import DataCenterPowerConfigEntry
+from .device.models import DeviceIdentity, DeviceType
+from .executor import MigrationState
+from .forecasting import ForecastCoordinator
+from .migration import MigrationManager, describe
+
+UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
+"""Forecast models that know no daily shape yet (too little history)."""
+FORECAST_POINTS = 24
+"""Points of the forecast series kept as an attribute (small enough for the recorder)."""
+
+
+class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
+    """An entity of one ATS/MPDU device fed by the engine's decisions."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, coordinator: ForecastCoordinator, plant_id: str, key: str) -> None:
+        """Attach to the component's device (registered by the telemetry coordinator)."""
+        super().__init__(coordinator)
+        telemetry = coordinator.telemetry
+        self.plant_id = plant_id
+        self._attr_translation_key = key
+        self._attr_unique_id = f"{coordinator.config_entry.unique_id}:{plant_id}:{key}"
+        self._attr_device_info = DeviceInfo(identifiers={telemetry.identifier(plant_id)})
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available once the engine has assessed this component."""
+        data = self.coordinator.data
+        return super().available and data is not None and self.plant_id in data.assessments
+
+
+class HealthSensor(PredictionEntity, SensorEntity):
+    """Health score 0-100 (100: behaves like its learned baseline)."""
+
+    _attr_native_unit_of_measurement = PERCENTAGE
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_suggested_display_precision = 0
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """The health score."""
+        return round(self.coordinator.data.assessments[self.plant_id].health, 1)
+
+
+class TimeToFailureSensor(PredictionEntity, SensorEntity):
+    """Estimated time to failure (unknown while no degradation is seen)."""
+
+    _attr_device_class = SensorDeviceClass.DURATION
+    _attr_native_unit_of_measurement = UnitOfTime.HOURS
+    _attr_suggested_display_precision = 1
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """Hours until the estimated failure."""
+        ttf = self.coordinator.data.assessments[self.plant_id].time_to_failure_s
+        return None if ttf is None else round(ttf / 3600.0, 2)
+
+
+class ForecastPeakSensor(PredictionEntity, SensorEntity):
+    """The forecast (P90) peak load over the horizon, with its time and the series."""
+
+    _attr_device_class = SensorDeviceClass.CURRENT
+    _attr_native_unit_of_measurement = UnitOfElectricCurrent.AMPERE
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_suggested_display_precision = 1
+    _unrecorded_attributes = frozenset({"forecast"})
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Available once the forecast has a daily shape to go on: a flat mean of the first
+        hours (``fallback-mean``) is no forecast of a peak."""
+        policy = self.coordinator.policy
+        if not super().available or policy.element_forecast(self.plant_id) is None:
+            return False
+        # Element forecasts are sums of circuit forecasts: look at what those know.
+        models = {fc.model for c in policy.topology.circuits if (fc := policy.circuit_forecast(c))}
+        return bool(models - UNSHAPED_MODELS)
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """Peak of the P90 forecast."""
+        fc = self.coordinator.policy.element_forecast(self.plant_id)
+        return None if fc is None else round(fc.peak("p90")[1], 2)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """When the peak is, and the forecast thinned to a few points."""
+        fc = self.coordinator.policy.element_forecast(self.plant_id)
+        if fc is None:
+            return {}
+        peak_s, _ = fc.peak("p90")
+        return {
+            "peak_time": dt_util.utc_from_timestamp(peak_s).isoformat(),
+            "forecast": fc.as_dict(max_points=FORECAST_POINTS),
+        }
+
+
+class FailureRiskBinarySensor(PredictionEntity, BinarySensorEntity):
+    """On when the engine predicts this component fails within the horizon."""
+
+    _attr_device_class = BinarySensorDeviceClass.PROBLEM
+
+    @property
+    @override
+    def is_on(self) -> bool:
+        """The debounced failure-risk judgement."""
+        return self.coordinator.data.assessments[self.plant_id].alert
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The contributing signals, in words, and the figures behind them."""
+        a = self.coordinator.data.assessments[self.plant_id]
+        return {
+            "signals": list(a.signals),
+            "failure_probability": round(a.failure_probability, 3),
+            "time_to_failure_h": None
+            if a.time_to_failure_s is None
+            else round(a.time_to_failure_s / 3600.0, 2),
+        }
+
+
+class MigrationSensor(SensorEntity):
+    """The plant's migration state (idle, running, verifying, completed, aborted, rolled back)."""
+
+    _attr_has_entity_name = True
+    _attr_translation_key = "migration"
+    _attr_device_class = SensorDeviceClass.ENUM
+    _attr_should_poll = False
+    _attr_entity_category = EntityCategory.DIAGNOSTIC
+
+    def __init__(self, entry: DataCenterPowerConfigEntry, manager: MigrationManager) -> None:
+        """One per plant, on the plant's hub device."""
+        self._manager = manager
+        self._attr_options = [s.value for s in MigrationState]
+        self._attr_unique_id = f"{entry.unique_id}:migration"
+        self._attr_device_info = DeviceInfo(
+            identifiers={(DOMAIN, f"{entry.unique_id}")},
+            name=entry.title,
+            manufacturer=MANUFACTURER,
+            model="Plant",
+        )
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the manager's progress."""
+        self.async_on_remove(self._manager.add_listener(self._changed))
+
+    @callback
+    def _changed(self) -> None:
+        self.async_write_ha_state()
+
+    @property
+    @override
+    def native_value(self) -> str:
+        """The latest migration's state (idle when there has been none)."""
+        latest = self._manager.latest
+        return MigrationState.IDLE.value if latest is None else latest.state.value
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Progress and what it moves."""
+        return dict(describe(self._manager.latest))
+
+
+def prediction_sensors(entry: DataCenterPowerConfigEntry, identity: DeviceIdentity) -> list[Entity]:
+    """Health, time to failure and forecast peak of an ATS or MPDU (nothing for others)."""
+    if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
+        return []
+    forecast, pid = entry.runtime_data.forecast, identity.plant_id
+    return [
+        HealthSensor(forecast, pid, "health"),
+        TimeToFailureSensor(forecast, pid, "time_to_failure"),
+        ForecastPeakSensor(forecast, pid, "forecast_peak"),
+    ]
+
+
+def prediction_binary_sensors(
+    entry: DataCenterPowerConfigEntry, identity: DeviceIdentity
+) -> list[Entity]:
+    """The failure-risk binary sensor of an ATS or MPDU (nothing for others)."""
+    if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
+        return []
+    return [FailureRiskBinarySensor(entry.runtime_data.forecast, identity.plant_id, "failure_risk")]
