@@ -22,7 +22,7 @@ from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 
-from .const import DOMAIN, LOGGER
+from .const import CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL, DOMAIN, LOGGER
 from .coordinator import PlantSnapshot, TelemetryCoordinator
 from .device.errors import DeviceLayerError
 from .device.models import AtsReading, MpduReading
@@ -45,6 +45,10 @@ STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
 PLANNING_MARGIN: Final = 1.10
+VERIFY_ATTEMPTS = 3
+"""Refreshes a stage gets to show that its moves landed before it is rolled back."""
+VERIFY_DELAY_S = 1.0
+"""Seconds between those refreshes."""
 """Without a forecast, plan against present currents plus this margin."""
 
 
@@ -159,6 +163,7 @@ class MigrationManager:
         self._executors: dict[str, MigrationExecutor] = {}
         self._tasks: dict[str, asyncio.Task[MigrationRecord]] = {}
         self._listeners: list[Any] = []
+        self._waiters: list[asyncio.Future[None]] = []
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -210,7 +215,7 @@ class MigrationManager:
             self.records[rec.migration_id] = fixed
             if resume:
                 LOGGER.info("Resuming migration %s after a restart", rec.migration_id)
-                self._launch(fixed, step_interval_s=120.0)
+                self._launch(fixed, step_interval_s=self._step_interval_s)
             else:
                 fixed.state = MigrationState.ABORTED
                 fixed.reason = "interrupted by a restart; held for a person to decide"
@@ -260,12 +265,19 @@ class MigrationManager:
         self._launch(rec, step_interval_s=request.step_interval_s)
         return rec.migration_id
 
+    @property
+    def _step_interval_s(self) -> float:
+        options = self.coordinator.config_entry.options
+        return float(options.get(CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL))
+
     def _launch(self, rec: MigrationRecord, *, step_interval_s: float) -> None:
         executor = MigrationExecutor(
             HaPlantPort(self.coordinator),
             rec,
             step_interval_s=step_interval_s,
             on_progress=self._on_progress,
+            verify_attempts=VERIFY_ATTEMPTS,
+            verify_delay_s=VERIFY_DELAY_S,
         )
         self._executors[rec.migration_id] = executor
         self._tasks[rec.migration_id] = self.coordinator.config_entry.async_create_background_task(
@@ -291,6 +303,16 @@ class MigrationManager:
             self.hass.bus.async_fire(EVENT_MIGRATION_STEP, base)
         for listener in list(self._listeners):
             listener()
+        waiters, self._waiters = self._waiters, []
+        for waiter in waiters:
+            if not waiter.done():
+                waiter.set_result(None)
+
+    async def async_wait_progress(self) -> None:
+        """Wait for the next progress change of any migration."""
+        waiter: asyncio.Future[None] = self.hass.loop.create_future()
+        self._waiters.append(waiter)
+        await waiter
 
     async def async_wait(self, migration_id: str) -> MigrationRecord:
         """Wait until a migration reaches a final state (tests, ``isolate``)."""

@@ -8,6 +8,7 @@ a translation key, before anything is commanded.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any, Final
 
 import probatio as vol
@@ -227,7 +228,7 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
         ) from err
     await telemetry.async_refresh()
     request = _request(entry, call)
-    result = plan_for(telemetry.data, MigrationRequest(**{**request.__dict__, "restore": True}))
+    result = plan_for(telemetry.data, replace(request, restore=True))
     if isinstance(result, Infeasible) or not result.steps:
         return {"migration_id": None, "plan": result.as_dict()}
     migration_id = await entry.runtime_data.migrations.async_start(result, request)

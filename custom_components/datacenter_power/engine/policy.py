@@ -80,6 +80,9 @@ class PolicyConfig:
     """Pause between stages of a planned migration (verification happens in between)."""
     urgent_max_step_amps: float = 120.0
     """Amps moved per stage when an element is above its limit now."""
+    urgent_retry_s: float = 300.0
+    """An urgent relief that found (or executed) nothing useful is retried after this long,
+    or at once when the set of overloaded or dead elements changes."""
     relieve_lead_s: float = 4 * 3600.0
     """Relieve a predicted overload when its P90 crossing is at most this far ahead."""
     relieve_confirmations: int = 2
@@ -268,6 +271,8 @@ class DecisionPolicy:
         self._streak: dict[str, int] = dict.fromkeys(topology.elements, 0)
         self._plan_t = -math.inf
         self._plan_sig: tuple[object, ...] = ()
+        self._urgent_t = -math.inf
+        self._urgent_sig: tuple[object, ...] = ()
         self._fc_assignment: dict[str, str | None] = {}
 
     # ---------------------------------------------------------------------------- observing
@@ -738,10 +743,23 @@ class DecisionPolicy:
 
         # 1. Urgent: something is above its continuous limit now.
         urgent = [o for o in overloads if o.urgent]
-        if urgent and (active is None or not active.urgent) and not blocked("rebalance", None):
-            dead = [e for e, st in self._elements.items() if st.failed or not st.energized]
+        dead = [e for e, st in self._elements.items() if st.failed or not st.energized]
+        kind: ActionKind = "rebalance" if dead else "relieve"
+        urgent_sig = (frozenset(o.element for o in urgent), frozenset(dead))
+        retry = (
+            urgent_sig != self._urgent_sig
+            or now_s - self._urgent_t >= cfg.urgent_retry_s - _EPS
+            or (kind, None) in self._approved
+        )
+        if (
+            urgent
+            and retry
+            and (active is None or not active.urgent)
+            and now_s - self._failed_plans.get((kind, None), -math.inf) >= cfg.urgent_retry_s
+        ):
             goal = "rebalance after failure" if dead else "relieve overload"
-            kind: ActionKind = "rebalance" if dead else "relieve"
+            self._urgent_t = now_s
+            self._urgent_sig = urgent_sig
             res = self._plan(
                 now_s,
                 drain=None,
