@@ -136,7 +136,7 @@ def observation_from_snapshot(snapshot: PlantSnapshot) -> PlantObservation:
     )
 
 
-def _pack(obs: PlantObservation) -> list[Any]:
+def pack_observation(obs: PlantObservation) -> list[Any]:
     """A compact, JSON-safe row of an observation (the fields the policy learns from)."""
     return [
         round(obs.t_s, 1),
@@ -174,7 +174,7 @@ def _val(value: float | None) -> float:
     return NAN if value is None else float(value)
 
 
-def _unpack(row: list[Any]) -> PlantObservation:
+def unpack_observation(row: list[Any]) -> PlantObservation:
     t_s, ambient, circuits, elements = row
     return PlantObservation(
         t_s=float(t_s),
@@ -266,7 +266,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         replay: list[PlantObservation] = []
         for row in stored.get("history", []):
             try:
-                replay.append(_unpack(row))
+                replay.append(unpack_observation(row))
             except ValueError, TypeError, KeyError:
                 continue
             self._history.append(row)
@@ -289,10 +289,10 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         obs = observation_from_snapshot(snapshot)
         bucket = obs.t_s // HISTORY_BUCKET_S
         if not self._history or self._history[-1][0] // HISTORY_BUCKET_S != bucket:
-            self._history.append(_pack(obs))
+            self._history.append(pack_observation(obs))
             self._store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
         else:
-            self._history[-1] = _pack(obs)
+            self._history[-1] = pack_observation(obs)
         self._pending.append(obs)
         if not self._deciding:
             self._drain()

@@ -19,7 +19,9 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
 )
 from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.forecasting import EVENT_FAILOVER
+from custom_components.datacenter_power.forecasting import (
+    EVENT_FAILOVER,
+)
 from custom_components.datacenter_power.migration import (
     EVENT_MIGRATION_FINISHED,
     EVENT_MIGRATION_STEP,

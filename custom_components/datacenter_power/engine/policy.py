@@ -781,7 +781,11 @@ class DecisionPolicy:
             frozenset(e for e, st in self._elements.items() if st.failed or not st.energized),
             frozenset(self._failed_plans.items()),
         )
-        if now_s - self._plan_t < cfg.replan_interval_s - _EPS and sig == self._plan_sig:
+        if (
+            now_s - self._plan_t < cfg.replan_interval_s - _EPS
+            and sig == self._plan_sig
+            and not self._approved
+        ):
             return out
         self._plan_t = now_s
         self._plan_sig = sig

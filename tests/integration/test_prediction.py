@@ -1,0 +1,140 @@
+"""Predictions in Home Assistant: a predicted failure leads to a completed migration before the
+failure (automatic mode), from history the integration persisted itself."""
+
+from __future__ import annotations
+
+import copy
+import time
+from typing import Any
+
+import pytest
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+
+from custom_components.datacenter_power.const import (
+    CONF_POLICY_MODE,
+    CONF_STEP_INTERVAL,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+)
+from custom_components.datacenter_power.forecasting import EVENT_FAILURE_PREDICTED, pack_observation
+from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED
+from dcp_eval.harness import observation_from_telemetry
+from dcp_sim.plant import Plant
+from dcp_sim.scenario import parse_scenario
+from dcp_sim.server import PlantServer
+
+WEAR_PLANT: dict[str, Any] = {
+    "version": 1,
+    "name": "wear",
+    "seed": 5,
+    "start": "2026-03-02T00:00:00Z",
+    "history": "2d",
+    "duration": "1d",
+    "step": "60s",
+    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
+    "ats": [
+        {
+            "id": "ats1",
+            "sources": ["util_a", "util_b"],
+            "rating_a": 100,
+            "transfer_time": "100ms",
+            "rated_operations": 6000,
+        },
+        {
+            "id": "ats2",
+            "sources": ["util_b", "util_a"],
+            "rating_a": 100,
+            "transfer_time": "100ms",
+            "rated_operations": 6000,
+        },
+    ],
+    "mpdus": [
+        {"id": "mpdu1", "ats": "ats1", "rating_a": 60},
+        {"id": "mpdu2", "ats": "ats2", "rating_a": 60},
+    ],
+    "circuit_groups": [
+        {
+            "prefix": "a",
+            "count": 3,
+            "paths": ["mpdu1", "mpdu2"],
+            "rating_a": 16,
+            "load": {"mean_a": 5, "daily": 0.2, "noise": 0.03},
+        },
+        {
+            "prefix": "b",
+            "count": 3,
+            "paths": ["mpdu2", "mpdu1"],
+            "rating_a": 16,
+            "load": {"mean_a": 5, "daily": 0.2, "noise": 0.03},
+        },
+    ],
+    "events": [{"kind": "ats_contact_wear", "target": "ats1", "onset": "1h", "failure": "16h"}],
+}
+"""ATS-1 wears from 1 h and fails at 16 h; mpdu2 has room for everything."""
+NOW_T_S = 12 * 3600.0
+"""Where the served plant stands when Home Assistant starts: 11 h into the wear."""
+
+
+@pytest.fixture
+def worn_plant(scenario_doc: dict[str, Any]) -> Plant:
+    """WEAR_PLANT stepped from the start of its history to NOW_T_S."""
+    scenario_doc.clear()
+    scenario_doc.update(copy.deepcopy(WEAR_PLANT))
+    return Plant(parse_scenario(scenario_doc), start_s=None)
+
+
+@pytest.fixture
+def plant(worn_plant: Plant) -> Plant:
+    """Serve the worn plant (the history rows are written by the test)."""
+    return worn_plant
+
+
+async def test_predicted_failure_is_drained_before_it_happens(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+) -> None:
+    """With 2 days of persisted history ending 11 h into ATS-1's contact wear, automatic mode
+    alerts (failure_predicted), drains ATS-1 in verified stages, and when ATS-1 fails nothing
+    is left on it: no interruption."""
+    server, port = sim_server
+    plant = server.plant
+    now = time.time()
+    t0 = now - NOW_T_S
+    rows = []
+    while plant.t_s < NOW_T_S:
+        plant.advance_to(plant.t_s + 300)
+        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0)))
+    server.invalidate()
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id="ats1+ats2",
+        data={"host": "127.0.0.1", "port": port},
+        options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: "automatic"},
+    )
+    key = f"{DOMAIN}.{entry.entry_id}.history"
+    hass_storage[key] = {"version": 1, "minor_version": 1, "key": key, "data": {"history": rows}}
+    predicted = async_capture_events(hass, EVENT_FAILURE_PREDICTED)
+    finished = async_capture_events(hass, EVENT_MIGRATION_FINISHED)
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert [e.data["component"] for e in predicted] == ["ats1"]
+    assert predicted[0].data["signals"]
+    risk = hass.states.get("binary_sensor.ats_ats1_failure_risk")
+    assert risk is not None
+    assert risk.state == "on"
+    manager = entry.runtime_data.migrations
+    while not finished:
+        await manager.async_wait_progress()
+    assert finished[0].data["state"] == "completed"
+    assert finished[0].data["component"] == "ats1"
+    tel = plant.telemetry()
+    assert tel.ats["ats1"].load_current_a == 0.0
+    assert tel.ats["ats2"].load_current_a <= 80.0
+    plant.advance_to(17 * 3600.0)  # past the failure
+    tel = plant.telemetry()
+    assert not tel.ats["ats1"].output_energized
+    assert all(c.energized for c in tel.circuits.values())
+    assert plant.metrics.interruptions == 0
