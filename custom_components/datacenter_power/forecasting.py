@@ -24,8 +24,11 @@ from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
+from homeassistant.util import dt as dt_util
 
+from .announced import scheduled_loads
 from .const import (
+    CONF_CALENDAR_ENTITY,
     CONF_FORECAST_HORIZON,
     CONF_MAX_STEP_AMPS,
     CONF_POLICY_MODE,
@@ -321,8 +324,38 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self.last_decide_s = time.perf_counter() - started
         return decisions
 
+    async def _async_announced_work(self) -> None:
+        """Read announced work from the calendar chosen in the options into the policy (a
+        calendar that fails to answer leaves the previous schedule in place)."""
+        calendar = self.config_entry.options.get(CONF_CALENDAR_ENTITY)
+        if not calendar:
+            return
+        now = dt_util.utcnow()
+        try:
+            response = await self.hass.services.async_call(
+                "calendar",
+                "get_events",
+                {
+                    "entity_id": calendar,
+                    "start_date_time": now - timedelta(days=14),
+                    "end_date_time": now + timedelta(seconds=self.policy.config.horizon_s),
+                },
+                blocking=True,
+                return_response=True,
+            )
+        except HomeAssistantError as err:
+            LOGGER.warning("Cannot read announced work from %s: %s", calendar, err)
+            return
+        events = (response or {}).get(calendar, {})
+        listed = events.get("events") if isinstance(events, dict) else None
+        self.policy.schedule = scheduled_loads(
+            [e for e in listed if isinstance(e, dict)] if isinstance(listed, list) else [],
+            self.policy.topology.circuits,
+        )
+
     @override
     async def _async_update_data(self) -> Decisions:
+        await self._async_announced_work()
         self._drain()
         self._deciding = True
         try:
