@@ -1,0 +1,232 @@
+"""Varied random scenarios, for testing the engine on plants and faults nobody tuned it on.
+
+``generate_scenario(seed, case)`` builds a plant of 2-4 ATSs, 2-6 MPDUs and 20-80 circuits with
+randomised ratings, loads and alternate paths, one fault of the requested ``case`` and a random
+set of distractions (ambient excursions, unannounced surges within the limits, stuck sensors,
+communications drops, utility outages). Plants are sized so that the fault has a safe answer:
+the load of any one ATS fits on the others at peak (so a drain is physically possible), and a
+load trend really would trip its MPDU if nothing moved.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final, Literal
+
+import numpy as np
+
+from dcp_sim.scenario import Scenario, parse_scenario
+
+__all__ = ["CASES", "Case", "generate_scenario", "generate_spec"]
+
+type Case = Literal["quiet", "ats_wear", "mpdu_wear", "trend", "sudden"]
+CASES: Final[tuple[Case, ...]] = ("quiet", "ats_wear", "mpdu_wear", "trend", "sudden")
+PEAK_FACTOR: Final = 1.35
+"""Peak / mean of a circuit's load (daily and weekly shape), for sizing."""
+
+
+def _h(hours: float) -> str:
+    return f"{round(hours * 60)}m"
+
+
+def generate_spec(
+    seed: int,
+    case: Case = "quiet",
+    *,
+    history_h: float = 96.0,
+    duration_h: float = 36.0,
+    n_ats: int | None = None,
+    n_mpdus: int | None = None,
+    n_circuits: int | None = None,
+    distractions: bool = True,
+) -> dict[str, Any]:
+    """The scenario as a mapping (``parse_scenario`` input)."""
+    rng = np.random.default_rng([seed, 0xD15C])
+    na = int(n_ats if n_ats is not None else rng.integers(2, 5))
+    nm = int(n_mpdus if n_mpdus is not None else rng.integers(max(2, na), 7))
+    nm = max(nm, na)
+    nc = int(n_circuits if n_circuits is not None else rng.integers(20, 81))
+    ats_ids = [f"ats{i + 1}" for i in range(na)]
+    sources = ["util_a", "util_b"] + (["gen1"] if na > 2 else [])
+    # MPDUs: every ATS feeds at least one.
+    feed = [ats_ids[i % na] for i in range(nm)]
+    mpdu_ids = [f"mpdu{i + 1}" for i in range(nm)]
+    m_rating = {m: float(rng.choice([80, 100, 125])) for m in mpdu_ids}
+    ats_specs = []
+    for i, a in enumerate(ats_ids):
+        own = sum(m_rating[m] for m, f in zip(mpdu_ids, feed, strict=True) if f == a)
+        srcs = [sources[i % len(sources)], *[s for s in sources if s != sources[i % len(sources)]]]
+        ats_specs.append(
+            {
+                "id": a,
+                "sources": srcs,
+                "rating_a": float(max(own * 1.6, 200.0)),
+                "transfer_time": f"{int(rng.integers(60, 150))}ms",
+                "rated_operations": 6000,
+            }
+        )
+    # Utilisation at peak on the normal paths: low enough that one ATS's load fits elsewhere.
+    u = float(rng.uniform(0.3, 0.42) if na == 2 else rng.uniform(0.35, 0.5))
+    if case == "sudden":
+        # Fuller plants: the SBMs' bypass then overloads the path it dumps the load on.
+        u = float(rng.uniform(0.55, 0.7))
+    normal = [mpdu_ids[i % nm] for i in range(nc)]
+    rng.shuffle(normal)
+    circuits: list[dict[str, Any]] = []
+    count = {m: normal.count(m) for m in mpdu_ids}
+    for i, m in enumerate(normal):
+        other = [x for x in mpdu_ids if feed[mpdu_ids.index(x)] != feed[mpdu_ids.index(m)]]
+        k = min(len(other), int(rng.integers(1, 3)))
+        alts = list(rng.choice(other, size=k, replace=False))
+        mean = u * 0.8 * m_rating[m] / (PEAK_FACTOR * count[m]) * float(rng.uniform(0.7, 1.3))
+        circuits.append(
+            {
+                "id": f"c{i + 1:02d}",
+                "paths": [m, *alts],
+                "rating_a": 32 if mean > 8 else 16,
+                "load": {
+                    "mean_a": round(mean, 3),
+                    "daily": round(float(rng.uniform(0.1, 0.3)), 3),
+                    "weekly": 0.05,
+                    "noise": 0.03,
+                },
+            }
+        )
+    # Without any one ATS, the rest must carry the whole peak with room to spare (otherwise no
+    # drain is possible and the case would test physics, not the engine): scale loads down.
+    limit = {m: 0.8 * r for m, r in m_rating.items()}
+    peak_total = sum(c["load"]["mean_a"] for c in circuits) * PEAK_FACTOR
+    room = min(
+        sum(limit[m] for m, f in zip(mpdu_ids, feed, strict=True) if f != a) for a in ats_ids
+    )
+    scale = min(1.0, 0.8 * room / peak_total)
+    for c in circuits:
+        c["load"]["mean_a"] = round(c["load"]["mean_a"] * scale, 3)
+    dur = duration_h
+    events: list[dict[str, Any]] = []
+    if case in ("ats_wear", "mpdu_wear"):
+        target = str(rng.choice(ats_ids if case == "ats_wear" else mpdu_ids))
+        onset = float(rng.uniform(1.0, 4.0))
+        failure = min(dur - 4.0, onset + float(rng.uniform(18.0, 26.0)))
+        events.append(
+            {
+                "kind": "ats_contact_wear" if case == "ats_wear" else "mpdu_breaker_wear",
+                "target": target,
+                "onset": _h(onset),
+                "failure": _h(failure),
+                "repair_after": _h(float(rng.uniform(2.0, 4.0))),
+                "precursor_scale": round(float(rng.uniform(0.5, 1.0)), 2),
+            }
+        )
+    elif case == "trend":
+        m = str(rng.choice(mpdu_ids))
+        on_m = [c for c in circuits if c["paths"][0] == m]
+        k = min(len(on_m), int(rng.integers(3, 7)))
+        picks = [on_m[int(j)] for j in rng.choice(len(on_m), size=k, replace=False)]
+        for c in picks:  # trending circuits need rating headroom
+            c["rating_a"] = 32
+        onset = float(rng.uniform(2.0, 8.0))
+        span = dur - onset - 2.0
+        peak_now = sum(c["load"]["mean_a"] for c in on_m) * PEAK_FACTOR
+        # Enough growth to trip the MPDU if nothing moves, but no more than the other MPDUs
+        # can absorb (a plant that cannot carry its load anywhere tests physics, not the engine).
+        reachable = {x for c in picks for x in c["paths"][1:]}
+        free = sum(
+            limit[x]
+            - sum(c["load"]["mean_a"] for c in circuits if c["paths"][0] == x) * PEAK_FACTOR
+            for x in reachable
+        )
+        target = min(1.4 * m_rating[m], limit[m] + 0.6 * free)
+        growth = max(target - peak_now, 0.2 * m_rating[m]) / (k * span)
+        events.append(
+            {
+                "kind": "load_trend",
+                "targets": [c["id"] for c in picks],
+                "onset": _h(onset),
+                "growth_a_per_h": round(growth, 3),
+            }
+        )
+    elif case == "sudden":
+        target = str(rng.choice(mpdu_ids + ats_ids))
+        events.append(
+            {
+                "kind": "sudden_failure",
+                "target": target,
+                "at": _h(float(rng.uniform(4.0, dur - 8.0))),
+                "repair_after": _h(float(rng.uniform(2.0, 4.0))),
+            }
+        )
+    if distractions:
+        for _ in range(int(rng.integers(1, 4))):
+            kind = str(
+                rng.choice(
+                    ["ambient", "surge", "stuck", "comms", "outage"], p=[0.3, 0.2, 0.2, 0.2, 0.1]
+                )
+            )
+            at = _h(float(rng.uniform(1.0, dur - 2.0)))
+            if kind == "ambient":
+                events.append(
+                    {
+                        "kind": "ambient_excursion",
+                        "at": at,
+                        "duration": _h(float(rng.uniform(1.0, 4.0))),
+                        "delta_c": round(float(rng.uniform(3.0, 7.0)), 1),
+                    }
+                )
+            elif kind == "surge":
+                chosen = rng.choice(len(circuits), size=min(4, len(circuits)), replace=False)
+                events.append(
+                    {
+                        "kind": "load_surge",
+                        "targets": [circuits[int(j)]["id"] for j in chosen],
+                        "at": at,
+                        "duration": _h(float(rng.uniform(0.5, 2.0))),
+                        "extra_a": round(float(rng.uniform(1.0, 2.5)), 2),
+                    }
+                )
+            elif kind in ("stuck", "comms"):
+                pool = [*ats_ids, *mpdu_ids, circuits[0]["id"]] + (
+                    ["env1"] if kind == "stuck" else []
+                )
+                events.append(
+                    {
+                        "kind": "sensor_stuck" if kind == "stuck" else "comms_loss",
+                        "target": str(rng.choice(pool)),
+                        "at": at,
+                        "duration": _h(float(rng.uniform(0.15, 0.7))),
+                    }
+                )
+            else:
+                events.append(
+                    {
+                        "kind": "source_outage",
+                        "target": str(rng.choice(sources)),
+                        "at": at,
+                        "duration": _h(float(rng.uniform(0.25, 0.5))),
+                    }
+                )
+    return {
+        "version": 1,
+        "name": f"gen-{case}-{seed}",
+        "description": f"generated: {na} ATS, {nm} MPDU, {nc} circuits, case {case}",
+        "seed": int(seed),
+        "start": "2026-04-06T00:00:00Z",
+        "history": _h(history_h),
+        "duration": _h(duration_h),
+        "step": "60s",
+        "ride_through": "20ms",
+        "bypass_delay": "30ms",
+        "environment": {"ambient_c": round(float(rng.uniform(20, 26)), 1), "humidity_pct": 45},
+        "sources": [{"id": s, "nominal_v": 230} for s in sources],
+        "ats": ats_specs,
+        "mpdus": [
+            {"id": m, "ats": f, "rating_a": m_rating[m]}
+            for m, f in zip(mpdu_ids, feed, strict=True)
+        ],
+        "circuits": circuits,
+        "events": events,
+    }
+
+
+def generate_scenario(seed: int, case: Case = "quiet", **kwargs: Any) -> Scenario:
+    """A validated random scenario (see :func:`generate_spec` for the knobs)."""
+    return parse_scenario(generate_spec(seed, case, **kwargs), source=f"<generated {case} {seed}>")

@@ -1,0 +1,175 @@
+"""The harness against the real simulator: telemetry adapter, staged execution, whole runs."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import pytest
+
+from custom_components.datacenter_power.engine.planner import Move, Plan, PlanStep
+from custom_components.datacenter_power.engine.policy import Action
+from dcp_eval.harness import (
+    StagedExecution,
+    observation_from_telemetry,
+    run_evaluation,
+    topology_from_scenario,
+)
+from dcp_eval.metrics import compute_metrics
+from dcp_sim.plant import Plant
+from dcp_sim.scenario import parse_scenario
+
+type Doc = dict[str, Any]
+
+
+def _action(*moves: Move, interval: float = 120.0) -> Action:
+    plan = Plan(
+        goal="test",
+        steps=tuple(PlanStep(moves=(m,), amps=m.amps, peak_utilization={}) for m in moves),
+        final_assignment={},
+        peak_utilization={},
+        solver="hand",
+        notes=(),
+    )
+    return Action("relieve", None, plan, "test", False, interval, 0.0)
+
+
+def _one_stage(*moves: Move) -> Action:
+    plan = Plan("test", (PlanStep(moves, sum(m.amps for m in moves), {}),), {}, {}, "hand", ())
+    return Action("relieve", None, plan, "test", False, 120.0, 0.0)
+
+
+def _run(plant: Plant, ex: StagedExecution, polls: int = 20) -> str:
+    state = "running"
+    for _ in range(polls):
+        state = ex.tick(plant, plant.telemetry())
+        if state != "running":
+            return state
+        plant.advance_to(plant.t_s + 60.0)
+    return state
+
+
+def test_topology_adapter_mirrors_the_scenario(small: Doc) -> None:
+    topo = topology_from_scenario(parse_scenario(small))
+    assert set(topo.ats) == {"ats1", "ats2"}
+    assert topo.ats_of("mpdu3") == "ats2"
+    assert topo.circuits["a01"].paths == ("mpdu1", "mpdu2", "mpdu3")
+    assert topo.limit_a("mpdu1") == pytest.approx(40.0)
+
+
+def test_unreachable_devices_report_nothing_and_stuck_ones_repeat(small: Doc) -> None:
+    small["events"] = [
+        {"kind": "comms_loss", "target": "mpdu2", "at": "10m", "duration": "10m"},
+        {"kind": "sensor_stuck", "target": "ats1", "at": "10m", "duration": "30m"},
+    ]
+    sc = parse_scenario(small)
+    plant = Plant(sc, start_s=0.0)
+    plant.advance_to(900.0)
+    first = observation_from_telemetry(plant.telemetry(), 1e9)
+    plant.advance_to(1020.0)
+    obs = observation_from_telemetry(plant.telemetry(), 1e9)
+    assert obs.t_s == pytest.approx(1e9 + 1020.0)
+    m2 = obs.elements["mpdu2"]
+    assert not m2.reachable
+    assert math.isnan(m2.current_a)
+    assert math.isnan(m2.temperature_c)
+    assert obs.elements["mpdu3"].reachable
+    assert obs.elements["ats1"].temperature_c == first.elements["ats1"].temperature_c
+    assert obs.circuits["b01"].active_path == "mpdu2"  # the SBM still answers
+
+
+def test_stage_is_switched_verified_and_completed(small: Doc) -> None:
+    plant = Plant(parse_scenario(small), start_s=0.0)
+    ex = StagedExecution(_action(Move("a01", "mpdu1", "mpdu2", 4.0)), next_at_s=0.0)
+    assert _run(plant, ex) == "completed"
+    assert plant.telemetry().circuits["a01"].active_path == 1
+    assert plant.metrics.switch_operations == 1
+    assert plant.metrics.interruptions == 0
+
+
+def test_stages_wait_for_the_step_interval(small: Doc) -> None:
+    plant = Plant(parse_scenario(small), start_s=0.0)
+    ex = StagedExecution(
+        _action(Move("a01", "mpdu1", "mpdu2", 4.0), Move("a02", "mpdu1", "mpdu3", 4.0)),
+        next_at_s=0.0,
+    )
+    assert _run(plant, ex) == "completed"
+    (t1, _, _, _), (t2, _, _, _) = ex.log
+    assert t2 - t1 == pytest.approx(120.0)
+
+
+def test_stale_plan_is_not_executed(small: Doc) -> None:
+    plant = Plant(parse_scenario(small), start_s=0.0)
+    ex = StagedExecution(_action(Move("a01", "mpdu3", "mpdu2", 4.0)), next_at_s=0.0)
+    assert _run(plant, ex) == "failed"
+    assert "stale" in ex.note
+    assert plant.metrics.switch_operations == 0
+
+
+def test_no_move_onto_a_dead_path(small: Doc) -> None:
+    small["events"] = [{"kind": "sudden_failure", "target": "mpdu2", "at": "0s"}]
+    plant = Plant(parse_scenario(small), start_s=0.0)
+    plant.advance_to(60.0)
+    ex = StagedExecution(_action(Move("a01", "mpdu1", "mpdu2", 4.0)), next_at_s=0.0)
+    assert _run(plant, ex) == "failed"
+    assert plant.telemetry().circuits["a01"].active_path == 0
+    assert plant.telemetry().circuits["a01"].energized
+
+
+def test_stage_that_overloads_its_target_is_rolled_back(small: Doc) -> None:
+    small["mpdus"][1]["rating_a"] = 30  # limit 24 A; b-circuits already draw ~12 A
+    plant = Plant(parse_scenario(small), start_s=0.0)
+    moves = [Move(f"a0{i}", "mpdu1", "mpdu2", 4.0) for i in range(1, 5)]
+    ex = StagedExecution(_one_stage(*moves), next_at_s=0.0)
+    assert _run(plant, ex) == "failed"
+    assert "mpdu2" in ex.note
+    tel = plant.telemetry()
+    assert all(tel.circuits[f"a0{i}"].active_path == 0 for i in range(1, 5))
+    assert all(tel.circuits[f"a0{i}"].energized for i in range(1, 5))
+    assert plant.metrics.interruptions == 0
+
+
+def test_quiet_run_does_nothing_and_forecasts_well(small: Doc) -> None:
+    small["events"] = [
+        {"kind": "ambient_excursion", "at": "30m", "duration": "1h", "delta_c": 6},
+        {"kind": "comms_loss", "target": "mpdu1", "at": "1h", "duration": "15m"},
+    ]
+    m = compute_metrics(run_evaluation(parse_scenario(small)))
+    assert m["switch_operations"] == 0
+    assert m["false_alarms"] == 0
+    assert m["forecast_pairs"] > 0
+    assert m["forecast_mape_1h"] is not None
+    assert m["forecast_mape_1h"] < 0.05
+    assert m["engine_errors"] == []
+
+
+def test_history_off_the_poll_grid_still_lands_on_zero(small: Doc) -> None:
+    small["history"] = "1327m"
+    small["duration"] = "47m"
+    ev = run_evaluation(parse_scenario(small), "reactive")
+    assert ev.times_s[0] == 0.0
+    assert ev.times_s[-1] == pytest.approx(47 * 60.0)
+
+
+def _sudden(small: Doc) -> Doc:
+    # mpdu2 dies: its 3 b-circuits (~10 A at night) bypass to mpdu1 (limit 24 A), which then
+    # carries ~27 A: over its continuous limit, under its rating (no trip).
+    small["mpdus"][0]["rating_a"] = 30
+    small["circuit_groups"][0]["load"]["mean_a"] = 5.5
+    small["events"] = [
+        {"kind": "sudden_failure", "target": "mpdu2", "at": "1h", "repair_after": "90m"}
+    ]
+    return small
+
+
+def test_sudden_failure_is_rebalanced_within_two_polls(small: Doc) -> None:
+    sc = parse_scenario(_sudden(small))
+    reactive = compute_metrics(run_evaluation(sc, "reactive"))
+    proactive = compute_metrics(run_evaluation(sc, "proactive"))
+    assert reactive["over_limit_s"] >= 3600.0  # stays overloaded until the repair
+    assert proactive["over_limit_s"] <= 120.0
+    assert proactive["breaker_trips"] == 0
+    assert proactive["interruptions"] == reactive["interruptions"]  # the bypass itself
+    kinds = [a["kind"] for a in proactive["actions"]]
+    assert kinds[0] == "rebalance"
+    assert proactive["false_alarms"] == 0
