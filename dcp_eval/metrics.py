@@ -164,6 +164,7 @@ def compute_metrics(ev: Evaluation) -> dict[str, Any]:
             {
                 "kind": a.kind,
                 "target": a.target,
+                "reason": a.reason,
                 "started_s": a.started_s,
                 "finished_s": a.finished_s,
                 "ok": a.ok,

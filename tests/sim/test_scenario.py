@@ -372,7 +372,7 @@ def test_invalid_scenarios(doc: Doc, mutate: Callable[[Doc], None], message: str
 
 def test_error_names_the_file(tmp_path: Path) -> None:
     path = tmp_path / "broken.yaml"
-    path.write_text((SCENARIOS / "demo.yaml").read_text().replace("rating_a: 40", "rating_a: -40"))
+    path.write_text((SCENARIOS / "demo.yaml").read_text().replace("rating_a: 63", "rating_a: -63"))
     with pytest.raises(ScenarioError, match=r"broken\.yaml: mpdus\[0\]\.rating_a: must be > 0"):
         load_scenario(path)
 

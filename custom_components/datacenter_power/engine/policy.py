@@ -88,6 +88,9 @@ class PolicyConfig:
     relieve_confirmations: int = 2
     """...and it was predicted so at this many consecutive forecast refreshes (a forecast that
     briefly extrapolates a short surge is not acted on; a real trend persists)."""
+    drain_min_horizon_s: float = 12 * 3600.0
+    """A drain must keep every element within its limit at least this far ahead (the whole
+    horizon when it can); when no complete drain does, only what fits moves."""
     plan_margin: float = 0.05
     """Planned loads are inflated by this fraction (measurement noise, model error)."""
     restore_margin: float = 0.12
@@ -803,18 +806,30 @@ class DecisionPolicy:
                 unavailable=unavailable,
                 goal=f"drain {e}",
                 max_step_amps=cfg.max_step_amps,
-                horizons=(None, now_s + 12 * 3600.0, now_s + 3600.0, now_s),
+                horizons=(None, now_s + cfg.drain_min_horizon_s),
             )
-            if isinstance(res, Plan) and res.moves:
-                why = f"{e} is predicted to fail" + (
-                    f" within {a.time_to_failure_s / 3600:.1f} h"
-                    if a.time_to_failure_s is not None
-                    else ""
+            why = f"{e} is predicted to fail" + (
+                f" within {a.time_to_failure_s / 3600:.1f} h"
+                if a.time_to_failure_s is not None
+                else ""
+            )
+            if isinstance(res, Infeasible):
+                # No complete drain keeps every element within its limit over the whole
+                # horizon: move what fits (never pushing anything over its limit at the forecast
+                # peak), report the rest, and leave the trade-off to a person.
+                infeasible.append(res)
+                res = self._plan(
+                    now_s,
+                    drain=None,
+                    unavailable=unavailable | {e, *topo.mpdus_of(e)},
+                    goal=f"partial drain {e}",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=(None,),
                 )
+                why += " (partial: the rest has no room within the limits)"
+            if isinstance(res, Plan) and res.moves:
                 out.append(self._action("migrate", e, res, urgent=False, now_s=now_s, why=why))
                 return out
-            if isinstance(res, Infeasible):
-                infeasible.append(res)
         # 3. Relieve predicted overloads (enough history only: a young forecast is not trusted).
         history = self._last_t - self._first_t if math.isfinite(self._first_t) else 0.0
         soon = [
