@@ -7,7 +7,7 @@ import json
 import logging
 from pathlib import Path
 
-from . import telemetry
+from . import engine, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -19,10 +19,22 @@ def main() -> None:
     args = parser.parse_args()
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
 
+    scenarios = ROOT / "scenarios"
     report = {
         "telemetry": telemetry.run(
-            [ROOT / "scenarios" / "demo.yaml", ROOT / "scenarios" / "quiet-week.yaml"], args.rounds
+            [scenarios / "demo.yaml", scenarios / "quiet-week.yaml"], args.rounds
         ),
+        "forecasting": [engine.forecasting(scenarios / "quiet-week.yaml", args.rounds)],
+        "planning": engine.planning((30, 100, 250), max(1, args.rounds // 5)),
+        "evaluation": engine.evaluation(
+            [
+                scenarios / "ats-contact-wear.yaml",
+                scenarios / "mpdu-overload-trend.yaml",
+                scenarios / "quiet-week.yaml",
+            ]
+        ),
+        "event_loop": [engine.event_loop_stall(scenarios / "demo.yaml")],
+        "failover": [engine.failover(scenarios / "mpdu-sudden-failure.yaml")],
     }
     if args.json:
         print(json.dumps(report, indent=2))
