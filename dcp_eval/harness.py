@@ -36,6 +36,7 @@ from custom_components.datacenter_power.engine.policy import (
     PolicyConfig,
 )
 from custom_components.datacenter_power.engine.topology import (
+    CONTINUOUS_FRACTION,
     AtsNode,
     CircuitNode,
     MpduNode,
@@ -60,7 +61,7 @@ __all__ = [
 type PolicyName = Literal["proactive", "reactive"]
 type FloatArray = npt.NDArray[np.float64]
 
-CONTINUOUS_LIMIT = 0.8
+CONTINUOUS_LIMIT = CONTINUOUS_FRACTION
 FORECAST_LEAD_S = 3600.0
 VERIFY_ATTEMPTS = 3
 

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Protocol
 
-CONTINUOUS_LIMIT = 0.8
+from .engine.topology import CONTINUOUS_FRACTION as CONTINUOUS_LIMIT
 
 
 class MigrationState(StrEnum):
