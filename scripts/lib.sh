@@ -109,8 +109,10 @@ run_in_env() {
             mount --rbind /dev "$R/dev"
             mount -t proc proc "$R/proc"
             mount -t tmpfs tmpfs "$R/tmp" 2>/dev/null || true
+            # (after the tmpfs: a repository under /tmp needs its mount point inside it)
+            mkdir -p "$R$REPO"
             mount --bind "$REPO" "$R$REPO"
-            [ -z "$SHARED" ] || mount --bind -o ro "$SHARED" "$R$SHARED"
+            [ -z "$SHARED" ] || { mkdir -p "$R$SHARED" && mount --bind -o ro "$SHARED" "$R$SHARED"; }
             exec chroot "$R" /usr/bin/env PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
                 VIRTUAL_ENV="$VENV" HOME=/root PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
                 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CONSTRAINT= PIP_FIND_LINKS= \
