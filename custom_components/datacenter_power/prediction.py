@@ -27,6 +27,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceIdentity, DeviceType
+from .engine.forecast import Forecast
 from .executor import MigrationState
 from .forecasting import ForecastCoordinator
 from .migration import MigrationManager, describe
@@ -97,30 +98,31 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
     _attr_suggested_display_precision = 1
     _unrecorded_attributes = frozenset({"forecast"})
 
-    @property
-    @override
-    def available(self) -> bool:
-        """Available once the forecast has a daily shape to go on: a flat mean of the first
-        hours (``fallback-mean``) is no forecast of a peak."""
+    def _forecast(self) -> Forecast | None:
+        """The component's forecast once it has a daily shape to go on: a flat mean of the first
+        hours (``fallback-mean``) is no forecast of a peak (the state is unknown until then)."""
         policy = self.coordinator.policy
-        if not super().available or policy.element_forecast(self.plant_id) is None:
-            return False
+        fc = policy.element_forecast(self.plant_id)
+        if fc is None:
+            return None
         # Element forecasts are sums of circuit forecasts: look at what those know.
-        models = {fc.model for c in policy.topology.circuits if (fc := policy.circuit_forecast(c))}
-        return bool(models - UNSHAPED_MODELS)
+        models = {
+            cfc.model for c in policy.topology.circuits if (cfc := policy.circuit_forecast(c))
+        }
+        return fc if models - UNSHAPED_MODELS else None
 
     @property
     @override
     def native_value(self) -> float | None:
         """Peak of the P90 forecast."""
-        fc = self.coordinator.policy.element_forecast(self.plant_id)
+        fc = self._forecast()
         return None if fc is None else round(fc.peak("p90")[1], 2)
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
         """When the peak is, and the forecast thinned to a few points."""
-        fc = self.coordinator.policy.element_forecast(self.plant_id)
+        fc = self._forecast()
         if fc is None:
             return {}
         peak_s, _ = fc.peak("p90")

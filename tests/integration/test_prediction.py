@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.datacenter_power.const import (
@@ -125,6 +126,14 @@ async def test_predicted_failure_is_drained_before_it_happens(
     risk = hass.states.get("binary_sensor.ats_ats1_failure_risk")
     assert risk is not None
     assert risk.state == "on"
+    peak = hass.states.get("sensor.mpdu_mpdu2_forecast_peak_load")
+    assert peak is not None
+    assert 10.0 < float(peak.state) < 60.0  # two days of history: a shaped forecast
+    assert len(peak.attributes["forecast"]["p90"]) <= 24
+    assert peak.attributes["peak_time"] > dt_util.utcnow().isoformat()
+    health = hass.states.get("sensor.ats_ats1_health")
+    assert health is not None
+    assert float(health.state) < 90.0
     manager = entry.runtime_data.migrations
     while not finished:
         await manager.async_wait_progress()
