@@ -214,6 +214,10 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
     identity = telemetry.identity(component)
     if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
         raise _invalid("not_a_source", component=component)
+    decisions = entry.runtime_data.forecast.data
+    assessment = None if decisions is None else decisions.assessments.get(component)
+    if assessment is not None and assessment.alert:
+        raise _invalid("component_at_risk", component=component)
     topology = telemetry.data.topology
     mpdus = topology.mpdus_of(component) if component in topology.ats else (component,)
     try:

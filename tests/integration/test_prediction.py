@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
@@ -142,6 +143,11 @@ async def test_predicted_failure_is_drained_before_it_happens(
     tel = plant.telemetry()
     assert tel.ats["ats1"].load_current_a == 0.0
     assert tel.ats["ats2"].load_current_a <= 80.0
+    with pytest.raises(ServiceValidationError) as err:  # still worn: no way back onto it
+        await hass.services.async_call(
+            DOMAIN, "restore", {"component": "ats1"}, blocking=True, return_response=True
+        )
+    assert err.value.translation_key == "component_at_risk"
     plant.advance_to(17 * 3600.0)  # past the failure
     tel = plant.telemetry()
     assert not tel.ats["ats1"].output_energized
