@@ -13,6 +13,7 @@ after a restart it is replayed into a fresh policy, so a restart loses nothing t
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
 from collections import deque
@@ -47,6 +48,7 @@ from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot, TelemetryCoo
 from .device.models import AtsReading, EnvReading, MpduReading, SbmReading
 from .engine.observation import CircuitObs, ElementObs, PlantObservation
 from .engine.policy import Action, DecisionPolicy, Decisions, PolicyConfig
+from .engine.topology import Topology
 from .executor import MigrationState
 from .migration import MigrationManager, MigrationRequest
 
@@ -258,6 +260,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._history: deque[list[Any]] = deque(maxlen=int(HISTORY_MAX_S / HISTORY_BUCKET_S))
         self._pending: list[PlantObservation] = []
         self._deciding = False
+        self._rebuilding: asyncio.Task[None] | None = None
         self._unsub: Callable[[], None] | None = None
         self.last_decide_s: float = 0.0
         """Wall time of the last ``decide`` (executor job), for diagnostics and the benchmark."""
@@ -284,10 +287,32 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         for obs in observations:
             self.policy.observe(obs)
 
+    async def _async_rebuild(self, topology: Topology) -> None:
+        """Replace the policy with one for ``topology``, taught the kept history off the loop."""
+        policy = DecisionPolicy(topology, policy_config(self.config_entry))
+        policy.schedule = self.policy.schedule
+        replay = [unpack_observation(row) for row in self._history]
+
+        def learn() -> None:
+            for obs in replay:
+                policy.observe(obs)
+
+        await self.hass.async_add_executor_job(learn)
+        LOGGER.debug("The plant changed; the policy now covers %d circuits", len(topology.circuits))
+        self.policy = policy
+        self._pending.clear()
+        self._finished.clear()
+        self._rebuilding = None
+
     @callback
     def _on_telemetry(self) -> None:
         snapshot = self.telemetry.data
-        if snapshot is None or snapshot.topology != self.policy.topology:
+        if snapshot.topology != self.policy.topology:
+            # A rescan found devices (or a gateway went): a new policy learns the new plant.
+            if self._rebuilding is None:
+                self._rebuilding = self.config_entry.async_create_background_task(
+                    self.hass, self._async_rebuild(snapshot.topology), f"{DOMAIN} rebuild policy"
+                )
             return
         obs = observation_from_snapshot(snapshot)
         bucket = obs.t_s // HISTORY_BUCKET_S

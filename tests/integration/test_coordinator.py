@@ -180,6 +180,10 @@ async def test_device_silent_at_setup_found_by_rescan(
     device = dr.async_get(hass).async_get(coordinator.device_id("mpdu2") or "")
     assert device is not None
     assert device.via_device_id == coordinator.device_id("ats2")
+    # the engine's policy follows the plant it now knows
+    policy = entry.runtime_data.forecast.policy
+    assert policy.topology == snapshot.topology
+    assert set(policy.assignment) == {"c01", "c02", "c03", "c04"}
 
 
 async def test_rescan_without_changes_does_not_refresh(
