@@ -262,8 +262,6 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._deciding = False
         self._rebuilding: asyncio.Task[None] | None = None
         self._unsub: Callable[[], None] | None = None
-        self.last_decide_s: float = 0.0
-        """Wall time of the last ``decide`` (executor job), for diagnostics and the benchmark."""
 
     @override
     async def _async_setup(self) -> None:
@@ -343,12 +341,6 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
     def _data_to_save(self) -> dict[str, Any]:
         return {"history": list(self._history)}
 
-    def _decide(self, now_s: float) -> Decisions:
-        started = time.perf_counter()
-        decisions = self.policy.decide(now_s)
-        self.last_decide_s = time.perf_counter() - started
-        return decisions
-
     async def _async_announced_work(self) -> None:
         """Read announced work from the calendar chosen in the options into the policy (a
         calendar that fails to answer leaves the previous schedule in place)."""
@@ -384,7 +376,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._drain()
         self._deciding = True
         try:
-            decisions = await self.hass.async_add_executor_job(self._decide, time.time())
+            decisions = await self.hass.async_add_executor_job(self.policy.decide, time.time())
         finally:
             self._deciding = False
             self._drain()

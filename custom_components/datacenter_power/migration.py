@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -162,7 +162,7 @@ class MigrationManager:
         self.records: dict[str, MigrationRecord] = {}
         self._executors: dict[str, MigrationExecutor] = {}
         self._tasks: dict[str, asyncio.Task[MigrationRecord]] = {}
-        self._listeners: list[Any] = []
+        self._listeners: list[Callable[[], None]] = []
         self._waiters: list[asyncio.Future[None]] = []
 
     # -- state ---------------------------------------------------------------------------------
@@ -186,7 +186,7 @@ class MigrationManager:
                 out |= rec.circuits
         return frozenset(out)
 
-    def add_listener(self, listener: Any) -> Any:
+    def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` on every progress change; returns the remover."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)

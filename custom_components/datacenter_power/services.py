@@ -87,15 +87,16 @@ def _resolve(hass: HomeAssistant, name: str) -> tuple[DataCenterPowerConfigEntry
     raise _invalid("unknown_component", component=name)
 
 
-def _request(entry: DataCenterPowerConfigEntry, call: ServiceCall) -> MigrationRequest:
-    """Validate a drain request against the plant: ATS/MPDU source, distinct target, amounts."""
-    _, component = _resolve(entry.runtime_data.telemetry.hass, call.data[ATTR_COMPONENT])
+def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRequest]:
+    """The plant that owns the component, and the validated request: ATS/MPDU source,
+    distinct target in the same plant, positive amounts."""
+    entry, component = _resolve(call.hass, call.data[ATTR_COMPONENT])
     identity = entry.runtime_data.telemetry.identity(component)
     if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
         raise _invalid("not_a_source", component=component)
     target: str | None = None
     if ATTR_TARGET in call.data:
-        target_entry, target = _resolve(entry.runtime_data.telemetry.hass, call.data[ATTR_TARGET])
+        target_entry, target = _resolve(call.hass, call.data[ATTR_TARGET])
         if target_entry is not entry:
             raise _invalid("target_other_plant", target=target)
         if target == component:
@@ -112,7 +113,7 @@ def _request(entry: DataCenterPowerConfigEntry, call: ServiceCall) -> MigrationR
         raise _invalid("not_positive", field=ATTR_MAX_STEP_AMPS, value=str(max_step))
     if interval < 0:
         raise _invalid("not_positive", field=ATTR_STEP_INTERVAL, value=str(interval))
-    return MigrationRequest(component, target, max_step, interval)
+    return entry, MigrationRequest(component, target, max_step, interval)
 
 
 def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
@@ -129,15 +130,13 @@ def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
 
 
 async def _plan_migration(call: ServiceCall) -> ServiceResponse:
-    entry, _ = _resolve(call.hass, call.data[ATTR_COMPONENT])
-    request = _request(entry, call)
+    entry, request = _request(call)
     result = plan_for(entry.runtime_data.telemetry.data, request)
     return {"feasible": isinstance(result, Plan), **result.as_dict()}
 
 
 async def _migrate_load(call: ServiceCall) -> ServiceResponse:
-    entry, _ = _resolve(call.hass, call.data[ATTR_COMPONENT])
-    request = _request(entry, call)
+    entry, request = _request(call)
     plan = _plan(entry, request)
     if call.data[ATTR_DRY_RUN]:
         return {"migration_id": None, "dry_run": True, "plan": plan.as_dict()}
@@ -160,8 +159,7 @@ async def _cancel_migration(call: ServiceCall) -> ServiceResponse:
 
 async def _isolate(call: ServiceCall) -> ServiceResponse:
     """Drain a component, then take it out of service (MPDU outputs off)."""
-    entry, _ = _resolve(call.hass, call.data[ATTR_COMPONENT])
-    request = _request(entry, call)
+    entry, request = _request(call)
     plan = _plan(entry, request)
     manager = entry.runtime_data.migrations
     migration_id = await manager.async_start(plan, request)
@@ -209,11 +207,9 @@ async def _isolate(call: ServiceCall) -> ServiceResponse:
 
 async def _restore(call: ServiceCall) -> ServiceResponse:
     """Re-energise an isolated component and move circuits back to their normal paths."""
-    entry, component = _resolve(call.hass, call.data[ATTR_COMPONENT])
+    entry, request = _request(call)
+    component = request.component
     telemetry = entry.runtime_data.telemetry
-    identity = telemetry.identity(component)
-    if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
-        raise _invalid("not_a_source", component=component)
     decisions = entry.runtime_data.forecast.data
     assessment = None if decisions is None else decisions.assessments.get(component)
     if assessment is not None and assessment.alert:
@@ -231,7 +227,6 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
             translation_placeholders={"element": component, "error": str(err)},
         ) from err
     await telemetry.async_refresh()
-    request = _request(entry, call)
     result = plan_for(telemetry.data, replace(request, restore=True))
     if isinstance(result, Infeasible) or not result.steps:
         return {"migration_id": None, "plan": result.as_dict()}

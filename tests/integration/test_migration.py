@@ -402,3 +402,21 @@ async def test_sudden_failure_is_rebalanced_in_monitor_mode(
     assert tel.mpdus["mpdu2"].current_a <= 32
     assert tel.mpdus["mpdu3"].current_a <= 32
     assert all(c.energized for c in tel.circuits.values())
+
+
+@pytest.mark.parametrize("scenario_doc", [FAILOVER_PLANT])
+async def test_target_restricts_where_the_load_goes(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Draining mpdu1 (three 8 A circuits, paths to mpdu2 and mpdu3): with target mpdu3 all go
+    there; mpdu2 (already 16 A of its 32 A limit) cannot take all 24 A alone, so with target
+    mpdu2 there is no plan, and it is mpdu2 that would be over."""
+    plan = await _call(hass, "plan_migration", {"component": "mpdu1", "target": "mpdu3"})
+    assert plan["feasible"] is True
+    moves = [m for step in plan["steps"] for m in step["moves"]]
+    assert sorted(m["circuit"] for m in moves) == ["f1", "f2", "f3"]
+    assert {m["to_mpdu"] for m in moves} == {"mpdu3"}
+    plan = await _call(hass, "plan_migration", {"component": "mpdu1", "target": "mpdu2"})
+    assert plan["feasible"] is False
+    assert plan["element"] == "mpdu2"
+    assert plan["excess_a"] > 0
