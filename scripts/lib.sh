@@ -48,33 +48,65 @@ env_kind() {
     if [ "${DCP_FORCE_CHROOT:-0}" != "1" ] && find_native_python >/dev/null; then echo native; else echo chroot; fi
 }
 
+# The Debian mirror: DCP_DEBIAN_MIRROR when set, else the one this machine's own apt sources use;
+# empty when neither says (debootstrap then uses its own default). No host is written here.
 debian_mirror() {
-    local uri=""
-    if compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
-        uri="$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1)"
+    local uri="${DCP_DEBIAN_MIRROR:-}"
+    if [ -z "$uri" ] && compgen -G "/etc/apt/sources.list.d/*.sources" >/dev/null; then
+        uri="$(grep -h '^URIs:' /etc/apt/sources.list.d/*.sources | awk '{print $2}' | grep -v security | head -n1 || true)"
     fi
     if [ -z "$uri" ] && [ -f /etc/apt/sources.list ]; then
-        uri="$(grep -E '^deb ' /etc/apt/sources.list | grep -v security | awk '{print $2}' | head -n1)"
+        uri="$(grep -E '^deb ' /etc/apt/sources.list | grep -v security | awk '{print $2}' | head -n1 || true)"
     fi
-    echo "${uri:-http://deb.debian.org/debian}"
+    echo "$uri"
 }
 
+# Packages the root filesystem needs beyond Python: a compiler and headers, because Home
+# Assistant's frontend imports pymicro-vad and pyspeex-noise (via assist_pipeline), which have no
+# wheel for this platform and build from source; Chromium for the browser check (Playwright drives
+# it; nothing may download a browser). Bump ROOTFS_EXTRAS_VERSION when this list changes.
+ROOTFS_EXTRAS="gcc g++ python3.14-dev chromium fonts-dejavu-core"
+ROOTFS_EXTRAS_VERSION=2
+
 build_rootfs() {
-    [ -x "$ROOTFS/usr/bin/python3.14" ] && return 0
-    [ "$(id -u)" = 0 ] || { log "building the Python 3.14 root filesystem needs root (or install Python >= $MIN_PY)"; exit 1; }
-    if ! command -v debootstrap >/dev/null 2>&1; then
-        log "installing debootstrap"
-        apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+    if [ ! -x "$ROOTFS/usr/bin/python3.14" ]; then
+        [ "$(id -u)" = 0 ] || { log "building the Python 3.14 root filesystem needs root (or install Python >= $MIN_PY)"; exit 1; }
+        if ! command -v debootstrap >/dev/null 2>&1; then
+            log "installing debootstrap"
+            apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap >/dev/null
+        fi
+        local mirror tmp
+        mirror="$(debian_mirror)"
+        tmp="$ROOTFS.partial"
+        rm -rf "$tmp"; mkdir -p "$tmp"
+        log "building a Debian testing root filesystem with Python 3.14 in $ROOTFS (${mirror:-the default mirror of debootstrap}, about 30 s)"
+        local args=(--variant=minbase --include=python3.14,python3.14-venv,ca-certificates testing "$tmp")
+        if [ -n "$mirror" ]; then args+=("$mirror" /usr/share/debootstrap/scripts/sid); fi
+        debootstrap "${args[@]}" >"$DCP_CACHE/debootstrap.log" 2>&1 \
+            || { log "debootstrap failed; see $DCP_CACHE/debootstrap.log"; tail -n 20 "$DCP_CACHE/debootstrap.log" >&2; exit 1; }
+        mv "$tmp" "$ROOTFS"
     fi
-    local mirror tmp
-    mirror="$(debian_mirror)"
-    tmp="$ROOTFS.partial"
-    rm -rf "$tmp"; mkdir -p "$tmp"
-    log "building a Debian testing root filesystem with Python 3.14 in $ROOTFS (from $mirror, about 30 s)"
-    debootstrap --variant=minbase --include=python3.14,python3.14-venv,ca-certificates \
-        testing "$tmp" "$mirror" /usr/share/debootstrap/scripts/sid >"$DCP_CACHE/debootstrap.log" 2>&1 \
-        || { log "debootstrap failed; see $DCP_CACHE/debootstrap.log"; tail -n 20 "$DCP_CACHE/debootstrap.log" >&2; exit 1; }
-    mv "$tmp" "$ROOTFS"
+    rootfs_extras
+}
+
+# rootfs_extras: install ROOTFS_EXTRAS once (stamped), also into a root filesystem built before.
+rootfs_extras() {
+    local stamp="$ROOTFS/var/lib/dcp-extras"
+    [ "$(cat "$stamp" 2>/dev/null || true)" = "$ROOTFS_EXTRAS_VERSION" ] && return 0
+    [ "$(id -u)" = 0 ] || { log "installing $ROOTFS_EXTRAS into the root filesystem needs root"; exit 1; }
+    log "installing $ROOTFS_EXTRAS into the root filesystem (once, about a minute)"
+    cp -f /etc/resolv.conf "$ROOTFS/etc/resolv.conf" 2>/dev/null || true
+    # The testing suite's Release file served here can be past its Valid-Until date.
+    unshare --mount --propagation private -- /bin/bash -c '
+        set -e
+        mount -t proc proc "$1/proc"
+        chroot "$1" /usr/bin/env DEBIAN_FRONTEND=noninteractive /bin/bash -c "
+            apt-get -o Acquire::Check-Valid-Until=false update -qq &&
+            apt-get -o Acquire::Check-Valid-Until=false install -y -qq --no-install-recommends $2 &&
+            apt-get clean"
+    ' _ "$ROOTFS" "$ROOTFS_EXTRAS" >"$DCP_CACHE/rootfs-extras.log" 2>&1 \
+        || { log "installing $ROOTFS_EXTRAS failed; see $DCP_CACHE/rootfs-extras.log"; tail -n 20 "$DCP_CACHE/rootfs-extras.log" >&2; exit 1; }
+    echo "$ROOTFS_EXTRAS_VERSION" >"$stamp"
 }
 
 # venv location as seen by the commands that use it
