@@ -7,18 +7,25 @@ them in the device registry, and polls them all with ``read_all`` (one request p
 bounded concurrency). A device that does not answer is simply absent from that refresh's
 readings (its entities go unavailable, logged once each way); only when nothing at all answers
 does the refresh fail.
+
+The coordinator also owns the plant's command path (:meth:`TelemetryCoordinator.async_command`):
+entities, the migration executor and every action send commands through it, one at a time per
+plant (its command lock), each judged by ``engine/interlock.py`` against the latest snapshot and
+the circuits' remembered demand (updated here with every snapshot), and followed by a refresh.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Mapping
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, override
 
+from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.config_entries import ConfigEntry
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -36,8 +43,16 @@ from .const import (
     SUBENTRY_GATEWAY,
 )
 from .device.client import PlantClient
-from .device.errors import DeviceLayerError, GatewayUnavailable
-from .device.models import DeviceIdentity, DeviceType, MpduReading, Reading, SbmReading
+from .device.errors import DeviceError, DeviceLayerError, GatewayUnavailable
+from .device.models import (
+    AtsReading,
+    DeviceIdentity,
+    DeviceType,
+    MpduReading,
+    Reading,
+    SbmReading,
+)
+from .engine.interlock import AtsState, InterlockState, Verdict
 from .engine.topology import AtsNode, CircuitNode, MpduNode, Topology
 
 if TYPE_CHECKING:
@@ -45,6 +60,8 @@ if TYPE_CHECKING:
     from .migration import MigrationManager
 
 __all__ = [
+    "CommandCheck",
+    "CommandSend",
     "DataCenterPowerConfigEntry",
     "DataCenterPowerData",
     "Gateway",
@@ -52,7 +69,13 @@ __all__ = [
     "TelemetryCoordinator",
     "build_topology",
     "device_name",
+    "interlock_state",
 ]
+
+type CommandCheck = Callable[[InterlockState], Verdict]
+"""An interlock rule applied to the plant as it is now (``engine/interlock.py``)."""
+type CommandSend = Callable[[PlantClient, DeviceIdentity], Awaitable[None]]
+"""What a command sends, given the device's gateway client and identity."""
 
 MAIN_GATEWAY: Final = "main"
 """Key of the config entry's own gateway (subentry gateways are keyed by subentry id)."""
@@ -174,6 +197,45 @@ def _assignment(
     return out
 
 
+def interlock_state(snapshot: PlantSnapshot, demand_a: Mapping[str, float]) -> InterlockState:
+    """The interlocks' view of a snapshot, with the circuits' remembered demand."""
+    ats: dict[str, AtsState] = {}
+    selected: dict[str, str] = {}
+    for pid, reading in snapshot.readings.items():
+        if isinstance(reading, AtsReading):
+            ats[pid] = _ats_state(reading)
+        elif isinstance(reading, SbmReading) and 0 <= reading.active_path < len(reading.paths):
+            selected[pid] = reading.paths[reading.active_path]
+    return InterlockState(
+        topology=snapshot.topology,
+        assignment=snapshot.assignment,
+        circuit_a=snapshot.circuit_a,
+        energized_mpdus=snapshot.energized_mpdus,
+        ats=ats,
+        selected_path=selected,
+        demand_a=dict(demand_a),
+        unknown=frozenset(c for c in snapshot.topology.circuits if not snapshot.available(c)),
+    )
+
+
+def _ats_state(reading: AtsReading) -> AtsState:
+    sources = reading.sources
+
+    def source(index: int) -> str | None:
+        return sources[index] if 0 <= index < len(sources) else None
+
+    return AtsState(
+        active_source=source(reading.active_source),
+        preferred_source=source(reading.preferred_source) or "",
+        inhibit=reading.inhibit,
+        available=frozenset(
+            s for s, ok in zip(sources, reading.source_available, strict=False) if ok
+        ),
+        output_energized=reading.output_energized,
+        measured_transfer_ms=reading.last_self_test_ms,
+    )
+
+
 class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
     """Polls every device of one plant, across all of its gateways."""
 
@@ -202,6 +264,14 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._topology: Topology = build_topology(())
         self._rescan_lock = asyncio.Lock()
         self._unsub_rescan: list[CALLBACK_TYPE] = []
+        self.command_lock = asyncio.Lock()
+        """One command at a time per plant, across entities, migrations and actions: each is
+        judged on the snapshot refreshed after the previous one, so two commands that fit alone
+        cannot overload together."""
+        self._demand_a: dict[str, float] = {}
+        """What each circuit drew when last seen drawing. A circuit that is off (or on a dead
+        path) reads 0 A, but the interlocks need to know what it would draw once powered again;
+        its last non-zero reading is the best estimate there is."""
 
     # -- public API --------------------------------------------------------------------------
 
@@ -265,6 +335,70 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._device_ids.pop(plant_id, None)
         self._silent.discard(plant_id)
         self._topology = build_topology(self._identities.values())
+
+    @property
+    def demand_a(self) -> Mapping[str, float]:
+        """What each circuit drew when last seen drawing (updated with every snapshot)."""
+        return dict(self._demand_a)
+
+    def interlock_state(self) -> InterlockState:
+        """The interlocks' view of the latest snapshot, with remembered demands."""
+        return interlock_state(self.data, self._demand_a)
+
+    async def async_command(
+        self,
+        plant_id: str,
+        check: CommandCheck,
+        send: CommandSend,
+        what: str,
+        context: Context | None = None,
+    ) -> None:
+        """Send one command to a device if the interlock allows it, then refresh.
+
+        The one command path of the plant: entities, the migration executor and every action
+        use it. ``context`` is the caller's (a user who is not an administrator is refused;
+        automations, migrations and scripts run without a user and pass). The command lock is
+        held from the interlock check until the refresh after the command. Raises a translated
+        ``HomeAssistantError`` when the interlock refuses (naming the element and the amps) and
+        when the device layer fails (the device refused, or did not answer).
+        """
+        await self._async_check_admin(context)
+        async with self.command_lock:
+            verdict = check(self.interlock_state())
+            if not verdict.allowed:
+                LOGGER.info("Refused %s on %s: %s", what, plant_id, verdict.message)
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key=f"interlock_{verdict.reason}",
+                    translation_placeholders=verdict.placeholders(),
+                )
+            LOGGER.info("Sending %s to %s", what, plant_id)
+            try:
+                await send(self.client_for(plant_id), self.identity(plant_id))
+            except DeviceError as err:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="command_rejected",
+                    translation_placeholders={"element": plant_id, "error": err.code_name},
+                ) from err
+            except DeviceLayerError as err:
+                raise HomeAssistantError(
+                    translation_domain=DOMAIN,
+                    translation_key="command_failed",
+                    translation_placeholders={"element": plant_id, "error": str(err)},
+                ) from err
+            finally:
+                # Not the debounced request: the states must show what the command did (or did
+                # not do) as soon as it returns, and the next command is judged on it.
+                await self.async_refresh()
+
+    async def _async_check_admin(self, context: Context | None) -> None:
+        """Changing the power path is for administrators (design: admin-only actions)."""
+        if context is None or context.user_id is None:
+            return
+        user = await self.hass.auth.async_get_user(context.user_id)
+        if user is not None and not user.is_admin:
+            raise Unauthorized(context=context, permission=POLICY_CONTROL)
 
     async def async_rescan(self) -> None:
         """Scan every gateway again; devices found for the first time get registered and show
@@ -380,7 +514,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
 
     def _snapshot(self, readings: dict[str, Reading], errors: dict[str, str]) -> PlantSnapshot:
         identities = dict(self._identities)
-        return PlantSnapshot(
+        snapshot = PlantSnapshot(
             identities=identities,
             readings=readings,
             errors=errors,
@@ -397,6 +531,8 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
             updated_at=dt_util.utcnow(),
             gateways=dict(self._gateway_of),
         )
+        self._demand_a.update({c: a for c, a in snapshot.circuit_a.items() if a > 0.0})
+        return snapshot
 
     # -- gateways and discovery ----------------------------------------------------------------
 

@@ -24,11 +24,9 @@ from homeassistant.helpers.storage import Store
 
 from .const import CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL, DOMAIN, LOGGER
 from .coordinator import PlantSnapshot, TelemetryCoordinator
-from .device.errors import DeviceLayerError
 from .device.models import AtsReading, MpduReading
 from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan, plan_migration, restore_plan
-from .entity import command_lock, plant_interlock_state
 from .executor import (
     FINAL_STATES,
     MigrationExecutor,
@@ -71,20 +69,14 @@ class HaPlantPort:
         self._coordinator = coordinator
 
     async def set_path(self, circuit_id: str, mpdu_id: str) -> None:
-        """Command the circuit's SBM (make-before-break in the device), through the same
-        interlock and command lock as the entities' commands."""
-        coordinator = self._coordinator
-        async with command_lock(coordinator):
-            verdict = check_sbm_path(plant_interlock_state(coordinator), circuit_id, mpdu_id)
-            if not verdict.allowed:
-                raise HomeAssistantError(
-                    f"interlock refused {circuit_id} -> {mpdu_id}: {verdict.message}"
-                )
-            identity = coordinator.identity(circuit_id)
-            try:
-                await coordinator.client_for(circuit_id).set_sbm_path(identity, mpdu_id)
-            except DeviceLayerError as err:
-                raise HomeAssistantError(f"{circuit_id}: {err}") from err
+        """Command the circuit's SBM (make-before-break in the device) through the plant's
+        command path: the same lock and interlock as every other command."""
+        await self._coordinator.async_command(
+            circuit_id,
+            lambda state: check_sbm_path(state, circuit_id, mpdu_id),
+            lambda client, identity: client.set_sbm_path(identity, mpdu_id),
+            f"path {mpdu_id}",
+        )
 
     async def observe(self) -> Observation:
         """Refresh telemetry now and describe it for verification."""

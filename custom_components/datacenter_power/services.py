@@ -3,7 +3,9 @@
 Registered once in ``async_setup`` (not per entry). A component is named by its Home Assistant
 device id or by its plant id (``ats1``); the entry that owns it is found from that. Actions that
 change the power path are admin-only. Every invalid call raises ``ServiceValidationError`` with
-a translation key, before anything is commanded.
+a translation key, before anything is commanded. Every command an action sends (the MPDU
+outputs of ``isolate`` and ``restore``, the SBM moves of a migration) goes through the telemetry
+coordinator's ``async_command``: the plant's command lock and the interlocks, as for the entities.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from homeassistant.helpers.service import async_register_admin_service
 
 from .const import DOMAIN
 from .coordinator import DataCenterPowerConfigEntry
-from .device.errors import DeviceLayerError
 from .device.models import DeviceType
+from .engine.interlock import check_mpdu_output
 from .engine.planner import Infeasible, Plan
 from .executor import MigrationState
 from .migration import MigrationRequest, plan_for
@@ -157,6 +159,20 @@ async def _cancel_migration(call: ServiceCall) -> ServiceResponse:
     return response
 
 
+async def _switch_mpdu(
+    call: ServiceCall, entry: DataCenterPowerConfigEntry, mpdu: str, *, on: bool
+) -> None:
+    """Switch an MPDU's output through the plant's command path: the command lock and the same
+    interlock as the MPDU's output switch (refused with the element and the amps)."""
+    await entry.runtime_data.telemetry.async_command(
+        mpdu,
+        lambda state: check_mpdu_output(state, mpdu, on),
+        lambda client, identity: client.set_mpdu_output(identity, on),
+        f"output {'on' if on else 'off'}",
+        call.context,
+    )
+
+
 async def _isolate(call: ServiceCall) -> ServiceResponse:
     """Drain a component, then take it out of service (MPDU outputs off)."""
     entry, request = _request(call)
@@ -192,16 +208,8 @@ async def _isolate(call: ServiceCall) -> ServiceResponse:
             translation_key="isolate_not_empty",
             translation_placeholders={"component": request.component, "circuits": ", ".join(still)},
         )
-    try:
-        for mpdu in mpdus:
-            await telemetry.client_for(mpdu).set_mpdu_output(telemetry.identity(mpdu), False)
-    except DeviceLayerError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="command_failed",
-            translation_placeholders={"element": request.component, "error": str(err)},
-        ) from err
-    await telemetry.async_request_refresh()
+    for mpdu in mpdus:
+        await _switch_mpdu(call, entry, mpdu, on=False)
     return {"migration_id": migration_id, "isolated": list(mpdus)}
 
 
@@ -216,17 +224,9 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
         raise _invalid("component_at_risk", component=component)
     topology = telemetry.data.topology
     mpdus = topology.mpdus_of(component) if component in topology.ats else (component,)
-    try:
-        for mpdu in mpdus:
-            if mpdu not in telemetry.data.energized_mpdus:
-                await telemetry.client_for(mpdu).set_mpdu_output(telemetry.identity(mpdu), True)
-    except DeviceLayerError as err:
-        raise HomeAssistantError(
-            translation_domain=DOMAIN,
-            translation_key="command_failed",
-            translation_placeholders={"element": component, "error": str(err)},
-        ) from err
-    await telemetry.async_refresh()
+    for mpdu in mpdus:
+        if mpdu not in telemetry.data.energized_mpdus:
+            await _switch_mpdu(call, entry, mpdu, on=True)
     result = plan_for(telemetry.data, replace(request, restore=True))
     if isinstance(result, Infeasible) or not result.steps:
         return {"migration_id": None, "plan": result.as_dict()}

@@ -1,0 +1,218 @@
+"""The plant's one command path (``TelemetryCoordinator.async_command``): the actions' own
+commands (``isolate``, ``restore``) are judged by the same interlocks as the entities', entity
+commands and actions share one lock, and the circuits' demand is remembered with no platform
+loaded. Real Home Assistant, real simulator over Modbus TCP."""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+from typing import Any
+
+import pytest
+from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
+from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF
+from homeassistant.core import HomeAssistant
+from homeassistant.exceptions import HomeAssistantError
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.datacenter_power import migration
+from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
+from custom_components.datacenter_power.executor import MigrationState
+from dcp_sim.server import PlantServer
+
+from .conftest import PLANT
+
+
+@pytest.fixture(autouse=True)
+def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Verification refreshes 50 ms apart (not 1 s)."""
+    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+
+
+@pytest.fixture
+def mock_config_entry(mock_config_entry: MockConfigEntry) -> MockConfigEntry:
+    """The plant's entry with migration steps back to back."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=mock_config_entry.title,
+        unique_id=mock_config_entry.unique_id,
+        data=dict(mock_config_entry.data),
+        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 0},
+    )
+
+
+async def _call(hass: HomeAssistant, service: str, data: dict[str, Any]) -> dict[str, Any]:
+    response = await hass.services.async_call(
+        DOMAIN, service, data, blocking=True, return_response=True
+    )
+    assert isinstance(response, dict)
+    return response
+
+
+SILENT_C01 = copy.deepcopy(PLANT)
+SILENT_C01["events"] = [{"kind": "comms_loss", "target": "c01", "at": "10m", "duration": "2h"}]
+"""The test plant whose critical circuit c01 (paths mpdu1, mpdu2) stops answering at 10 min."""
+
+
+@pytest.mark.parametrize("scenario_doc", [SILENT_C01])
+async def test_isolate_is_refused_by_the_interlock_like_the_output_switch(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
+) -> None:
+    """c01 is critical and silent: it may be drawing through mpdu1. The drain moves what it
+    knows (c02), but switching mpdu1 off is refused by the interlock, by the action exactly as by
+    the MPDU's output switch, and mpdu1 stays on."""
+    server = sim_server[0]
+    telemetry = init_integration.runtime_data.telemetry
+    server.advance(600)
+    await telemetry.async_refresh()
+    assert not telemetry.data.available("c01")
+
+    with pytest.raises(HomeAssistantError) as by_action:
+        await _call(hass, "isolate", {"component": "mpdu1", "max_step_amps": 20})
+    with pytest.raises(HomeAssistantError) as by_switch:
+        await hass.services.async_call(
+            SWITCH_DOMAIN,
+            SERVICE_TURN_OFF,
+            {ATTR_ENTITY_ID: "switch.mpdu_mpdu1_output"},
+            blocking=True,
+        )
+    for err in (by_switch.value, by_action.value):
+        assert err.translation_key == "interlock_critical_load_on_mpdu"
+        assert err.translation_placeholders is not None
+        assert err.translation_placeholders["element"] == "mpdu1"
+        assert err.translation_placeholders["circuits"] == "c01"
+    tel = server.plant.telemetry()
+    assert tel.mpdus["mpdu1"].output_on
+    assert tel.circuits["c02"].paths[tel.circuits["c02"].active_path] == "mpdu2"  # drained
+    assert server.plant.metrics.interruptions == 0
+
+
+RESTORE_PLANT: dict[str, Any] = {
+    "version": 1,
+    "name": "restore-over-limit",
+    "seed": 5,
+    "start": "2026-03-02T00:00:00Z",
+    "history": "0s",
+    "duration": "1d",
+    "step": "60s",
+    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
+    "ats": [
+        {
+            "id": "ats1",
+            "sources": ["util_a", "util_b"],
+            "rating_a": 50,
+            "transfer_time": "12ms",
+            "rated_operations": 6000,
+        },
+        {
+            "id": "ats2",
+            "sources": ["util_b", "util_a"],
+            "rating_a": 200,
+            "transfer_time": "12ms",
+            "rated_operations": 6000,
+        },
+    ],
+    "mpdus": [
+        {"id": "mpdu1", "ats": "ats1", "rating_a": 40},
+        {"id": "mpdu2", "ats": "ats2", "rating_a": 40},
+        {"id": "mpdu3", "ats": "ats1", "rating_a": 40},
+    ],
+    "circuits": [
+        {
+            "id": "x1",
+            "paths": ["mpdu1"],
+            "rating_a": 16,
+            "critical": False,
+            "load": {"mean_a": 10, "daily": 0, "weekly": 0, "noise": 0},
+        },
+        *(
+            {
+                "id": f"f{i}",
+                "paths": ["mpdu3", "mpdu2"],
+                "rating_a": 16,
+                "load": {"mean_a": 6, "daily": 0, "weekly": 0, "noise": 0},
+            }
+            for i in range(1, 5)
+        ),
+    ],
+    "events": [
+        {
+            "kind": "load_surge",
+            "targets": ["f1", "f2", "f3", "f4"],
+            "at": "5m",
+            "duration": "2h",
+            "extra_a": 2,
+        }
+    ],
+}
+"""ats1 (limit 40 A) feeds x1 (10 A, non-critical, only path mpdu1) and four 6 A circuits on
+mpdu3: 34 A. From 5 min the four draw 2 A more each."""
+
+
+@pytest.mark.usefixtures("no_platforms")
+@pytest.mark.parametrize("scenario_doc", [RESTORE_PLANT])
+async def test_restore_is_refused_by_the_interlock_on_remembered_demand(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
+) -> None:
+    """mpdu1 is switched off at the panel (x1 loses power) and the mpdu3 load grows to 32 A.
+    Switching mpdu1 back on would bring x1's remembered 10 A back onto ats1: 42 A, above its
+    40 A limit. ``restore`` is refused by the MPDU-output interlock, with no entity platform
+    loaded (the coordinator remembers the demand itself), and sends nothing."""
+    server = sim_server[0]
+    telemetry = init_integration.runtime_data.telemetry
+    assert telemetry.demand_a["x1"] == pytest.approx(10.0, abs=0.1)
+    server.plant.command_mpdu_output("mpdu1", False)
+    server.advance(600)
+    await telemetry.async_refresh()
+    assert telemetry.data.circuit_a["x1"] == 0.0
+    assert telemetry.demand_a["x1"] == pytest.approx(10.0, abs=0.1)
+
+    with pytest.raises(HomeAssistantError) as refused:
+        await _call(hass, "restore", {"component": "mpdu1"})
+    err = refused.value
+    assert err.translation_key == "interlock_over_limit"
+    assert err.translation_placeholders is not None
+    assert err.translation_placeholders["element"] == "ats1"
+    assert err.translation_placeholders["target"] == "mpdu1"
+    assert float(err.translation_placeholders["amps"]) == pytest.approx(2.0, abs=0.2)
+    assert not server.plant.telemetry().mpdus["mpdu1"].output_on
+
+
+async def test_entity_commands_and_actions_share_the_plant_command_lock(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
+) -> None:
+    """While the plant's command lock is held, neither an entity's command nor a migration's
+    move reaches the plant; released, both are carried out, one after the other."""
+    server = sim_server[0]
+    runtime = init_integration.runtime_data
+    lock = runtime.telemetry.command_lock
+    await lock.acquire()
+    try:
+        switched = asyncio.create_task(
+            hass.services.async_call(
+                SWITCH_DOMAIN,
+                SERVICE_TURN_OFF,
+                {ATTR_ENTITY_ID: "switch.circuit_c04_output"},
+                blocking=True,
+            )
+        )
+        started = await _call(hass, "migrate_load", {"component": "mpdu1", "max_step_amps": 20})
+        migration_id = started["migration_id"]
+        for _ in range(10):
+            await asyncio.sleep(0.02)
+        tel = server.plant.telemetry()
+        assert tel.circuits["c04"].output_on
+        assert {tel.circuits[c].paths[tel.circuits[c].active_path] for c in ("c01", "c02")} == {
+            "mpdu1"
+        }
+        assert not switched.done()
+        assert runtime.migrations.records[migration_id].completed_stages == 0
+    finally:
+        lock.release()
+    await switched
+    record = await runtime.migrations.async_wait(migration_id)
+    assert record.state is MigrationState.COMPLETED
+    tel = server.plant.telemetry()
+    assert not tel.circuits["c04"].output_on
+    assert {tel.circuits[c].paths[tel.circuits[c].active_path] for c in ("c01", "c02")} == {"mpdu2"}
