@@ -264,15 +264,3 @@ def test_config_is_a_frozen_dataclass() -> None:
         cfg.mode = "monitor"  # type: ignore[misc]
 
 
-def test_state_survives_a_restart() -> None:
-    policy = _policy()
-    t = _history(policy)
-    before = policy.decide(t)
-    data = json.loads(json.dumps(policy.to_dict()))
-    again = DecisionPolicy.from_dict(TOPO, data, PolicyConfig())
-    _feed(again, t - POLL, 1 / 60, TOPO.normal_assignment(), _steady())
-    after = again.decide(t)
-    f1, f2 = before.forecasts["mpdu1"], after.forecasts["mpdu1"]
-    assert f2.value_at(t + 3600.0) == pytest.approx(f1.value_at(t + 3600.0), rel=0.02)
-    with pytest.raises(ValueError, match="version"):
-        DecisionPolicy.from_dict(TOPO, {**data, "version": 9})

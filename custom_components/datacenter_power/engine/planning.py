@@ -1,0 +1,129 @@
+"""Planning with retries: the planner asked over shorter horizons, then with relaxed limits.
+
+A far forecast may be infeasible where the next hours are not, so the policy asks the planner
+for the whole horizon first and then for shorter ones. An urgent relief that cannot bring every
+element under its limit accepts the smallest excess achievable on the elements already over it
+(every other element keeps its true limit). Moves off elements that merely stopped answering are
+dropped (they are not failing). A planner fault is reported, never raised.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, replace
+
+import numpy as np
+import numpy.typing as npt
+
+from .planner import Infeasible, Plan, plan_migration
+from .topology import Topology
+
+__all__ = ["PlanRequest", "drop_moves_off", "plan_with_retries", "relaxed"]
+
+type FloatArray = npt.NDArray[np.float64]
+type LoadsFn = Callable[[float | None], tuple[dict[str, FloatArray], FloatArray]]
+"""Per-circuit load profiles and their time grid, up to a horizon (None: all of it)."""
+
+RELAX_STEPS = (0.05, 0.1, 0.2, 0.4, 1.0)
+"""Fractions by which the ratings of already-overloaded elements are raised, in turn."""
+
+
+@dataclass(frozen=True, slots=True)
+class PlanRequest:
+    """One planning question."""
+
+    now_s: float
+    drain: str | None
+    unavailable: Collection[str]
+    goal: str
+    max_step_amps: float
+    horizons: Sequence[float | None]
+    best_effort: bool = False
+    over_now: Sequence[str] = ()
+    """Elements above their limit now (best effort relaxes only these)."""
+
+
+def plan_with_retries(
+    topology: Topology,
+    assignment: Mapping[str, str | None],
+    loads: LoadsFn,
+    req: PlanRequest,
+    *,
+    silent: Collection[str],
+    time_limit_s: float,
+    errors: list[str],
+) -> Plan | Infeasible:
+    """Try the full horizon first, then shorter ones; relax overloaded ratings if best effort.
+
+    ``best_effort`` (urgent relief): when even "now" has no plan that brings every element
+    under its limit, accept the smallest excess the planner says is achievable on the
+    elements that are over their limit already, and keep every other element within its
+    true limit; relieving most of an overload beats leaving all of it.
+    """
+    result: Plan | Infeasible | None = None
+    attempts: list[tuple[float | None, Topology]] = [(u, topology) for u in req.horizons]
+    if req.best_effort and req.over_now:
+        attempts += [(req.now_s, relaxed(topology, req.over_now, f)) for f in RELAX_STEPS]
+    for until, plan_topo in attempts:
+        profile, grid = loads(until)
+        try:
+            result = plan_migration(
+                plan_topo,
+                assignment,
+                profile,
+                grid,
+                drain=req.drain,
+                unavailable=sorted(req.unavailable),
+                max_step_amps=req.max_step_amps,
+                goal=req.goal,
+                time_limit_s=time_limit_s,
+            )
+        except (ValueError, ArithmeticError, RuntimeError) as err:
+            # A planner fault must not take the monitoring down with it: report, move nothing.
+            errors.append(f"planner failed ({req.goal}): {type(err).__name__}: {err}")
+            return Infeasible(req.goal, req.drain or "", 0.0, None, f"planner error: {err}")
+        if isinstance(result, Plan):
+            plan = drop_moves_off(result, set(silent), req.drain)
+            if plan_topo is not topology:
+                plan = replace(plan, notes=(*plan.notes, "best effort: limit not reachable"))
+            return plan
+    assert result is not None
+    return result
+
+
+def relaxed(topology: Topology, elements: Collection[str], frac: float) -> Topology:
+    """The topology with the ratings of ``elements`` (already over their limit) raised by
+    ``frac``: every other element keeps its true limit."""
+    ats = {
+        k: replace(v, rating_a=v.rating_a * (1 + frac)) if k in elements else v
+        for k, v in topology.ats.items()
+    }
+    mpdus = {
+        k: replace(v, rating_a=v.rating_a * (1 + frac)) if k in elements else v
+        for k, v in topology.mpdus.items()
+    }
+    return Topology.build(ats.values(), mpdus.values(), topology.circuits.values())
+
+
+def drop_moves_off(plan: Plan, sources: set[str], drain: str | None) -> Plan:
+    """Remove moves away from ``sources``: the planner moves circuits off every unavailable
+    element, but one that merely stopped answering is not failing. Dropping a move off an
+    element leaves it and everything else at or below the load the plan assumed."""
+    sources = {m for m in sources if m != drain}
+    if not sources or not any(mv.from_mpdu in sources for mv in plan.moves):
+        return plan
+    steps = []
+    for step in plan.steps:
+        moves = tuple(mv for mv in step.moves if mv.from_mpdu not in sources)
+        if moves:
+            steps.append(replace(step, moves=moves, amps=float(sum(m.amps for m in moves))))
+    final = dict(plan.final_assignment)
+    for mv in plan.moves:
+        if mv.from_mpdu in sources:
+            final[mv.circuit] = mv.from_mpdu
+    return replace(
+        plan,
+        steps=tuple(steps),
+        final_assignment=final,
+        notes=(*plan.notes, "moves off unreachable (not failed) elements dropped"),
+    )

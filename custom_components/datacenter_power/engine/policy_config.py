@@ -1,0 +1,69 @@
+"""The policy's tunables in one frozen dataclass (the integration exposes most as options).
+
+Every number the decision rules use lives here, with why it has the value it has; nothing in the
+rules is a bare constant.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .decisions import Mode
+
+__all__ = ["PolicyConfig"]
+
+
+@dataclass(frozen=True, slots=True)
+class PolicyConfig:
+    """Tunables of the policy (the integration exposes most of them as options)."""
+
+    mode: Mode = "automatic"
+    horizon_s: float = 86400.0
+    """How far forecasts and failure predictions look ahead."""
+    poll_s: float = 60.0
+    resample_s: float = 900.0
+    """Forecast grid step."""
+    forecast_interval_s: float = 3600.0
+    """How often the circuit forecasts are refreshed (cheap updates in between refits)."""
+    refit_interval_s: float = 86400.0
+    """How often each circuit's forecast model is refitted (the cheap update follows level and
+    trend in between; a daily refit keeps 80 circuits affordable on a small machine)."""
+    max_step_amps: float = 40.0
+    """Amps moved per stage of a planned migration."""
+    step_interval_s: float = 120.0
+    """Pause between stages of a planned migration (verification happens in between)."""
+    urgent_max_step_amps: float = 120.0
+    """Amps moved per stage when an element is above its limit now."""
+    failed_plan_hold_s: float = 1800.0
+    """A non-urgent action that failed (rolled back, refused) is not planned again for this long:
+    whatever made it fail (a stale forecast, a busy element) needs time to change."""
+    urgent_retry_s: float = 300.0
+    """An urgent relief that found (or executed) nothing useful is retried after this long,
+    or at once when the set of overloaded or dead elements changes."""
+    relieve_lead_s: float = 4 * 3600.0
+    """Relieve a predicted overload when its P90 crossing is at most this far ahead."""
+    relieve_confirmations: int = 2
+    """...and it was predicted so at this many consecutive forecast refreshes (a forecast that
+    briefly extrapolates a short surge is not acted on; a real trend persists)."""
+    drain_min_horizon_s: float = 12 * 3600.0
+    """A drain must keep every element within its limit at least this far ahead (the whole
+    horizon when it can); when no complete drain does, only what fits moves."""
+    plan_margin: float = 0.05
+    """Planned loads are inflated by this fraction (measurement noise, model error)."""
+    restore_margin: float = 0.12
+    """A restore must leave this fraction of every limit free over the whole horizon."""
+    restore_stable_s: float = 2 * 3600.0
+    """A repaired or revived element must stay healthy and energised this long before restore."""
+    relief_hold_s: float = 6 * 3600.0
+    """No restore onto an element relieved less than this long ago (no ping-pong)."""
+    error_correlation: float = 0.3
+    """Assumed correlation of circuit forecast errors when summing them to element P90s."""
+    min_history_s: float = 86400.0
+    """Forecast-driven relief needs at least this much circuit history."""
+    plan_time_limit_s: float = 2.0
+    replan_interval_s: float = 900.0
+    """Non-urgent planning runs at most this often, unless alerts or failures changed."""
+    max_moves_per_tick: int = 200
+    """Hard cap on the SBM moves of one plan (a runaway guard, well above real plans)."""
+    utc_offset_s: float = 0.0
+    """Local wall clock offset (weekday/weekend of the load forecasts)."""

@@ -1,0 +1,403 @@
+"""The decision rules: what to do about alerts, predicted overloads, failures and repairs.
+
+In order of precedence at each tick:
+
+1. **urgent** (``relieve`` or ``rebalance``): an element is above its continuous limit now (a
+   dead one means the SBMs' bypass dumped load somewhere); short stages, best effort;
+2. **migrate**: drain an ATS/MPDU whose monitor alerts (predicted failure) onto healthy paths;
+   complete if the result stays within limits for at least ``drain_min_horizon_s``, otherwise
+   only what fits;
+3. **relieve**: move circuits off an element whose forecast P90 load crosses its continuous limit
+   soon, confirmed at consecutive forecast refreshes;
+4. **restore**: circuits away from their normal path go back once that path has been healthy and
+   stable for a while and the forecast says it is safe with margin.
+
+:class:`DecisionRules` also keeps the bookkeeping that stops plans from being retried too often
+(failed plans held back, non-urgent planning at most every ``replan_interval_s``).
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import replace
+from typing import Final
+
+from .decisions import Action, ActionKind, OverloadPrediction
+from .degradation import HealthAssessment
+from .element_forecast import ElementForecasts
+from .planner import Infeasible, Plan, restore_plan
+from .planning import PlanRequest, drop_moves_off, plan_with_retries
+from .plant_state import PlantState
+from .policy_config import PolicyConfig
+from .topology import Topology
+
+__all__ = ["DecisionRules", "find_overloads"]
+
+_EPS: Final = 1e-9
+
+
+def find_overloads(
+    topology: Topology, state: PlantState, forecasts: ElementForecasts, now_s: float
+) -> list[OverloadPrediction]:
+    """Elements above their limit now (urgent) or whose forecast P90 crosses it."""
+    out: list[OverloadPrediction] = []
+    for e in topology.elements:
+        limit = topology.limit_a(e)
+        st = state.elements[e]
+        measured = st.load_a if st.reachable else math.nan
+        fc = forecasts.element_fc.get(e)
+        crossing = None
+        peak_s, peak_a = now_s, measured if math.isfinite(measured) else 0.0
+        if fc is not None and len(fc.p90):
+            crossing = fc.first_crossing(limit)
+            peak_s, peak_a = fc.peak("p90")
+        urgent = math.isfinite(measured) and measured > limit
+        if urgent or crossing is not None:
+            out.append(
+                OverloadPrediction(
+                    element=e,
+                    limit_a=limit,
+                    crossing_s=now_s if urgent else crossing,
+                    peak_s=peak_s,
+                    peak_a=max(peak_a, measured if urgent else 0.0),
+                    measured_a=measured,
+                    urgent=urgent,
+                )
+            )
+    return out
+
+
+class DecisionRules:
+    """Turns what the policy knows into at most one action per tick."""
+
+    def __init__(
+        self,
+        topology: Topology,
+        config: PolicyConfig,
+        state: PlantState,
+        forecasts: ElementForecasts,
+    ) -> None:
+        self.topology = topology
+        self.config = config
+        self.state = state
+        self.forecasts = forecasts
+        self.active: Action | None = None
+        self.approved: set[tuple[ActionKind, str | None]] = set()
+        self.failed_plans: dict[tuple[ActionKind, str | None], float] = {}
+        self.errors: list[str] = []
+        self.streak: dict[str, int] = dict.fromkeys(topology.elements, 0)
+        self.plan_t = -math.inf
+        self.plan_sig: tuple[object, ...] = ()
+        self.urgent_t = -math.inf
+        self.urgent_sig: tuple[object, ...] = ()
+
+    # ------------------------------------------------------------------------ bookkeeping
+    def count_confirmations(self, now_s: float, overloads: list[OverloadPrediction]) -> None:
+        """After a forecast refresh: count consecutive refreshes predicting a near crossing."""
+        near = {
+            o.element
+            for o in overloads
+            if o.crossing_s is not None and o.crossing_s - now_s <= self.config.relieve_lead_s
+        }
+        for e in self.streak:
+            self.streak[e] = self.streak[e] + 1 if e in near else 0
+
+    def finished(self, action: Action, *, ok: bool, now_s: float) -> None:
+        """The caller finished (or abandoned) ``action``."""
+        if self.active is action:
+            self.active = None
+        self.plan_t = -math.inf
+        if not ok:
+            self.failed_plans[(action.kind, action.target)] = now_s
+        if action.kind in ("relieve", "rebalance"):
+            els = self.state.elements
+            for mv in action.plan.moves:
+                els[mv.from_mpdu].relieved_s = now_s
+                els[self.topology.ats_of(mv.from_mpdu)].relieved_s = now_s
+
+    def _blocked(self, kind: ActionKind, target: str | None, now_s: float) -> bool:
+        held = now_s - self.failed_plans.get((kind, target), -math.inf)
+        return held < self.config.failed_plan_hold_s
+
+    # ---------------------------------------------------------------------------- planning
+    def _plan(
+        self,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        req: PlanRequest,
+    ) -> Plan | Infeasible:
+        cfg = self.config
+        fcs = self.forecasts
+        return plan_with_retries(
+            self.topology,
+            assignment,
+            lambda until: fcs.loads(req.now_s, circuit_a, until_s=until, margin=cfg.plan_margin),
+            req,
+            silent=self.state.silent(),
+            time_limit_s=cfg.plan_time_limit_s,
+            errors=self.errors,
+        )
+
+    # ----------------------------------------------------------------------------- the rules
+    def candidates(
+        self,
+        now_s: float,
+        *,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        circuit_reachable: Mapping[str, bool],
+        assessments: Mapping[str, HealthAssessment],
+        alerts: frozenset[str],
+        unavailable: set[str],
+        overloads: list[OverloadPrediction],
+        history_s: float,
+        infeasible: list[Infeasible],
+        notes: list[str],
+    ) -> list[Action]:
+        """The action to take now (at most one), after the rules in order of precedence."""
+        cfg = self.config
+        topo = self.topology
+        els = self.state.elements
+        out: list[Action] = []
+        active = self.active
+
+        # 1. Urgent: something is above its continuous limit now.
+        urgent = [o for o in overloads if o.urgent]
+        dead = self.state.dead()
+        kind: ActionKind = "rebalance" if dead else "relieve"
+        urgent_sig = (frozenset(o.element for o in urgent), frozenset(dead))
+        retry = (
+            urgent_sig != self.urgent_sig
+            or now_s - self.urgent_t >= cfg.urgent_retry_s - _EPS
+            or (kind, None) in self.approved
+        )
+        if (
+            urgent
+            and retry
+            and (active is None or not active.urgent)
+            and now_s - self.failed_plans.get((kind, None), -math.inf) >= cfg.urgent_retry_s
+        ):
+            goal = "rebalance after failure" if dead else "relieve overload"
+            self.urgent_t = now_s
+            self.urgent_sig = urgent_sig
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=None,
+                    unavailable=unavailable,
+                    goal=goal,
+                    max_step_amps=cfg.urgent_max_step_amps,
+                    horizons=(now_s + 3600.0, now_s),
+                    best_effort=True,
+                    over_now=[e for e in topo.elements if els[e].load_a > topo.limit_a(e)],
+                ),
+            )
+            if isinstance(res, Plan) and res.moves:
+                out.append(self._action(kind, None, res, urgent=True, now_s=now_s, why=goal))
+                return out
+            if isinstance(res, Infeasible):
+                infeasible.append(res)
+        if active is not None:
+            return out
+        sig = (alerts, frozenset(dead), frozenset(self.failed_plans.items()))
+        if (
+            now_s - self.plan_t < cfg.replan_interval_s - _EPS
+            and sig == self.plan_sig
+            and not self.approved
+        ):
+            return out
+        self.plan_t = now_s
+        self.plan_sig = sig
+        # 2. Drain components predicted to fail.
+        for e in sorted(alerts):
+            if not topo.circuits_through(e, assignment) or self._blocked("migrate", e, now_s):
+                continue
+            st = els[e]
+            if st.failed or not st.energized:
+                continue
+            a = assessments[e]
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=e,
+                    unavailable=unavailable,
+                    goal=f"drain {e}",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=(None, now_s + cfg.drain_min_horizon_s),
+                ),
+            )
+            why = f"{e} is predicted to fail" + (
+                f" within {a.time_to_failure_s / 3600:.1f} h"
+                if a.time_to_failure_s is not None
+                else ""
+            )
+            if isinstance(res, Infeasible):
+                # No complete drain keeps every element within its limit over the whole
+                # horizon: move what fits (never pushing anything over its limit at the forecast
+                # peak), report the rest, and leave the trade-off to a person.
+                infeasible.append(res)
+                res = self._plan(
+                    assignment,
+                    circuit_a,
+                    PlanRequest(
+                        now_s,
+                        drain=None,
+                        unavailable=unavailable | {e, *topo.mpdus_of(e)},
+                        goal=f"partial drain {e}",
+                        max_step_amps=cfg.max_step_amps,
+                        horizons=(None,),
+                    ),
+                )
+                why += " (partial: the rest has no room within the limits)"
+            if isinstance(res, Plan) and res.moves:
+                out.append(self._action("migrate", e, res, urgent=False, now_s=now_s, why=why))
+                return out
+        # 3. Relieve predicted overloads (enough history only: a young forecast is not trusted).
+        soon = [
+            o
+            for o in overloads
+            if not o.urgent
+            and o.crossing_s is not None
+            and o.crossing_s - now_s <= cfg.relieve_lead_s
+            and self.streak[o.element] >= cfg.relieve_confirmations
+        ]
+        if soon and history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s):
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=None,
+                    unavailable=unavailable,
+                    goal="relieve overload",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=(None, now_s + 2 * cfg.relieve_lead_s, now_s + cfg.relieve_lead_s),
+                ),
+            )
+            names = ", ".join(o.element for o in soon)
+            if isinstance(res, Plan) and res.moves:
+                out.append(
+                    self._action(
+                        "relieve",
+                        None,
+                        res,
+                        urgent=False,
+                        now_s=now_s,
+                        why=f"forecast P90 load of {names} reaches the continuous limit",
+                    )
+                )
+                return out
+            if isinstance(res, Infeasible):
+                infeasible.append(res)
+        # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
+        if self._restorable(assignment, circuit_reachable, alerts, unavailable) and not (
+            self._blocked("restore", None, now_s)
+        ):
+            restore = self._restore(now_s, assignment, circuit_a, unavailable, notes)
+            if restore is not None:
+                out.append(restore)
+        return out
+
+    def _restore(
+        self,
+        now_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        notes: list[str],
+    ) -> Action | None:
+        cfg = self.config
+        loads, grid = self.forecasts.loads(
+            now_s, circuit_a, margin=cfg.restore_margin / (1 - cfg.restore_margin)
+        )
+        hold = {
+            e
+            for e, st in self.state.elements.items()
+            if now_s - st.relieved_s < cfg.relief_hold_s
+            or now_s - st.alive_since_s < cfg.restore_stable_s
+            or (st.repaired_s is not None and now_s - st.repaired_s < cfg.restore_stable_s)
+            or now_s - st.alert_cleared_s < cfg.restore_stable_s
+        }
+        try:
+            res = restore_plan(
+                self.topology,
+                assignment,
+                loads,
+                grid,
+                unavailable=sorted(unavailable | hold),
+                max_step_amps=cfg.max_step_amps,
+                time_limit_s=cfg.plan_time_limit_s,
+            )
+        except (ValueError, ArithmeticError, RuntimeError) as err:
+            self.errors.append(f"planner failed (restore): {type(err).__name__}: {err}")
+            return None
+        if isinstance(res, Plan):
+            res = drop_moves_off(res, self.state.silent(), None)
+            if res.moves:
+                return self._action(
+                    "restore",
+                    None,
+                    res,
+                    urgent=False,
+                    now_s=now_s,
+                    why="normal paths are healthy and stable again",
+                )
+            return None
+        notes.append(f"restore not possible yet: {res.reason}")
+        return None
+
+    def _restorable(
+        self,
+        assignment: Mapping[str, str | None],
+        circuit_reachable: Mapping[str, bool],
+        alerts: frozenset[str],
+        unavailable: set[str],
+    ) -> bool:
+        """Some circuit is off its normal path and that path could take it back."""
+        topo = self.topology
+        for cid, node in topo.circuits.items():
+            path = assignment.get(cid)
+            if path is None or path == node.normal_path or not circuit_reachable[cid]:
+                continue
+            normal = node.normal_path
+            if normal in unavailable or topo.ats_of(normal) in unavailable:
+                continue
+            if normal in alerts or topo.ats_of(normal) in alerts:
+                continue
+            return True
+        return False
+
+    def _action(
+        self,
+        kind: ActionKind,
+        target: str | None,
+        plan: Plan,
+        *,
+        urgent: bool,
+        now_s: float,
+        why: str,
+    ) -> Action:
+        cfg = self.config
+        if len(plan.moves) > cfg.max_moves_per_tick:
+            steps = []
+            count = 0
+            for step in plan.steps:
+                if count + len(step.moves) > cfg.max_moves_per_tick:
+                    break
+                steps.append(step)
+                count += len(step.moves)
+            plan = replace(plan, steps=tuple(steps), notes=(*plan.notes, "truncated"))
+        return Action(
+            kind=kind,
+            target=target,
+            plan=plan,
+            reason=why,
+            urgent=urgent,
+            step_interval_s=cfg.poll_s if urgent else cfg.step_interval_s,
+            created_s=now_s,
+        )
