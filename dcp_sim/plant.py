@@ -8,7 +8,8 @@ gives the same run however it is chunked (``advance_to`` in one call or many) an
 ``docs/scenario-format.md``, fixed here:
 
 * an ATS takes its preferred source (initially the first) when available, else the first
-  available one; a source change interrupts its output for ``transfer_time * (1 + 1.5 s)``.
+  available one; a source change interrupts its output for ``transfer_time * (1 + 1.5 g s)``
+  (g: the wear event's ``transfer`` gain).
   ``inhibit`` blocks discretionary transfers (retransfer to the preferred source, commanded
   transfers) but never the transfer away from a lost source. ``command_ats_transfer`` makes the
   target the preferred source, so the ATS stays there;
@@ -56,10 +57,8 @@ type BoolArray = npt.NDArray[np.bool_]
 NOMINAL_HZ: Final = 50.0
 CONTINUOUS_LIMIT: Final = 0.8
 OVER_TEMPERATURE_C: Final = 60.0
-TEMP_RISE_AT_RATING_C: Final = 30.0
 TEMP_RISE_AT_FULL_WEAR_C: Final = 12.0
 TEMP_NOISE_C: Final = 0.4
-RIPPLE_HEALTHY_PCT: Final = 0.4
 RIPPLE_AT_FULL_WEAR_PCT: Final = 1.6
 RIPPLE_NOISE_PCT: Final = 0.05
 TRANSFER_WEAR_FACTOR: Final = 1.5
@@ -70,6 +69,8 @@ NUISANCE_TRIPS_PER_S: Final = 0.5 / 3600.0
 AMBIENT_NOISE_C: Final = 0.1
 HUMIDITY_NOISE_PCT: Final = 0.5
 ENV_ID: Final = "env1"
+# Rows of the per-signal precursor severity arrays (severity x the event's gain for the signal).
+_TEMP, _RIPPLE, _TRANSFER, _NUISANCE = range(4)
 
 # Fields of each device frozen by a ``sensor_stuck`` event (state flags keep updating).
 _ATS_MEASUREMENTS: Final = (
@@ -159,7 +160,10 @@ class Plant:
         self._ats_fail = np.zeros(n_a, dtype=np.int64)
         self._ats_live = np.zeros(n_a, dtype=np.bool_)
         self._ats_volt = np.zeros(n_a)
-        self._ats_sev = np.zeros(n_a)
+        self._ats_sev = np.zeros((4, n_a))
+        """Per precursor signal (rows ``_TEMP``...): wear severity x the event's gain."""
+        self._ats_rise = np.array([a.thermal_rise_c for a in sc.ats])
+        self._ats_ripple0 = np.array([a.ripple_pct for a in sc.ats])
         self._ats_transfers = [0] * n_a
         self._ats_transfers_failure = [0] * n_a
         self._ats_self_tests = [0] * n_a
@@ -177,7 +181,9 @@ class Plant:
         self._m_on = np.ones(n_m, dtype=np.bool_)
         self._m_fail = np.zeros(n_m, dtype=np.int64)
         self._m_live = np.zeros(n_m, dtype=np.bool_)
-        self._m_sev = np.zeros(n_m)
+        self._m_sev = np.zeros((4, n_m))
+        self._m_rise = np.array([m.thermal_rise_c for m in sc.mpdus])
+        self._m_ripple0 = np.array([m.ripple_pct for m in sc.mpdus])
         self._m_nuisance = np.zeros(n_m, dtype=np.int64)
         self._m_energy = np.zeros(n_m)
         self._m_temp = np.zeros(n_m)
@@ -397,19 +403,21 @@ class Plant:
                 event.failure_s + event.repair_after_s
             )
             s = 0.0 if repaired else event.severity(t)
+            g = event.precursor_gains
+            per_signal = np.array([g.temperature, g.ripple, g.transfer, g.nuisance]) * s
             if kind == "ats":
                 i = self._ats_ix[target]
-                self._ats_sev[i] = max(self._ats_sev[i], s)
+                self._ats_sev[:, i] = np.maximum(self._ats_sev[:, i], per_signal)
             else:
                 i = self._mpdu_ix[target]
-                self._m_sev[i] = max(self._m_sev[i], s)
+                self._m_sev[:, i] = np.maximum(self._m_sev[:, i], per_signal)
 
     # ------------------------------------------------------------------------------------
     # Switching
     # ------------------------------------------------------------------------------------
 
     def _transfer_time_s(self, a: int) -> float:
-        return float(self._ats_tt[a] * (1.0 + TRANSFER_WEAR_FACTOR * self._ats_sev[a]))
+        return float(self._ats_tt[a] * (1.0 + TRANSFER_WEAR_FACTOR * self._ats_sev[_TRANSFER, a]))
 
     def _resolve(self, *, count: bool) -> None:
         """Settle ATS positions, SBM paths and energisation after any change of state."""
@@ -511,19 +519,19 @@ class Plant:
         um = self._m_current / self._m_rating
         self._ats_temp = (
             ambient
-            + TEMP_RISE_AT_RATING_C * ua * ua
-            + TEMP_RISE_AT_FULL_WEAR_C * self._ats_sev
+            + self._ats_rise * ua * ua
+            + TEMP_RISE_AT_FULL_WEAR_C * self._ats_sev[_TEMP]
             + TEMP_NOISE_C * z[:n_a]
         )
         self._m_temp = (
             ambient
-            + TEMP_RISE_AT_RATING_C * um * um
-            + TEMP_RISE_AT_FULL_WEAR_C * self._m_sev
+            + self._m_rise * um * um
+            + TEMP_RISE_AT_FULL_WEAR_C * self._m_sev[_TEMP]
             + TEMP_NOISE_C * z[n_a : n_a + n_m]
         )
         o = n_a + n_m
-        ripple_a = RIPPLE_HEALTHY_PCT + RIPPLE_AT_FULL_WEAR_PCT * self._ats_sev
-        ripple_m = RIPPLE_HEALTHY_PCT + RIPPLE_AT_FULL_WEAR_PCT * self._m_sev
+        ripple_a = self._ats_ripple0 + RIPPLE_AT_FULL_WEAR_PCT * self._ats_sev[_RIPPLE]
+        ripple_m = self._m_ripple0 + RIPPLE_AT_FULL_WEAR_PCT * self._m_sev[_RIPPLE]
         self._ats_ripple = np.where(
             self._ats_live, np.maximum(ripple_a + RIPPLE_NOISE_PCT * z[o : o + n_a], 0.0), 0.0
         )
@@ -535,15 +543,15 @@ class Plant:
         self._env_humidity = self.scenario.environment.humidity_pct + HUMIDITY_NOISE_PCT * float(
             z[-1]
         )
-        if self._wear and self._m_sev.any():
-            lam = NUISANCE_TRIPS_PER_S * self.step_s * self._m_sev * (self._m_fail == 0)
+        if self._wear and self._m_sev[_NUISANCE].any():
+            lam = NUISANCE_TRIPS_PER_S * self.step_s * self._m_sev[_NUISANCE] * (self._m_fail == 0)
             self._m_nuisance += self._rng_nuisance.poisson(lam)
 
     def _self_test(self, a: int, rng: np.random.Generator) -> None:
         measured = (
             self._ats_tt[a]
             * (1.0 + SELF_TEST_NOISE * rng.standard_normal())
-            * (1.0 + TRANSFER_WEAR_FACTOR * self._ats_sev[a])
+            * (1.0 + TRANSFER_WEAR_FACTOR * self._ats_sev[_TRANSFER, a])
         )
         self._ats_self_tests[a] += 1
         self._ats_last_self_test_ms[a] = float(measured) * 1000.0

@@ -32,6 +32,7 @@ __all__ = [
     "LoadSurgeEvent",
     "LoadTrendEvent",
     "Mpdu",
+    "PrecursorGains",
     "Scenario",
     "ScenarioError",
     "ScheduledWork",
@@ -46,6 +47,13 @@ __all__ = [
 ]
 
 ENV_ID: Final = "env1"
+DEFAULT_THERMAL_RISE_C: Final = 30.0
+THERMAL_RISE_RANGE_C: Final = (10.0, 60.0)
+DEFAULT_RIPPLE_PCT: Final = 0.4
+RIPPLE_RANGE_PCT: Final = (0.1, 2.0)
+PRECURSOR_EXPONENT_RANGE: Final = (0.5, 4.0)
+PRECURSOR_GAIN_RANGE: Final = (0.0, 3.0)
+PRECURSOR_SIGNALS: Final = ("temperature", "ripple", "transfer", "nuisance")
 WEAR_KINDS: Final = ("ats_contact_wear", "mpdu_breaker_wear")
 EVENT_KINDS: Final = (
     *WEAR_KINDS,
@@ -93,6 +101,10 @@ class Ats:
     rating_a: float
     transfer_time_s: float
     rated_operations: int
+    thermal_rise_c: float = DEFAULT_THERMAL_RISE_C
+    """Healthy contact temperature rise above ambient at full rating."""
+    ripple_pct: float = DEFAULT_RIPPLE_PCT
+    """Healthy output voltage ripple (RMS, % of nominal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +114,10 @@ class Mpdu:
     id: str
     ats: str
     rating_a: float
+    thermal_rise_c: float = DEFAULT_THERMAL_RISE_C
+    """Healthy terminal temperature rise above ambient at full rating."""
+    ripple_pct: float = DEFAULT_RIPPLE_PCT
+    """Healthy output voltage ripple (RMS, % of nominal)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +154,16 @@ class ScheduledWork:
 
 
 @dataclass(frozen=True, slots=True)
+class PrecursorGains:
+    """Per-signal multipliers of a wear event's precursors (0 = the signal shows nothing)."""
+
+    temperature: float = 1.0
+    ripple: float = 1.0
+    transfer: float = 1.0
+    nuisance: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
 class WearEvent:
     """``ats_contact_wear`` or ``mpdu_breaker_wear``: degrades from onset, fails at failure."""
 
@@ -147,13 +173,15 @@ class WearEvent:
     failure_s: float
     repair_after_s: float | None = None
     precursor_scale: float = 1.0
+    precursor_exponent: float = 2.0
+    precursor_gains: PrecursorGains = PrecursorGains()
 
     def severity(self, t_s: float) -> float:
-        """Precursor severity s(t) (0 before onset, ``precursor_scale`` at failure)."""
+        """Precursor severity s(t) = x^p x scale, x the elapsed fraction of onset..failure."""
         if t_s <= self.onset_s:
             return 0.0
         x = min(1.0, (t_s - self.onset_s) / (self.failure_s - self.onset_s))
-        return x * x * self.precursor_scale
+        return float(x**self.precursor_exponent) * self.precursor_scale
 
 
 @dataclass(frozen=True, slots=True)
@@ -395,11 +423,18 @@ _TOP_OPTIONAL: Final = (
     "schedule",
     "events",
 )
+_UNIT_OPTIONAL: Final = ("thermal_rise_c", "ripple_pct")
+_WEAR_OPTIONAL: Final = (
+    "repair_after",
+    "precursor_scale",
+    "precursor_exponent",
+    "precursor_gains",
+)
 _LOAD_KEYS: Final = ("mean_a", "daily", "weekly", "noise", "trend_per_day")
 _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     # kind: (required, optional)
-    "ats_contact_wear": (("target", "onset", "failure"), ("repair_after", "precursor_scale")),
-    "mpdu_breaker_wear": (("target", "onset", "failure"), ("repair_after", "precursor_scale")),
+    "ats_contact_wear": (("target", "onset", "failure"), _WEAR_OPTIONAL),
+    "mpdu_breaker_wear": (("target", "onset", "failure"), _WEAR_OPTIONAL),
     "load_trend": (("targets", "onset", "growth_a_per_h"), ("end",)),
     "source_outage": (("target", "at", "duration"), ()),
     "sudden_failure": (("target", "at"), ("repair_after",)),
@@ -655,7 +690,10 @@ class _Parser:
 
     def ats_item(self, value: object, path: _Path) -> Ats:
         item = self.mapping(
-            value, path, ("id", "sources", "rating_a", "transfer_time", "rated_operations"), ()
+            value,
+            path,
+            ("id", "sources", "rating_a", "transfer_time", "rated_operations"),
+            _UNIT_OPTIONAL,
         )
         ats_id = self.identifier(item["id"], _join(path, "id"))
         self.register(ats_id, "ats", _join(path, "id"))
@@ -671,16 +709,37 @@ class _Parser:
             rated_operations=self.integer(
                 item["rated_operations"], _join(path, "rated_operations"), minimum=1
             ),
+            **self.unit_normals(item, path),
         )
 
+    def unit_normals(self, item: dict[str, Any], path: _Path) -> dict[str, float]:
+        """An ATS's or MPDU's optional healthy ``thermal_rise_c`` and ``ripple_pct``."""
+        lo_t, hi_t = THERMAL_RISE_RANGE_C
+        lo_r, hi_r = RIPPLE_RANGE_PCT
+        return {
+            "thermal_rise_c": self.number(
+                item.get("thermal_rise_c", DEFAULT_THERMAL_RISE_C),
+                _join(path, "thermal_rise_c"),
+                minimum=lo_t,
+                maximum=hi_t,
+            ),
+            "ripple_pct": self.number(
+                item.get("ripple_pct", DEFAULT_RIPPLE_PCT),
+                _join(path, "ripple_pct"),
+                minimum=lo_r,
+                maximum=hi_r,
+            ),
+        }
+
     def mpdu_item(self, value: object, path: _Path) -> Mpdu:
-        item = self.mapping(value, path, ("id", "ats", "rating_a"), ())
+        item = self.mapping(value, path, ("id", "ats", "rating_a"), _UNIT_OPTIONAL)
         mpdu_id = self.identifier(item["id"], _join(path, "id"))
         self.register(mpdu_id, "mpdu", _join(path, "id"))
         return Mpdu(
             id=mpdu_id,
             ats=self.reference(item["ats"], _join(path, "ats"), ("ats",)),
             rating_a=self.number(item["rating_a"], _join(path, "rating_a"), positive=True),
+            **self.unit_normals(item, path),
         )
 
     def circuits(self, doc: dict[str, Any]) -> tuple[Circuit, ...]:
@@ -816,7 +875,25 @@ class _Parser:
                 if "precursor_scale" in item
                 else 1.0
             )
-            return WearEvent(kind, target(), onset, failure, opt_dur("repair_after"), scale)
+            lo_p, hi_p = PRECURSOR_EXPONENT_RANGE
+            exponent = (
+                self.number(
+                    item["precursor_exponent"],
+                    _join(path, "precursor_exponent"),
+                    minimum=lo_p,
+                    maximum=hi_p,
+                )
+                if "precursor_exponent" in item
+                else 2.0
+            )
+            gains = (
+                self.gains(item["precursor_gains"], _join(path, "precursor_gains"))
+                if "precursor_gains" in item
+                else PrecursorGains()
+            )
+            return WearEvent(
+                kind, target(), onset, failure, opt_dur("repair_after"), scale, exponent, gains
+            )
         event = builders[kind]()
         if (
             isinstance(event, LoadTrendEvent)
@@ -825,6 +902,18 @@ class _Parser:
         ):
             raise self.fail(_join(path, "end"), "must be after onset")
         return event
+
+    def gains(self, value: object, path: _Path) -> PrecursorGains:
+        """``precursor_gains``: any of the four signals, each 0-3 (default 1)."""
+        item = self.mapping(value, path, (), PRECURSOR_SIGNALS)
+        lo, hi = PRECURSOR_GAIN_RANGE
+        return PrecursorGains(
+            **{
+                k: self.number(item[k], _join(path, k), minimum=lo, maximum=hi)
+                for k in PRECURSOR_SIGNALS
+                if k in item
+            }
+        )
 
 
 def _describe(value: object) -> str:
