@@ -30,7 +30,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("scenario", help="scenario file (YAML, docs/scenario-format.md)")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on")
-    parser.add_argument("--port", type=int, default=5020, help="TCP port (default 5020)")
+    parser.add_argument(
+        "--port",
+        type=int,
+        default=5020,
+        help="TCP port of the first gateway (default 5020); further gateways on the next ports",
+    )
     parser.add_argument(
         "--speed",
         type=float,
@@ -47,8 +52,18 @@ async def _serve(server: PlantServer, host: str, port: int) -> None:
     for sig in (signal.SIGINT, signal.SIGTERM):
         with contextlib.suppress(NotImplementedError):
             loop.add_signal_handler(sig, stop.set)
-    bound = await server.start(host, port)
-    _LOGGER.info("serving on %s:%s at speed %g", host, bound, server.speed)
+    await server.start(host, port)
+    for i, bound in enumerate(server.ports):
+        _LOGGER.info(
+            "gateway %d (%d devices): serving on %s:%s at speed %g",
+            i + 1,
+            len(server.gateways[i]),
+            host,
+            bound,
+            server.speed,
+        )
+    # One line a script can read: every gateway's port, in order.
+    print("gateways: " + " ".join(f"{host}:{p}" for p in server.ports), flush=True)
     try:
         await stop.wait()
     finally:
@@ -85,9 +100,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"python -m dcp_sim: error: {args.scenario}: {exc}", file=sys.stderr)
         return 2
 
-    _LOGGER.info("scenario %s: %s devices", scenario.name, len(server.units))
-    for unit in server.units.values():
-        _LOGGER.info("  unit %3d  %-4s  %s", unit.unit_id, unit.device_type.name, unit.plant_id)
+    _LOGGER.info(
+        "scenario %s: %s devices on %d gateway(s)",
+        scenario.name,
+        len(server.unit_ids),
+        len(server.gateways),
+    )
+    for i, units in enumerate(server.gateways):
+        for unit in units.values():
+            _LOGGER.info(
+                "  gateway %d unit %3d  %-4s  %s",
+                i + 1,
+                unit.unit_id,
+                unit.device_type.name,
+                unit.plant_id,
+            )
     next_status = [_STATUS_EVERY_S]
 
     def status(srv: PlantServer) -> None:

@@ -290,6 +290,8 @@ class Scenario:
     schedule: tuple[ScheduledWork, ...] = ()
     events: tuple[Event, ...] = ()
     path: str | None = field(default=None, compare=False)
+    gateways: tuple[tuple[str, ...], ...] = ()
+    """ATS ids served by each Modbus TCP gateway (empty: the simulator decides)."""
 
     @property
     def wear_events(self) -> tuple[WearEvent, ...]:
@@ -422,6 +424,7 @@ _TOP_OPTIONAL: Final = (
     "circuit_groups",
     "schedule",
     "events",
+    "gateways",
 )
 _UNIT_OPTIONAL: Final = ("thermal_rise_c", "ripple_pct")
 _WEAR_OPTIONAL: Final = (
@@ -635,6 +638,7 @@ class _Parser:
             self.event(v, _join("events", i))
             for i, v in enumerate(self.sequence(doc.get("events", []), "events"))
         )
+        gateways = self.gateways(doc.get("gateways", []), ats)
         return Scenario(
             name=name,
             description=description.strip(),
@@ -653,7 +657,29 @@ class _Parser:
             schedule=schedule,
             events=events,
             path=None if self.source.startswith("<") else self.source,
+            gateways=gateways,
         )
+
+    def gateways(self, value: object, ats: Sequence[Ats]) -> tuple[tuple[str, ...], ...]:
+        """``gateways``: each lists the ATSs whose lineup (ATS, its MPDUs, the circuits whose
+        normal path is one of them) it serves; every ATS exactly once."""
+        result: list[tuple[str, ...]] = []
+        seen: dict[str, str] = {}
+        for i, item in enumerate(self.sequence(value, "gateways")):
+            path = _join("gateways", i)
+            body = self.mapping(item, path, ("ats",), ())
+            ids = self.references(body["ats"], _join(path, "ats"), ("ats",))
+            for ats_id in ids:
+                if ats_id in seen:
+                    raise self.fail(
+                        _join(path, "ats"), f"{ats_id!r} is already served by {seen[ats_id]}"
+                    )
+                seen[ats_id] = path
+            result.append(ids)
+        missing = [a.id for a in ats if a.id not in seen]
+        if result and missing:
+            raise self.fail("gateways", f"no gateway serves {', '.join(map(repr, missing))}")
+        return tuple(result)
 
     def start(self, value: object) -> datetime:
         if isinstance(value, str):

@@ -11,7 +11,9 @@ exception 0x0A (gateway path unavailable).
 
 Unit ids (stable for a scenario; see :func:`assign_unit_ids`): 1 = environment sensor, 2-9 = ATSs,
 10-39 = MPDUs, 40-247 = SBMs, each group in scenario order (sequential from 1 in the same order
-when a group overflows its range).
+when a group overflows its range). A plant of more than 247 devices, or a scenario with a
+``gateways`` section, is served by several gateways, one TCP port each, each with its own unit
+ids (see :func:`assign_gateways`); one clock and one plant behind all of them.
 """
 
 from __future__ import annotations
@@ -42,6 +44,7 @@ from custom_components.datacenter_power.device.registers import (
 )
 
 from .plant import CommandRejected, Plant
+from .scenario import ENV_ID
 from .telemetry import (
     AtsTelemetry,
     CircuitTelemetry,
@@ -50,7 +53,14 @@ from .telemetry import (
     PlantTelemetry,
 )
 
-__all__ = ["FIRMWARE", "UNIT_RANGES", "PlantServer", "Unit", "assign_unit_ids"]
+__all__ = [
+    "FIRMWARE",
+    "UNIT_RANGES",
+    "PlantServer",
+    "Unit",
+    "assign_gateways",
+    "assign_unit_ids",
+]
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -94,22 +104,12 @@ class Unit:
         return MAPS[self.device_type]
 
 
-def assign_unit_ids(plant: Plant) -> list[Unit]:
-    """The plant's devices with their unit ids.
+type _Group = tuple[DeviceType, list[tuple[str, tuple[str, ...]]]]
 
-    Normally by :data:`UNIT_RANGES` (env 1, ATSs 2-9, MPDUs 10-39, SBMs 40-247, each in scenario
-    order). A plant with more devices of one type than its range holds, but at most 247 devices
-    in all, gets sequential ids from 1 in the same order (env, ATSs, MPDUs, SBMs). Raises
-    ``ValueError`` when the plant does not fit one gateway or the register map (more than 247
-    devices, ids longer than 16 characters, more than 4 sources or paths).
-    """
-    sc = plant.scenario
-    groups: list[tuple[DeviceType, list[tuple[str, tuple[str, ...]]]]] = [
-        (DeviceType.ENV, [("env1", ())]),
-        (DeviceType.ATS, [(a.id, a.sources) for a in sc.ats]),
-        (DeviceType.MPDU, [(m.id, (m.ats,)) for m in sc.mpdus]),
-        (DeviceType.SBM, [(c.id, c.paths) for c in sc.circuits]),
-    ]
+
+def _number(groups: list[_Group]) -> list[Unit]:
+    """Unit ids for one gateway's devices: by :data:`UNIT_RANGES` when every type fits its
+    range, otherwise sequential from 1 in the same order."""
     total = sum(len(members) for _, members in groups)
     if total > MAX_UNIT_ID:
         raise ValueError(f"{total} devices do not fit one gateway (unit ids 1-{MAX_UNIT_ID})")
@@ -130,8 +130,108 @@ def assign_unit_ids(plant: Plant) -> list[Unit]:
     return units
 
 
+def _lineups(plant: Plant) -> dict[str, list[_Group]]:
+    """Per ATS: the ATS, its MPDUs and the circuits whose normal path is one of them."""
+    sc = plant.scenario
+    mpdu_ats = {m.id: m.ats for m in sc.mpdus}
+    out: dict[str, list[_Group]] = {}
+    for a in sc.ats:
+        out[a.id] = [
+            (DeviceType.ATS, [(a.id, a.sources)]),
+            (DeviceType.MPDU, [(m.id, (m.ats,)) for m in sc.mpdus if m.ats == a.id]),
+            (
+                DeviceType.SBM,
+                [(c.id, c.paths) for c in sc.circuits if mpdu_ats[c.paths[0]] == a.id],
+            ),
+        ]
+    return out
+
+
+def _merge(parts: list[list[_Group]]) -> list[_Group]:
+    """One gateway's groups (env first, then ATSs, MPDUs, SBMs) from several lineups."""
+    by_type: dict[DeviceType, list[tuple[str, tuple[str, ...]]]] = {t: [] for t in _ORDER}
+    for groups in parts:
+        for device_type, members in groups:
+            by_type[device_type].extend(members)
+    return [(t, by_type[t]) for t in _ORDER if by_type[t]]
+
+
+_ORDER: Final = (DeviceType.ENV, DeviceType.ATS, DeviceType.MPDU, DeviceType.SBM)
+
+
+def _size(groups: list[_Group]) -> int:
+    return sum(len(m) for _, m in groups)
+
+
+def assign_unit_ids(plant: Plant) -> list[Unit]:
+    """The plant's devices with their unit ids, all behind one gateway.
+
+    Normally by :data:`UNIT_RANGES` (env 1, ATSs 2-9, MPDUs 10-39, SBMs 40-247, each in scenario
+    order). A plant with more devices of one type than its range holds, but at most 247 devices
+    in all, gets sequential ids from 1 in the same order (env, ATSs, MPDUs, SBMs). Raises
+    ``ValueError`` when the plant does not fit one gateway or the register map (more than 247
+    devices, ids longer than 16 characters, more than 4 sources or paths).
+    """
+    sc = plant.scenario
+    return _number(
+        [
+            (DeviceType.ENV, [(ENV_ID, ())]),
+            (DeviceType.ATS, [(a.id, a.sources) for a in sc.ats]),
+            (DeviceType.MPDU, [(m.id, (m.ats,)) for m in sc.mpdus]),
+            (DeviceType.SBM, [(c.id, c.paths) for c in sc.circuits]),
+        ]
+    )
+
+
+def assign_gateways(plant: Plant) -> list[list[Unit]]:
+    """The plant's devices split over Modbus TCP gateways, each with its own unit ids 1-247.
+
+    A scenario with a ``gateways`` section gets exactly those gateways (each serves the lineups
+    of the ATSs it lists: the ATS, its MPDUs and the circuits whose normal path is one of them).
+    Otherwise a plant of at most 247 devices has one gateway (:func:`assign_unit_ids`), and a
+    larger one is split automatically: whole lineups in scenario order, as many as fit in 247
+    units, a lineup too large for one gateway continuing on the next. The environment sensor
+    is on the first gateway. Raises ``ValueError`` when a listed gateway holds more than 247.
+    """
+    sc = plant.scenario
+    env: _Group = (DeviceType.ENV, [(ENV_ID, ())])
+    lineups = _lineups(plant)
+    if sc.gateways:
+        out: list[list[Unit]] = []
+        for i, ats_ids in enumerate(sc.gateways):
+            try:
+                out.append(
+                    _number(_merge(([[env]] if i == 0 else []) + [lineups[a] for a in ats_ids]))
+                )
+            except ValueError as exc:
+                raise ValueError(f"gateways[{i}] ({', '.join(ats_ids)}): {exc}") from None
+        return out
+    total = 1 + len(sc.ats) + len(sc.mpdus) + len(sc.circuits)
+    if total <= MAX_UNIT_ID:
+        return [assign_unit_ids(plant)]
+    gateways: list[list[list[_Group]]] = [[[env]]]
+    for ats in sc.ats:
+        lineup = lineups[ats.id]
+        used = sum(_size(g) for g in gateways[-1])
+        if used + _size(lineup) > MAX_UNIT_ID and _size(lineup) <= MAX_UNIT_ID:
+            gateways.append([])
+            used = 0
+        # Cut the lineup (flattened in type order) into what fits here and on further gateways.
+        flat = [(t, m) for t, members in lineup for m in members]
+        while flat:
+            room = MAX_UNIT_ID - used
+            if room == 0:
+                gateways.append([])
+                used, room = 0, MAX_UNIT_ID
+            chunk, flat = flat[:room], flat[room:]
+            gateways[-1].append([(t, [m for tt, m in chunk if tt == t]) for t in _ORDER])
+            used += len(chunk)
+    return [_number(_merge(parts)) for parts in gateways]
+
+
 class PlantServer:
-    """A Modbus TCP gateway in front of a running :class:`Plant`.
+    """Modbus TCP gateways in front of a running :class:`Plant` (one, or as many as
+    :func:`assign_gateways` needs, each on its own TCP port).
 
     ``speed`` is simulated seconds per wall-clock second (0: the plant only moves when
     :meth:`advance` is called, as tests do).
@@ -143,15 +243,29 @@ class PlantServer:
         self.plant = plant
         self.speed = speed
         self.firmware = firmware
-        self.units: dict[int, Unit] = {u.unit_id: u for u in assign_unit_ids(plant)}
-        self.unit_ids: dict[str, int] = {u.plant_id: u.unit_id for u in self.units.values()}
+        self.gateways: list[dict[int, Unit]] = [
+            {u.unit_id: u for u in units} for units in assign_gateways(plant)
+        ]
+        """Per gateway (in port order): its devices by unit id."""
+        self.units: dict[int, Unit] = self.gateways[0]
+        """The first gateway's devices by unit id (the whole plant when it has one gateway)."""
+        self.unit_ids: dict[str, int] = {
+            u.plant_id: u.unit_id for units in self.gateways for u in units.values()
+        }
+        self.gateway_of: dict[str, int] = {
+            u.plant_id: i for i, units in enumerate(self.gateways) for u in units.values()
+        }
+        """Plant id -> index of the gateway (and port in :attr:`ports`) serving it."""
         self._generation = 0
         self._telemetry: PlantTelemetry | None = None
         self._telemetry_generation = -1
-        self._fresh: dict[tuple[int, Table], int] = {}
-        self._server: ModbusTcpServer | None = None
+        self._fresh: dict[tuple[str, Table], int] = {}
+        self._servers: list[ModbusTcpServer] = []
         self._clock: asyncio.Task[None] | None = None
+        self.ports: list[int] = []
+        """The TCP port of each gateway, once started."""
         self.port = 0
+        """The first gateway's port."""
         self.requests = 0
         """Register-table accesses by clients (a write that echoes its value counts twice)."""
         self.on_step: Callable[[PlantServer], None] | None = None
@@ -160,32 +274,42 @@ class PlantServer:
     # -- lifecycle ---------------------------------------------------------------------------
 
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> int:
-        """Listen on ``host:port`` (0 = a free port) and start the clock; returns the port."""
-        devices = [self._sim_device(u) for u in self.units.values()]
-        self._server = ModbusTcpServer(devices, address=(host, port), ignore_missing_devices=True)
-        # pymodbus builds a SimCore from the devices; ours answers unknown unit ids like a gateway.
-        self._server.context = _GatewayCore(devices)
+        """Listen on ``host:port`` (0 = free ports), further gateways on the following ports,
+        and start the clock; returns the first gateway's port."""
         try:
-            await self._server.serve_forever(background=True)
-        except RuntimeError as exc:  # pymodbus's way of saying the bind failed
-            self._server = None
-            raise OSError(f"cannot listen on {host}:{port}: {exc}") from exc
-        sockets = getattr(self._server.transport, "sockets", None) or []
-        self.port = int(sockets[0].getsockname()[1]) if sockets else port
+            for i, units in enumerate(self.gateways):
+                self.ports.append(await self._listen(units, host, port + i if port else 0))
+        except OSError:
+            await self.stop()
+            raise
+        self.port = self.ports[0]
         if self.speed > 0:
             self._clock = asyncio.create_task(self._run_clock(), name="dcp_sim clock")
         return self.port
 
+    async def _listen(self, units: Mapping[int, Unit], host: str, port: int) -> int:
+        devices = [self._sim_device(u) for u in units.values()]
+        server = ModbusTcpServer(devices, address=(host, port), ignore_missing_devices=True)
+        # pymodbus builds a SimCore from the devices; ours answers unknown unit ids like a gateway.
+        server.context = _GatewayCore(devices)
+        try:
+            await server.serve_forever(background=True)
+        except RuntimeError as exc:  # pymodbus's way of saying the bind failed
+            raise OSError(f"cannot listen on {host}:{port}: {exc}") from exc
+        self._servers.append(server)
+        sockets = getattr(server.transport, "sockets", None) or []
+        return int(sockets[0].getsockname()[1]) if sockets else port
+
     async def stop(self) -> None:
-        """Stop the clock and close the listener and every connection."""
+        """Stop the clock and close the listeners and every connection."""
         if self._clock is not None:
             self._clock.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._clock
             self._clock = None
-        if self._server is not None:
-            await self._server.shutdown()  # type: ignore[no-untyped-call]
-            self._server = None
+        for server in self._servers:
+            await server.shutdown()  # type: ignore[no-untyped-call]
+        self._servers.clear()
 
     async def __aenter__(self) -> PlantServer:
         return self
@@ -299,7 +423,7 @@ class PlantServer:
 
     def _refresh(self, unit: Unit, table: Table, start: int, registers: list[int]) -> None:
         """Re-encode one table of one device in place if it is older than the plant state."""
-        key = (unit.unit_id, table)
+        key = (unit.plant_id, table)
         if self._fresh.get(key) == self._generation:
             return
         self._fresh[key] = self._generation

@@ -173,6 +173,43 @@ class Api:
             return resp.read().decode().strip()
 
 
+def add_gateway_subentries(api: Api, host: str, ports: list[int]) -> None:
+    """Add each further gateway of the plant as a gateway subentry, through the real subentry
+    flow (a gateway already in the plant aborts with ``already_configured``: nothing to do)."""
+    entry = next(
+        e
+        for e in api.call("GET", "/api/config/config_entries/entry")
+        if e["domain"] == "datacenter_power"
+    )
+    for port in ports:
+        result = api.call(
+            "POST",
+            "/api/config/config_entries/subentries/flow",
+            {"handler": [entry["entry_id"], "gateway"]},
+        )
+        flow = f"/api/config/config_entries/subentries/flow/{result['flow_id']}"
+        result = api.call("POST", flow, {"host": host, "port": port})
+        deadline = time.monotonic() + 120
+        while result.get("type") == "progress":
+            if time.monotonic() > deadline:
+                raise SystemExit(f"gateway {host}:{port}: subentry flow did not finish")
+            time.sleep(0.5)
+            result = api.call("GET", flow)
+        if result.get("type") == "progress_done":
+            result = api.call("POST", flow, {})
+        if result.get("type") not in ("create_entry", "abort"):
+            raise SystemExit(f"gateway {host}:{port}: subentry flow stopped: {result}")
+
+
+def gateway_count(scenario: Path) -> int:
+    """How many gateways the simulator serves the scenario's plant over."""
+    from dcp_sim.plant import Plant
+    from dcp_sim.scenario import load_scenario
+    from dcp_sim.server import assign_gateways
+
+    return len(assign_gateways(Plant(load_scenario(scenario), start_s=0.0)))
+
+
 def expected_devices(scenario: Path) -> int:
     from dcp_sim.scenario import load_scenario
 
@@ -249,11 +286,14 @@ def main() -> int:
         api.wait_up(hass, timeout=180)
         api.onboard()
         api.setup_integration(args.sim_port)
+        extra = range(args.sim_port + 1, args.sim_port + gateway_count(Path(args.scenario)))
+        add_gateway_subentries(api, "127.0.0.1", list(extra))
         if args.smoke:
             return smoke_wait(api, expected_devices(Path(args.scenario)), timeout=120)
         print(
             f"\nHome Assistant: http://localhost:{args.port}  user: {DEMO_USER[0]}  "
-            f"password: {DEMO_USER[1]}\nSimulator: Modbus TCP 127.0.0.1:{args.sim_port}  "
+            f"password: {DEMO_USER[1]}\nSimulator: Modbus TCP 127.0.0.1:{args.sim_port}"
+            f"{f'-{extra[-1]}' if extra else ''}  "
             f"log: {config_dir / 'home-assistant.log'}\nCtrl-C stops both.",
             flush=True,
         )

@@ -20,7 +20,7 @@ from custom_components.datacenter_power.device.registers import ATS_MAP, IDENTIF
 from dcp_sim.__main__ import main
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import load_scenario, parse_scenario
-from dcp_sim.server import PlantServer, assign_unit_ids
+from dcp_sim.server import PlantServer, assign_gateways, assign_unit_ids
 
 ROOT = Path(__file__).resolve().parents[2]
 SCENARIOS = sorted((ROOT / "scenarios").glob("*.yaml"))
@@ -215,8 +215,8 @@ def test_unit_plan_limits() -> None:
 @pytest.mark.parametrize("path", SCENARIOS, ids=[p.stem for p in SCENARIOS])
 def test_every_shipped_scenario_can_be_served(path: Path) -> None:
     sc = load_scenario(path)
-    units = assign_unit_ids(Plant(sc, start_s=0.0))
-    assert len(units) == len(sc.ats) + len(sc.mpdus) + len(sc.circuits) + 1
+    gateways = assign_gateways(Plant(sc, start_s=0.0))
+    assert sum(map(len, gateways)) == len(sc.ats) + len(sc.mpdus) + len(sc.circuits) + 1
 
 
 def test_cli_rejects_bad_arguments(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
