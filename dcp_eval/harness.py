@@ -4,24 +4,29 @@ The plant (``dcp_sim.plant.Plant``) is stepped directly, without Modbus: every `
 harness reads its telemetry as the integration would (a device under ``comms_loss`` is
 unreachable and its values are missing, a stuck sensor repeats itself), hands it to the engine
 as a :class:`PlantObservation`, and during the evaluated period asks the engine to decide.
-Plans are executed stage by stage with :class:`StagedExecution`: command the SBMs, wait
-``step_interval``, verify from fresh telemetry that the load moved and nothing new alarmed, and
-roll the stage back otherwise. The async ``executor.MigrationExecutor`` of the integration
-waits on wall-clock timers, so this synchronous stepper drives simulated time instead; its
-verification rules are the same.
+
+Actions are chosen by the engine's ``dispatch`` rule and executed by the integration's own
+``executor.MigrationExecutor``, the one Home Assistant runs: the harness gives it a
+:class:`SimulatedPlantPort` whose commands go to the plant, whose observations are the plant's
+telemetry, and whose ``sleep`` is virtual: the executor is parked until the loop has advanced the
+plant to its wake time (the first poll at or after it). The loop runs under asyncio, but nothing
+waits on wall-clock time and the order of events is deterministic: after every poll the harness
+wakes the sleepers that are due and awaits until the executor is parked again or done.
 """
 
 from __future__ import annotations
 
+import asyncio
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
+from custom_components.datacenter_power.engine.dispatch import dispatch
 from custom_components.datacenter_power.engine.observation import (
     CircuitObs,
     ElementObs,
@@ -36,22 +41,29 @@ from custom_components.datacenter_power.engine.policy import (
     PolicyConfig,
 )
 from custom_components.datacenter_power.engine.topology import (
-    CONTINUOUS_FRACTION,
     AtsNode,
     CircuitNode,
     MpduNode,
     Topology,
 )
-from dcp_sim.plant import CommandRejected, Plant, PlantMetrics
+from custom_components.datacenter_power.executor import (
+    MigrationExecutor,
+    MigrationRecord,
+    MigrationState,
+    Observation,
+)
+from dcp_sim.plant import Plant, PlantMetrics
 from dcp_sim.scenario import Scenario
 from dcp_sim.telemetry import PlantTelemetry
 
 __all__ = [
     "ActionRecord",
+    "ActionRunner",
     "Evaluation",
     "ForecastPair",
     "PolicyName",
-    "StagedExecution",
+    "SimulatedPlantPort",
+    "executor_observation",
     "observation_from_telemetry",
     "run_evaluation",
     "schedule_from_scenario",
@@ -61,9 +73,9 @@ __all__ = [
 type PolicyName = Literal["proactive", "reactive"]
 type FloatArray = npt.NDArray[np.float64]
 
-CONTINUOUS_LIMIT = CONTINUOUS_FRACTION
 FORECAST_LEAD_S = 3600.0
-VERIFY_ATTEMPTS = 3
+STALL_TIMEOUT_S = 60.0
+"""Wall-clock guard: an executor neither parked nor done after this long is a harness bug."""
 
 
 # ------------------------------------------------------------------------------------------
@@ -176,144 +188,117 @@ def observation_from_telemetry(tel: PlantTelemetry, t0: float) -> PlantObservati
 
 
 # ------------------------------------------------------------------------------------------
-# Staged execution against the plant
+# The shipping executor against the plant, in virtual time
 # ------------------------------------------------------------------------------------------
 
 
-def _path_of(tel: PlantTelemetry, circuit: str) -> str | None:
-    c = tel.circuits.get(circuit)
-    if c is None or not c.reachable:
-        return None
-    return c.paths[c.active_path]
+def executor_observation(tel: PlantTelemetry) -> Observation:
+    """What the executor checks and verifies against, from the plant's telemetry (the harness's
+    counterpart of ``migration.observation`` in Home Assistant)."""
+    paths: dict[str, str] = {}
+    energized: dict[str, bool] = {}
+    live: dict[str, dict[str, bool]] = {}
+    currents: dict[str, float] = {}
+    ratings: dict[str, float] = {}
+    alarms: set[str] = set()
+    for cid, c in tel.circuits.items():
+        if not c.reachable:
+            continue
+        paths[cid] = c.paths[c.active_path]
+        energized[cid] = c.energized
+        live[cid] = dict(zip(c.paths, c.path_energized, strict=True))
+        if c.breaker_open:
+            alarms.add(f"{cid}:breaker_trip")
+    for aid, a in tel.ats.items():
+        if not a.reachable:
+            continue
+        currents[aid], ratings[aid] = a.load_current_a, a.rating_a
+        if a.alarm_output_lost:
+            alarms.add(f"{aid}:output_lost")
+    for mid, m in tel.mpdus.items():
+        if not m.reachable:
+            continue
+        currents[mid], ratings[mid] = m.current_a, m.rating_a
+        if m.alarm_breaker_trip:
+            alarms.add(f"{mid}:breaker_trip")
+    return Observation(
+        active_path=paths,
+        energized=energized,
+        element_current_a=currents,
+        element_rating_a=ratings,
+        alarms=frozenset(alarms),
+        path_energized=live,
+    )
 
 
-def _over_limit(tel: PlantTelemetry) -> frozenset[str]:
-    over = {a.id for a in tel.ats.values() if a.load_current_a > CONTINUOUS_LIMIT * a.rating_a}
-    over |= {m.id for m in tel.mpdus.values() if m.current_a > CONTINUOUS_LIMIT * m.rating_a}
-    return frozenset(over)
+class SimulatedPlantPort:
+    """The executor's ``PlantPort`` on the simulated plant, with a virtual clock.
 
+    ``set_path`` commands the plant (``CommandRejected`` is the device's refusal), ``observe``
+    returns its telemetry now, and ``sleep`` parks the caller until :meth:`wake` is called at a
+    plant time at or after its wake time. :meth:`settle` returns once the executor task is parked
+    in ``sleep`` again or done, so the loop and the executor take turns deterministically.
+    """
 
-def _tripped(tel: PlantTelemetry) -> frozenset[str]:
-    out = {m.id for m in tel.mpdus.values() if m.breaker_open}
-    out |= {c.id for c in tel.circuits.values() if c.breaker_open}
-    return frozenset(out)
+    def __init__(self, plant: Plant) -> None:
+        """Drive ``plant``."""
+        self._plant = plant
+        self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
+        self._parked: asyncio.Future[None] | None = None
 
+    async def set_path(self, circuit_id: str, mpdu_id: str) -> None:
+        """Command the circuit's SBM (make-before-break)."""
+        self._plant.command_sbm_path(circuit_id, mpdu_id)
 
-type ExecState = Literal["running", "completed", "failed"]
+    async def observe(self) -> Observation:
+        """The plant's telemetry at the present (virtual) time."""
+        return executor_observation(self._plant.telemetry())
+
+    async def sleep(self, seconds: float) -> None:
+        """Park until the loop has advanced the plant by ``seconds``."""
+        if seconds <= 0:
+            return
+        future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._sleepers.append((self._plant.t_s + seconds, future))
+        if self._parked is not None and not self._parked.done():
+            self._parked.set_result(None)
+        await future
+
+    def prepare(self) -> None:
+        """Start watching for the next park (call before letting the executor run)."""
+        self._parked = asyncio.get_running_loop().create_future()
+
+    def wake(self) -> bool:
+        """Resolve the sleepers due at the plant's present time; whether any was woken."""
+        now = self._plant.t_s + 1e-6
+        due = [f for w, f in self._sleepers if w <= now and not f.done()]
+        self._sleepers = [(w, f) for w, f in self._sleepers if w > now and not f.done()]
+        for future in due:
+            future.set_result(None)
+        return bool(due)
+
+    async def settle(self, task: asyncio.Task[MigrationRecord]) -> None:
+        """Return once ``task`` is parked in ``sleep`` again or done (after :meth:`prepare`)."""
+        parked = self._parked
+        assert parked is not None
+        done, _ = await asyncio.wait(
+            (parked, task), timeout=STALL_TIMEOUT_S, return_when=asyncio.FIRST_COMPLETED
+        )
+        self._parked = None
+        if not done:
+            raise RuntimeError("the executor neither slept nor finished (harness stall)")
 
 
 @dataclass(slots=True)
-class StagedExecution:
-    """One action being executed: switch a stage, wait, verify, continue or roll back."""
+class _Running:
+    """One action being executed by the shipping executor."""
 
     action: Action
-    next_at_s: float
-    stage: int = 0
-    pending: tuple[Move, ...] | None = None
-    over_before: frozenset[str] = frozenset()
-    tripped_before: frozenset[str] = frozenset()
-    attempts: int = 0
-    note: str = ""
-    log: list[tuple[float, int, int, float]] = field(default_factory=list)
+    executor: MigrationExecutor
+    task: asyncio.Task[MigrationRecord]
+    started_s: float
+    log: list[tuple[float, int, int, float]]
     """(t_s, stage index, moves, amps) of every stage switched."""
-
-    def tick(self, plant: Plant, tel: PlantTelemetry) -> ExecState:
-        """Advance at one poll: verify the pending stage, then switch the next when due."""
-        t = tel.t_s
-        steps = self.action.plan.steps
-        if self.pending is not None:
-            problem = self._verify(tel)
-            if problem == "":
-                self.pending = None
-                self.stage += 1
-                self.attempts = 0
-                if self.stage >= len(steps):
-                    self.note = "all stages verified"
-                    return "completed"
-            elif problem is None:  # could not read yet (comms): try again next poll
-                self.attempts += 1
-                if self.attempts >= VERIFY_ATTEMPTS:
-                    self._rollback(plant, tel, self.pending)
-                    self.note = "stage could not be verified (no telemetry)"
-                    return "failed"
-                return "running"
-            else:
-                self._rollback(plant, tel, self.pending)
-                self.note = f"stage {self.stage + 1} rolled back: {problem}"
-                return "failed"
-        if self.stage >= len(steps):
-            return "completed"
-        if t + 1e-6 < self.next_at_s:
-            return "running"
-        step = steps[self.stage]
-        todo: list[Move] = []
-        for mv in step.moves:
-            c = tel.circuits.get(mv.circuit)
-            if c is None or not c.reachable:
-                self.note = f"{mv.circuit} is unreachable; stopped before stage {self.stage + 1}"
-                return "failed"
-            where = c.paths[c.active_path]
-            if where == mv.to_mpdu:
-                continue
-            if where != mv.from_mpdu:
-                self.note = f"{mv.circuit} is on {where}, not {mv.from_mpdu}; plan is stale"
-                return "failed"
-            if not c.path_energized[c.paths.index(mv.to_mpdu)]:
-                self.note = f"{mv.to_mpdu} is not energised; stage {self.stage + 1} not started"
-                return "failed"
-            todo.append(mv)
-        self.over_before = _over_limit(tel)
-        self.tripped_before = _tripped(tel)
-        done: list[Move] = []
-        for mv in todo:
-            try:
-                plant.command_sbm_path(mv.circuit, mv.to_mpdu)
-            except CommandRejected as err:
-                self._rollback(plant, plant.telemetry(), tuple(done))
-                self.note = f"command refused: {err}"
-                return "failed"
-            done.append(mv)
-        self.log.append((t, self.stage, len(todo), float(sum(m.amps for m in todo))))
-        self.pending = tuple(step.moves)
-        self.next_at_s = t + self.action.step_interval_s
-        return "running"
-
-    def _verify(self, tel: PlantTelemetry) -> str | None:
-        """'' when the stage did what it should, None when unknown, else the problem."""
-        assert self.pending is not None
-        targets: set[str] = set()
-        for mv in self.pending:
-            c = tel.circuits.get(mv.circuit)
-            if c is None or not c.reachable:
-                return None
-            if c.paths[c.active_path] != mv.to_mpdu:
-                return f"{mv.circuit} reports {c.paths[c.active_path]}, expected {mv.to_mpdu}"
-            if not c.energized:
-                return f"{mv.circuit} is not energised after the move"
-            targets.add(mv.to_mpdu)
-            targets.add(tel.mpdus[mv.to_mpdu].ats)
-        new_over = (_over_limit(tel) - self.over_before) & targets
-        if new_over:
-            return f"{', '.join(sorted(new_over))} above the continuous limit after the move"
-        new_trips = _tripped(tel) - self.tripped_before
-        if new_trips:
-            return f"breaker trip on {', '.join(sorted(new_trips))}"
-        return ""
-
-    @staticmethod
-    def _rollback(plant: Plant, tel: PlantTelemetry, moves: tuple[Move, ...]) -> None:
-        for mv in moves:
-            c = tel.circuits.get(mv.circuit)
-            if c is None or not c.reachable:
-                continue
-            if c.paths[c.active_path] != mv.to_mpdu:
-                continue
-            if not c.path_energized[c.paths.index(mv.from_mpdu)]:
-                continue  # never back onto a dead path: it stays where it is, energised
-            try:
-                plant.command_sbm_path(mv.circuit, mv.from_mpdu)
-            except CommandRejected:
-                continue
 
 
 # ------------------------------------------------------------------------------------------
@@ -394,7 +379,151 @@ def run_evaluation(
     history is the fault-free past the engine learns from before it starts deciding; it is
     sampled every ``history_poll_s`` (5 minutes by default: what Home Assistant's recorder
     statistics would hand a freshly installed integration), which keeps a 14-day history cheap.
+    Actions run in the shipping executor under a private asyncio loop with a virtual clock.
     """
+    return asyncio.run(
+        _evaluate(
+            scenario,
+            policy,
+            config=config,
+            poll_s=poll_s,
+            history_poll_s=history_poll_s,
+            progress=progress,
+        )
+    )
+
+
+class ActionRunner:
+    """The actions the engine runs against the plant, one at a time, by the ``dispatch`` rule.
+
+    Call :meth:`advance` at every poll (before the engine observes it), :meth:`apply` with every
+    decision, and :meth:`close` at the end; :attr:`records` lists the finished actions.
+    """
+
+    def __init__(self, engine: DecisionPolicy, plant: Plant) -> None:
+        """Run the engine's actions against ``plant``."""
+        self.engine = engine
+        self.plant = plant
+        self.port = SimulatedPlantPort(plant)
+        self.running: _Running | None = None
+        self.queued: Action | None = None
+        """An urgent action waiting for the preempted one to reach its safe point."""
+        self.records: list[ActionRecord] = []
+        self._count = 0
+
+    async def start(self, action: Action) -> None:
+        """Hand ``action`` to a new executor and let it run until it first sleeps or ends."""
+        t = self.plant.t_s
+        self._count += 1
+        log: list[tuple[float, int, int, float]] = []
+
+        def switched(index: int, moves: Sequence[Move]) -> None:
+            log.append((self.plant.t_s, index, len(moves), float(sum(m.amps for m in moves))))
+
+        async def progress(record: MigrationRecord, note: str) -> None:
+            del record, note
+
+        record = MigrationRecord(
+            migration_id=f"eval-{self._count}",
+            component=action.target or "plant",
+            stages=[list(step.moves) for step in action.plan.steps],
+        )
+        executor = MigrationExecutor(
+            self.port,
+            record,
+            step_interval_s=action.step_interval_s,
+            on_progress=progress,
+            on_switch=switched,
+        )
+        self.engine.action_started(action)
+        self.port.prepare()
+        task = asyncio.get_running_loop().create_task(executor.run())
+        self.running = _Running(action, executor, task, t, log)
+        await self.port.settle(task)
+        self._collect()
+
+    async def advance(self) -> None:
+        """At a poll: wake the executor if its sleep is over, then start a queued action."""
+        if self.running is not None:
+            self.port.prepare()
+            if self.port.wake():
+                await self.port.settle(self.running.task)
+            self._collect()
+        if self.running is None and self.queued is not None:
+            action, self.queued = self.queued, None
+            await self.start(action)
+
+    async def apply(self, decisions: Decisions) -> None:
+        """Start, preempt or queue what the engine's ``dispatch`` rule says."""
+        now = dispatch(decisions, self.running.action if self.running is not None else None)
+        if now.start is None:
+            return
+        if self.running is None:
+            await self.start(now.start)
+            return
+        running = self.running
+        at_safe_point = running.executor.between_stages
+        self.port.prepare()
+        running.executor.cancel("preempted by an urgent action")
+        if at_safe_point:
+            await self.port.settle(running.task)
+            self._collect()
+        if running.task.done():
+            await self.start(now.start)
+        else:  # verifying a stage: it stops once that is settled, then the urgent one starts
+            self.queued = now.start
+
+    def _collect(self) -> None:
+        """Record the running action if its executor has finished."""
+        run = self.running
+        if run is None or not run.task.done():
+            return
+        self.running = None
+        record = run.task.result()
+        ok = record.state is MigrationState.COMPLETED
+        note = record.history[-1] if record.history else ""
+        self.engine.action_finished(run.action, ok=ok, note=note)
+        self.records.append(_action_record(run, self.plant.t_s, ok, note))
+
+    async def close(self) -> None:
+        """At the end of the scenario: record an action still running, and stop its task."""
+        run = self.running
+        if run is None:
+            return
+        self.records.append(
+            _action_record(run, None, None, "still running at the end of the scenario")
+        )
+        run.task.cancel()
+        await asyncio.gather(run.task, return_exceptions=True)
+        self.running = None
+
+
+def _action_record(
+    run: _Running, finished_s: float | None, ok: bool | None, note: str
+) -> ActionRecord:
+    action = run.action
+    return ActionRecord(
+        kind=action.kind,
+        target=action.target,
+        reason=action.reason,
+        started_s=run.started_s,
+        finished_s=finished_s,
+        ok=ok,
+        note=note,
+        stages=tuple(run.log),
+        moves=sum(s[2] for s in run.log),
+    )
+
+
+async def _evaluate(
+    scenario: Scenario,
+    policy: PolicyName,
+    *,
+    config: PolicyConfig | None,
+    poll_s: float,
+    history_poll_s: float,
+    progress: Callable[[float], None] | None,
+) -> Evaluation:
     started = time.perf_counter()
     sc = scenario
     t0 = epoch0(sc)
@@ -408,6 +537,7 @@ def run_evaluation(
         if policy == "proactive"
         else None
     )
+    execution = ActionRunner(engine, plant) if engine is not None else None
     elements = (*topo.ats, *topo.mpdus)
     limits = np.array([topo.limit_a(e) for e in elements])
     rows: list[list[float]] = []
@@ -416,35 +546,20 @@ def run_evaluation(
     last_alert: dict[str, bool] = {}
     pending: list[_PendingForecast] = []
     pairs: list[ForecastPair] = []
-    actions: list[ActionRecord] = []
     infeasible: list[tuple[float, str]] = []
     versions = dict.fromkeys(elements, 0)
     members_prev: dict[str, frozenset[str]] = {}
-    execution: StagedExecution | None = None
-    exec_started = 0.0
-
-    def finish(ex: StagedExecution, t: float, ok: bool) -> None:
-        assert engine is not None
-        engine.action_finished(ex.action, ok=ok, note=ex.note)
-        actions.append(
-            ActionRecord(
-                kind=ex.action.kind,
-                target=ex.action.target,
-                reason=ex.action.reason,
-                started_s=exec_started,
-                finished_s=t,
-                ok=ok,
-                note=ex.note,
-                stages=tuple(ex.log),
-                moves=sum(s[2] for s in ex.log),
-            )
-        )
 
     end = sc.duration_s
     next_progress = 0.0
     while True:
-        tel = plant.telemetry()
         t = plant.t_s
+        if t >= 0 and execution is not None:
+            # The executor's turn first (a stage due now is switched and verified), so the
+            # engine then observes and decides on the plant as it is after it, as in Home
+            # Assistant, where every refresh the executor makes also feeds the policy.
+            await execution.advance()
+        tel = plant.telemetry()
         if engine is not None:
             engine.observe(observation_from_telemetry(tel, t0))
         if t >= 0:
@@ -454,13 +569,7 @@ def run_evaluation(
             _track_versions(tel, elements, members_prev, versions)
             if pending:
                 pending = _match_forecasts(pending, pairs, t, row, elements, versions, t0)
-            if engine is not None:
-                if execution is not None:
-                    state = execution.tick(plant, tel)
-                    if state != "running":
-                        finish(execution, t, state == "completed")
-                        execution = None
-                        tel = plant.telemetry()
+            if engine is not None and execution is not None:
                 dec = engine.decide(t0 + t)
                 _record_alerts(dec, t, alerts, last_alert)
                 for inf in dec.infeasible:
@@ -468,18 +577,7 @@ def run_evaluation(
                 for e, fc in dec.forecasts.items():
                     target = fc.value_at(t0 + t + FORECAST_LEAD_S, "p50")
                     pending.append(_PendingForecast(e, t, t + FORECAST_LEAD_S, target, versions[e]))
-                if dec.actions:
-                    act = dec.actions[0]
-                    if execution is not None:
-                        execution.note = "preempted by an urgent action"
-                        finish(execution, t, False)
-                    execution = StagedExecution(act, next_at_s=t)
-                    exec_started = t
-                    engine.action_started(act)
-                    state = execution.tick(plant, tel)
-                    if state != "running":
-                        finish(execution, t, state == "completed")
-                        execution = None
+                await execution.apply(dec)
             if progress is not None and t >= next_progress:
                 progress(t)
                 next_progress += 3600.0
@@ -493,22 +591,10 @@ def run_evaluation(
             plant.advance_to(min(t + poll, end))
         if plant.t_s <= t:  # the step grid does not hit the target exactly
             plant.step()
+    actions: list[ActionRecord] = []
     if execution is not None:
-        execution.note = "still running at the end of the scenario"
-        engine_action = execution.action
-        actions.append(
-            ActionRecord(
-                kind=engine_action.kind,
-                target=engine_action.target,
-                reason=engine_action.reason,
-                started_s=exec_started,
-                finished_s=None,
-                ok=None,
-                note=execution.note,
-                stages=tuple(execution.log),
-                moves=sum(s[2] for s in execution.log),
-            )
-        )
+        await execution.close()
+        actions = execution.records
     return Evaluation(
         scenario=sc,
         policy=policy,

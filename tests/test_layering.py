@@ -42,3 +42,26 @@ def test_lower_layers_do_not_import_upper_ones(package: Path, forbidden: tuple[s
         if name.split(".")[0] in forbidden
     }
     assert not offenders, offenders
+
+
+def test_the_executor_is_free_of_home_assistant() -> None:
+    """The staged executor runs in Home Assistant and in ``dcp_eval`` alike: it imports only the
+    standard library and the engine (never an HA module of the integration, not even relatively)."""
+    path = INTEGRATION / "executor.py"
+    tree = ast.parse(path.read_text(), filename=str(path))
+    offenders: set[str] = set()
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            offenders |= {a.name for a in node.names if a.name.split(".")[0] in _NOT_IN_EXECUTOR}
+        elif isinstance(node, ast.ImportFrom):
+            module = node.module or ""
+            if node.level == 0 and module.split(".")[0] in _NOT_IN_EXECUTOR:
+                offenders.add(module)
+            if node.level == 1 and module.split(".")[0] != "engine":
+                offenders.add(f".{module}")
+            if node.level > 1:
+                offenders.add("." * node.level + module)
+    assert not offenders, offenders
+
+
+_NOT_IN_EXECUTOR = ("homeassistant", "dcp_sim", "dcp_eval", "pymodbus", "custom_components")

@@ -1,19 +1,67 @@
-"""Execute a staged migration: switch, verify, continue; roll back the stage that fails to verify.
+"""Execute a staged migration: check, switch, verify, continue; roll back the stage that fails.
 
-Kept free of Home Assistant so the same state machine can be driven against the simulator in tests
-and from the integration. The caller supplies a `PlantPort` (commands + fresh observations) and
-persists the `MigrationRecord` on every progress callback, so a restart can reconcile.
+The one executor of the project: Home Assistant (``migration.py``) and the evaluation harness
+(``dcp_eval.harness``) both run :class:`MigrationExecutor`, so every figure ``scripts/evaluate``
+prints describes the controller that ships. It is free of Home Assistant (``tests/test_layering``)
+and of wall-clock time: the caller's :class:`PlantPort` commands the SBMs, returns fresh
+observations and sleeps (real time in Home Assistant, virtual time in the harness). The caller
+persists the :class:`MigrationRecord` on every progress callback, so a restart can reconcile.
+
+Rules, for every stage in order:
+
+1. Before the stage, from a fresh observation: every move must still be valid: its circuit
+   answers, sits on ``from_mpdu`` (or already on ``to_mpdu``: nothing to do) and its target path
+   is energised. Otherwise the migration stops before the stage (``aborted``, the reason names
+   the circuit): a plan made for another plant is never executed.
+2. Switch the moves still to do (make-before-break in the SBM).
+3. Verify against the observation taken before the stage: every moved circuit reports its new
+   path and is energised, no new alarm (breaker trip, output lost) appeared, and no ATS/MPDU is
+   newly above its continuous limit or, if it already was, carries more than before. A hazard
+   (not energised, alarm, over the limit) fails at once; a stage not yet confirmed (the circuit
+   does not answer, or still reports its old path) is observed again, at most
+   ``verify_attempts`` times, ``verify_delay_s`` apart.
+4. A stage that fails is rolled back: each circuit it moved goes back to ``from_mpdu`` if that
+   path is energised; never onto a dead path (such a circuit stays where it is, and the note says
+   so). The migration ends ``rolled_back``; verified stages stay.
+5. ``cancel()`` stops at the next safe point: before a stage, or at once while waiting between
+   stages; never between a switch and its verification.
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Mapping
+import math
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Protocol
+from typing import Any, Final, Protocol
 
+from .engine.planner import Move
 from .engine.topology import CONTINUOUS_FRACTION as CONTINUOUS_LIMIT
+
+__all__ = [
+    "FINAL_STATES",
+    "VERIFY_ATTEMPTS",
+    "VERIFY_DELAY_S",
+    "MigrationExecutor",
+    "MigrationRecord",
+    "MigrationState",
+    "Move",
+    "Observation",
+    "PlantPort",
+    "VerificationError",
+    "check_stage",
+    "reconcile",
+    "verify_stage",
+]
+
+VERIFY_ATTEMPTS: Final = 3
+"""Observations a stage gets to show that its moves landed before it is rolled back."""
+VERIFY_DELAY_S: Final = 1.0
+"""Seconds between those observations."""
+WORSE_FRACTION: Final = 0.05
+"""An element already above its limit before a stage may carry this fraction of its rating more
+after it (measurement noise) before the stage counts as making it worse."""
 
 
 class MigrationState(StrEnum):
@@ -33,34 +81,53 @@ FINAL_STATES = frozenset(
 
 
 @dataclass(frozen=True, slots=True)
-class Move:
-    """One SBM path change."""
-
-    circuit_id: str
-    from_mpdu: str
-    to_mpdu: str
-    amps: float
-
-
-@dataclass(frozen=True, slots=True)
 class Observation:
-    """What the plant reports right after a refresh, as far as verification needs it."""
+    """What the plant reports right after a refresh, as far as checks and verification need it.
 
-    active_path: Mapping[str, str]  # circuit id -> MPDU id it is on
-    energized: Mapping[str, bool]  # circuit id -> output energised
-    element_current_a: Mapping[str, float]  # ATS/MPDU id -> current
-    element_rating_a: Mapping[str, float]  # ATS/MPDU id -> rating
-    alarms: frozenset[str] = frozenset()  # "element:alarm" strings currently active
+    A circuit whose SBM did not answer is absent from ``active_path``; an ATS/MPDU that did not
+    answer is absent from ``element_current_a``.
+    """
+
+    active_path: Mapping[str, str]
+    """Circuit id -> MPDU its SBM has selected (answering circuits only)."""
+    energized: Mapping[str, bool]
+    """Circuit id -> output energised."""
+    element_current_a: Mapping[str, float]
+    """ATS/MPDU id -> current."""
+    element_rating_a: Mapping[str, float]
+    """ATS/MPDU id -> rating."""
+    alarms: frozenset[str] = frozenset()
+    """``"element:alarm"`` strings currently active (breaker trips, output lost)."""
+    path_energized: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
+    """Circuit id -> {MPDU id -> whether the SBM sees that path live}."""
+
+    def path_live(self, circuit: str, mpdu: str) -> bool:
+        """Whether ``circuit``'s SBM reports ``mpdu`` live (False when unknown)."""
+        return bool(self.path_energized.get(circuit, {}).get(mpdu, False))
 
 
 class PlantPort(Protocol):
-    """The two things the executor needs from the plant."""
+    """What the executor needs from the plant, and its clock."""
 
     async def set_path(self, circuit_id: str, mpdu_id: str) -> None:
         """Command an SBM to change path (make-before-break); raise on refusal."""
 
     async def observe(self) -> Observation:
         """Refresh telemetry and return it."""
+
+    async def sleep(self, seconds: float) -> None:
+        """Return after ``seconds`` of plant time (cancellable)."""
+
+
+def _move_from(raw: Any) -> Move:
+    """One persisted move: ``{"circuit", "from_mpdu", "to_mpdu", "amps"}`` or, as written before
+    the executor shared the engine's ``Move``, ``[circuit, from, to, amps]``."""
+    if isinstance(raw, Mapping):
+        return Move(
+            str(raw["circuit"]), str(raw["from_mpdu"]), str(raw["to_mpdu"]), float(raw["amps"])
+        )
+    circuit, from_mpdu, to_mpdu, amps = raw
+    return Move(str(circuit), str(from_mpdu), str(to_mpdu), float(amps))
 
 
 @dataclass(slots=True)
@@ -78,7 +145,7 @@ class MigrationRecord:
     @property
     def circuits(self) -> frozenset[str]:
         """Every circuit this migration touches (to refuse overlapping migrations)."""
-        return frozenset(m.circuit_id for stage in self.stages for m in stage)
+        return frozenset(m.circuit for stage in self.stages for m in stage)
 
     @property
     def progress(self) -> float:
@@ -90,10 +157,7 @@ class MigrationRecord:
         return {
             "migration_id": self.migration_id,
             "component": self.component,
-            "stages": [
-                [[m.circuit_id, m.from_mpdu, m.to_mpdu, m.amps] for m in stage]
-                for stage in self.stages
-            ],
+            "stages": [[m.as_dict() for m in stage] for stage in self.stages],
             "state": self.state.value,
             "completed_stages": self.completed_stages,
             "reason": self.reason,
@@ -102,15 +166,12 @@ class MigrationRecord:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> MigrationRecord:
-        """Inverse of `as_dict`; raises KeyError/ValueError/TypeError on a damaged record."""
-        stages = [
-            [Move(str(c), str(f), str(t), float(a)) for c, f, t, a in stage]
-            for stage in data["stages"]
-        ]
+        """Inverse of `as_dict` (older list-form moves load too); raises KeyError, ValueError
+        or TypeError on a damaged record."""
         return cls(
             migration_id=str(data["migration_id"]),
             component=str(data["component"]),
-            stages=stages,
+            stages=[[_move_from(m) for m in stage] for stage in data["stages"]],
             state=MigrationState(data["state"]),
             completed_stages=int(data["completed_stages"]),
             reason=data.get("reason"),
@@ -119,30 +180,62 @@ class MigrationRecord:
 
 
 class VerificationError(Exception):
-    """A stage did not do what it should; the message says what an operator needs to know."""
+    """A stage did not do what it should; the message says what an operator needs to know.
+
+    ``unconfirmed`` means the stage could not be confirmed yet (the circuit did not answer or
+    still reports its old path) and another observation may settle it; otherwise it is a hazard.
+    """
+
+    def __init__(self, message: str, *, unconfirmed: bool = False) -> None:
+        """Carry the operator's message."""
+        super().__init__(message)
+        self.unconfirmed = unconfirmed
 
 
-def verify_stage(stage: list[Move], obs: Observation, before: Observation) -> None:
-    """Raise `VerificationError` unless every move landed, every circuit is energised, no new
-    alarm appeared and no element is above its continuous limit (or, if it already was before
+def check_stage(stage: Sequence[Move], obs: Observation) -> tuple[list[Move], str | None]:
+    """Before a stage: the moves still to switch, and why the stage must not start (or None).
+
+    A move is valid when its circuit answers, sits on ``from_mpdu`` and its target path is
+    energised; a circuit already on ``to_mpdu`` needs nothing.
+    """
+    todo: list[Move] = []
+    for move in stage:
+        where = obs.active_path.get(move.circuit)
+        if where is None:
+            return [], f"{move.circuit} does not answer"
+        if where == move.to_mpdu:
+            continue
+        if where != move.from_mpdu:
+            return [], f"{move.circuit} is on {where}, not {move.from_mpdu}: the plan is stale"
+        if not obs.path_live(move.circuit, move.to_mpdu):
+            return [], f"{move.to_mpdu} (target of {move.circuit}) is not energised"
+        todo.append(move)
+    return todo, None
+
+
+def verify_stage(stage: Sequence[Move], obs: Observation, before: Observation) -> None:
+    """Raise `VerificationError` unless every move landed, every moved circuit is energised, no
+    new alarm appeared and no element is above its continuous limit (or, if it already was before
     the stage, carries more than it did)."""
     for move in stage:
-        actual = obs.active_path.get(move.circuit_id)
+        actual = obs.active_path.get(move.circuit)
+        if actual is None:
+            raise VerificationError(f"{move.circuit} does not answer", unconfirmed=True)
         if actual != move.to_mpdu:
             raise VerificationError(
-                f"{move.circuit_id} reports path {actual}, expected {move.to_mpdu}"
+                f"{move.circuit} reports path {actual}, expected {move.to_mpdu}", unconfirmed=True
             )
-        if not obs.energized.get(move.circuit_id, False):
-            raise VerificationError(f"{move.circuit_id} is not energised after the move")
+        if not obs.energized.get(move.circuit, False):
+            raise VerificationError(f"{move.circuit} is not energised after the move")
     new_alarms = obs.alarms - before.alarms
     if new_alarms:
         raise VerificationError(f"new alarm(s) after the step: {', '.join(sorted(new_alarms))}")
-    for element, current in obs.element_current_a.items():
+    for element, current in sorted(obs.element_current_a.items()):
         rating = obs.element_rating_a.get(element)
-        if not rating or current <= CONTINUOUS_LIMIT * rating:
+        if not rating or not math.isfinite(current) or current <= CONTINUOUS_LIMIT * rating:
             continue
         was = before.element_current_a.get(element, 0.0)
-        if was > CONTINUOUS_LIMIT * rating and current <= was + 0.05 * rating:
+        if was > CONTINUOUS_LIMIT * rating and current <= was + WORSE_FRACTION * rating:
             continue  # already over before this stage (a relief) and not made worse
         over = current - CONTINUOUS_LIMIT * rating
         raise VerificationError(
@@ -151,6 +244,8 @@ def verify_stage(stage: list[Move], obs: Observation, before: Observation) -> No
 
 
 ProgressCallback = Callable[[MigrationRecord, str], Awaitable[None]]
+SwitchCallback = Callable[[int, Sequence[Move]], None]
+"""Called with (stage index, moves commanded) once a stage's commands are all accepted."""
 
 
 class MigrationExecutor:
@@ -163,19 +258,31 @@ class MigrationExecutor:
         *,
         step_interval_s: float,
         on_progress: ProgressCallback,
-        verify_attempts: int = 3,
-        verify_delay_s: float = 1.0,
+        verify_attempts: int = VERIFY_ATTEMPTS,
+        verify_delay_s: float = VERIFY_DELAY_S,
+        on_switch: SwitchCallback | None = None,
     ) -> None:
+        """Prepare to run ``record``'s remaining stages through ``port``."""
         self._port = port
         self.record = record
         self._step_interval_s = step_interval_s
         self._on_progress = on_progress
-        self._verify_attempts = verify_attempts
+        self._verify_attempts = max(1, verify_attempts)
         self._verify_delay_s = verify_delay_s
+        self._on_switch = on_switch
         self._cancel = asyncio.Event()
+        self._cancel_reason = "cancelled"
+        self._between_stages = False
 
-    def cancel(self) -> None:
-        """Ask the migration to stop after the stage in progress (a verified, safe point)."""
+    @property
+    def between_stages(self) -> bool:
+        """Whether it is waiting between two stages (a safe point: `cancel()` stops it at once)."""
+        return self._between_stages
+
+    def cancel(self, reason: str = "cancelled") -> None:
+        """Ask the migration to stop at the next safe point; ``reason`` becomes its reason."""
+        if not self._cancel.is_set():
+            self._cancel_reason = reason
         self._cancel.set()
 
     async def _set(self, state: MigrationState, note: str) -> None:
@@ -188,20 +295,29 @@ class MigrationExecutor:
         rec = self.record
         while rec.completed_stages < len(rec.stages):
             if self._cancel.is_set():
-                rec.reason = "cancelled"
-                await self._set(MigrationState.ABORTED, "cancelled at a safe point")
+                rec.reason = self._cancel_reason
+                await self._set(MigrationState.ABORTED, f"{self._cancel_reason} at a safe point")
                 return rec
             index = rec.completed_stages
             stage = rec.stages[index]
             await self._set(MigrationState.RUNNING, f"stage {index + 1}/{len(rec.stages)}")
             before = await self._port.observe()
+            todo, problem = check_stage(stage, before)
+            if problem is not None:
+                rec.reason = problem
+                await self._set(
+                    MigrationState.ABORTED, f"stopped before stage {index + 1}: {problem}"
+                )
+                return rec
             try:
-                for move in stage:
-                    await self._port.set_path(move.circuit_id, move.to_mpdu)
+                for move in todo:
+                    await self._port.set_path(move.circuit, move.to_mpdu)
+                if self._on_switch is not None:
+                    self._on_switch(index, tuple(todo))
                 await self._set(MigrationState.VERIFYING, f"verifying stage {index + 1}")
                 await self._verify(stage, before)
             except Exception as err:  # any failure means: back to the safe state
-                await self._rollback(stage, str(err) or type(err).__name__)
+                await self._rollback(todo, str(err) or type(err).__name__)
                 return rec
             rec.completed_stages += 1
             await self._set(MigrationState.RUNNING, f"stage {index + 1} verified")
@@ -211,41 +327,55 @@ class MigrationExecutor:
         await self._set(MigrationState.COMPLETED, "all stages verified")
         return rec
 
-    async def _verify(self, stage: list[Move], before: Observation) -> None:
-        last: VerificationError | None = None
-        for _ in range(self._verify_attempts):
+    async def _verify(self, stage: Sequence[Move], before: Observation) -> None:
+        for attempt in range(self._verify_attempts):
             obs = await self._port.observe()
             try:
                 verify_stage(stage, obs, before)
             except VerificationError as err:
-                last = err
-                await asyncio.sleep(self._verify_delay_s)
+                if not err.unconfirmed or attempt + 1 >= self._verify_attempts:
+                    raise
+                await self._port.sleep(self._verify_delay_s)
             else:
                 return
-        assert last is not None
-        raise last
 
     async def _wait_interval(self) -> None:
-        try:
-            await asyncio.wait_for(self._cancel.wait(), timeout=self._step_interval_s)
-        except TimeoutError:
+        """Sleep the step interval through the port, waking at once on `cancel()`."""
+        if self._cancel.is_set() or self._step_interval_s <= 0:
             return
+        sleeper = asyncio.ensure_future(self._port.sleep(self._step_interval_s))
+        stopper = asyncio.ensure_future(self._cancel.wait())
+        self._between_stages = True
+        try:
+            await asyncio.wait((sleeper, stopper), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            self._between_stages = False
+            for task in (sleeper, stopper):
+                task.cancel()
+            await asyncio.gather(sleeper, stopper, return_exceptions=True)
 
-    async def _rollback(self, stage: list[Move], why: str) -> None:
-        """Return the circuits of the failed stage to where they were (if that path is energised)."""
+    async def _rollback(self, moves: Sequence[Move], why: str) -> None:
+        """Return the circuits of the failed stage to where they were, never onto a dead path."""
         obs = await self._port.observe()
         left: list[str] = []
-        for move in stage:
-            if obs.active_path.get(move.circuit_id) == move.from_mpdu:
+        for move in moves:
+            where = obs.active_path.get(move.circuit)
+            if where == move.from_mpdu:
+                continue
+            if where is None:
+                left.append(f"{move.circuit} (does not answer)")
+                continue
+            if not obs.path_live(move.circuit, move.from_mpdu):
+                left.append(f"{move.circuit} ({move.from_mpdu} is not energised)")
                 continue
             try:
-                await self._port.set_path(move.circuit_id, move.from_mpdu)
-            except Exception:  # report, never leave the loop half done
-                left.append(move.circuit_id)
+                await self._port.set_path(move.circuit, move.from_mpdu)
+            except Exception as err:  # report, never leave the loop half done
+                left.append(f"{move.circuit} ({err or type(err).__name__})")
         self.record.reason = why
         note = f"stage {self.record.completed_stages + 1} failed: {why}"
         if left:
-            note += f"; could not move back: {', '.join(left)} (left on their new, energised path)"
+            note += f"; not moved back: {', '.join(left)}"
         await self._set(MigrationState.ROLLED_BACK, note)
 
 
@@ -254,7 +384,7 @@ def reconcile(record: MigrationRecord, obs: Observation) -> MigrationRecord:
     and mark a half-done stage so the caller can resume or hold. Never commands anything."""
     done = 0
     for stage in record.stages:
-        if all(obs.active_path.get(m.circuit_id) == m.to_mpdu for m in stage):
+        if all(obs.active_path.get(m.circuit) == m.to_mpdu for m in stage):
             done += 1
         else:
             break

@@ -24,15 +24,16 @@ from homeassistant.helpers.storage import Store
 
 from .const import CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL, DOMAIN, LOGGER
 from .coordinator import PlantSnapshot, TelemetryCoordinator
-from .device.models import AtsReading, MpduReading
+from .device.models import AtsReading, MpduReading, SbmReading
 from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan, plan_migration, restore_plan
 from .executor import (
     FINAL_STATES,
+    VERIFY_ATTEMPTS,
+    VERIFY_DELAY_S,
     MigrationExecutor,
     MigrationRecord,
     MigrationState,
-    Move,
     Observation,
     reconcile,
 )
@@ -43,10 +44,6 @@ STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
 PLANNING_MARGIN: Final = 1.10
-VERIFY_ATTEMPTS = 3
-"""Refreshes a stage gets to show that its moves landed before it is rolled back."""
-VERIFY_DELAY_S = 1.0
-"""Seconds between those refreshes."""
 """Without a forecast, plan against present currents plus this margin."""
 
 
@@ -83,14 +80,28 @@ class HaPlantPort:
         await self._coordinator.async_refresh()
         return observation(self._coordinator.data)
 
+    async def sleep(self, seconds: float) -> None:
+        """The executor's clock: real time here."""
+        await asyncio.sleep(seconds)
+
 
 def observation(snapshot: PlantSnapshot) -> Observation:
     """What the executor verifies against, from a telemetry snapshot."""
     currents: dict[str, float] = {}
     ratings: dict[str, float] = {}
     alarms: set[str] = set()
+    paths: dict[str, str] = {}
+    energized: dict[str, bool] = {}
+    live: dict[str, dict[str, bool]] = {}
     for pid, reading in snapshot.readings.items():
-        if isinstance(reading, AtsReading):
+        if isinstance(reading, SbmReading):
+            if 0 <= reading.active_path < len(reading.paths):
+                paths[pid] = reading.paths[reading.active_path]
+            energized[pid] = reading.energized
+            live[pid] = dict(zip(reading.paths, reading.path_energized, strict=False))
+            if reading.breaker_open:
+                alarms.add(f"{pid}:breaker_trip")
+        elif isinstance(reading, AtsReading):
             currents[pid], ratings[pid] = reading.load_current_a, reading.rating_a
             if reading.alarm_output_lost:
                 alarms.add(f"{pid}:output_lost")
@@ -99,11 +110,12 @@ def observation(snapshot: PlantSnapshot) -> Observation:
             if reading.alarm_breaker_trip:
                 alarms.add(f"{pid}:breaker_trip")
     return Observation(
-        active_path={c: p for c, p in snapshot.assignment.items() if p is not None},
-        energized={c: p is not None for c, p in snapshot.assignment.items()},
+        active_path=paths,
+        energized=energized,
         element_current_a=currents,
         element_rating_a=ratings,
         alarms=frozenset(alarms),
+        path_energized=live,
     )
 
 
@@ -247,10 +259,7 @@ class MigrationManager:
         rec = MigrationRecord(
             migration_id=uuid.uuid4().hex[:12],
             component=request.component,
-            stages=[
-                [Move(m.circuit, m.from_mpdu, m.to_mpdu, m.amps) for m in step.moves]
-                for step in plan.steps
-            ],
+            stages=[list(step.moves) for step in plan.steps],
         )
         self.records[rec.migration_id] = rec
         await self._save()

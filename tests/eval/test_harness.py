@@ -8,9 +8,15 @@ from typing import Any
 import pytest
 
 from custom_components.datacenter_power.engine.planner import Move, Plan, PlanStep
-from custom_components.datacenter_power.engine.policy import Action
+from custom_components.datacenter_power.engine.policy import (
+    Action,
+    DecisionPolicy,
+    Decisions,
+    PolicyConfig,
+)
 from dcp_eval.harness import (
-    StagedExecution,
+    ActionRecord,
+    ActionRunner,
     observation_from_telemetry,
     run_evaluation,
     topology_from_scenario,
@@ -22,7 +28,7 @@ from dcp_sim.scenario import parse_scenario
 type Doc = dict[str, Any]
 
 
-def _action(*moves: Move, interval: float = 120.0) -> Action:
+def _action(*moves: Move, interval: float = 120.0, urgent: bool = False) -> Action:
     plan = Plan(
         goal="test",
         steps=tuple(PlanStep(moves=(m,), amps=m.amps, peak_utilization={}) for m in moves),
@@ -31,7 +37,7 @@ def _action(*moves: Move, interval: float = 120.0) -> Action:
         solver="hand",
         notes=(),
     )
-    return Action("relieve", None, plan, "test", False, interval, 0.0)
+    return Action("relieve", None, plan, "test", urgent, interval, 0.0)
 
 
 def _one_stage(*moves: Move) -> Action:
@@ -39,14 +45,27 @@ def _one_stage(*moves: Move) -> Action:
     return Action("relieve", None, plan, "test", False, 120.0, 0.0)
 
 
-def _run(plant: Plant, ex: StagedExecution, polls: int = 20) -> str:
-    state = "running"
-    for _ in range(polls):
-        state = ex.tick(plant, plant.telemetry())
-        if state != "running":
-            return state
+def _decisions(*actions: Action) -> Decisions:
+    return Decisions(t_s=0.0, assessments={}, status={}, actions=actions)
+
+
+def _runner(plant: Plant) -> ActionRunner:
+    policy = DecisionPolicy(topology_from_scenario(plant.scenario), PolicyConfig())
+    return ActionRunner(policy, plant)
+
+
+async def _poll(runner: ActionRunner, polls: int = 20, *actions: Action) -> list[ActionRecord]:
+    """Start ``actions`` (by the dispatch rule) at the first poll, then poll every 60 s until
+    nothing runs: the harness loop without the engine's decisions."""
+    plant = runner.plant
+    for i in range(polls):
+        await runner.advance()
+        if i == 0 and actions:
+            await runner.apply(_decisions(*actions))
+        if runner.running is None and runner.queued is None:
+            break
         plant.advance_to(plant.t_s + 60.0)
-    return state
+    return runner.records
 
 
 def test_topology_adapter_mirrors_the_scenario(small: Doc) -> None:
@@ -78,55 +97,123 @@ def test_unreachable_devices_report_nothing_and_stuck_ones_repeat(small: Doc) ->
     assert obs.circuits["b01"].active_path == "mpdu2"  # the SBM still answers
 
 
-def test_stage_is_switched_verified_and_completed(small: Doc) -> None:
+async def test_stage_is_switched_verified_and_completed(small: Doc) -> None:
     plant = Plant(parse_scenario(small), start_s=0.0)
-    ex = StagedExecution(_action(Move("a01", "mpdu1", "mpdu2", 4.0)), next_at_s=0.0)
-    assert _run(plant, ex) == "completed"
+    (rec,) = await _poll(_runner(plant), 20, _action(Move("a01", "mpdu1", "mpdu2", 4.0)))
+    assert (rec.ok, rec.note, rec.finished_s) == (True, "all stages verified", 0.0)
+    assert rec.stages == ((0.0, 0, 1, 4.0),)
     assert plant.telemetry().circuits["a01"].active_path == 1
     assert plant.metrics.switch_operations == 1
     assert plant.metrics.interruptions == 0
 
 
-def test_stages_wait_for_the_step_interval(small: Doc) -> None:
+async def test_stages_wait_for_the_step_interval(small: Doc) -> None:
     plant = Plant(parse_scenario(small), start_s=0.0)
-    ex = StagedExecution(
-        _action(Move("a01", "mpdu1", "mpdu2", 4.0), Move("a02", "mpdu1", "mpdu3", 4.0)),
-        next_at_s=0.0,
-    )
-    assert _run(plant, ex) == "completed"
-    (t1, _, _, _), (t2, _, _, _) = ex.log
+    action = _action(Move("a01", "mpdu1", "mpdu2", 4.0), Move("a02", "mpdu1", "mpdu3", 4.0))
+    (rec,) = await _poll(_runner(plant), 20, action)
+    assert rec.ok
+    (t1, i1, _, _), (t2, i2, _, _) = rec.stages
+    assert (i1, i2) == (0, 1)
     assert t2 - t1 == pytest.approx(120.0)
+    assert rec.finished_s == pytest.approx(120.0)
 
 
-def test_stale_plan_is_not_executed(small: Doc) -> None:
+async def test_stale_plan_is_not_executed(small: Doc) -> None:
     plant = Plant(parse_scenario(small), start_s=0.0)
-    ex = StagedExecution(_action(Move("a01", "mpdu3", "mpdu2", 4.0)), next_at_s=0.0)
-    assert _run(plant, ex) == "failed"
-    assert "stale" in ex.note
+    (rec,) = await _poll(_runner(plant), 20, _action(Move("a01", "mpdu3", "mpdu2", 4.0)))
+    assert rec.ok is False
+    assert "stale" in rec.note
     assert plant.metrics.switch_operations == 0
 
 
-def test_no_move_onto_a_dead_path(small: Doc) -> None:
+async def test_no_move_onto_a_dead_path(small: Doc) -> None:
     small["events"] = [{"kind": "sudden_failure", "target": "mpdu2", "at": "0s"}]
     plant = Plant(parse_scenario(small), start_s=0.0)
     plant.advance_to(60.0)
-    ex = StagedExecution(_action(Move("a01", "mpdu1", "mpdu2", 4.0)), next_at_s=0.0)
-    assert _run(plant, ex) == "failed"
+    (rec,) = await _poll(_runner(plant), 20, _action(Move("a01", "mpdu1", "mpdu2", 4.0)))
+    assert rec.ok is False
+    assert "mpdu2 (target of a01) is not energised" in rec.note
     assert plant.telemetry().circuits["a01"].active_path == 0
     assert plant.telemetry().circuits["a01"].energized
 
 
-def test_stage_that_overloads_its_target_is_rolled_back(small: Doc) -> None:
-    small["mpdus"][1]["rating_a"] = 30  # limit 24 A; b-circuits already draw ~12 A
+async def test_stage_that_overloads_its_target_is_rolled_back(small: Doc) -> None:
+    small["mpdus"][1]["rating_a"] = 28  # limit 22.4 A; b-circuits draw ~10 A, a01-a04 ~14 A
     plant = Plant(parse_scenario(small), start_s=0.0)
     moves = [Move(f"a0{i}", "mpdu1", "mpdu2", 4.0) for i in range(1, 5)]
-    ex = StagedExecution(_one_stage(*moves), next_at_s=0.0)
-    assert _run(plant, ex) == "failed"
-    assert "mpdu2" in ex.note
+    (rec,) = await _poll(_runner(plant), 20, _one_stage(*moves))
+    assert rec.note.startswith("stage 1 failed: mpdu2 carries 23.8 A")
+    assert rec.finished_s == 0.0  # a hazard is rolled back at once, not observed again
+    assert rec.ok is False
+    assert "mpdu2" in rec.note
     tel = plant.telemetry()
     assert all(tel.circuits[f"a0{i}"].active_path == 0 for i in range(1, 5))
     assert all(tel.circuits[f"a0{i}"].energized for i in range(1, 5))
     assert plant.metrics.interruptions == 0
+
+
+async def test_an_urgent_action_preempts_at_the_wait_between_stages(small: Doc) -> None:
+    plant = Plant(parse_scenario(small), start_s=0.0)
+    runner = _runner(plant)
+    slow = _action(
+        Move("a01", "mpdu1", "mpdu2", 4.0), Move("a02", "mpdu1", "mpdu2", 4.0), interval=3600.0
+    )
+    urgent = _action(Move("b01", "mpdu2", "mpdu1", 4.0), interval=60.0, urgent=True)
+    await runner.apply(_decisions(slow))
+    assert runner.running is not None
+    assert runner.running.executor.between_stages
+    plant.advance_to(60.0)
+    await runner.advance()
+    await runner.apply(_decisions(urgent))  # stops the slow one at once, starts the urgent one
+    first, second = runner.records
+    assert (first.ok, first.note) == (False, "preempted by an urgent action at a safe point")
+    assert (first.finished_s, first.moves) == (60.0, 1)
+    assert (second.ok, second.started_s, second.moves) == (True, 60.0, 1)
+    paths = {c: t.paths[t.active_path] for c, t in plant.telemetry().circuits.items()}
+    assert (paths["a01"], paths["a02"], paths["b01"]) == ("mpdu2", "mpdu1", "mpdu1")
+    # nothing preempts an urgent action, and a non-urgent one never preempts
+    long_urgent = _action(
+        Move("b02", "mpdu2", "mpdu1", 4.0), Move("b03", "mpdu2", "mpdu1", 4.0), urgent=True
+    )
+    await runner.apply(_decisions(long_urgent))
+    for other in (_action(Move("a03", "mpdu1", "mpdu2", 4.0), urgent=True), slow):
+        await runner.apply(_decisions(other))
+        assert runner.running is not None
+        assert runner.running.action is long_urgent
+        assert runner.queued is None
+    assert len(runner.records) == 2
+    await runner.close()
+    assert runner.records[-1].note == "still running at the end of the scenario"
+    assert runner.running is None
+
+
+async def test_an_urgent_action_waits_for_a_stage_being_verified(
+    small: Doc, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """a01's SBM accepts the command but does not move: its stage is being verified (retried at
+    the next polls) when the urgent action comes; that starts once the stage is rolled back."""
+    plant = Plant(parse_scenario(small), start_s=0.0)
+    real = Plant.command_sbm_path
+
+    def stuck(p: Plant, circuit_id: str, path: str | int) -> None:
+        if circuit_id != "a01":
+            real(p, circuit_id, path)
+
+    monkeypatch.setattr(Plant, "command_sbm_path", stuck)
+    runner = _runner(plant)
+    await runner.apply(_decisions(_action(Move("a01", "mpdu1", "mpdu2", 4.0))))
+    running = runner.running
+    assert running is not None
+    assert not running.executor.between_stages
+    urgent = _action(Move("b01", "mpdu2", "mpdu1", 4.0), interval=60.0, urgent=True)
+    await runner.apply(_decisions(urgent))
+    assert runner.queued is urgent
+    records = await _poll(runner, 10)
+    first, second = records
+    assert first.ok is False
+    assert first.note == "stage 1 failed: a01 reports path mpdu1, expected mpdu2"
+    assert first.finished_s == 120.0  # 3 observations, one poll apart
+    assert (second.started_s, second.ok) == (120.0, True)
 
 
 def test_quiet_run_does_nothing_and_forecasts_well(small: Doc) -> None:
