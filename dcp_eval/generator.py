@@ -16,7 +16,16 @@ import numpy as np
 
 from dcp_sim.scenario import Scenario, parse_scenario
 
-__all__ = ["CASES", "Case", "generate_scenario", "generate_spec"]
+__all__ = [
+    "CASES",
+    "WEAR_CLASSES",
+    "Case",
+    "WearClass",
+    "generate_scenario",
+    "generate_spec",
+    "generate_wear_scenario",
+    "generate_wear_spec",
+]
 
 type Case = Literal["quiet", "ats_wear", "mpdu_wear", "trend", "sudden"]
 CASES: Final[tuple[Case, ...]] = ("quiet", "ats_wear", "mpdu_wear", "trend", "sudden")
@@ -230,3 +239,95 @@ def generate_spec(
 def generate_scenario(seed: int, case: Case = "quiet", **kwargs: Any) -> Scenario:
     """A validated random scenario (see :func:`generate_spec` for the knobs)."""
     return parse_scenario(generate_spec(seed, case, **kwargs), source=f"<generated {case} {seed}>")
+
+
+# --------------------------------------------------------------------------------------------
+# Wear of unknown shape, units with unusual normals, long room excursions (issue 10, item 3)
+# --------------------------------------------------------------------------------------------
+
+type WearClass = Literal["ats_wear", "mpdu_wear", "healthy_unusual", "ambient"]
+WEAR_CLASSES: Final[tuple[WearClass, ...]] = ("ats_wear", "mpdu_wear", "healthy_unusual", "ambient")
+EXPONENT_RANGE: Final = (0.7, 3.5)
+GAIN_RANGE: Final = (0.0, 2.0)
+VISIBLE_GAIN: Final = 0.5
+"""A continuously sampled signal (temperature, ripple) at this gain or more makes a wear visible;
+self-tests (four a day) and nuisance trips alone are too sparse to warn a quarter-window ahead."""
+
+
+def randomize_normals(spec: dict[str, Any], rng: np.random.Generator) -> None:
+    """Give every ATS and MPDU its own healthy ``thermal_rise_c`` (10-60) and ``ripple_pct``
+    (0.1-2), in place."""
+    for unit in (*spec["ats"], *spec["mpdus"]):
+        unit["thermal_rise_c"] = round(float(rng.uniform(10.0, 60.0)), 1)
+        unit["ripple_pct"] = round(float(rng.uniform(0.1, 2.0)), 2)
+
+
+def random_precursors(rng: np.random.Generator, kind: str) -> dict[str, Any]:
+    """A random wear shape: exponent 0.7-3.5, gains 0-2 per signal, at least one visible."""
+    gains = {
+        k: round(float(rng.uniform(*GAIN_RANGE)), 2)
+        for k in ("temperature", "ripple", "transfer", "nuisance")
+    }
+    if kind == "mpdu_breaker_wear":
+        gains.pop("transfer")  # an MPDU has no transfer mechanism
+    visible = ("temperature", "ripple")
+    if max(gains[k] for k in visible) < VISIBLE_GAIN:
+        gains[str(rng.choice(visible))] = round(float(rng.uniform(VISIBLE_GAIN, 2.0)), 2)
+    return {
+        "precursor_exponent": round(float(rng.uniform(*EXPONENT_RANGE)), 2),
+        "precursor_gains": gains,
+    }
+
+
+def generate_wear_spec(
+    seed: int,
+    wear_class: WearClass,
+    *,
+    history_h: float = 14 * 24.0,
+    duration_h: float = 60.0,
+    **kwargs: Any,
+) -> dict[str, Any]:
+    """A plant whose units have random normals, with one of the wear classes:
+
+    * ``ats_wear`` / ``mpdu_wear``: one wear event of random shape, gains, scale (0.5-1) and
+      window (12-40 h), plus the usual distractions;
+    * ``healthy_unusual``: no fault, only the distractions;
+    * ``ambient``: no fault; the room runs 5-8 degC warm for 14-22 h.
+    """
+    rng = np.random.default_rng([seed, 0x5AA9E])
+    case: Case = (
+        "ats_wear"
+        if wear_class == "ats_wear"
+        else "mpdu_wear"
+        if wear_class == "mpdu_wear"
+        else "quiet"
+    )
+    spec = generate_spec(seed, case, history_h=history_h, duration_h=duration_h, **kwargs)
+    randomize_normals(spec, rng)
+    spec["name"] = f"gen-{wear_class}-{seed}"
+    spec["description"] = spec["description"].replace(f"case {case}", f"class {wear_class}")
+    events: list[dict[str, Any]] = spec["events"]
+    wear = [e for e in events if str(e["kind"]).endswith("_wear")]
+    for event in wear:
+        onset = float(rng.uniform(2.0, 16.0))
+        window = float(rng.uniform(12.0, 40.0))
+        failure = min(duration_h - 6.0, onset + window)
+        event["onset"], event["failure"] = _h(onset), _h(failure)
+        event.update(random_precursors(rng, str(event["kind"])))
+    if wear_class == "ambient":
+        events.append(
+            {
+                "kind": "ambient_excursion",
+                "at": _h(float(rng.uniform(2.0, max(3.0, duration_h - 24.0)))),
+                "duration": _h(float(rng.uniform(14.0, 22.0))),
+                "delta_c": round(float(rng.uniform(5.0, 8.0)), 1),
+            }
+        )
+    return spec
+
+
+def generate_wear_scenario(seed: int, wear_class: WearClass, **kwargs: Any) -> Scenario:
+    """A validated :func:`generate_wear_spec` scenario."""
+    return parse_scenario(
+        generate_wear_spec(seed, wear_class, **kwargs), source=f"<generated {wear_class} {seed}>"
+    )
