@@ -37,6 +37,11 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.add_argument("--plot", metavar="FILE", help="also write a PNG timeline to FILE")
+    parser.add_argument(
+        "--oracle",
+        action="store_true",
+        help="also solve the perfect-knowledge oracle and report it with the regret",
+    )
     return parser
 
 
@@ -83,6 +88,18 @@ def format_table(m: dict[str, Any]) -> str:
                 f"    t={a['started_s'] / 3600:6.2f} h  {a['kind']:<9} {a['target'] or '':<7} "
                 f"moves {a['moves']:<3} ok {a['ok']}  {a['note']}"
             )
+    if "oracle" in m:
+        o, r = m["oracle"], m["regret"]
+        lines += [
+            "",
+            f"  oracle ({o['status']}, {o['grid_s'] / 60:g} min grid):  policy / oracle / regret",
+        ]
+        for k in r:
+            mine = r[k] + o[k]
+            lines.append(f"    {k:<30} {_fmt(round(mine, 5))} / {_fmt(o[k])} / {_fmt(r[k])}")
+        lines.append(
+            f"    {'switch_operations':<30} {m['switch_operations']} / {o['switch_operations']}"
+        )
     return "\n".join(lines)
 
 
@@ -110,6 +127,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.dup2(saved, 1)
         os.close(saved)
     metrics = compute_metrics(evaluation)
+    if args.oracle:
+        from .oracle import regret, solve_oracle
+
+        sys.stdout.flush()
+        saved = os.dup(1)
+        try:
+            os.dup2(2, 1)
+            oracle = solve_oracle(scenario)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        metrics["oracle"] = oracle.as_dict()
+        metrics["regret"] = regret(metrics, oracle)
     if args.plot:
         from .plot import plot_evaluation
 

@@ -10,6 +10,8 @@ load trend really would trip its MPDU if nothing moved.
 
 from __future__ import annotations
 
+import copy
+import math
 from typing import Any, Final, Literal
 
 import numpy as np
@@ -331,3 +333,206 @@ def generate_wear_scenario(seed: int, wear_class: WearClass, **kwargs: Any) -> S
     return parse_scenario(
         generate_wear_spec(seed, wear_class, **kwargs), source=f"<generated {wear_class} {seed}>"
     )
+
+
+# ------------------------------------------------------------------------------------------
+# Hard classes for the oracle study (issue 10): tight plants, 3-way topologies, drains that
+# overlap trends and surges, outages during drains; and the shared scenarios with heavier loads.
+# ------------------------------------------------------------------------------------------
+
+type HardClass = Literal["tight", "three_way", "drain_trend_surge", "outage_during_drain"]
+HARD_CLASSES: Final[tuple[HardClass, ...]] = (
+    "tight",
+    "three_way",
+    "drain_trend_surge",
+    "outage_during_drain",
+)
+
+
+def _smooth_peak(
+    circuits: list[dict[str, Any]], ids: set[str], t0_h: float, t1_h: float, start_h: int
+) -> float:
+    """Highest noise-free total demand of ``ids`` over [t0, t1] hours (weekday)."""
+    hours = np.arange(t0_h, t1_h + 0.25, 0.25) + start_h
+    shape = np.cos(2.0 * np.pi * (hours % 24.0 - 15.0) / 24.0)
+    total = np.zeros_like(hours)
+    for c in circuits:
+        if c["id"] in ids:
+            ld = c["load"]
+            total += ld["mean_a"] * (1.0 + ld["daily"] * shape + ld["weekly"])
+    return float(total.max())
+
+
+def generate_hard_spec(
+    seed: int,
+    cls: HardClass,
+    *,
+    history_h: float = 72.0,
+    duration_h: float = 30.0,
+) -> dict[str, Any]:
+    """A plant where a drain is hard but possible (``parse_scenario`` input).
+
+    * ``tight``: two or three ATSs; after the best complete drain of the wearing ATS the
+      worst receiver peaks at 75-80 % of its rating (noise-free, fluid estimate) during the
+      failure window;
+    * ``three_way``: three ATSs on three sources, every circuit with paths on three ATSs;
+    * ``drain_trend_surge``: a drain whose receivers also see a load trend and surges;
+    * ``outage_during_drain``: a receiving ATS's preferred source is lost before the failure.
+
+    The failure falls at a random hour of the day (near the daily minimum or maximum alike).
+    """
+    rng = np.random.default_rng([seed, 0x10AC, HARD_CLASSES.index(cls)])
+    na = 3 if cls == "three_way" else int(rng.integers(2, 4))
+    ats_ids = [f"ats{i + 1}" for i in range(na)]
+    sources = ["util_a", "util_b", "gen1"][: max(2, na)]
+    per = [int(rng.integers(1, 3)) for _ in ats_ids]
+    feed = [a for a, k in zip(ats_ids, per, strict=True) for _ in range(k)]
+    mpdu_ids = [f"mpdu{i + 1}" for i in range(len(feed))]
+    m_ats = dict(zip(mpdu_ids, feed, strict=True))
+    m_rating = {m: float(rng.choice([80, 100, 125])) for m in mpdu_ids}
+    nc = int(rng.integers(18, 40))
+    circuits: list[dict[str, Any]] = []
+    for i in range(nc):
+        m = mpdu_ids[i % len(mpdu_ids)] if i < len(mpdu_ids) else str(rng.choice(mpdu_ids))
+        other_ats = [a for a in ats_ids if a != m_ats[m]]
+        if cls == "three_way":
+            alts = [str(rng.choice([x for x in mpdu_ids if m_ats[x] == a])) for a in other_ats]
+        else:
+            pool = [x for x in mpdu_ids if m_ats[x] != m_ats[m]]
+            k = min(len(pool), int(rng.integers(1, 3)))
+            alts = [str(x) for x in rng.choice(pool, size=k, replace=False)]
+        circuits.append(
+            {
+                "id": f"c{i + 1:02d}",
+                "paths": [m, *alts],
+                "rating_a": 32,
+                "load": {
+                    "mean_a": float(rng.uniform(2.0, 8.0)),
+                    "daily": round(float(rng.uniform(0.15, 0.35)), 3),
+                    "weekly": 0.05,
+                    "noise": 0.03,
+                },
+            }
+        )
+    start_h = int(rng.integers(0, 24))
+    target = str(rng.choice(ats_ids))
+    onset = float(rng.uniform(1.0, 3.0))
+    failure = float(rng.uniform(onset + 12.0, duration_h - 5.0))
+    repair = float(rng.uniform(2.0, 4.0))
+    # Scale the loads: after draining ``target`` the receivers (every MPDU of another ATS) carry
+    # everything; aim their fluid worst utilisation over the failure window at ``u``.
+    u = float(rng.uniform(0.75, 0.80)) if cls == "tight" else float(rng.uniform(0.6, 0.74))
+    receivers = [m for m in mpdu_ids if m_ats[m] != target]
+    cap = sum(m_rating[m] for m in receivers)
+    peak = _smooth_peak(
+        circuits, {c["id"] for c in circuits}, failure - 0.5, failure + repair, start_h
+    )
+    scale = u * cap / peak
+    for c in circuits:
+        c["load"]["mean_a"] = round(c["load"]["mean_a"] * scale, 3)
+        c["rating_a"] = 32 if c["load"]["mean_a"] * 1.5 > 14 else 16
+    # Normal paths must be fine by themselves (nobody starts above a limit): spread MPDU
+    # ratings up where the normal load alone would peak above 70 %.
+    for m in mpdu_ids:
+        own = _smooth_peak(circuits, {c["id"] for c in circuits if c["paths"][0] == m}, 0, 48, 0)
+        m_rating[m] = max(m_rating[m], float(math.ceil(own / 0.7 / 5.0) * 5.0))
+    events: list[dict[str, Any]] = [
+        {
+            "kind": "ats_contact_wear",
+            "target": target,
+            "onset": _h(onset),
+            "failure": _h(failure),
+            "repair_after": _h(repair),
+            "precursor_scale": round(float(rng.uniform(0.6, 1.0)), 2),
+        }
+    ]
+    if cls == "drain_trend_surge":
+        recv = [c for c in circuits if m_ats[c["paths"][0]] != target]
+        k = min(len(recv), int(rng.integers(2, 5)))
+        picks = [recv[int(j)] for j in rng.choice(len(recv), size=k, replace=False)]
+        t_on = float(rng.uniform(onset + 2.0, failure - 4.0))
+        events.append(
+            {
+                "kind": "load_trend",
+                "targets": [c["id"] for c in picks],
+                "onset": _h(t_on),
+                "end": _h(failure + repair),
+                "growth_a_per_h": round(float(rng.uniform(0.05, 0.15)), 3),
+            }
+        )
+        for _ in range(int(rng.integers(1, 3))):
+            chosen = rng.choice(len(recv), size=min(3, len(recv)), replace=False)
+            events.append(
+                {
+                    "kind": "load_surge",
+                    "targets": [recv[int(j)]["id"] for j in chosen],
+                    "at": _h(float(rng.uniform(failure - 6.0, failure + 1.0))),
+                    "duration": _h(float(rng.uniform(0.5, 1.5))),
+                    "extra_a": round(float(rng.uniform(0.5, 1.5)), 2),
+                }
+            )
+    elif cls == "outage_during_drain":
+        other = [a for a in ats_ids if a != target]
+        victim = str(rng.choice(other))
+        src = sources[ats_ids.index(victim) % len(sources)]
+        events.append(
+            {
+                "kind": "source_outage",
+                "target": src,
+                "at": _h(float(rng.uniform(max(onset + 6.0, failure - 8.0), failure - 0.5))),
+                "duration": _h(float(rng.uniform(0.25, 0.75))),
+            }
+        )
+    ats_specs = []
+    for i, a in enumerate(ats_ids):
+        own = sum(m_rating[m] for m in mpdu_ids if m_ats[m] == a)
+        first = sources[i % len(sources)]
+        ats_specs.append(
+            {
+                "id": a,
+                "sources": [first, *[s for s in sources if s != first]],
+                "rating_a": float(max(own * 1.6, 200.0)),
+                "transfer_time": f"{int(rng.integers(60, 150))}ms",
+                "rated_operations": 6000,
+            }
+        )
+    return {
+        "version": 1,
+        "name": f"hard-{cls}-{seed}",
+        "description": f"generated hard class {cls}: {na} ATS, {len(mpdu_ids)} MPDU, {nc} circuits",
+        "seed": int(seed),
+        "start": f"2026-04-07T{start_h:02d}:00:00Z",
+        "history": _h(history_h),
+        "duration": _h(duration_h),
+        "step": "60s",
+        "ride_through": "20ms",
+        "bypass_delay": "30ms",
+        "environment": {"ambient_c": round(float(rng.uniform(20, 26)), 1), "humidity_pct": 45},
+        "sources": [{"id": s, "nominal_v": 230} for s in sources],
+        "ats": ats_specs,
+        "mpdus": [{"id": m, "ats": m_ats[m], "rating_a": m_rating[m]} for m in mpdu_ids],
+        "circuits": circuits,
+        "events": events,
+    }
+
+
+def generate_hard_scenario(seed: int, cls: HardClass, **kwargs: Any) -> Scenario:
+    """A validated scenario of a hard class (see :func:`generate_hard_spec`)."""
+    return parse_scenario(generate_hard_spec(seed, cls, **kwargs), source=f"<hard {cls} {seed}>")
+
+
+def scale_loads(doc: dict[str, Any], factor: float, *, suffix: str | None = None) -> dict[str, Any]:
+    """A scenario document with every circuit's mean load multiplied by ``factor`` (the issue's
+    "same file with bigger numbers"); ``[lo, hi]`` ranges scale both ends."""
+    out = copy.deepcopy(doc)
+
+    def scaled(load: dict[str, Any]) -> None:
+        mean = load["mean_a"]
+        load["mean_a"] = [m * factor for m in mean] if isinstance(mean, list) else mean * factor
+
+    for c in out.get("circuits", []):
+        scaled(c["load"])
+    for g in out.get("circuit_groups", []):
+        scaled(g["load"])
+    out["name"] = f"{doc['name']}-x{factor:g}" if suffix is None else f"{doc['name']}{suffix}"
+    return out

@@ -131,7 +131,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         for seed in seeds:
             row = evaluate_row(
                 seed,
-                wear_class,  # type: ignore[arg-type]
+                wear_class,
                 history_h=args.history_h,
                 duration_h=args.duration_h,
                 reactive=not args.no_reactive,

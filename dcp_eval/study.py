@@ -1,0 +1,165 @@
+"""``python -m dcp_eval.study``: engine, oracle and reactive on many generated hard scenarios.
+
+For every class of ``generator.HARD_CLASSES`` and every seed it runs the engine (proactive), the
+reactive baseline and the perfect-knowledge oracle, and prints one row per scenario and one table
+per class, with the issue's targets checked per scenario:
+
+* ``fail``: load on a failing unit at failure wherever the oracle has none;
+* ``over``: more than 10 minutes above a continuous limit beyond the oracle's;
+* ``peak90``: an element above 90 % of its rating where the reactive baseline stays lower
+  (i.e. because of an action of ours).
+
+``--shared`` adds the shared ``ats-contact-wear`` with every circuit's mean load x1.25 and x1.4.
+Run it with ``nice``: it is long (tens of seconds per scenario).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Final
+
+import yaml
+
+from dcp_sim.scenario import Scenario, parse_scenario
+
+from .generator import HARD_CLASSES, HardClass, generate_hard_scenario, scale_loads
+from .harness import run_evaluation
+from .metrics import compute_metrics
+from .oracle import oracle_metrics_of, solve_oracle
+
+__all__ = ["TARGET_OVER_S", "check_targets", "evaluate_one", "main"]
+
+TARGET_OVER_S: Final = 600.0
+PEAK_LIMIT: Final = 0.9
+SHARED_ACW: Final = Path(__file__).resolve().parents[2] / "shared/scenarios/ats-contact-wear.yaml"
+
+
+def evaluate_one(scenario: Scenario, *, oracle_time_limit_s: float = 60.0) -> dict[str, Any]:
+    """Engine, reactive and oracle figures of one scenario (quiet stdout)."""
+    engine = compute_metrics(run_evaluation(scenario, "proactive"))
+    reactive = compute_metrics(run_evaluation(scenario, "reactive"))
+    oracle = solve_oracle(scenario, time_limit_s=oracle_time_limit_s)
+    row: dict[str, Any] = {
+        "scenario": scenario.name,
+        "engine": {**oracle_metrics_of(engine), "switch_operations": engine["switch_operations"]},
+        "reactive": {
+            **oracle_metrics_of(reactive),
+            "switch_operations": reactive["switch_operations"],
+        },
+        "oracle": oracle.as_dict(),
+        "lead_h": [
+            None if f["lead_time_s"] is None else round(f["lead_time_s"] / 3600, 1)
+            for f in engine["failures"]
+        ],
+        "infeasible": sum(1 for a in engine["actions"] if "partial" in a["reason"]),
+        "actions": [
+            f"{a['kind']}@{a['started_s'] / 3600:.1f}h:{a['moves']}" for a in engine["actions"]
+        ],
+    }
+    row["misses"] = check_targets(row)
+    return row
+
+
+def check_targets(row: dict[str, Any]) -> list[str]:
+    """The issue's targets this scenario misses (empty: all met)."""
+    e, o, r = row["engine"], row["oracle"], row["reactive"]
+    out: list[str] = []
+    if o["load_on_failing_at_failure_a"] <= 0.5 and e["load_on_failing_at_failure_a"] > 0.5:
+        out.append("fail")
+    if e["over_limit_s"] > o["over_limit_s"] + TARGET_OVER_S:
+        out.append("over")
+    if e["max_utilization"] > PEAK_LIMIT and e["max_utilization"] > r["max_utilization"] + 0.005:
+        out.append("peak90")
+    return out
+
+
+def _fmt_row(name: str, row: dict[str, Any]) -> str:
+    cells = []
+    for who in ("engine", "oracle", "reactive"):
+        m = row[who]
+        cells.append(
+            f"{m['interruptions']:>3} {m['load_on_failing_at_failure_a']:>6.1f} "
+            f"{m['over_limit_s']:>6.0f} {m['max_utilization']:>5.2f} {m['switch_operations']:>3}"
+        )
+    return f"{name:<28} " + " | ".join(cells) + f" | {','.join(row['misses']) or 'ok'}"
+
+
+HEADER: Final = (
+    f"{'scenario':<28} "
+    + " | ".join(f"{w:<8} int   failA  overS  peak mov" for w in ("engine", "oracle", "reactive"))
+    + " | targets"
+)
+
+
+def class_table(rows: list[dict[str, Any]]) -> str:
+    """Per-class sums (interruptions, failing amps, seconds over) and worst peak."""
+    by: dict[str, list[dict[str, Any]]] = {}
+    for r in rows:
+        by.setdefault(r["class"], []).append(r)
+    lines = [
+        f"{'class':<20} {'n':>3} | "
+        + " | ".join(f"{w:<8} int  failA   overS peak" for w in ("engine", "oracle", "reactive"))
+        + " | met"
+    ]
+    for cls, rs in by.items():
+        cells = []
+        for who in ("engine", "oracle", "reactive"):
+            ms = [r[who] for r in rs]
+            cells.append(
+                f"{who:<8} {sum(m['interruptions'] for m in ms):>3} "
+                f"{sum(m['load_on_failing_at_failure_a'] for m in ms):>6.1f} "
+                f"{sum(m['over_limit_s'] for m in ms):>7.0f} "
+                f"{max(m['max_utilization'] for m in ms):>4.2f}"
+            )
+        met = sum(1 for r in rs if not r["misses"])
+        lines.append(f"{cls:<20} {len(rs):>3} | " + " | ".join(cells) + f" | {met}/{len(rs)}")
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point."""
+    p = argparse.ArgumentParser(prog="python -m dcp_eval.study", description=__doc__)
+    p.add_argument("--classes", nargs="*", default=list(HARD_CLASSES), choices=HARD_CLASSES)
+    p.add_argument("--seeds", type=int, nargs="*", default=list(range(1, 9)))
+    p.add_argument("--shared", action="store_true", help="add ats-contact-wear x1.25 and x1.4")
+    p.add_argument("--json", metavar="FILE", help="also write every row to FILE")
+    args = p.parse_args(argv)
+    jobs: list[tuple[str, Scenario]] = []
+    for cls in args.classes:
+        hc: HardClass = cls
+        jobs += [(cls, generate_hard_scenario(seed, hc)) for seed in args.seeds]
+    if args.shared:
+        doc = yaml.safe_load(SHARED_ACW.read_text())
+        for factor in (1.25, 1.4):
+            jobs.append(("acw-scaled", parse_scenario(scale_loads(doc, factor), source="acw")))
+    rows: list[dict[str, Any]] = []
+    print(HEADER, flush=True)
+    for cls, sc in jobs:
+        # HiGHS may write to fd 1: keep stdout for the table.
+        saved = os.dup(1)
+        try:
+            os.dup2(2, 1)
+            row = evaluate_one(sc)
+        finally:
+            sys.stdout.flush()
+            os.dup2(saved, 1)
+            os.close(saved)
+        row["class"] = cls
+        rows.append(row)
+        print(_fmt_row(sc.name, row), flush=True)
+        if args.json:
+            Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
+    print()
+    print(class_table(rows))
+    misses = sum(1 for r in rows if r["misses"])
+    print(f"\n{len(rows) - misses}/{len(rows)} scenarios meet every target")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
