@@ -24,6 +24,7 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
+from .activity import async_record_refusal
 from .const import DOMAIN, LOGGER
 from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot, TelemetryCoordinator
 from .device.client import PlantClient
@@ -220,6 +221,10 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         verdict = check(plant_interlock_state(coordinator))
         if not verdict.allowed:
             LOGGER.info("Refused %s on %s: %s", what, self.plant_id, verdict.message)
+            async_record_refusal(
+                self.hass, coordinator.config_entry, self.plant_id, what, verdict.message,
+                self._context,
+            )  # fmt: skip
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key=f"interlock_{verdict.reason}",
@@ -229,6 +234,10 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         try:
             await send(coordinator.client_for(self.plant_id), coordinator.identity(self.plant_id))
         except DeviceError as err:
+            async_record_refusal(
+                self.hass, coordinator.config_entry, self.plant_id, what,
+                f"the device refused it ({err.code_name})", self._context,
+            )  # fmt: skip
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="command_rejected",
