@@ -152,6 +152,9 @@ class ActivityRecorder:
     seen: dict[str, _Seen] = field(default_factory=dict)
     requested: dict[str, tuple[Context, str]] = field(default_factory=dict)
     """Migration id -> (context, how) of migrations a person or automation asked for."""
+    pending: list[tuple[Context, str]] = field(default_factory=list)
+    """Requests in progress: a migration that starts meanwhile is theirs (an executor's first
+    step can run before the action that started it has returned)."""
 
     @callback
     def async_start(self) -> None:
@@ -263,6 +266,8 @@ class ActivityRecorder:
             component = None if rec.component == "plant" else rec.component
             if before is None:
                 requested = self.requested.pop(rec.migration_id, None)
+                if requested is None and self.pending:
+                    requested = self.pending[-1]
                 if requested is not None:
                     context, cause = requested
                 else:
@@ -347,6 +352,10 @@ def _wrap(
     async def logged(call: ServiceCall) -> ServiceResponse:
         hass = call.hass
         owner = _owner(hass, call.data.get("component"))
+        recorder = None if owner is None else recorder_of(owner[0])
+        request = (call.context, f"requested through {DOMAIN}.{name}")
+        if recorder is not None:
+            recorder.pending.append(request)
         try:
             response = cast("ServiceResponse", await handler(call))
         except (HomeAssistantError, Unauthorized) as err:
@@ -356,12 +365,14 @@ def _wrap(
                     hass, owner[0], owner[1], _describe_call(call), why, call.context
                 )
             raise
+        finally:
+            if recorder is not None:
+                recorder.pending.remove(request)
         if owner is not None and name not in READ_ONLY_SERVICES:
             entry, component = owner
             mid = response.get("migration_id") if isinstance(response, dict) else None
-            recorder = recorder_of(entry)
             if isinstance(mid, str) and recorder is not None:
-                recorder.requested[mid] = (call.context, f"requested through {DOMAIN}.{name}")
+                recorder.requested[mid] = request
             async_fire_activity(
                 hass, entry, component, ACTION_DONE,
                 f"{_describe_call(call)} done" + (f": migration {mid}" if mid else ""),

@@ -330,27 +330,30 @@ class MigrationRepairFlow(RepairsFlow):
                 description_placeholders={"component": self._component, "plan": text},
             )
         max_step, interval = _options(entry)
-        request = MigrationRequest(
+        request_of = MigrationRequest(
             self._component, max_step_amps=max_step, step_interval_s=interval
         )
         book = book_of(entry)
         proposal = None if book is None or not book.approval_mode else book.proposal_for(plan)
+        recorder = recorder_of(entry)
+        request = (Context(), "confirmed in its repair (Settings > Repairs)")
+        if recorder is not None:
+            recorder.pending.append(request)
         try:
             if book is not None and proposal is not None:
                 # the policy's own proposal: approving it keeps the policy informed
                 migration_id = await book.async_approve(proposal)
             else:
-                migration_id = await entry.runtime_data.migrations.async_start(plan, request)
+                migration_id = await entry.runtime_data.migrations.async_start(plan, request_of)
         except HomeAssistantError as err:
             return self.async_abort(
                 reason="not_started", description_placeholders={"why": str(err)}
             )
-        recorder = recorder_of(entry)
+        finally:
+            if recorder is not None:
+                recorder.pending.remove(request)
         if recorder is not None:
-            recorder.requested[migration_id] = (
-                Context(),
-                "confirmed in the repair (Settings > Repairs)",
-            )
+            recorder.requested[migration_id] = request
         return self.async_create_entry(data={"migration_id": migration_id})
 
 
