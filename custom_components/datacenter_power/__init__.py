@@ -14,10 +14,13 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
+from .activity import async_setup_activity, async_wrap_services
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_AUTOMATIC
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
 from .forecasting import ForecastCoordinator
 from .migration import MigrationManager
+from .proposals import async_setup_proposal_services, async_setup_proposals
+from .repairs import async_remove_repairs, async_setup_repairs
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -33,6 +36,8 @@ PLATFORMS: list[Platform] = [
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (once, for every plant)."""
     async_setup_services(hass)
+    async_setup_proposal_services(hass)
+    async_wrap_services(hass)  # every action's calls and refusals go to the logbook
     return True
 
 
@@ -54,12 +59,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
         telemetry=coordinator, migrations=migrations, forecast=forecast
     )
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
+    # logbook activity, approval proposals and repair issues follow the plant from here on
+    async_setup_activity(hass, entry)
+    async_setup_proposals(hass, entry)
+    async_setup_repairs(hass, entry)
     return True
 
 
 async def async_unload_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> bool:
     """Unload the platforms; the coordinator's shutdown (registered on unload) closes clients."""
     return await hass.config_entries.async_unload_platforms(entry, PLATFORMS)
+
+
+async def async_remove_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
+    """A removed plant leaves no repair issue behind."""
+    async_remove_repairs(hass, entry.entry_id)
 
 
 async def async_remove_config_entry_device(

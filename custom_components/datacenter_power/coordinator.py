@@ -32,6 +32,7 @@ from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, Upda
 from homeassistant.util import dt as dt_util
 
 from . import const
+from .activity import async_record_refusal
 from .const import (
     CONF_HOST,
     CONF_PORT,
@@ -367,6 +368,9 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
             verdict = check(self.interlock_state())
             if not verdict.allowed:
                 LOGGER.info("Refused %s on %s: %s", what, plant_id, verdict.message)
+                async_record_refusal(
+                    self.hass, self.config_entry, plant_id, what, verdict.message, context
+                )
                 raise HomeAssistantError(
                     translation_domain=DOMAIN,
                     translation_key=f"interlock_{verdict.reason}",
@@ -376,6 +380,14 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
             try:
                 await send(self.client_for(plant_id), self.identity(plant_id))
             except DeviceError as err:
+                async_record_refusal(
+                    self.hass,
+                    self.config_entry,
+                    plant_id,
+                    what,
+                    f"the device refused it ({err.code_name})",
+                    context,
+                )
                 raise HomeAssistantError(
                     translation_domain=DOMAIN,
                     translation_key="command_rejected",

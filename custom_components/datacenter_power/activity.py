@@ -1,0 +1,427 @@
+"""Activity: every action the integration takes or refuses, as one event per device concerned.
+
+One event type, ``datacenter_power_activity``, carries ``device_id`` (so the entry shows in the
+device page's Activity and in the logbook, described by ``logbook.py``), a ``type``, a readable
+``message`` saying what happened, who or what caused it and why, and ``related_device_ids``
+(circuits a migration moved, circuits below a failed element). The event is fired with the
+context of the person or automation that caused it, so the logbook names them; automatic actions
+get a fresh context and say "automatically" in the message. The same events drive the device
+triggers (``device_trigger.py``).
+
+Sources, all hooked from outside the modules that act (so those stay as they are):
+* the decisions of the forecasting coordinator (failure predicted / risk cleared / overload
+  forecast, which also get their own bus events for plain event automations);
+* the migration manager's progress (started, each circuit moved, finished or failed);
+* the ``failover`` event;
+* every action of the integration, wrapped once after registration (requested, done, refused);
+* refused entity commands (:func:`async_record_refusal`, called by the command path).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final, cast
+
+from homeassistant.core import (
+    Context,
+    Event,
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
+from homeassistant.helpers import device_registry as dr
+
+from .const import DOMAIN, POLICY_AUTOMATIC
+from .engine.policy import Decisions
+from .executor import FINAL_STATES, MigrationState
+from .presentation import ttf_text
+
+if TYPE_CHECKING:
+    from .coordinator import DataCenterPowerConfigEntry
+
+EVENT_ACTIVITY: Final = f"{DOMAIN}_activity"
+EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
+"""Fired by the forecasting coordinator (named here: that module imports this one)."""
+EVENT_FAILURE_RISK_CLEARED: Final = f"{DOMAIN}_failure_risk_cleared"
+EVENT_OVERLOAD_FORECAST: Final = f"{DOMAIN}_overload_forecast"
+
+# activity types that are also device triggers
+FAILURE_PREDICTED: Final = "failure_predicted"
+FAILURE_RISK_CLEARED: Final = "failure_risk_cleared"
+MIGRATION_FINISHED: Final = "migration_finished"
+MIGRATION_FAILED: Final = "migration_failed"
+FAILOVER: Final = "failover"
+OVERLOAD_FORECAST: Final = "overload_forecast"
+TRIGGER_TYPES: Final = (
+    FAILURE_PREDICTED,
+    FAILURE_RISK_CLEARED,
+    MIGRATION_FINISHED,
+    MIGRATION_FAILED,
+    FAILOVER,
+    OVERLOAD_FORECAST,
+)
+# further activity types (logbook only)
+MIGRATION_STARTED: Final = "migration_started"
+CIRCUIT_MOVED: Final = "circuit_moved"
+ACTION_DONE: Final = "action"
+REFUSED: Final = "refused"
+
+READ_ONLY_SERVICES: Final = frozenset({"plan_migration", "get_forecast"})
+
+
+def latest_decisions(entry: DataCenterPowerConfigEntry) -> Decisions | None:
+    """The forecasting coordinator's latest decisions (None before its first refresh)."""
+    return cast("Decisions | None", entry.runtime_data.forecast.data)
+
+
+def hub_device_id(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> str | None:
+    """The plant's own device (it carries the migration sensor)."""
+    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.unique_id}")})
+    return None if device is None else device.id
+
+
+@callback
+def async_fire_activity(
+    hass: HomeAssistant,
+    entry: DataCenterPowerConfigEntry,
+    component: str | None,
+    kind: str,
+    message: str,
+    *,
+    context: Context | None = None,
+    related: Iterable[str] = (),
+    extra: Mapping[str, Any] | None = None,
+) -> None:
+    """Fire one activity event on ``component``'s device (the plant's device when None)."""
+    telemetry = entry.runtime_data.telemetry
+    device_id = (
+        telemetry.device_id(component) if component is not None else hub_device_id(hass, entry)
+    )
+    related_ids = [d for c in related if c != component and (d := telemetry.device_id(c))]
+    hass.bus.async_fire(
+        EVENT_ACTIVITY,
+        {
+            **(extra or {}),
+            "entry_id": entry.entry_id,
+            "device_id": device_id,
+            "component": component,
+            "type": kind,
+            "message": message,
+            "related_device_ids": related_ids,
+        },
+        context=context or Context(),
+    )
+
+
+@callback
+def async_record_refusal(
+    hass: HomeAssistant,
+    entry: DataCenterPowerConfigEntry,
+    component: str | None,
+    what: str,
+    why: str,
+    context: Context | None,
+) -> None:
+    """A refused command (interlock or device): who asked, what, and why it was refused."""
+    async_fire_activity(
+        hass,
+        entry,
+        component,
+        REFUSED,
+        f"refused {what}: {why}",
+        context=context,
+        extra={"what": what, "why": why},
+    )
+
+
+@dataclass
+class _Seen:
+    state: MigrationState
+    completed: int
+
+
+@dataclass
+class ActivityRecorder:
+    """Turns one plant's decisions and migrations into activity events."""
+
+    hass: HomeAssistant
+    entry: DataCenterPowerConfigEntry
+    alerting: frozenset[str] = frozenset()
+    overloaded: frozenset[str] = frozenset()
+    seen: dict[str, _Seen] = field(default_factory=dict)
+    requested: dict[str, tuple[Context, str]] = field(default_factory=dict)
+    """Migration id -> (context, how) of migrations a person or automation asked for."""
+    pending: list[tuple[Context, str]] = field(default_factory=list)
+    """Requests in progress: a migration that starts meanwhile is theirs (an executor's first
+    step can run before the action that started it has returned)."""
+
+    @callback
+    def async_start(self) -> None:
+        """Follow the plant's decisions, migrations and failovers until the entry unloads."""
+        data = self.entry.runtime_data
+        for rec in data.migrations.records.values():
+            self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
+        self.entry.async_on_unload(data.forecast.async_add_listener(self._on_decisions))
+        self.entry.async_on_unload(data.migrations.add_listener(self._on_migrations))
+        self.entry.async_on_unload(self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover))
+        if data.forecast.data is not None:
+            self._on_decisions()
+
+    @callback
+    def _on_decisions(self) -> None:
+        forecast = self.entry.runtime_data.forecast
+        decisions = latest_decisions(self.entry)
+        if decisions is None:
+            return
+        alerts = decisions.alerts
+        topology = forecast.policy.topology
+        assignment = self.entry.runtime_data.telemetry.data.assignment
+        for component in sorted(alerts - self.alerting):
+            a = decisions.assessments[component]
+            self._fire_decision(
+                component,
+                FAILURE_PREDICTED,
+                f"failure predicted (health {a.health:.0f} %, time to failure {ttf_text(a)}): "
+                + "; ".join(a.signals),
+                related=topology.circuits_through(component, assignment),
+                extra={"health": round(a.health, 1), "time_to_failure_s": a.time_to_failure_s},
+            )
+        for component in sorted(self.alerting - alerts):
+            now = decisions.assessments.get(component)
+            health = "" if now is None else f" (health {now.health:.0f} %)"
+            self._fire_decision(
+                component,
+                FAILURE_RISK_CLEARED,
+                f"failure risk cleared{health}",
+                related=topology.circuits_through(component, assignment),
+                event=EVENT_FAILURE_RISK_CLEARED,
+            )
+        self.alerting = alerts
+        overloads = {o.element: o for o in decisions.overloads}
+        for element in sorted(set(overloads) - self.overloaded):
+            o = overloads[element]
+            when = "now" if o.urgent else "within the forecast horizon"
+            self._fire_decision(
+                element,
+                OVERLOAD_FORECAST,
+                f"load forecast to reach its continuous limit of {o.limit_a:.0f} A {when} "
+                f"(peak {o.peak_a:.1f} A)",
+                related=topology.circuits_through(element, assignment),
+                event=EVENT_OVERLOAD_FORECAST,
+                extra={"peak_a": round(o.peak_a, 1), "limit_a": round(o.limit_a, 1)},
+            )
+        self.overloaded = frozenset(overloads)
+        for rec in self.entry.runtime_data.migrations.records.values():
+            if rec.migration_id not in self.seen:
+                self._on_migrations()
+                break
+
+    def _fire_decision(
+        self,
+        component: str,
+        kind: str,
+        message: str,
+        *,
+        related: Iterable[str],
+        event: str | None = None,
+        extra: Mapping[str, Any] | None = None,
+    ) -> None:
+        context = Context()
+        related = list(related)
+        async_fire_activity(
+            self.hass, self.entry, component, kind, message, context=context, related=related,
+            extra=extra,
+        )  # fmt: skip
+        if event is not None:
+            telemetry = self.entry.runtime_data.telemetry
+            self.hass.bus.async_fire(
+                event,
+                {
+                    **(extra or {}),
+                    "entry_id": self.entry.entry_id,
+                    "component": component,
+                    "device_id": telemetry.device_id(component),
+                    "circuits": related,
+                },
+                context=context,
+            )
+
+    def _automatic_reason(self, component: str) -> str:
+        decisions = latest_decisions(self.entry)
+        if decisions is not None:
+            for action in (*decisions.actions, *decisions.proposals):
+                if (action.target or "plant") == component:
+                    return action.reason
+        return "decided by the policy"
+
+    @callback
+    def _on_migrations(self) -> None:
+        manager = self.entry.runtime_data.migrations
+        for rec in list(manager.records.values()):
+            before = self.seen.get(rec.migration_id)
+            self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
+            circuits = sorted(rec.circuits)
+            what = f"migration {rec.migration_id} ({'drain ' + rec.component if rec.component != 'plant' else 'rebalance'})"
+            component = None if rec.component == "plant" else rec.component
+            if before is None:
+                requested = self.requested.pop(rec.migration_id, None)
+                if requested is None and self.pending:
+                    requested = self.pending[-1]
+                if requested is not None:
+                    context, cause = requested
+                else:
+                    context = Context()
+                    mode = self.entry.options.get("policy_mode")
+                    cause = (
+                        "started automatically"
+                        + (" (automatic mode)" if mode == POLICY_AUTOMATIC else "")
+                        + f": {self._automatic_reason(rec.component)}"
+                    )
+                async_fire_activity(
+                    self.hass, self.entry, component, MIGRATION_STARTED,
+                    f"{what} {cause}; {len(circuits)} circuits in {len(rec.stages)} stages",
+                    context=context, related=circuits,
+                    extra={"migration_id": rec.migration_id},
+                )  # fmt: skip
+                before = _Seen(MigrationState.IDLE, 0)
+            for index in range(before.completed, rec.completed_stages):
+                for move in rec.stages[index]:
+                    async_fire_activity(
+                        self.hass, self.entry, move.circuit, CIRCUIT_MOVED,
+                        f"moved from {move.from_mpdu} to {move.to_mpdu} ({move.amps:.1f} A) by "
+                        f"{what}, stage {index + 1} of {len(rec.stages)}, verified",
+                        extra={"migration_id": rec.migration_id},
+                    )  # fmt: skip
+            if rec.state in FINAL_STATES and before.state not in FINAL_STATES:
+                ok = rec.state is MigrationState.COMPLETED
+                text = (
+                    f"{what} finished: all {len(rec.stages)} stages verified"
+                    if ok
+                    else f"{what} {rec.state.value.replace('_', ' ')} after "
+                    f"{rec.completed_stages} of {len(rec.stages)} stages: {rec.reason}"
+                )
+                async_fire_activity(
+                    self.hass, self.entry, component,
+                    MIGRATION_FINISHED if ok else MIGRATION_FAILED, text,
+                    related=circuits,
+                    extra={"migration_id": rec.migration_id, "state": rec.state.value},
+                )  # fmt: skip
+
+    @callback
+    def _on_failover(self, event: Event[Mapping[str, Any]]) -> None:
+        if event.data.get("entry_id") != self.entry.entry_id:
+            return
+        moved = sorted({m["circuit"] for s in event.data["plan"]["steps"] for m in s["moves"]})
+        for failed in event.data.get("failed", []):
+            async_fire_activity(
+                self.hass, self.entry, failed, FAILOVER,
+                f"failed without warning; rebalancing automatically (migration "
+                f"{event.data.get('migration_id')}): {event.data.get('reason')}",
+                context=event.context, related=moved,
+                extra={"migration_id": event.data.get("migration_id")},
+            )  # fmt: skip
+
+
+type Handler = Callable[[ServiceCall], Any]
+
+
+def _owner(
+    hass: HomeAssistant, name: str | None
+) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
+    entries = [
+        e for e in hass.config_entries.async_loaded_entries(DOMAIN) if hasattr(e, "runtime_data")
+    ]
+    for entry in entries:
+        telemetry = entry.runtime_data.telemetry
+        if name is not None and name in telemetry.identities:
+            return entry, name
+        if name is not None and (pid := telemetry.plant_id_of_device(name)) is not None:
+            return entry, pid
+    return (entries[0], None) if len(entries) == 1 else None
+
+
+def _describe_call(call: ServiceCall) -> str:
+    args = ", ".join(f"{k}={v}" for k, v in call.data.items())
+    return f"{DOMAIN}.{call.service}({args})"
+
+
+def _wrap(
+    name: str, handler: Handler
+) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
+    async def logged(call: ServiceCall) -> ServiceResponse:
+        hass = call.hass
+        owner = _owner(hass, call.data.get("component"))
+        recorder = None if owner is None else recorder_of(owner[0])
+        request = (call.context, f"requested through {DOMAIN}.{name}")
+        if recorder is not None:
+            recorder.pending.append(request)
+        try:
+            response = cast("ServiceResponse", await handler(call))
+        except (HomeAssistantError, Unauthorized) as err:
+            if owner is not None:
+                why = "not an administrator" if isinstance(err, Unauthorized) else str(err)
+                async_record_refusal(
+                    hass, owner[0], owner[1], _describe_call(call), why, call.context
+                )
+            raise
+        finally:
+            if recorder is not None:
+                recorder.pending.remove(request)
+        if owner is not None and name not in READ_ONLY_SERVICES:
+            entry, component = owner
+            mid = response.get("migration_id") if isinstance(response, dict) else None
+            if isinstance(mid, str) and recorder is not None:
+                recorder.requested[mid] = request
+            async_fire_activity(
+                hass, entry, component, ACTION_DONE,
+                f"{_describe_call(call)} done" + (f": migration {mid}" if mid else ""),
+                context=call.context,
+            )  # fmt: skip
+        return response
+
+    return logged
+
+
+_RECORDERS: dict[str, ActivityRecorder] = {}
+
+
+def recorder_of(entry: DataCenterPowerConfigEntry) -> ActivityRecorder | None:
+    """The activity recorder of a loaded entry."""
+    return _RECORDERS.get(entry.entry_id)
+
+
+@callback
+def async_setup_activity(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
+    """Start recording one plant's activity (called at the end of the entry's setup)."""
+    recorder = ActivityRecorder(hass, entry)
+    _RECORDERS[entry.entry_id] = recorder
+
+    @callback
+    def forget() -> None:
+        _RECORDERS.pop(entry.entry_id, None)
+
+    entry.async_on_unload(forget)
+    recorder.async_start()
+
+
+@callback
+def async_wrap_services(hass: HomeAssistant) -> None:
+    """Re-register every action of the integration so that each call is written to the
+    activity (done, with its migration; or refused, with the reason). Keeps each action's
+    schema, response support and admin check (the wrapped handler is the registered one)."""
+    for name, service in hass.services.async_services_for_domain(DOMAIN).items():
+        target = service.job.target
+        if getattr(target, "_dcp_logged", False):
+            continue
+        wrapped = _wrap(name, target)
+        wrapped._dcp_logged = True  # type: ignore[attr-defined]
+        hass.services.async_register(
+            DOMAIN,
+            name,
+            wrapped,
+            schema=service.schema,
+            supports_response=service.supports_response,
+        )

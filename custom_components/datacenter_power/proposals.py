@@ -1,0 +1,265 @@
+"""Proposals: the approval path of ``approval`` mode.
+
+The policy proposes a plan (drain a component predicted to fail, relieve a forecast overload,
+restore after a repair) instead of running it. Each proposal gets an id derived from what it
+does (kind, target and the moves), so the same plan keeps its id from one decision tick to the
+next and a changed plan gets a new one. A new proposal fires ``datacenter_power_proposal`` (the
+blueprint turns it into an actionable phone notification); ``datacenter_power.approve_proposal``
+runs it, ``datacenter_power.dismiss_proposal`` drops it. An approval of a proposal that is no
+longer current (superseded, no longer needed, already run, dismissed, circuits moved since) is
+refused with the reason, before anything is commanded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+import probatio as vol
+from homeassistant.core import (
+    Context,
+    HomeAssistant,
+    ServiceCall,
+    ServiceResponse,
+    SupportsResponse,
+    callback,
+)
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers.service import async_register_admin_service
+
+from .activity import async_fire_activity, latest_decisions
+from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVAL
+from .coordinator import DataCenterPowerConfigEntry
+from .engine.planner import Plan
+from .engine.policy import Action
+from .presentation import plan_summary, plan_text
+
+EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
+SERVICE_APPROVE: Final = "approve_proposal"
+SERVICE_DISMISS: Final = "dismiss_proposal"
+ATTR_PROPOSAL_ID: Final = "proposal_id"
+PROPOSAL_SCHEMA: Final = vol.Schema({vol.Required(ATTR_PROPOSAL_ID): cv.string})
+
+
+def proposal_id(action: Action) -> str:
+    """A short id that names what the proposal does (stable while the plan is the same)."""
+    key = json.dumps(
+        [
+            action.kind,
+            action.target,
+            [[m.circuit, m.from_mpdu, m.to_mpdu] for m in action.plan.moves],
+        ]
+    )
+    return hashlib.sha256(key.encode()).hexdigest()[:10]
+
+
+def _refused(key: str, **placeholders: str) -> ServiceValidationError:
+    return ServiceValidationError(
+        translation_domain=DOMAIN, translation_key=key, translation_placeholders=placeholders
+    )
+
+
+@dataclass
+class ProposalBook:
+    """The proposals of one plant: current ones, and why earlier ones are no longer valid."""
+
+    hass: HomeAssistant
+    entry: DataCenterPowerConfigEntry
+    current: dict[str, Action] = field(default_factory=dict)
+    stale: dict[str, str] = field(default_factory=dict)
+    """Proposal id -> why it can no longer be approved."""
+    closed: set[str] = field(default_factory=set)
+    """Proposals approved or dismissed: never offered again."""
+
+    @property
+    def approval_mode(self) -> bool:
+        """Whether the plant runs in approval mode (only then are proposals offered)."""
+        mode = self.entry.options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE)
+        return bool(mode == POLICY_APPROVAL)
+
+    @callback
+    def async_start(self) -> None:
+        """Follow the forecasting coordinator's decisions."""
+        forecast = self.entry.runtime_data.forecast
+        self.entry.async_on_unload(forecast.async_add_listener(self._on_decisions))
+        if forecast.data is not None:
+            self._on_decisions()
+
+    def first(self) -> tuple[str, Action] | None:
+        """The most urgent current proposal."""
+        ranked = sorted(self.current.items(), key=lambda kv: (not kv[1].urgent, kv[1].created_s))
+        return ranked[0] if ranked else None
+
+    def proposal_for(self, plan: Plan) -> str | None:
+        """The id of the current proposal that runs ``plan``, if any."""
+        return next((p for p, a in self.current.items() if a.plan is plan), None)
+
+    def describe(self, pid: str, action: Action) -> dict[str, Any]:
+        """A proposal in words and numbers (event data, sensor attributes)."""
+        topology = self.entry.runtime_data.telemetry.data.topology
+        telemetry = self.entry.runtime_data.telemetry
+        return {
+            "entry_id": self.entry.entry_id,
+            "proposal_id": pid,
+            "kind": action.kind,
+            "component": action.target,
+            "device_id": None if action.target is None else telemetry.device_id(action.target),
+            "reason": action.reason,
+            "urgent": action.urgent,
+            "summary": plan_summary(action.plan, topology),
+            "plan": plan_text(action.plan, topology),
+            "circuits": sorted(action.plan.circuits),
+            "stages": len(action.plan.steps),
+        }
+
+    @callback
+    def _on_decisions(self) -> None:
+        decisions = latest_decisions(self.entry)
+        if decisions is None:
+            return
+        fresh = {
+            proposal_id(a): a
+            for a in decisions.proposals
+            if a.kind != "rebalance" and a.plan.moves  # a rebalance runs in every mode
+        }
+        for pid, action in self.current.items():
+            if pid in fresh:
+                continue
+            replaced = next((p for p, a in fresh.items() if a.target == action.target), None)
+            if replaced is not None:
+                why = f"superseded by proposal {replaced} (the plant or its forecast changed)"
+            elif action.target is not None and action.target not in decisions.alerts:
+                why = f"no longer needed: {action.target} is no longer at risk"
+            else:
+                why = "no longer proposed by the policy (the plant or its forecast changed)"
+            self.stale.setdefault(pid, why)
+        for pid in fresh:
+            if pid not in self.closed:
+                self.stale.pop(pid, None)  # proposed again (the same plan): current once more
+        for pid, action in fresh.items():
+            if pid not in self.current and pid not in self.stale and self.approval_mode:
+                data = self.describe(pid, action)
+                self.hass.bus.async_fire(EVENT_PROPOSAL, data)
+                async_fire_activity(
+                    self.hass,
+                    self.entry,
+                    action.target,
+                    "proposal",
+                    f"proposes {action.kind} ({data['summary']}): {action.reason}; waiting for "
+                    f"approval (proposal {pid})",
+                    related=action.plan.circuits,
+                    extra={"proposal_id": pid},
+                )
+        self.current = {p: a for p, a in fresh.items() if p not in self.stale}
+
+    def _check(self, pid: str) -> Action:
+        """The current proposal ``pid``, or a refusal that says why it cannot run."""
+        if not self.approval_mode:
+            raise _refused("proposal_not_approval_mode", proposal_id=pid)
+        if pid in self.stale:
+            raise _refused("proposal_stale", proposal_id=pid, reason=self.stale[pid])
+        action = self.current.get(pid)
+        if action is None:
+            raise _refused("proposal_unknown", proposal_id=pid)
+        assignment = self.entry.runtime_data.telemetry.data.assignment
+        for move in action.plan.moves:
+            if assignment.get(move.circuit) != move.from_mpdu:
+                why = f"{move.circuit} is no longer on {move.from_mpdu}"
+                self.stale[pid] = why
+                del self.current[pid]
+                raise _refused("proposal_stale", proposal_id=pid, reason=why)
+        busy = action.plan.circuits & self.entry.runtime_data.migrations.busy_circuits()
+        if busy:
+            raise _refused(
+                "proposal_stale",
+                proposal_id=pid,
+                reason=f"a running migration moves {', '.join(sorted(busy))}",
+            )
+        return action
+
+    async def async_approve(self, pid: str, context: Context | None = None) -> str:
+        """Run proposal ``pid`` as a staged migration; returns the migration id."""
+        action = self._check(pid)
+        runtime = self.entry.runtime_data
+        before = set(runtime.migrations.records)
+        # The forecasting coordinator's own executor path: the policy is told the action
+        # started and, when the migration ends, how it went.
+        await runtime.forecast._execute(action)
+        started = [m for m in runtime.migrations.records if m not in before]
+        if not started:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="proposal_not_started",
+                translation_placeholders={"proposal_id": pid},
+            )
+        self.current.pop(pid, None)
+        self.closed.add(pid)
+        self.stale[pid] = f"already approved: it runs as migration {started[0]}"
+        return started[0]
+
+    def dismiss(self, pid: str) -> None:
+        """Drop proposal ``pid`` (it is not offered again while the plan stays the same)."""
+        if pid not in self.current and pid not in self.stale:
+            raise _refused("proposal_unknown", proposal_id=pid)
+        if pid in self.current:
+            del self.current[pid]
+            self.closed.add(pid)
+            self.stale[pid] = "dismissed"
+
+
+_BOOKS: dict[str, ProposalBook] = {}
+
+
+def book_of(entry: DataCenterPowerConfigEntry) -> ProposalBook | None:
+    """The proposal book of a loaded entry."""
+    return _BOOKS.get(entry.entry_id)
+
+
+@callback
+def async_setup_proposals(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
+    """Start keeping one plant's proposals."""
+    book = ProposalBook(hass, entry)
+    _BOOKS[entry.entry_id] = book
+
+    @callback
+    def forget() -> None:
+        _BOOKS.pop(entry.entry_id, None)
+
+    entry.async_on_unload(forget)
+    book.async_start()
+
+
+def _find(hass: HomeAssistant, pid: str) -> ProposalBook:
+    for book in _BOOKS.values():
+        if pid in book.current or pid in book.stale:
+            return book
+    raise _refused("proposal_unknown", proposal_id=pid)
+
+
+async def _approve(call: ServiceCall) -> ServiceResponse:
+    pid = call.data[ATTR_PROPOSAL_ID]
+    book = _find(call.hass, pid)
+    migration_id = await book.async_approve(pid, call.context)
+    return {"proposal_id": pid, "migration_id": migration_id}
+
+
+async def _dismiss(call: ServiceCall) -> ServiceResponse:
+    pid = call.data[ATTR_PROPOSAL_ID]
+    _find(call.hass, pid).dismiss(pid)
+    return {"proposal_id": pid, "dismissed": True}
+
+
+def async_setup_proposal_services(hass: HomeAssistant) -> None:
+    """Register ``approve_proposal`` and ``dismiss_proposal`` (admin-only)."""
+    for name, handler in ((SERVICE_APPROVE, _approve), (SERVICE_DISMISS, _dismiss)):
+        async_register_admin_service(
+            hass,
+            DOMAIN,
+            name,
+            handler,
+            PROPOSAL_SCHEMA,
+            supports_response=SupportsResponse.OPTIONAL,
+        )

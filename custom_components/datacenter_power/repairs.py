@@ -1,0 +1,402 @@
+"""Repairs: what a facility engineer must look at, with the evidence and what to do.
+
+One repair issue per condition, kept in step with the plant (created when the condition appears,
+updated while it lasts, deleted when it goes, created again if it returns):
+
+* ``failure_predicted`` - a component the engine predicts to fail: severity (critical within a
+  day), the contributing signals in words, time to failure, a recommended action; fixable when a
+  safe migration exists (the fix flow shows the staged plan and runs it on confirmation);
+* ``degraded`` - health clearly below normal without a failure prediction yet (warning);
+* ``migration_held`` - a migration a restart interrupted and held (fixable: finish the drain);
+* ``migration_failed`` - the latest migration of a component did not verify and was rolled back
+  or aborted (fixable: plan it again and run it);
+* ``inhibit_on`` - an ATS's auto-transfer inhibit is on: the circuits below it have no backup
+  source while it is.
+
+Issue ids carry the entry id so two plants never share one; every issue's ``data`` names the
+entry and the component so the fix flow finds them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any, Final
+
+import probatio as vol
+from homeassistant.components.repairs import RepairsFlow, RepairsFlowResult
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import Context, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import issue_registry as ir
+
+from .activity import latest_decisions, recorder_of
+from .const import (
+    CONF_MAX_STEP_AMPS,
+    CONF_STEP_INTERVAL,
+    DEFAULT_MAX_STEP_AMPS,
+    DEFAULT_STEP_INTERVAL,
+    DOMAIN,
+    LOGGER,
+)
+from .coordinator import DataCenterPowerConfigEntry
+from .device.models import AtsReading
+from .engine.planner import Infeasible, Plan
+from .executor import FINAL_STATES, MigrationRecord, MigrationState
+from .migration import MigrationRequest, plan_for
+from .presentation import (
+    infeasible_text,
+    plan_text,
+    recommendation,
+    severity_is_critical,
+    signals_text,
+    ttf_text,
+)
+from .proposals import book_of
+
+FAILURE_PREDICTED: Final = "failure_predicted"
+DEGRADED: Final = "degraded"
+MIGRATION_HELD: Final = "migration_held"
+MIGRATION_FAILED: Final = "migration_failed"
+INHIBIT_ON: Final = "inhibit_on"
+DEGRADED_HEALTH: Final = 80.0
+"""Health below this (without a failure prediction) is a warning."""
+HELD_REASON: Final = "interrupted by a restart"
+
+
+@dataclass(frozen=True, slots=True)
+class Issue:
+    """A repair issue as it should be now."""
+
+    issue_id: str
+    key: str
+    component: str
+    severity: ir.IssueSeverity
+    fixable: bool
+    placeholders: dict[str, str]
+    extra: dict[str, str]
+
+
+def _options(entry: DataCenterPowerConfigEntry) -> tuple[float, float]:
+    options = entry.options
+    return (
+        float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
+        float(options.get(CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL)),
+    )
+
+
+def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan | None, str]:
+    """The safe plan that drains ``component``: the policy's proposal (planned against the load
+    forecast) when there is one, else one planned on present currents plus a margin. Returns
+    ``(plan, text)``; ``plan`` is None (and ``text`` says why) when there is none."""
+    runtime = entry.runtime_data
+    book = book_of(entry)
+    decisions = latest_decisions(entry)
+    topology = runtime.telemetry.data.topology
+    candidates = list(book.current.values()) if book is not None else []
+    if decisions is not None:
+        candidates += [a for a in decisions.proposals if a.kind != "rebalance"]
+    assignment = runtime.telemetry.data.assignment
+    for action in candidates:
+        if (
+            action.target == component
+            and action.plan.moves
+            and all(assignment.get(m.circuit) == m.from_mpdu for m in action.plan.moves)
+        ):
+            return action.plan, plan_text(action.plan, topology)
+    if not runtime.telemetry.data.topology.circuits_through(
+        component, runtime.telemetry.data.assignment
+    ):
+        return None, f"No circuit draws through {component} any more: it is drained."
+    max_step, interval = _options(entry)
+    result = plan_for(
+        runtime.telemetry.data,
+        MigrationRequest(component, max_step_amps=max_step, step_interval_s=interval),
+    )
+    if isinstance(result, Infeasible):
+        return None, infeasible_text(result)
+    if not result.moves:
+        return None, "Nothing needs to move."
+    return result, plan_text(result, topology)
+
+
+class RepairKeeper:
+    """Keeps one plant's repair issues in step with its decisions, migrations and telemetry."""
+
+    def __init__(self, hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
+        """Create the keeper; :meth:`async_start` follows the plant."""
+        self.hass = hass
+        self.entry = entry
+
+    @callback
+    def async_start(self) -> None:
+        """Follow the plant until the entry unloads."""
+        runtime = self.entry.runtime_data
+        self.entry.async_on_unload(runtime.forecast.async_add_listener(self.async_update))
+        self.entry.async_on_unload(runtime.telemetry.async_add_listener(self.async_update))
+        self.entry.async_on_unload(runtime.migrations.add_listener(self.async_update))
+        self.async_update()
+
+    def _id(self, key: str, component: str) -> str:
+        return f"{key}_{component}_{self.entry.entry_id}"
+
+    @callback
+    def async_update(self) -> None:
+        """Create, update and delete issues so the registry shows the conditions of now."""
+        wanted: dict[str, Issue] = {}
+        for issue in (*self._predictions(), *self._migrations(), *self._inhibits()):
+            wanted[issue.issue_id] = issue
+        registry = ir.async_get(self.hass)
+        for (domain, issue_id), entry in list(registry.issues.items()):
+            if domain != DOMAIN or issue_id in wanted:
+                continue
+            if (entry.data or {}).get("entry_id") == self.entry.entry_id:
+                LOGGER.debug("Condition gone, repair issue %s removed", issue_id)
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
+        for issue in wanted.values():
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                issue.issue_id,
+                is_fixable=issue.fixable,
+                is_persistent=False,
+                severity=issue.severity,
+                translation_key=issue.key,
+                translation_placeholders=issue.placeholders,
+                data={
+                    "entry_id": self.entry.entry_id,
+                    "component": issue.component,
+                    "kind": issue.key,
+                    **issue.extra,
+                },
+            )
+
+    def _predictions(self) -> list[Issue]:
+        runtime = self.entry.runtime_data
+        decisions = latest_decisions(self.entry)
+        if decisions is None:
+            return []
+        topology = runtime.telemetry.data.topology
+        out: list[Issue] = []
+        for component, a in sorted(decisions.assessments.items()):
+            kind = topology.kind(component) or "ats"
+            base = {
+                "component": component,
+                "health": f"{a.health:.0f}",
+                "signals": signals_text(a),
+                "time_to_failure": ttf_text(a),
+                "recommendation": recommendation(kind, a),
+            }
+            if a.alert:
+                plan, text = drain_plan(self.entry, component)
+                out.append(
+                    Issue(
+                        self._id(FAILURE_PREDICTED, component),
+                        FAILURE_PREDICTED,
+                        component,
+                        ir.IssueSeverity.CRITICAL
+                        if severity_is_critical(a)
+                        else ir.IssueSeverity.ERROR,
+                        plan is not None,
+                        {
+                            **base,
+                            "probability": f"{100 * a.failure_probability:.0f}",
+                            "plan": text,
+                        },
+                        {},
+                    )
+                )
+            elif a.health < DEGRADED_HEALTH:
+                out.append(
+                    Issue(
+                        self._id(DEGRADED, component),
+                        DEGRADED,
+                        component,
+                        ir.IssueSeverity.WARNING,
+                        False,
+                        base,
+                        {},
+                    )
+                )
+        return out
+
+    def _migrations(self) -> list[Issue]:
+        records = list(self.entry.runtime_data.migrations.records.values())
+        out: list[Issue] = []
+        latest: dict[str, MigrationRecord] = {}
+        for rec in records:
+            latest[rec.component] = rec
+        for component, rec in latest.items():
+            if rec.state not in FINAL_STATES or rec.state is MigrationState.COMPLETED:
+                continue
+            placeholders = {
+                "migration_id": rec.migration_id,
+                "component": component,
+                "done": str(rec.completed_stages),
+                "stages": str(len(rec.stages)),
+                "reason": rec.reason or rec.state.value,
+            }
+            if rec.reason and rec.reason.startswith(HELD_REASON):
+                # same id as the one the migration manager raises at setup
+                out.append(
+                    Issue(
+                        f"{MIGRATION_HELD}_{rec.migration_id}",
+                        MIGRATION_HELD,
+                        component,
+                        ir.IssueSeverity.WARNING,
+                        component != "plant",
+                        {k: v for k, v in placeholders.items() if k != "reason"},
+                        {"migration_id": rec.migration_id},
+                    )
+                )
+            elif rec.reason != "cancelled":
+                out.append(
+                    Issue(
+                        self._id(MIGRATION_FAILED, component),
+                        MIGRATION_FAILED,
+                        component,
+                        ir.IssueSeverity.ERROR,
+                        component != "plant",
+                        placeholders,
+                        {"migration_id": rec.migration_id},
+                    )
+                )
+        return out
+
+    def _inhibits(self) -> list[Issue]:
+        snapshot = self.entry.runtime_data.telemetry.data
+        topology = snapshot.topology
+        out: list[Issue] = []
+        for pid, reading in sorted(snapshot.readings.items()):
+            if not isinstance(reading, AtsReading) or not reading.inhibit:
+                continue
+            circuits = (
+                topology.circuits_through(pid, snapshot.assignment) if pid in topology.ats else []
+            )
+            amps = sum(snapshot.circuit_a.get(c, 0.0) for c in circuits)
+            critical = [c for c in circuits if topology.circuits[c].critical]
+            out.append(
+                Issue(
+                    self._id(INHIBIT_ON, pid),
+                    INHIBIT_ON,
+                    pid,
+                    ir.IssueSeverity.WARNING,
+                    False,
+                    {
+                        "component": pid,
+                        "circuits": ", ".join(circuits) or "none",
+                        "critical": ", ".join(critical) or "none",
+                        "amps": f"{amps:.1f}",
+                        "sources": ", ".join(reading.sources),
+                    },
+                    {},
+                )
+            )
+        return out
+
+
+def _loaded(hass: HomeAssistant, entry_id: str) -> DataCenterPowerConfigEntry | None:
+    entry = hass.config_entries.async_get_entry(entry_id)
+    if entry is None or entry.domain != DOMAIN or entry.state is not ConfigEntryState.LOADED:
+        return None
+    return entry
+
+
+class MigrationRepairFlow(RepairsFlow):
+    """Shows the staged plan that takes the load off a component, and runs it when confirmed."""
+
+    def __init__(self, entry_id: str, component: str) -> None:
+        """A flow for one component of one plant."""
+        self._entry_id = entry_id
+        self._component = component
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """Go straight to the confirmation (the plan)."""
+        return await self.async_step_confirm()
+
+    async def async_step_confirm(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """Show the plan; on confirmation start it as a staged, verified migration."""
+        entry = _loaded(self.hass, self._entry_id)
+        if entry is None:
+            return self.async_abort(reason="not_loaded")
+        plan, text = drain_plan(entry, self._component)
+        if plan is None:
+            return self.async_abort(reason="no_plan", description_placeholders={"why": text})
+        if user_input is None:
+            return self.async_show_form(
+                step_id="confirm",
+                data_schema=vol.Schema({}),
+                description_placeholders={"component": self._component, "plan": text},
+            )
+        max_step, interval = _options(entry)
+        request_of = MigrationRequest(
+            self._component, max_step_amps=max_step, step_interval_s=interval
+        )
+        book = book_of(entry)
+        proposal = None if book is None or not book.approval_mode else book.proposal_for(plan)
+        recorder = recorder_of(entry)
+        request = (Context(), "confirmed in its repair (Settings > Repairs)")
+        if recorder is not None:
+            recorder.pending.append(request)
+        try:
+            if book is not None and proposal is not None:
+                # the policy's own proposal: approving it keeps the policy informed
+                migration_id = await book.async_approve(proposal)
+            else:
+                migration_id = await entry.runtime_data.migrations.async_start(plan, request_of)
+        except HomeAssistantError as err:
+            return self.async_abort(
+                reason="not_started", description_placeholders={"why": str(err)}
+            )
+        finally:
+            if recorder is not None:
+                recorder.pending.remove(request)
+        if recorder is not None:
+            recorder.requested[migration_id] = request
+        return self.async_create_entry(data={"migration_id": migration_id})
+
+
+async def async_create_fix_flow(
+    hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
+) -> RepairsFlow:
+    """The fix flow of one of this integration's fixable issues."""
+    data = data or {}
+    return MigrationRepairFlow(str(data.get("entry_id")), str(data.get("component")))
+
+
+_KEEPERS: dict[str, RepairKeeper] = {}
+
+
+@callback
+def async_setup_repairs(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
+    """Keep one plant's repair issues until it unloads (they stay in the registry then, and
+    are brought up to date at the next setup); removing the entry deletes them."""
+    keeper = RepairKeeper(hass, entry)
+    _KEEPERS[entry.entry_id] = keeper
+
+    @callback
+    def forget() -> None:
+        _KEEPERS.pop(entry.entry_id, None)
+
+    entry.async_on_unload(forget)
+    keeper.async_start()
+
+
+@callback
+def async_remove_repairs(hass: HomeAssistant, entry_id: str) -> None:
+    """Delete every issue of a removed plant."""
+    registry = ir.async_get(hass)
+    for (domain, issue_id), issue in list(registry.issues.items()):
+        if domain == DOMAIN and (issue.data or {}).get("entry_id") == entry_id:
+            ir.async_delete_issue(hass, DOMAIN, issue_id)
+
+
+__all__ = [
+    "MigrationRepairFlow",
+    "RepairKeeper",
+    "async_create_fix_flow",
+    "async_remove_repairs",
+    "async_setup_repairs",
+    "drain_plan",
+]

@@ -1,0 +1,118 @@
+"""Logbook and device Activity, through Home Assistant's own logbook (recorder + websocket, as the
+device page asks for it): a refused command says who, what and why; a requested migration says
+who asked, each circuit it moved, and how it ended."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+from homeassistant.components.recorder import Recorder
+from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.setup import async_setup_component
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.components.recorder.common import (
+    async_wait_recording_done,
+)
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
+
+from custom_components.datacenter_power import migration
+from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
+
+
+@pytest.fixture
+def mock_recorder_before_hass(async_test_recorder: Any) -> None:
+    """The recorder's database is prepared before Home Assistant starts (the logbook reads it)."""
+
+
+@pytest.fixture(autouse=True)
+def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stages verify on refreshes 50 ms apart."""
+    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+
+
+@pytest.fixture
+def mock_config_entry(mock_config_entry: MockConfigEntry) -> MockConfigEntry:
+    """Migration steps back to back."""
+    return MockConfigEntry(
+        domain=DOMAIN,
+        title=mock_config_entry.title,
+        unique_id=mock_config_entry.unique_id,
+        data=dict(mock_config_entry.data),
+        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 0},
+    )
+
+
+async def _activity(
+    hass: HomeAssistant, ws: WebSocketGenerator, entry: MockConfigEntry, plant_id: str
+) -> list[dict[str, Any]]:
+    """The device page's Activity of a plant device (logbook/get_events by device id)."""
+    await async_wait_recording_done(hass)
+    device_id = entry.runtime_data.telemetry.device_id(plant_id)
+    client = await ws()
+    await client.send_json_auto_id(
+        {
+            "type": "logbook/get_events",
+            "start_time": dt_util.utcnow().replace(year=2000).isoformat(),
+            "device_ids": [device_id],
+        }
+    )
+    response = await client.receive_json()
+    assert response["success"], response
+    return [e for e in response["result"] if e.get("domain") == DOMAIN]
+
+
+async def test_refusals_and_migrations_show_in_device_activity(
+    recorder_mock: Recorder,
+    hass: HomeAssistant,
+    hass_ws_client: WebSocketGenerator,
+    hass_admin_user: MockUser,
+    init_integration: MockConfigEntry,
+) -> None:
+    """Switching off critical circuit c01 is refused: its Activity says by whom and why. A
+    migration a person requests: MPDU-1's Activity says who asked and how it ended, and c01's
+    that it was moved and verified. A refused action (unknown component) is written too."""
+    assert await async_setup_component(hass, "logbook", {})
+    context = Context(user_id=hass_admin_user.id)
+    with pytest.raises(HomeAssistantError, match="critical circuit"):
+        await hass.services.async_call(
+            "switch", SERVICE_TURN_OFF, {ATTR_ENTITY_ID: "switch.circuit_c01_output"},
+            blocking=True, context=context,
+        )  # fmt: skip
+    response = await hass.services.async_call(
+        DOMAIN, "migrate_load", {"component": "mpdu1"}, blocking=True, return_response=True,
+        context=context,
+    )  # fmt: skip
+    assert isinstance(response, dict)
+    await init_integration.runtime_data.migrations.async_wait(response["migration_id"])
+    with pytest.raises(ServiceValidationError):
+        await hass.services.async_call(
+            DOMAIN, "isolate", {"component": "mpdu1", "max_step_amps": -1}, blocking=True,
+            context=context,
+        )  # fmt: skip
+    await hass.async_block_till_done()
+
+    c01 = await _activity(hass, hass_ws_client, init_integration, "c01")
+    refused = [e for e in c01 if e["message"].startswith("refused output off")]
+    assert len(refused) == 1
+    assert "critical circuit" in refused[0]["message"]
+    assert refused[0]["context_user_id"] == hass_admin_user.id
+    assert refused[0]["name"] == "Circuit c01"
+    moved = [e for e in c01 if e["message"].startswith("moved from mpdu1 to mpdu2")]
+    assert len(moved) == 1
+    assert "verified" in moved[0]["message"]
+
+    mpdu1 = await _activity(hass, hass_ws_client, init_integration, "mpdu1")
+    messages = [e["message"] for e in mpdu1]
+    mid = response["migration_id"]
+    started = next(e for e in mpdu1 if e["message"].startswith(f"migration {mid} (drain mpdu1)"))
+    assert "requested through datacenter_power.migrate_load" in started["message"]
+    assert started["context_user_id"] == hass_admin_user.id
+    assert any(m.startswith(f"migration {mid} (drain mpdu1) finished") for m in messages)
+    assert any(
+        m.startswith("refused datacenter_power.isolate(") and "max_step_amps must be positive" in m
+        for m in messages
+    ), messages
