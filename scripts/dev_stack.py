@@ -289,7 +289,8 @@ def main() -> int:
         extra = range(args.sim_port + 1, args.sim_port + gateway_count(Path(args.scenario)))
         add_gateway_subentries(api, "127.0.0.1", list(extra))
         if args.smoke:
-            return smoke_wait(api, expected_devices(Path(args.scenario)), timeout=120)
+            want = expected_devices(Path(args.scenario))
+            return smoke_wait(api, want, timeout=120 + want / 5)  # a hall takes longer
         print(
             f"\nHome Assistant: http://localhost:{args.port}  user: {DEMO_USER[0]}  "
             f"password: {DEMO_USER[1]}\nSimulator: Modbus TCP 127.0.0.1:{args.sim_port}"

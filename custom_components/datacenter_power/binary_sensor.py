@@ -124,6 +124,8 @@ def upstream_binary_sensors(
             translation_placeholders={"path": path},
             device_class=_POWER,
             entity_category=EntityCategory.DIAGNOSTIC,
+            # Its MPDU's output sensor says the same; off by default (10,000-entity limit).
+            entity_registry_enabled_default=False,
             is_on_fn=_flag(lambda r: r.path_energized, i),
         )
         for i, path in enumerate(identity.paths)

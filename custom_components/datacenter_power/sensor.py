@@ -4,6 +4,9 @@ Energy dashboard (energy counters are ``total_increasing`` kWh, power in kW).
 Each description reads one value from a device's typed reading (``device/models.py``). Rarely
 useful diagnostics (ripple, phase angle, time on each source, mechanism counters) are in the
 diagnostic category and disabled by default; the firmware is the device's ``sw_version``.
+A circuit's voltage (its MPDU's), its active-path sensor (the path select shows it) and its
+bypass counter are disabled by default too, so that a 1,000-circuit hall stays under Home
+Assistant's 10,000 enabled entities per config entry (docs/scaling.md).
 """
 
 from __future__ import annotations
@@ -98,6 +101,8 @@ _VOLTAGE: _Shape = {
     "native_unit_of_measurement": UnitOfElectricPotential.VOLT,
     "suggested_display_precision": 1,
 }
+_CIRCUIT_VOLTAGE: _Shape = {**_VOLTAGE, "entity_registry_enabled_default": False}
+"""A circuit's voltage is its MPDU's: off by default (the 10,000-entity limit)."""
 _POWER: _Shape = {
     "device_class": SensorDeviceClass.POWER,
     "state_class": SensorStateClass.MEASUREMENT,
@@ -300,7 +305,8 @@ SBM_SENSORS: tuple[DataCenterPowerSensorDescription[SbmReading], ...] = (
         key="current", translation_key="current", **_CURRENT, value_fn=lambda r: r.current_a,
     ),
     DataCenterPowerSensorDescription(
-        key="voltage", translation_key="voltage", **_VOLTAGE, value_fn=lambda r: r.voltage_v,
+        key="voltage", translation_key="voltage", **_CIRCUIT_VOLTAGE,
+        value_fn=lambda r: r.voltage_v,
     ),
     DataCenterPowerSensorDescription(
         key="power", translation_key="power", **_POWER, value_fn=lambda r: r.power_kw,
@@ -313,9 +319,10 @@ SBM_SENSORS: tuple[DataCenterPowerSensorDescription[SbmReading], ...] = (
         device_class=SensorDeviceClass.ENUM,
         options_fn=lambda i: list(i.paths),
         value_fn=lambda r: _pick(r.paths, r.active_path),
+        entity_registry_enabled_default=False,
     ),
     DataCenterPowerSensorDescription(
-        key="bypass_transfers", translation_key="bypass_transfers", **_COUNTER,
+        key="bypass_transfers", translation_key="bypass_transfers", **_DIAGNOSTIC_COUNTER,
         value_fn=lambda r: r.bypass_transfers,
     ),
     DataCenterPowerSensorDescription(
@@ -393,3 +400,13 @@ class DataCenterPowerSensor[R: Reading](DataCenterPowerEntity[R], SensorEntity):
         """The value from the latest reading."""
         reading = self.reading
         return None if reading is None else self.entity_description.value_fn(reading)
+
+    @override
+    def state_key(self) -> tuple[Any, ...]:
+        """Availability and the value at its display precision (a change smaller than what the
+        UI shows writes no new state)."""
+        value = self.native_value
+        digits = self.entity_description.suggested_display_precision
+        if isinstance(value, float) and digits is not None:
+            value = round(value, digits)
+        return (self.available, value)

@@ -47,6 +47,7 @@ async def test_snapshot(
     await snapshot_platform(hass, entity_registry, snapshot, mock_config_entry.entry_id)
 
 
+@pytest.mark.usefixtures("entity_registry_enabled_by_default")  # the per-path sensors
 async def test_power_follows_the_plant(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,

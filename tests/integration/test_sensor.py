@@ -80,6 +80,10 @@ async def test_rare_diagnostics_are_disabled_by_default(
         "sensor.mpdu_mpdu1_output_ripple",
         "sensor.mpdu_mpdu1_nuisance_trips",
         "sensor.circuit_c01_path_changes",
+        # Off by default so that a 1,000-circuit hall stays under 10,000 enabled entities.
+        "sensor.circuit_c01_voltage",
+        "sensor.circuit_c01_active_path",
+        "sensor.circuit_c01_bypass_transfers",
     }
     diagnostic = entity_registry.async_get("sensor.ats_ats1_self_test_transfer_time")
     assert diagnostic is not None
@@ -170,7 +174,31 @@ async def test_device_found_later_gets_entities(
     assert float(state(hass, "sensor.circuit_c04_current").state) == pytest.approx(
         server.plant.telemetry().circuits["c04"].current_a, abs=0.005
     )
-    assert state(hass, "sensor.circuit_c04_active_path").state == "mpdu2"
+    assert state(hass, "sensor.circuit_c04_power").state != STATE_UNAVAILABLE
+
+
+async def test_state_written_only_when_it_changes(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    sim_server: tuple[PlantServer, int],
+) -> None:
+    """A refresh that changes nothing at a sensor's display resolution writes no state; one
+    that does writes it."""
+    server, _ = sim_server
+    await setup_platform(hass, mock_config_entry, Platform.SENSOR)
+    before = state(hass, "sensor.circuit_c01_current")
+    energy = state(hass, "sensor.ats_ats1_energy")
+    await refresh(hass, mock_config_entry)  # the plant did not move: nothing to write
+    assert state(hass, "sensor.circuit_c01_current").last_reported == before.last_reported
+    assert state(hass, "sensor.ats_ats1_energy").last_reported == energy.last_reported
+
+    server.advance(3600)  # c01 has daily variation and noise: its current moves
+    await refresh(hass, mock_config_entry)
+    after = state(hass, "sensor.circuit_c01_current")
+    assert after.last_reported > before.last_reported
+    assert float(after.state) == pytest.approx(
+        server.plant.telemetry().circuits["c01"].current_a, abs=0.005
+    )
 
 
 def test_limit_utilization_without_rating() -> None:

@@ -3,8 +3,10 @@
 A device is identified once (one read of its identification block) and then polled with one
 read of its input-register block, which holds every measurement, status and alarm bit and
 counter (docs/register-map.md). ``read_all`` spreads the polls of many devices over a few TCP
-connections so that one silent device (a timeout) does not hold up the others. Every request is
-counted in ``request_count``. Errors are typed (``errors.py``): a device that does not answer is
+connections so that one silent device (a timeout) does not hold up the others. Commands have a
+connection of their own, so a command issued in the middle of a refresh of hundreds of devices
+is sent at once instead of queueing behind the reads. Every request is counted in
+``request_count``. Errors are typed (``errors.py``): a device that does not answer is
 ``DeviceUnavailable``, one that answers with a Modbus exception is ``DeviceError``.
 """
 
@@ -164,6 +166,7 @@ class PlantClient:
         self.request_count = 0
         """Requests sent since this client was created (successful or not)."""
         self._lanes: list[_Lane] = []
+        self._command_lane: _Lane | None = None
 
     async def __aenter__(self) -> PlantClient:
         await self.connect()
@@ -186,6 +189,15 @@ class PlantClient:
         for lane in self._lanes:
             lane.close()
         self._lanes.clear()
+        if self._command_lane is not None:
+            self._command_lane.close()
+            self._command_lane = None
+
+    def _commands(self) -> _Lane:
+        """The connection commands go over (never shared with polling, so never queued)."""
+        if self._command_lane is None:
+            self._command_lane = _Lane(self, self.timeout)
+        return self._command_lane
 
     def _lanes_for(self, n: int) -> list[_Lane]:
         while len(self._lanes) < max(1, n):
@@ -350,7 +362,7 @@ class PlantClient:
         assert dmap.commands is not None
         address = dmap.commands.field(name).address
         unit_id = identity.unit_id
-        await self._lanes_for(1)[0].call(
+        await self._commands().call(
             unit_id,
             f"write {name}={value}",
             lambda c: c.write_register(address, value & 0xFFFF, device_id=unit_id),
@@ -362,7 +374,7 @@ class PlantClient:
         _check_type(identity, dmap)
         address = next(c.address for c in dmap.coils if c.name == name)
         unit_id = identity.unit_id
-        await self._lanes_for(1)[0].call(
+        await self._commands().call(
             unit_id,
             f"write {name}={int(value)}",
             lambda c: c.write_coil(address, value, device_id=unit_id),
