@@ -12,7 +12,8 @@ Rules, for every stage in order:
 1. Before the stage, from a fresh observation: every move must still be valid: its circuit
    answers, sits on ``from_mpdu`` (or already on ``to_mpdu``: nothing to do) and its target path
    is energised. Otherwise the migration stops before the stage (``aborted``, the reason names
-   the circuit): a plan made for another plant is never executed.
+   the circuit): a plan made for another plant is never executed. A circuit that does not
+   answer is observed again first, like an unconfirmed stage below.
 2. Switch the moves still to do (make-before-break in the SBM).
 3. Verify against the observation taken before the stage: every moved circuit reports its new
    path and is energised, no new alarm (breaker trip, output lost) appeared, and no ATS/MPDU is
@@ -34,7 +35,7 @@ import math
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from enum import StrEnum
-from typing import Any, Final, Protocol
+from typing import Any, Final, NamedTuple, Protocol
 
 from .engine.planner import Move
 from .engine.topology import CONTINUOUS_FRACTION as CONTINUOUS_LIMIT
@@ -49,6 +50,7 @@ __all__ = [
     "Move",
     "Observation",
     "PlantPort",
+    "StageCheck",
     "VerificationError",
     "check_stage",
     "reconcile",
@@ -192,8 +194,19 @@ class VerificationError(Exception):
         self.unconfirmed = unconfirmed
 
 
-def check_stage(stage: Sequence[Move], obs: Observation) -> tuple[list[Move], str | None]:
-    """Before a stage: the moves still to switch, and why the stage must not start (or None).
+class StageCheck(NamedTuple):
+    """What :func:`check_stage` found."""
+
+    todo: list[Move]
+    """The moves still to switch."""
+    problem: str | None
+    """Why the stage must not start (None: it may)."""
+    unconfirmed: bool = False
+    """The problem is a circuit that did not answer: another observation may settle it."""
+
+
+def check_stage(stage: Sequence[Move], obs: Observation) -> StageCheck:
+    """Before a stage: the moves still to switch, or why the stage must not start.
 
     A move is valid when its circuit answers, sits on ``from_mpdu`` and its target path is
     energised; a circuit already on ``to_mpdu`` needs nothing.
@@ -202,15 +215,17 @@ def check_stage(stage: Sequence[Move], obs: Observation) -> tuple[list[Move], st
     for move in stage:
         where = obs.active_path.get(move.circuit)
         if where is None:
-            return [], f"{move.circuit} does not answer"
+            return StageCheck([], f"{move.circuit} does not answer", unconfirmed=True)
         if where == move.to_mpdu:
             continue
         if where != move.from_mpdu:
-            return [], f"{move.circuit} is on {where}, not {move.from_mpdu}: the plan is stale"
+            return StageCheck(
+                [], f"{move.circuit} is on {where}, not {move.from_mpdu}: the plan is stale"
+            )
         if not obs.path_live(move.circuit, move.to_mpdu):
-            return [], f"{move.to_mpdu} (target of {move.circuit}) is not energised"
+            return StageCheck([], f"{move.to_mpdu} (target of {move.circuit}) is not energised")
         todo.append(move)
-    return todo, None
+    return StageCheck(todo, None)
 
 
 def verify_stage(stage: Sequence[Move], obs: Observation, before: Observation) -> None:
@@ -301,8 +316,7 @@ class MigrationExecutor:
             index = rec.completed_stages
             stage = rec.stages[index]
             await self._set(MigrationState.RUNNING, f"stage {index + 1}/{len(rec.stages)}")
-            before = await self._port.observe()
-            todo, problem = check_stage(stage, before)
+            before, (todo, problem, _) = await self._check(stage)
             if problem is not None:
                 rec.reason = problem
                 await self._set(
@@ -326,6 +340,17 @@ class MigrationExecutor:
         rec.reason = None
         await self._set(MigrationState.COMPLETED, "all stages verified")
         return rec
+
+    async def _check(self, stage: Sequence[Move]) -> tuple[Observation, StageCheck]:
+        """Observe and check a stage; a circuit that does not answer gets the same bounded
+        number of observations as a verification."""
+        for attempt in range(self._verify_attempts):
+            obs = await self._port.observe()
+            check = check_stage(stage, obs)
+            if not check.unconfirmed or attempt + 1 >= self._verify_attempts:
+                break
+            await self._port.sleep(self._verify_delay_s)
+        return obs, check
 
     async def _verify(self, stage: Sequence[Move], before: Observation) -> None:
         for attempt in range(self._verify_attempts):

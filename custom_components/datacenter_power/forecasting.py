@@ -46,6 +46,7 @@ from .const import (
 )
 from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot, TelemetryCoordinator
 from .device.models import AtsReading, EnvReading, MpduReading, SbmReading
+from .engine.dispatch import Dispatch, dispatch
 from .engine.observation import CircuitObs, ElementObs, PlantObservation
 from .engine.policy import Action, DecisionPolicy, Decisions, PolicyConfig
 from .engine.topology import Topology
@@ -251,6 +252,8 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self.telemetry = telemetry
         self.migrations = migrations
         self._finished: list[tuple[Action, bool, str]] = []
+        self._running: tuple[Action, str] | None = None
+        """The policy's action being executed, and its migration id."""
         self._alerting: frozenset[str] = frozenset()
         self._dead: frozenset[str] = frozenset()
         self.policy = DecisionPolicy(telemetry.data.topology, policy_config(entry))
@@ -381,8 +384,9 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
             self._deciding = False
             self._drain()
         self._announce(decisions)
-        for action in self._to_execute(decisions):
-            await self._execute(action)
+        now = self._to_execute(decisions)
+        if now.start is not None:
+            await self._execute(now.start, preempt=now.preempt)
         return decisions
 
     def _announce(self, decisions: Decisions) -> None:
@@ -404,16 +408,19 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
             )
         self._alerting = decisions.alerts
 
-    def _to_execute(self, decisions: Decisions) -> list[Action]:
-        """Actions to run now: the policy's orders, plus any rebalance after a sudden failure
-        (in every mode: the plant is already in trouble and the bypass has moved load)."""
-        if self.policy.busy or self.migrations.active is not None:
-            return []
-        chosen = list(decisions.actions)
-        chosen += [a for a in decisions.proposals if a.kind == "rebalance"]
-        return chosen[:1]
+    def _to_execute(self, decisions: Decisions) -> Dispatch:
+        """What to run now: the engine's ``dispatch`` rule, the one the evaluation runs (a
+        rebalance after a sudden failure in every mode; an urgent action preempts a running
+        policy action at its next safe point; a person's migration is never preempted)."""
+        running = self._running[0] if self._running is not None else None
+        manual = running is None and self.migrations.active is not None
+        return dispatch(decisions, running, manual_running=manual)
 
-    async def _execute(self, action: Action) -> None:
+    async def _execute(self, action: Action, *, preempt: bool = False) -> None:
+        if preempt and self._running is not None:
+            running_id = self._running[1]
+            self.migrations.cancel(running_id, reason="preempted by an urgent action")
+            await self.migrations.async_wait(running_id)
         request = MigrationRequest(
             component=action.target or "plant",
             max_step_amps=self.policy.config.max_step_amps,
@@ -426,6 +433,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
             self.policy.action_finished(action, ok=False, note=str(err))
             return
         LOGGER.info("Executing %s (%s) as migration %s", action.kind, action.reason, migration_id)
+        self._running = (action, migration_id)
         if action.kind == "rebalance":
             self.hass.bus.async_fire(
                 EVENT_FAILOVER,
@@ -440,6 +448,8 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
 
         async def follow() -> None:
             record = await self.migrations.async_wait(migration_id)
+            if self._running is not None and self._running[1] == migration_id:
+                self._running = None
             ok = record.state is MigrationState.COMPLETED
             self._finished.append((action, ok, record.reason or ""))
             if not self._deciding:

@@ -322,14 +322,14 @@ class MigrationManager:
             await asyncio.shield(task)
         return self.records[migration_id]
 
-    def cancel(self, migration_id: str | None = None) -> list[str]:
+    def cancel(self, migration_id: str | None = None, *, reason: str = "cancelled") -> list[str]:
         """Ask running migrations (one, or all) to stop at their next safe point."""
         ids = [migration_id] if migration_id else list(self._executors)
         cancelled = []
         for mid in ids:
             executor = self._executors.get(mid)
             if executor is not None:
-                executor.cancel()
+                executor.cancel(reason)
                 cancelled.append(mid)
         return cancelled
 

@@ -240,6 +240,7 @@ async def test_no_move_onto_a_dead_target() -> None:
 async def test_a_circuit_that_does_not_answer_stops_the_plan() -> None:
     doc = copy.deepcopy(_DOC)
     doc["events"] = [{"kind": "comms_loss", "target": "c2", "at": "0s", "duration": "1h"}]
+    # (an hour: longer than the executor's three observations)
     plant = Plant(parse_scenario(doc), start_s=0.0)
     plant.advance_to(60.0)
     port = SimPort(plant)
@@ -248,6 +249,20 @@ async def test_a_circuit_that_does_not_answer_stops_the_plan() -> None:
     assert rec.state is MigrationState.ABORTED
     assert rec.completed_stages == 1
     assert rec.reason == "c2 does not answer"
+    assert port.commands == [("c1", "mpdu2")]
+    assert len(port.slept) == 2  # observed 3 times before giving up
+
+
+async def test_a_circuit_silent_for_one_poll_is_waited_for() -> None:
+    doc = copy.deepcopy(_DOC)
+    doc["events"] = [{"kind": "comms_loss", "target": "c1", "at": "0s", "duration": "90s"}]
+    plant = Plant(parse_scenario(doc), start_s=0.0)
+    plant.advance_to(60.0)
+    port = SimPort(plant)
+    rec = _record([("c1", "mpdu1", "mpdu2")])
+    await _run(port, rec)
+    assert rec.state is MigrationState.COMPLETED
+    assert port.slept == [0]
     assert port.commands == [("c1", "mpdu2")]
 
 
@@ -404,12 +419,18 @@ def test_check_stage_names_what_is_wrong() -> None:
         element_rating_a={},
         path_energized={"c1": {"mpdu1": True, "mpdu2": True}, "c2": {"mpdu2": True}},
     )
-    todo, problem = check_stage([Move("c1", "mpdu1", "mpdu2", 1.0)], obs)
-    assert (todo, problem) == ([Move("c1", "mpdu1", "mpdu2", 1.0)], None)
-    assert check_stage([Move("c2", "mpdu1", "mpdu2", 1.0)], obs) == ([], None)
-    assert check_stage([Move("c9", "mpdu1", "mpdu2", 1.0)], obs)[1] == "c9 does not answer"
-    assert check_stage([Move("c2", "mpdu2", "mpdu1", 1.0)], obs)[1] == (
-        "mpdu1 (target of c2) is not energised"
+    todo, problem, unconfirmed = check_stage([Move("c1", "mpdu1", "mpdu2", 1.0)], obs)
+    assert (todo, problem, unconfirmed) == ([Move("c1", "mpdu1", "mpdu2", 1.0)], None, False)
+    assert check_stage([Move("c2", "mpdu1", "mpdu2", 1.0)], obs) == ([], None, False)
+    assert check_stage([Move("c9", "mpdu1", "mpdu2", 1.0)], obs) == (
+        [],
+        "c9 does not answer",
+        True,
+    )
+    assert check_stage([Move("c2", "mpdu2", "mpdu1", 1.0)], obs) == (
+        [],
+        "mpdu1 (target of c2) is not energised",
+        False,
     )
 
 
