@@ -9,9 +9,8 @@ coils/registers call ``Plant.command_*``; an illegal command returns a Modbus ex
 silent no-op. A device under ``comms_loss`` does not answer at all; a unit id with no device gets
 exception 0x0A (gateway path unavailable).
 
-Unit ids (stable for a scenario; see :func:`assign_unit_ids`): 1 = environment sensor, 2-9 = ATSs,
-10-39 = MPDUs, 40-247 = SBMs, each group in scenario order (sequential from 1 in the same order
-when a group overflows its range).
+Unit ids and identification blocks come from ``units.py`` (the same identities the evaluation
+harness builds its topology from).
 """
 
 from __future__ import annotations
@@ -20,7 +19,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from functools import partial
 from typing import Any, Final
 
@@ -31,15 +30,7 @@ from pymodbus.simulator import DataType, SimData, SimDevice
 from pymodbus.simulator.simcore import SimCore
 
 from custom_components.datacenter_power.device.models import DeviceType
-from custom_components.datacenter_power.device.registers import (
-    ID_CHARS,
-    MAP_VERSION,
-    MAPS,
-    MAX_UNIT_ID,
-    MAX_UPSTREAM,
-    DeviceMap,
-    Table,
-)
+from custom_components.datacenter_power.device.registers import Table
 
 from .plant import CommandRejected, Plant
 from .telemetry import (
@@ -49,19 +40,11 @@ from .telemetry import (
     MpduTelemetry,
     PlantTelemetry,
 )
+from .units import FIRMWARE, UNIT_RANGES, Unit, assign_unit_ids, device_identities
 
 __all__ = ["FIRMWARE", "UNIT_RANGES", "PlantServer", "Unit", "assign_unit_ids"]
 
 _LOGGER = logging.getLogger(__name__)
-
-FIRMWARE: Final = "sim-1.0"
-UNIT_RANGES: Final[dict[DeviceType, range]] = {
-    DeviceType.ENV: range(1, 2),
-    DeviceType.ATS: range(2, 10),
-    DeviceType.MPDU: range(10, 40),
-    DeviceType.SBM: range(40, MAX_UNIT_ID + 1),
-}
-"""Unit ids of each device type, assigned in scenario order."""
 
 _TABLE_OF_FC: Final[dict[int, Table]] = {
     1: Table.COIL,
@@ -79,57 +62,6 @@ _TABLE_OF_FC: Final[dict[int, Table]] = {
 type _Telemetry = AtsTelemetry | MpduTelemetry | CircuitTelemetry | EnvTelemetry
 
 
-@dataclass(frozen=True, slots=True)
-class Unit:
-    """One device behind the gateway."""
-
-    unit_id: int
-    device_type: DeviceType
-    plant_id: str
-    upstream: tuple[str, ...]
-
-    @property
-    def map(self) -> DeviceMap:
-        """The device's register map."""
-        return MAPS[self.device_type]
-
-
-def assign_unit_ids(plant: Plant) -> list[Unit]:
-    """The plant's devices with their unit ids.
-
-    Normally by :data:`UNIT_RANGES` (env 1, ATSs 2-9, MPDUs 10-39, SBMs 40-247, each in scenario
-    order). A plant with more devices of one type than its range holds, but at most 247 devices
-    in all, gets sequential ids from 1 in the same order (env, ATSs, MPDUs, SBMs). Raises
-    ``ValueError`` when the plant does not fit one gateway or the register map (more than 247
-    devices, ids longer than 16 characters, more than 4 sources or paths).
-    """
-    sc = plant.scenario
-    groups: list[tuple[DeviceType, list[tuple[str, tuple[str, ...]]]]] = [
-        (DeviceType.ENV, [("env1", ())]),
-        (DeviceType.ATS, [(a.id, a.sources) for a in sc.ats]),
-        (DeviceType.MPDU, [(m.id, (m.ats,)) for m in sc.mpdus]),
-        (DeviceType.SBM, [(c.id, c.paths) for c in sc.circuits]),
-    ]
-    total = sum(len(members) for _, members in groups)
-    if total > MAX_UNIT_ID:
-        raise ValueError(f"{total} devices do not fit one gateway (unit ids 1-{MAX_UNIT_ID})")
-    planned = all(len(members) <= len(UNIT_RANGES[t]) for t, members in groups)
-    units: list[Unit] = []
-    next_id = 1
-    for device_type, members in groups:
-        if planned:
-            next_id = UNIT_RANGES[device_type].start
-        for plant_id, upstream in members:
-            too_long = [x for x in (plant_id, *upstream) if len(x) > ID_CHARS]
-            if too_long:
-                raise ValueError(f"ids longer than {ID_CHARS} characters: {too_long}")
-            if len(upstream) > MAX_UPSTREAM:
-                raise ValueError(f"{plant_id}: more than {MAX_UPSTREAM} sources/paths")
-            units.append(Unit(next_id, device_type, plant_id, upstream))
-            next_id += 1
-    return units
-
-
 class PlantServer:
     """A Modbus TCP gateway in front of a running :class:`Plant`.
 
@@ -145,6 +77,8 @@ class PlantServer:
         self.firmware = firmware
         self.units: dict[int, Unit] = {u.unit_id: u for u in assign_unit_ids(plant)}
         self.unit_ids: dict[str, int] = {u.plant_id: u.unit_id for u in self.units.values()}
+        self.identities = {i.unit_id: i for i in device_identities(plant, firmware)}
+        """Unit id -> what the device reports in its identification block."""
         self._generation = 0
         self._telemetry: PlantTelemetry | None = None
         self._telemetry_generation = -1
@@ -245,19 +179,19 @@ class PlantServer:
                 return tel.env
 
     def _identification(self, unit: Unit) -> list[int]:
-        tel = self.telemetry_of(unit)
+        identity = self.identities[unit.unit_id]
         values: dict[str, object] = {
-            "device_type": int(unit.device_type),
-            "map_version": MAP_VERSION,
-            "plant_id": unit.plant_id,
-            "model": unit.map.model,
-            "firmware": self.firmware,
-            "rating_a": getattr(tel, "rating_a", 0.0),
-            "critical": bool(getattr(tel, "critical", False)),
-            "upstream_count": len(unit.upstream),
-            "upstream": unit.upstream,
-            "transfer_time_ms": getattr(tel, "transfer_time_ms", 0.0),
-            "rated_operations": getattr(tel, "rated_operations", 0),
+            "device_type": int(identity.device_type),
+            "map_version": identity.map_version,
+            "plant_id": identity.plant_id,
+            "model": identity.model,
+            "firmware": identity.firmware,
+            "rating_a": identity.rating_a,
+            "critical": identity.critical,
+            "upstream_count": len(identity.upstream),
+            "upstream": identity.upstream,
+            "transfer_time_ms": identity.transfer_time_ms,
+            "rated_operations": identity.rated_operations,
         }
         return unit.map.identification.encode(values)
 
