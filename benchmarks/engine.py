@@ -197,13 +197,14 @@ def event_loop_stall(scenario: Path) -> dict[str, Any]:
     job (as in Home Assistant); the ticker measures how long the event loop is held meanwhile.
     ``observe`` (one poll) runs on the loop itself."""
     sc = load_scenario(scenario)
-    policy = DecisionPolicy(topology_from_scenario(sc), PolicyConfig(mode="monitor"))
+    topology = topology_from_scenario(sc)
+    policy = DecisionPolicy(topology, PolicyConfig(mode="monitor"))
     plant = Plant(sc)
     t0 = epoch0(sc)
     while plant.t_s < 0:
         plant.advance_to(plant.t_s + 300)
-        policy.observe(observation_from_telemetry(plant.telemetry(), t0))
-    obs = observation_from_telemetry(plant.telemetry(), t0)
+        policy.observe(observation_from_telemetry(plant.telemetry(), t0, topology))
+    obs = observation_from_telemetry(plant.telemetry(), t0, topology)
     observe_s = []
     for _ in range(200):
         started = time.perf_counter()

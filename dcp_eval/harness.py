@@ -28,8 +28,6 @@ import numpy.typing as npt
 
 from custom_components.datacenter_power.engine.dispatch import dispatch
 from custom_components.datacenter_power.engine.observation import (
-    CircuitObs,
-    ElementObs,
     PlantObservation,
     ScheduledLoad,
 )
@@ -40,12 +38,11 @@ from custom_components.datacenter_power.engine.policy import (
     Decisions,
     PolicyConfig,
 )
-from custom_components.datacenter_power.engine.topology import (
-    AtsNode,
-    CircuitNode,
-    MpduNode,
-    Topology,
+from custom_components.datacenter_power.engine.readings import (
+    observation_from_readings,
+    topology_from_identities,
 )
+from custom_components.datacenter_power.engine.topology import Topology
 from custom_components.datacenter_power.executor import (
     MigrationExecutor,
     MigrationRecord,
@@ -55,6 +52,7 @@ from custom_components.datacenter_power.executor import (
 from dcp_sim.plant import Plant, PlantMetrics
 from dcp_sim.scenario import Scenario
 from dcp_sim.telemetry import PlantTelemetry
+from dcp_sim.units import device_identities
 
 __all__ = [
     "ActionRecord",
@@ -84,15 +82,9 @@ STALL_TIMEOUT_S = 60.0
 
 
 def topology_from_scenario(scenario: Scenario) -> Topology:
-    """The engine's plant graph, as the integration would build it from device identities."""
-    return Topology.build(
-        (
-            AtsNode(a.id, a.sources, a.rating_a, a.transfer_time_s * 1000.0, a.rated_operations)
-            for a in scenario.ats
-        ),
-        (MpduNode(m.id, m.ats, m.rating_a) for m in scenario.mpdus),
-        (CircuitNode(c.id, c.paths, c.rating_a, c.critical) for c in scenario.circuits),
-    )
+    """The engine's plant graph, built as the integration builds it: from the identities the
+    simulated devices report (``dcp_sim.units``), by the engine's one topology builder."""
+    return topology_from_identities(device_identities(scenario))
 
 
 def epoch0(scenario: Scenario) -> float:
@@ -116,75 +108,12 @@ def schedule_from_scenario(scenario: Scenario) -> tuple[ScheduledLoad, ...]:
     )
 
 
-def observation_from_telemetry(tel: PlantTelemetry, t0: float) -> PlantObservation:
-    """What the integration would see: unreachable devices report nothing (NaN)."""
-    nan = math.nan
-    circuits = {
-        cid: CircuitObs(
-            id=cid,
-            reachable=c.reachable,
-            active_path=c.paths[c.active_path] if c.reachable else None,
-            energized=c.energized if c.reachable else False,
-            current_a=c.current_a if c.reachable else nan,
-            output_on=c.output_on,
-            path_energized=dict(zip(c.paths, c.path_energized, strict=True)) if c.reachable else {},
-        )
-        for cid, c in tel.circuits.items()
-    }
-    elements: dict[str, ElementObs] = {}
-    for aid, a in tel.ats.items():
-        ok = a.reachable
-        alarms = {
-            name
-            for name, on in (
-                ("over_temperature", a.alarm_over_temperature),
-                ("output_lost", a.alarm_output_lost),
-                ("over_limit", a.alarm_over_limit),
-            )
-            if on
-        }
-        elements[aid] = ElementObs(
-            id=aid,
-            kind="ats",
-            reachable=ok,
-            energized=a.output_energized if ok else False,
-            current_a=a.load_current_a if ok else nan,
-            temperature_c=a.contact_temperature_c if ok else nan,
-            ripple_pct=a.ripple_pct if ok else nan,
-            self_tests=a.self_tests,
-            self_test_ms=a.last_self_test_ms,
-            nominal_transfer_ms=a.transfer_time_ms,
-            operations=a.operations,
-            rated_operations=a.rated_operations,
-            sources_available=any(a.source_available),
-            alarms=frozenset(alarms) if ok else frozenset(),
-        )
-    for mid, m in tel.mpdus.items():
-        ok = m.reachable
-        alarms = {
-            name
-            for name, on in (
-                ("breaker_trip", m.alarm_breaker_trip),
-                ("over_temperature", m.alarm_over_temperature),
-                ("over_limit", m.alarm_over_limit),
-            )
-            if on
-        }
-        elements[mid] = ElementObs(
-            id=mid,
-            kind="mpdu",
-            reachable=ok,
-            energized=m.energized if ok else False,
-            current_a=m.current_a if ok else nan,
-            temperature_c=m.terminal_temperature_c if ok else nan,
-            ripple_pct=m.ripple_pct if ok else nan,
-            nuisance_trips=m.nuisance_trips,
-            alarms=frozenset(alarms) if ok else frozenset(),
-        )
-    ambient = tel.env.ambient_c if tel.env.reachable else nan
-    return PlantObservation(
-        t_s=t0 + tel.t_s, circuits=circuits, elements=elements, ambient_c=ambient
-    )
+def observation_from_telemetry(
+    tel: PlantTelemetry, t0: float, topology: Topology
+) -> PlantObservation:
+    """What the integration would see, built by the engine's one observation builder from the
+    devices that answer (a device under ``comms_loss`` reports nothing: NaN, unreachable)."""
+    return observation_from_readings(t0 + tel.t_s, topology, tel.readings())
 
 
 # ------------------------------------------------------------------------------------------
@@ -561,7 +490,7 @@ async def _evaluate(
             await execution.advance()
         tel = plant.telemetry()
         if engine is not None:
-            engine.observe(observation_from_telemetry(tel, t0))
+            engine.observe(observation_from_telemetry(tel, t0, topo))
         if t >= 0:
             row = _element_loads(tel, elements)
             times.append(t)

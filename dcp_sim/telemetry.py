@@ -1,7 +1,11 @@
 """What the simulated devices report: frozen snapshots of one moment of the plant.
 
-These dataclasses mirror ``custom_components/datacenter_power/device/models.py`` field by field,
-so the Modbus server and the evaluation harness can translate between them without guessing.
+Each device's telemetry IS the device layer's reading of it
+(``custom_components/datacenter_power/device/models.py``: ``AtsReading``, ``MpduReading``,
+``SbmReading``, ``EnvReading``), plus the one thing a reading cannot say about itself: whether the
+device answers at all (``reachable``; False under ``comms_loss``). The Modbus server encodes these
+values into registers, the integration's client decodes the same types back, and the evaluation
+harness hands them to the engine without translating anything.
 Units: A, V, Hz, kW, kWh, degC, %, ms, s.
 """
 
@@ -10,106 +14,49 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
+from custom_components.datacenter_power.device.models import (
+    AtsReading,
+    EnvReading,
+    MpduReading,
+    Reading,
+    SbmReading,
+)
 
-@dataclass(frozen=True, slots=True)
-class AtsTelemetry:
-    """One automatic transfer switch."""
-
-    id: str
-    reachable: bool
-    sources: tuple[str, ...]
-    rating_a: float
-    transfer_time_ms: float
-    """Nominal transfer time from the scenario."""
-    rated_operations: int
-    source_voltage_v: tuple[float, ...]
-    source_frequency_hz: tuple[float, ...]
-    source_available: tuple[bool, ...]
-    phase_angle_deg: float
-    active_source: int
-    """Index into ``sources``; -1 when no source is connected."""
-    preferred_source: int
-    inhibit: bool
-    output_energized: bool
-    output_voltage_v: float
-    load_current_a: float
-    load_power_kw: float
-    energy_kwh: float
-    contact_temperature_c: float
-    ripple_pct: float
-    transfers_total: int
-    transfers_failure: int
-    operations: int
-    """All mechanism operations, self-tests included."""
-    self_tests: int
-    last_transfer_ms: float
-    """Duration of the last real transfer."""
-    last_self_test_ms: float
-    """Transfer time measured by the last self-test; 0 before the first."""
-    time_on_source_s: tuple[float, ...]
-    alarm_over_temperature: bool
-    alarm_output_lost: bool
-    alarm_out_of_sync: bool
-    alarm_over_limit: bool
+__all__ = [
+    "AtsTelemetry",
+    "CircuitTelemetry",
+    "EnvTelemetry",
+    "MpduTelemetry",
+    "PlantTelemetry",
+]
 
 
 @dataclass(frozen=True, slots=True)
-class MpduTelemetry:
-    """One modular PDU."""
+class AtsTelemetry(AtsReading):
+    """One automatic transfer switch's reading, and whether it answers."""
 
-    id: str
-    reachable: bool
-    ats: str
-    rating_a: float
-    energized: bool
-    output_on: bool
-    breaker_open: bool
-    input_voltage_v: float
-    current_a: float
-    power_kw: float
-    energy_kwh: float
-    terminal_temperature_c: float
-    ripple_pct: float
-    nuisance_trips: int
-    breaker_trips: int
-    alarm_over_limit: bool
-    alarm_breaker_trip: bool
-    alarm_over_temperature: bool
+    reachable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
-class CircuitTelemetry:
-    """One critical circuit, as reported by its smart bypass module (SBM)."""
+class MpduTelemetry(MpduReading):
+    """One modular PDU's reading, and whether it answers."""
 
-    id: str
-    reachable: bool
-    paths: tuple[str, ...]
-    """MPDU ids; the first is the normal path."""
-    rating_a: float
-    critical: bool
-    active_path: int
-    """Index into ``paths``."""
-    output_on: bool
-    energized: bool
-    path_energized: tuple[bool, ...]
-    current_a: float
-    voltage_v: float
-    power_kw: float
-    energy_kwh: float
-    bypass_transfers: int
-    """Local automatic transfers made by the SBM itself."""
-    switch_operations: int
-    breaker_open: bool
+    reachable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
-class EnvTelemetry:
-    """The room's environment sensor (id ``env1``)."""
+class CircuitTelemetry(SbmReading):
+    """One critical circuit's smart bypass module (SBM) reading, and whether it answers."""
 
-    id: str
-    reachable: bool
-    ambient_c: float
-    humidity_pct: float
+    reachable: bool = True
+
+
+@dataclass(frozen=True, slots=True)
+class EnvTelemetry(EnvReading):
+    """The room's environment sensor (id ``env1``), and whether it answers."""
+
+    reachable: bool = True
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,3 +71,13 @@ class PlantTelemetry:
     mpdus: dict[str, MpduTelemetry]
     circuits: dict[str, CircuitTelemetry]
     env: EnvTelemetry
+
+    def readings(self) -> dict[str, Reading]:
+        """What a poll would return: the readings of the devices that answer, by plant id (a
+        device under ``comms_loss`` is absent, as it is from the integration's snapshot)."""
+        out: dict[str, Reading] = {a.id: a for a in self.ats.values() if a.reachable}
+        out.update({m.id: m for m in self.mpdus.values() if m.reachable})
+        out.update({c.id: c for c in self.circuits.values() if c.reachable})
+        if self.env.reachable:
+            out[self.env.id] = self.env
+        return out

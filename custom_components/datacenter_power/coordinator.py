@@ -54,7 +54,8 @@ from .device.models import (
     SbmReading,
 )
 from .engine.interlock import AtsState, InterlockState, Verdict
-from .engine.topology import AtsNode, CircuitNode, MpduNode, Topology
+from .engine.readings import topology_from_identities
+from .engine.topology import Topology
 
 if TYPE_CHECKING:
     from .forecasting import ForecastCoordinator
@@ -68,7 +69,6 @@ __all__ = [
     "Gateway",
     "PlantSnapshot",
     "TelemetryCoordinator",
-    "build_topology",
     "device_name",
     "interlock_state",
 ]
@@ -147,35 +147,6 @@ class DataCenterPowerData:
 
 
 type DataCenterPowerConfigEntry = ConfigEntry[DataCenterPowerData]
-
-
-def build_topology(identities: Iterable[DeviceIdentity]) -> Topology:
-    """The plant graph of the devices found, leaving out what refers to a device not found.
-
-    A device that was silent during discovery would otherwise make ``Topology.build`` refuse the
-    whole plant; an MPDU whose ATS is missing, or a circuit with a path to a missing MPDU, is
-    left out of the graph (its device and entities still exist) until a rescan finds the rest.
-    """
-    by_type: dict[DeviceType, list[DeviceIdentity]] = {t: [] for t in DeviceType}
-    for identity in identities:
-        by_type[identity.device_type].append(identity)
-    ats = [
-        AtsNode(i.plant_id, i.sources, i.rating_a, i.transfer_time_ms, i.rated_operations)
-        for i in by_type[DeviceType.ATS]
-    ]
-    ats_ids = {a.id for a in ats}
-    mpdus = [
-        MpduNode(i.plant_id, i.ats, i.rating_a)
-        for i in by_type[DeviceType.MPDU]
-        if i.ats is not None and i.ats in ats_ids
-    ]
-    mpdu_ids = {m.id for m in mpdus}
-    circuits = [
-        CircuitNode(i.plant_id, i.paths, i.rating_a, i.critical)
-        for i in by_type[DeviceType.SBM]
-        if i.paths and all(p in mpdu_ids for p in i.paths) and len(set(i.paths)) == len(i.paths)
-    ]
-    return Topology.build(ats, mpdus, circuits)
 
 
 def _assignment(
@@ -262,7 +233,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._device_ids: dict[str, str] = {}
         self._silent: set[str] = set()
         self._duplicates: set[str] = set()
-        self._topology: Topology = build_topology(())
+        self._topology: Topology = topology_from_identities(())
         self._rescan_lock = asyncio.Lock()
         self._unsub_rescan: list[CALLBACK_TYPE] = []
         self.command_lock = asyncio.Lock()
@@ -335,7 +306,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._gateway_of.pop(plant_id, None)
         self._device_ids.pop(plant_id, None)
         self._silent.discard(plant_id)
-        self._topology = build_topology(self._identities.values())
+        self._topology = topology_from_identities(self._identities.values())
 
     @property
     def demand_a(self) -> Mapping[str, float]:
@@ -604,7 +575,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
             self._identities[identity.plant_id] = identity
             self._gateway_of[identity.plant_id] = gateway.key
         if new:
-            self._topology = build_topology(self._identities.values())
+            self._topology = topology_from_identities(self._identities.values())
             self._register_devices(new, gateway)
             LOGGER.debug(
                 "Found %d new device(s) behind %s: %s",

@@ -44,11 +44,11 @@ from .const import (
     LOGGER,
     POLICY_AUTOMATIC,
 )
-from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot, TelemetryCoordinator
-from .device.models import AtsReading, EnvReading, MpduReading, SbmReading
+from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .engine.dispatch import Dispatch, dispatch
 from .engine.observation import CircuitObs, ElementObs, PlantObservation
 from .engine.policy import Action, DecisionPolicy, Decisions, PolicyConfig
+from .engine.readings import observation_from_readings
 from .engine.topology import Topology
 from .executor import MigrationState
 from .migration import MigrationManager, MigrationRequest
@@ -61,85 +61,6 @@ HISTORY_MAX_S: Final = 14 * 86400.0
 STORAGE_VERSION: Final = 1
 SAVE_DELAY_S: Final = 600.0
 NAN: Final = math.nan
-
-
-def observation_from_snapshot(snapshot: PlantSnapshot) -> PlantObservation:
-    """What the policy sees of one telemetry refresh (unavailable devices: NaN, unreachable)."""
-    circuits: dict[str, CircuitObs] = {}
-    elements: dict[str, ElementObs] = {}
-    ambient = NAN
-    for pid, identity in snapshot.identities.items():
-        reading = snapshot.readings.get(pid)
-        if isinstance(reading, SbmReading):
-            circuits[pid] = CircuitObs(
-                id=pid,
-                reachable=True,
-                active_path=reading.paths[reading.active_path]
-                if 0 <= reading.active_path < len(reading.paths)
-                else None,
-                energized=reading.energized,
-                current_a=reading.current_a,
-                output_on=reading.output_on,
-                path_energized=dict(zip(reading.paths, reading.path_energized, strict=False)),
-            )
-        elif isinstance(reading, AtsReading):
-            elements[pid] = ElementObs(
-                id=pid,
-                kind="ats",
-                reachable=True,
-                energized=reading.output_energized,
-                current_a=reading.load_current_a,
-                temperature_c=reading.contact_temperature_c,
-                ripple_pct=reading.ripple_pct,
-                self_tests=reading.self_tests,
-                self_test_ms=reading.last_self_test_ms,
-                nominal_transfer_ms=reading.transfer_time_ms,
-                operations=reading.operations,
-                rated_operations=reading.rated_operations,
-                sources_available=any(reading.source_available),
-                alarms=frozenset(
-                    name
-                    for name, on in (
-                        ("over_temperature", reading.alarm_over_temperature),
-                        ("output_lost", reading.alarm_output_lost),
-                        ("over_limit", reading.alarm_over_limit),
-                    )
-                    if on
-                ),
-            )
-        elif isinstance(reading, MpduReading):
-            elements[pid] = ElementObs(
-                id=pid,
-                kind="mpdu",
-                reachable=True,
-                energized=reading.energized and reading.output_on and not reading.breaker_open,
-                current_a=reading.current_a,
-                temperature_c=reading.terminal_temperature_c,
-                ripple_pct=reading.ripple_pct,
-                nuisance_trips=reading.nuisance_trips,
-                alarms=frozenset(
-                    name
-                    for name, on in (
-                        ("breaker_trip", reading.alarm_breaker_trip),
-                        ("over_temperature", reading.alarm_over_temperature),
-                        ("over_limit", reading.alarm_over_limit),
-                    )
-                    if on
-                ),
-            )
-        elif isinstance(reading, EnvReading):
-            ambient = reading.ambient_c
-        elif reading is None and identity.plant_id in snapshot.topology.circuits:
-            circuits[pid] = CircuitObs(pid, False, None, False, NAN)
-        elif reading is None and snapshot.topology.kind(pid) in ("ats", "mpdu"):
-            kind = "ats" if snapshot.topology.kind(pid) == "ats" else "mpdu"
-            elements[pid] = ElementObs(pid, kind, False, False, NAN)  # type: ignore[arg-type]
-    return PlantObservation(
-        t_s=snapshot.updated_at.timestamp(),
-        circuits=circuits,
-        elements=elements,
-        ambient_c=ambient,
-    )
 
 
 def pack_observation(obs: PlantObservation) -> list[Any]:
@@ -315,7 +236,9 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
                     self.hass, self._async_rebuild(snapshot.topology), f"{DOMAIN} rebuild policy"
                 )
             return
-        obs = observation_from_snapshot(snapshot)
+        obs = observation_from_readings(
+            snapshot.updated_at.timestamp(), snapshot.topology, snapshot.readings
+        )
         bucket = obs.t_s // HISTORY_BUCKET_S
         if not self._history or self._history[-1][0] // HISTORY_BUCKET_S != bucket:
             self._history.append(pack_observation(obs))

@@ -84,9 +84,9 @@ def test_unreachable_devices_report_nothing_and_stuck_ones_repeat(small: Doc) ->
     sc = parse_scenario(small)
     plant = Plant(sc, start_s=0.0)
     plant.advance_to(900.0)
-    first = observation_from_telemetry(plant.telemetry(), 1e9)
+    first = observation_from_telemetry(plant.telemetry(), 1e9, topology_from_scenario(sc))
     plant.advance_to(1020.0)
-    obs = observation_from_telemetry(plant.telemetry(), 1e9)
+    obs = observation_from_telemetry(plant.telemetry(), 1e9, topology_from_scenario(sc))
     assert obs.t_s == pytest.approx(1e9 + 1020.0)
     m2 = obs.elements["mpdu2"]
     assert not m2.reachable

@@ -21,7 +21,7 @@ from custom_components.datacenter_power.const import (
 )
 from custom_components.datacenter_power.forecasting import EVENT_FAILURE_PREDICTED, pack_observation
 from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED
-from dcp_eval.harness import observation_from_telemetry
+from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -105,9 +105,10 @@ async def test_predicted_failure_is_drained_before_it_happens(
     now = time.time()
     t0 = now - NOW_T_S
     rows = []
+    topology = topology_from_scenario(plant.scenario)
     while plant.t_s < NOW_T_S:
         plant.advance_to(plant.t_s + 300)
-        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0)))
+        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
     server.invalidate()
     entry = MockConfigEntry(
         domain=DOMAIN,

@@ -1,8 +1,10 @@
 """Typed models of what a device reports: its identification block and one poll's readings.
 
-These are the device layer's public data types. Readings mirror the simulator's telemetry
-(``dcp_sim/telemetry.py``) field by field, minus ``reachable``: an unreachable device is an
-exception from the client (:class:`~.errors.DeviceUnavailable`), never a reading. Values are the
+These are the device layer's public data types, and the only definition of a reading: the
+simulator's telemetry (``dcp_sim/telemetry.py``) is these same types plus ``reachable``, and the
+engine builds its observations and its topology from them (``engine/readings.py``). An
+unreachable device is an exception from the client (:class:`~.errors.DeviceUnavailable`), never
+a reading. Values are the
 register values after scaling, so they carry the register map's resolution (docs/register-map.md).
 Units: A, V, Hz, kW, kWh, degC, %, ms, s.
 """
@@ -80,7 +82,7 @@ class DeviceIdentity:
 
 @dataclass(frozen=True, slots=True)
 class AtsReading:
-    """One poll of an automatic transfer switch (mirrors ``AtsTelemetry``)."""
+    """One poll of an automatic transfer switch."""
 
     id: str
     sources: tuple[str, ...]
@@ -121,7 +123,7 @@ class AtsReading:
 
 @dataclass(frozen=True, slots=True)
 class MpduReading:
-    """One poll of a modular PDU (mirrors ``MpduTelemetry``)."""
+    """One poll of a modular PDU."""
 
     id: str
     ats: str
@@ -144,7 +146,7 @@ class MpduReading:
 
 @dataclass(frozen=True, slots=True)
 class SbmReading:
-    """One poll of a circuit's smart bypass module (mirrors ``CircuitTelemetry``)."""
+    """One poll of a circuit's smart bypass module."""
 
     id: str
     """The circuit id."""
@@ -169,7 +171,7 @@ class SbmReading:
 
 @dataclass(frozen=True, slots=True)
 class EnvReading:
-    """One poll of the room environment sensor (mirrors ``EnvTelemetry``)."""
+    """One poll of the room environment sensor."""
 
     id: str
     ambient_c: float
