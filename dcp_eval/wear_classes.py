@@ -42,7 +42,8 @@ def evaluate_row(
     spec = generate_wear_spec(seed, wear_class, history_h=history_h, duration_h=duration_h)
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
-        (out / f"{spec['name']}.yaml").write_text(yaml.safe_dump(spec, sort_keys=False))
+        plain = json.loads(json.dumps(spec, default=str))  # numpy scalars as plain values
+        (out / f"{spec['name']}.yaml").write_text(yaml.safe_dump(plain, sort_keys=False))
     scenario = parse_scenario(spec, source=spec["name"])
     pro = compute_metrics(run_evaluation(scenario, "proactive"))
     row: dict[str, Any] = {
@@ -69,11 +70,10 @@ def evaluate_row(
             lead_fraction=None if lead is None else round(lead / window, 2),
             load_at_failure_a=f["load_on_target_at_failure_a"],
         )
-    if reactive:
+    if reactive and wear:  # without a wear fault the baseline has nothing to compare
         rea = compute_metrics(run_evaluation(scenario, "reactive"))
         row["reactive_interruptions"] = rea["interruptions"]
-        if wear:
-            row["reactive_load_at_failure_a"] = rea["failures"][0]["load_on_target_at_failure_a"]
+        row["reactive_load_at_failure_a"] = rea["failures"][0]["load_on_target_at_failure_a"]
     return row
 
 

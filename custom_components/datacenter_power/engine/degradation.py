@@ -308,6 +308,8 @@ class DegradationMonitor:
         end = bin_.start_s + AGGREGATE_S
         if not self._normal.frozen:
             self._baseline_bins.append(bin_)
+            # Bounded while a signal is missing: keep the last days only.
+            del self._baseline_bins[: max(0, len(self._baseline_bins) - KEEP_BINS)]
             learned = self._first_s is not None and end - self._first_s >= BASELINE_S
             if learned and self._learn_normal():
                 self._monitor_start_s = max(self._monitor_start_s, end)
