@@ -106,12 +106,20 @@ def check_targets(row: dict[str, Any]) -> list[str]:
     e, o, r = row["engine"], row["oracle"], row["reactive"]
     out: list[str] = []
     if o["load_on_failing_at_failure_a"] <= 0.5 and e["load_on_failing_at_failure_a"] > 0.5:
-        out.append("fail")
+        # Where the oracle empties the failing unit only by running something above its
+        # continuous limit longer than we did, that is a trade the engine must not make (it
+        # never pushes an element over its limit): shown, not counted as a miss.
+        traded = o["over_limit_s"] > e["over_limit_s"]
+        out.append("fail(oracle over limit)" if traded else "fail")
     if e["over_limit_s"] > o["over_limit_s"] + TARGET_OVER_S:
         out.append("over")
     if e["max_utilization"] > PEAK_LIMIT and e["max_utilization"] > r["max_utilization"] + 0.005:
         out.append("peak90")
     return out
+
+
+def _missed(row: dict[str, Any]) -> bool:
+    return any(not m.startswith("fail(") for m in row["misses"])
 
 
 def _fmt_row(name: str, row: dict[str, Any]) -> str:
@@ -152,7 +160,7 @@ def class_table(rows: list[dict[str, Any]]) -> str:
                 f"{sum(m['over_limit_s'] for m in ms):>7.0f} "
                 f"{max(m['max_utilization'] for m in ms):>4.2f}"
             )
-        met = sum(1 for r in rs if not r["misses"])
+        met = sum(1 for r in rs if not _missed(r))
         lines.append(f"{cls:<20} {len(rs):>3} | " + " | ".join(cells) + f" | {met}/{len(rs)}")
     return "\n".join(lines)
 
@@ -169,7 +177,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         action="store_true",
         help="also measure the P10-P90 band coverage (one monitor-mode run per scenario)",
     )
+    p.add_argument(
+        "--from-json",
+        nargs="*",
+        metavar="FILE",
+        help="print the tables of earlier --json runs again (targets re-checked), run nothing",
+    )
     args = p.parse_args(argv)
+    if args.from_json:
+        old: list[dict[str, Any]] = [
+            r for f in args.from_json for r in json.loads(Path(f).read_text())
+        ]
+        print(HEADER)
+        for r in old:
+            r["misses"] = check_targets(r)
+            print(_fmt_row(r["scenario"], r))
+        print()
+        print(class_table(old))
+        print(f"\n{sum(1 for r in old if not _missed(r))}/{len(old)} scenarios meet every target")
+        return 0
     jobs: list[tuple[str, Scenario]] = []
     for cls in args.classes:
         hc: HardClass = cls
@@ -200,7 +226,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             Path(args.json).write_text(json.dumps(rows, indent=1, default=str))
     print()
     print(class_table(rows))
-    misses = sum(1 for r in rows if r["misses"])
+    misses = sum(1 for r in rows if _missed(r))
     print(f"\n{len(rows) - misses}/{len(rows)} scenarios meet every target")
     return 0
 
