@@ -262,5 +262,3 @@ def test_config_is_a_frozen_dataclass() -> None:
     assert cfg.horizon_s == 86400.0
     with pytest.raises(AttributeError):
         cfg.mode = "monitor"  # type: ignore[misc]
-
-

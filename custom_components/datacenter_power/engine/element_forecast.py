@@ -5,11 +5,19 @@ stay right when circuits move (a per-element series would need relearning after 
 Per-circuit P90s are not summed directly (that is far too pessimistic for 30 circuits); each
 circuit's profile is ``p50 + k * sigma`` with ``k`` chosen so that the circuits together reach
 the aggregate P90 under a partial error correlation (``PolicyConfig.error_correlation``).
+
+The spread is then **calibrated from data**: every element forecast made is kept until its time
+comes, and compared with what the same circuits (the element's members when it was made, so
+later moves do not spoil the comparison) then drew. The standardised errors give one scale for
+every sigma such that the P10-P90 band holds ``PolicyConfig.band_target`` (80 %) of outcomes;
+:meth:`ElementForecasts.calibration` reports the coverage achieved.
 """
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import numpy as np
@@ -43,6 +51,30 @@ def known_load(schedule: Sequence[ScheduledLoad], circuit: str) -> KnownLoad | N
     return known
 
 
+@dataclass(frozen=True, slots=True)
+class _Pending:
+    """One element forecast point waiting for its outcome."""
+
+    members: tuple[str, ...]
+    p50: float
+    sigma: float
+    """Uncalibrated (scale 1)."""
+    scale: float
+    """The calibration scale in force when the forecast was published."""
+
+
+@dataclass(frozen=True, slots=True)
+class Calibration:
+    """How well the published P10-P90 bands held the outcomes."""
+
+    samples: int
+    coverage: float | None
+    """Share of outcomes inside the published P10-P90 band (target 0.8)."""
+    below_p90: float | None
+    scale: float
+    """Factor applied to every forecast sigma now."""
+
+
 def sigma_of(fc: Forecast) -> FloatArray:
     """A forecast's standard deviation implied by its P50-P90 spread."""
     return np.maximum(fc.p90 - fc.p50, 0.0) / Z90
@@ -69,10 +101,66 @@ class ElementForecasts:
         self.profiles: dict[str, FloatArray] = {}
         self.element_fc: dict[str, Forecast] = {}
         self.assignment: dict[str, str | None] = {}
+        self.scale = 1.0
+        self._pending: dict[int, list[_Pending]] = {}
+        self._z: deque[float] = deque(maxlen=config.calibration_samples)
+        self._hits: deque[tuple[bool, bool]] = deque(maxlen=config.calibration_samples)
 
     def observe(self, circuit: str, t_s: float, current_a: float) -> None:
         """One circuit reading (NaN: no demand information)."""
         self.forecasters[circuit].observe(t_s, current_a)
+
+    def outcome(self, t_s: float, circuit_a: Mapping[str, float], live: Mapping[str, bool]) -> None:
+        """What every circuit draws at ``t_s`` (one poll): settles the forecasts made for now."""
+        keys = [k for k in self._pending if k <= t_s]
+        if not keys:
+            return
+        due = [
+            p
+            for k in keys
+            for p in self._pending.pop(k)
+            if t_s - k <= 1.5 * self.config.poll_s  # a late reading is another moment's load
+        ]
+        for p in due:
+            if p.sigma <= 0.0 or not all(live.get(c, False) for c in p.members):
+                continue
+            z = (sum(circuit_a.get(c, 0.0) for c in p.members) - p.p50) / p.sigma
+            self._z.append(z)
+            self._hits.append((abs(z) <= Z90 * p.scale, z <= Z90 * p.scale))
+        if len(self._z) >= self.config.calibration_min_samples:
+            q = float(np.quantile(np.abs(np.asarray(self._z)), self.config.band_target))
+            lo, hi = self.config.calibration_bounds
+            self.scale = min(hi, max(lo, q / Z90))
+
+    def calibration(self) -> Calibration:
+        """Coverage of the published bands so far and the scale in force."""
+        n = len(self._hits)
+        return Calibration(
+            samples=n,
+            coverage=sum(h for h, _ in self._hits) / n if n else None,
+            below_p90=sum(b for _, b in self._hits) / n if n else None,
+            scale=self.scale,
+        )
+
+    def _remember(self, assignment: Mapping[str, str | None]) -> None:
+        """Keep the element forecasts just made until their outcomes come."""
+        horizon = self.config.calibration_lead_s
+        for e, fc in self.element_fc.items():
+            members = tuple(
+                c for c in self.topology.circuits_through(e, assignment) if c in self.circuit_fc
+            )
+            if not members:
+                continue
+            sig = (fc.p90 - fc.p50) / (Z90 * self.scale)
+            for t, p50, sg in zip(fc.times(), fc.p50, sig, strict=True):
+                if t - self.refreshed_s > horizon:
+                    break
+                self._pending.setdefault(round(float(t)), []).append(
+                    _Pending(members, float(p50), float(sg), self.scale)
+                )
+        stale = [k for k in self._pending if k < self.refreshed_s - 2 * horizon]
+        for k in stale:
+            del self._pending[k]
 
     def refresh(
         self,
@@ -90,6 +178,7 @@ class ElementForecasts:
         first = next(iter(self.circuit_fc.values()), None)
         self.times = first.times() if first is not None else np.zeros(0)
         self._build_profiles(assignment)
+        self._remember(assignment)
 
     def _build_profiles(self, assignment: Mapping[str, str | None]) -> None:
         """Per-circuit effective P90 profiles and element forecasts under the assignment."""
@@ -100,7 +189,7 @@ class ElementForecasts:
             self.profiles = {}
             self.element_fc = {}
             return
-        sig = {c: sigma_of(f) for c, f in fcs.items()}
+        sig = {c: sigma_of(f) * self.scale for c, f in fcs.items()}
         s = np.vstack([sig[c] for c in fcs])
         sum_sig = s.sum(axis=0)
         agg = np.sqrt((1.0 - rho) * (s * s).sum(axis=0) + rho * sum_sig * sum_sig)
@@ -126,7 +215,7 @@ class ElementForecasts:
             ssq = np.zeros(n)
             ssum = np.zeros(n)
             for c in members:
-                sg = sigma_of(self.circuit_fc[c])
+                sg = sigma_of(self.circuit_fc[c]) * self.scale
                 p50 += self.circuit_fc[c].p50
                 ssq += sg * sg
                 ssum += sg
@@ -148,18 +237,37 @@ class ElementForecasts:
         circuit_a: Mapping[str, float],
         *,
         until_s: float | None = None,
+        from_s: float | None = None,
         margin: float = 0.0,
     ) -> tuple[dict[str, FloatArray], FloatArray]:
-        """Per-circuit profiles on [now, forecast grid...], inflated by ``margin``."""
-        times = self.times
+        """Per-circuit profiles on [now, forecast grid...], inflated by ``margin``.
+
+        ``from_s`` (later than now): only the grid times from then on, without "now" (a plan
+        to be executed at ``from_s``)."""
+        keep = np.ones(len(self.times), dtype=bool)
         if until_s is not None:
-            times = times[times <= until_s]
-        n = len(times)
-        grid = np.concatenate(([now_s], times))
+            keep &= self.times <= until_s
+        deferred = from_s is not None and from_s > now_s
+        if from_s is not None and deferred:
+            keep &= self.times >= from_s
+        times = self.times[keep]
+        grid = times if deferred else np.concatenate(([now_s], times))
         loads: dict[str, FloatArray] = {}
         for c in self.topology.circuits:
             prof = self.profiles.get(c)
             now_a = circuit_a.get(c, 0.0)
-            series = np.full(n + 1, now_a) if prof is None else np.concatenate(([now_a], prof[:n]))
+            if prof is None:
+                series = np.full(len(grid), now_a)
+            elif deferred:
+                series = prof[: len(keep)][keep]
+            else:
+                series = np.concatenate(([now_a], prof[: len(keep)][keep]))
             loads[c] = series * (1.0 + margin)
         return loads, grid
+
+    def total_profile(self, circuit_a: Mapping[str, float]) -> FloatArray:
+        """The plant's total load (every circuit's profile) on [now, forecast grid...]."""
+        total = np.full(len(self.times) + 1, float(sum(circuit_a.values())))
+        if self.profiles:
+            total[1:] = np.sum(list(self.profiles.values()), axis=0)
+        return total

@@ -33,7 +33,7 @@ from .decisions import (
     OverloadPrediction,
 )
 from .degradation import DegradationMonitor, HealthAssessment, HealthSample
-from .element_forecast import ElementForecasts
+from .element_forecast import Calibration, ElementForecasts
 from .forecast import Forecast
 from .observation import ElementObs, PlantObservation, ScheduledLoad
 from .planner import Infeasible
@@ -110,6 +110,11 @@ class DecisionPolicy:
                 # A de-energised circuit draws nothing, but its demand did not vanish: keep
                 # that gap out of its load history.
                 self._fcs.observe(cid, t, c.current_a if c.energized else math.nan)
+        self._fcs.outcome(
+            t,
+            self._circuit_a,
+            {c: o.reachable and o.energized for c, o in obs.circuits.items()},
+        )
         for eid, e in obs.elements.items():
             if eid in self._state.elements:
                 self._observe_element(t, e)
@@ -149,6 +154,10 @@ class DecisionPolicy:
     def circuit_forecast(self, circuit: str) -> Forecast | None:
         """The latest load forecast of one circuit."""
         return self._fcs.circuit_fc.get(circuit)
+
+    def calibration(self) -> Calibration:
+        """How often the element P10-P90 bands held the outcomes, and the spread's scale."""
+        return self._fcs.calibration()
 
     # ---------------------------------------------------------------------------- deciding
     @property

@@ -46,9 +46,24 @@ class PolicyConfig:
     """...and it was predicted so at this many consecutive forecast refreshes (a forecast that
     briefly extrapolates a short surge is not acted on; a real trend persists)."""
     drain_min_horizon_s: float = 12 * 3600.0
-    """A drain must keep every element within its limit at least this far ahead (the whole
-    horizon when it can); when no complete drain does, only what fits moves."""
-    plan_margin: float = 0.05
+    """Without a time-to-failure estimate, a drain must keep every element within its limit at
+    least this far ahead (the whole horizon when it can); when none does, only what fits moves."""
+    drain_hold_after_failure_s: float = 4 * 3600.0
+    """With a time-to-failure estimate, a drain must keep every element within its limit from
+    the drain until this long after the predicted failure (the failed unit's repair is unknown;
+    load beyond that is the relief rule's job). Shorter windows are tried when this one fails."""
+    drain_deadline_margin_s: float = 1800.0
+    drain_deadline_fraction: float = 0.25
+    """A timed drain finishes at the latest this long before the predicted failure: the larger
+    of the margin and this fraction of the time to failure (its uncertainty grows with it)."""
+    drain_start_tolerance: float = 0.02
+    """A drain waits for a later start only when that lowers the plant's peak load over the
+    window the receivers must carry by more than this fraction."""
+    ttf_fast_fall: float = 2.0
+    """The risk is rising fast when the predicted failure moves earlier, between two plans, by
+    more than this many deadline margins (and more than the deadline fraction of the time to
+    failure): then drain at once."""
+    plan_margin: float = 0.03
     """Planned loads are inflated by this fraction (measurement noise, model error)."""
     restore_margin: float = 0.12
     """A restore must leave this fraction of every limit free over the whole horizon."""
@@ -57,7 +72,18 @@ class PolicyConfig:
     relief_hold_s: float = 6 * 3600.0
     """No restore onto an element relieved less than this long ago (no ping-pong)."""
     error_correlation: float = 0.3
-    """Assumed correlation of circuit forecast errors when summing them to element P90s."""
+    """Assumed correlation of circuit forecast errors when summing them to element P90s (a
+    prior: the calibration below rescales the resulting spread to what the outcomes show)."""
+    band_target: float = 0.8
+    """Share of outcomes the element P10-P90 band should hold; the spread is calibrated to it."""
+    calibration_samples: int = 4000
+    """Most recent forecast outcomes the calibration uses."""
+    calibration_min_samples: int = 200
+    """Below this many outcomes the spread is not rescaled."""
+    calibration_bounds: tuple[float, float] = (0.25, 4.0)
+    """Range of the calibration scale (a broken forecast must not collapse or explode it)."""
+    calibration_lead_s: float = 6 * 3600.0
+    """Forecast points this far ahead are compared with their outcomes."""
     min_history_s: float = 86400.0
     """Forecast-driven relief needs at least this much circuit history."""
     plan_time_limit_s: float = 2.0

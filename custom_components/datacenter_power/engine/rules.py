@@ -23,6 +23,8 @@ from collections.abc import Mapping
 from dataclasses import replace
 from typing import Final
 
+import numpy as np
+
 from .decisions import Action, ActionKind, OverloadPrediction
 from .degradation import HealthAssessment
 from .element_forecast import ElementForecasts
@@ -91,6 +93,7 @@ class DecisionRules:
         self.plan_sig: tuple[object, ...] = ()
         self.urgent_t = -math.inf
         self.urgent_sig: tuple[object, ...] = ()
+        self.ttf_seen: dict[str, tuple[float, float]] = {}
 
     # ------------------------------------------------------------------------ bookkeeping
     def count_confirmations(self, now_s: float, overloads: list[OverloadPrediction]) -> None:
@@ -218,44 +221,11 @@ class DecisionRules:
             st = els[e]
             if st.failed or not st.energized:
                 continue
-            a = assessments[e]
-            res = self._plan(
-                assignment,
-                circuit_a,
-                PlanRequest(
-                    now_s,
-                    drain=e,
-                    unavailable=unavailable,
-                    goal=f"drain {e}",
-                    max_step_amps=cfg.max_step_amps,
-                    horizons=(None, now_s + cfg.drain_min_horizon_s),
-                ),
+            act = self._drain(
+                e, assessments[e], now_s, assignment, circuit_a, unavailable, infeasible, notes
             )
-            why = f"{e} is predicted to fail" + (
-                f" within {a.time_to_failure_s / 3600:.1f} h"
-                if a.time_to_failure_s is not None
-                else ""
-            )
-            if isinstance(res, Infeasible):
-                # No complete drain keeps every element within its limit over the whole
-                # horizon: move what fits (never pushing anything over its limit at the forecast
-                # peak), report the rest, and leave the trade-off to a person.
-                infeasible.append(res)
-                res = self._plan(
-                    assignment,
-                    circuit_a,
-                    PlanRequest(
-                        now_s,
-                        drain=None,
-                        unavailable=unavailable | {e, *topo.mpdus_of(e)},
-                        goal=f"partial drain {e}",
-                        max_step_amps=cfg.max_step_amps,
-                        horizons=(None,),
-                    ),
-                )
-                why += " (partial: the rest has no room within the limits)"
-            if isinstance(res, Plan) and res.moves:
-                out.append(self._action("migrate", e, res, urgent=False, now_s=now_s, why=why))
+            if act is not None:
+                out.append(act)
                 return out
         # 3. Relieve predicted overloads (enough history only: a young forecast is not trusted).
         soon = [
@@ -302,6 +272,123 @@ class DecisionRules:
             if restore is not None:
                 out.append(restore)
         return out
+
+    def _drain(
+        self,
+        e: str,
+        a: HealthAssessment,
+        now_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        infeasible: list[Infeasible],
+        notes: list[str],
+    ) -> Action | None:
+        """Drain ``e``, predicted to fail: complete when a plan keeps every element within its
+        limit over the window the receivers must carry the load, at the best time.
+
+        With a time to failure: the window runs from the drain to ``drain_hold_after_failure_s``
+        after the predicted failure. With hours of warning the drain waits for the start that
+        gives the lowest plant peak over that window (a drain before an afternoon peak is
+        carried through it; after it, not), but finishes at the latest a margin before the
+        predicted failure; a short warning or a fast-rising risk drains at once. When no
+        complete drain fits, what fits moves (at the best start), and the note says how much
+        is left to be interrupted.
+        """
+        cfg = self.config
+        topo = self.topology
+        ttf = a.time_to_failure_s
+        why = f"{e} is predicted to fail" + (
+            f" within {ttf / 3600:.1f} h" if ttf is not None else ""
+        )
+        horizons: tuple[float | None, ...]
+        start = now_s
+        if ttf is None:
+            horizons = (None, now_s + cfg.drain_min_horizon_s)
+        else:
+            fail_s = now_s + ttf
+            end = fail_s + cfg.drain_hold_after_failure_s
+            horizons = (end, fail_s + cfg.drain_hold_after_failure_s / 4)
+            deadline = fail_s - max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * ttf)
+            # The risk rises fast when the predicted failure moved earlier, since the last plan,
+            # by much more than the estimate's own jitter (which the deadline margin covers).
+            prev = self.ttf_seen.get(e)
+            self.ttf_seen[e] = (now_s, fail_s)
+            fast = prev is not None and prev[1] - fail_s > max(
+                cfg.ttf_fast_fall * cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * ttf
+            )
+            if not fast and deadline > now_s + cfg.replan_interval_s:
+                start = self._best_start(now_s, deadline, end, circuit_a)
+        if start > now_s + cfg.replan_interval_s - _EPS:
+            when = start - now_s
+            notes.append(
+                f"drain of {e} waits {when / 3600:.1f} h for lower load "
+                f"(predicted failure in {(ttf or 0.0) / 3600:.1f} h)"
+            )
+            return None
+        res = self._plan(
+            assignment,
+            circuit_a,
+            PlanRequest(
+                now_s,
+                drain=e,
+                unavailable=unavailable,
+                goal=f"drain {e}",
+                max_step_amps=cfg.max_step_amps,
+                horizons=horizons,
+            ),
+        )
+        if isinstance(res, Infeasible):
+            # No complete drain keeps every element within its limit over the window: move
+            # what fits (never pushing anything over its limit), report the rest, and leave
+            # the trade-off to a person.
+            infeasible.append(res)
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=None,
+                    unavailable=unavailable | {e, *topo.mpdus_of(e)},
+                    goal=f"partial drain {e}",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=horizons[:1],
+                ),
+            )
+            if isinstance(res, Plan):
+                left = [
+                    c for c in topo.circuits_through(e, res.final_assignment) if circuit_a.get(c)
+                ]
+                amps = sum(circuit_a.get(c, 0.0) for c in left)
+                why += (
+                    f" (partial: the rest has no room within the limits; {len(left)} circuits, "
+                    f"{amps:.1f} A, would be interrupted if it fails)"
+                )
+                notes.append(why)
+        if isinstance(res, Plan) and res.moves:
+            return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+        return None
+
+    def _best_start(
+        self, now_s: float, deadline_s: float, end_s: float, circuit_a: Mapping[str, float]
+    ) -> float:
+        """The earliest drain start (on the forecast grid, at most ``deadline_s``) whose window
+        up to ``end_s`` has a plant peak within ``drain_start_tolerance`` of the lowest."""
+        fcs = self.forecasts
+        total = fcs.total_profile(circuit_a)
+        times = np.concatenate(([now_s], fcs.times))
+        if len(times) != len(total) or len(times) < 2:
+            return now_s
+        inside = times <= end_s
+        starts = [i for i in range(len(times)) if times[i] <= deadline_s]
+        if not starts:
+            return now_s
+        peaks = np.array([float(np.max(total[i:][inside[i:]], initial=0.0)) for i in starts])
+        best = float(peaks.min())
+        for i, pk in zip(starts, peaks, strict=True):
+            if pk <= best * (1.0 + self.config.drain_start_tolerance):
+                return float(times[i])
+        return now_s
 
     def _restore(
         self,
