@@ -134,7 +134,7 @@ def entity_ids(api: Api) -> dict[str, str]:
 
 def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> None:
     """Log in, check the integration page and the ATS page; screenshots named by ``tag``."""
-    from playwright.sync_api import sync_playwright  # noqa: PLC0415
+    from playwright.sync_api import sync_playwright
 
     base = f"http://127.0.0.1:{args.port}"
     # The README shows the first start and the plant after the failure; the second start's
@@ -242,14 +242,24 @@ def check_device_page(
         page.wait_for_timeout(2000)
 
 
-def follow_demo(args: argparse.Namespace, api: Api, dev: Develop) -> float:
-    """Wait for: migration completed, ATS-1 failed, no interruption. Returns the minutes."""
-    ids = api.template(
+def migration_state(api: Api) -> tuple[str, dict[str, Any]]:
+    """The plant's load-migration sensor: state and attributes."""
+    entity = api.template(
         "{{ integration_entities('datacenter_power') | select('search', 'load_migration') "
-        "| first }} {{ integration_entities('datacenter_power') "
+        "| first }}"
+    )
+    state = api.call("GET", f"/api/states/{entity}")
+    return str(state["state"]), dict(state["attributes"])
+
+
+def follow_demo(args: argparse.Namespace, api: Api, dev: Develop, earlier: str | None) -> float:
+    """Wait until a migration of this start (not ``earlier``, the id of the previous start's)
+    has completed, the plant shows its circuits moved, ATS-1 has failed, and no circuit was
+    interrupted. Returns the minutes from start to the failure."""
+    lost = api.template(
+        "{{ integration_entities('datacenter_power') "
         "| select('search', '_" + ATS + "_output_lost') | first }}"
-    ).split()
-    migration, lost = ids
+    )
     sim_log = Path(args.config) / "simulator.log"
     offset = _last_start(sim_log)
     completed_at = failed_at = None
@@ -258,21 +268,28 @@ def follow_demo(args: argparse.Namespace, api: Api, dev: Develop) -> float:
         if dev.proc.poll() is not None:
             raise CheckFailed(f"scripts/develop exited during the demo ({dev.proc.returncode})")
         now = time.monotonic()
-        if completed_at is None and api.template("{{ states('" + migration + "') }}") == (
-            "completed"
-        ):
-            completed_at = now
-            say(f"demo: migration completed after {(now - dev.started) / 60:.1f} min")
+        log = sim_log.read_text(errors="replace")[offset:].splitlines()
+        if completed_at is None:
+            state, attrs = migration_state(api)
+            moved = [line for line in log if "active_path=" in line]
+            if (
+                state == "completed"
+                and attrs.get("migration_id") != earlier
+                and attrs.get("component") == ATS
+                and len(moved) >= len(attrs.get("circuits", [])) > 0
+            ):
+                completed_at = now
+                say(
+                    f"demo: migration {attrs['migration_id']} completed after "
+                    f"{(now - dev.started) / 60:.1f} min: {', '.join(attrs['circuits'])} moved "
+                    f"off {ATS} ({len(moved)} path changes in the simulator's log)"
+                )
         if failed_at is None and api.template("{{ states('" + lost + "') }}") == "on":
             failed_at = now
             say(f"demo: {ATS} failed (output lost) after {(now - dev.started) / 60:.1f} min")
             if completed_at is None:
                 raise CheckFailed(f"{ATS} failed before its load was migrated")
-        interruptions = [
-            line
-            for line in sim_log.read_text(errors="replace")[offset:].splitlines()
-            if "circuit interruption" in line
-        ]
+        interruptions = [line for line in log if "circuit interruption" in line]
         if interruptions:
             raise CheckFailed(f"the simulator logged an interruption: {interruptions[0]}")
         if completed_at is not None and failed_at is not None:
@@ -304,6 +321,7 @@ def main() -> int:
     want = expected_devices(REPO / "scenarios" / "demo.yaml") + 1
     t0 = time.monotonic()
     dev: Develop | None = None
+    earlier: str | None = None
     try:
         for run, fresh in ((1, True), (2, False)):
             dev = Develop(args, fresh=fresh)
@@ -312,11 +330,12 @@ def main() -> int:
             api = api_for(args.port)
             browse(args, api, want, tag="first-start" if run == 1 else "second-start")
             if run == 1:
+                earlier = migration_state(api)[1].get("migration_id")
                 dev.stop()
                 say("start 1: stopped with Ctrl-C")
         assert dev is not None
         if not args.no_demo:
-            minutes = follow_demo(args, api, dev)
+            minutes = follow_demo(args, api, dev, earlier)
             say(
                 f"demo: {ATS} failed after {minutes:.1f} min with its load already migrated, "
                 "no circuit interrupted"
