@@ -175,7 +175,7 @@ class Api:
         return asyncio.run(self._ws(list(commands)))
 
     async def _ws(self, commands: list[dict[str, Any]]) -> list[Any]:
-        import aiohttp  # noqa: PLC0415 - Home Assistant's own dependency, in the environment
+        import aiohttp
 
         url = self.base.replace("http", "ws", 1) + "/api/websocket"
         results: list[Any] = []
@@ -352,15 +352,15 @@ class Api:
             else:
                 raise SystemExit(f"config flow stopped: {result}")
         entry_id = result["result"]["entry_id"]
-        flow = self.call(
-            "POST", "/api/config/config_entries/options/flow", {"handler": entry_id}
-        )
+        flow = self.call("POST", "/api/config/config_entries/options/flow", {"handler": entry_id})
         current = {
             f["name"]: f.get("description", {}).get("suggested_value")
             for f in flow.get("data_schema", [])
         }
         values = {k: v for k, v in current.items() if v is not None} | OPTIONS
-        done = self.call("POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", values)
+        done = self.call(
+            "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", values
+        )
         if done.get("type") != "create_entry":
             raise SystemExit(f"options flow stopped: {done}")
         return entry_id, True
@@ -383,7 +383,7 @@ class Api:
 
 def default_start_at(scenario_path: Path) -> float:
     """Seven minutes before the first wear failure (0 for a scenario without one)."""
-    from dcp_sim.scenario import WearEvent, load_scenario  # noqa: PLC0415
+    from dcp_sim.scenario import WearEvent, load_scenario
 
     sc = load_scenario(scenario_path)
     failures = [e.failure_s for e in sc.events if isinstance(e, WearEvent)]
@@ -399,13 +399,13 @@ def history_rows(
     wall-clock time at which the live plant (started at ``live_wall`` at scenario time
     ``start_at``, running at ``speed``) has, or would have had, that state.
     """
-    from custom_components.datacenter_power.forecasting import (  # noqa: PLC0415
+    from custom_components.datacenter_power.forecasting import (
         HISTORY_BUCKET_S,
         pack_observation,
     )
-    from dcp_eval.harness import observation_from_telemetry  # noqa: PLC0415
-    from dcp_sim.plant import Plant  # noqa: PLC0415
-    from dcp_sim.scenario import load_scenario  # noqa: PLC0415
+    from dcp_eval.harness import observation_from_telemetry
+    from dcp_sim.plant import Plant
+    from dcp_sim.scenario import load_scenario
 
     scenario = load_scenario(scenario_path)
     plant = Plant(scenario)
@@ -428,7 +428,7 @@ def history_rows(
 
 def give_history(api: Api, config_dir: Path, entry_id: str, rows: list[Any]) -> None:
     """Replace the integration's persisted history while its entry is unloaded."""
-    from custom_components.datacenter_power.forecasting import STORAGE_VERSION  # noqa: PLC0415
+    from custom_components.datacenter_power.forecasting import STORAGE_VERSION
 
     api.set_entry_enabled(entry_id, False)
     key = f"datacenter_power.{entry_id}.history"
@@ -441,7 +441,7 @@ def give_history(api: Api, config_dir: Path, entry_id: str, rows: list[Any]) -> 
 
 
 def expected_devices(scenario: Path) -> int:
-    from dcp_sim.scenario import load_scenario  # noqa: PLC0415
+    from dcp_sim.scenario import load_scenario
 
     sc = load_scenario(scenario)
     return len(sc.ats) + len(sc.mpdus) + len(sc.circuits) + 1  # + the environment sensor
@@ -451,7 +451,9 @@ def plant_status(api: Api) -> tuple[int, int, int]:
     """Devices, entities and unavailable entities of the integration."""
     ents = "integration_entities('datacenter_power')"
     out = api.template(
-        "{{ [" + ents + " | map('device_id') | reject('none') | unique | list | count, "
+        "{{ ["
+        + ents
+        + " | map('device_id') | reject('none') | unique | list | count, "
         + ents
         + " | count, "
         + ents
@@ -483,7 +485,7 @@ def port_in_use(port: int) -> bool:
 
 
 def _parser() -> argparse.ArgumentParser:
-    from dcp_sim.__main__ import _duration  # noqa: PLC0415
+    from dcp_sim.__main__ import _duration
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("scenario", nargs="?", default=str(DEMO_SCENARIO))
@@ -581,8 +583,10 @@ def main() -> int:
             ok, line = wait_live(api, want, timeout=120)
             print(line, flush=True)
             if not ok:
-                print(f"smoke check failed: expected {want} devices with live entities",
-                      file=sys.stderr)
+                print(
+                    f"smoke check failed: expected {want} devices with live entities",
+                    file=sys.stderr,
+                )
             return 0 if ok else 1
         api.ignore_foreign_issues(timeout=120)
         if first:
