@@ -80,13 +80,14 @@ def band_coverage(scenario: Scenario, *, poll_s: float = 60.0) -> dict[str, Any]
     sc = scenario
     t0 = epoch0(sc)
     plant = Plant(sc)
+    topology = topology_from_scenario(sc)
     policy = DecisionPolicy(
-        topology_from_scenario(sc),
+        topology,
         PolicyConfig(mode="monitor", poll_s=poll_s, utc_offset_s=utc_offset_s(sc)),
         schedule=schedule_from_scenario(sc),
     )
     while plant.t_s < sc.duration_s - 1e-6:
-        policy.observe(observation_from_telemetry(plant.telemetry(), t0))
+        policy.observe(observation_from_telemetry(plant.telemetry(), t0, topology))
         if plant.t_s >= 0:
             policy.decide(t0 + plant.t_s)
             plant.advance_to(plant.t_s + poll_s)

@@ -1,7 +1,10 @@
 """``python -m dcp_sim SCENARIO``: serve a scenario's plant over Modbus TCP (``scripts/simulate``).
 
 The plant starts at scenario t=0 (the history period is not replayed) and runs at ``--speed``
-simulated seconds per second. Exit status 2 for a bad command line or scenario.
+simulated seconds per second. With ``--from T`` it first runs through the history period and the
+scenario up to T, then serves from T on (``scripts/develop`` gives Home Assistant the same
+history, so that the live plant continues exactly where that history ends). Every circuit
+interruption is logged as it happens. Exit status 2 for a bad command line or scenario.
 """
 
 from __future__ import annotations
@@ -10,12 +13,13 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import re
 import signal
 import sys
 from collections.abc import Sequence
 
 from .plant import Plant
-from .scenario import ScenarioError, load_scenario
+from .scenario import ScenarioError, load_scenario, parse_duration
 from .server import PlantServer
 
 _LOGGER = logging.getLogger("dcp_sim")
@@ -42,8 +46,33 @@ def _parser() -> argparse.ArgumentParser:
         default=1.0,
         help="simulated seconds per wall-clock second (default 1; 0 = frozen)",
     )
+    parser.add_argument(
+        "--from",
+        dest="start_at",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="run through the history and the scenario up to this time (e.g. 13h50m), then serve",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     return parser
+
+
+def _duration(text: str) -> float:
+    seconds = 0.0
+    rest = text.strip()
+    if not rest:
+        raise argparse.ArgumentTypeError("empty duration")
+    # Compound durations (13h50m) are sums of the scenario format's single-unit durations.
+    parts = re.findall(r"\d+(?:\.\d+)?(?:ms|s|m|h|d)?", rest)
+    if "".join(parts) != rest:
+        raise argparse.ArgumentTypeError(f"not a duration: {text!r} (e.g. 45s, 30m, 13h50m)")
+    for part in parts:
+        try:
+            seconds += parse_duration(part)
+        except ValueError as exc:
+            raise argparse.ArgumentTypeError(str(exc)) from None
+    return seconds
 
 
 async def _serve(server: PlantServer, host: str, port: int) -> None:
@@ -93,7 +122,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     except OSError as exc:
         print(f"python -m dcp_sim: error: cannot read {args.scenario}: {exc}", file=sys.stderr)
         return 2
-    plant = Plant(scenario, start_s=0.0)
+    if args.start_at is None:
+        plant = Plant(scenario, start_s=0.0)
+    else:
+        plant = Plant(scenario)
+        plant.advance_to(args.start_at)
     try:
         server = PlantServer(plant, speed=args.speed)
     except ValueError as exc:
@@ -115,16 +148,27 @@ def main(argv: Sequence[str] | None = None) -> int:
                 unit.device_type.name,
                 unit.plant_id,
             )
-    next_status = [_STATUS_EVERY_S]
+    next_status = [_STATUS_EVERY_S * (plant.t_s // _STATUS_EVERY_S + 1)]
+    start_interruptions = plant.metrics.interruptions
+    interruptions = [start_interruptions]
+    _LOGGER.info("serving from t=%.0f s (%s)", plant.t_s, plant.timestamp)
 
     def status(srv: PlantServer) -> None:
+        if srv.plant.metrics.interruptions != interruptions[0]:
+            interruptions[0] = srv.plant.metrics.interruptions
+            _LOGGER.warning(
+                "t=%.0f s: circuit interruption; interruptions while serving: %d",
+                srv.plant.t_s,
+                interruptions[0] - start_interruptions,
+            )
         if srv.plant.t_s >= next_status[0]:
             next_status[0] += _STATUS_EVERY_S
             _LOGGER.info(
-                "t=%.0f h (%s), %d requests",
+                "t=%.0f h (%s), %d requests, interruptions while serving: %d",
                 srv.plant.t_s / 3600,
                 srv.plant.timestamp,
                 srv.requests,
+                srv.plant.metrics.interruptions - start_interruptions,
             )
 
     server.on_step = status

@@ -1,16 +1,37 @@
 """Run the simulator and Home Assistant together, onboard a demo user, and set up the integration.
 
-Used by ``scripts/develop`` (interactive, Ctrl-C stops both) and ``scripts/develop --smoke`` (headless:
-waits until every simulated device has live entities, prints one summary line and exits). Everything
-goes through Home Assistant's public HTTP API, exactly as a person in the UI would.
+Used by ``scripts/develop`` (interactive: runs until Ctrl-C), ``scripts/develop --smoke``
+(headless: waits until every simulated device has live entities, prints one summary line and
+exits) and the browser check (``scripts/browser_check.py``). Everything goes through Home
+Assistant's public HTTP and websocket APIs, as a person in the UI would:
+
+* first start: onboarding creates the demo user; core config (country, location, units, time
+  zone) is set like the general settings page does; the plant is added through the integration's
+  config flow and its options set to automatic migration;
+* later starts on the same configuration directory log in as the demo user and keep everything
+  (names, dashboards, options, Home Assistant's history); ``--fresh`` starts over;
+* the HTTP port is Home Assistant's stored HTTP setting (no YAML ``http:``, which Home Assistant
+  would treat as a trial and revert five minutes later);
+* the simulator may stop and start again (``scripts/simulate`` on the same port): Home Assistant
+  stays up and the integration reconnects.
+
+The plant goes live at ``--from`` (scenario time; by default seven minutes before the scenario's
+first wear failure) and Home Assistant is given the plant's telemetry up to that moment — the
+scenario's history period and the hours since — in the integration's own persisted history
+format, time-shifted so that the live plant continues where that history ends. The integration
+replays it exactly as after a restart, so forecasts and health are live from the first minute.
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
+import re
+import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -21,21 +42,65 @@ from pathlib import Path
 from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(REPO))  # dcp_sim, for the expected device count
+sys.path.insert(0, str(REPO))  # dcp_sim, dcp_eval and the integration's history format
 CLIENT_ID = "http://localhost:8123/"
 DEMO_USER = ("demo", "demo-password-123")
+DEMO_SCENARIO = REPO / "scenarios" / "demo.yaml"
+LIVE_BEFORE_FAILURE_S = 7 * 60.0
+"""Default ``--from``: the live plant starts this long before the first wear failure."""
+CORE_CONFIG = {
+    "location_name": "Data Center",
+    "country": "DE",
+    "currency": "EUR",
+    "language": "en",
+    "latitude": 50.1109,
+    "longitude": 8.6821,
+    "elevation": 112,
+    "time_zone": "UTC",
+    "unit_system": "metric",
+}
+"""What the general settings page would set for the demo site (a Frankfurt data center)."""
+OFFLINE_DEFAULTS = ("met", "google_translate", "radio_browser")
+"""Integrations onboarding adds that need the internet (weather, text-to-speech, radio): removed
+on a first start when they cannot set up, so the log and the integrations page show the plant."""
+OPTIONS = {"policy_mode": "automatic", "step_interval": 30}
+"""Options set once, when the plant is added: migrate on its own, 30 s between stages."""
+IGNORED_ISSUES = ("deprecated_method",)
+"""Home Assistant's own repairs that do not apply here: this development instance is a Home
+Assistant Core install in a virtualenv on purpose (ignored, as a user would; still listed under
+"ignored")."""
+LEGACY_YAML = re.compile(r"^(http|homeassistant):\n(  .*\n)*", re.MULTILINE)
 
 
-def write_config(config_dir: Path, http_port: int, headless: bool) -> None:
-    """Write a minimal configuration with the integration linked in and debug logging."""
+def log(msg: str) -> None:
+    print(f"develop: {msg}", flush=True)
+
+
+# -- configuration directory ------------------------------------------------------------------
+
+
+def write_config(config_dir: Path, headless: bool) -> None:
+    """A minimal configuration with the integration linked in and debug logging.
+
+    Written once; later starts keep the user's edits, except that the ``http:`` and
+    ``homeassistant:`` blocks earlier versions of this script wrote are removed (Home Assistant
+    keeps both settings in its storage now).
+    """
     (config_dir / "custom_components").mkdir(parents=True, exist_ok=True)
     link = config_dir / "custom_components" / "datacenter_power"
     if not link.exists():
         link.symlink_to(REPO / "custom_components" / "datacenter_power")
+    path = config_dir / "configuration.yaml"
+    if path.exists():
+        text = path.read_text()
+        cleaned = LEGACY_YAML.sub("", text)
+        if cleaned != text:
+            log(f"removed the http:/homeassistant: YAML of an earlier version from {path}")
+            path.write_text(cleaned)
+        return
     ui = "" if headless else "frontend:\nhistory:\nlogbook:\nenergy:\n"
-    (config_dir / "configuration.yaml").write_text(
-        "homeassistant:\n  name: Data Center\n  time_zone: UTC\n"
-        f"http:\n  server_port: {http_port}\n"
+    path.write_text(
+        "# Written by scripts/develop (once; your changes are kept).\n"
         "api:\nconfig:\nonboarding:\nrepairs:\ndiagnostics:\n"
         + ui
         + "logger:\n  default: warning\n"
@@ -43,8 +108,39 @@ def write_config(config_dir: Path, http_port: int, headless: bool) -> None:
     )
 
 
+def set_http_port(config_dir: Path, port: int) -> None:
+    """Make Home Assistant's stored HTTP setting listen on ``port`` (before it starts).
+
+    A first start takes the port from ``SETUP_PORT``; later starts use what is stored, so a
+    different ``--port`` is written there (the rest of the HTTP setting is kept).
+    """
+    path = config_dir / ".storage" / "http"
+    if not path.exists():
+        return
+    doc = json.loads(path.read_text())
+    data = doc.get("data", {})
+    stable = data.get("stable") or {}
+    if stable.get("server_port") == port and data.get("pending") is None:
+        return
+    stable["server_port"] = port
+    data["stable"] = stable
+    data["pending"] = None
+    path.write_text(json.dumps(doc, indent=4))
+
+
+# -- Home Assistant's API ---------------------------------------------------------------------
+
+
+class ApiError(Exception):
+    """An API call answered with an HTTP error."""
+
+    def __init__(self, method: str, path: str, code: int, detail: str) -> None:
+        super().__init__(f"{method} {path} failed: HTTP {code} {detail}")
+        self.code = code
+
+
 class Api:
-    """Tiny JSON client for Home Assistant's HTTP API (urllib keeps this script dependency-free)."""
+    """Tiny client for Home Assistant's HTTP and websocket APIs."""
 
     def __init__(self, base: str) -> None:
         self.base = base
@@ -64,12 +160,41 @@ class Api:
                 headers["Content-Type"] = "application/json"
         req = urllib.request.Request(self.base + path, data=data, headers=headers, method=method)
         try:
-            with urllib.request.urlopen(req, timeout=30) as resp:
+            with urllib.request.urlopen(req, timeout=60) as resp:
                 raw = resp.read()
         except urllib.error.HTTPError as err:
             detail = err.read().decode(errors="replace")[:500]
-            raise SystemExit(f"{method} {path} failed: HTTP {err.code} {detail}") from None
-        return json.loads(raw) if raw else None
+            raise ApiError(method, path, err.code, detail) from None
+        ctype = resp.headers.get("Content-Type", "")
+        if not raw:
+            return None
+        return json.loads(raw) if "json" in ctype else raw.decode()
+
+    def ws(self, *commands: dict[str, Any]) -> list[Any]:
+        """Send websocket commands in order; returns their results (raises on an error)."""
+        return asyncio.run(self._ws(list(commands)))
+
+    async def _ws(self, commands: list[dict[str, Any]]) -> list[Any]:
+        import aiohttp
+
+        url = self.base.replace("http", "ws", 1) + "/api/websocket"
+        results: list[Any] = []
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.receive_json()  # auth_required
+            await ws.send_json({"type": "auth", "access_token": self.token})
+            auth = await ws.receive_json()
+            if auth.get("type") != "auth_ok":
+                raise SystemExit(f"websocket authentication failed: {auth}")
+            for i, cmd in enumerate(commands, start=1):
+                await ws.send_json({"id": i, **cmd})
+                while True:
+                    msg = await ws.receive_json(timeout=120)
+                    if msg.get("id") == i and msg.get("type") == "result":
+                        break
+                if not msg.get("success"):
+                    raise SystemExit(f"websocket {cmd['type']} failed: {msg.get('error')}")
+                results.append(msg.get("result"))
+        return results
 
     def wait_up(self, proc: subprocess.Popen[bytes], timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -77,16 +202,24 @@ class Api:
             if proc.poll() is not None:
                 raise SystemExit(f"Home Assistant exited with code {proc.returncode}")
             try:
-                self.call("GET", "/api/onboarding")
+                self.call("GET", "/auth/providers")
                 return
+            except ApiError:
+                return  # it answers
             except urllib.error.URLError, ConnectionError, OSError:
                 time.sleep(0.5)
         raise SystemExit("Home Assistant did not start serving its API in time")
 
-    def onboard(self) -> None:
-        """Create the demo user (first run) and log in as it."""
-        steps = {s["step"]: s["done"] for s in self.call("GET", "/api/onboarding")}
-        if not steps.get("user"):
+    def onboard(self) -> bool:
+        """Create the demo user (first start) or log in as it; returns True on a first start."""
+        try:
+            steps = {s["step"]: s["done"] for s in self.call("GET", "/api/onboarding")}
+        except ApiError as err:
+            if err.code != 404:  # onboarding is over: Home Assistant no longer serves it
+                raise
+            steps = {}
+        first = bool(steps) and not steps.get("user")
+        if first:
             result = self.call(
                 "POST",
                 "/api/onboarding/users",
@@ -117,8 +250,9 @@ class Api:
                 {"client_id": CLIENT_ID, "redirect_uri": CLIENT_ID},
             ),
         ):
-            if not steps.get(step):
+            if steps and not steps.get(step):
                 self.call("POST", path, body or {})
+        return first
 
     def _login_code(self) -> str:
         flow = self.call(
@@ -132,14 +266,70 @@ class Api:
             {"client_id": CLIENT_ID, "username": DEMO_USER[0], "password": DEMO_USER[1]},
         )
         if result.get("type") != "create_entry":
-            raise SystemExit(f"could not log in as the demo user: {result}")
+            raise SystemExit(
+                f"could not log in as the demo user {DEMO_USER[0]!r}: {result.get('errors')} "
+                "(start over with --fresh)"
+            )
         return str(result["result"])
 
-    def setup_integration(self, sim_port: int) -> None:
-        """Add the plant through the integration's real config flow, unless it is already set up."""
-        entries = self.call("GET", "/api/config/config_entries/entry")
-        if any(e["domain"] == "datacenter_power" for e in entries):
+    def core_config(self) -> None:
+        """Country, location, units and time zone, unless someone has set them already."""
+        if self.call("GET", "/api/config").get("country"):
             return
+        self.ws({"type": "config/core/update", **CORE_CONFIG})
+
+    def ignore_foreign_issues(self, timeout: float) -> None:
+        """Ignore Home Assistant's installation-method repair (raised once it has started)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.call("GET", "/api/config").get("state") == "RUNNING":
+                break
+            time.sleep(1)
+        (issues,) = self.ws({"type": "repairs/list_issues"})
+        for issue in issues["issues"]:
+            if (
+                issue["domain"] == "homeassistant"
+                and issue["issue_id"].startswith(IGNORED_ISSUES)
+                and not issue.get("ignored")
+            ):
+                self.ws(
+                    {
+                        "type": "repairs/ignore_issue",
+                        "domain": issue["domain"],
+                        "issue_id": issue["issue_id"],
+                        "ignore": True,
+                    }
+                )
+
+    def remove_offline_defaults(self, timeout: float) -> list[str]:
+        """Remove the onboarding defaults that failed to set up (no internet here)."""
+        removed: list[str] = []
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            entries = [
+                e
+                for e in self.call("GET", "/api/config/config_entries/entry")
+                if e["domain"] in OFFLINE_DEFAULTS
+            ]
+            settled = [e for e in entries if e["state"] not in ("setup_in_progress", "not_loaded")]
+            for e in settled:
+                if e["state"] != "loaded":
+                    self.call("DELETE", f"/api/config/config_entries/entry/{e['entry_id']}")
+                    removed.append(e["domain"])
+            if len(settled) == len(entries) and len(entries) + len(removed) >= 1:
+                break
+            time.sleep(1)
+        return removed
+
+    def plant_entry(self) -> str | None:
+        entries = self.call("GET", "/api/config/config_entries/entry")
+        return next((e["entry_id"] for e in entries if e["domain"] == "datacenter_power"), None)
+
+    def setup_integration(self, sim_port: int) -> tuple[str, bool]:
+        """Add the plant through the integration's config flow unless it is there; returns its
+        entry id and whether it was just added."""
+        if (entry_id := self.plant_entry()) is not None:
+            return entry_id, False
         result = self.call(
             "POST",
             "/api/config/config_entries/flow",
@@ -161,16 +351,94 @@ class Api:
                 )
             else:
                 raise SystemExit(f"config flow stopped: {result}")
+        entry_id = result["result"]["entry_id"]
+        flow = self.call("POST", "/api/config/config_entries/options/flow", {"handler": entry_id})
+        current = {
+            f["name"]: f.get("description", {}).get("suggested_value")
+            for f in flow.get("data_schema", [])
+        }
+        values = {k: v for k, v in current.items() if v is not None} | OPTIONS
+        done = self.call(
+            "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", values
+        )
+        if done.get("type") != "create_entry":
+            raise SystemExit(f"options flow stopped: {done}")
+        return entry_id, True
+
+    def set_entry_enabled(self, entry_id: str, enabled: bool) -> None:
+        self.ws(
+            {
+                "type": "config_entries/disable",
+                "entry_id": entry_id,
+                "disabled_by": None if enabled else "user",
+            }
+        )
 
     def template(self, tpl: str) -> str:
-        req = urllib.request.Request(
-            self.base + "/api/template",
-            data=json.dumps({"template": tpl}).encode(),
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-            method="POST",
-        )
-        with urllib.request.urlopen(req, timeout=30) as resp:
-            return resp.read().decode().strip()
+        return str(self.call("POST", "/api/template", {"template": tpl})).strip()
+
+
+# -- the plant's history, as the integration would have recorded it -----------------------------
+
+
+def default_start_at(scenario_path: Path) -> float:
+    """Seven minutes before the first wear failure (0 for a scenario without one)."""
+    from dcp_sim.scenario import WearEvent, load_scenario
+
+    sc = load_scenario(scenario_path)
+    failures = [e.failure_s for e in sc.events if isinstance(e, WearEvent)]
+    return max(0.0, min(failures) - LIVE_BEFORE_FAILURE_S) if failures else 0.0
+
+
+def history_rows(
+    scenario_path: Path, start_at: float, live_wall: float, speed: float, until_wall: float
+) -> list[Any]:
+    """The plant's telemetry every 5 minutes from the start of its history to ``until_wall``.
+
+    Rows are the integration's own persisted form (``pack_observation``), stamped with the
+    wall-clock time at which the live plant (started at ``live_wall`` at scenario time
+    ``start_at``, running at ``speed``) has, or would have had, that state.
+    """
+    from custom_components.datacenter_power.forecasting import (
+        HISTORY_BUCKET_S,
+        pack_observation,
+    )
+    from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
+    from dcp_sim.plant import Plant
+    from dcp_sim.scenario import load_scenario
+
+    scenario = load_scenario(scenario_path)
+    plant = Plant(scenario)
+    topology = topology_from_scenario(scenario)
+    until_t = start_at + max(0.0, until_wall - live_wall) * (speed if speed > 0 else 0.0)
+
+    def wall(t: float) -> float:
+        return live_wall + (t - start_at) / (speed if t > start_at and speed > 0 else 1.0)
+
+    rows: list[Any] = []
+    t = plant.t_s
+    while t <= until_t:
+        plant.advance_to(t)
+        obs = observation_from_telemetry(plant.telemetry(), 0.0, topology)
+        row = pack_observation(obs)
+        row[0] = round(wall(plant.t_s), 1)
+        rows.append(row)
+        t += HISTORY_BUCKET_S
+    return rows
+
+
+def give_history(api: Api, config_dir: Path, entry_id: str, rows: list[Any]) -> None:
+    """Replace the integration's persisted history while its entry is unloaded."""
+    from custom_components.datacenter_power.forecasting import STORAGE_VERSION
+
+    api.set_entry_enabled(entry_id, False)
+    key = f"datacenter_power.{entry_id}.history"
+    doc = {"version": STORAGE_VERSION, "minor_version": 1, "key": key, "data": {"history": rows}}
+    (config_dir / ".storage" / key).write_text(json.dumps(doc, separators=(",", ":")))
+    api.set_entry_enabled(entry_id, True)
+
+
+# -- checks -----------------------------------------------------------------------------------
 
 
 def add_gateway_subentries(api: Api, host: str, ports: list[int]) -> None:
@@ -205,7 +473,7 @@ def gateway_count(scenario: Path) -> int:
     """How many gateways the simulator serves the scenario's plant over."""
     from dcp_sim.plant import Plant
     from dcp_sim.scenario import load_scenario
-    from dcp_sim.server import assign_gateways
+    from dcp_sim.units import assign_gateways
 
     return len(assign_gateways(Plant(load_scenario(scenario), start_s=0.0)))
 
@@ -217,63 +485,117 @@ def expected_devices(scenario: Path) -> int:
     return len(sc.ats) + len(sc.mpdus) + len(sc.circuits) + 1  # + the environment sensor
 
 
-def smoke_wait(api: Api, want: int, timeout: float) -> int:
+def plant_status(api: Api) -> tuple[int, int, int]:
+    """Devices, entities and unavailable entities of the integration."""
     ents = "integration_entities('datacenter_power')"
+    out = api.template(
+        "{{ ["
+        + ents
+        + " | map('device_id') | reject('none') | unique | list | count, "
+        + ents
+        + " | count, "
+        + ents
+        + " | select('is_state', 'unavailable') | list | count] | join(' ') }}"
+    )
+    n_dev, n_ent, n_bad = (int(x) for x in out.split())
+    return n_dev, n_ent, n_bad
+
+
+def wait_live(api: Api, want: int, timeout: float) -> tuple[bool, str]:
     last = ""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        n_dev = int(
-            api.template(
-                "{{ " + ents + " | map('device_id') | reject('none') | unique | list | count }}"
-            )
-        )
-        n_ent = int(api.template("{{ " + ents + " | count }}"))
-        n_bad = int(
-            api.template("{{ " + ents + " | select('is_state', 'unavailable') | list | count }}")
-        )
+        n_dev, n_ent, n_bad = plant_status(api)
         last = f"devices: {n_dev} entities: {n_ent} unavailable: {n_bad}"
         if n_dev >= want and n_ent > 0 and n_bad == 0:
-            print(last, flush=True)
-            return 0
+            return True, last
         time.sleep(1)
-    print(last, flush=True)
-    print(f"smoke check failed: expected {want} devices with live entities", file=sys.stderr)
-    return 1
+    return False, last
+
+
+def port_in_use(port: int) -> bool:
+    with socket.socket() as sock:
+        sock.settimeout(1)
+        return sock.connect_ex(("127.0.0.1", port)) == 0
+
+
+# -- main -------------------------------------------------------------------------------------
+
+
+def _parser() -> argparse.ArgumentParser:
+    from dcp_sim.__main__ import _duration
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("scenario", nargs="?", default=str(DEMO_SCENARIO))
+    parser.add_argument("--port", type=int, default=8123, help="Home Assistant's HTTP port")
+    parser.add_argument("--sim-port", type=int, default=5020, help="the simulator's Modbus port")
+    parser.add_argument("--speed", type=float, default=1.0, help="simulator speed (default 1)")
+    parser.add_argument(
+        "--from",
+        dest="start_at",
+        type=_duration,
+        default=None,
+        metavar="DURATION",
+        help="scenario time at which the plant goes live (default: 7 minutes before the first "
+        "wear failure; 0 without one)",
+    )
+    parser.add_argument("--config", default=None, help="configuration directory (default config/)")
+    parser.add_argument("--fresh", action="store_true", help="start over with a new config")
+    parser.add_argument("--smoke", action="store_true", help="headless check, then exit")
+    parser.add_argument(
+        "--headless", action="store_true", help="no banner; print READY when set up (for checks)"
+    )
+    return parser
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__)
-    parser.add_argument("scenario", nargs="?", default=str(REPO / "scenarios" / "demo.yaml"))
-    parser.add_argument("--port", type=int, default=8123)
-    parser.add_argument("--sim-port", type=int, default=5020)
-    parser.add_argument("--speed", type=float, default=1.0)
-    parser.add_argument("--smoke", action="store_true")
-    args = parser.parse_args()
+    args = _parser().parse_args()
+    scenario = Path(args.scenario).resolve()
+    default_dir = "config-smoke" if args.smoke else "config"
+    config_dir = Path(args.config).resolve() if args.config else REPO / default_dir
+    if (args.fresh or args.smoke) and config_dir.exists():
+        shutil.rmtree(config_dir)
+    write_config(config_dir, headless=args.smoke)
+    set_http_port(config_dir, args.port)
+    start_at = default_start_at(scenario) if args.start_at is None else args.start_at
+    env = dict(os.environ, PYTHONPATH=str(REPO), SETUP_PORT=str(args.port))
+    procs: dict[str, subprocess.Popen[bytes]] = {}
+    stop = False
 
-    config_dir = REPO / ("config-smoke" if args.smoke else "config")
-    if args.smoke and config_dir.exists():
-        subprocess.run(["rm", "-rf", str(config_dir)], check=True)
-    write_config(config_dir, args.port, headless=args.smoke)
-    env = dict(os.environ, PYTHONPATH=str(REPO))
-    procs: list[subprocess.Popen[bytes]] = []
+    def on_term(*_: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, on_term)
+    signal.signal(signal.SIGINT, on_term)  # also when started in the background
+    for what, port in (("Home Assistant", args.port), ("the simulator", args.sim_port)):
+        if port_in_use(port):
+            raise SystemExit(
+                f"develop: port {port} for {what} is in use (another scripts/develop still "
+                "running?); choose another with --port / --sim-port"
+            )
     try:
+        sim_log = open(config_dir / "simulator.log", "ab")  # noqa: SIM115
         sim = subprocess.Popen(
             [
                 sys.executable,
                 "-m",
                 "dcp_sim",
-                args.scenario,
+                str(scenario),
                 "--port",
                 str(args.sim_port),
                 "--speed",
                 str(args.speed),
+                "--from",
+                f"{start_at:g}",
             ],
             env=env,
             cwd=REPO,
-            stdout=subprocess.DEVNULL if args.smoke else None,
+            stdout=sim_log,
+            stderr=subprocess.STDOUT,
         )
-        procs.append(sim)
-        hass_log = open(config_dir / "hass-console.log", "wb")  # noqa: SIM115
+        live_wall = time.time()
+        procs["sim"] = sim
+        hass_log = open(config_dir / "hass-console.log", "ab")  # noqa: SIM115
         hass = subprocess.Popen(
             [sys.executable, "-m", "homeassistant", "-c", str(config_dir)],
             env=env,
@@ -281,37 +603,79 @@ def main() -> int:
             stdout=hass_log,
             stderr=subprocess.STDOUT,
         )
-        procs.append(hass)
+        procs["hass"] = hass
         api = Api(f"http://127.0.0.1:{args.port}")
-        api.wait_up(hass, timeout=180)
-        api.onboard()
-        api.setup_integration(args.sim_port)
-        extra = range(args.sim_port + 1, args.sim_port + gateway_count(Path(args.scenario)))
+        api.wait_up(hass, timeout=300)
+        first = api.onboard()
+        api.core_config()
+        if sim.poll() is not None:
+            raise SystemExit(
+                f"the simulator exited with code {sim.returncode}; see {config_dir}/simulator.log"
+            )
+        entry_id, added = api.setup_integration(args.sim_port)
+        extra = range(args.sim_port + 1, args.sim_port + gateway_count(scenario))
         add_gateway_subentries(api, "127.0.0.1", list(extra))
+        rows = history_rows(scenario, start_at, live_wall, args.speed, time.time())
+        if len(rows) > 1:
+            give_history(api, config_dir, entry_id, rows)
+        want = expected_devices(scenario)
         if args.smoke:
-            want = expected_devices(Path(args.scenario))
-            return smoke_wait(api, want, timeout=120 + want / 5)  # a hall takes longer
-        print(
-            f"\nHome Assistant: http://localhost:{args.port}  user: {DEMO_USER[0]}  "
-            f"password: {DEMO_USER[1]}\nSimulator: Modbus TCP 127.0.0.1:{args.sim_port}"
-            f"{f'-{extra[-1]}' if extra else ''}  "
-            f"log: {config_dir / 'home-assistant.log'}\nCtrl-C stops both.",
-            flush=True,
+            ok, line = wait_live(api, want, timeout=120 + want / 5)  # a hall takes longer
+            print(line, flush=True)
+            if not ok:
+                print(
+                    f"smoke check failed: expected {want} devices with live entities",
+                    file=sys.stderr,
+                )
+            return 0 if ok else 1
+        api.ignore_foreign_issues(timeout=120)
+        if first:
+            removed = api.remove_offline_defaults(timeout=60)
+            if removed:
+                log(f"removed {', '.join(removed)} (added by onboarding; they need the internet)")
+        state = "first start: demo user created" if first else "logged in as the demo user"
+        log(
+            f"{state}; plant {'added' if added else 'kept'}; {len(rows)} history rows "
+            f"(plant live from t={start_at:.0f} s)"
         )
-        while all(p.poll() is None for p in procs):
+        if args.headless:
+            print("READY", flush=True)
+        else:
+            print(
+                f"\nHome Assistant: http://localhost:{args.port}  user: {DEMO_USER[0]}  "
+                f"password: {DEMO_USER[1]}\n"
+                f"Simulator (pid {sim.pid}): Modbus TCP 127.0.0.1:{args.sim_port}  "
+                f"log: {config_dir / 'simulator.log'}\n"
+                f"Home Assistant log: {config_dir / 'home-assistant.log'}\n"
+                "Ctrl-C stops both. Stopping the simulator alone (kill its pid) keeps Home "
+                "Assistant up;\nstart a plant again with scripts/simulate SCENARIO "
+                f"--port {args.sim_port}.",
+                flush=True,
+            )
+        while hass.poll() is None:
+            if "sim" in procs and sim.poll() is not None:
+                del procs["sim"]
+                log(
+                    f"the simulator stopped (exit code {sim.returncode}); Home Assistant keeps "
+                    f"running: scripts/simulate SCENARIO --port {args.sim_port} starts a plant"
+                )
             time.sleep(1)
+        log(f"Home Assistant exited with code {hass.returncode}")
         return 1
     except KeyboardInterrupt:
+        stop = True
         return 0
     finally:
-        for p in procs:
+        for p in procs.values():
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in procs:
+        for p in procs.values():
             try:
-                p.wait(timeout=30)
+                p.wait(timeout=60)
             except subprocess.TimeoutExpired:
                 p.kill()
+        if stop:
+            log("stopped")
 
 
 if __name__ == "__main__":
