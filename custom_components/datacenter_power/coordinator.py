@@ -12,6 +12,7 @@ does the refresh fail.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -202,6 +203,9 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._topology: Topology = build_topology(())
         self._rescan_lock = asyncio.Lock()
         self._unsub_rescan: list[CALLBACK_TYPE] = []
+        self._priority_reads: dict[str, tuple[float, Reading]] = {}
+        """Plant id -> (monotonic time, reading) of devices read out of turn (after a
+        command), newer than what a poll that started before them saw."""
 
     # -- public API --------------------------------------------------------------------------
 
@@ -265,6 +269,54 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._device_ids.pop(plant_id, None)
         self._silent.discard(plant_id)
         self._topology = build_topology(self._identities.values())
+
+    def neighbours(self, plant_id: str) -> list[str]:
+        """A device and the devices a command on it can change the readings of: what feeds it
+        (an MPDU's ATS, a circuit's MPDUs) and what it feeds (an ATS's MPDUs, an MPDU's
+        circuits)."""
+        identity = self._identities.get(plant_id)
+        if identity is None:
+            return []
+        out = [plant_id, *(u for u in identity.upstream if u in self._identities)]
+        out += [
+            pid
+            for pid, other in self._identities.items()
+            if plant_id in other.upstream and other.device_type is not DeviceType.ATS
+        ]
+        return list(dict.fromkeys(out))
+
+    async def async_refresh_devices(self, plant_ids: Iterable[str]) -> None:
+        """Read a few devices now, over their gateways' command connections (ahead of a poll
+        in progress), and publish them in a new snapshot: what a command did shows at once,
+        without waiting for a poll of the whole plant."""
+        wanted = [p for p in plant_ids if p in self._identities]
+        if not wanted or self.data is None:
+            return
+        results = await asyncio.gather(
+            *(
+                self.client_for(pid).read_device(self._identities[pid], priority=True)
+                for pid in wanted
+            ),
+            return_exceptions=True,
+        )
+        now = time.monotonic()
+        readings = dict(self.data.readings)
+        errors = dict(self.data.errors)
+        for pid, outcome in zip(wanted, results, strict=True):
+            if isinstance(outcome, DeviceLayerError):
+                readings.pop(pid, None)
+                errors[pid] = f"{type(outcome).__name__}: {outcome}"
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                readings[pid] = outcome
+                errors.pop(pid, None)
+                self._priority_reads[pid] = (now, outcome)
+        self._log_transitions(
+            {p: r for p, r in readings.items() if p in wanted},
+            {p: e for p, e in errors.items() if p in wanted},
+        )
+        self.async_set_updated_data(self._snapshot(readings, errors))
 
     async def async_rescan(self) -> None:
         """Scan every gateway again; devices found for the first time get registered and show
@@ -330,6 +382,9 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                 await self._scan_gateway(self._gateways[key])
             except GatewayUnavailable as err:
                 LOGGER.debug("Gateway %s is unreachable: %s", self._gateways[key].host, err)
+        started = time.monotonic()
+        # Every gateway at once (each over its own connections): a hall's refresh takes as long
+        # as its largest gateway, not the sum of them.
         results = await asyncio.gather(
             *(self._poll_gateway(key) for key in self._gateways), return_exceptions=False
         )
@@ -338,6 +393,13 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         for gateway_readings, gateway_errors in results:
             readings.update(gateway_readings)
             errors.update(gateway_errors)
+        # A device read out of turn after this poll began (a command) is newer than this poll's.
+        for pid, (at, reading) in list(self._priority_reads.items()):
+            if at <= started:
+                del self._priority_reads[pid]
+            elif pid in self._identities:
+                readings[pid] = reading
+                errors.pop(pid, None)
         if self._identities and not readings:
             # DataUpdateCoordinator logs this once (and its recovery once); logging every
             # device as well would only repeat it.

@@ -5,8 +5,8 @@ reads that device's typed reading from the telemetry coordinator's latest snapsh
 after setup (a rescan) get their entities through a coordinator listener, without a restart.
 Commands go through one path (:meth:`DataCenterPowerEntity.async_command`): administrators only,
 one at a time per plant, judged by ``engine/interlock.py`` against the latest snapshot first; a
-refusal or a device error becomes a translated ``HomeAssistantError``, and a refresh (at once,
-not debounced) follows every command sent.
+refusal or a device error becomes a translated ``HomeAssistantError``, and a re-read of the
+device and its neighbours (at once, ahead of any poll in progress) follows every command sent.
 
 A refresh writes an entity's state only when what it shows changed (availability, state at its
 display resolution, attributes): at 1,000 circuits most of ~9,000 entities are unchanged in any
@@ -262,5 +262,7 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
             ) from err
         finally:
             # Not the debounced request: the states must show what the command did (or did not
-            # do) as soon as it returns, also for the second command within the cooldown.
-            await coordinator.async_refresh()
+            # do) as soon as it returns, also for the second command within the cooldown. Only
+            # the devices the command can change are read, ahead of any poll in progress: at
+            # 1,000 devices a whole refresh would make every command wait for it.
+            await coordinator.async_refresh_devices(coordinator.neighbours(self.plant_id))

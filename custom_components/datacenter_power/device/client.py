@@ -296,9 +296,14 @@ class PlantClient:
 
     # -- polling -----------------------------------------------------------------------------
 
-    async def read_device(self, identity: DeviceIdentity) -> Reading:
-        """One poll of a device: one request for its whole input-register block."""
-        return await self._read_device(self._lanes_for(1)[0], identity)
+    async def read_device(self, identity: DeviceIdentity, *, priority: bool = False) -> Reading:
+        """One poll of a device: one request for its whole input-register block.
+
+        ``priority``: over the command connection, ahead of any ``read_all`` in progress (to
+        show what a command did at once).
+        """
+        lane = self._commands() if priority else self._lanes_for(1)[0]
+        return await self._read_device(lane, identity)
 
     async def _read_device(self, lane: _Lane, identity: DeviceIdentity) -> Reading:
         unit_id = identity.unit_id
