@@ -13,6 +13,7 @@ is sent at once instead of queueing behind the reads. Every request is counted i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import fields
@@ -343,6 +344,10 @@ class PlantClient:
         """
         lanes = self._lanes_for(min(concurrency, len(identities)))
         await lanes[0].connect()
+        if self._command_lane is None:
+            # Open the command connection now, so that the first command does not pay for it.
+            with contextlib.suppress(GatewayUnavailable):
+                await self._commands().connect()
         out: ReadAllResult = {}
         queue = iter(identities)
 
