@@ -171,6 +171,7 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         self._attr_unique_id = f"{coordinator.config_entry.unique_id}:{plant_id}:{description.key}"
         self._attr_device_info = DeviceInfo(identifiers={coordinator.identifier(plant_id)})
         self._written: tuple[Any, ...] | None = None
+        self._seen: tuple[Reading | None, bool] | None = None
 
     def state_key(self) -> tuple[Any, ...]:
         """What the entity shows, at its resolution: a refresh that leaves it equal writes no
@@ -181,6 +182,12 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
     @override
     def _handle_coordinator_update(self) -> None:
         """Write the state only when it changed (see the module docstring)."""
+        # Cheapest first: the same reading as last time (a command's re-read of a few devices
+        # publishes every other reading unchanged) cannot change what this entity shows.
+        seen = (self.reading, self.coordinator.last_update_success)
+        if seen == self._seen:
+            return
+        self._seen = seen
         key = self.state_key()
         if key == self._written:
             return

@@ -64,6 +64,9 @@ _READING_TYPES: Final[dict[DeviceType, type[Reading]]] = {
     DeviceType.SBM: SbmReading,
     DeviceType.ENV: EnvReading,
 }
+_FIELD_NAMES: Final[dict[type[Reading], tuple[str, ...]]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in _READING_TYPES.values()
+}
 # Array fields of a reading that hold one element per upstream (source or path).
 _PER_UPSTREAM: Final = frozenset(
     {
@@ -332,7 +335,7 @@ class PlantClient:
             rated_operations=identity.rated_operations,
         )
         cls = _READING_TYPES[identity.device_type]
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{name: values[name] for name in _FIELD_NAMES[cls]})
 
     async def read_all(
         self, identities: Sequence[DeviceIdentity], *, concurrency: int = 4
