@@ -1,31 +1,33 @@
-"""``python -m benchmarks``: every figure the issues ask for, printed as a table (or JSON)."""
+"""``python -m benchmarks``: every figure the issues ask for, printed as a table (or JSON).
+
+The scaling figures (issue 11) are top-level keys: ``cpus``, ``poll``, ``baseline_ha_modbus``,
+``integration_50``, ``ha_1000``, ``command_latency_ms``, ``forecast_refresh_s``, ``plan_ms``,
+``plan_optimality_gap``, ``evaluate_1000_s``. ``--small`` runs everything on small plants (what
+the test does, so that the benchmark cannot rot); CI does not time it.
+"""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import time
 from pathlib import Path
+from typing import Any
 
-from . import engine, telemetry
+from . import engine, scale, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(prog="scripts/benchmark", description=__doc__)
-    parser.add_argument("--json", action="store_true", help="print one JSON object")
-    parser.add_argument("--rounds", type=int, default=20, help="repetitions per timing")
-    args = parser.parse_args()
-    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
-
+def _legacy(rounds: int) -> dict[str, Any]:
     scenarios = ROOT / "scenarios"
-    report = {
+    return {
         "telemetry": telemetry.run(
-            [scenarios / "demo.yaml", scenarios / "quiet-week.yaml"], args.rounds
+            [scenarios / "demo.yaml", scenarios / "quiet-week.yaml"], rounds
         ),
-        "forecasting": [engine.forecasting(scenarios / "quiet-week.yaml", args.rounds)],
-        "planning": engine.planning((30, 100, 250), max(1, args.rounds // 5)),
+        "forecasting": [engine.forecasting(scenarios / "quiet-week.yaml", rounds)],
+        "planning": engine.planning((30, 100, 250), max(1, rounds // 5)),
         "evaluation": engine.evaluation(
             [
                 scenarios / "ats-contact-wear.yaml",
@@ -36,13 +38,71 @@ def main() -> None:
         "event_loop": [engine.event_loop_stall(scenarios / "demo.yaml")],
         "failover": [engine.failover(scenarios / "mpdu-sudden-failure.yaml")],
     }
+
+
+def _scaling(args: argparse.Namespace) -> dict[str, Any]:
+    small = args.small
+    plants = {"50": 45} if small else dict(scale.PLANTS)
+    commands = 4 if small else args.commands
+    report: dict[str, Any] = {
+        "cpus": scale.cpus(),
+        "load_average_at_start": scale.load_average(),
+        "note": "CPUs shared with other jobs on this machine; see load averages",
+    }
+    report["poll"] = {k: scale.poll_one(n, args.rounds) for k, n in plants.items()}
+    report["baseline_ha_modbus"] = scale.baseline(45, max(2, args.rounds // 5), commands)
+    report["integration_50"] = scale.integration(45, max(2, args.rounds // 5), commands)
+    big = scale.integration(45 if small else 1000, max(2, args.rounds // 5), commands)
+    report["integration_1000"] = big
+    report["command_latency_ms"] = big["command_latency_ms"]
+    figures = scale.engine(60 if small else 1000, history_days=1.0 if small else 3.0)
+    report["engine_1000"] = figures
+    for key in ("forecast_refresh_s", "plan_ms", "plan_optimality_gap"):
+        report[key] = figures[key]
+    evaluated = scale.evaluate(30 if small else 1000, history="1d" if small else "2d")
+    report["evaluate_1000"] = evaluated
+    report["evaluate_1000_s"] = evaluated["wall_s"]
+    if args.ha_minutes > 0:
+        from . import ha_run
+
+        report["ha_1000"] = ha_run.run(ROOT / "scenarios" / "hall-1000.yaml", args.ha_minutes)
+    else:
+        report["ha_1000"] = None
+    report["load_average_at_end"] = scale.load_average()
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="scripts/benchmark", description=__doc__)
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.add_argument("--rounds", type=int, default=20, help="repetitions per timing")
+    parser.add_argument("--commands", type=int, default=40, help="commands timed per plant")
+    parser.add_argument(
+        "--ha-minutes",
+        type=float,
+        default=10.0,
+        help="minutes Home Assistant runs the 1,000-circuit hall (0: skip)",
+    )
+    parser.add_argument("--small", action="store_true", help="small plants only (the test)")
+    parser.add_argument(
+        "--scaling-only", action="store_true", help="skip the figures of earlier issues"
+    )
+    args = parser.parse_args()
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger("homeassistant").setLevel(logging.ERROR)
+    started = time.perf_counter()
+    report = _scaling(args)
+    if not (args.small or args.scaling_only):
+        report.update(_legacy(args.rounds))
+    report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
     if args.json:
         print(json.dumps(report, indent=2))
         return
     for section, rows in report.items():
         print(f"== {section}")
-        for row in rows:
-            print("  " + "  ".join(f"{k}={v}" for k, v in row.items()))
+        for row in rows if isinstance(rows, list) else [rows]:
+            text = "  ".join(f"{k}={v}" for k, v in row.items()) if isinstance(row, dict) else row
+            print(f"  {text}")
 
 
 if __name__ == "__main__":

@@ -28,13 +28,14 @@ def hall_spec(
     n_mpdus = max(2, -(-n_circuits // circuits_per_mpdu))
     n_ats = max(2, -(-n_mpdus // mpdus_per_ats))
     mpdus = [f"mpdu{i + 1:02d}" for i in range(n_mpdus)]
-    feed = {m: f"ats{i // mpdus_per_ats % n_ats + 1}" for i, m in enumerate(mpdus)}
+    per_ats = -(-n_mpdus // n_ats)
+    feed = {m: f"ats{i // per_ats + 1}" for i, m in enumerate(mpdus)}
     groups = []
     left = n_circuits
     for i, m in enumerate(mpdus):
         count = min(circuits_per_mpdu, left - (n_mpdus - i - 1))
         left -= count
-        alt = mpdus[(i + mpdus_per_ats) % n_mpdus]
+        alt = mpdus[(i + per_ats) % n_mpdus]
         if feed[alt] == feed[m]:
             alt = next(x for x in mpdus if feed[x] != feed[m])
         groups.append(

@@ -17,6 +17,7 @@ the circuits' remembered demand (updated here with every snapshot), and followed
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -244,6 +245,9 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         """What each circuit drew when last seen drawing. A circuit that is off (or on a dead
         path) reads 0 A, but the interlocks need to know what it would draw once powered again;
         its last non-zero reading is the best estimate there is."""
+        self._priority_reads: dict[str, tuple[float, Reading]] = {}
+        """Plant id -> (monotonic time, reading) of devices read out of turn (after a
+        command), newer than what a poll that started before them saw."""
 
     # -- public API --------------------------------------------------------------------------
 
@@ -372,8 +376,10 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                 ) from err
             finally:
                 # Not the debounced request: the states must show what the command did (or did
-                # not do) as soon as it returns, and the next command is judged on it.
-                await self.async_refresh()
+                # not do) as soon as it returns, and the next command is judged on it. Only the
+                # devices the command can change are read, ahead of any poll in progress: at
+                # 1,000 devices a whole refresh would make every command wait for it.
+                await self.async_refresh_devices(self.neighbours(plant_id))
 
     async def _async_check_admin(self, context: Context | None) -> None:
         """Changing the power path is for administrators (design: admin-only actions)."""
@@ -382,6 +388,54 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         user = await self.hass.auth.async_get_user(context.user_id)
         if user is not None and not user.is_admin:
             raise Unauthorized(context=context, permission=POLICY_CONTROL)
+
+    def neighbours(self, plant_id: str) -> list[str]:
+        """A device and the devices a command on it can change the readings of: what feeds it
+        (an MPDU's ATS, a circuit's MPDUs) and what it feeds (an ATS's MPDUs, an MPDU's
+        circuits)."""
+        identity = self._identities.get(plant_id)
+        if identity is None:
+            return []
+        out = [plant_id, *(u for u in identity.upstream if u in self._identities)]
+        out += [
+            pid
+            for pid, other in self._identities.items()
+            if plant_id in other.upstream and other.device_type is not DeviceType.ATS
+        ]
+        return list(dict.fromkeys(out))
+
+    async def async_refresh_devices(self, plant_ids: Iterable[str]) -> None:
+        """Read a few devices now, over their gateways' command connections (ahead of a poll
+        in progress), and publish them in a new snapshot: what a command did shows at once,
+        without waiting for a poll of the whole plant."""
+        wanted = [p for p in plant_ids if p in self._identities]
+        if not wanted or self.data is None:
+            return
+        results = await asyncio.gather(
+            *(
+                self.client_for(pid).read_device(self._identities[pid], priority=True)
+                for pid in wanted
+            ),
+            return_exceptions=True,
+        )
+        now = time.monotonic()
+        readings = dict(self.data.readings)
+        errors = dict(self.data.errors)
+        for pid, outcome in zip(wanted, results, strict=True):
+            if isinstance(outcome, DeviceLayerError):
+                readings.pop(pid, None)
+                errors[pid] = f"{type(outcome).__name__}: {outcome}"
+            elif isinstance(outcome, BaseException):
+                raise outcome
+            else:
+                readings[pid] = outcome
+                errors.pop(pid, None)
+                self._priority_reads[pid] = (now, outcome)
+        self._log_transitions(
+            {p: r for p, r in readings.items() if p in wanted},
+            {p: e for p, e in errors.items() if p in wanted},
+        )
+        self.async_set_updated_data(self._snapshot(readings, errors))
 
     async def async_rescan(self) -> None:
         """Scan every gateway again; devices found for the first time get registered and show
@@ -447,6 +501,9 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                 await self._scan_gateway(self._gateways[key])
             except GatewayUnavailable as err:
                 LOGGER.debug("Gateway %s is unreachable: %s", self._gateways[key].host, err)
+        started = time.monotonic()
+        # Every gateway at once (each over its own connections): a hall's refresh takes as long
+        # as its largest gateway, not the sum of them.
         results = await asyncio.gather(
             *(self._poll_gateway(key) for key in self._gateways), return_exceptions=False
         )
@@ -455,6 +512,13 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         for gateway_readings, gateway_errors in results:
             readings.update(gateway_readings)
             errors.update(gateway_errors)
+        # A device read out of turn after this poll began (a command) is newer than this poll's.
+        for pid, (at, reading) in list(self._priority_reads.items()):
+            if at <= started:
+                del self._priority_reads[pid]
+            elif pid in self._identities:
+                readings[pid] = reading
+                errors.pop(pid, None)
         if self._identities and not readings:
             # DataUpdateCoordinator logs this once (and its recovery once); logging every
             # device as well would only repeat it.

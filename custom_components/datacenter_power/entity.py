@@ -5,7 +5,8 @@ reads that device's typed reading from the telemetry coordinator's latest snapsh
 after setup (a rescan) get their entities through a coordinator listener, without a restart.
 An entity's command goes through the plant's one command path, the telemetry coordinator's
 ``async_command`` (administrators only, one at a time per plant, judged by ``engine/interlock.py``
-against the latest snapshot, a refresh after every command sent); the entity adds only its own
+against the latest snapshot, a re-read of the device and its
+neighbours after every command sent, ahead of any poll in progress); the entity adds only its own
 device and the caller's context. This module keeps no plant state.
 
 A refresh writes an entity's state only when what it shows changed (availability, state at its
@@ -87,6 +88,7 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         self._attr_unique_id = f"{coordinator.config_entry.unique_id}:{plant_id}:{description.key}"
         self._attr_device_info = DeviceInfo(identifiers={coordinator.identifier(plant_id)})
         self._written: tuple[Any, ...] | None = None
+        self._seen: tuple[Reading | None, bool] | None = None
 
     def state_key(self) -> tuple[Any, ...]:
         """What the entity shows, at its resolution: a refresh that leaves it equal writes no
@@ -97,6 +99,12 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
     @override
     def _handle_coordinator_update(self) -> None:
         """Write the state only when it changed (see the module docstring)."""
+        # Cheapest first: the same reading as last time (a command's re-read of a few devices
+        # publishes every other reading unchanged) cannot change what this entity shows.
+        seen = (self.reading, self.coordinator.last_update_success)
+        if seen == self._seen:
+            return
+        self._seen = seen
         key = self.state_key()
         if key == self._written:
             return

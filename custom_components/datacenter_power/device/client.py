@@ -13,6 +13,7 @@ is sent at once instead of queueing behind the reads. Every request is counted i
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import fields
@@ -62,6 +63,9 @@ _READING_TYPES: Final[dict[DeviceType, type[Reading]]] = {
     DeviceType.MPDU: MpduReading,
     DeviceType.SBM: SbmReading,
     DeviceType.ENV: EnvReading,
+}
+_FIELD_NAMES: Final[dict[type[Reading], tuple[str, ...]]] = {
+    cls: tuple(f.name for f in fields(cls)) for cls in _READING_TYPES.values()
 }
 # Array fields of a reading that hold one element per upstream (source or path).
 _PER_UPSTREAM: Final = frozenset(
@@ -296,9 +300,14 @@ class PlantClient:
 
     # -- polling -----------------------------------------------------------------------------
 
-    async def read_device(self, identity: DeviceIdentity) -> Reading:
-        """One poll of a device: one request for its whole input-register block."""
-        return await self._read_device(self._lanes_for(1)[0], identity)
+    async def read_device(self, identity: DeviceIdentity, *, priority: bool = False) -> Reading:
+        """One poll of a device: one request for its whole input-register block.
+
+        ``priority``: over the command connection, ahead of any ``read_all`` in progress (to
+        show what a command did at once).
+        """
+        lane = self._commands() if priority else self._lanes_for(1)[0]
+        return await self._read_device(lane, identity)
 
     async def _read_device(self, lane: _Lane, identity: DeviceIdentity) -> Reading:
         unit_id = identity.unit_id
@@ -326,7 +335,7 @@ class PlantClient:
             rated_operations=identity.rated_operations,
         )
         cls = _READING_TYPES[identity.device_type]
-        return cls(**{f.name: values[f.name] for f in fields(cls)})
+        return cls(**{name: values[name] for name in _FIELD_NAMES[cls]})
 
     async def read_all(
         self, identities: Sequence[DeviceIdentity], *, concurrency: int = 4
@@ -338,6 +347,10 @@ class PlantClient:
         """
         lanes = self._lanes_for(min(concurrency, len(identities)))
         await lanes[0].connect()
+        if self._command_lane is None:
+            # Open the command connection now, so that the first command does not pay for it.
+            with contextlib.suppress(GatewayUnavailable):
+                await self._commands().connect()
         out: ReadAllResult = {}
         queue = iter(identities)
 

@@ -1,0 +1,555 @@
+"""Scaling figures: polling 50-1,000 devices, Home Assistant's own ``modbus`` integration as the
+baseline, command latency during refreshes, and the engine on the 1,000-circuit hall.
+
+The simulator always runs in a process of its own (``python -m dcp_sim``, one port per
+gateway), so that the side being measured does not share its event loop or its CPU with the
+plant. Home Assistant runs in this process through the test harness's
+``async_test_home_assistant`` (the real core, registries and integrations, no HTTP server),
+with either the integration or Home Assistant's ``modbus`` integration configured in YAML, one
+entity per value, against the same simulated plant.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import random
+import statistics
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import yaml
+
+from custom_components.datacenter_power.const import (
+    CONF_HOST,
+    CONF_PORT,
+    CONF_SCAN_INTERVAL,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+    POLL_CONCURRENCY,
+    SUBENTRY_GATEWAY,
+)
+from custom_components.datacenter_power.device.client import PlantClient
+from custom_components.datacenter_power.device.models import DeviceIdentity, DeviceType
+from custom_components.datacenter_power.device.registers import ATS_MAP, MAPS, Kind
+from custom_components.datacenter_power.engine.planner import Plan, plan_migration
+from custom_components.datacenter_power.engine.policy import DecisionPolicy, PolicyConfig
+from dcp_eval.harness import epoch0, observation_from_telemetry, run_evaluation
+from dcp_eval.harness import topology_from_scenario as _topology
+from dcp_sim.plant import Plant
+
+from .hall import hall_scenario, hall_spec
+
+ROOT = Path(__file__).resolve().parent.parent
+
+PLANTS: dict[str, int] = {"50": 45, "200": 189, "1000": 1000}
+"""Poll figure key -> circuits of the hall: 50 and 200 devices exactly, and the 1,000-circuit
+hall (1,049 devices, 8 gateways) for "1000"."""
+
+
+# -- the simulator in its own process ---------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def simulator(spec: dict[str, Any], speed: float = 1.0) -> AsyncIterator[list[int]]:
+    """Serve a scenario in a ``python -m dcp_sim`` process on free ports; yields the ports."""
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "plant.yaml"
+        path.write_text(yaml.safe_dump(spec))
+        proc = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "dcp_sim",
+            str(path),
+            "--port",
+            "0",
+            "--speed",
+            str(speed),
+            cwd=ROOT,
+            env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.DEVNULL,
+        )
+        assert proc.stdout is not None
+        try:
+            line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
+            if not line.startswith("gateways:"):
+                raise RuntimeError(f"simulator did not start: {line!r}")
+            yield [int(x.rsplit(":", 1)[1]) for x in line.split()[1:]]
+        finally:
+            proc.terminate()
+            await proc.wait()
+
+
+def _ms(seconds: list[float]) -> dict[str, float]:
+    ordered = sorted(seconds)
+    p99 = ordered[min(len(ordered) - 1, round(0.99 * (len(ordered) - 1)))]
+    return {
+        "p50": round(statistics.median(ordered) * 1000, 1),
+        "p99": round(p99 * 1000, 1),
+        "max": round(ordered[-1] * 1000, 1),
+        "n": len(ordered),
+    }
+
+
+# -- polling through the device layer ---------------------------------------------------------
+
+
+async def _poll(n_circuits: int, rounds: int) -> dict[str, Any]:
+    async with simulator(hall_spec(n_circuits)) as ports:
+        clients = [PlantClient("127.0.0.1", p, timeout=2.0) for p in ports]
+        try:
+            found = await asyncio.gather(*(c.scan() for c in clients))
+
+            async def refresh() -> None:
+                await asyncio.gather(
+                    *(
+                        c.read_all(ids, concurrency=POLL_CONCURRENCY)
+                        for c, ids in zip(clients, found, strict=True)
+                    )
+                )
+
+            await refresh()  # open the connections
+            before = sum(c.request_count for c in clients)
+            times = []
+            for _ in range(rounds):
+                started = time.perf_counter()
+                await refresh()
+                times.append(time.perf_counter() - started)
+            requests = (sum(c.request_count for c in clients) - before) / rounds
+        finally:
+            for c in clients:
+                await c.close()
+    return {
+        "devices": sum(map(len, found)),
+        "gateways": len(ports),
+        "requests_per_refresh": requests,
+        "refresh_ms": round(statistics.median(times) * 1000, 1),
+        "refresh_ms_max": round(max(times) * 1000, 1),
+    }
+
+
+def poll_one(n_circuits: int, rounds: int) -> dict[str, Any]:
+    """One refresh of every device of a hall (all gateways at once, one request per device)."""
+    return asyncio.run(_poll(n_circuits, rounds))
+
+
+# -- Home Assistant in this process ------------------------------------------------------------
+
+
+@contextlib.asynccontextmanager
+async def home_assistant() -> AsyncIterator[Any]:
+    """A real Home Assistant core (the test harness's), with custom integrations enabled."""
+    from homeassistant import loader
+    from pytest_homeassistant_custom_component.common import async_test_home_assistant
+
+    import custom_components.datacenter_power  # noqa: F401  (ours, before the harness's)
+
+    with tempfile.TemporaryDirectory() as tmp:
+        async with async_test_home_assistant(config_dir=tmp) as hass:
+            hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
+            yield hass
+            await hass.async_stop(force=True)
+
+
+async def _commands_during(
+    hass: Any,
+    refresh: Callable[[], Awaitable[Any]],
+    refresh_s: float,
+    commands: list[tuple[str, str, dict[str, Any]]],
+    rounds: int,
+) -> list[float]:
+    """Issue commands (domain, service, data) in the middle of refreshes; their latencies."""
+    rng = random.Random(11)
+    latencies: list[float] = []
+    for i in range(rounds):
+        domain, service, data = commands[i % len(commands)]
+        task = asyncio.ensure_future(refresh())
+        await asyncio.sleep(rng.uniform(0.1, 0.6) * refresh_s)
+        started = time.perf_counter()
+        await hass.services.async_call(domain, service, data, blocking=True)
+        latencies.append(time.perf_counter() - started)
+        await task
+    return latencies
+
+
+def _entity(hass: Any, domain: str, unique_id: str) -> str:
+    from homeassistant.helpers import entity_registry as er
+
+    entity_id = er.async_get(hass).async_get_entity_id(domain, DOMAIN, unique_id)
+    assert entity_id is not None, unique_id
+    return str(entity_id)
+
+
+async def _integration(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
+    from homeassistant.config_entries import ConfigSubentryData
+    from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+    spec = hall_spec(n_circuits)
+    unique_id = "+".join(sorted(a["id"] for a in spec["ats"]))
+    async with simulator(spec) as ports, home_assistant() as hass:
+        entry = MockConfigEntry(
+            domain=DOMAIN,
+            title="Plant",
+            unique_id=unique_id,
+            data={CONF_HOST: "127.0.0.1", CONF_PORT: ports[0]},
+            # The timed refreshes are the only polls (the default 5 s interval would overlap).
+            options={**DEFAULT_OPTIONS, CONF_SCAN_INTERVAL: 300},
+            subentries_data=[
+                ConfigSubentryData(
+                    data={CONF_HOST: "127.0.0.1", CONF_PORT: p},
+                    subentry_type=SUBENTRY_GATEWAY,
+                    title=f"127.0.0.1:{p}",
+                    unique_id=f"127.0.0.1:{p}",
+                )
+                for p in ports[1:]
+            ],
+        )
+        entry.add_to_hass(hass)
+        setup_started = time.perf_counter()
+        assert await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        setup_s = time.perf_counter() - setup_started
+        coordinator = entry.runtime_data.telemetry
+        live = len(coordinator.data.readings)
+
+        def requests() -> int:
+            return sum(coordinator.client_request_count(k) for k in coordinator.gateways)
+
+        await coordinator.async_refresh()
+        before = requests()
+        times = []
+        for _ in range(rounds):
+            started = time.perf_counter()
+            await coordinator.async_refresh()
+            times.append(time.perf_counter() - started)
+        per_refresh = (requests() - before) / rounds
+        refresh_s = statistics.median(times)
+        inhibit = _entity(hass, "switch", f"{unique_id}:ats1:inhibit")
+        path = _entity(hass, "select", f"{unique_id}:m01c01:active_path")
+        alt = spec["circuit_groups"][0]["paths"][1]
+        cycle = [
+            ("switch", "turn_on", {"entity_id": inhibit}),
+            ("select", "select_option", {"entity_id": path, "option": alt}),
+            ("switch", "turn_off", {"entity_id": inhibit}),
+            ("select", "select_option", {"entity_id": path, "option": "mpdu01"}),
+        ]
+        latencies = await _commands_during(
+            hass, coordinator.async_refresh, refresh_s, cycle, commands
+        )
+        # What the last select and switch commands asked for is what their entities show.
+        last = [cycle[i % len(cycle)] for i in range(commands)]
+        want_path = next(c[2]["option"] for c in reversed(last) if c[0] == "select")
+        want_inhibit = next(c[1] for c in reversed(last) if c[0] == "switch") == "turn_on"
+        reflected = hass.states.get(path).state == want_path and (
+            hass.states.get(inhibit).state == ("on" if want_inhibit else "off")
+        )
+        entities = len(hass.states.async_entity_ids())
+        await hass.config_entries.async_unload(entry.entry_id)
+    return {
+        "devices": live,
+        "entities": entities,
+        "setup_s": round(setup_s, 1),
+        "requests_per_refresh": per_refresh,
+        "refresh_ms": round(refresh_s * 1000, 1),
+        "command_latency_ms": _ms(latencies),
+        "command_reflected": reflected,
+    }
+
+
+def _modbus_config(port: int, devices: list[DeviceIdentity]) -> dict[str, Any]:
+    """Home Assistant ``modbus`` YAML: one sensor per value a device reports (each one read of
+    its own), and the ATS inhibit coil of each ATS as a switch verified by reading it back."""
+    sensors: list[dict[str, Any]] = []
+    switches: list[dict[str, Any]] = []
+    types = {1: "uint16", 2: "uint32", 4: "uint64"}
+    for d in devices:
+        block = MAPS[d.device_type].measurements
+        for f in block.fields:
+            n = len(d.upstream) if f.count > 1 else 1
+            n = n or f.count
+            if f.kind is Kind.BITS and f.bits:
+                reads = [(f"{f.name}_{b}", f.address, 1) for b in f.bits]
+            else:
+                reads = [
+                    (f"{f.name}_{i}", f.address + i * f.element_words, f.element_words)
+                    for i in range(n)
+                ]
+            for name, address, words in reads:
+                sensors.append(
+                    {
+                        "name": f"{d.plant_id} {name}",
+                        "unique_id": f"{d.plant_id}_{name}",
+                        "address": address,
+                        "input_type": "input",
+                        "device_address": d.unit_id,
+                        "data_type": types.get(words, "uint16"),
+                        "scan_interval": 0,  # the timed refreshes are the only polls
+                    }
+                )
+        if d.device_type is DeviceType.ATS:
+            coil = next(c.address for c in ATS_MAP.coils if c.name == "inhibit")
+            switches.append(
+                {
+                    "name": f"{d.plant_id} inhibit",
+                    "unique_id": f"{d.plant_id}_inhibit",
+                    "address": coil,
+                    "write_type": "coil",
+                    "device_address": d.unit_id,
+                    "scan_interval": 0,
+                    "verify": {},
+                }
+            )
+    return {
+        "modbus": [
+            {
+                "name": "plant",
+                "type": "tcp",
+                "host": "127.0.0.1",
+                "port": port,
+                "timeout": 5,
+                "sensors": sensors,
+                "switches": switches,
+            }
+        ]
+    }
+
+
+async def _baseline(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
+    from homeassistant.components.modbus.modbus import ModbusHub
+    from homeassistant.setup import async_setup_component
+
+    spec = hall_spec(n_circuits)
+    async with simulator(spec) as ports:
+        async with PlantClient("127.0.0.1", ports[0]) as client:
+            devices = await client.scan()
+        async with home_assistant() as hass:
+            count = [0]
+            original = ModbusHub.low_level_pb_call
+
+            async def counted(self: ModbusHub, *args: Any, **kwargs: Any) -> Any:
+                count[0] += 1
+                return await original(self, *args, **kwargs)
+
+            ModbusHub.low_level_pb_call = counted  # type: ignore[method-assign]
+            try:
+                assert await async_setup_component(hass, "homeassistant", {})
+                config = _modbus_config(ports[0], devices)
+                setup_started = time.perf_counter()
+                assert await async_setup_component(hass, "modbus", config)
+                await hass.async_block_till_done()
+                setup_s = time.perf_counter() - setup_started
+                sensors = sorted(hass.states.async_entity_ids("sensor"))
+                switches = sorted(hass.states.async_entity_ids("switch"))
+
+                async def refresh() -> None:
+                    await hass.services.async_call(
+                        "homeassistant", "update_entity", {"entity_id": sensors}, blocking=True
+                    )
+
+                await refresh()
+                before = count[0]
+                times = []
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    await refresh()
+                    times.append(time.perf_counter() - started)
+                per_refresh = (count[0] - before) / rounds
+                refresh_s = statistics.median(times)
+                latencies = await _commands_during(
+                    hass,
+                    refresh,
+                    refresh_s,
+                    [
+                        ("switch", "turn_on", {"entity_id": switches[0]}),
+                        ("switch", "turn_off", {"entity_id": switches[0]}),
+                    ],
+                    commands,
+                )
+            finally:
+                ModbusHub.low_level_pb_call = original  # type: ignore[method-assign]
+    return {
+        "devices": len(devices),
+        "entities": len(sensors) + len(switches),
+        "setup_s": round(setup_s, 1),
+        "requests_per_refresh": per_refresh,
+        "refresh_ms": round(refresh_s * 1000, 1),
+        "command_latency_ms": _ms(latencies),
+    }
+
+
+def integration(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
+    """The integration in Home Assistant: refresh time and command latency during refreshes."""
+    return asyncio.run(_integration(n_circuits, rounds, commands))
+
+
+async def _baseline_emulated(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
+    """Home Assistant's ``modbus`` polling model without its code: one request per entity,
+    all through one hub lock on one connection (``ModbusHub.async_pb_call``), each value
+    written to its own entity state; a switch writes its coil through the same lock and reads
+    it back (``verify``)."""
+    from pymodbus.client import AsyncModbusTcpClient
+
+    spec = hall_spec(n_circuits)
+    async with simulator(spec) as ports:
+        async with PlantClient("127.0.0.1", ports[0]) as client:
+            devices = await client.scan()
+        config = _modbus_config(ports[0], devices)["modbus"][0]
+        async with home_assistant() as hass:
+            raw = AsyncModbusTcpClient("127.0.0.1", port=ports[0], timeout=5)
+            await raw.connect()
+            lock = asyncio.Lock()
+            count = [0]
+
+            async def read(sensor: dict[str, Any]) -> None:
+                async with lock:
+                    count[0] += 1
+                    rr = await raw.read_input_registers(
+                        sensor["address"],
+                        count={"uint16": 1, "uint32": 2}.get(sensor["data_type"], 4),
+                        device_id=sensor["device_address"],
+                    )
+                hass.states.async_set(f"sensor.{sensor['unique_id']}", str(rr.registers[0]))
+
+            async def refresh() -> None:
+                await asyncio.gather(*(read(x) for x in config["sensors"]))
+
+            switch = config["switches"][0]
+
+            async def turn(on: bool) -> None:
+                async with lock:
+                    await raw.write_coil(switch["address"], on, device_id=switch["device_address"])
+                async with lock:
+                    rr = await raw.read_coils(
+                        switch["address"], count=1, device_id=switch["device_address"]
+                    )
+                hass.states.async_set("switch.ats1_inhibit", "on" if rr.bits[0] else "off")
+
+            async def turn_on(_call: Any) -> None:
+                await turn(True)
+
+            async def turn_off(_call: Any) -> None:
+                await turn(False)
+
+            hass.services.async_register("bench", "on", turn_on)
+            hass.services.async_register("bench", "off", turn_off)
+            try:
+                await refresh()
+                before = count[0]
+                times = []
+                for _ in range(rounds):
+                    started = time.perf_counter()
+                    await refresh()
+                    times.append(time.perf_counter() - started)
+                per_refresh = (count[0] - before) / rounds
+                refresh_s = statistics.median(times)
+                latencies = await _commands_during(
+                    hass, refresh, refresh_s, [("bench", "on", {}), ("bench", "off", {})], commands
+                )
+            finally:
+                raw.close()
+    return {
+        "devices": len(devices),
+        "entities": len(config["sensors"]) + len(config["switches"]),
+        "requests_per_refresh": per_refresh,
+        "refresh_ms": round(refresh_s * 1000, 1),
+        "command_latency_ms": _ms(latencies),
+    }
+
+
+def baseline(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
+    """Home Assistant's ``modbus`` integration on the same plant, measured the same way.
+
+    Home Assistant 2026.10's ``modbus`` needs ``modbus-connection`` and ``tmodbus``, which Home
+    Assistant installs on first use; where they are missing (no network here), its polling
+    model is emulated instead (:func:`_baseline_emulated`) and the result says so.
+    """
+    try:
+        import modbus_connection  # type: ignore[import-not-found]  # noqa: F401
+    except ImportError as err:
+        out = asyncio.run(_baseline_emulated(n_circuits, rounds, commands))
+        return {
+            "source": "emulated: one request per entity through one hub lock, as "
+            f"homeassistant.components.modbus does ({err.msg}; it needs modbus-connection "
+            "and tmodbus)",
+            **out,
+        }
+    return {
+        "source": "homeassistant.components.modbus",
+        **asyncio.run(_baseline(n_circuits, rounds, commands)),
+    }
+
+
+# -- the engine on the hall -------------------------------------------------------------------
+
+
+def engine(n_circuits: int = 1000, history_days: float = 3.0) -> dict[str, Any]:
+    """Forecast refresh of every series, planning a drain of one ATS, and its optimality gap."""
+    sc = hall_scenario(n_circuits, history=f"{history_days:g}d")
+    topo = _topology(sc)
+    policy = DecisionPolicy(topo, PolicyConfig(mode="monitor", poll_s=300.0))
+    plant = Plant(sc)
+    t0 = epoch0(sc)
+    while plant.t_s < 0:
+        plant.advance_to(plant.t_s + 300)
+        policy.observe(observation_from_telemetry(plant.telemetry(), t0, topo))
+    started = time.perf_counter()
+    policy.decide(t0 + plant.t_s)
+    forecast_s = time.perf_counter() - started
+    tel = plant.telemetry()
+    assignment = {c: t.paths[t.active_path] for c, t in tel.circuits.items()}
+    times = np.asarray(t0 + plant.t_s + np.arange(96) * 900.0, dtype=np.float64)
+    load = {}
+    for c in topo.circuits:
+        fc = policy.circuit_forecast(c)
+        p90 = None if fc is None else np.asarray(fc.p90, dtype=float)
+        load[c] = (
+            p90[: len(times)]
+            if p90 is not None and len(p90) >= len(times)
+            else np.full(len(times), tel.circuits[c].current_a * 1.3)
+        )
+    started = time.perf_counter()
+    quick = plan_migration(topo, assignment, load, times, drain="ats1", time_limit_s=2.0)
+    plan_s = time.perf_counter() - started
+    best = plan_migration(topo, assignment, load, times, drain="ats1", time_limit_s=120.0)
+    gap = None
+    if isinstance(quick, Plan) and isinstance(best, Plan):
+        gap = (len(quick.moves) - len(best.moves)) / max(1, len(best.moves))
+    return {
+        "circuits": n_circuits,
+        "history_days": history_days,
+        "forecast_refresh_s": round(forecast_s, 1),
+        "plan_ms": round(plan_s * 1000, 1),
+        "plan_solver": getattr(quick, "solver", type(quick).__name__),
+        "plan_moves": len(quick.moves) if isinstance(quick, Plan) else None,
+        "optimum_moves": len(best.moves) if isinstance(best, Plan) else None,
+        "plan_optimality_gap": None if gap is None else round(gap, 4),
+    }
+
+
+def evaluate(n_circuits: int = 1000, history: str = "2d") -> dict[str, Any]:
+    """``scripts/evaluate`` on a generated hall: one day evaluated after ``history``."""
+    sc = hall_scenario(n_circuits, history=history, duration="1d")
+    started = time.perf_counter()
+    run_evaluation(sc, "proactive")
+    return {
+        "circuits": n_circuits,
+        "history": history,
+        "wall_s": round(time.perf_counter() - started, 1),
+    }
+
+
+def cpus() -> int:
+    """CPUs this process may run on."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def load_average() -> list[float]:
+    """The machine's load averages while measuring (other jobs share the CPUs)."""
+    return [round(x, 2) for x in os.getloadavg()]
