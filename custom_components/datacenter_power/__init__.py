@@ -14,10 +14,11 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_AUTOMATIC
+from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
 from .forecasting import ForecastCoordinator
 from .migration import MigrationManager
+from .options import repaired_options
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -42,6 +43,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     Raises ``ConfigEntryNotReady`` (through the coordinator's first refresh) while a gateway is
     unreachable or nothing answers; Home Assistant then retries by itself.
     """
+    options, fixed = repaired_options(entry.options)
+    if fixed:
+        LOGGER.warning(
+            "Stored option(s) %s were not valid numbers; using the defaults (save the options "
+            "to choose others)",
+            ", ".join(fixed),
+        )
+        hass.config_entries.async_update_entry(entry, options=options)
     coordinator = TelemetryCoordinator(hass, entry)
     await coordinator.async_config_entry_first_refresh()
     migrations = MigrationManager(hass, coordinator)

@@ -18,7 +18,7 @@ from typing import cast, override
 
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.core import callback
-from homeassistant.exceptions import HomeAssistantError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -220,7 +220,7 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         verdict = check(plant_interlock_state(coordinator))
         if not verdict.allowed:
             LOGGER.info("Refused %s on %s: %s", what, self.plant_id, verdict.message)
-            raise HomeAssistantError(
+            raise ServiceValidationError(  # the caller's request, not a fault: HTTP 400
                 translation_domain=DOMAIN,
                 translation_key=f"interlock_{verdict.reason}",
                 translation_placeholders=verdict.placeholders(),
