@@ -15,10 +15,11 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .activity import async_setup_activity, async_wrap_services
-from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_AUTOMATIC
+from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
 from .forecasting import ForecastCoordinator
 from .migration import MigrationManager
+from .options import repaired_options
 from .proposals import async_setup_proposal_services, async_setup_proposals
 from .repairs import async_remove_repairs, async_setup_repairs
 from .services import async_setup_services
@@ -47,6 +48,14 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     Raises ``ConfigEntryNotReady`` (through the coordinator's first refresh) while a gateway is
     unreachable or nothing answers; Home Assistant then retries by itself.
     """
+    options, fixed = repaired_options(entry.options)
+    if fixed:
+        LOGGER.warning(
+            "Stored option(s) %s were not valid numbers; using the defaults (save the options "
+            "to choose others)",
+            ", ".join(fixed),
+        )
+        hass.config_entries.async_update_entry(entry, options=options)
     coordinator = TelemetryCoordinator(hass, entry)
     await coordinator.async_config_entry_first_refresh()
     migrations = MigrationManager(hass, coordinator)

@@ -10,6 +10,7 @@ same plant. Further gateways of the plant are config subentries, so the topology
 from __future__ import annotations
 
 import asyncio
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -51,6 +52,7 @@ from .device.client import PlantClient
 from .device.errors import DeviceLayerError
 from .device.models import DeviceIdentity, DeviceType
 from .device.registers import MAX_UNIT_ID
+from .options import option_errors
 
 SCAN_UNIT_IDS = range(1, MAX_UNIT_ID + 1)
 
@@ -125,6 +127,17 @@ class _Scan:
         }
 
 
+def _port_error(value: Any) -> dict[str, str]:
+    """``{"port": "invalid_port"}`` unless ``value`` is a whole number from 1 to 65535."""
+    try:
+        number = float(value)
+    except TypeError, ValueError:
+        return {CONF_PORT: "invalid_port"}
+    if not math.isfinite(number) or not number.is_integer() or not 1 <= number <= 65535:
+        return {CONF_PORT: "invalid_port"}
+    return {}
+
+
 def _gateway_in_use(entries: list[ConfigEntry], host: str, port: int) -> bool:
     for entry in entries:
         if entry.data.get(CONF_HOST) == host and entry.data.get(CONF_PORT) == port:
@@ -162,6 +175,8 @@ class DataCenterPowerConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the gateway's address."""
+        if user_input is not None and (errors := _port_error(user_input[CONF_PORT])):
+            return self._gateway_form("user", user_input, errors)
         if user_input is not None:
             host, port = str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT])
             if _gateway_in_use(self.hass.config_entries.async_entries(DOMAIN), host, port):
@@ -175,6 +190,8 @@ class DataCenterPowerConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Move the plant's gateway to another address (it must lead to the same plant)."""
         self._form_step = "reconfigure"
+        if user_input is not None and (errors := _port_error(user_input[CONF_PORT])):
+            return self._gateway_form("reconfigure", user_input, errors)
         if user_input is not None:
             self._scan = _Scan(str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT]))
             return await self.async_step_scan()
@@ -242,6 +259,8 @@ class GatewaySubentryFlow(ConfigSubentryFlow):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Ask for the gateway's address."""
+        if user_input is not None and (errors := _port_error(user_input[CONF_PORT])):
+            return self._form(user_input, errors, None)
         if user_input is not None:
             host, port = str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT])
             if _gateway_in_use(self.hass.config_entries.async_entries(DOMAIN), host, port):
@@ -310,7 +329,8 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form with every option; saving reloads the entry."""
-        if user_input is not None:
+        errors = {} if user_input is None else option_errors(user_input)
+        if user_input is not None and not errors:
             options: dict[str, Any] = {
                 key: int(user_input[key])
                 for key in (CONF_SCAN_INTERVAL, CONF_STEP_INTERVAL, CONF_FORECAST_HORIZON)
@@ -340,9 +360,11 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                 ),
             }
         )
-        values = {**DEFAULT_OPTIONS, **self.config_entry.options}
+        values = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
         return self.async_show_form(
-            step_id="init", data_schema=self.add_suggested_values_to_schema(schema, values)
+            step_id="init",
+            data_schema=self.add_suggested_values_to_schema(schema, values),
+            errors=errors,
         )
 
 

@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Final, override
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
@@ -346,7 +346,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                 async_record_refusal(
                     self.hass, self.config_entry, plant_id, what, verdict.message, context
                 )
-                raise HomeAssistantError(
+                raise ServiceValidationError(  # the caller's request, not a fault: HTTP 400
                     translation_domain=DOMAIN,
                     translation_key=f"interlock_{verdict.reason}",
                     translation_placeholders=verdict.placeholders(),

@@ -12,8 +12,10 @@ from typing import Any
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
 
-from .const import CONF_HOST
+from .const import CONF_HOST, DOMAIN
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import DeviceIdentity, Reading
 
@@ -49,6 +51,44 @@ def _gateways(coordinator: TelemetryCoordinator) -> list[dict[str, Any]]:
     return out
 
 
+def _errors(coordinator: TelemetryCoordinator) -> dict[str, str]:
+    """Why each device is unavailable now: the last snapshot's per-device errors, or, when the
+    last refresh failed altogether (gateway down), that failure for every device."""
+    if coordinator.last_update_success:
+        return dict(sorted(coordinator.data.errors.items()))
+    why = f"{type(coordinator.last_exception).__name__}: {coordinator.last_exception}"
+    return dict.fromkeys(sorted(coordinator.data.identities), f"last refresh failed: {why}")
+
+
+def _health(entry: DataCenterPowerConfigEntry) -> dict[str, Any]:
+    """Is the telemetry current, did the engine run, what did migrations do, which repairs."""
+    telemetry = entry.runtime_data.telemetry
+    forecast = entry.runtime_data.forecast
+    age = (dt_util.utcnow() - telemetry.data.updated_at).total_seconds()
+    return {
+        "telemetry": {
+            "last_update_success": telemetry.last_update_success,
+            "last_exception": None
+            if telemetry.last_update_success
+            else str(telemetry.last_exception),
+            "readings_age_s": round(age, 1),
+            "stale": not telemetry.last_update_success,
+        },
+        "forecast": {
+            "last_update_success": forecast.last_update_success,
+            "last_exception": None
+            if forecast.last_update_success
+            else str(forecast.last_exception),
+        },
+        "migrations": [r.as_dict() for r in entry.runtime_data.migrations.records.values()],
+        "repairs": sorted(
+            issue_id
+            for (domain, issue_id) in ir.async_get(entry.runtime_data.telemetry.hass).issues
+            if domain == DOMAIN
+        ),
+    }
+
+
 async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: DataCenterPowerConfigEntry
 ) -> dict[str, Any]:
@@ -72,7 +112,8 @@ async def async_get_config_entry_diagnostics(
         "gateways": _gateways(coordinator),
         "identities": {p: _identity(i) for p, i in sorted(snapshot.identities.items())},
         "readings": {p: _reading(r) for p, r in sorted(snapshot.readings.items())},
-        "errors": dict(sorted(snapshot.errors.items())),
+        "errors": _errors(coordinator),
+        **_health(entry),
         "topology": {
             "ats": sorted(topology.ats),
             "mpdus": {m.id: m.ats for m in topology.mpdus.values()},

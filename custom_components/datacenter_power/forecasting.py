@@ -163,6 +163,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         migrations: MigrationManager,
     ) -> None:
         """Create the coordinator; the policy is built from the first telemetry snapshot."""
+        self._unsub: Callable[[], None] | None = None  # before anything that may raise
         super().__init__(
             hass,
             LOGGER,
@@ -185,7 +186,6 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._pending: list[PlantObservation] = []
         self._deciding = False
         self._rebuilding: asyncio.Task[None] | None = None
-        self._unsub: Callable[[], None] | None = None
 
     @override
     async def _async_setup(self) -> None:

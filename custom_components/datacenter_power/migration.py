@@ -18,7 +18,7 @@ from typing import Any, Final
 
 import numpy as np
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 
@@ -168,6 +168,9 @@ class MigrationManager:
         self._tasks: dict[str, asyncio.Task[MigrationRecord]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._drained: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
+        """Migration id -> (MPDUs it drains, circuits its plan leaves there), to refuse an
+        opposite drain and to tell ``completed`` from "moved, but the part is not empty"."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -247,11 +250,50 @@ class MigrationManager:
 
     # -- running -------------------------------------------------------------------------------
 
+    def _drain_of(self, request: MigrationRequest) -> frozenset[str]:
+        """The MPDUs a request empties (none for a restore or a plant-wide rebalance)."""
+        topology = self.coordinator.data.topology
+        if request.restore:
+            return frozenset()
+        if request.component in topology.ats:
+            return frozenset(topology.mpdus_of(request.component))
+        if request.component in topology.mpdus:
+            return frozenset({request.component})
+        return frozenset()
+
+    def _running_ends(self) -> tuple[set[str], set[str]]:
+        """MPDUs that running migrations empty (drained parts and move sources), and MPDUs
+        they fill (move targets)."""
+        emptied: set[str] = set()
+        filled: set[str] = set()
+        for rec in self.records.values():
+            if rec.state in FINAL_STATES:
+                continue
+            emptied |= self._drained.get(rec.migration_id, (frozenset(), frozenset()))[0]
+            for stage in rec.stages:
+                emptied |= {m.from_mpdu for m in stage}
+                filled |= {m.to_mpdu for m in stage}
+        return emptied, filled
+
     async def async_start(self, plan: Plan, request: MigrationRequest) -> str:
-        """Start executing a plan; returns the migration id. Refuses overlapping circuits."""
+        """Start executing a plan; returns the migration id. Refuses overlapping circuits and a
+        drain in the opposite direction of a running one (each would refill the other)."""
+        drained = self._drain_of(request)
+        emptied, filled = self._running_ends()
+        into = {m.to_mpdu for m in plan.moves} & emptied
+        out_of = (drained | {m.from_mpdu for m in plan.moves}) & filled
+        if into or out_of:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="migration_opposite",
+                translation_placeholders={
+                    "component": request.component,
+                    "elements": ", ".join(sorted(into | out_of)),
+                },
+            )
         overlap = plan.circuits & self.busy_circuits()
         if overlap:
-            raise HomeAssistantError(
+            raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="migration_overlap",
                 translation_placeholders={"circuits": ", ".join(sorted(overlap))},
@@ -262,6 +304,9 @@ class MigrationManager:
             stages=[list(step.moves) for step in plan.steps],
         )
         self.records[rec.migration_id] = rec
+        if drained:
+            stays = frozenset(c for c, p in plan.final_assignment.items() if p in drained)
+            self._drained[rec.migration_id] = (drained, stays)
         await self._save()
         self._launch(rec, step_interval_s=request.step_interval_s)
         return rec.migration_id
@@ -285,7 +330,44 @@ class MigrationManager:
             self.hass, executor.run(), f"{DOMAIN} migration {rec.migration_id}"
         )
 
+    def _left_behind(self, rec: MigrationRecord) -> list[str]:
+        """Circuits on the drained part that the plan did not leave there (another migration
+        or a person moved them on meanwhile); empty when the drain really is complete."""
+        drained, stays = self._drained.pop(rec.migration_id, (frozenset(), frozenset()))
+        assignment = self.coordinator.data.assignment
+        return sorted(c for c, p in assignment.items() if p in drained and c not in stays)
+
+    def _log_final(self, rec: MigrationRecord) -> None:
+        if rec.state is MigrationState.COMPLETED:
+            LOGGER.info("Migration %s (%s) completed", rec.migration_id, rec.component)
+        elif rec.reason == "cancelled":
+            LOGGER.info(
+                "Migration %s (%s) cancelled after %d of %d stages",
+                rec.migration_id,
+                rec.component,
+                rec.completed_stages,
+                len(rec.stages),
+            )
+        else:
+            LOGGER.warning(
+                "Migration %s (%s) %s after %d of %d stages: %s",
+                rec.migration_id,
+                rec.component,
+                "rolled back" if rec.state is MigrationState.ROLLED_BACK else "aborted",
+                rec.completed_stages,
+                len(rec.stages),
+                rec.history[-1] if rec.history else rec.reason,
+            )
+
     async def _on_progress(self, rec: MigrationRecord, note: str) -> None:
+        if rec.state is MigrationState.COMPLETED and (left := self._left_behind(rec)):
+            rec.state = MigrationState.ABORTED
+            rec.reason = f"the drained part still feeds {', '.join(left)}"
+            note = f"every stage verified, but {rec.reason}"
+            rec.history.append(note)
+        if rec.state in FINAL_STATES:
+            self._drained.pop(rec.migration_id, None)
+            self._log_final(rec)
         await self._save()
         base = {
             "entry_id": self.coordinator.config_entry.entry_id,

@@ -52,12 +52,29 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
         self._attr_unique_id = f"{coordinator.config_entry.unique_id}:{plant_id}:{key}"
         self._attr_device_info = DeviceInfo(identifiers={telemetry.identifier(plant_id)})
 
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the telemetry as well: a component that cannot be read has no current
+        assessment, whatever the last decision said."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.telemetry.async_add_listener(self._handle_coordinator_update)
+        )
+
     @property
     @override
     def available(self) -> bool:
-        """Available once the engine has assessed this component."""
+        """Available once the engine has assessed this component, and while its telemetry is
+        current (the last poll succeeded and this component answered it)."""
         data = self.coordinator.data
-        return super().available and data is not None and self.plant_id in data.assessments
+        telemetry = self.coordinator.telemetry
+        return (
+            super().available
+            and data is not None
+            and self.plant_id in data.assessments
+            and telemetry.last_update_success
+            and telemetry.data.available(self.plant_id)
+        )
 
 
 class HealthSensor(PredictionEntity, SensorEntity):

@@ -10,6 +10,7 @@ coordinator's ``async_command``: the plant's command lock and the interlocks, as
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 from typing import Any, Final
 
@@ -19,6 +20,7 @@ from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, Supp
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_register_admin_service
+from homeassistant.util import dt as dt_util
 
 from .const import DOMAIN
 from .coordinator import DataCenterPowerConfigEntry
@@ -27,6 +29,7 @@ from .engine.interlock import check_mpdu_output
 from .engine.planner import Infeasible, Plan
 from .executor import MigrationState
 from .migration import MigrationRequest, plan_for
+from .options import MIN_STEP_INTERVAL
 
 ATTR_COMPONENT: Final = "component"
 ATTR_TARGET: Final = "target"
@@ -42,27 +45,61 @@ SERVICE_ISOLATE: Final = "isolate"
 SERVICE_RESTORE: Final = "restore"
 SERVICE_GET_FORECAST: Final = "get_forecast"
 
+MAX_NAME_LENGTH: Final = 255
+"""Longest component name accepted (device ids are 32 characters, plant ids shorter)."""
+SHOWN_NAME_LENGTH: Final = 64
+"""Longest name echoed back in an error message."""
+MAX_STEP_AMPS_RANGE: Final = (1.0, 1000.0)
+STEP_INTERVAL_RANGE: Final = (MIN_STEP_INTERVAL, 3600.0)
+STALE_POLLS: Final = 3
+"""Telemetry older than this many poll intervals (and at least ``STALE_MIN_S``) is not current."""
+STALE_MIN_S: Final = 30.0
+_FORECASTABLE: Final = (DeviceType.ATS, DeviceType.MPDU, DeviceType.SBM)
+
+
+def _number(low: float, high: float, unit: str) -> Any:
+    """A finite number from ``low`` to ``high`` (the ranges of ``services.yaml``)."""
+
+    def check(value: Any) -> float:
+        if isinstance(value, bool):
+            raise vol.Invalid(f"expected a number from {low:g} to {high:g} {unit}")
+        try:
+            number = float(value)
+        except TypeError, ValueError:
+            raise vol.Invalid(f"expected a number from {low:g} to {high:g} {unit}") from None
+        if not math.isfinite(number) or not low <= number <= high:
+            raise vol.Invalid(f"must be a finite number from {low:g} to {high:g} {unit}")
+        return number
+
+    return check
+
+
+_NAME: Final = vol.All(cv.string, vol.Length(min=1, max=MAX_NAME_LENGTH))
+_STEP_AMPS: Final = _number(*MAX_STEP_AMPS_RANGE, "A")
+_STEP_INTERVAL: Final = _number(*STEP_INTERVAL_RANGE, "s")
+
 _PLAN_FIELDS: Final = {
-    vol.Required(ATTR_COMPONENT): cv.string,
-    vol.Optional(ATTR_TARGET): cv.string,
-    vol.Optional(ATTR_MAX_STEP_AMPS): vol.Coerce(float),
+    vol.Required(ATTR_COMPONENT): _NAME,
+    vol.Optional(ATTR_TARGET): _NAME,
+    vol.Optional(ATTR_MAX_STEP_AMPS): _STEP_AMPS,
 }
 PLAN_SCHEMA: Final = vol.Schema(_PLAN_FIELDS)
 MIGRATE_SCHEMA: Final = vol.Schema(
     {
         **_PLAN_FIELDS,
-        vol.Optional(ATTR_STEP_INTERVAL): vol.Coerce(float),
+        vol.Optional(ATTR_STEP_INTERVAL): _STEP_INTERVAL,
         vol.Optional(ATTR_DRY_RUN, default=False): cv.boolean,
     }
 )
-CANCEL_SCHEMA: Final = vol.Schema({vol.Optional(ATTR_MIGRATION_ID): cv.string})
+CANCEL_SCHEMA: Final = vol.Schema({vol.Optional(ATTR_MIGRATION_ID): _NAME})
 COMPONENT_SCHEMA: Final = vol.Schema(
     {
-        vol.Required(ATTR_COMPONENT): cv.string,
-        vol.Optional(ATTR_MAX_STEP_AMPS): vol.Coerce(float),
-        vol.Optional(ATTR_STEP_INTERVAL): vol.Coerce(float),
+        vol.Required(ATTR_COMPONENT): _NAME,
+        vol.Optional(ATTR_MAX_STEP_AMPS): _STEP_AMPS,
+        vol.Optional(ATTR_STEP_INTERVAL): _STEP_INTERVAL,
     }
 )
+FORECAST_SCHEMA: Final = vol.Schema({vol.Required(ATTR_COMPONENT): _NAME})
 
 
 def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
@@ -77,16 +114,43 @@ def _entries(hass: HomeAssistant) -> list[DataCenterPowerConfigEntry]:
     ]
 
 
+def shown(name: str) -> str:
+    """A caller's name as echoed in an error: at most ``SHOWN_NAME_LENGTH`` characters."""
+    return name if len(name) <= SHOWN_NAME_LENGTH else f"{name[: SHOWN_NAME_LENGTH - 1]}…"
+
+
 def _resolve(hass: HomeAssistant, name: str) -> tuple[DataCenterPowerConfigEntry, str]:
-    """The entry owning a component named by device id or plant id, and its plant id."""
+    """The entry owning a component named by device id or plant id, and its plant id.
+
+    Surrounding spaces and letter case do not matter (``" ATS1 "`` is ``ats1``)."""
+    key = name.strip()
     for entry in _entries(hass):
         telemetry = entry.runtime_data.telemetry
-        if name in telemetry.identities:
-            return entry, name
-        plant_id = telemetry.plant_id_of_device(name)
+        identities = telemetry.identities
+        if key in identities:
+            return entry, key
+        plant_id = telemetry.plant_id_of_device(key) or telemetry.plant_id_of_device(key.lower())
         if plant_id is not None:
             return entry, plant_id
-    raise _invalid("unknown_component", component=name)
+        folded = [p for p in identities if p.casefold() == key.casefold()]
+        if len(folded) == 1:
+            return entry, folded[0]
+    raise _invalid("unknown_component", component=shown(name))
+
+
+def _require_current(entry: DataCenterPowerConfigEntry, *components: str) -> None:
+    """Refuse to plan or act on telemetry that is not current: the last refresh failed, is too
+    old, or one of ``components`` did not answer it."""
+    telemetry = entry.runtime_data.telemetry
+    snapshot = telemetry.data
+    age = (dt_util.utcnow() - snapshot.updated_at).total_seconds()
+    interval = telemetry.update_interval
+    limit = max(STALE_POLLS * (interval.total_seconds() if interval else 0.0), STALE_MIN_S)
+    if not telemetry.last_update_success or age > limit:
+        raise _invalid("telemetry_stale", age=f"{age:.0f}")
+    silent = [c for c in components if not snapshot.available(c)]
+    if silent:
+        raise _invalid("component_unavailable", component=", ".join(silent))
 
 
 def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRequest]:
@@ -96,6 +160,7 @@ def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRe
     identity = entry.runtime_data.telemetry.identity(component)
     if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
         raise _invalid("not_a_source", component=component)
+    topology = entry.runtime_data.telemetry.data.topology
     target: str | None = None
     if ATTR_TARGET in call.data:
         target_entry, target = _resolve(call.hass, call.data[ATTR_TARGET])
@@ -108,14 +173,31 @@ def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRe
             DeviceType.MPDU,
         ):
             raise _invalid("not_a_source", component=target)
+        if target in topology.mpdus and topology.depends_on(target, component):
+            raise _invalid("target_under_component", target=target, component=component)
+    _require_current(entry, *(c for c in (component, target) if c is not None))
     options = entry.options
     max_step = float(call.data.get(ATTR_MAX_STEP_AMPS, options.get(ATTR_MAX_STEP_AMPS, 40.0)))
     interval = float(call.data.get(ATTR_STEP_INTERVAL, options.get(ATTR_STEP_INTERVAL, 120.0)))
-    if max_step <= 0:
+    if not math.isfinite(max_step) or max_step <= 0:
         raise _invalid("not_positive", field=ATTR_MAX_STEP_AMPS, value=str(max_step))
-    if interval < 0:
+    if not math.isfinite(interval) or interval < 0:
         raise _invalid("not_positive", field=ATTR_STEP_INTERVAL, value=str(interval))
     return entry, MigrationRequest(component, target, max_step, interval)
+
+
+def _check_step_limit(plan: Plan, request: MigrationRequest) -> None:
+    """Refuse a plan whose step must move more than ``max_step_amps`` (one circuit alone draws
+    more): the limit is never silently exceeded."""
+    for step in plan.steps:
+        if step.amps > request.max_step_amps + 1e-6:
+            move = max(step.moves, key=lambda m: float(m.amps))
+            raise _invalid(
+                "step_below_circuit",
+                max_step_amps=f"{request.max_step_amps:g}",
+                circuit=move.circuit,
+                amps=f"{float(move.amps):.1f}",
+            )
 
 
 def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
@@ -128,12 +210,15 @@ def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
             amps=f"{result.excess_a:.1f}",
             reason=result.reason,
         )
+    _check_step_limit(result, request)
     return result
 
 
 async def _plan_migration(call: ServiceCall) -> ServiceResponse:
     entry, request = _request(call)
     result = plan_for(entry.runtime_data.telemetry.data, request)
+    if isinstance(result, Plan):
+        _check_step_limit(result, request)
     return {"feasible": isinstance(result, Plan), **result.as_dict()}
 
 
@@ -180,6 +265,10 @@ async def _isolate(call: ServiceCall) -> ServiceResponse:
     manager = entry.runtime_data.migrations
     migration_id = await manager.async_start(plan, request)
     record = await manager.async_wait(migration_id)
+    if record.state is MigrationState.ABORTED and record.reason == "cancelled":
+        raise _invalid(  # the caller (or another) cancelled it: not a fault
+            "isolate_stopped", component=request.component, reason="cancelled"
+        )
     if record.state is not MigrationState.COMPLETED:
         raise HomeAssistantError(
             translation_domain=DOMAIN,
@@ -237,8 +326,15 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
 async def _get_forecast(call: ServiceCall) -> ServiceResponse:
     """The full load forecast (P10/P50/P90) of an ATS, MPDU or circuit."""
     entry, component = _resolve(call.hass, call.data[ATTR_COMPONENT])
-    forecast = entry.runtime_data.forecast.forecast_of(component)
-    if forecast is None:
+    if entry.runtime_data.telemetry.identity(component).device_type not in _FORECASTABLE:
+        raise _invalid("not_forecastable", component=component)
+    coordinator = entry.runtime_data.forecast
+    forecast = coordinator.forecast_of(component)
+    policy = coordinator.policy
+    circuits = [component] if component in policy.topology.circuits else policy.topology.circuits
+    learned = [fc for c in circuits if (fc := policy.circuit_forecast(c)) is not None]
+    if forecast is None or all(fc.model == "no-data" for fc in learned):
+        # An element's forecast sums its circuits': with none learned yet it is all zeros.
         raise _invalid("no_forecast", component=component)
     response: dict[str, Any] = {"component": component, **forecast}
     return response
@@ -257,7 +353,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         DOMAIN,
         SERVICE_GET_FORECAST,
         _get_forecast,
-        schema=vol.Schema({vol.Required(ATTR_COMPONENT): cv.string}),
+        schema=FORECAST_SCHEMA,
         supports_response=SupportsResponse.ONLY,
     )
     admin: list[tuple[str, Any, vol.Schema]] = [

@@ -18,7 +18,7 @@ from syrupy.filters import props
 from dcp_sim.server import PlantServer
 
 # The port is the test's free port and request counts depend on timing: not part of snapshots.
-VOLATILE = props("port", "request_count")
+VOLATILE = props("port", "request_count", "readings_age_s")
 
 
 @pytest.fixture
