@@ -17,7 +17,7 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
 )
 from custom_components.datacenter_power.forecasting import pack_observation
-from dcp_eval.harness import observation_from_telemetry
+from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.server import PlantServer
 
 from .test_prediction import NOW_T_S, WEAR_PLANT
@@ -43,10 +43,11 @@ async def setup_worn(
     entry up in ``mode``; returns the loaded entry."""
     plant = server.plant
     t0 = time.time() - NOW_T_S
+    topology = topology_from_scenario(plant.scenario)
     rows = []
     while plant.t_s < NOW_T_S:
         plant.advance_to(plant.t_s + 300)
-        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0)))
+        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
     server.invalidate()
     entry = MockConfigEntry(
         domain=DOMAIN,
