@@ -5,6 +5,12 @@ back; this module gives them the plant (commands through the telemetry coordinat
 observations from a fresh refresh), persists every migration's progress in a
 ``helpers.storage.Store`` so a restart loses nothing, fires the ``migration_step`` and
 ``migration_finished`` events, and refuses two migrations touching the same circuits.
+
+It is also the part of the integration that acts on the engine's decisions
+(:meth:`MigrationManager.async_follow`, a listener of the forecasting coordinator): it fires
+``failure_predicted`` for every alert that turns on, runs what the engine orders now
+(``Decisions.actions``: what each mode executes is ``engine/modes.py``'s), fires ``failover`` when
+that is a rebalance after a sudden failure, and tells the policy how each action ended.
 """
 
 from __future__ import annotations
@@ -14,19 +20,27 @@ import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from homeassistant.core import HomeAssistant
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 
-from .const import CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL, DOMAIN, LOGGER
+from .const import (
+    CONF_MAX_STEP_AMPS,
+    CONF_STEP_INTERVAL,
+    DEFAULT_MAX_STEP_AMPS,
+    DEFAULT_STEP_INTERVAL,
+    DOMAIN,
+    LOGGER,
+)
 from .coordinator import PlantSnapshot, TelemetryCoordinator
 from .device.models import AtsReading, MpduReading
 from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan, plan_migration, restore_plan
+from .engine.policy import Action, Decisions
 from .executor import (
     FINAL_STATES,
     MigrationExecutor,
@@ -37,6 +51,11 @@ from .executor import (
     reconcile,
 )
 
+if TYPE_CHECKING:
+    from .forecasting import ForecastCoordinator
+
+EVENT_FAILURE_PREDICTED: Final = f"{DOMAIN}_failure_predicted"
+EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
 EVENT_MIGRATION_STEP: Final = f"{DOMAIN}_migration_step"
 EVENT_MIGRATION_FINISHED: Final = f"{DOMAIN}_migration_finished"
 STORAGE_VERSION: Final = 1
@@ -56,8 +75,8 @@ class MigrationRequest:
 
     component: str
     target: str | None = None
-    max_step_amps: float = 40.0
-    step_interval_s: float = 120.0
+    max_step_amps: float = DEFAULT_MAX_STEP_AMPS
+    step_interval_s: float = float(DEFAULT_STEP_INTERVAL)
     restore: bool = False
 
 
@@ -156,6 +175,11 @@ class MigrationManager:
         self._tasks: dict[str, asyncio.Task[MigrationRecord]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._forecast: ForecastCoordinator | None = None
+        self._seen: Decisions | None = None
+        self._alerting: frozenset[str] = frozenset()
+        self._engine_action: Action | None = None
+        """The engine's action being executed (one at a time)."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -182,6 +206,98 @@ class MigrationManager:
         """Call ``listener()`` on every progress change; returns the remover."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
+
+    # -- acting on the engine's decisions --------------------------------------------------
+
+    def async_follow(self, forecast: ForecastCoordinator) -> CALLBACK_TYPE:
+        """Act on every new decision of ``forecast`` from now on (the latest one at once);
+        returns the remover."""
+        self._forecast = forecast
+        remove = forecast.async_add_listener(self._on_decisions)
+        self._on_decisions()
+        return remove
+
+    @callback
+    def _on_decisions(self) -> None:
+        forecast = self._forecast
+        decisions = None if forecast is None else forecast.data
+        if forecast is None or decisions is None or decisions is self._seen:
+            return
+        self._seen = decisions
+        self._announce(decisions)
+        for action in self._to_execute(decisions):
+            self._engine_action = action
+            forecast.action_started(action)
+            self.coordinator.config_entry.async_create_background_task(
+                self.hass,
+                self._async_execute(forecast, action, decisions),
+                f"{DOMAIN} {action.kind} {action.target or 'plant'}",
+            )
+
+    def _announce(self, decisions: Decisions) -> None:
+        """Fire ``failure_predicted`` for every alert that just turned on."""
+        entry_id = self.coordinator.config_entry.entry_id
+        for component in sorted(decisions.alerts - self._alerting):
+            assessment = decisions.assessments[component]
+            self.hass.bus.async_fire(
+                EVENT_FAILURE_PREDICTED,
+                {
+                    "entry_id": entry_id,
+                    "component": component,
+                    "device_id": self.coordinator.device_id(component),
+                    "health": round(assessment.health, 1),
+                    "failure_probability": round(assessment.failure_probability, 3),
+                    "time_to_failure_s": assessment.time_to_failure_s,
+                    "signals": list(assessment.signals),
+                },
+            )
+        self._alerting = decisions.alerts
+
+    def _to_execute(self, decisions: Decisions) -> list[Action]:
+        """The engine's orders to run now: the single place that chooses them (one at a time,
+        never beside a running migration). The mode is already applied by the engine."""
+        if self._engine_action is not None or self.active is not None:
+            return []
+        return list(decisions.actions[:1])
+
+    async def _async_execute(
+        self, forecast: ForecastCoordinator, action: Action, decisions: Decisions
+    ) -> None:
+        """Run one of the engine's actions as a migration and tell the policy how it ended."""
+        options = self.coordinator.config_entry.options
+        request = MigrationRequest(
+            component=action.target or "plant",
+            max_step_amps=float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
+            step_interval_s=action.step_interval_s,
+        )
+        ok, note = False, ""
+        try:
+            migration_id = await self.async_start(action.plan, request)
+            LOGGER.info(
+                "Executing %s (%s) as migration %s", action.kind, action.reason, migration_id
+            )
+            if action.kind == "rebalance":
+                self.hass.bus.async_fire(
+                    EVENT_FAILOVER,
+                    {
+                        "entry_id": self.coordinator.config_entry.entry_id,
+                        "failed": sorted(
+                            e
+                            for e, st in decisions.status.items()
+                            if st.reachable and not st.energized
+                        ),
+                        "migration_id": migration_id,
+                        "reason": action.reason,
+                        "plan": action.plan.as_dict(),
+                    },
+                )
+            record = await self.async_wait(migration_id)
+            ok, note = record.state is MigrationState.COMPLETED, record.reason or ""
+        except HomeAssistantError as err:
+            note = str(err)
+        finally:
+            self._engine_action = None
+            forecast.action_finished(action, ok=ok, note=note)
 
     # -- persistence ---------------------------------------------------------------------------
 

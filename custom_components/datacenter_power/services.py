@@ -20,7 +20,13 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_register_admin_service
 
-from .const import DOMAIN
+from .const import (
+    CONF_MAX_STEP_AMPS,
+    CONF_STEP_INTERVAL,
+    DEFAULT_MAX_STEP_AMPS,
+    DEFAULT_STEP_INTERVAL,
+    DOMAIN,
+)
 from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceType
 from .engine.interlock import check_mpdu_output
@@ -109,8 +115,12 @@ def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRe
         ):
             raise _invalid("not_a_source", component=target)
     options = entry.options
-    max_step = float(call.data.get(ATTR_MAX_STEP_AMPS, options.get(ATTR_MAX_STEP_AMPS, 40.0)))
-    interval = float(call.data.get(ATTR_STEP_INTERVAL, options.get(ATTR_STEP_INTERVAL, 120.0)))
+    max_step = float(
+        call.data.get(ATTR_MAX_STEP_AMPS, options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS))
+    )
+    interval = float(
+        call.data.get(ATTR_STEP_INTERVAL, options.get(CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL))
+    )
     if max_step <= 0:
         raise _invalid("not_positive", field=ATTR_MAX_STEP_AMPS, value=str(max_step))
     if interval < 0:

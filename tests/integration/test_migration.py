@@ -19,10 +19,8 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
 )
 from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.forecasting import (
-    EVENT_FAILOVER,
-)
 from custom_components.datacenter_power.migration import (
+    EVENT_FAILOVER,
     EVENT_MIGRATION_FINISHED,
     EVENT_MIGRATION_STEP,
 )
@@ -393,6 +391,7 @@ async def test_sudden_failure_is_rebalanced_in_monitor_mode(
     assert tel.mpdus["mpdu2"].current_a > 32
     forecast = init_integration.runtime_data.forecast
     await forecast.async_refresh()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert failovers, "no failover event"
     event = failovers[-1].data
     assert "mpdu1" in event["failed"]

@@ -37,6 +37,7 @@ import numpy.typing as npt
 
 from .degradation import DegradationMonitor, HealthAssessment, HealthSample
 from .forecast import Z90, Forecast, LoadForecaster
+from .modes import Mode, split_by_mode
 from .observation import ElementObs, PlantObservation, ScheduledLoad
 from .planner import Infeasible, Plan, plan_migration, restore_plan
 from .topology import Topology
@@ -53,7 +54,6 @@ __all__ = [
 ]
 
 type FloatArray = npt.NDArray[np.float64]
-type Mode = Literal["monitor", "approval", "automatic"]
 type ActionKind = Literal["migrate", "relieve", "rebalance", "restore"]
 
 _EPS: Final = 1e-9
@@ -560,17 +560,11 @@ class DecisionPolicy:
                 self._streak[e] = self._streak[e] + 1 if e in near else 0
         notes: list[str] = []
         infeasible: list[Infeasible] = []
-        candidates: list[Action] = []
-        if cfg.mode != "monitor":
-            unavailable = self._unavailable(alerts)
-            candidates = self._candidates(now_s, alerts, unavailable, overloads, infeasible, notes)
-        actions: list[Action] = []
-        proposals: list[Action] = []
-        for act in candidates:
-            if cfg.mode == "automatic" or (act.kind, act.target) in self._approved:
-                actions.append(act)
-            else:
-                proposals.append(act)
+        # Every mode plans (monitor too: the failover rebalance runs in every mode); what is
+        # executed, proposed or only alerted is the engine's mode table (engine/modes.py).
+        unavailable = self._unavailable(alerts)
+        candidates = self._candidates(now_s, alerts, unavailable, overloads, infeasible, notes)
+        actions, proposals = split_by_mode(cfg.mode, candidates, self._approved)
         return Decisions(
             t_s=now_s,
             assessments=dict(self._assessments),
