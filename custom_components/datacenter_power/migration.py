@@ -62,6 +62,8 @@ STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
 PLANNING_MARGIN: Final = 1.10
+HELD_REASON: Final = "interrupted by a restart; held for a person to decide"
+"""Why a migration interrupted by a restart outside automatic mode stopped (a repair asks)."""
 VERIFY_ATTEMPTS = 3
 """Refreshes a stage gets to show that its moves landed before it is rolled back."""
 VERIFY_DELAY_S = 1.0
@@ -316,6 +318,7 @@ class MigrationManager:
                 LOGGER.warning("Discarding a damaged migration record: %s", raw)
                 continue
             self.records[rec.migration_id] = rec
+        self._drop_stale_held_issues()
         for rec in list(self.records.values()):
             if rec.state in FINAL_STATES:
                 continue
@@ -326,11 +329,12 @@ class MigrationManager:
                 self._launch(fixed, step_interval_s=self._step_interval_s)
             else:
                 fixed.state = MigrationState.ABORTED
-                fixed.reason = "interrupted by a restart; held for a person to decide"
+                fixed.reason = HELD_REASON
                 ir.async_create_issue(
                     self.hass,
                     DOMAIN,
-                    f"migration_held_{fixed.migration_id}",
+                    _held_issue(fixed.migration_id),
+                    data={"entry_id": self.coordinator.config_entry.entry_id},
                     is_fixable=False,
                     severity=ir.IssueSeverity.WARNING,
                     translation_key="migration_held",
@@ -342,6 +346,38 @@ class MigrationManager:
                     },
                 )
         await self._save()
+
+    def held(self) -> list[MigrationRecord]:
+        """Migrations held after a restart, waiting for a person (each has a repair issue)."""
+        return [
+            r
+            for r in self.records.values()
+            if r.state is MigrationState.ABORTED and r.reason == HELD_REASON
+        ]
+
+    def _release_held(self, records: list[MigrationRecord], why: str) -> None:
+        """A person decided about held migrations: their repair issues go, their records say
+        what happened (and are no longer held)."""
+        for rec in records:
+            rec.reason = f"{HELD_REASON}; then {why}"
+            rec.history.append(why)
+            ir.async_delete_issue(self.hass, DOMAIN, _held_issue(rec.migration_id))
+            LOGGER.info("Held migration %s: %s", rec.migration_id, why)
+
+    def _drop_stale_held_issues(self) -> None:
+        """Delete this plant's held-migration repairs whose migration is no longer held (its
+        record was released, or pruned from storage)."""
+        held = {_held_issue(r.migration_id) for r in self.held()}
+        entry_id = self.coordinator.config_entry.entry_id
+        registry = ir.async_get(self.hass)
+        for (domain, issue_id), issue in list(registry.issues.items()):
+            if (
+                domain == DOMAIN
+                and issue_id.startswith("migration_held_")
+                and (issue.data or {}).get("entry_id") == entry_id
+                and issue_id not in held
+            ):
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
 
     async def _save(self) -> None:
         finished = [r for r in self.records.values() if r.state in FINAL_STATES]
@@ -369,6 +405,10 @@ class MigrationManager:
             ],
         )
         self.records[rec.migration_id] = rec
+        self._release_held(
+            [h for h in self.held() if h.component == request.component],
+            f"superseded by migration {rec.migration_id}",
+        )
         await self._save()
         self._launch(rec, step_interval_s=request.step_interval_s)
         return rec.migration_id
@@ -430,7 +470,8 @@ class MigrationManager:
         return self.records[migration_id]
 
     def cancel(self, migration_id: str | None = None) -> list[str]:
-        """Ask running migrations (one, or all) to stop at their next safe point."""
+        """Ask running migrations (one, or all) to stop at their next safe point; a held one
+        (after a restart) is released: its circuits stay where they are and its repair goes."""
         ids = [migration_id] if migration_id else list(self._executors)
         cancelled = []
         for mid in ids:
@@ -438,6 +479,13 @@ class MigrationManager:
             if executor is not None:
                 executor.cancel()
                 cancelled.append(mid)
+        held = [r for r in self.held() if migration_id in (None, r.migration_id)]
+        if held:
+            self._release_held(held, "cancelled by a person")
+            cancelled += [r.migration_id for r in held]
+            self.coordinator.config_entry.async_create_background_task(
+                self.hass, self._save(), f"{DOMAIN} save migrations"
+            )
         return cancelled
 
     async def async_shutdown(self) -> None:
@@ -448,6 +496,10 @@ class MigrationManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # unloading regardless
                 await task
         await self._save()
+
+
+def _held_issue(migration_id: str) -> str:
+    return f"migration_held_{migration_id}"
 
 
 def describe(rec: MigrationRecord | None) -> Mapping[str, Any]:
