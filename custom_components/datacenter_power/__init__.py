@@ -62,8 +62,9 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     automatic = entry.options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE) == POLICY_AUTOMATIC
     await migrations.async_load(resume=automatic)
     entry.async_on_unload(migrations.async_shutdown)
-    forecast = ForecastCoordinator(hass, entry, coordinator, migrations)
+    forecast = ForecastCoordinator(hass, entry, coordinator)
     await forecast.async_config_entry_first_refresh()
+    entry.async_on_unload(migrations.async_follow(forecast))
     entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator, migrations=migrations, forecast=forecast
     )

@@ -10,6 +10,8 @@ import logging
 from datetime import timedelta
 from typing import Final
 
+from .engine.policy import PolicyConfig
+
 DOMAIN: Final = "datacenter_power"
 LOGGER: Final = logging.getLogger(__package__)
 
@@ -41,10 +43,12 @@ DEFAULT_SCAN_INTERVAL: Final = 5
 MIN_SCAN_INTERVAL: Final = 1
 MAX_SCAN_INTERVAL: Final = 300
 DEFAULT_POLICY_MODE: Final = POLICY_MONITOR
-DEFAULT_MAX_STEP_AMPS: Final = 40.0
-"""Most current a single migration step may move (A)."""
-DEFAULT_STEP_INTERVAL: Final = 120
-"""Seconds between migration steps (time to verify each one)."""
+_ENGINE_DEFAULTS: Final = PolicyConfig()
+DEFAULT_MAX_STEP_AMPS: Final = _ENGINE_DEFAULTS.max_step_amps
+"""Most current a single migration step may move (A): the engine's default, defined once in
+``PolicyConfig``."""
+DEFAULT_STEP_INTERVAL: Final = round(_ENGINE_DEFAULTS.step_interval_s)
+"""Seconds between migration steps (time to verify each one): ``PolicyConfig``'s default."""
 DEFAULT_FORECAST_HORIZON: Final = 24
 """Hours the load forecast looks ahead."""
 

@@ -1,23 +1,32 @@
-"""Forecasting coordinator: the engine's decision policy, fed by telemetry, run off the event loop.
+"""Forecasting coordinator: fetches what the engine needs and runs its decisions, off the event loop.
 
-Every telemetry refresh becomes one ``PlantObservation`` that the policy takes in (cheap: it
-appends samples). On its own slow interval the coordinator runs ``DecisionPolicy.decide`` (model
-fits, degradation scoring, planning) in an executor job, never on the event loop; observations
-that arrive meanwhile wait and are applied afterwards, so the policy is only ever touched by one
-thread at a time.
+It only fetches and decides. Every telemetry refresh becomes one ``PlantObservation`` that the
+policy takes in (cheap: it appends samples); announced work is read from the calendar chosen in
+the options. On its own slow interval (and at once when an element dies) the coordinator runs
+``DecisionPolicy.decide`` (model fits, degradation scoring, planning) in an executor job, never
+on the event loop; observations and action feedback that arrive meanwhile wait and are applied
+afterwards, so the policy is only ever touched by one thread at a time, and nothing outside this
+module touches it at all.
+
+Its data is the engine's ``Decisions``, with ``forecasts`` holding the latest forecast of every
+ATS, MPDU and circuit (copied out of the policy in the same executor job): the entities and the
+``get_forecast`` action read them there. Acting on decisions (alert events, migrations, the
+failover event) is the migration manager's listener (``MigrationManager.async_follow``); what
+each mode executes is the engine's (``engine/modes.py``).
 
 The history the policy learns from is kept compact and bounded (the last poll of every
-``HISTORY_BUCKET_S``, at most ``HISTORY_MAX_S``) and persisted in a ``helpers.storage.Store``;
-after a restart it is replayed into a fresh policy, so a restart loses nothing the forecasts need.
+``HISTORY_BUCKET_S``, at most ``HISTORY_MAX_S``) as typed rows (``history.py``) and persisted in a
+``helpers.storage.Store``; after a restart it is replayed into a fresh policy, so a restart loses
+nothing the forecasts need.
 """
 
 from __future__ import annotations
 
 import asyncio
-import math
 import time
 from collections import deque
 from collections.abc import Callable, Mapping
+from dataclasses import replace
 from datetime import timedelta
 from typing import Any, Final, override
 
@@ -42,112 +51,61 @@ from .const import (
     DEFAULT_STEP_INTERVAL,
     DOMAIN,
     LOGGER,
-    POLICY_AUTOMATIC,
+    POLICY_MODES,
 )
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
-from .engine.dispatch import Dispatch, dispatch
-from .engine.observation import CircuitObs, ElementObs, PlantObservation
+from .engine.forecast import Forecast
+from .engine.modes import Mode
+from .engine.observation import PlantObservation
 from .engine.policy import Action, DecisionPolicy, Decisions, PolicyConfig
 from .engine.readings import observation_from_readings
 from .engine.topology import Topology
-from .executor import MigrationState
-from .migration import MigrationManager, MigrationRequest
+from .history import HistoryRow, pack_observation, row_from_v1, unpack_observation
 
-EVENT_FAILURE_PREDICTED: Final = f"{DOMAIN}_failure_predicted"
-EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
 FORECAST_INTERVAL: Final = timedelta(minutes=5)
 HISTORY_BUCKET_S: Final = 300.0
 HISTORY_MAX_S: Final = 14 * 86400.0
-STORAGE_VERSION: Final = 1
+STORAGE_VERSION: Final = 2
+"""2: typed rows (``history.HistoryRow``); 1: positional lists, converted on load."""
 SAVE_DELAY_S: Final = 600.0
-NAN: Final = math.nan
 
-
-def pack_observation(obs: PlantObservation) -> list[Any]:
-    """A compact, JSON-safe row of an observation (the fields the policy learns from)."""
-    return [
-        round(obs.t_s, 1),
-        None if math.isnan(obs.ambient_c) else round(obs.ambient_c, 2),
-        {
-            c.id: [c.reachable, c.active_path, c.energized, _num(c.current_a), c.output_on]
-            for c in obs.circuits.values()
-        },
-        {
-            e.id: [
-                e.kind,
-                e.reachable,
-                e.energized,
-                _num(e.current_a),
-                _num(e.temperature_c),
-                _num(e.ripple_pct),
-                e.self_tests,
-                e.self_test_ms,
-                e.nominal_transfer_ms,
-                e.operations,
-                e.rated_operations,
-                e.nuisance_trips,
-                e.sources_available,
-            ]
-            for e in obs.elements.values()
-        },
-    ]
-
-
-def _num(value: float) -> float | None:
-    return None if math.isnan(value) else round(value, 3)
-
-
-def _val(value: float | None) -> float:
-    return NAN if value is None else float(value)
-
-
-def unpack_observation(row: list[Any]) -> PlantObservation:
-    t_s, ambient, circuits, elements = row
-    return PlantObservation(
-        t_s=float(t_s),
-        ambient_c=_val(ambient),
-        circuits={
-            cid: CircuitObs(cid, bool(r), p, bool(en), _val(a), bool(on))
-            for cid, (r, p, en, a, on) in circuits.items()
-        },
-        elements={
-            eid: ElementObs(
-                id=eid,
-                kind=v[0],
-                reachable=bool(v[1]),
-                energized=bool(v[2]),
-                current_a=_val(v[3]),
-                temperature_c=_val(v[4]),
-                ripple_pct=_val(v[5]),
-                self_tests=int(v[6]),
-                self_test_ms=float(v[7]),
-                nominal_transfer_ms=float(v[8]),
-                operations=int(v[9]),
-                rated_operations=int(v[10]),
-                nuisance_trips=int(v[11]),
-                sources_available=bool(v[12]),
-            )
-            for eid, v in elements.items()
-        },
-    )
+type PolicyFeedback = Callable[[DecisionPolicy], None]
 
 
 def policy_config(entry: DataCenterPowerConfigEntry) -> PolicyConfig:
-    """The policy's configuration from the entry's options.
-
-    The policy runs in ``approval`` mode unless the entry is ``automatic``: it then proposes
-    instead of ordering, and this layer decides what to execute (a rebalance after a sudden
-    failure in every mode; anything else only when automatic or approved).
-    """
+    """The policy's configuration from the entry's options (the mode as the user chose it:
+    ``engine/modes.py`` says what each one alerts, proposes and executes)."""
     options = entry.options
-    automatic = options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE) == POLICY_AUTOMATIC
+    chosen = options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE)
+    mode: Mode = chosen if chosen in POLICY_MODES else DEFAULT_POLICY_MODE
     return PolicyConfig(
-        mode="automatic" if automatic else "approval",
+        mode=mode,
         horizon_s=3600.0 * float(options.get(CONF_FORECAST_HORIZON, DEFAULT_FORECAST_HORIZON)),
         poll_s=float(options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
         max_step_amps=float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
         step_interval_s=float(options.get(CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL)),
     )
+
+
+class _HistoryStore(Store[dict[str, Any]]):
+    """The history store; converts version-1 rows (positional lists) to typed rows, dropping
+    (with a log line) what does not convert."""
+
+    @override
+    async def _async_migrate_func(
+        self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]
+    ) -> dict[str, Any]:
+        rows: list[HistoryRow] = []
+        dropped = 0
+        for old in old_data.get("history", []):
+            try:
+                rows.append(row_from_v1(old))
+            except ValueError, TypeError, KeyError, IndexError:
+                dropped += 1
+        if dropped:
+            LOGGER.warning("Dropped %d damaged history row(s) of storage version 1", dropped)
+        LOGGER.info("Converted %d history row(s) from storage version 1", len(rows))
+        return {"history": rows}
 
 
 class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
@@ -160,7 +118,6 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         hass: HomeAssistant,
         entry: DataCenterPowerConfigEntry,
         telemetry: TelemetryCoordinator,
-        migrations: MigrationManager,
     ) -> None:
         """Create the coordinator; the policy is built from the first telemetry snapshot."""
         self._unsub: Callable[[], None] | None = None  # before anything that may raise
@@ -172,17 +129,12 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
             update_interval=FORECAST_INTERVAL,
         )
         self.telemetry = telemetry
-        self.migrations = migrations
-        self._finished: list[tuple[Action, bool, str]] = []
-        self._running: tuple[Action, str] | None = None
-        """The policy's action being executed, and its migration id."""
-        self._alerting: frozenset[str] = frozenset()
+        self._feedback: list[PolicyFeedback] = []
         self._dead: frozenset[str] = frozenset()
         self.policy = DecisionPolicy(telemetry.data.topology, policy_config(entry))
-        self._store: Store[dict[str, Any]] = Store(
-            hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.history"
-        )
-        self._history: deque[list[Any]] = deque(maxlen=int(HISTORY_MAX_S / HISTORY_BUCKET_S))
+        """Touched only by this coordinator: on the loop between executor jobs, or in one."""
+        self._store = _HistoryStore(hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.history")
+        self._history: deque[HistoryRow] = deque(maxlen=int(HISTORY_MAX_S / HISTORY_BUCKET_S))
         self._pending: list[PlantObservation] = []
         self._deciding = False
         self._rebuilding: asyncio.Task[None] | None = None
@@ -192,12 +144,16 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         """Replay the persisted history into the policy, then follow telemetry."""
         stored = await self._store.async_load() or {}
         replay: list[PlantObservation] = []
+        dropped = 0
         for row in stored.get("history", []):
             try:
                 replay.append(unpack_observation(row))
-            except ValueError, TypeError, KeyError:
+            except ValueError, TypeError, KeyError, AttributeError:
+                dropped += 1
                 continue
             self._history.append(row)
+        if dropped:
+            LOGGER.warning("Dropped %d damaged history row(s)", dropped)
         if replay:
             LOGGER.debug("Replaying %d persisted observations into the policy", len(replay))
             # Nothing else touches the policy yet: replay it off the event loop.
@@ -223,7 +179,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         LOGGER.debug("The plant changed; the policy now covers %d circuits", len(topology.circuits))
         self.policy = policy
         self._pending.clear()
-        self._finished.clear()
+        self._feedback.clear()
         self._rebuilding = None
 
     @callback
@@ -240,7 +196,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
             snapshot.updated_at.timestamp(), snapshot.topology, snapshot.readings
         )
         bucket = obs.t_s // HISTORY_BUCKET_S
-        if not self._history or self._history[-1][0] // HISTORY_BUCKET_S != bucket:
+        if not self._history or self._history[-1]["t_s"] // HISTORY_BUCKET_S != bucket:
             self._history.append(pack_observation(obs))
             self._store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
         else:
@@ -260,9 +216,23 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         pending, self._pending = self._pending, []
         for obs in pending:
             self.policy.observe(obs)
-        finished, self._finished = self._finished, []
-        for action, ok, note in finished:
-            self.policy.action_finished(action, ok=ok, note=note)
+        feedback, self._feedback = self._feedback, []
+        for apply in feedback:
+            apply(self.policy)
+
+    def _tell_policy(self, apply: PolicyFeedback) -> None:
+        self._feedback.append(apply)
+        if not self._deciding:
+            self._drain()
+
+    def action_started(self, action: Action) -> None:
+        """Tell the policy that ``action`` is being executed (now, or after the running
+        ``decide``: the policy is never touched by two threads)."""
+        self._tell_policy(lambda policy: policy.action_started(action))
+
+    def action_finished(self, action: Action, *, ok: bool, note: str = "") -> None:
+        """Tell the policy how ``action`` ended (now, or after the running ``decide``)."""
+        self._tell_policy(lambda policy: policy.action_finished(action, ok=ok, note=note))
 
     def _data_to_save(self) -> dict[str, Any]:
         return {"history": list(self._history)}
@@ -302,85 +272,23 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._drain()
         self._deciding = True
         try:
-            decisions = await self.hass.async_add_executor_job(self.policy.decide, time.time())
+            decisions = await self.hass.async_add_executor_job(self._decide, time.time())
         finally:
             self._deciding = False
             self._drain()
-        self._announce(decisions)
-        now = self._to_execute(decisions)
-        if now.start is not None:
-            await self._execute(now.start, preempt=now.preempt)
         return decisions
 
-    def _announce(self, decisions: Decisions) -> None:
-        """Fire ``failure_predicted`` for every alert that just turned on."""
-        entry_id = self.config_entry.entry_id
-        for component in sorted(decisions.alerts - self._alerting):
-            assessment = decisions.assessments[component]
-            self.hass.bus.async_fire(
-                EVENT_FAILURE_PREDICTED,
-                {
-                    "entry_id": entry_id,
-                    "component": component,
-                    "device_id": self.telemetry.device_id(component),
-                    "health": round(assessment.health, 1),
-                    "failure_probability": round(assessment.failure_probability, 3),
-                    "time_to_failure_s": assessment.time_to_failure_s,
-                    "signals": list(assessment.signals),
-                },
-            )
-        self._alerting = decisions.alerts
-
-    def _to_execute(self, decisions: Decisions) -> Dispatch:
-        """What to run now: the engine's ``dispatch`` rule, the one the evaluation runs (a
-        rebalance after a sudden failure in every mode; an urgent action preempts a running
-        policy action at its next safe point; a person's migration is never preempted)."""
-        running = self._running[0] if self._running is not None else None
-        manual = running is None and self.migrations.active is not None
-        return dispatch(decisions, running, manual_running=manual)
-
-    async def _execute(self, action: Action, *, preempt: bool = False) -> None:
-        if preempt and self._running is not None:
-            running_id = self._running[1]
-            self.migrations.cancel(running_id, reason="preempted by an urgent action")
-            await self.migrations.async_wait(running_id)
-        request = MigrationRequest(
-            component=action.target or "plant",
-            max_step_amps=self.policy.config.max_step_amps,
-            step_interval_s=action.step_interval_s,
-        )
-        self.policy.action_started(action)
-        try:
-            migration_id = await self.migrations.async_start(action.plan, request)
-        except HomeAssistantError as err:
-            self.policy.action_finished(action, ok=False, note=str(err))
-            return
-        LOGGER.info("Executing %s (%s) as migration %s", action.kind, action.reason, migration_id)
-        self._running = (action, migration_id)
-        if action.kind == "rebalance":
-            self.hass.bus.async_fire(
-                EVENT_FAILOVER,
-                {
-                    "entry_id": self.config_entry.entry_id,
-                    "failed": sorted(self._dead),
-                    "migration_id": migration_id,
-                    "reason": action.reason,
-                    "plan": action.plan.as_dict(),
-                },
-            )
-
-        async def follow() -> None:
-            record = await self.migrations.async_wait(migration_id)
-            if self._running is not None and self._running[1] == migration_id:
-                self._running = None
-            ok = record.state is MigrationState.COMPLETED
-            self._finished.append((action, ok, record.reason or ""))
-            if not self._deciding:
-                self._drain()
-
-        self.config_entry.async_create_background_task(
-            self.hass, follow(), f"{DOMAIN} follow {migration_id}"
-        )
+    def _decide(self, now_s: float) -> Decisions:
+        """One decision tick, with the latest forecast of every element and circuit copied out
+        of the policy (in the executor job: the entities never read the policy)."""
+        policy = self.policy
+        decisions = policy.decide(now_s)
+        forecasts: dict[str, Forecast] = {}
+        for component in (*policy.topology.elements, *policy.topology.circuits):
+            fc = policy.element_forecast(component) or policy.circuit_forecast(component)
+            if fc is not None:
+                forecasts[component] = fc
+        return replace(decisions, forecasts=forecasts)
 
     async def async_persist(self) -> None:
         """Write the history now (on unload)."""
@@ -397,5 +305,5 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
 
     def forecast_of(self, component: str) -> Mapping[str, Any] | None:
         """The latest forecast of an ATS/MPDU (circuit sums) or a circuit, JSON-safe."""
-        fc = self.policy.element_forecast(component) or self.policy.circuit_forecast(component)
+        fc = None if self.data is None else self.data.forecasts.get(component)
         return None if fc is None else fc.as_dict()

@@ -5,6 +5,12 @@ back; this module gives them the plant (commands through the telemetry coordinat
 observations from a fresh refresh), persists every migration's progress in a
 ``helpers.storage.Store`` so a restart loses nothing, fires the ``migration_step`` and
 ``migration_finished`` events, and refuses two migrations touching the same circuits.
+
+It is also the part of the integration that acts on the engine's decisions
+(:meth:`MigrationManager.async_follow`, a listener of the forecasting coordinator): it fires
+``failure_predicted`` for every alert that turns on, runs what the engine orders now
+(``Decisions.actions``: what each mode executes is ``engine/modes.py``'s), fires ``failover`` when
+that is a rebalance after a sudden failure, and tells the policy how each action ended.
 """
 
 from __future__ import annotations
@@ -14,19 +20,28 @@ import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import numpy as np
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 
-from .const import CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL, DOMAIN, LOGGER
+from .const import (
+    CONF_MAX_STEP_AMPS,
+    CONF_STEP_INTERVAL,
+    DEFAULT_MAX_STEP_AMPS,
+    DEFAULT_STEP_INTERVAL,
+    DOMAIN,
+    LOGGER,
+)
 from .coordinator import PlantSnapshot, TelemetryCoordinator
 from .device.models import AtsReading, MpduReading, SbmReading
+from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan, plan_migration, restore_plan
+from .engine.policy import Action, Decisions
 from .executor import (
     FINAL_STATES,
     VERIFY_ATTEMPTS,
@@ -38,12 +53,19 @@ from .executor import (
     reconcile,
 )
 
+if TYPE_CHECKING:
+    from .forecasting import ForecastCoordinator
+
+EVENT_FAILURE_PREDICTED: Final = f"{DOMAIN}_failure_predicted"
+EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
 EVENT_MIGRATION_STEP: Final = f"{DOMAIN}_migration_step"
 EVENT_MIGRATION_FINISHED: Final = f"{DOMAIN}_migration_finished"
 STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
 PLANNING_MARGIN: Final = 1.10
+HELD_REASON: Final = "interrupted by a restart; held for a person to decide"
+"""Why a migration interrupted by a restart outside automatic mode stopped (a repair asks)."""
 """Without a forecast, plan against present currents plus this margin."""
 
 
@@ -53,8 +75,8 @@ class MigrationRequest:
 
     component: str
     target: str | None = None
-    max_step_amps: float = 40.0
-    step_interval_s: float = 120.0
+    max_step_amps: float = DEFAULT_MAX_STEP_AMPS
+    step_interval_s: float = float(DEFAULT_STEP_INTERVAL)
     restore: bool = False
 
 
@@ -171,6 +193,13 @@ class MigrationManager:
         self._drained: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         """Migration id -> (MPDUs it drains, circuits its plan leaves there), to refuse an
         opposite drain and to tell ``completed`` from "moved, but the part is not empty"."""
+        self._forecast: ForecastCoordinator | None = None
+        self._seen: Decisions | None = None
+        self._alerting: frozenset[str] = frozenset()
+        self._engine_action: Action | None = None
+        """The engine's action being executed (one at a time)."""
+        self._engine_migration_id: str | None = None
+        """Its migration, once started (what an urgent action preempts)."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -198,6 +227,142 @@ class MigrationManager:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
+    # -- acting on the engine's decisions --------------------------------------------------
+
+    def async_follow(self, forecast: ForecastCoordinator) -> CALLBACK_TYPE:
+        """Act on every new decision of ``forecast`` from now on (the latest one at once);
+        returns the remover."""
+        self._forecast = forecast
+        remove = forecast.async_add_listener(self._on_decisions)
+        self._on_decisions()
+        return remove
+
+    @callback
+    def _on_decisions(self) -> None:
+        forecast = self._forecast
+        decisions = None if forecast is None else forecast.data
+        if forecast is None or decisions is None or decisions is self._seen:
+            return
+        self._seen = decisions
+        self._announce(decisions)
+        now = self._to_execute(decisions)
+        if now.start is None:
+            return
+        action = now.start
+        preempted = self._engine_migration_id if now.preempt else None
+        self._engine_action, self._engine_migration_id = action, None
+        forecast.action_started(action)
+        self.coordinator.config_entry.async_create_background_task(
+            self.hass,
+            self._async_execute(forecast, action, decisions, preempted),
+            f"{DOMAIN} {action.kind} {action.target or 'plant'}",
+        )
+
+    def _announce(self, decisions: Decisions) -> None:
+        """Fire ``failure_predicted`` for every alert that just turned on."""
+        entry_id = self.coordinator.config_entry.entry_id
+        for component in sorted(decisions.alerts - self._alerting):
+            assessment = decisions.assessments[component]
+            self.hass.bus.async_fire(
+                EVENT_FAILURE_PREDICTED,
+                {
+                    "entry_id": entry_id,
+                    "component": component,
+                    "device_id": self.coordinator.device_id(component),
+                    "health": round(assessment.health, 1),
+                    "failure_probability": round(assessment.failure_probability, 3),
+                    "time_to_failure_s": assessment.time_to_failure_s,
+                    "signals": list(assessment.signals),
+                },
+            )
+        self._alerting = decisions.alerts
+
+    def _to_execute(self, decisions: Decisions) -> Dispatch:
+        """What to run now: the engine's ``dispatch`` rule, the one the evaluation runs (one
+        action at a time; an urgent action preempts a running engine action at its next safe
+        point; a person's migration is never preempted). The mode is already applied by the
+        engine."""
+        manual = self._engine_action is None and self.active is not None
+        return dispatch(decisions, self._engine_action, manual_running=manual)
+
+    async def _async_execute(
+        self,
+        forecast: ForecastCoordinator,
+        action: Action,
+        decisions: Decisions | None,
+        preempted: str | None = None,
+        started: asyncio.Future[str] | None = None,
+    ) -> None:
+        """Run one of the engine's actions as a migration and tell the policy how it ended;
+        ``preempted`` is the engine migration to stop at its next safe point first; ``started``
+        (when given) gets the migration id as soon as it runs, or the error that stopped it."""
+        if preempted is not None:
+            self.cancel(preempted, reason="preempted by an urgent action")
+            await self.async_wait(preempted)
+        options = self.coordinator.config_entry.options
+        request = MigrationRequest(
+            component=action.target or "plant",
+            max_step_amps=float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
+            step_interval_s=action.step_interval_s,
+        )
+        ok, note = False, ""
+        try:
+            migration_id = await self.async_start(action.plan, request)
+            if self._engine_action is action:
+                self._engine_migration_id = migration_id
+            if started is not None:
+                started.set_result(migration_id)
+            LOGGER.info(
+                "Executing %s (%s) as migration %s", action.kind, action.reason, migration_id
+            )
+            if action.kind == "rebalance" and decisions is not None:
+                self.hass.bus.async_fire(
+                    EVENT_FAILOVER,
+                    {
+                        "entry_id": self.coordinator.config_entry.entry_id,
+                        "failed": sorted(
+                            e
+                            for e, st in decisions.status.items()
+                            if st.reachable and not st.energized
+                        ),
+                        "migration_id": migration_id,
+                        "reason": action.reason,
+                        "plan": action.plan.as_dict(),
+                    },
+                )
+            record = await self.async_wait(migration_id)
+            ok, note = record.state is MigrationState.COMPLETED, record.reason or ""
+        except HomeAssistantError as err:
+            note = str(err)
+            if started is not None and not started.done():
+                started.set_exception(err)
+        finally:
+            if started is not None and not started.done():
+                started.set_exception(HomeAssistantError(note or "the migration did not start"))
+            if self._engine_action is action:  # (not when a later action has preempted it)
+                self._engine_action, self._engine_migration_id = None, None
+            forecast.action_finished(action, ok=ok, note=note)
+
+    async def async_run_approved(self, action: Action) -> str:
+        """Run an approved proposal now as the engine's action (the policy is told it started
+        and, when the migration ends, how it went); returns the migration id."""
+        forecast = self._forecast
+        if forecast is None:
+            raise HomeAssistantError("the forecasting coordinator is not running")
+        if self._engine_action is not None:
+            raise HomeAssistantError(
+                f"another action of the engine is running ({self._engine_action.kind})"
+            )
+        self._engine_action, self._engine_migration_id = action, None
+        forecast.action_started(action)
+        started: asyncio.Future[str] = self.hass.loop.create_future()
+        self.coordinator.config_entry.async_create_background_task(
+            self.hass,
+            self._async_execute(forecast, action, self._seen, None, started),
+            f"{DOMAIN} approved {action.kind} {action.target or 'plant'}",
+        )
+        return await started
+
     # -- persistence ---------------------------------------------------------------------------
 
     async def async_load(self, *, resume: bool) -> None:
@@ -215,6 +380,7 @@ class MigrationManager:
                 LOGGER.warning("Discarding a damaged migration record: %s", raw)
                 continue
             self.records[rec.migration_id] = rec
+        self._drop_stale_held_issues()
         for rec in list(self.records.values()):
             if rec.state in FINAL_STATES:
                 continue
@@ -225,11 +391,12 @@ class MigrationManager:
                 self._launch(fixed, step_interval_s=self._step_interval_s)
             else:
                 fixed.state = MigrationState.ABORTED
-                fixed.reason = "interrupted by a restart; held for a person to decide"
+                fixed.reason = HELD_REASON
                 ir.async_create_issue(
                     self.hass,
                     DOMAIN,
-                    f"migration_held_{fixed.migration_id}",
+                    _held_issue(fixed.migration_id),
+                    data={"entry_id": self.coordinator.config_entry.entry_id},
                     is_fixable=False,
                     severity=ir.IssueSeverity.WARNING,
                     translation_key="migration_held",
@@ -241,6 +408,38 @@ class MigrationManager:
                     },
                 )
         await self._save()
+
+    def held(self) -> list[MigrationRecord]:
+        """Migrations held after a restart, waiting for a person (each has a repair issue)."""
+        return [
+            r
+            for r in self.records.values()
+            if r.state is MigrationState.ABORTED and r.reason == HELD_REASON
+        ]
+
+    def _release_held(self, records: list[MigrationRecord], why: str) -> None:
+        """A person decided about held migrations: their repair issues go, their records say
+        what happened (and are no longer held)."""
+        for rec in records:
+            rec.reason = f"{HELD_REASON}; then {why}"
+            rec.history.append(why)
+            ir.async_delete_issue(self.hass, DOMAIN, _held_issue(rec.migration_id))
+            LOGGER.info("Held migration %s: %s", rec.migration_id, why)
+
+    def _drop_stale_held_issues(self) -> None:
+        """Delete this plant's held-migration repairs whose migration is no longer held (its
+        record was released, or pruned from storage)."""
+        held = {_held_issue(r.migration_id) for r in self.held()}
+        entry_id = self.coordinator.config_entry.entry_id
+        registry = ir.async_get(self.hass)
+        for (domain, issue_id), issue in list(registry.issues.items()):
+            if (
+                domain == DOMAIN
+                and issue_id.startswith("migration_held_")
+                and (issue.data or {}).get("entry_id") == entry_id
+                and issue_id not in held
+            ):
+                ir.async_delete_issue(self.hass, DOMAIN, issue_id)
 
     async def _save(self) -> None:
         finished = [r for r in self.records.values() if r.state in FINAL_STATES]
@@ -307,6 +506,10 @@ class MigrationManager:
         if drained:
             stays = frozenset(c for c, p in plan.final_assignment.items() if p in drained)
             self._drained[rec.migration_id] = (drained, stays)
+        self._release_held(
+            [h for h in self.held() if h.component == request.component],
+            f"superseded by migration {rec.migration_id}",
+        )
         await self._save()
         self._launch(rec, step_interval_s=request.step_interval_s)
         return rec.migration_id
@@ -405,7 +608,8 @@ class MigrationManager:
         return self.records[migration_id]
 
     def cancel(self, migration_id: str | None = None, *, reason: str = "cancelled") -> list[str]:
-        """Ask running migrations (one, or all) to stop at their next safe point."""
+        """Ask running migrations (one, or all) to stop at their next safe point; a held one
+        (after a restart) is released: its circuits stay where they are and its repair goes."""
         ids = [migration_id] if migration_id else list(self._executors)
         cancelled = []
         for mid in ids:
@@ -413,6 +617,13 @@ class MigrationManager:
             if executor is not None:
                 executor.cancel(reason)
                 cancelled.append(mid)
+        held = [r for r in self.held() if migration_id in (None, r.migration_id)]
+        if held:
+            self._release_held(held, "cancelled by a person")
+            cancelled += [r.migration_id for r in held]
+            self.coordinator.config_entry.async_create_background_task(
+                self.hass, self._save(), f"{DOMAIN} save migrations"
+            )
         return cancelled
 
     async def async_shutdown(self) -> None:
@@ -423,6 +634,10 @@ class MigrationManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # unloading regardless
                 await task
         await self._save()
+
+
+def _held_issue(migration_id: str) -> str:
+    return f"migration_held_{migration_id}"
 
 
 def describe(rec: MigrationRecord | None) -> Mapping[str, Any]:

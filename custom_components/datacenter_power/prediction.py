@@ -1,9 +1,10 @@
 """Prediction and migration entities: health, failure risk, time to failure, forecast peak, and
 the plant's migration sensor.
 
-They read the forecasting coordinator (the engine's decisions) and the migration manager, not
-the telemetry, so they live apart from the per-device telemetry entities; ``sensor.py`` and
-``binary_sensor.py`` add them through the factories at the bottom.
+They read the forecasting coordinator's data (the engine's decisions, forecasts included; never
+the policy object, which an executor job changes) and the migration manager, not the telemetry,
+so they live apart from the per-device telemetry entities; ``sensor.py`` and ``binary_sensor.py``
+add them through the factories at the bottom.
 """
 
 from __future__ import annotations
@@ -118,14 +119,13 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
     def _forecast(self) -> Forecast | None:
         """The component's forecast once it has a daily shape to go on: a flat mean of the first
         hours (``fallback-mean``) is no forecast of a peak (the state is unknown until then)."""
-        policy = self.coordinator.policy
-        fc = policy.element_forecast(self.plant_id)
+        forecasts = self.coordinator.data.forecasts
+        fc = forecasts.get(self.plant_id)
         if fc is None:
             return None
         # Element forecasts are sums of circuit forecasts: look at what those know.
-        models = {
-            cfc.model for c in policy.topology.circuits if (cfc := policy.circuit_forecast(c))
-        }
+        circuits = self.coordinator.telemetry.data.topology.circuits
+        models = {cfc.model for c in circuits if (cfc := forecasts.get(c)) is not None}
         return fc if models - UNSHAPED_MODELS else None
 
     @property

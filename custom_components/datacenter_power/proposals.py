@@ -184,21 +184,20 @@ class ProposalBook:
         """Run proposal ``pid`` as a staged migration; returns the migration id."""
         action = self._check(pid)
         runtime = self.entry.runtime_data
-        before = set(runtime.migrations.records)
-        # The forecasting coordinator's own executor path: the policy is told the action
-        # started and, when the migration ends, how it went.
-        await runtime.forecast._execute(action)
-        started = [m for m in runtime.migrations.records if m not in before]
-        if not started:
+        # The migration manager's own path for the engine's actions: the policy is told the
+        # action started and, when the migration ends, how it went.
+        try:
+            migration_id = await runtime.migrations.async_run_approved(action)
+        except HomeAssistantError as err:
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="proposal_not_started",
                 translation_placeholders={"proposal_id": pid},
-            )
+            ) from err
         self.current.pop(pid, None)
         self.closed.add(pid)
-        self.stale[pid] = f"already approved: it runs as migration {started[0]}"
-        return started[0]
+        self.stale[pid] = f"already approved: it runs as migration {migration_id}"
+        return migration_id
 
     def dismiss(self, pid: str) -> None:
         """Drop proposal ``pid`` (it is not offered again while the plan stays the same)."""

@@ -22,7 +22,13 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 
-from .const import DOMAIN
+from .const import (
+    CONF_MAX_STEP_AMPS,
+    CONF_STEP_INTERVAL,
+    DEFAULT_MAX_STEP_AMPS,
+    DEFAULT_STEP_INTERVAL,
+    DOMAIN,
+)
 from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceType
 from .engine.interlock import check_mpdu_output
@@ -177,8 +183,12 @@ def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRe
             raise _invalid("target_under_component", target=target, component=component)
     _require_current(entry, *(c for c in (component, target) if c is not None))
     options = entry.options
-    max_step = float(call.data.get(ATTR_MAX_STEP_AMPS, options.get(ATTR_MAX_STEP_AMPS, 40.0)))
-    interval = float(call.data.get(ATTR_STEP_INTERVAL, options.get(ATTR_STEP_INTERVAL, 120.0)))
+    max_step = float(
+        call.data.get(ATTR_MAX_STEP_AMPS, options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS))
+    )
+    interval = float(
+        call.data.get(ATTR_STEP_INTERVAL, options.get(CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL))
+    )
     if not math.isfinite(max_step) or max_step <= 0:
         raise _invalid("not_positive", field=ATTR_MAX_STEP_AMPS, value=str(max_step))
     if not math.isfinite(interval) or interval < 0:

@@ -170,26 +170,38 @@ def test_failure_is_rebalanced_at_once_and_never_onto_dead_paths() -> None:
     assert all(len(s.moves) * 7.0 <= 120.0 for s in act.plan.steps)
 
 
-def test_monitor_mode_only_reports() -> None:
+def test_monitor_mode_alerts_only_but_rebalances_after_a_failure() -> None:
+    """Monitor: an overload is reported, nothing is proposed or executed, except the failover
+    rebalance after a sudden failure, which runs in every mode (engine/modes.py)."""
     policy = _policy(mode="monitor")
     t = _history(policy)
     assignment, amps = _overloaded()
-    (dec,) = _feed(policy, t, 1 / 60, assignment, amps, decide=True, dead=["mpdu2"])
-    assert dec.overloads
+    (dec,) = _feed(policy, t, 1 / 60, assignment, amps, decide=True)  # mpdu2 alive: relieve
+    assert [o.element for o in dec.overloads if o.urgent] == ["mpdu1"]
     assert not dec.actions
+    assert not dec.proposals
+    (dec,) = _feed(policy, t + POLL, 1 / 60, assignment, amps, decide=True, dead=["mpdu2"])
+    assert [a.kind for a in dec.actions] == ["rebalance"]
     assert not dec.proposals
 
 
-def test_approval_mode_waits_for_approval() -> None:
+def test_approval_mode_waits_for_approval_but_not_for_failover() -> None:
     policy = _policy(mode="approval")
     t = _history(policy)
     assignment, amps = _overloaded()
-    (dec,) = _feed(policy, t, 1 / 60, assignment, amps, decide=True, dead=["mpdu2"])
+    (dec,) = _feed(policy, t, 1 / 60, assignment, amps, decide=True)  # mpdu2 alive: relieve
     assert not dec.actions
     (prop,) = dec.proposals
+    assert prop.kind == "relieve"
     policy.approve(prop.kind, prop.target)
-    (dec2,) = _feed(policy, t + POLL, 1 / 60, assignment, amps, decide=True, dead=["mpdu2"])
+    (dec2,) = _feed(policy, t + POLL, 1 / 60, assignment, amps, decide=True)
     assert [a.kind for a in dec2.actions] == [prop.kind]
+
+    policy = _policy(mode="approval")
+    t = _history(policy)
+    (dec,) = _feed(policy, t, 1 / 60, assignment, amps, decide=True, dead=["mpdu2"])
+    assert [a.kind for a in dec.actions] == ["rebalance"]
+    assert not dec.proposals
 
 
 def test_unreachable_element_is_not_failed_and_gets_no_load() -> None:

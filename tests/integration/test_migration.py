@@ -20,10 +20,8 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
 )
 from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.forecasting import (
-    EVENT_FAILOVER,
-)
 from custom_components.datacenter_power.migration import (
+    EVENT_FAILOVER,
     EVENT_MIGRATION_FINISHED,
     EVENT_MIGRATION_STEP,
 )
@@ -239,7 +237,7 @@ async def test_cancel_stops_at_the_next_safe_point_and_overlaps_are_refused(
     assert sorted((paths["c01"], paths["c02"])) == ["mpdu1", "mpdu2"]
 
 
-@pytest.mark.parametrize("mode", ["monitor", "automatic"])
+@pytest.mark.parametrize("mode", ["monitor", "approval", "automatic"])
 async def test_restart_mid_migration_holds_or_resumes(
     hass: HomeAssistant,
     mock_config_entry: MockConfigEntry,
@@ -247,7 +245,9 @@ async def test_restart_mid_migration_holds_or_resumes(
     mode: str,
 ) -> None:
     """Unloading mid-migration persists it; on the next start it is reconciled with the real
-    SBM positions and either held with a repair issue (monitor) or resumed (automatic)."""
+    SBM positions and either held with a repair issue (monitor, approval) or resumed
+    (automatic). The repair goes once a person decides: a new migration of the component
+    (monitor) or cancelling the held one (approval)."""
     entry = MockConfigEntry(
         domain=DOMAIN,
         unique_id=mock_config_entry.unique_id,
@@ -273,7 +273,7 @@ async def test_restart_mid_migration_holds_or_resumes(
     tel = sim_server[0].plant.telemetry()
     assert all(c.energized for c in tel.circuits.values())
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"migration_held_{migration_id}")
-    if mode == "monitor":
+    if mode != "automatic":
         assert record.state is MigrationState.ABORTED
         assert record.completed_stages == 1
         assert record.history[-1] == "reconciled"
@@ -286,6 +286,18 @@ async def test_restart_mid_migration_holds_or_resumes(
         }
         paths = _paths(sim_server[0])
         assert sorted((paths["c01"], paths["c02"])) == ["mpdu1", "mpdu2"]
+        issues = ir.async_get(hass)
+        if mode == "monitor":
+            again = await _call(hass, "migrate_load", {"component": "mpdu1", "max_step_amps": 6})
+            assert issues.async_get_issue(DOMAIN, f"migration_held_{migration_id}") is None
+            assert "superseded" in (manager.records[migration_id].reason or "")
+            done = await manager.async_wait(again["migration_id"])
+            assert done.state is MigrationState.COMPLETED
+        else:
+            cancelled = await _call(hass, "cancel_migration", {"migration_id": migration_id})
+            assert cancelled["cancelled"] == [migration_id]
+            assert issues.async_get_issue(DOMAIN, f"migration_held_{migration_id}") is None
+            assert "cancelled by a person" in (manager.records[migration_id].reason or "")
     else:
         record = await manager.async_wait(migration_id)
         assert record.state is MigrationState.COMPLETED
@@ -401,6 +413,7 @@ async def test_sudden_failure_is_rebalanced_in_monitor_mode(
     assert tel.mpdus["mpdu2"].current_a > 32
     forecast = init_integration.runtime_data.forecast
     await forecast.async_refresh()
+    await hass.async_block_till_done(wait_background_tasks=True)
     assert failovers, "no failover event"
     event = failovers[-1].data
     assert "mpdu1" in event["failed"]

@@ -19,8 +19,12 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
-from custom_components.datacenter_power.forecasting import EVENT_FAILURE_PREDICTED, pack_observation
-from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED
+from custom_components.datacenter_power.forecasting import STORAGE_VERSION
+from custom_components.datacenter_power.history import pack_observation
+from custom_components.datacenter_power.migration import (
+    EVENT_FAILURE_PREDICTED,
+    EVENT_MIGRATION_FINISHED,
+)
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
@@ -117,7 +121,12 @@ async def test_predicted_failure_is_drained_before_it_happens(
         options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: "automatic"},
     )
     key = f"{DOMAIN}.{entry.entry_id}.history"
-    hass_storage[key] = {"version": 1, "minor_version": 1, "key": key, "data": {"history": rows}}
+    hass_storage[key] = {
+        "version": STORAGE_VERSION,
+        "minor_version": 1,
+        "key": key,
+        "data": {"history": rows},
+    }
     predicted = async_capture_events(hass, EVENT_FAILURE_PREDICTED)
     finished = async_capture_events(hass, EVENT_MIGRATION_FINISHED)
     entry.add_to_hass(hass)

@@ -35,6 +35,7 @@ from .decisions import (
 from .degradation import DegradationMonitor, HealthAssessment, HealthSample
 from .element_forecast import Calibration, ElementForecasts
 from .forecast import Forecast
+from .modes import split_by_mode
 from .observation import ElementObs, PlantObservation, ScheduledLoad
 from .planner import Infeasible
 from .plant_state import PlantState
@@ -209,29 +210,23 @@ class DecisionPolicy:
             self._rules.count_confirmations(now_s, overloads)
         notes: list[str] = []
         infeasible: list[Infeasible] = []
-        candidates: list[Action] = []
-        if cfg.mode != "monitor":
-            history = self._last_t - self._first_t if math.isfinite(self._first_t) else 0.0
-            candidates = self._rules.candidates(
-                now_s,
-                assignment=self._assignment,
-                circuit_a=self._circuit_a,
-                circuit_reachable=self._circuit_reachable,
-                assessments=self._assessments,
-                alerts=alerts,
-                unavailable=self._state.unavailable(alerts),
-                overloads=overloads,
-                history_s=history,
-                infeasible=infeasible,
-                notes=notes,
-            )
-        actions: list[Action] = []
-        proposals: list[Action] = []
-        for act in candidates:
-            if cfg.mode == "automatic" or (act.kind, act.target) in self._rules.approved:
-                actions.append(act)
-            else:
-                proposals.append(act)
+        # Every mode plans (monitor too: the failover rebalance runs in every mode); what is
+        # executed, proposed or only alerted is the engine's mode table (engine/modes.py).
+        history = self._last_t - self._first_t if math.isfinite(self._first_t) else 0.0
+        candidates = self._rules.candidates(
+            now_s,
+            assignment=self._assignment,
+            circuit_a=self._circuit_a,
+            circuit_reachable=self._circuit_reachable,
+            assessments=self._assessments,
+            alerts=alerts,
+            unavailable=self._state.unavailable(alerts),
+            overloads=overloads,
+            history_s=history,
+            infeasible=infeasible,
+            notes=notes,
+        )
+        actions, proposals = split_by_mode(cfg.mode, candidates, self._rules.approved)
         return Decisions(
             t_s=now_s,
             assessments=dict(self._assessments),
