@@ -56,6 +56,9 @@ class PolicyConfig:
     drain_deadline_fraction: float = 0.25
     """A timed drain finishes at the latest this long before the predicted failure: the larger
     of the margin and this fraction of the time to failure (its uncertainty grows with it)."""
+    drain_comfort_util: float = 0.7
+    """A drain that keeps every element at or below this share of its rating over the whole
+    window goes at once (no waiting for lower load)."""
     drain_start_tolerance: float = 0.02
     """A drain waits for a later start only when that lowers the plant's peak load over the
     window the receivers must carry by more than this fraction."""

@@ -319,13 +319,6 @@ class DecisionRules:
             )
             if not fast and deadline > now_s + cfg.replan_interval_s:
                 start = self._best_start(now_s, deadline, end, circuit_a)
-        if start > now_s + cfg.replan_interval_s - _EPS:
-            when = start - now_s
-            notes.append(
-                f"drain of {e} waits {when / 3600:.1f} h for lower load "
-                f"(predicted failure in {(ttf or 0.0) / 3600:.1f} h)"
-            )
-            return None
         res = self._plan(
             assignment,
             circuit_a,
@@ -338,6 +331,18 @@ class DecisionRules:
                 horizons=horizons,
             ),
         )
+        if start > now_s + cfg.replan_interval_s - _EPS and not (
+            # A drain that leaves every receiver comfortable through the whole window does
+            # not wait: waiting only pays where the load is hard to place.
+            isinstance(res, Plan)
+            and max(res.peak_utilization.values(), default=0.0) <= cfg.drain_comfort_util
+        ):
+            when = start - now_s
+            notes.append(
+                f"drain of {e} waits {when / 3600:.1f} h for lower load "
+                f"(predicted failure in {(ttf or 0.0) / 3600:.1f} h)"
+            )
+            return None
         if isinstance(res, Infeasible):
             # No complete drain keeps every element within its limit over the window: move
             # what fits (never pushing anything over its limit), report the rest, and leave
