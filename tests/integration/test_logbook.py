@@ -90,7 +90,7 @@ async def test_refusals_and_migrations_show_in_device_activity(
     await init_integration.runtime_data.migrations.async_wait(response["migration_id"])
     with pytest.raises(ServiceValidationError):
         await hass.services.async_call(
-            DOMAIN, "isolate", {"component": "mpdu1", "max_step_amps": -1}, blocking=True,
+            DOMAIN, "migrate_load", {"component": "mpdu1", "target": "mpdu1"}, blocking=True,
             context=context,
         )  # fmt: skip
     await hass.async_block_till_done()
@@ -113,6 +113,6 @@ async def test_refusals_and_migrations_show_in_device_activity(
     assert started["context_user_id"] == hass_admin_user.id
     assert any(m.startswith(f"migration {mid} (drain mpdu1) finished") for m in messages)
     assert any(
-        m.startswith("refused datacenter_power.isolate(") and "max_step_amps must be positive" in m
+        m.startswith("refused datacenter_power.migrate_load(") and "must differ" in m
         for m in messages
     ), messages

@@ -16,7 +16,7 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
-from custom_components.datacenter_power.forecasting import pack_observation
+from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.server import PlantServer
 
@@ -57,7 +57,12 @@ async def setup_worn(
         options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: step_interval, CONF_POLICY_MODE: mode},
     )
     key = f"{DOMAIN}.{entry.entry_id}.history"
-    hass_storage[key] = {"version": 1, "minor_version": 1, "key": key, "data": {"history": rows}}
+    hass_storage[key] = {
+        "version": STORAGE_VERSION,
+        "minor_version": 1,
+        "key": key,
+        "data": {"history": rows},
+    }
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
