@@ -408,3 +408,42 @@ def test_healthy_unit_with_an_unusual_normal_is_healthy() -> None:
     assert a.time_to_failure_s is None
     assert a.health == 100.0
     assert a.signals == ()
+
+
+def _receiver(seed: int) -> DegradationMonitor:
+    """A lightly loaded unit (its rise with load barely measurable while learning) takes a
+    drained neighbour's load for two days."""
+    mon = DegradationMonitor("ats8", "ats")
+    rng = np.random.default_rng(seed)
+    t0 = 1_700_000_000.0
+    for k in range(24 * 12 + 48 * 60):
+        learning = k < 24 * 12
+        t = t0 + (300.0 * k if learning else 86400.0 + 60.0 * (k - 24 * 12))
+        base = 0.1 if learning else 0.45  # utilisation: x4.5 after the drain
+        u = base * (1.0 + 0.04 * math.sin(2 * math.pi * t / 86400.0))
+        mon.observe(
+            HealthSample(
+                t_s=t,
+                current_a=250.0 * u,
+                rating_a=250.0,
+                ambient_c=23.0 + 0.1 * rng.standard_normal(),
+                temperature_c=23.0 + 47.0 * u * u + 0.4 * rng.standard_normal(),
+                ripple_pct=1.7 + 0.05 * rng.standard_normal(),
+                energized=True,
+            )
+        )
+        if not learning and k % 30 == 0:
+            mon.assess(t)
+    return mon
+
+
+@pytest.mark.parametrize("seed", [0, 4, 15, 26])
+def test_a_drain_receiver_far_above_its_learned_load_is_not_wear(seed: int) -> None:
+    """The extrapolated heating is not a departure: the learned normal's own error is a bias
+    shared by every bin, which must not add up in the CUSUM (seeds 4, 15 and 26 draw normals
+    whose error would reach half the alarm threshold if it were treated as bin noise)."""
+    mon = _receiver(seed)
+    a = mon.assess(1_700_000_000.0 + 3 * 86400.0)
+    assert not a.alert
+    assert a.scores["fused_cusum"] < 7.0
+    assert a.health == 100.0

@@ -66,6 +66,8 @@ Z_NORMAL: Final = 2.0
 RECOVERY_BINS: Final = 3
 Z_SIGNIFICANT: Final = 3.0
 """Recent departure (standard errors) that a signal must show to be reported or scored."""
+NORMAL_ERROR_SD: Final = 3.0
+"""Standard deviations of the learned normal's own error that a residual must exceed to count."""
 FLOOR_FRACTION: Final = 0.2
 """Model-error floor on a bin mean's standard error, as a fraction of the per-sample noise."""
 SHAPES: Final = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
@@ -361,28 +363,21 @@ class DegradationMonitor:
             xbar, ybar = bin_.temp_sx / n, bin_.temp_sy / n
             resid = ybar - nm.temp_a - nm.temp_c * xbar
             va, cac, vc = nm.temp_cov
-            var = (
-                (nm.temp_phi * nm.temp_sigma) ** 2 / n
-                + va
-                + 2 * xbar * cac
-                + xbar * xbar * vc
-                + (FLOOR_FRACTION * nm.temp_sigma) ** 2
-            )
-            out["temperature"] = (resid / math.sqrt(var), resid)
+            own = (nm.temp_phi * nm.temp_sigma) ** 2 / n + (FLOOR_FRACTION * nm.temp_sigma) ** 2
+            shared = max(0.0, va + 2 * xbar * cac + xbar * xbar * vc)
+            out["temperature"] = (_score(resid, own, shared), resid)
         if nm.ripple_ok and bin_.ripple_n >= MIN_SAMPLES:
             n = bin_.ripple_n
             resid = bin_.ripple_sum / n - nm.ripple_level
-            var = (
-                (nm.ripple_phi * nm.ripple_sigma) ** 2 / n
-                + nm.ripple_se**2
-                + (FLOOR_FRACTION * nm.ripple_sigma) ** 2
-            )
-            out["ripple"] = (resid / math.sqrt(var), resid)
+            own = (nm.ripple_phi * nm.ripple_sigma) ** 2 / n + (
+                FLOOR_FRACTION * nm.ripple_sigma
+            ) ** 2
+            out["ripple"] = (_score(resid, own, nm.ripple_se**2), resid)
         if nm.test_ok and bin_.test_n > 0 and self.kind == "ats":
             n = bin_.test_n
             resid = bin_.test_sum / n - nm.test_ratio
-            var = nm.test_sigma**2 / n + nm.test_se**2
-            out["self_test"] = (resid / math.sqrt(var), resid / nm.test_ratio)
+            own = nm.test_sigma**2 / n
+            out["self_test"] = (_score(resid, own, nm.test_se**2), resid / nm.test_ratio)
         if nm.frozen:
             # Poisson count against the learned (near-zero) healthy rate, as a normal score.
             lam = nm.trips_per_s * AGGREGATE_S
@@ -718,6 +713,17 @@ def _unpack(v: list[float]) -> _Bin:
         test_sum=f[11],
         nuisance=int(f[12]),
     )
+
+
+def _score(resid: float, own_var: float, shared_var: float) -> float:
+    """A bin's residual in standard errors of its own noise, beyond the learned normal's error.
+
+    The error of the learned normal is the same in every bin (it would add up in the CUSUM like
+    a real departure), so it is not averaged down: up to ``NORMAL_ERROR_SD`` of its standard
+    deviation counts as no departure at all.
+    """
+    excess = max(0.0, abs(resid) - NORMAL_ERROR_SD * math.sqrt(shared_var))
+    return math.copysign(excess, resid) / math.sqrt(own_var)
 
 
 def _nan_none(v: float) -> float | None:
