@@ -489,9 +489,10 @@ def baseline(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
 # -- the engine on the hall -------------------------------------------------------------------
 
 
-def engine(n_circuits: int = 1000, history_days: float = 3.0) -> dict[str, Any]:
-    """Forecast refresh of every series, planning a drain of one ATS, and its optimality gap."""
-    sc = hall_scenario(n_circuits, history=f"{history_days:g}d")
+def engine(n_circuits: int = 1000, history_days: float = 3.0, **hall: Any) -> dict[str, Any]:
+    """Forecast refresh of every series, planning a drain of one ATS, and its optimality gap
+    (``hall``: :func:`hall_spec` options)."""
+    sc = hall_scenario(n_circuits, history=f"{history_days:g}d", **hall)
     topo = _topology(sc)
     policy = DecisionPolicy(topo, PolicyConfig(mode="monitor", poll_s=300.0))
     plant = Plant(sc)
