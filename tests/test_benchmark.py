@@ -1,0 +1,69 @@
+"""``scripts/benchmark --small``: every scaling figure is produced (on small plants), so that the
+benchmark cannot rot. Nothing here is timed; the figures' meaning is checked, not their speed."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def test_benchmark_small_runs_and_reports_every_key() -> None:
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    env.pop("REQUESTS_CA_BUNDLE", None)
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "benchmarks",
+            "--json",
+            "--small",
+            "--rounds",
+            "2",
+            "--ha-minutes",
+            "0",
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    for key in (
+        "cpus",
+        "poll",
+        "baseline_ha_modbus",
+        "ha_1000",
+        "command_latency_ms",
+        "forecast_refresh_s",
+        "plan_ms",
+        "plan_optimality_gap",
+        "evaluate_1000_s",
+    ):
+        assert key in report, key
+    assert report["cpus"] >= 1
+    poll = report["poll"]["50"]
+    assert poll["devices"] == 50
+    assert poll["requests_per_refresh"] == 50  # one request per device
+    ours = report["integration_50"]
+    base = report["baseline_ha_modbus"]
+    assert ours["devices"] == base["devices"] == 50
+    assert ours["requests_per_refresh"] == 50
+    # One request per entity value: more than ten times ours on the same plant.
+    assert base["requests_per_refresh"] >= 10 * ours["requests_per_refresh"]
+    assert base["requests_per_refresh"] == base["entities"] - 2  # minus the two ATS switches
+    for latency in (report["command_latency_ms"], base["command_latency_ms"]):
+        assert 0 < latency["p50"] <= latency["p99"]
+    assert report["integration_1000"]["command_reflected"] is True
+    assert report["plan_optimality_gap"] is not None
+    assert report["plan_optimality_gap"] >= 0
+    assert report["forecast_refresh_s"] > 0
+    assert report["evaluate_1000_s"] > 0
+    assert report["ha_1000"] is None  # not run with --ha-minutes 0
