@@ -63,6 +63,8 @@ CORE_CONFIG = {
 OFFLINE_DEFAULTS = ("met", "google_translate", "radio_browser")
 """Integrations onboarding adds that need the internet (weather, text-to-speech, radio): removed
 on a first start when they cannot set up, so the log and the integrations page show the plant."""
+HOME_AREAS = ("living_room", "kitchen", "bedroom")
+POWER_ROOM = "Power room"
 OPTIONS = {"policy_mode": "automatic", "step_interval": 30}
 """Options set once, when the plant is added: migrate on its own, 30 s between stages."""
 IGNORED_ISSUES = ("deprecated_method",)
@@ -320,6 +322,37 @@ class Api:
                 break
             time.sleep(1)
         return removed
+
+    def arrange_areas(self, entry_id: str) -> int:
+        """Replace onboarding's home areas (living room, kitchen, bedroom) by a power room that
+        holds the plant's devices, so the overview dashboard opens on the plant."""
+        (areas,) = self.ws({"type": "config/area_registry/list"})
+        commands: list[dict[str, Any]] = [
+            {"type": "config/area_registry/delete", "area_id": a["area_id"]}
+            for a in areas
+            if a["area_id"] in HOME_AREAS
+        ]
+        room = next((a for a in areas if a["name"] == POWER_ROOM), None)
+        if room is None:
+            commands.append(
+                {"type": "config/area_registry/create", "name": POWER_ROOM, "icon": "mdi:flash"}
+            )
+        results = self.ws(*commands) if commands else []
+        area_id = room["area_id"] if room is not None else results[-1]["area_id"]
+        (devices,) = self.ws({"type": "config/device_registry/list"})
+        mine = [d for d in devices if entry_id in d["config_entries"] and not d["area_id"]]
+        if mine:
+            self.ws(
+                *(
+                    {
+                        "type": "config/device_registry/update",
+                        "device_id": d["id"],
+                        "area_id": area_id,
+                    }
+                    for d in mine
+                )
+            )
+        return len(mine)
 
     def plant_entry(self) -> str | None:
         entries = self.call("GET", "/api/config/config_entries/entry")
@@ -579,6 +612,9 @@ def main() -> int:
         if len(rows) > 1:
             give_history(api, config_dir, entry_id, rows)
         want = expected_devices(scenario)
+        if added and not args.smoke:
+            ok, _ = wait_live(api, want, timeout=120)
+            log(f"{api.arrange_areas(entry_id)} devices put in the area {POWER_ROOM!r}")
         if args.smoke:
             ok, line = wait_live(api, want, timeout=120)
             print(line, flush=True)
@@ -626,14 +662,14 @@ def main() -> int:
         stop = True
         return 0
     finally:
-        for p in procs.values():
-            if p.poll() is None:
+        # Home Assistant first, so that it does not log the plant going away while it stops.
+        for name in ("hass", "sim"):
+            if (p := procs.get(name)) is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         if stop:
             log("stopped")
 
