@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dev_stack import DEMO_USER, Api, expected_devices  # noqa: E402
+from dev_stack import DASHBOARD, DEMO_USER, Api, expected_devices  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -192,6 +192,19 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             page.wait_for_timeout(1000)
             page.screenshot(path=str(shots / f"{tag}-integration.png"))
             say(f"{tag}: integration page lists {want_devices} devices")
+
+            page.goto(f"{base}/{DASHBOARD}/plant")
+            try:
+                page.get_by_text("Load migration").first.wait_for(timeout=60_000)
+                page.get_by_text("Failure risk").first.wait_for(timeout=60_000)
+            except Exception as err:
+                page.screenshot(path=str(shots / f"failed-{tag}-dashboard.png"))
+                raise CheckFailed(
+                    f"{tag}: the Data center dashboard does not show the plant"
+                ) from err
+            page.wait_for_timeout(3000)  # the history graph
+            page.screenshot(path=str(shots / f"{tag}-dashboard.png"), full_page=True)
+            say(f"{tag}: the Data center dashboard shows the plant")
 
             page.goto(f"{base}/config/devices/device/{device_id}")
             shown = check_device_page(page, api, ids, tag, shots)

@@ -63,6 +63,7 @@ CORE_CONFIG = {
 OFFLINE_DEFAULTS = ("met", "google_translate", "radio_browser")
 """Integrations onboarding adds that need the internet (weather, text-to-speech, radio): removed
 on a first start when they cannot set up, so the log and the integrations page show the plant."""
+DASHBOARD = "data-center"
 HOME_AREAS = ("living_room", "kitchen", "bedroom")
 POWER_ROOM = "Power room"
 OPTIONS = {"policy_mode": "automatic", "step_interval": 30}
@@ -354,6 +355,29 @@ class Api:
             )
         return len(mine)
 
+    def create_dashboard(self) -> str:
+        """A "Data center" dashboard of the plant (as a user would build one in the UI):
+        the load migration, each ATS and MPDU with health, failure risk and load, the loads'
+        history and each circuit's path. Returns its URL path."""
+        ents = self.template(
+            "{{ integration_entities('datacenter_power') | sort | join(' ') }}"
+        ).split()
+        (dashboards,) = self.ws({"type": "lovelace/dashboards/list"})
+        if not any(d["url_path"] == DASHBOARD for d in dashboards):
+            self.ws(
+                {
+                    "type": "lovelace/dashboards/create",
+                    "url_path": DASHBOARD,
+                    "title": "Data center",
+                    "icon": "mdi:transmission-tower",
+                    "show_in_sidebar": True,
+                    "require_admin": False,
+                    "mode": "storage",
+                }
+            )
+        self.ws({"type": "lovelace/config/save", "url_path": DASHBOARD, "config": dashboard(ents)})
+        return DASHBOARD
+
     def plant_entry(self) -> str | None:
         entries = self.call("GET", "/api/config/config_entries/entry")
         return next((e["entry_id"] for e in entries if e["domain"] == "datacenter_power"), None)
@@ -409,6 +433,62 @@ class Api:
 
     def template(self, tpl: str) -> str:
         return str(self.call("POST", "/api/template", {"template": tpl})).strip()
+
+
+def dashboard(entities: list[str]) -> dict[str, Any]:
+    """The dashboard's configuration from the integration's entity ids."""
+
+    def pick(pattern: str) -> list[str]:
+        return [e for e in entities if re.fullmatch(pattern, e)]
+
+    elements = sorted(
+        {
+            m.group(1)
+            for e in entities
+            if (m := re.fullmatch(r"sensor\.((?:ats|mpdu)_\w+?)_health", e))
+        }
+    )
+    cards: list[dict[str, Any]] = []
+    for migration in pick(r"sensor\.\w+_load_migration"):
+        cards.append(
+            {
+                "type": "entities",
+                "title": "Load migration",
+                "entities": [
+                    migration,
+                    *(
+                        {"type": "attribute", "entity": migration, "attribute": a, "name": n}
+                        for a, n in (
+                            ("component", "Component"),
+                            ("progress", "Progress (%)"),
+                            ("circuits", "Circuits"),
+                            ("reason", "Stopped because"),
+                        )
+                    ),
+                ],
+            }
+        )
+    for el in elements:
+        rows = [
+            *pick(rf"sensor\.{el}_health"),
+            *pick(rf"binary_sensor\.{el}_failure_risk"),
+            *pick(rf"sensor\.{el}_time_to_failure"),
+            *pick(rf"sensor\.{el}_(load_current|current)"),
+            *pick(rf"sensor\.{el}_load_vs_continuous_limit"),
+            *pick(rf"sensor\.{el}_forecast_peak_load"),
+            *pick(rf"binary_sensor\.{el}_(output_lost|breaker_tripped)"),
+        ]
+        title = el.split("_", 1)[0].upper() + " " + el.split("_", 1)[1]
+        cards.append({"type": "entities", "title": title, "entities": rows})
+    loads = [e for el in elements for e in pick(rf"sensor\.{el}_(load_current|current)")]
+    if loads:
+        cards.append(
+            {"type": "history-graph", "title": "Load", "hours_to_show": 2, "entities": loads}
+        )
+    paths = pick(r"select\.circuit_\w+")
+    if paths:
+        cards.append({"type": "entities", "title": "Circuits: active path", "entities": paths})
+    return {"title": "Data center", "views": [{"title": "Plant", "path": "plant", "cards": cards}]}
 
 
 # -- the plant's history, as the integration would have recorded it -----------------------------
@@ -615,6 +695,7 @@ def main() -> int:
         if added and not args.smoke:
             ok, _ = wait_live(api, want, timeout=120)
             log(f"{api.arrange_areas(entry_id)} devices put in the area {POWER_ROOM!r}")
+            log(f"dashboard: /{api.create_dashboard()}")
         if args.smoke:
             ok, line = wait_live(api, want, timeout=120)
             print(line, flush=True)
