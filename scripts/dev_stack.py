@@ -455,37 +455,43 @@ def dashboard(entities: list[str]) -> dict[str, Any]:
                 "type": "entities",
                 "title": "Load migration",
                 "entities": [
-                    migration,
+                    {"entity": migration, "name": "State"},
                     *(
                         {"type": "attribute", "entity": migration, "attribute": a, "name": n}
                         for a, n in (
                             ("component", "Component"),
                             ("progress", "Progress (%)"),
                             ("circuits", "Circuits"),
-                            ("reason", "Stopped because"),
                         )
                     ),
                 ],
             }
         )
     for el in elements:
-        rows = [
-            *pick(rf"sensor\.{el}_health"),
-            *pick(rf"binary_sensor\.{el}_failure_risk"),
-            *pick(rf"sensor\.{el}_time_to_failure"),
-            *pick(rf"sensor\.{el}_(load_current|current)"),
-            *pick(rf"sensor\.{el}_load_vs_continuous_limit"),
-            *pick(rf"sensor\.{el}_forecast_peak_load"),
-            *pick(rf"binary_sensor\.{el}_(output_lost|breaker_tripped)"),
-        ]
-        title = el.split("_", 1)[0].upper() + " " + el.split("_", 1)[1]
-        cards.append({"type": "entities", "title": title, "entities": rows})
+        rows: list[dict[str, Any]] = []
+        for pattern, name in (
+            (rf"sensor\.{el}_health", "Health"),
+            (rf"binary_sensor\.{el}_failure_risk", "Failure risk"),
+            (rf"sensor\.{el}_time_to_failure", "Time to failure"),
+            (rf"sensor\.{el}_(load_current|current)", "Load"),
+            (rf"sensor\.{el}_load_vs_continuous_limit", "Load vs continuous limit"),
+            (rf"sensor\.{el}_forecast_peak_load", "Forecast peak load"),
+            (rf"binary_sensor\.{el}_output_lost", "Output lost"),
+            (rf"binary_sensor\.{el}_breaker_tripped", "Breaker tripped"),
+        ):
+            rows += [{"entity": e, "name": name} for e in pick(pattern)]
+        kind, _, plant_id = el.partition("_")
+        cards.append({"type": "entities", "title": f"{kind.upper()} {plant_id}", "entities": rows})
     loads = [e for el in elements for e in pick(rf"sensor\.{el}_(load_current|current)")]
     if loads:
         cards.append(
-            {"type": "history-graph", "title": "Load", "hours_to_show": 2, "entities": loads}
+            {"type": "history-graph", "title": "Load", "hours_to_show": 1, "entities": loads}
         )
-    paths = pick(r"select\.circuit_\w+")
+    paths = [
+        {"entity": e, "name": m.group(1)}
+        for e in entities
+        if (m := re.fullmatch(r"select\.circuit_(\w+?)_active_path", e))
+    ]
     if paths:
         cards.append({"type": "entities", "title": "Circuits: active path", "entities": paths})
     return {"title": "Data center", "views": [{"title": "Plant", "path": "plant", "cards": cards}]}
