@@ -26,12 +26,15 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, Final
+
+if TYPE_CHECKING:
+    from playwright.sync_api import ViewportSize
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dev_stack import DEMO_USER, Api, expected_devices  # noqa: E402
+from dev_stack import DASHBOARD, DEMO_USER, Api, expected_devices  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -44,7 +47,7 @@ CHROMIUM_ARGS = [
     "--disable-component-update",
     "--disable-sync",
 ]
-VIEWPORT = {"width": 1280, "height": 860}
+VIEWPORT: Final[ViewportSize] = {"width": 1280, "height": 860}
 ATS = "ats1"
 
 
@@ -143,6 +146,16 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
     shots.mkdir(parents=True, exist_ok=True)
     ids = entity_ids(api)
     device_id = api.template("{{ device_id('" + ids["health"] + "') }}")
+    (Path(args.config) / "screenshots").mkdir(parents=True, exist_ok=True)
+    # (Before the browser: Playwright's sync API runs its own event loop.)
+    (issues,) = api.ws({"type": "repairs/list_issues"})
+    foreign = [
+        f"{i['domain']}.{i['issue_id']}"
+        for i in issues["issues"]
+        if i["domain"] != "datacenter_power" and not i.get("ignored")
+    ]
+    if foreign:
+        raise CheckFailed(f"{tag}: repairs that are not the integration's: {foreign}")
     with tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile, sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
             profile,
@@ -160,6 +173,12 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             page.get_by_role("button", name=re.compile("log in", re.I)).click()
             page.wait_for_url(re.compile(r"/(lovelace|home)"), timeout=90_000)
             say(f"{tag}: logged in as {DEMO_USER[0]}")
+            page.wait_for_timeout(3000)
+            page.screenshot(path=str(Path(args.config) / "screenshots" / f"{tag}-overview.png"))
+
+            page.goto(base + "/config/repairs")
+            page.wait_for_timeout(2000)
+            page.screenshot(path=str(Path(args.config) / "screenshots" / f"{tag}-repairs.png"))
 
             page.goto(base + "/config/integrations/integration/datacenter_power")
             count = page.get_by_text(re.compile(rf"\b{want_devices} devices\b")).first
@@ -173,6 +192,19 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             page.wait_for_timeout(1000)
             page.screenshot(path=str(shots / f"{tag}-integration.png"))
             say(f"{tag}: integration page lists {want_devices} devices")
+
+            page.goto(f"{base}/{DASHBOARD}/plant")
+            try:
+                page.get_by_text("Load migration").first.wait_for(timeout=60_000)
+                page.get_by_text("Failure risk").first.wait_for(timeout=60_000)
+            except Exception as err:
+                page.screenshot(path=str(shots / f"failed-{tag}-dashboard.png"))
+                raise CheckFailed(
+                    f"{tag}: the Data center dashboard does not show the plant"
+                ) from err
+            page.wait_for_timeout(3000)  # the history graph
+            page.screenshot(path=str(shots / f"{tag}-dashboard.png"), full_page=True)
+            say(f"{tag}: the Data center dashboard shows the plant")
 
             page.goto(f"{base}/config/devices/device/{device_id}")
             shown = check_device_page(page, api, ids, tag, shots)

@@ -63,13 +63,20 @@ CORE_CONFIG = {
 OFFLINE_DEFAULTS = ("met", "google_translate", "radio_browser")
 """Integrations onboarding adds that need the internet (weather, text-to-speech, radio): removed
 on a first start when they cannot set up, so the log and the integrations page show the plant."""
+DASHBOARD = "data-center"
+HOME_AREAS = ("living_room", "kitchen", "bedroom")
+POWER_ROOM = "Power room"
 OPTIONS = {"policy_mode": "automatic", "step_interval": 30}
 """Options set once, when the plant is added: migrate on its own, 30 s between stages."""
 IGNORED_ISSUES = ("deprecated_method",)
 """Home Assistant's own repairs that do not apply here: this development instance is a Home
 Assistant Core install in a virtualenv on purpose (ignored, as a user would; still listed under
 "ignored")."""
-LEGACY_YAML = re.compile(r"^(http|homeassistant):\n(  .*\n)*", re.MULTILINE)
+LEGACY_YAML = re.compile(
+    r"^homeassistant:\n  name: Data Center\n  time_zone: UTC\nhttp:\n  server_port: \d+\n",
+    re.MULTILINE,
+)
+"""Exactly what earlier versions of this script wrote (a user's own blocks are left alone)."""
 
 
 def log(msg: str) -> None:
@@ -321,6 +328,60 @@ class Api:
             time.sleep(1)
         return removed
 
+    def arrange_areas(self, entry_id: str) -> int:
+        """Replace onboarding's home areas (living room, kitchen, bedroom) by a power room that
+        holds the plant's devices, so the overview dashboard opens on the plant."""
+        (areas,) = self.ws({"type": "config/area_registry/list"})
+        commands: list[dict[str, Any]] = [
+            {"type": "config/area_registry/delete", "area_id": a["area_id"]}
+            for a in areas
+            if a["area_id"] in HOME_AREAS
+        ]
+        room = next((a for a in areas if a["name"] == POWER_ROOM), None)
+        if room is None:
+            commands.append(
+                {"type": "config/area_registry/create", "name": POWER_ROOM, "icon": "mdi:flash"}
+            )
+        results = self.ws(*commands) if commands else []
+        area_id = room["area_id"] if room is not None else results[-1]["area_id"]
+        (devices,) = self.ws({"type": "config/device_registry/list"})
+        mine = [d for d in devices if entry_id in d["config_entries"] and not d["area_id"]]
+        if mine:
+            self.ws(
+                *(
+                    {
+                        "type": "config/device_registry/update",
+                        "device_id": d["id"],
+                        "area_id": area_id,
+                    }
+                    for d in mine
+                )
+            )
+        return len(mine)
+
+    def create_dashboard(self) -> str:
+        """A "Data center" dashboard of the plant (as a user would build one in the UI):
+        the load migration, each ATS and MPDU with health, failure risk and load, the loads'
+        history and each circuit's path. Returns its URL path."""
+        ents = self.template(
+            "{{ integration_entities('datacenter_power') | sort | join(' ') }}"
+        ).split()
+        (dashboards,) = self.ws({"type": "lovelace/dashboards/list"})
+        if not any(d["url_path"] == DASHBOARD for d in dashboards):
+            self.ws(
+                {
+                    "type": "lovelace/dashboards/create",
+                    "url_path": DASHBOARD,
+                    "title": "Data center",
+                    "icon": "mdi:transmission-tower",
+                    "show_in_sidebar": True,
+                    "require_admin": False,
+                    "mode": "storage",
+                }
+            )
+        self.ws({"type": "lovelace/config/save", "url_path": DASHBOARD, "config": dashboard(ents)})
+        return DASHBOARD
+
     def plant_entry(self) -> str | None:
         entries = self.call("GET", "/api/config/config_entries/entry")
         return next((e["entry_id"] for e in entries if e["domain"] == "datacenter_power"), None)
@@ -376,6 +437,68 @@ class Api:
 
     def template(self, tpl: str) -> str:
         return str(self.call("POST", "/api/template", {"template": tpl})).strip()
+
+
+def dashboard(entities: list[str]) -> dict[str, Any]:
+    """The dashboard's configuration from the integration's entity ids."""
+
+    def pick(pattern: str) -> list[str]:
+        return [e for e in entities if re.fullmatch(pattern, e)]
+
+    elements = sorted(
+        {
+            m.group(1)
+            for e in entities
+            if (m := re.fullmatch(r"sensor\.((?:ats|mpdu)_\w+?)_health", e))
+        }
+    )
+    cards: list[dict[str, Any]] = []
+    for migration in pick(r"sensor\.\w+_load_migration"):
+        cards.append(
+            {
+                "type": "entities",
+                "title": "Load migration",
+                "entities": [
+                    {"entity": migration, "name": "State"},
+                    *(
+                        {"type": "attribute", "entity": migration, "attribute": a, "name": n}
+                        for a, n in (
+                            ("component", "Component"),
+                            ("progress", "Progress (%)"),
+                            ("circuits", "Circuits"),
+                        )
+                    ),
+                ],
+            }
+        )
+    for el in elements:
+        rows: list[dict[str, Any]] = []
+        for pattern, name in (
+            (rf"sensor\.{el}_health", "Health"),
+            (rf"binary_sensor\.{el}_failure_risk", "Failure risk"),
+            (rf"sensor\.{el}_time_to_failure", "Time to failure"),
+            (rf"sensor\.{el}_(load_current|current)", "Load"),
+            (rf"sensor\.{el}_load_vs_continuous_limit", "Load vs continuous limit"),
+            (rf"sensor\.{el}_forecast_peak_load", "Forecast peak load"),
+            (rf"binary_sensor\.{el}_output_lost", "Output lost"),
+            (rf"binary_sensor\.{el}_breaker_tripped", "Breaker tripped"),
+        ):
+            rows += [{"entity": e, "name": name} for e in pick(pattern)]
+        kind, _, plant_id = el.partition("_")
+        cards.append({"type": "entities", "title": f"{kind.upper()} {plant_id}", "entities": rows})
+    loads = [e for el in elements for e in pick(rf"sensor\.{el}_(load_current|current)")]
+    if loads:
+        cards.append(
+            {"type": "history-graph", "title": "Load", "hours_to_show": 1, "entities": loads}
+        )
+    paths = [
+        {"entity": e, "name": m.group(1)}
+        for e in entities
+        if (m := re.fullmatch(r"select\.circuit_(\w+?)_active_path", e))
+    ]
+    if paths:
+        cards.append({"type": "entities", "title": "Circuits: active path", "entities": paths})
+    return {"title": "Data center", "views": [{"title": "Plant", "path": "plant", "cards": cards}]}
 
 
 # -- the plant's history, as the integration would have recorded it -----------------------------
@@ -619,6 +742,10 @@ def main() -> int:
         if len(rows) > 1:
             give_history(api, config_dir, entry_id, rows)
         want = expected_devices(scenario)
+        if added and not args.smoke:
+            ok, _ = wait_live(api, want, timeout=120)
+            log(f"{api.arrange_areas(entry_id)} devices put in the area {POWER_ROOM!r}")
+            log(f"dashboard: /{api.create_dashboard()}")
         if args.smoke:
             ok, line = wait_live(api, want, timeout=120 + want / 5)  # a hall takes longer
             print(line, flush=True)
@@ -666,14 +793,14 @@ def main() -> int:
         stop = True
         return 0
     finally:
-        for p in procs.values():
-            if p.poll() is None:
+        # Home Assistant first, so that it does not log the plant going away while it stops.
+        for name in ("hass", "sim"):
+            if (p := procs.get(name)) is not None and p.poll() is None:
                 p.send_signal(signal.SIGTERM)
-        for p in procs.values():
-            try:
-                p.wait(timeout=60)
-            except subprocess.TimeoutExpired:
-                p.kill()
+                try:
+                    p.wait(timeout=60)
+                except subprocess.TimeoutExpired:
+                    p.kill()
         if stop:
             log("stopped")
 

@@ -124,11 +124,15 @@ run_in_env() {
         (cd "$REPO_ROOT" && PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" "$@")
     else
         [ "$(id -u)" = 0 ] || { log "running inside the root filesystem needs root"; exit 1; }
-        cp -f /etc/resolv.conf "$ROOTFS/etc/resolv.conf" 2>/dev/null || true
-        if [ -f /etc/ssl/certs/ca-certificates.crt ]; then
-            mkdir -p "$ROOTFS/etc/ssl/certs"
-            cp -f /etc/ssl/certs/ca-certificates.crt "$ROOTFS/etc/ssl/certs/ca-certificates.crt"
-        fi
+        # Copied only when changed, and atomically: commands running in the environment at
+        # the same time read these (a truncated CA bundle stops Home Assistant from starting).
+        local src dst
+        for src in /etc/resolv.conf /etc/ssl/certs/ca-certificates.crt; do
+            dst="$ROOTFS$src"
+            [ -f "$src" ] && ! cmp -s "$src" "$dst" || continue
+            mkdir -p "$(dirname "$dst")"
+            cp -f "$src" "$dst.$$" 2>/dev/null && mv -f "$dst.$$" "$dst" || rm -f "$dst.$$"
+        done
         mkdir -p "$ROOTFS$REPO_ROOT"
         # ../shared (example scenarios, check tools) is visible inside too when it exists.
         local shared; shared="$(cd "$REPO_ROOT/.." && pwd)/shared"
