@@ -204,13 +204,28 @@ class MigrationManager:
         circuits stay where they are, every one energised) and a repair issue asks a person.
         """
         data = await self._store.async_load() or {}
-        for raw in data.get("migrations", []):
+        raws = data.get("migrations", []) if isinstance(data, dict) else None
+        damaged = 0
+        for raw in raws if isinstance(raws, list) else []:
             try:
                 rec = MigrationRecord.from_dict(raw)
-            except KeyError, ValueError, TypeError:
-                LOGGER.warning("Discarding a damaged migration record: %s", raw)
+            except KeyError, ValueError, TypeError, IndexError, AttributeError:
+                damaged += 1
                 continue
             self.records[rec.migration_id] = rec
+        if damaged or not isinstance(raws, list):
+            LOGGER.warning(
+                "The stored migration records were damaged; %s discarded", damaged or "all"
+            )
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                f"storage_damaged_{self.coordinator.config_entry.entry_id}_migrations",
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="migrations_damaged",
+                translation_placeholders={"count": str(damaged) if damaged else "all"},
+            )
         for rec in list(self.records.values()):
             if rec.state in FINAL_STATES:
                 continue
