@@ -45,7 +45,7 @@ async def test_garbage_reply_is_contained(
         assert not [
             r
             for r in caplog.records
-            if r.exc_info or r.levelno >= logging.ERROR and r.name == "asyncio"
+            if r.exc_info or (r.levelno >= logging.ERROR and r.name == "asyncio")
         ]
         assert not [r for r in caplog.records if "Fatal error" in r.getMessage()]
         proxy.faults.clear()
