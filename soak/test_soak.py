@@ -258,6 +258,8 @@ class Soak:
         self.outage_until = -1
         self.finished: list[dict[str, Any]] = []
         self.errors = _ErrorLog()
+        self.switch_times: dict[str, list[float]] = {}
+        self.switch_counts: dict[str, int] = {}
         self.step = 0
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -531,6 +533,18 @@ class Soak:
                 f"{mid} carries {m.current_a:.1f} A (limit {LIMIT * m.rating_a:.1f} A) right "
                 "after a migration that completed moving load onto it",
             )
+        now = self.server.plant.t_s
+        for cid, c in tel.circuits.items():
+            commanded = c.switch_operations - c.bypass_transfers
+            times = self.switch_times.setdefault(cid, [])
+            last = self.switch_counts.get(cid, commanded)
+            times += [now] * max(0, commanded - last)
+            self.switch_counts[cid] = commanded
+            times[:] = [t for t in times if t > now - 3600]
+            REPORT.check(
+                len(times) <= migration.MAX_PATH_CHANGES_PER_HOUR + 1,
+                f"{cid} changed path {len(times)} times within an hour",
+            )
         REPORT.check(not self.errors.records, f"error log: {self.errors.records[:3]}")
         self.errors.records.clear()
         if self.loaded:
@@ -645,7 +659,7 @@ async def test_soak(
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("homeassistant").setLevel(logging.WARNING)
     soak = Soak(hass, hass_storage, hass_read_only_user.id, seed)
-    for module in (coordinator, services, diagnostics, forecasting):
+    for module in (coordinator, services, diagnostics, forecasting, migration):
         monkeypatch.setattr(module, "dt_util", soak.clock)
     monkeypatch.setattr(forecasting, "time", soak.clock)
     await soak.start(scenario(seed, hours))

@@ -101,7 +101,7 @@ def _contain_undecodable(client: AsyncModbusTcpClient) -> None:
             _LOGGER.debug("dropping an undecodable reply (%d bytes): %s", len(data), exc)
             return len(data)
 
-    ctx.callback_data = guarded
+    ctx.callback_data = guarded  # type: ignore[method-assign]
 
 
 class _Lane:
