@@ -834,7 +834,7 @@ class _Parser:
         if "kind" not in value:
             raise self.fail(_join(path, "kind"), "missing required key")
         kind = value["kind"]
-        if kind not in _EVENT_FIELDS:
+        if not isinstance(kind, str) or kind not in _EVENT_FIELDS:
             raise self.fail(
                 _join(path, "kind"),
                 f"unknown event kind {kind!r} (known: {', '.join(EVENT_KINDS)})",

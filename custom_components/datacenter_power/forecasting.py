@@ -143,17 +143,18 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
     async def _async_setup(self) -> None:
         """Replay the persisted history into the policy, then follow telemetry."""
         stored = await self._store.async_load() or {}
+        rows = stored.get("history", []) if isinstance(stored, dict) else None
         replay: list[PlantObservation] = []
-        dropped = 0
-        for row in stored.get("history", []):
+        damaged = 0
+        for row in rows if isinstance(rows, list) else []:
             try:
                 replay.append(unpack_observation(row))
-            except ValueError, TypeError, KeyError, AttributeError:
-                dropped += 1
+            except ValueError, TypeError, KeyError, IndexError, AttributeError:
+                damaged += 1
                 continue
             self._history.append(row)
-        if dropped:
-            LOGGER.warning("Dropped %d damaged history row(s)", dropped)
+        if damaged or not isinstance(rows, list):
+            LOGGER.warning("The stored load history was damaged; %s row(s) discarded", damaged)
         if replay:
             LOGGER.debug("Replaying %d persisted observations into the policy", len(replay))
             # Nothing else touches the policy yet: replay it off the event loop.

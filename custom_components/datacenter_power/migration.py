@@ -18,6 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
@@ -27,6 +28,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
+from homeassistant.util import dt as dt_util
 
 from .const import (
     CONF_MAX_STEP_AMPS,
@@ -67,6 +69,11 @@ PLANNING_MARGIN: Final = 1.10
 HELD_REASON: Final = "interrupted by a restart; held for a person to decide"
 """Why a migration interrupted by a restart outside automatic mode stopped (a repair asks)."""
 """Without a forecast, plan against present currents plus this margin."""
+MAX_PATH_CHANGES_PER_HOUR: Final = 4
+"""Flapping guard: a migration is not started when it would change a circuit's path more often
+than this within an hour (rolling back a stage is always allowed, so at most one more). ATS
+sources are never switched by the integration."""
+GUARD_WINDOW_S: Final = 3600.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,9 +90,15 @@ class MigrationRequest:
 class HaPlantPort:
     """The executor's view of the plant: SBM commands and fresh observations."""
 
-    def __init__(self, coordinator: TelemetryCoordinator) -> None:
-        """Drive the plant through a telemetry coordinator."""
+    def __init__(
+        self,
+        coordinator: TelemetryCoordinator,
+        on_switch: Callable[[str], None] | None = None,
+    ) -> None:
+        """Drive the plant through a telemetry coordinator; ``on_switch(circuit)`` is told of
+        every path change sent (the flapping guard counts them)."""
         self._coordinator = coordinator
+        self._on_switch = on_switch
 
     async def set_path(self, circuit_id: str, mpdu_id: str) -> None:
         """Command the circuit's SBM (make-before-break in the device) through the plant's
@@ -96,6 +109,8 @@ class HaPlantPort:
             lambda client, identity: client.set_sbm_path(identity, mpdu_id),
             f"path {mpdu_id}",
         )
+        if self._on_switch is not None:
+            self._on_switch(circuit_id)
 
     async def observe(self) -> Observation:
         """Refresh telemetry now and describe it for verification."""
@@ -190,6 +205,8 @@ class MigrationManager:
         self._tasks: dict[str, asyncio.Task[MigrationRecord]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._waiters: list[asyncio.Future[None]] = []
+        self._switches: dict[str, deque[float]] = {}
+        """Circuit -> times of the path changes this integration sent within the last hour."""
         self._drained: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         """Migration id -> (MPDUs it drains, circuits its plan leaves there), to refuse an
         opposite drain and to tell ``completed`` from "moved, but the part is not empty"."""
@@ -373,13 +390,28 @@ class MigrationManager:
         circuits stay where they are, every one energised) and a repair issue asks a person.
         """
         data = await self._store.async_load() or {}
-        for raw in data.get("migrations", []):
+        raws = data.get("migrations", []) if isinstance(data, dict) else None
+        damaged = 0
+        for raw in raws if isinstance(raws, list) else []:
             try:
                 rec = MigrationRecord.from_dict(raw)
-            except KeyError, ValueError, TypeError:
-                LOGGER.warning("Discarding a damaged migration record: %s", raw)
+            except KeyError, ValueError, TypeError, IndexError, AttributeError:
+                damaged += 1
                 continue
             self.records[rec.migration_id] = rec
+        if damaged or not isinstance(raws, list):
+            LOGGER.warning(
+                "The stored migration records were damaged; %s discarded", damaged or "all"
+            )
+            ir.async_create_issue(
+                self.hass,
+                DOMAIN,
+                f"storage_damaged_{self.coordinator.config_entry.entry_id}_migrations",
+                is_fixable=False,
+                severity=ir.IssueSeverity.WARNING,
+                translation_key="migrations_damaged",
+                translation_placeholders={"count": str(damaged) if damaged else "all"},
+            )
         self._drop_stale_held_issues()
         for rec in list(self.records.values()):
             if rec.state in FINAL_STATES:
@@ -474,6 +506,23 @@ class MigrationManager:
                 filled |= {m.to_mpdu for m in stage}
         return emptied, filled
 
+    def _count_switch(self, circuit: str) -> None:
+        self._switches.setdefault(circuit, deque()).append(dt_util.utcnow().timestamp())
+
+    def path_changes_last_hour(self) -> dict[str, int]:
+        """Circuit -> path changes the integration sent within the last hour (the guard's view,
+        shown on the migration sensor)."""
+        since = dt_util.utcnow().timestamp() - GUARD_WINDOW_S
+        out: dict[str, int] = {}
+        for circuit, times in list(self._switches.items()):
+            while times and times[0] < since:
+                times.popleft()
+            if times:
+                out[circuit] = len(times)
+            else:
+                del self._switches[circuit]
+        return out
+
     async def async_start(self, plan: Plan, request: MigrationRequest) -> str:
         """Start executing a plan; returns the migration id. Refuses overlapping circuits and a
         drain in the opposite direction of a running one (each would refill the other)."""
@@ -488,6 +537,27 @@ class MigrationManager:
                 translation_placeholders={
                     "component": request.component,
                     "elements": ", ".join(sorted(into | out_of)),
+                },
+            )
+        recent = self.path_changes_last_hour()
+        moves = [m.circuit for m in plan.moves]
+        flapping = sorted(
+            c for c in set(moves) if recent.get(c, 0) + moves.count(c) > MAX_PATH_CHANGES_PER_HOUR
+        )
+        if flapping:
+            LOGGER.warning(
+                "Not starting a migration of %s: %s already changed path %d times within the "
+                "hour (flapping guard)",
+                request.component,
+                ", ".join(flapping),
+                MAX_PATH_CHANGES_PER_HOUR,
+            )
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="flapping_guard",
+                translation_placeholders={
+                    "circuits": ", ".join(flapping),
+                    "limit": str(MAX_PATH_CHANGES_PER_HOUR),
                 },
             )
         overlap = plan.circuits & self.busy_circuits()
@@ -521,7 +591,7 @@ class MigrationManager:
 
     def _launch(self, rec: MigrationRecord, *, step_interval_s: float) -> None:
         executor = MigrationExecutor(
-            HaPlantPort(self.coordinator),
+            HaPlantPort(self.coordinator, self._count_switch),
             rec,
             step_interval_s=step_interval_s,
             on_progress=self._on_progress,
@@ -641,7 +711,7 @@ def _held_issue(migration_id: str) -> str:
 
 
 def describe(rec: MigrationRecord | None) -> Mapping[str, Any]:
-    """Attributes of the migration sensor."""
+    """Attributes of the migration sensor (the latest migration)."""
     if rec is None:
         return {}
     return {

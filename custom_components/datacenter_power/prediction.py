@@ -31,7 +31,7 @@ from .device.models import DeviceIdentity, DeviceType
 from .engine.forecast import Forecast
 from .executor import MigrationState
 from .forecasting import ForecastCoordinator
-from .migration import MigrationManager, describe
+from .migration import MAX_PATH_CHANGES_PER_HOUR, MigrationManager, describe
 
 UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
 """Forecast models that know no daily shape yet (too little history)."""
@@ -214,8 +214,13 @@ class MigrationSensor(SensorEntity):
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Progress and what it moves."""
-        return dict(describe(self._manager.latest))
+        """Progress and what it moves, and the flapping guard: path changes sent per circuit
+        within the last hour, against the limit."""
+        return {
+            **describe(self._manager.latest),
+            "path_changes_last_hour": self._manager.path_changes_last_hour(),
+            "path_changes_limit_per_hour": MAX_PATH_CHANGES_PER_HOUR,
+        }
 
 
 def prediction_sensors(entry: DataCenterPowerConfigEntry, identity: DeviceIdentity) -> list[Entity]:

@@ -14,7 +14,43 @@ import contextlib
 import struct
 from typing import Literal
 
-type Fault = Literal["exception", "short", "garbage", "stray", "silent", "absent"]
+type Fault = Literal[
+    "exception",
+    "short",
+    "garbage",
+    "stray",
+    "silent",
+    "absent",
+    "reset",
+    "wrong_unit",
+    "slow",
+    "busy",
+    "gateway_path",
+    "gateway_target",
+    "illegal_function",
+    "illegal_address",
+    "illegal_value",
+    "device_failure",
+]
+
+EXCEPTION_CODES: dict[str, int] = {
+    "illegal_function": 0x01,
+    "illegal_address": 0x02,
+    "illegal_value": 0x03,
+    "device_failure": 0x04,
+    "exception": 0x04,
+    "busy": 0x06,
+    "gateway_path": 0x0A,
+    "gateway_target": 0x0B,
+}
+"""Modbus exception codes answered for the faults of that name."""
+SLOW_S = 5.0
+"""How late a ``slow`` answer comes (longer than any request timeout)."""
+
+
+class _Reset(Exception):
+    """Drop the client's connection in the middle of a request."""
+
 
 _MBAP = struct.Struct(">HHHB")  # transaction id, protocol id, length, unit id
 
@@ -28,6 +64,7 @@ class ModbusProxy:
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
+        self.requests = 0
 
     async def start(self) -> int:
         """Start listening on a free port; returns it."""
@@ -44,6 +81,11 @@ class ModbusProxy:
             await self._server.wait_closed()
             self._server = None
 
+    def drop_connections(self) -> None:
+        """Close every open connection at once (a gateway restart); the listener stays."""
+        for writer in list(self._writers):
+            writer.close()
+
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
         up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None = None
@@ -59,7 +101,7 @@ class ModbusProxy:
                 if answer is not None:
                     writer.write(answer)
                     await writer.drain()
-        except asyncio.IncompleteReadError, ConnectionError:
+        except asyncio.IncompleteReadError, ConnectionError, _Reset:
             pass
         finally:
             for w in (writer, up[1] if up else None):
@@ -79,6 +121,9 @@ class ModbusProxy:
     ) -> bytes | None:
         fault = self.faults.get(unit, "absent" if up is None else None)
         function = pdu[0]
+        self.requests += 1
+        if fault in EXCEPTION_CODES:
+            return _frame(tid, unit, bytes([function | 0x80, EXCEPTION_CODES[fault]]))
         match fault:
             case None:
                 assert up is not None
@@ -98,6 +143,14 @@ class ModbusProxy:
             case "garbage":
                 # Claims 255 bytes of registers and carries one: undecodable.
                 return _frame(tid, unit, bytes([function, 0xFF, 0x13]))
+            case "reset":
+                raise _Reset
+            case "wrong_unit":
+                # A well-formed answer from another unit id (a mis-wired gateway).
+                return _frame(tid, (unit % 247) + 1, bytes([function, 2, 0, 1]))
+            case "slow":
+                await asyncio.sleep(SLOW_S)
+                return None
             case "stray":
                 # A well-formed answer to some other request (another transaction id).
                 return _frame((tid + 1) & 0xFFFF, unit, bytes([function, 2, 0, 1]))

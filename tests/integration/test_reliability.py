@@ -22,7 +22,7 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 )
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.datacenter_power import migration
+from custom_components.datacenter_power import const, migration
 from custom_components.datacenter_power.const import (
     CONF_HOST,
     CONF_MAX_STEP_AMPS,
@@ -36,9 +36,12 @@ from dcp_sim.server import PlantServer
 
 
 @pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stage that does not verify is rolled back after 3 refreshes 50 ms apart."""
+def fast_verification(monkeypatch: pytest.MonkeyPatch, short_modbus_timeouts: None) -> None:
+    """A stage that does not verify is rolled back after 3 refreshes 50 ms apart. Polls get 1 s
+    per request (not the suite's 0.2 s): on a loaded machine a slow answer would otherwise
+    make an MPDU look dead and the interlock (rightly) refuse the moves these tests make."""
     monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+    monkeypatch.setattr(const, "REQUEST_TIMEOUT", 1.0)
 
 
 async def _entry(hass: HomeAssistant, base: MockConfigEntry, **options: Any) -> MockConfigEntry:
@@ -405,3 +408,30 @@ async def test_config_flow_port_must_be_a_whole_port_number(hass: HomeAssistant,
         return
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {CONF_PORT: "invalid_port"}
+
+
+# -- flapping guard -------------------------------------------------------------------------------
+
+
+async def test_flapping_guard_bounds_path_changes_and_shows_them(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sim_server: tuple[PlantServer, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """With a limit of 2 path changes per circuit per hour: mpdu1 drained, then mpdu2 drained
+    (c01/c02 move back), then mpdu1 again is refused; the migration sensor shows the counts."""
+    monkeypatch.setattr(migration, "MAX_PATH_CHANGES_PER_HOUR", 2)
+    manager = init_integration.runtime_data.migrations
+    for component in ("mpdu1", "mpdu2"):
+        started = await _call(hass, "migrate_load", {"component": component, "max_step_amps": 20})
+        record = await manager.async_wait(started["migration_id"])
+        assert record.state is MigrationState.COMPLETED, record
+    before = _paths(sim_server[0])
+    assert await _refused(hass, "migrate_load", {"component": "mpdu1"}) == "flapping_guard"
+    assert _paths(sim_server[0]) == before
+    await hass.async_block_till_done()
+    sensor = hass.states.get(_entity(hass, "sensor", "load_migration"))
+    assert sensor is not None
+    assert sensor.attributes["path_changes_last_hour"] == {"c01": 2, "c02": 2, "c03": 1}
+    assert sensor.attributes["path_changes_limit_per_hour"] == 4  # the module's constant

@@ -88,6 +88,28 @@ class _Response(Protocol):
     def isError(self) -> bool: ...
 
 
+def _contain_undecodable(client: AsyncModbusTcpClient) -> None:
+    """Drop an undecodable reply inside pymodbus's protocol callback instead of raising there.
+
+    pymodbus raises ``ModbusIOException`` from ``data_received`` when a frame cannot be decoded
+    (garbage from a faulty gateway); asyncio then closes the connection and logs the traceback
+    at ERROR as a fatal protocol error. Dropping what was received makes the request end as
+    "no answer" (the device goes unavailable, logged once by the integration) and keeps the
+    connection for the next request.
+    """
+    ctx = client.ctx
+    decode = ctx.callback_data
+
+    def guarded(data: bytes, addr: tuple[str, int] | None = None) -> int:
+        try:
+            return int(decode(data, addr))
+        except ModbusException as exc:
+            _LOGGER.debug("dropping an undecodable reply (%d bytes): %s", len(data), exc)
+            return len(data)
+
+    ctx.callback_data = guarded  # type: ignore[method-assign]
+
+
 class _Lane:
     """One TCP connection to the gateway; pymodbus runs its requests one at a time."""
 
@@ -101,6 +123,7 @@ class _Lane:
             reconnect_delay=0.1,
             reconnect_delay_max=10.0,
         )
+        _contain_undecodable(self._client)
 
     @property
     def connected(self) -> bool:

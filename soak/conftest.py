@@ -1,0 +1,10 @@
+"""Fixtures of the soak: Home Assistant may load the project's integration."""
+
+from __future__ import annotations
+
+import pytest
+
+
+@pytest.fixture(autouse=True)
+def auto_enable_custom_integrations(enable_custom_integrations: None) -> None:
+    """Let Home Assistant load ``custom_components.datacenter_power``."""

@@ -1,0 +1,670 @@
+"""The soak run: Home Assistant with the integration in ``automatic`` mode, a generated plant
+served by the simulator behind a fault-injecting Modbus gateway, and simulated time moved in
+5-minute steps (plant and Home Assistant clocks together).
+
+Every step may inject faults (Modbus faults per unit, a gateway restart or outage, a restart of
+the integration with or without damaged stored data, a switch to approval mode across a
+restart), a burst of action calls (valid and invalid, admin and non-admin), then advances time,
+polls, lets the engine decide every 15 simulated minutes, lets migrations run, and checks the
+invariants. Source outages, sudden failures, wear, surges, stuck sensors and communication
+losses come from the generated scenario. Run it with ``python -m soak`` (``scripts/soak``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import os
+import random
+from collections.abc import Callable
+from datetime import datetime, timedelta
+from typing import Any
+
+import probatio as vol
+import pytest
+from homeassistant.config_entries import ConfigEntryState
+from homeassistant.core import Context, Event, HomeAssistant
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
+from homeassistant.helpers import issue_registry as ir
+from homeassistant.util import dt as dt_util
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.datacenter_power import (
+    const,
+    coordinator,
+    diagnostics,
+    forecasting,
+    migration,
+    services,
+)
+from custom_components.datacenter_power.const import (
+    CONF_HOST,
+    CONF_MAX_STEP_AMPS,
+    CONF_POLICY_MODE,
+    CONF_PORT,
+    CONF_STEP_INTERVAL,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+)
+from custom_components.datacenter_power.executor import FINAL_STATES, MigrationState
+from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED, KEEP_FINISHED
+from dcp_sim.plant import Plant
+from dcp_sim.scenario import parse_scenario
+from dcp_sim.server import PlantServer
+from tests.integration.modbus_proxy import ModbusProxy
+
+from .report import REPORT
+
+STEP_S = 300
+DECIDE_EVERY = 3
+"""Steps between two runs of the decision policy (15 simulated minutes)."""
+LIMIT = 0.8
+MODBUS_FAULTS = (
+    "illegal_function",
+    "illegal_address",
+    "illegal_value",
+    "device_failure",
+    "busy",
+    "gateway_path",
+    "gateway_target",
+    "short",
+    "garbage",
+    "stray",
+    "silent",
+    "reset",
+    "wrong_unit",
+    "slow",
+)
+MAX_RSS_GROWTH_MB = 400.0
+
+
+def scenario(seed: int, hours: float) -> dict[str, Any]:
+    """A plant of 2 ATSs, 3 MPDUs and 9 circuits with random loads and random faults."""
+    rng = random.Random(seed)
+    mpdus = ["mpdu1", "mpdu2", "mpdu3"]
+    circuits = []
+    for i in range(1, 10):
+        paths = rng.sample(mpdus, k=rng.choice((2, 2, 3)))
+        circuits.append(
+            {
+                "id": f"c{i:02d}",
+                "paths": paths,
+                "rating_a": 16,
+                "critical": i != 9,
+                "load": {
+                    "mean_a": round(rng.uniform(2.0, 4.5), 2),
+                    "daily": round(rng.uniform(0.1, 0.3), 2),
+                    "noise": 0.03,
+                },
+            }
+        )
+    events: list[dict[str, Any]] = []
+    span = max(hours, 1.0) * 3600.0
+    for k in range(max(1, int(hours // 12) + 1)):
+        base = k * 12 * 3600.0
+
+        def at(lo: float = 0.0, hi: float = 12 * 3600.0, base: float = base) -> float:
+            return min(span - 60.0, base + rng.uniform(lo, hi))
+
+        events += [
+            {
+                "kind": "source_outage",
+                "target": rng.choice(["util_a", "util_b"]),
+                "at": f"{at():.0f}",
+                "duration": f"{rng.uniform(300, 1800):.0f}",
+            },
+            {
+                "kind": "sudden_failure",
+                "target": rng.choice(mpdus),
+                "at": f"{at():.0f}",
+                "repair_after": f"{rng.uniform(1800, 3 * 3600):.0f}",
+            },
+            {
+                "kind": "load_surge",
+                "targets": rng.sample([c["id"] for c in circuits], k=2),
+                "at": f"{at():.0f}",
+                "duration": f"{rng.uniform(600, 3600):.0f}",
+                "extra_a": round(rng.uniform(1, 4), 1),
+            },
+            {
+                "kind": "comms_loss",
+                "target": rng.choice([*mpdus, "c01", "ats1"]),
+                "at": f"{at():.0f}",
+                "duration": f"{rng.uniform(120, 900):.0f}",
+            },
+            {
+                "kind": "sensor_stuck",
+                "target": rng.choice(mpdus),
+                "at": f"{at():.0f}",
+                "duration": f"{rng.uniform(300, 1800):.0f}",
+            },
+        ]
+        if k % 2 == 0:
+            onset = at(0, 4 * 3600.0)
+            events.append(
+                {
+                    "kind": "ats_contact_wear",
+                    "target": rng.choice(["ats1", "ats2"]),
+                    "onset": f"{onset:.0f}",
+                    "failure": f"{min(span, onset + rng.uniform(6, 10) * 3600):.0f}",
+                    "repair_after": "7200",
+                }
+            )
+    return {
+        "version": 1,
+        "name": f"soak-{seed}",
+        "seed": seed,
+        "start": "2026-03-02T00:00:00Z",
+        "history": "0s",
+        "duration": f"{span:.0f}",
+        "step": "60s",
+        "environment": {"ambient_c": 24, "humidity_pct": 40},
+        "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
+        "ats": [
+            {
+                "id": "ats1",
+                "sources": ["util_a", "util_b"],
+                "rating_a": 100,
+                "transfer_time": "12ms",
+                "rated_operations": 6000,
+            },
+            {
+                "id": "ats2",
+                "sources": ["util_b", "util_a"],
+                "rating_a": 100,
+                "transfer_time": "12ms",
+                "rated_operations": 6000,
+            },
+        ],
+        "mpdus": [
+            {"id": "mpdu1", "ats": "ats1", "rating_a": 32},
+            {"id": "mpdu2", "ats": "ats2", "rating_a": 32},
+            {"id": "mpdu3", "ats": "ats2", "rating_a": 32},
+        ],
+        "circuits": circuits,
+        "events": events,
+    }
+
+
+class SimClock:
+    """The integration's clock in the soak: simulated time, moved with the plant's.
+
+    Home Assistant's own clock keeps running (its timers and timeouts need it); the
+    integration's modules see this one as ``dt_util`` and ``time`` instead, so its telemetry
+    timestamps, staleness checks and the engine's forecasts follow the simulated hours.
+    """
+
+    def __init__(self) -> None:
+        self.now = dt_util.utcnow()
+
+    def utcnow(self) -> datetime:
+        return self.now
+
+    def time(self) -> float:
+        return self.now.timestamp()
+
+    def tick(self, seconds: float) -> None:
+        self.now += timedelta(seconds=seconds)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(dt_util, name)
+
+
+class _ErrorLog(logging.Handler):
+    """Counts ERROR records (tracebacks included) of Home Assistant, asyncio and the integration."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.records: list[str] = []
+        self.outages = 0
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message.startswith("Error fetching") and not record.exc_info:
+            # The coordinator's one line when the whole gateway is gone (a fault, rightly an
+            # ERROR, and logged once per outage); counted, not a violation.
+            self.outages += 1
+            return
+        if record.name.startswith(("custom_components", "homeassistant", "asyncio")):
+            self.records.append(f"{record.name}: {message[:300]}")
+
+
+def _rss_mb() -> float:
+    with open("/proc/self/statm", encoding="ascii") as statm:
+        return int(statm.read().split()[1]) * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+class Soak:
+    """One run: the plant, the gateway, Home Assistant's entry, the random source, the checks."""
+
+    def __init__(
+        self,
+        hass: HomeAssistant,
+        storage: dict[str, Any],
+        non_admin: str,
+        seed: int,
+    ) -> None:
+        self.hass = hass
+        self.clock = SimClock()
+        self.storage = storage
+        self.non_admin = non_admin
+        self.rng = random.Random(seed * 7919 + 1)
+        self.verbose = bool(os.environ.get("SOAK_VERBOSE"))
+        self.server: PlantServer
+        self.proxy: ModbusProxy
+        self.entry: MockConfigEntry
+        self.fault_until: dict[int, int] = {}
+        self.outage_until = -1
+        self.finished: list[dict[str, Any]] = []
+        self.errors = _ErrorLog()
+        self.switch_times: dict[str, list[float]] = {}
+        self.switch_counts: dict[str, int] = {}
+        self.step = 0
+
+    # -- plumbing ----------------------------------------------------------------------------------
+
+    def say(self, line: str) -> None:
+        if self.verbose:
+            print(f"[{self.step * STEP_S / 3600:7.2f} h] {line}", flush=True)
+
+    def fault(self, kind: str, line: str) -> None:
+        REPORT.fault(kind, line)
+        self.say(f"fault {kind}: {line}")
+
+    def action(self, kind: str, line: str) -> None:
+        REPORT.action(kind, line)
+        self.say(f"action {kind}: {line}")
+
+    @property
+    def loaded(self) -> bool:
+        return self.entry.state is ConfigEntryState.LOADED
+
+    def paths(self) -> dict[str, str]:
+        tel = self.server.plant.telemetry()
+        return {c: t.paths[t.active_path] for c, t in tel.circuits.items()}
+
+    def switched(self) -> dict[str, tuple[str, bool]]:
+        """What commands change: each circuit's path and output, each MPDU's output."""
+        tel = self.server.plant.telemetry()
+        out = {c: (t.paths[t.active_path], t.output_on) for c, t in tel.circuits.items()}
+        out |= {m: ("", t.output_on) for m, t in tel.mpdus.items()}
+        return out
+
+    async def start(self, doc: dict[str, Any]) -> None:
+        plant = Plant(parse_scenario(doc), start_s=0.0)
+        self.server = PlantServer(plant, speed=0)
+        self.port = await self.server.start("127.0.0.1", 0)
+        self.proxy = ModbusProxy(self.port)
+        await self.proxy.start()
+        self.entry = MockConfigEntry(
+            domain=DOMAIN,
+            title="Plant ats1+ats2",
+            unique_id="ats1+ats2",
+            data={CONF_HOST: "127.0.0.1", CONF_PORT: self.proxy.port},
+            options={
+                **DEFAULT_OPTIONS,
+                CONF_POLICY_MODE: "automatic",
+                CONF_STEP_INTERVAL: 0,
+                CONF_MAX_STEP_AMPS: 20.0,
+            },
+        )
+        self.entry.add_to_hass(self.hass)
+        assert await self.hass.config_entries.async_setup(self.entry.entry_id)
+        await self.hass.async_block_till_done()
+        self.units = {
+            pid: ident.unit_id
+            for pid, ident in self.entry.runtime_data.telemetry.identities.items()
+        }
+        self.hass.bus.async_listen(EVENT_MIGRATION_FINISHED, self._on_finished)
+        logging.getLogger().addHandler(self.errors)
+
+    async def stop(self) -> None:
+        logging.getLogger().removeHandler(self.errors)
+        if self.loaded:
+            await self.hass.config_entries.async_unload(self.entry.entry_id)
+        await self.hass.async_block_till_done()
+        await self.proxy.stop()
+        await self.server.stop()
+
+    def _on_finished(self, event: Event[dict[str, Any]]) -> None:
+        """A migration ended: what the plant reports at that moment, for the checks."""
+        data = dict(event.data)
+        manager = self.entry.runtime_data.migrations if self.loaded else None
+        record = manager.records.get(data["migration_id"]) if manager else None
+        data["stages_moves"] = (
+            [[(m.circuit_id, m.from_mpdu, m.to_mpdu) for m in s] for s in record.stages]
+            if record
+            else []
+        )
+        data["paths"] = self.paths()
+        self.finished.append(data)
+
+    # -- faults --------------------------------------------------------------------------------------
+
+    def inject_modbus_fault(self) -> None:
+        pid = self.rng.choice(sorted(self.units))
+        unit = self.units[pid]
+        kind = self.rng.choice(MODBUS_FAULTS)
+        self.proxy.faults[unit] = kind  # type: ignore[assignment]
+        self.fault_until[unit] = self.step + self.rng.randint(1, 4)
+        self.fault(kind, f"{pid} (unit {unit})")
+
+    def clear_faults(self) -> None:
+        for unit, until in list(self.fault_until.items()):
+            if until <= self.step:
+                self.proxy.faults.pop(unit, None)
+                del self.fault_until[unit]
+
+    async def gateway_restart(self) -> None:
+        self.proxy.drop_connections()
+        self.fault("gateway_restart", "every connection dropped")
+
+    async def gateway_outage(self) -> None:
+        await self.server.stop()
+        self.outage_until = self.step + self.rng.randint(1, 3)
+        self.fault("gateway_outage", f"until step {self.outage_until}")
+
+    async def end_outage(self) -> None:
+        if 0 <= self.outage_until <= self.step:
+            await self.server.start("127.0.0.1", self.port)
+            self.outage_until = -1
+
+    async def restart(self) -> None:
+        """Restart the integration (as a Home Assistant restart does), sometimes with damaged
+        stored data, sometimes in approval mode so a running migration is held."""
+        hass, entry = self.hass, self.entry
+        running = self.loaded and entry.runtime_data.migrations.active is not None
+        if self.loaded:
+            await hass.config_entries.async_unload(entry.entry_id)
+        damage = self.rng.random()
+        what = "clean"
+        mig_key = f"{DOMAIN}.{entry.entry_id}.migrations"
+        hist_key = f"{DOMAIN}.{entry.entry_id}.history"
+        if damage < 0.15 and mig_key in self.storage:
+            self.storage[mig_key]["data"] = {"migrations": [{"migration_id": 3}, "x", None]}
+            what = "damaged migration records"
+        elif damage < 0.25 and hist_key in self.storage:
+            rows = self.storage[hist_key]["data"].get("history", [])
+            self.storage[hist_key]["data"] = {"history": [*rows[:5], [1.0], {"a": 1}, [None] * 4]}
+            what = "truncated history"
+        elif damage < 0.3 and mig_key in self.storage:
+            self.storage[mig_key]["data"] = ["not", "a", "mapping"]
+            what = "migration store not a mapping"
+        mode = "approval" if self.rng.random() < 0.3 else "automatic"
+        hass.config_entries.async_update_entry(
+            entry, options={**entry.options, CONF_POLICY_MODE: mode}
+        )
+        self.fault("ha_restart", f"{what}, {mode} mode, migration running: {running}")
+        await hass.config_entries.async_setup(entry.entry_id)
+        await hass.async_block_till_done()
+        REPORT.check(
+            self.loaded or self.entry.state is ConfigEntryState.SETUP_RETRY,
+            f"after a restart ({what}) the entry is {self.entry.state}",
+        )
+
+    async def ensure_loaded(self) -> None:
+        if self.entry.state is ConfigEntryState.SETUP_RETRY:
+            await self.hass.config_entries.async_reload(self.entry.entry_id)
+            await self.hass.async_block_till_done()
+
+    # -- action calls ----------------------------------------------------------------------------------
+
+    def _calls(self) -> list[tuple[str, dict[str, Any], str]]:
+        """(service, data, expectation): ``valid``, ``invalid`` or ``denied``."""
+        rng = self.rng
+        elements = ["ats1", "ats2", "mpdu1", "mpdu2", "mpdu3"]
+        comp = rng.choice(elements)
+        return [
+            ("plan_migration", {"component": comp}, "valid"),
+            ("migrate_load", {"component": rng.choice(elements[2:])}, "valid"),
+            ("migrate_load", {"component": comp, "max_step_amps": 10}, "valid"),
+            ("cancel_migration", {}, "valid"),
+            ("isolate", {"component": rng.choice(elements[2:])}, "valid"),
+            ("restore", {"component": rng.choice(elements[2:])}, "valid"),
+            ("get_forecast", {"component": rng.choice(["c01", "mpdu1", "ats2"])}, "valid"),
+            ("migrate_load", {"component": comp, "max_step_amps": float("nan")}, "invalid"),
+            ("migrate_load", {"component": comp, "step_interval": float("inf")}, "invalid"),
+            ("migrate_load", {"component": comp, "step_interval": 2}, "invalid"),
+            ("isolate", {"component": comp, "max_step_amps": -1}, "invalid"),
+            ("migrate_load", {"component": "c01"}, "invalid"),
+            ("migrate_load", {"component": "ats1", "target": "mpdu1"}, "invalid"),
+            ("migrate_load", {"component": "mpdu1", "target": "mpdu1"}, "invalid"),
+            ("plan_migration", {"component": "z" * 5000}, "invalid"),
+            ("plan_migration", {"component": "nope"}, "invalid"),
+            ("get_forecast", {"component": "env1"}, "invalid"),
+            ("cancel_migration", {"migration_id": "nope"}, "invalid"),
+            ("migrate_load", {"component": comp, "max_step_amps": 1}, "valid"),
+            ("migrate_load", {"component": comp}, "denied"),
+            ("isolate", {"component": comp}, "denied"),
+            ("cancel_migration", {}, "denied"),
+        ]
+
+    async def burst(self) -> None:
+        for _ in range(self.rng.randint(1, 5)):
+            service, data, expect = self.rng.choice(self._calls())
+            await self.call(service, data, expect)
+
+    async def call(self, service: str, data: dict[str, Any], expect: str) -> None:
+        before = self.switched()
+        context = Context(user_id=self.non_admin) if expect == "denied" else None
+        shown = {
+            k: (v if not isinstance(v, str) or len(v) < 20 else f"{v[:8]}…")
+            for k, v in data.items()
+        }
+        self.action(service, f"{shown} ({expect})")
+        outcome = "ok"
+        try:
+            call = self.hass.services.async_call(
+                DOMAIN, service, data, blocking=True, return_response=True, context=context
+            )
+            if service == "isolate":
+                # isolate waits for its migration: let time pass meanwhile.
+                task = self.hass.async_create_task(call)
+                await asyncio.wait_for(asyncio.shield(task), timeout=60)
+            else:
+                await call
+        except Unauthorized:
+            outcome = "unauthorized"
+        except (ServiceValidationError, vol.Invalid) as err:
+            outcome = f"refused: {str(err)[:160]}"
+        except HomeAssistantError as err:
+            outcome = f"failed: {str(err)[:160]}"
+        except TimeoutError:
+            outcome = "isolate still running after 60 s"
+        self.say(f"  -> {outcome}")
+        REPORT.log(f"  -> {outcome}")
+        if expect == "denied":
+            REPORT.check(
+                outcome == "unauthorized", f"non-admin {service} was not refused: {outcome}"
+            )
+            REPORT.check(self.switched() == before, f"non-admin {service} changed the plant")
+        elif expect == "invalid":
+            REPORT.check(outcome.startswith("refused"), f"invalid {service} {data} was {outcome}")
+            REPORT.check(self.switched() == before, f"invalid {service} changed the plant")
+        elif expect == "valid":
+            REPORT.check(not outcome.startswith("isolate still"), outcome)
+
+    # -- time ----------------------------------------------------------------------------------------
+
+    async def advance(self) -> None:
+        self.server.advance(STEP_S)
+        self.clock.tick(STEP_S)
+        if not self.loaded:
+            return
+        telemetry = self.entry.runtime_data.telemetry
+        t0 = os.times().elapsed
+        await telemetry.async_refresh()
+        t1 = os.times().elapsed
+        if self.step % DECIDE_EVERY == 0:
+            await self.entry.runtime_data.forecast.async_refresh()
+        t2 = os.times().elapsed
+        await self.settle()
+        self.say(
+            f"poll {t1 - t0:.2f} s decide {t2 - t1:.2f} s settle {os.times().elapsed - t2:.2f} s"
+        )
+
+    async def settle(self) -> None:
+        """Let running migrations reach a final state (steps are back to back)."""
+        if not self.loaded:
+            return
+        manager = self.entry.runtime_data.migrations
+        for _ in range(3):
+            tasks = list(manager._tasks.values())
+            if not tasks:
+                break
+            await asyncio.wait(tasks, timeout=30)
+            await self.hass.async_block_till_done()
+
+    # -- invariants ----------------------------------------------------------------------------------
+
+    def check(self, moved_onto: Callable[[str], bool]) -> None:
+        tel = self.server.plant.telemetry()
+        for cid, c in tel.circuits.items():
+            if not c.critical or c.energized:
+                continue
+            path = c.paths[c.active_path]
+            ours = (not c.output_on) or (not tel.mpdus[path].output_on)
+            REPORT.check(not ours, f"critical {cid} de-energised by a switched-off output")
+        for mid, m in tel.mpdus.items():
+            over = m.current_a > LIMIT * m.rating_a + 0.05
+            REPORT.check(
+                not (over and moved_onto(mid)),
+                f"{mid} carries {m.current_a:.1f} A (limit {LIMIT * m.rating_a:.1f} A) right "
+                "after a migration that completed moving load onto it",
+            )
+        now = self.server.plant.t_s
+        for cid, c in tel.circuits.items():
+            commanded = c.switch_operations - c.bypass_transfers
+            times = self.switch_times.setdefault(cid, [])
+            last = self.switch_counts.get(cid, commanded)
+            times += [now] * max(0, commanded - last)
+            self.switch_counts[cid] = commanded
+            times[:] = [t for t in times if t > now - 3600]
+            REPORT.check(
+                len(times) <= migration.MAX_PATH_CHANGES_PER_HOUR + 1,
+                f"{cid} changed path {len(times)} times within an hour",
+            )
+        REPORT.check(not self.errors.records, f"error log: {self.errors.records[:3]}")
+        self.errors.records.clear()
+        if self.loaded:
+            self.check_loaded()
+        rss = _rss_mb()
+        self.rss0 = getattr(self, "rss0", rss) if self.step > 20 else rss
+        REPORT.check(rss - self.rss0 < MAX_RSS_GROWTH_MB, f"memory grew to {rss:.0f} MB")
+        for key, value in self.storage.items():
+            if key.startswith(DOMAIN):
+                size = len(json.dumps(value, default=str))
+                REPORT.check(size < 8_000_000, f"stored {key} is {size} bytes")
+
+    def check_loaded(self) -> None:
+        runtime = self.entry.runtime_data
+        manager = runtime.migrations
+        issues = ir.async_get(self.hass)
+        for rec in manager.records.values():
+            if rec.state not in FINAL_STATES:
+                REPORT.check(
+                    rec.migration_id in manager._tasks,
+                    f"migration {rec.migration_id} is {rec.state} with nothing running it",
+                )
+            elif rec.reason and "restart" in rec.reason:
+                REPORT.check(
+                    issues.async_get_issue(DOMAIN, f"migration_held_{rec.migration_id}")
+                    is not None,
+                    f"migration {rec.migration_id} held after a restart without a repair",
+                )
+        finished = [r for r in manager.records.values() if r.state in FINAL_STATES]
+        REPORT.check(len(finished) <= KEEP_FINISHED, f"{len(finished)} finished records kept")
+        history = runtime.forecast._history
+        REPORT.check(
+            history.maxlen is not None and len(history) <= history.maxlen, "history unbounded"
+        )
+
+    def check_finished(self) -> set[str]:
+        """Every migration that ended since the last step: verified, or rolled back / aborted
+        with a reason; returns the MPDUs completed migrations moved load onto."""
+        onto: set[str] = set()
+        for data in self.finished:
+            state = data["state"]
+            if state == MigrationState.COMPLETED.value:
+                landed = all(
+                    data["paths"].get(c) == to
+                    for stage in data["stages_moves"]
+                    for c, _f, to in stage
+                )
+                REPORT.check(landed, f"migration {data['migration_id']} completed, not landed")
+                onto |= {to for stage in data["stages_moves"] for _c, _f, to in stage}
+            else:
+                REPORT.check(
+                    state in (MigrationState.ROLLED_BACK.value, MigrationState.ABORTED.value)
+                    and bool(data.get("reason")),
+                    f"migration {data['migration_id']} ended {state} without a reason",
+                )
+            self.action(f"migration_{state}", f"{data['component']}: {data.get('reason')}")
+        self.finished.clear()
+        return onto
+
+    # -- the run -------------------------------------------------------------------------------------
+
+    async def run(self, hours: float) -> None:
+        steps = round(hours * 3600 / STEP_S)
+        for self.step in range(1, steps + 1):
+            self.clear_faults()
+            await self.end_outage()
+            await self.ensure_loaded()
+            roll = self.rng.random()
+            if roll < 0.12:
+                self.inject_modbus_fault()
+            elif roll < 0.135:
+                await self.gateway_restart()
+            elif roll < 0.145 and self.outage_until < 0:
+                await self.gateway_outage()
+            elif roll < 0.165:
+                await self.restart()
+            if self.loaded and self.rng.random() < 0.2:
+                await self.burst()
+                if self.rng.random() < 0.3:
+                    self.inject_modbus_fault()  # mid-migration
+            t0 = os.times().elapsed
+            await self.advance()
+            self.say(f"step took {os.times().elapsed - t0:.2f} s")
+            onto = self.check_finished()
+            self.check(lambda mpdu, onto=onto: mpdu in onto)  # type: ignore[misc]
+        await self.settle()
+        self.check_finished()
+        REPORT.notes.append(
+            f"plant: {self.server.plant.metrics.interruptions} interruption(s), "
+            f"{self.server.plant.metrics.breaker_trips} breaker trip(s), "
+            f"{self.server.plant.metrics.switch_operations} switch operation(s); "
+            f"{self.proxy.requests} Modbus requests through the gateway; "
+            f"{self.errors.outages} gateway outage(s) logged once each"
+        )
+
+
+async def test_soak(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    hass_read_only_user: Any,
+    socket_enabled: None,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Run the soak for ``SOAK_HOURS`` simulated hours with ``SOAK_SEED``."""
+    hours = float(os.environ.get("SOAK_HOURS", "2"))
+    seed = int(os.environ.get("SOAK_SEED", "1"))
+    REPORT.hours, REPORT.seed = hours, seed
+    monkeypatch.setattr(const, "REQUEST_TIMEOUT", 0.3)
+    monkeypatch.setattr(const, "SCAN_UNIT_TIMEOUT", 0.3)
+    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+    logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
+    logging.getLogger().setLevel(logging.WARNING)
+    logging.getLogger("homeassistant").setLevel(logging.WARNING)
+    soak = Soak(hass, hass_storage, hass_read_only_user.id, seed)
+    for module in (coordinator, services, diagnostics, forecasting, migration):
+        monkeypatch.setattr(module, "dt_util", soak.clock)
+    monkeypatch.setattr(forecasting, "time", soak.clock)
+    await soak.start(scenario(seed, hours))
+    try:
+        await soak.run(hours)
+    finally:
+        await soak.stop()
+    REPORT.finished = True
