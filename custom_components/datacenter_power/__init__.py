@@ -27,6 +27,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
+    Platform.BUTTON,
     Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
@@ -58,10 +59,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator, migrations=migrations, forecast=forecast
     )
+    async_setup_proposals(hass, entry)  # before the entities that show proposals
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # logbook activity, approval proposals and repair issues follow the plant from here on
+    # logbook activity and repair issues follow the plant from here on
     async_setup_activity(hass, entry)
-    async_setup_proposals(hass, entry)
     async_setup_repairs(hass, entry)
     return True
 
