@@ -17,6 +17,7 @@ from homeassistant.helpers.typing import ConfigType
 from .activity import async_setup_activity, async_wrap_services
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_AUTOMATIC
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
+from .dashboard import async_assign_areas, async_setup_dashboard_service
 from .forecasting import ForecastCoordinator
 from .migration import MigrationManager
 from .proposals import async_setup_proposal_services, async_setup_proposals
@@ -38,6 +39,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (once, for every plant)."""
     async_setup_services(hass)
     async_setup_proposal_services(hass)
+    async_setup_dashboard_service(hass)
     async_wrap_services(hass)  # every action's calls and refusals go to the logbook
     return True
 
@@ -64,6 +66,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     # logbook activity and repair issues follow the plant from here on
     async_setup_activity(hass, entry)
     async_setup_repairs(hass, entry)
+    await async_assign_areas(hass, entry)
     return True
 
 
