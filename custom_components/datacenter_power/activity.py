@@ -161,7 +161,9 @@ class ActivityRecorder:
         """Follow the plant's decisions, migrations and failovers until the entry unloads."""
         data = self.entry.runtime_data
         for rec in data.migrations.records.values():
-            self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
+            if rec.state in FINAL_STATES:  # running ones (started during setup, or resumed
+                # after a restart) are written when they next make progress
+                self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
         self.entry.async_on_unload(data.forecast.async_add_listener(self._on_decisions))
         self.entry.async_on_unload(data.migrations.add_listener(self._on_migrations))
         self.entry.async_on_unload(self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover))
@@ -270,6 +272,8 @@ class ActivityRecorder:
                     requested = self.pending[-1]
                 if requested is not None:
                     context, cause = requested
+                elif "reconciled" in rec.history:
+                    context, cause = Context(), "resumed after a Home Assistant restart"
                 else:
                     context = Context()
                     mode = self.entry.options.get("policy_mode")
