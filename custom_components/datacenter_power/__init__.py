@@ -17,6 +17,7 @@ from homeassistant.helpers.typing import ConfigType
 from .activity import async_setup_activity, async_wrap_services
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
+from .dashboard import async_assign_areas, async_setup_dashboard_service
 from .forecasting import ForecastCoordinator
 from .migration import MigrationManager
 from .options import repaired_options
@@ -28,6 +29,7 @@ CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
 
 PLATFORMS: list[Platform] = [
     Platform.BINARY_SENSOR,
+    Platform.BUTTON,
     Platform.SELECT,
     Platform.SENSOR,
     Platform.SWITCH,
@@ -38,6 +40,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (once, for every plant)."""
     async_setup_services(hass)
     async_setup_proposal_services(hass)
+    async_setup_dashboard_service(hass)
     async_wrap_services(hass)  # every action's calls and refusals go to the logbook
     return True
 
@@ -68,11 +71,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator, migrations=migrations, forecast=forecast
     )
+    async_setup_proposals(hass, entry)  # before the entities that show proposals
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # logbook activity, approval proposals and repair issues follow the plant from here on
+    # logbook activity and repair issues follow the plant from here on
     async_setup_activity(hass, entry)
-    async_setup_proposals(hass, entry)
     async_setup_repairs(hass, entry)
+    await async_assign_areas(hass, entry)
     return True
 
 

@@ -69,7 +69,7 @@ CIRCUIT_MOVED: Final = "circuit_moved"
 ACTION_DONE: Final = "action"
 REFUSED: Final = "refused"
 
-READ_ONLY_SERVICES: Final = frozenset({"plan_migration", "get_forecast"})
+READ_ONLY_SERVICES: Final = frozenset({"plan_migration", "get_forecast", "get_proposal"})
 
 
 def latest_decisions(entry: DataCenterPowerConfigEntry) -> Decisions | None:
@@ -163,7 +163,9 @@ class ActivityRecorder:
         """Follow the plant's decisions, migrations and failovers until the entry unloads."""
         data = self.entry.runtime_data
         for rec in data.migrations.records.values():
-            self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
+            if rec.state in FINAL_STATES:  # running ones (started during setup, or resumed
+                # after a restart) are written when they next make progress
+                self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
         self.entry.async_on_unload(data.forecast.async_add_listener(self._on_decisions))
         self.entry.async_on_unload(data.migrations.add_listener(self._on_migrations))
         self.entry.async_on_unload(self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover))
@@ -272,6 +274,8 @@ class ActivityRecorder:
                     requested = self.pending[-1]
                 if requested is not None:
                     context, cause = requested
+                elif "reconciled" in rec.history:
+                    context, cause = Context(), "resumed after a Home Assistant restart"
                 else:
                     context = Context()
                     mode = self.entry.options.get("policy_mode")
@@ -343,6 +347,19 @@ def _owner(
     return (entries[0], None) if len(entries) == 1 else None
 
 
+def _proposal_owner(
+    hass: HomeAssistant, pid: str
+) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
+    """The plant and component a proposal concerns (its activity goes on that device)."""
+    from .proposals import all_books
+
+    for book in all_books():
+        action = book.current.get(pid)
+        if action is not None:
+            return book.entry, action.target
+    return None
+
+
 def _describe_call(call: ServiceCall) -> str:
     args = ", ".join(f"{k}={v}" for k, v in call.data.items())
     return f"{DOMAIN}.{call.service}({args})"
@@ -354,6 +371,8 @@ def _wrap(
     async def logged(call: ServiceCall) -> ServiceResponse:
         hass = call.hass
         owner = _owner(hass, call.data.get("component"))
+        if owner is not None and owner[1] is None and "proposal_id" in call.data:
+            owner = _proposal_owner(hass, str(call.data["proposal_id"])) or owner
         recorder = None if owner is None else recorder_of(owner[0])
         request = (call.context, f"requested through {DOMAIN}.{name}")
         if recorder is not None:
@@ -361,7 +380,7 @@ def _wrap(
         try:
             response = cast("ServiceResponse", await handler(call))
         except (HomeAssistantError, Unauthorized) as err:
-            if owner is not None:
+            if owner is not None and name not in READ_ONLY_SERVICES:
                 why = "not an administrator" if isinstance(err, Unauthorized) else str(err)
                 async_record_refusal(
                     hass, owner[0], owner[1], _describe_call(call), why, call.context

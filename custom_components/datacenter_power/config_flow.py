@@ -52,6 +52,7 @@ from .device.client import PlantClient
 from .device.errors import DeviceLayerError
 from .device.models import DeviceIdentity, DeviceType
 from .device.registers import MAX_UNIT_ID
+from .netcheck import diagnose
 from .options import option_errors
 
 SCAN_UNIT_IDS = range(1, MAX_UNIT_ID + 1)
@@ -110,7 +111,7 @@ class _Scan:
             )
         except DeviceLayerError as err:
             LOGGER.debug("Cannot scan %s:%s: %s", self.host, self.port, err)
-            self.error, self.detail = "cannot_connect", str(err)
+            self.error, self.detail = await diagnose(self.host, self.port)
         else:
             if not self.found:
                 self.error = "no_devices"
@@ -223,7 +224,7 @@ class DataCenterPowerConfigFlow(ConfigFlow, domain=DOMAIN):
         if self._form_step == "reconfigure":
             self._abort_if_unique_id_mismatch(reason="wrong_plant")
             return self.async_update_reload_and_abort(
-                self._get_reconfigure_entry(), data_updates=address
+                self._get_reconfigure_entry(), data_updates=address, reason="gateway_moved"
             )
         self._abort_if_unique_id_configured()
         return self.async_create_entry(

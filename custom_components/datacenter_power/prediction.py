@@ -18,7 +18,7 @@ from homeassistant.components.sensor import (
     SensorEntity,
     SensorStateClass,
 )
-from homeassistant.const import PERCENTAGE, EntityCategory, UnitOfElectricCurrent, UnitOfTime
+from homeassistant.const import PERCENTAGE, UnitOfElectricCurrent
 from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
@@ -32,9 +32,12 @@ from .engine.forecast import Forecast
 from .executor import MigrationState
 from .forecasting import ForecastCoordinator
 from .migration import MAX_PATH_CHANGES_PER_HOUR, MigrationManager, describe
+from .presentation import ttf_text
 
 UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
 """Forecast models that know no daily shape yet (too little history)."""
+NO_FAILURE = "none"
+"""Time-to-failure state of a unit that is not expected to fail."""
 FORECAST_POINTS = 24
 """Points of the forecast series kept as an attribute (small enough for the recorder)."""
 
@@ -93,18 +96,24 @@ class HealthSensor(PredictionEntity, SensorEntity):
 
 
 class TimeToFailureSensor(PredictionEntity, SensorEntity):
-    """Estimated time to failure (unknown while no degradation is seen)."""
-
-    _attr_device_class = SensorDeviceClass.DURATION
-    _attr_native_unit_of_measurement = UnitOfTime.HOURS
-    _attr_suggested_display_precision = 1
+    """Estimated hours to failure; ``none`` for a unit that is not expected to fail (a healthy
+    unit has no time to failure, which is not the same as not knowing it), unknown while the
+    wear trend is too short to extrapolate."""
 
     @property
     @override
-    def native_value(self) -> float | None:
-        """Hours until the estimated failure."""
-        ttf = self.coordinator.data.assessments[self.plant_id].time_to_failure_s
-        return None if ttf is None else round(ttf / 3600.0, 2)
+    def native_value(self) -> float | str | None:
+        """Hours until the estimated failure, or ``none``."""
+        a = self.coordinator.data.assessments[self.plant_id]
+        if a.time_to_failure_s is None:
+            return None if a.alert else NO_FAILURE
+        return round(a.time_to_failure_s / 3600.0, 1)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The estimate in words."""
+        return {"estimate": ttf_text(self.coordinator.data.assessments[self.plant_id])}
 
 
 class ForecastPeakSensor(PredictionEntity, SensorEntity):
@@ -128,6 +137,18 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
         models = {cfc.model for c in circuits if (cfc := forecasts.get(c)) is not None}
         return fc if models - UNSHAPED_MODELS else None
 
+    def _why_unknown(self) -> str:
+        policy = self.coordinator.policy
+        fc = policy.element_forecast(self.plant_id)
+        if fc is None:
+            return "no forecast yet: it is made at the next decision tick (every 5 minutes)"
+        hours = policy.config.min_history_s / 3600.0
+        return (
+            f"learning the daily load shape: a peak is forecast once about {hours:.0f} h of "
+            f"history is known (until then the forecast is a flat mean of {fc.p50.mean():.1f} A; "
+            "datacenter_power.get_forecast returns it)"
+        )
+
     @property
     @override
     def native_value(self) -> float | None:
@@ -138,10 +159,11 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """When the peak is, and the forecast thinned to a few points."""
+        """When the peak is, and the forecast thinned to a few points; while there is no peak
+        yet, why (``forecast_status``)."""
         fc = self._forecast()
         if fc is None:
-            return {}
+            return {"forecast_status": self._why_unknown()}
         peak_s, _ = fc.peak("p90")
         return {
             "peak_time": dt_util.utc_from_timestamp(peak_s).isoformat(),
@@ -181,7 +203,6 @@ class MigrationSensor(SensorEntity):
     _attr_translation_key = "migration"
     _attr_device_class = SensorDeviceClass.ENUM
     _attr_should_poll = False
-    _attr_entity_category = EntityCategory.DIAGNOSTIC
 
     def __init__(self, entry: DataCenterPowerConfigEntry, manager: MigrationManager) -> None:
         """One per plant, on the plant's hub device."""

@@ -84,9 +84,10 @@ def infeasible_text(result: Infeasible) -> str:
 def plan_response(result: Plan | Infeasible, topology: Topology) -> dict[str, Any]:
     """The ``plan_migration`` / ``migrate_load`` response: one consistent shape.
 
-    Counts agree (``circuit_count`` = circuits moved = ``len(circuits)``; ``move_count`` = moves),
-    utilisation is in % of the continuous limit (``*_pct``), amps are rounded to 0.1 A, and the
-    solver's own notes are kept under ``solver_notes``.
+    Counts agree (``circuit_count`` = circuits moved = ``len(circuits)``; ``move_count`` = moves;
+    ``stage_count`` = ``len(steps)``), utilisation is in % of the continuous limit (``*_pct``,
+    100 = at the limit, as on the entities), amps are rounded to 0.1 A, and the solver's own
+    notes (its internal problem size, not what moves) are kept apart under ``solver_notes``.
     """
     if isinstance(result, Infeasible):
         return {
@@ -107,14 +108,14 @@ def plan_response(result: Plan | Infeasible, topology: Topology) -> dict[str, An
         "stage_count": len(result.steps),
         "circuits": sorted(result.circuits),
         "amps_moved": round(sum(m.amps for m in result.moves), 1),
-        "stages": [
+        "steps": [
             {
                 "amps": round(step.amps, 1),
                 "moves": [
                     {
                         "circuit": m.circuit,
-                        "from": m.from_mpdu,
-                        "to": m.to_mpdu,
+                        "from_mpdu": m.from_mpdu,
+                        "to_mpdu": m.to_mpdu,
                         "amps": round(m.amps, 1),
                     }
                     for m in step.moves

@@ -40,6 +40,7 @@ from .presentation import plan_summary, plan_text
 EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
 SERVICE_APPROVE: Final = "approve_proposal"
 SERVICE_DISMISS: Final = "dismiss_proposal"
+SERVICE_GET: Final = "get_proposal"
 ATTR_PROPOSAL_ID: Final = "proposal_id"
 PROPOSAL_SCHEMA: Final = vol.Schema({vol.Required(ATTR_PROPOSAL_ID): cv.string})
 
@@ -212,6 +213,11 @@ class ProposalBook:
 _BOOKS: dict[str, ProposalBook] = {}
 
 
+def all_books() -> list[ProposalBook]:
+    """The proposal books of every loaded plant."""
+    return list(_BOOKS.values())
+
+
 def book_of(entry: DataCenterPowerConfigEntry) -> ProposalBook | None:
     """The proposal book of a loaded entry."""
     return _BOOKS.get(entry.entry_id)
@@ -251,8 +257,25 @@ async def _dismiss(call: ServiceCall) -> ServiceResponse:
     return {"proposal_id": pid, "dismissed": True}
 
 
+async def _get(call: ServiceCall) -> ServiceResponse:
+    """Whether a proposal can still be approved, and if not why (never raises: automations
+    use it to tell a person why an approval would be refused)."""
+    pid = call.data[ATTR_PROPOSAL_ID]
+    try:
+        book = _find(call.hass, pid)
+        action = book._check(pid)
+    except ServiceValidationError as err:
+        reason = (err.translation_placeholders or {}).get("reason") or str(err)
+        return {"proposal_id": pid, "current": False, "reason": reason}
+    return {"current": True, "reason": None, **book.describe(pid, action)}
+
+
 def async_setup_proposal_services(hass: HomeAssistant) -> None:
-    """Register ``approve_proposal`` and ``dismiss_proposal`` (admin-only)."""
+    """Register ``get_proposal`` (read-only), ``approve_proposal`` and ``dismiss_proposal``
+    (admin-only)."""
+    hass.services.async_register(
+        DOMAIN, SERVICE_GET, _get, schema=PROPOSAL_SCHEMA, supports_response=SupportsResponse.ONLY
+    )
     for name, handler in ((SERVICE_APPROVE, _approve), (SERVICE_DISMISS, _dismiss)):
         async_register_admin_service(
             hass,

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any, override
 
 from homeassistant.components.select import SelectEntity, SelectEntityDescription
-from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -58,7 +57,6 @@ SBM_ACTIVE_PATH = DataCenterPowerSelectDescription[SbmReading](
 ATS_PREFERRED_SOURCE = DataCenterPowerSelectDescription[AtsReading](
     key="preferred_source",
     translation_key="preferred_source",
-    entity_category=EntityCategory.CONFIG,
     options_fn=lambda identity: list(identity.sources),
     current_fn=lambda r: _pick(r.sources, r.preferred_source),
     check_fn=check_ats_preferred_source,

@@ -50,6 +50,7 @@ from .device.models import (
 )
 from .engine.topology import CONTINUOUS_FRACTION
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .plant import plant_sensors
 from .prediction import MigrationSensor, prediction_sensors
 
 PARALLEL_UPDATES = 0
@@ -317,9 +318,11 @@ SBM_SENSORS: tuple[DataCenterPowerSensorDescription[SbmReading], ...] = (
     DataCenterPowerSensorDescription(
         key="active_path", translation_key="active_path",
         device_class=SensorDeviceClass.ENUM,
+        # the "Active path" select shows (and changes) the same: one entry per change in
+        # Activity, not two
+        entity_category=EntityCategory.DIAGNOSTIC, entity_registry_enabled_default=False,
         options_fn=lambda i: list(i.paths),
         value_fn=lambda r: _pick(r.paths, r.active_path),
-        entity_registry_enabled_default=False,
     ),
     DataCenterPowerSensorDescription(
         key="bypass_transfers", translation_key="bypass_transfers", **_DIAGNOSTIC_COUNTER,
@@ -376,6 +379,7 @@ async def async_setup_entry(
     engine's predictions for every ATS/MPDU."""
     async_setup_plant_entities(entry, async_add_entities, _entities)
     async_add_entities([MigrationSensor(entry, entry.runtime_data.migrations)])
+    async_add_entities(plant_sensors(entry))
 
 
 class DataCenterPowerSensor[R: Reading](DataCenterPowerEntity[R], SensorEntity):

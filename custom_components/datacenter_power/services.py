@@ -36,6 +36,7 @@ from .engine.planner import Infeasible, Plan
 from .executor import MigrationState
 from .migration import MigrationRequest, plan_for
 from .options import MIN_STEP_INTERVAL
+from .presentation import plan_response
 
 ATTR_COMPONENT: Final = "component"
 ATTR_TARGET: Final = "target"
@@ -229,16 +230,17 @@ async def _plan_migration(call: ServiceCall) -> ServiceResponse:
     result = plan_for(entry.runtime_data.telemetry.data, request)
     if isinstance(result, Plan):
         _check_step_limit(result, request)
-    return {"feasible": isinstance(result, Plan), **result.as_dict()}
+    return plan_response(result, entry.runtime_data.telemetry.data.topology)
 
 
 async def _migrate_load(call: ServiceCall) -> ServiceResponse:
     entry, request = _request(call)
     plan = _plan(entry, request)
+    topology = entry.runtime_data.telemetry.data.topology
     if call.data[ATTR_DRY_RUN]:
-        return {"migration_id": None, "dry_run": True, "plan": plan.as_dict()}
+        return {"migration_id": None, "dry_run": True, "plan": plan_response(plan, topology)}
     migration_id = await entry.runtime_data.migrations.async_start(plan, request)
-    return {"migration_id": migration_id, "dry_run": False, "plan": plan.as_dict()}
+    return {"migration_id": migration_id, "dry_run": False, "plan": plan_response(plan, topology)}
 
 
 async def _cancel_migration(call: ServiceCall) -> ServiceResponse:

@@ -14,7 +14,6 @@ from typing import Any, override
 
 from homeassistant.components.switch import SwitchEntity, SwitchEntityDescription
 from homeassistant.components.switch.const import SwitchDeviceClass
-from homeassistant.const import EntityCategory
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
@@ -63,7 +62,6 @@ ATS_INHIBIT = DataCenterPowerSwitchDescription[AtsReading](
     key="inhibit",
     translation_key="inhibit",
     device_class=SwitchDeviceClass.SWITCH,
-    entity_category=EntityCategory.CONFIG,
     is_on_fn=lambda r: r.inhibit,
     check_fn=check_ats_inhibit,
     set_fn=lambda client, identity, on: client.set_ats_inhibit(identity, on),

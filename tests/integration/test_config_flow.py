@@ -101,11 +101,12 @@ async def test_user_flow_nothing_found_says_why(hass: HomeAssistant, empty_gatew
 async def test_user_flow_unreachable_then_fixed(
     hass: HomeAssistant, free_port: int, sim_server: tuple[PlantServer, int]
 ) -> None:
-    """A closed port: ``cannot_connect``; entering the right port then succeeds."""
+    """A closed port: ``connection_refused`` (not a generic failure); entering the right port
+    then succeeds."""
     result = await _user_flow(hass, free_port)
     assert result["type"] is FlowResultType.FORM
-    assert result["errors"] == {"base": "cannot_connect"}
-    assert "cannot connect" in result["description_placeholders"]["detail"]
+    assert result["errors"] == {"base": "connection_refused"}
+    assert result["description_placeholders"]["detail"] == "connection refused"
     result = await hass.config_entries.flow.async_configure(
         result["flow_id"], {CONF_HOST: LOCAL, CONF_PORT: sim_server[1]}
     )
@@ -153,7 +154,7 @@ async def test_reconfigure_to_same_plant(
         )
         result = await _run_scan(hass, result, hass.config_entries.flow.async_configure)
         assert result["type"] is FlowResultType.ABORT
-        assert result["reason"] == "reconfigure_successful"
+        assert result["reason"] == "gateway_moved"
         await hass.async_block_till_done()
         assert init_integration.data[CONF_PORT] == other.port
         assert init_integration.state is ConfigEntryState.LOADED
@@ -195,7 +196,7 @@ async def test_reconfigure_unreachable_shows_error(
     result = await _run_scan(hass, result, hass.config_entries.flow.async_configure)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "reconfigure"
-    assert result["errors"] == {"base": "cannot_connect"}
+    assert result["errors"] == {"base": "connection_refused"}
 
 
 async def _subentry_flow(hass: HomeAssistant, entry: MockConfigEntry, port: int) -> Any:
@@ -377,11 +378,14 @@ async def test_every_flow_string_is_translated(hass: HomeAssistant) -> None:
     selectors = await translation.async_get_translations(hass, "en", "selector", [DOMAIN])
     exceptions = await translation.async_get_translations(hass, "en", "exceptions", [DOMAIN])
     base = f"component.{DOMAIN}"
-    for key in ("cannot_connect", "no_devices"):
+    for key in ("cannot_connect", "cannot_resolve", "connection_refused", "connection_timeout"):
+        assert f"{base}.config.error.{key}" in strings
+        assert f"{base}.config_subentries.{SUBENTRY_GATEWAY}.error.{key}" in sub
+    for key in ("no_devices",):
         assert f"{base}.config.error.{key}" in strings
         assert f"{base}.config_subentries.{SUBENTRY_GATEWAY}.error.{key}" in sub
     assert f"{base}.config_subentries.{SUBENTRY_GATEWAY}.error.devices_in_plant" in sub
-    for key in ("already_configured", "reconfigure_successful", "wrong_plant"):
+    for key in ("already_configured", "gateway_moved", "wrong_plant"):
         assert f"{base}.config.abort.{key}" in strings
     assert f"{base}.config.progress.scan" in strings
     assert f"{base}.config_subentries.{SUBENTRY_GATEWAY}.progress.scan" in sub

@@ -13,19 +13,37 @@ from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, MockUser
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_capture_events,
+)
 from pytest_homeassistant_custom_component.components.recorder.common import (
     async_wait_recording_done,
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.datacenter_power import migration
+from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
+from dcp_sim.plant import Plant
+from dcp_sim.scenario import parse_scenario
+from dcp_sim.server import PlantServer
+
+from .wear import setup_worn, wear_plant
 
 
 @pytest.fixture
 def mock_recorder_before_hass(async_test_recorder: Any) -> None:
     """The recorder's database is prepared before Home Assistant starts (the logbook reads it)."""
+
+
+@pytest.fixture
+def plant(request: pytest.FixtureRequest, scenario_doc: dict[str, Any]) -> Plant:
+    """The small plant, or (parametrized "worn") ATS-1 wearing out."""
+    if getattr(request, "param", None) == "worn":
+        return Plant(parse_scenario(wear_plant()), start_s=None)
+    return Plant(parse_scenario(scenario_doc), start_s=0.0)
 
 
 @pytest.fixture(autouse=True)
@@ -116,3 +134,28 @@ async def test_refusals_and_migrations_show_in_device_activity(
         m.startswith("refused datacenter_power.migrate_load(") and "must differ" in m
         for m in messages
     ), messages
+
+
+@pytest.mark.parametrize("plant", ["worn"], indirect=True)
+async def test_automatic_actions_say_why(
+    hass: HomeAssistant, hass_storage: dict[str, Any], sim_server: tuple[PlantServer, int]
+) -> None:
+    """Automatic mode during ATS-1's wear: the activity says the failure was predicted (with the
+    signals), that the migration started automatically and why, and how it ended."""
+    events = async_capture_events(hass, EVENT_ACTIVITY)
+    entry = await setup_worn(hass, hass_storage, sim_server[0], sim_server[1], "automatic")
+    manager = entry.runtime_data.migrations
+    assert manager.latest is not None
+    await manager.async_wait(manager.latest.migration_id)
+    await hass.async_block_till_done()
+    ats1 = entry.runtime_data.telemetry.device_id("ats1")
+    on_ats1 = [e.data for e in events if e.data["device_id"] == ats1]
+    kinds = [d["type"] for d in on_ats1]
+    assert kinds[0] == "failure_predicted"
+    assert "contact temperature" in on_ats1[0]["message"]
+    started = next(d for d in on_ats1 if d["type"] == "migration_started")
+    assert "started automatically (automatic mode): " in started["message"]
+    assert "migration_finished" in kinds
+    moved = [e.data for e in events if e.data["type"] == "circuit_moved"]
+    assert moved
+    assert all(d["device_id"] != ats1 for d in moved)  # on each circuit's own device

@@ -78,6 +78,7 @@ async def test_rare_diagnostics_are_disabled_by_default(
         "sensor.ats_ats1_time_on_source_util_a",
         "sensor.ats_ats1_time_on_source_util_b",
         "sensor.mpdu_mpdu1_output_ripple",
+        "sensor.circuit_c01_active_path_reported",
         "sensor.mpdu_mpdu1_nuisance_trips",
         "sensor.circuit_c01_path_changes",
         # Off by default so that a 1,000-circuit hall stays under 10,000 enabled entities.

@@ -38,6 +38,8 @@ async def setup_worn(
     port: int,
     mode: str,
     step_interval: float = 0,
+    *,
+    settle: bool = True,
 ) -> MockConfigEntry:
     """Step the served plant to NOW_T_S writing the integration's history rows, then set the
     entry up in ``mode``; returns the loaded entry."""
@@ -65,5 +67,6 @@ async def setup_worn(
     }
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    if settle:  # not while an automation waits for a phone (that would wait for its timeout)
+        await hass.async_block_till_done()
     return entry

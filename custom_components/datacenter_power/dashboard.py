@@ -1,0 +1,301 @@
+"""The plant dashboard and device areas: what a person sees first.
+
+``build_dashboard`` makes a Lovelace dashboard from Home Assistant's own cards, laid out like the
+plant: a first view with the plant's state (load, headroom, components at risk, the migration in
+progress, the proposal waiting for approval and its approve button, the repairs), then one view
+per ATS lineup: the ATS, each MPDU under it with its circuits, utilisation gauges against the
+continuous limit (100 % = the limit), health, failure risk, time to failure, the forecast peak,
+and load history. The ``datacenter_power.create_dashboard`` action adds it to the sidebar (a
+storage dashboard, updated when called again) and returns it, so it can also be pasted into a
+YAML dashboard.
+
+Devices get an area per ATS lineup ("Lineup ats1": the ATS, its MPDUs and the circuits whose
+normal path is under it), once, when first seen: an area a person sets later is left alone.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+import probatio as vol
+from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
+from homeassistant.exceptions import HomeAssistantError
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import config_validation as cv
+from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import entity_registry as er
+from homeassistant.helpers.service import async_register_admin_service
+from homeassistant.helpers.storage import Store
+
+from .const import DOMAIN, LOGGER
+from .coordinator import DataCenterPowerConfigEntry
+
+SERVICE_CREATE_DASHBOARD: Final = "create_dashboard"
+LIMIT_SEVERITY: Final = {"green": 0, "yellow": 85, "red": 100}
+"""Gauge colours in % of the continuous limit."""
+
+
+def _entity(
+    hass: HomeAssistant, entry: DataCenterPowerConfigEntry, plant_id: str, key: str
+) -> str | None:
+    """The entity id of a plant device's enabled entity by its key (None if there is none)."""
+    platforms = ("sensor", "binary_sensor", "switch", "select", "button")
+    registry = er.async_get(hass)
+    for platform in platforms:
+        entity_id = registry.async_get_entity_id(
+            platform, DOMAIN, f"{entry.unique_id}:{plant_id}:{key}"
+        )
+        registered = None if entity_id is None else registry.async_get(entity_id)
+        if registered is not None and registered.disabled_by is None:
+            return registered.entity_id
+    return None
+
+
+def _plant_entity(hass: HomeAssistant, entry: DataCenterPowerConfigEntry, key: str) -> str | None:
+    registry = er.async_get(hass)
+    for platform, uid in (
+        ("sensor", f"{entry.unique_id}:plant:{key}"),
+        ("button", f"{entry.unique_id}:plant:{key}"),
+        ("sensor", f"{entry.unique_id}:{key}"),
+    ):
+        entity_id = registry.async_get_entity_id(platform, DOMAIN, uid)
+        if entity_id is not None:
+            return entity_id
+    return None
+
+
+def _present(*ids: str | None) -> list[str]:
+    return [i for i in ids if i is not None]
+
+
+def _gauge(entity_id: str | None, name: str) -> dict[str, Any] | None:
+    if entity_id is None:
+        return None
+    return {
+        "type": "gauge",
+        "entity": entity_id,
+        "name": name,
+        "min": 0,
+        "max": 125,
+        "needle": True,
+        "severity": LIMIT_SEVERITY,
+    }
+
+
+def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> dict[str, Any]:
+    """The dashboard of one plant (Lovelace config, Home Assistant's own cards only)."""
+    snapshot = entry.runtime_data.telemetry.data
+    topology = snapshot.topology
+
+    def ent(pid: str, key: str) -> str | None:
+        return _entity(hass, entry, pid, key)
+
+    plant = _present(
+        _plant_entity(hass, entry, "plant_load"),
+        _plant_entity(hass, entry, "plant_headroom"),
+        _plant_entity(hass, entry, "components_at_risk"),
+        _plant_entity(hass, entry, "migration"),
+        _plant_entity(hass, entry, "proposal"),
+    )
+    approve = _plant_entity(hass, entry, "approve_proposal")
+    overview: list[dict[str, Any]] = [
+        {"type": "entities", "title": "Plant", "show_header_toggle": False, "entities": plant},
+    ]
+    if approve is not None:
+        overview.append(
+            {
+                "type": "button",
+                "entity": approve,
+                "name": "Approve proposed migration",
+                "icon": "mdi:check-decagram",
+                "tap_action": {
+                    "action": "perform-action",
+                    "perform_action": "button.press",
+                    "target": {"entity_id": approve},
+                    "confirmation": {"text": "Run the proposed migration now?"},
+                },
+            }
+        )
+    overview.append(
+        {
+            "type": "markdown",
+            "title": "Attention",
+            "content": (
+                "Repairs with the evidence, the recommended work and the staged plan: "
+                "[Settings > Repairs](/config/repairs). Every action and refusal: "
+                "[Logbook](/logbook)."
+            ),
+        }
+    )
+    risk_rows = []
+    for element in topology.elements:
+        row = _present(ent(element, "health"), ent(element, "failure_risk"))
+        risk_rows += row
+    if risk_rows:
+        overview.append({"type": "glance", "title": "Health", "entities": risk_rows, "columns": 4})
+    views: list[dict[str, Any]] = [
+        {"title": "Plant", "path": "plant", "icon": "mdi:transmission-tower", "cards": overview}
+    ]
+    for ats in topology.ats:
+        cards: list[dict[str, Any]] = []
+        cards.append(
+            {
+                "type": "entities",
+                "title": f"ATS {ats}",
+                "show_header_toggle": False,
+                "entities": _present(
+                    ent(ats, "load_current"),
+                    ent(ats, "active_source"),
+                    ent(ats, "preferred_source"),
+                    ent(ats, "inhibit"),
+                    ent(ats, "health"),
+                    ent(ats, "failure_risk"),
+                    ent(ats, "time_to_failure"),
+                    ent(ats, "forecast_peak"),
+                ),
+            }
+        )
+        gauges = [g for g in [_gauge(ent(ats, "limit_utilization"), f"{ats} vs limit")] if g]
+        for mpdu in topology.mpdus_of(ats):
+            gauge = _gauge(ent(mpdu, "limit_utilization"), f"{mpdu} vs limit")
+            if gauge is not None:
+                gauges.append(gauge)
+        if gauges:
+            cards.append({"type": "horizontal-stack", "cards": gauges})
+        for mpdu in topology.mpdus_of(ats):
+            circuits = [c for c in topology.circuits if topology.circuits[c].normal_path == mpdu]
+            rows: list[Any] = _present(
+                ent(mpdu, "current"),
+                ent(mpdu, "output"),
+                ent(mpdu, "health"),
+                ent(mpdu, "failure_risk"),
+                ent(mpdu, "time_to_failure"),
+                ent(mpdu, "forecast_peak"),
+            )
+            if circuits:
+                rows.append({"type": "section", "label": "Circuits (normal path here)"})
+            for circuit in circuits:
+                rows += _present(
+                    ent(circuit, "current"),
+                    ent(circuit, "active_path"),
+                    ent(circuit, "off_normal_path"),
+                )
+            cards.append(
+                {
+                    "type": "entities",
+                    "title": f"MPDU {mpdu}",
+                    "show_header_toggle": False,
+                    "entities": rows,
+                }
+            )
+        history = _present(
+            ent(ats, "load_current"),
+            ent(ats, "forecast_peak"),
+            *(ent(m, "current") for m in topology.mpdus_of(ats)),
+        )
+        if history:
+            cards.append(
+                {
+                    "type": "history-graph",
+                    "title": "Load and forecast peak (P90)",
+                    "hours_to_show": 48,
+                    "entities": history,
+                }
+            )
+        views.append(
+            {
+                "title": f"Lineup {ats}",
+                "path": f"lineup-{ats}",
+                "icon": "mdi:server",
+                "cards": cards,
+            }
+        )
+    return {"title": entry.title, "views": views}
+
+
+def _dashboards_collection(hass: HomeAssistant) -> Any:
+    """Lovelace's storage-dashboards collection, reached through its websocket command (the
+    same object the frontend's "add dashboard" uses); None when it is not there."""
+    handlers = hass.data.get("websocket_api", {})
+    handler = handlers.get("lovelace/dashboards/list", (None,))[0]
+    for candidate in (handler, getattr(handler, "__wrapped__", None)):
+        owner = getattr(candidate, "__self__", None)
+        collection = getattr(owner, "storage_collection", None)
+        if collection is not None:
+            return collection
+    return None
+
+
+async def async_create_dashboard(
+    hass: HomeAssistant, entry: DataCenterPowerConfigEntry
+) -> tuple[str | None, dict[str, Any]]:
+    """Add (or update) the plant's dashboard in the sidebar; returns its url path (None when
+    Lovelace's storage dashboards are not available) and its config."""
+    config = build_dashboard(hass, entry)
+    collection = _dashboards_collection(hass)
+    if collection is None:
+        return None, config
+    url_path = f"dcp-{entry.entry_id[:8].lower()}"
+    if not any(item.get("url_path") == url_path for item in collection.async_items()):
+        await collection.async_create_item(
+            {"url_path": url_path, "title": entry.title, "icon": "mdi:transmission-tower"}
+        )
+    from homeassistant.components.lovelace.const import LOVELACE_DATA
+
+    await hass.data[LOVELACE_DATA].dashboards[url_path].async_save(config)
+    return url_path, config
+
+
+async def _create_dashboard(call: ServiceCall) -> ServiceResponse:
+    entries = call.hass.config_entries.async_loaded_entries(DOMAIN)
+    wanted = call.data.get("config_entry_id")
+    chosen = [e for e in entries if wanted is None or e.entry_id == wanted]
+    if not chosen:
+        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_plant")
+    url_path, config = await async_create_dashboard(call.hass, chosen[0])
+    return {"url_path": url_path, "dashboard": config}
+
+
+def async_setup_dashboard_service(hass: HomeAssistant) -> None:
+    """Register ``create_dashboard`` (admin-only: it adds a dashboard for everyone)."""
+    async_register_admin_service(
+        hass,
+        DOMAIN,
+        SERVICE_CREATE_DASHBOARD,
+        _create_dashboard,
+        vol.Schema({vol.Optional("config_entry_id"): cv.string}),
+        supports_response=SupportsResponse.OPTIONAL,
+    )
+
+
+async def async_assign_areas(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
+    """Put each device seen for the first time in its ATS lineup's area."""
+    store: Store[dict[str, list[str]]] = Store(hass, 1, f"{DOMAIN}.{entry.entry_id}.areas")
+    seen = set((await store.async_load() or {}).get("devices", []))
+    telemetry = entry.runtime_data.telemetry
+    topology = telemetry.data.topology
+    devices = dr.async_get(hass)
+    areas = ar.async_get(hass)
+    changed = False
+    for pid in telemetry.identities:
+        device_id = telemetry.device_id(pid)
+        if device_id is None or device_id in seen:
+            continue
+        if pid in topology.ats:
+            lineup = pid
+        elif pid in topology.mpdus:
+            lineup = topology.ats_of(pid)
+        elif pid in topology.circuits:
+            lineup = topology.ats_of(topology.circuits[pid].normal_path)
+        else:
+            continue
+        seen.add(device_id)
+        changed = True
+        device = devices.async_get(device_id)
+        if device is None or device.area_id is not None:
+            continue
+        area = areas.async_get_or_create(f"Lineup {lineup}")
+        devices.async_update_device(device_id, area_id=area.id)
+        LOGGER.debug("%s placed in area %s", pid, area.name)
+    if changed:
+        await store.async_save({"devices": sorted(seen)})

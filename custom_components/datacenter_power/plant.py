@@ -1,0 +1,211 @@
+"""Plant-wide entities on the plant's own device: total load, headroom, components at risk, the
+proposal waiting for approval, and the button that approves it.
+
+They are what a dashboard's first row shows: how much the plant carries, how much room is left
+under the continuous limits, what is at risk, and (in approval mode) what the policy wants to do
+and a way to say yes. They follow both coordinators (telemetry for loads, forecasting for risks
+and proposals).
+"""
+
+from __future__ import annotations
+
+from typing import Any, override
+
+from homeassistant.components.button import ButtonEntity
+from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
+from homeassistant.const import UnitOfElectricCurrent
+from homeassistant.exceptions import HomeAssistantError, Unauthorized
+from homeassistant.helpers.device_registry import DeviceInfo
+from homeassistant.helpers.entity import Entity
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
+
+from .activity import latest_decisions
+from .const import DOMAIN, MANUFACTURER
+from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .device.models import AtsReading
+from .proposals import book_of
+
+MAX_STATE = 255
+
+
+def plant_device_info(entry: DataCenterPowerConfigEntry) -> DeviceInfo:
+    """The plant's own device (shared with the migration sensor)."""
+    return DeviceInfo(
+        identifiers={(DOMAIN, f"{entry.unique_id}")},
+        name=entry.title,
+        manufacturer=MANUFACTURER,
+        model="Plant",
+    )
+
+
+class PlantEntity(CoordinatorEntity[TelemetryCoordinator]):
+    """An entity of the plant as a whole; also follows the forecasting coordinator."""
+
+    _attr_has_entity_name = True
+
+    def __init__(self, entry: DataCenterPowerConfigEntry, key: str) -> None:
+        """One per plant."""
+        super().__init__(entry.runtime_data.telemetry)
+        self.entry = entry
+        self._attr_translation_key = key
+        self._attr_unique_id = f"{entry.unique_id}:plant:{key}"
+        self._attr_device_info = plant_device_info(entry)
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow the engine's decisions too."""
+        await super().async_added_to_hass()
+        self.async_on_remove(
+            self.entry.runtime_data.forecast.async_add_listener(self._handle_coordinator_update)
+        )
+
+
+class TotalLoadSensor(PlantEntity, SensorEntity):
+    """The plant's load: the sum of what its ATSs carry."""
+
+    _attr_device_class = SensorDeviceClass.CURRENT
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_native_unit_of_measurement = UnitOfElectricCurrent.AMPERE
+    _attr_suggested_display_precision = 1
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """Sum of the ATS load currents (unknown while no ATS answers)."""
+        readings = [r for r in self.coordinator.data.readings.values() if isinstance(r, AtsReading)]
+        return round(sum(r.load_current_a for r in readings), 2) if readings else None
+
+
+class HeadroomSensor(PlantEntity, SensorEntity):
+    """Room left under the continuous limits: the smallest headroom of any ATS or MPDU."""
+
+    _attr_device_class = SensorDeviceClass.CURRENT
+    _attr_state_class = SensorStateClass.MEASUREMENT
+    _attr_native_unit_of_measurement = UnitOfElectricCurrent.AMPERE
+    _attr_suggested_display_precision = 1
+
+    def _headroom(self) -> dict[str, float]:
+        snapshot = self.coordinator.data
+        topology = snapshot.topology
+        loads = topology.element_loads(snapshot.assignment, snapshot.circuit_a)
+        return {
+            e: round(topology.limit_a(e) - float(loads.get(e, 0.0)), 2)
+            for e in topology.elements
+            if e not in topology.mpdus or e in snapshot.energized_mpdus
+        }
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """The tightest element's headroom (A)."""
+        headroom = self._headroom()
+        return min(headroom.values()) if headroom else None
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Which element is tightest, and every element's headroom."""
+        headroom = self._headroom()
+        if not headroom:
+            return {}
+        return {"tightest": min(headroom, key=lambda e: headroom[e]), "elements": headroom}
+
+
+class AtRiskSensor(PlantEntity, SensorEntity):
+    """How many components the engine predicts to fail, and which."""
+
+    _attr_state_class = SensorStateClass.MEASUREMENT
+
+    @property
+    @override
+    def native_value(self) -> int | None:
+        """The number of components whose failure risk is on."""
+        decisions = latest_decisions(self.entry)
+        return None if decisions is None else len(decisions.alerts)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The components at risk, and those forecast to reach their limit."""
+        decisions = latest_decisions(self.entry)
+        if decisions is None:
+            return {}
+        return {
+            "components": sorted(decisions.alerts),
+            "overload_forecast": sorted({o.element for o in decisions.overloads}),
+        }
+
+
+class ProposalSensor(PlantEntity, SensorEntity):
+    """The migration waiting for approval (``none`` when there is none)."""
+
+    @property
+    @override
+    def native_value(self) -> str:
+        """The proposal in one line."""
+        book = book_of(self.entry)
+        first = None if book is None else book.first()
+        if book is None or first is None:
+            return "none"
+        data = book.describe(*first)
+        text = f"{data['kind']} {data['component'] or 'plant'}: {data['summary']}"
+        return text[:MAX_STATE]
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """The proposal id, reason and staged plan."""
+        book = book_of(self.entry)
+        first = None if book is None else book.first()
+        if book is None or first is None:
+            return {"approval_mode": book is not None and book.approval_mode}
+        data = book.describe(*first)
+        return {
+            "approval_mode": book.approval_mode,
+            **{k: data[k] for k in ("proposal_id", "kind", "component", "reason", "plan")},
+        }
+
+
+class ApproveButton(PlantEntity, ButtonEntity):
+    """Approves the proposal shown by the proposal sensor (approval mode only)."""
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Only while a proposal waits (in approval mode)."""
+        book = book_of(self.entry)
+        return (
+            super().available
+            and book is not None
+            and book.approval_mode
+            and book.first() is not None
+        )
+
+    @override
+    async def async_press(self) -> None:
+        """Run the proposal (administrators only)."""
+        context = self._context
+        if context is not None and context.user_id is not None:
+            user = await self.hass.auth.async_get_user(context.user_id)
+            if user is not None and not user.is_admin:
+                raise Unauthorized(context=context)
+        book = book_of(self.entry)
+        first = None if book is None else book.first()
+        if book is None or first is None:
+            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_proposal")
+        await book.async_approve(first[0], context)
+
+
+def plant_sensors(entry: DataCenterPowerConfigEntry) -> list[Entity]:
+    """The plant-wide sensors."""
+    return [
+        TotalLoadSensor(entry, "plant_load"),
+        HeadroomSensor(entry, "plant_headroom"),
+        AtRiskSensor(entry, "components_at_risk"),
+        ProposalSensor(entry, "proposal"),
+    ]
+
+
+def plant_buttons(entry: DataCenterPowerConfigEntry) -> list[Entity]:
+    """The approve button."""
+    return [ApproveButton(entry, "approve_proposal")]
