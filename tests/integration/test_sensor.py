@@ -83,7 +83,6 @@ async def test_rare_diagnostics_are_disabled_by_default(
         "sensor.circuit_c01_path_changes",
         # Off by default so that a 1,000-circuit hall stays under 10,000 enabled entities.
         "sensor.circuit_c01_voltage",
-        "sensor.circuit_c01_active_path",
         "sensor.circuit_c01_bypass_transfers",
     }
     diagnostic = entity_registry.async_get("sensor.ats_ats1_self_test_transfer_time")

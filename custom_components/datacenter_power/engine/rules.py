@@ -306,10 +306,15 @@ class DecisionRules:
         if ttf is None:
             horizons = (None, now_s + cfg.drain_min_horizon_s)
         else:
+            # The detector's time to failure is uncertain: the drain is done before its early
+            # estimate.
+            low = min(ttf, a.time_to_failure_low_s if a.time_to_failure_low_s is not None else ttf)
             fail_s = now_s + ttf
             end = fail_s + cfg.drain_hold_after_failure_s
             horizons = (end, fail_s + cfg.drain_hold_after_failure_s / 4)
-            deadline = fail_s - max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * ttf)
+            deadline = (
+                now_s + low - max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * low)
+            )
             # The risk rises fast when the predicted failure moved earlier, since the last plan,
             # by much more than the estimate's own jitter (which the deadline margin covers).
             prev = self.ttf_seen.get(e)
