@@ -473,3 +473,28 @@ async def test_setup_survives_damaged_storage_and_says_so(
     assert _paths(sim_server[0]) == before
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"storage_damaged_{entry_id}_migrations")
     assert (issue is not None) == (migrations is not None)
+
+
+async def test_devices_outside_the_plant_graph_do_not_break_planning(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, proxy: Any
+) -> None:
+    """mpdu2 is silent during discovery: the circuits with a path through it are outside the
+    graph until a rescan finds it. Planning mpdu1 then answers (it raised ValueError, a 500),
+    and mpdu2 itself is refused as unavailable."""
+    proxy.faults[11] = "silent"  # mpdu2's unit id
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=mock_config_entry.unique_id,
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
+        options=dict(mock_config_entry.options),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert "mpdu2" not in entry.runtime_data.telemetry.data.topology.mpdus
+    plan = await _call(hass, "plan_migration", {"component": "mpdu1"})
+    assert "feasible" in plan
+    assert await _refused(hass, "plan_migration", {"component": "mpdu2"}) in (
+        "unknown_component",
+        "component_unavailable",
+    )
