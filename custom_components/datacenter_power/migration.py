@@ -162,10 +162,13 @@ def plan_for(snapshot: PlantSnapshot, request: MigrationRequest) -> Plan | Infea
     load = {c: np.array([a * PLANNING_MARGIN]) for c, a in snapshot.circuit_a.items()}
     times = np.array([snapshot.updated_at.timestamp()])
     dead = [m for m in topology.mpdus if m not in snapshot.energized_mpdus]
+    # A device found while part of its chain was not (a rescan pending) is outside the graph.
+    assignment = {c: p for c, p in snapshot.assignment.items() if c in topology.circuits}
+    load = {c: a for c, a in load.items() if c in topology.circuits}
     if request.restore:
         return restore_plan(
             topology,
-            snapshot.assignment,
+            assignment,
             load,
             times,
             unavailable=dead,
@@ -180,7 +183,7 @@ def plan_for(snapshot: PlantSnapshot, request: MigrationRequest) -> Plan | Infea
         unavailable |= {m for m in topology.mpdus if m not in keep}
     return plan_migration(
         topology,
-        snapshot.assignment,
+        assignment,
         load,
         times,
         drain=request.component,

@@ -183,6 +183,9 @@ def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRe
         if target in topology.mpdus and topology.depends_on(target, component):
             raise _invalid("target_under_component", target=target, component=component)
     _require_current(entry, *(c for c in (component, target) if c is not None))
+    outside = [c for c in (component, target) if c is not None and topology.kind(c) is None]
+    if outside:  # found, but its chain is not (yet): nothing can be planned around it
+        raise _invalid("component_unavailable", component=", ".join(outside))
     options = entry.options
     max_step = float(
         call.data.get(ATTR_MAX_STEP_AMPS, options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS))
@@ -345,8 +348,9 @@ async def _get_forecast(call: ServiceCall) -> ServiceResponse:
     policy = coordinator.policy
     circuits = [component] if component in policy.topology.circuits else policy.topology.circuits
     learned = [fc for c in circuits if (fc := policy.circuit_forecast(c)) is not None]
-    if forecast is None or all(fc.model == "no-data" for fc in learned):
-        # An element's forecast sums its circuits': with none learned yet it is all zeros.
+    unlearned = all(fc.model == "no-data" for fc in learned)
+    if forecast is None or (unlearned and not any(forecast.get("p90", ()))):
+        # Nothing learned and no announced work: an all-zero series is no forecast.
         raise _invalid("no_forecast", component=component)
     response: dict[str, Any] = {"component": component, **forecast}
     return response

@@ -11,8 +11,8 @@ from typing import Any
 import pytest
 
 from custom_components.datacenter_power.device.client import PlantClient
-from custom_components.datacenter_power.device.errors import DeviceUnavailable
-from custom_components.datacenter_power.device.models import DeviceIdentity
+from custom_components.datacenter_power.device.errors import DeviceLayerError, DeviceUnavailable
+from custom_components.datacenter_power.device.models import DeviceIdentity, DeviceType
 from dcp_sim.server import PlantServer
 from tests.integration.modbus_proxy import ModbusProxy
 
@@ -39,6 +39,11 @@ async def test_garbage_reply_is_contained(
                 assert isinstance(result[victim.plant_id], DeviceUnavailable)
                 others = [i.plant_id for i in identities if i is not victim]
                 assert all(not isinstance(result[p], Exception) for p in others), result
+            sbm = next(i for i in identities if i.device_type is DeviceType.SBM)
+            proxy.faults[sbm.unit_id] = "garbage"
+            with pytest.raises(DeviceLayerError):
+                await client.set_sbm_path(sbm, sbm.upstream[0])  # a write, garbage answered
+            del proxy.faults[sbm.unit_id]
         assert not reported
         # pymodbus logs every unanswered request itself ("No response received"), at ERROR and
         # without a traceback; what must not appear is the fatal protocol error's traceback.

@@ -435,3 +435,66 @@ async def test_flapping_guard_bounds_path_changes_and_shows_them(
     assert sensor is not None
     assert sensor.attributes["path_changes_last_hour"] == {"c01": 2, "c02": 2, "c03": 1}
     assert sensor.attributes["path_changes_limit_per_hour"] == 4  # the module's constant
+
+
+# -- damaged storage -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("migrations", "history"),
+    [
+        ({"migrations": [{"migration_id": 3}, "x", None]}, None),
+        (["not", "a", "mapping"], None),
+        (None, {"history": [[1.0], {"a": 1}, [None, None, None, None]]}),
+        (None, "truncated"),
+    ],
+)
+async def test_setup_survives_damaged_storage_and_says_so(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    migrations: Any,
+    history: Any,
+) -> None:
+    """Damaged stored migration records or load history (a crash while writing): the entry
+    still starts, nothing is switched, and damaged records raise a repair issue."""
+    from homeassistant.helpers import issue_registry as ir
+
+    entry_id = mock_config_entry.entry_id
+    for key, data in ((".migrations", migrations), (".history", history)):
+        if data is not None:
+            hass_storage[f"{DOMAIN}.{entry_id}{key}"] = {"version": 1, "key": key, "data": data}
+    before = _paths(sim_server[0])
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry_id)
+    await hass.async_block_till_done()
+    assert mock_config_entry.state is ConfigEntryState.LOADED
+    assert _paths(sim_server[0]) == before
+    issue = ir.async_get(hass).async_get_issue(DOMAIN, f"storage_damaged_{entry_id}_migrations")
+    assert (issue is not None) == (migrations is not None)
+
+
+async def test_devices_outside_the_plant_graph_do_not_break_planning(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry, proxy: Any
+) -> None:
+    """mpdu2 is silent during discovery: the circuits with a path through it are outside the
+    graph until a rescan finds it. Planning mpdu1 then answers (it raised ValueError, a 500),
+    and mpdu2 itself is refused as unavailable."""
+    proxy.faults[11] = "silent"  # mpdu2's unit id
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=mock_config_entry.unique_id,
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
+        options=dict(mock_config_entry.options),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    assert "mpdu2" not in entry.runtime_data.telemetry.data.topology.mpdus
+    plan = await _call(hass, "plan_migration", {"component": "mpdu1"})
+    assert "feasible" in plan
+    assert await _refused(hass, "plan_migration", {"component": "mpdu2"}) in (
+        "unknown_component",
+        "component_unavailable",
+    )
