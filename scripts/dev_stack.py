@@ -544,7 +544,7 @@ def history_rows(
         plant.advance_to(t)
         obs = observation_from_telemetry(plant.telemetry(), 0.0, topology)
         row = pack_observation(obs)
-        row[0] = round(wall(plant.t_s), 1)
+        row["t_s"] = round(wall(plant.t_s), 1)
         rows.append(row)
         t += HISTORY_BUCKET_S
     return rows

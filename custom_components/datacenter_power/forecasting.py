@@ -97,7 +97,12 @@ class _HistoryStore(Store[dict[str, Any]]):
     ) -> dict[str, Any]:
         rows: list[HistoryRow] = []
         dropped = 0
-        for old in old_data.get("history", []):
+        # A damaged file (a crash while writing) may hold anything: start without history.
+        old_rows = old_data.get("history") if isinstance(old_data, dict) else None
+        if not isinstance(old_rows, list):
+            LOGGER.warning("The stored load history was damaged; it is discarded")
+            old_rows = []
+        for old in old_rows:
             try:
                 rows.append(row_from_v1(old))
             except ValueError, TypeError, KeyError, IndexError:
