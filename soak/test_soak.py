@@ -24,7 +24,7 @@ from typing import Any
 import probatio as vol
 import pytest
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import Context, Event, HomeAssistant
+from homeassistant.core import Context, Event, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
@@ -327,13 +327,14 @@ class Soak:
         await self.proxy.stop()
         await self.server.stop()
 
+    @callback
     def _on_finished(self, event: Event[dict[str, Any]]) -> None:
         """A migration ended: what the plant reports at that moment, for the checks."""
         data = dict(event.data)
         manager = self.entry.runtime_data.migrations if self.loaded else None
         record = manager.records.get(data["migration_id"]) if manager else None
         data["stages_moves"] = (
-            [[(m.circuit_id, m.from_mpdu, m.to_mpdu) for m in s] for s in record.stages]
+            [[(m.circuit, m.from_mpdu, m.to_mpdu) for m in s] for s in record.stages]
             if record
             else []
         )

@@ -66,9 +66,9 @@ STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
 PLANNING_MARGIN: Final = 1.10
+"""Without a forecast, plan against present currents plus this margin."""
 HELD_REASON: Final = "interrupted by a restart; held for a person to decide"
 """Why a migration interrupted by a restart outside automatic mode stopped (a repair asks)."""
-"""Without a forecast, plan against present currents plus this margin."""
 MAX_PATH_CHANGES_PER_HOUR: Final = 4
 """Flapping guard: a migration is not started when it would change a circuit's path more often
 than this within an hour (rolling back a stage is always allowed, so at most one more). ATS
