@@ -18,7 +18,8 @@ from dcp_sim.scenario import (
     parse_scenario,
 )
 
-SHARED = Path(__file__).resolve().parents[3] / "shared" / "scenarios" / "ats-contact-wear.yaml"
+SHARED = Path(__file__).resolve().parents[2] / "scenarios" / "ats-contact-wear.yaml"
+"""The project's own copy of the shared ats-contact-wear scenario (the repository stands alone)."""
 
 
 @pytest.mark.parametrize("cls", HARD_CLASSES)
