@@ -122,42 +122,9 @@ def observation_from_telemetry(
 
 
 def executor_observation(tel: PlantTelemetry) -> Observation:
-    """What the executor checks and verifies against, from the plant's telemetry (the harness's
-    counterpart of ``migration.observation`` in Home Assistant)."""
-    paths: dict[str, str] = {}
-    energized: dict[str, bool] = {}
-    live: dict[str, dict[str, bool]] = {}
-    currents: dict[str, float] = {}
-    ratings: dict[str, float] = {}
-    alarms: set[str] = set()
-    for cid, c in tel.circuits.items():
-        if not c.reachable:
-            continue
-        paths[cid] = c.paths[c.active_path]
-        energized[cid] = c.energized
-        live[cid] = dict(zip(c.paths, c.path_energized, strict=True))
-        if c.breaker_open:
-            alarms.add(f"{cid}:breaker_trip")
-    for aid, a in tel.ats.items():
-        if not a.reachable:
-            continue
-        currents[aid], ratings[aid] = a.load_current_a, a.rating_a
-        if a.alarm_output_lost:
-            alarms.add(f"{aid}:output_lost")
-    for mid, m in tel.mpdus.items():
-        if not m.reachable:
-            continue
-        currents[mid], ratings[mid] = m.current_a, m.rating_a
-        if m.alarm_breaker_trip:
-            alarms.add(f"{mid}:breaker_trip")
-    return Observation(
-        active_path=paths,
-        energized=energized,
-        element_current_a=currents,
-        element_rating_a=ratings,
-        alarms=frozenset(alarms),
-        path_energized=live,
-    )
+    """What the executor checks and verifies against, from the plant's telemetry (built as Home
+    Assistant builds it from a snapshot)."""
+    return Observation.from_readings(tel.readings())
 
 
 class SimulatedPlantPort:

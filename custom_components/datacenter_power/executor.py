@@ -37,6 +37,7 @@ from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Final, NamedTuple, Protocol
 
+from .device.models import AtsReading, MpduReading, Reading, SbmReading
 from .engine.planner import Move
 from .engine.topology import CONTINUOUS_FRACTION as CONTINUOUS_LIMIT
 
@@ -102,6 +103,44 @@ class Observation:
     """``"element:alarm"`` strings currently active (breaker trips, output lost)."""
     path_energized: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     """Circuit id -> {MPDU id -> whether the SBM sees that path live}."""
+
+    @classmethod
+    def from_readings(cls, readings: Mapping[str, Reading]) -> Observation:
+        """What the executor checks and verifies against, from one poll's readings by plant id.
+
+        Home Assistant (from a telemetry snapshot) and the evaluation harness (from the simulator's
+        telemetry) both call this, so the executor verifies against the same facts in both.
+        """
+        currents: dict[str, float] = {}
+        ratings: dict[str, float] = {}
+        alarms: set[str] = set()
+        paths: dict[str, str] = {}
+        energized: dict[str, bool] = {}
+        live: dict[str, dict[str, bool]] = {}
+        for pid, reading in readings.items():
+            if isinstance(reading, SbmReading):
+                if 0 <= reading.active_path < len(reading.paths):
+                    paths[pid] = reading.paths[reading.active_path]
+                energized[pid] = reading.energized
+                live[pid] = dict(zip(reading.paths, reading.path_energized, strict=False))
+                if reading.breaker_open:
+                    alarms.add(f"{pid}:breaker_trip")
+            elif isinstance(reading, AtsReading):
+                currents[pid], ratings[pid] = reading.load_current_a, reading.rating_a
+                if reading.alarm_output_lost:
+                    alarms.add(f"{pid}:output_lost")
+            elif isinstance(reading, MpduReading):
+                currents[pid], ratings[pid] = reading.current_a, reading.rating_a
+                if reading.alarm_breaker_trip:
+                    alarms.add(f"{pid}:breaker_trip")
+        return cls(
+            active_path=paths,
+            energized=energized,
+            element_current_a=currents,
+            element_rating_a=ratings,
+            alarms=frozenset(alarms),
+            path_energized=live,
+        )
 
     def path_live(self, circuit: str, mpdu: str) -> bool:
         """Whether ``circuit``'s SBM reports ``mpdu`` live (False when unknown)."""

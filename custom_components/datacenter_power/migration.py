@@ -39,7 +39,6 @@ from .const import (
     LOGGER,
 )
 from .coordinator import PlantSnapshot, TelemetryCoordinator
-from .device.models import AtsReading, MpduReading, SbmReading
 from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan, plan_migration, restore_plan
@@ -124,36 +123,7 @@ class HaPlantPort:
 
 def observation(snapshot: PlantSnapshot) -> Observation:
     """What the executor verifies against, from a telemetry snapshot."""
-    currents: dict[str, float] = {}
-    ratings: dict[str, float] = {}
-    alarms: set[str] = set()
-    paths: dict[str, str] = {}
-    energized: dict[str, bool] = {}
-    live: dict[str, dict[str, bool]] = {}
-    for pid, reading in snapshot.readings.items():
-        if isinstance(reading, SbmReading):
-            if 0 <= reading.active_path < len(reading.paths):
-                paths[pid] = reading.paths[reading.active_path]
-            energized[pid] = reading.energized
-            live[pid] = dict(zip(reading.paths, reading.path_energized, strict=False))
-            if reading.breaker_open:
-                alarms.add(f"{pid}:breaker_trip")
-        elif isinstance(reading, AtsReading):
-            currents[pid], ratings[pid] = reading.load_current_a, reading.rating_a
-            if reading.alarm_output_lost:
-                alarms.add(f"{pid}:output_lost")
-        elif isinstance(reading, MpduReading):
-            currents[pid], ratings[pid] = reading.current_a, reading.rating_a
-            if reading.alarm_breaker_trip:
-                alarms.add(f"{pid}:breaker_trip")
-    return Observation(
-        active_path=paths,
-        energized=energized,
-        element_current_a=currents,
-        element_rating_a=ratings,
-        alarms=frozenset(alarms),
-        path_energized=live,
-    )
+    return Observation.from_readings(snapshot.readings)
 
 
 def plan_for(snapshot: PlantSnapshot, request: MigrationRequest) -> Plan | Infeasible:

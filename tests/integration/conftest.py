@@ -19,7 +19,7 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 import custom_components.datacenter_power as integration
-from custom_components.datacenter_power import const
+from custom_components.datacenter_power import const, migration
 from custom_components.datacenter_power.const import (
     CONF_HOST,
     CONF_PORT,
@@ -136,15 +136,31 @@ async def sim_server(plant: Plant, socket_enabled: None) -> AsyncIterator[tuple[
 
 
 @pytest.fixture
-def mock_config_entry(sim_server: tuple[PlantServer, int]) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
+    """Options to set on the plant's entry beyond the defaults (a module overrides this, e.g.
+    with ``{CONF_STEP_INTERVAL: 0}`` for migration steps back to back)."""
+    return {}
+
+
+@pytest.fixture
+def mock_config_entry(
+    sim_server: tuple[PlantServer, int], entry_options: dict[str, Any]
+) -> MockConfigEntry:
     """The config entry the config flow creates for the served plant."""
     return MockConfigEntry(
         domain=DOMAIN,
         title=f"Plant {PLANT_UNIQUE_ID}",
         unique_id=PLANT_UNIQUE_ID,
         data={CONF_HOST: "127.0.0.1", CONF_PORT: sim_server[1]},
-        options=dict(DEFAULT_OPTIONS),
+        options={**DEFAULT_OPTIONS, **entry_options},
     )
+
+
+@pytest.fixture
+def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Stages verify on refreshes 50 ms apart (not 1 s), so a stage that does not verify is
+    rolled back after 3 quick refreshes."""
+    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
 
 
 @pytest.fixture

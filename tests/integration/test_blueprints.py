@@ -23,7 +23,6 @@ from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.const import DOMAIN
 from custom_components.datacenter_power.executor import MigrationState
 from custom_components.datacenter_power.proposals import book_of
@@ -36,11 +35,7 @@ from .wear import setup_worn, wear_plant
 
 BLUEPRINTS = Path(__file__).parents[2] / "blueprints"
 
-
-@pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stages verify on refreshes 50 ms apart."""
-    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+pytestmark = pytest.mark.usefixtures("fast_verification")
 
 
 @pytest.fixture(autouse=True)

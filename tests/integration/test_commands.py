@@ -16,30 +16,19 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.server import PlantServer
 
 from .conftest import PLANT
 
-
-@pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Verification refreshes 50 ms apart (not 1 s)."""
-    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+pytestmark = pytest.mark.usefixtures("fast_verification")
 
 
 @pytest.fixture
-def mock_config_entry(mock_config_entry: MockConfigEntry) -> MockConfigEntry:
-    """The plant's entry with migration steps back to back."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 0},
-    )
+def entry_options() -> dict[str, Any]:
+    """Migration steps back to back."""
+    return {CONF_STEP_INTERVAL: 0}
 
 
 async def _call(hass: HomeAssistant, service: str, data: dict[str, Any]) -> dict[str, Any]:

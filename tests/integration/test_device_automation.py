@@ -17,7 +17,6 @@ from pytest_homeassistant_custom_component.common import (
     async_mock_service,
 )
 
-from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
 
 TRIGGERS = {
@@ -29,23 +28,13 @@ TRIGGERS = {
     "overload_forecast",
 }
 
-
-@pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stages verify on refreshes 50 ms apart."""
-    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+pytestmark = pytest.mark.usefixtures("fast_verification")
 
 
 @pytest.fixture
-def mock_config_entry(mock_config_entry: MockConfigEntry) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
     """Migration steps back to back."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 0},
-    )
+    return {CONF_STEP_INTERVAL: 0}
 
 
 async def test_triggers_and_conditions_are_offered_on_plant_devices(

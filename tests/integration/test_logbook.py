@@ -23,7 +23,6 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
 from dcp_sim.plant import Plant
@@ -31,6 +30,8 @@ from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
 from .wear import setup_worn, wear_plant
+
+pytestmark = pytest.mark.usefixtures("fast_verification")
 
 
 @pytest.fixture
@@ -46,22 +47,10 @@ def plant(request: pytest.FixtureRequest, scenario_doc: dict[str, Any]) -> Plant
     return Plant(parse_scenario(scenario_doc), start_s=0.0)
 
 
-@pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stages verify on refreshes 50 ms apart."""
-    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
-
-
 @pytest.fixture
-def mock_config_entry(mock_config_entry: MockConfigEntry) -> MockConfigEntry:
+def entry_options() -> dict[str, Any]:
     """Migration steps back to back."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 0},
-    )
+    return {CONF_STEP_INTERVAL: 0}
 
 
 async def _activity(

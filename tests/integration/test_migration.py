@@ -13,7 +13,6 @@ from homeassistant.exceptions import HomeAssistantError, ServiceValidationError,
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.const import (
     CONF_POLICY_MODE,
     CONF_STEP_INTERVAL,
@@ -28,24 +27,13 @@ from custom_components.datacenter_power.migration import (
 from dcp_sim.plant import Plant
 from dcp_sim.server import PlantServer
 
-
-@pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stage that does not verify is rolled back after 3 refreshes 50 ms apart (not 1 s)."""
-    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+pytestmark = pytest.mark.usefixtures("fast_verification")
 
 
 @pytest.fixture
-def mock_config_entry(mock_config_entry: MockConfigEntry) -> MockConfigEntry:
-    """The plant's entry with migration steps back to back (no pause between stages)."""
-    options = {**mock_config_entry.options, CONF_STEP_INTERVAL: 0}
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options=options,
-    )
+def entry_options() -> dict[str, Any]:
+    """Migration steps back to back."""
+    return {CONF_STEP_INTERVAL: 0}
 
 
 async def _call(

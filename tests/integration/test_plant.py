@@ -11,7 +11,6 @@ import pytest
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
@@ -20,11 +19,7 @@ from dcp_sim.server import PlantServer
 from .entity_helpers import state
 from .wear import setup_worn, wear_plant
 
-
-@pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Stages verify on refreshes 50 ms apart."""
-    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+pytestmark = pytest.mark.usefixtures("fast_verification")
 
 
 @pytest.fixture

@@ -15,7 +15,6 @@ from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
-from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.plant import Plant
@@ -24,11 +23,7 @@ from dcp_sim.server import PlantServer
 
 from .wear import setup_worn, wear_plant
 
-
-@pytest.fixture(autouse=True)
-def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
-    """A stage that does not verify is rolled back after 3 refreshes 50 ms apart."""
-    monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
+pytestmark = pytest.mark.usefixtures("fast_verification")
 
 
 @pytest.fixture
@@ -148,15 +143,9 @@ async def test_inhibit_warning_comes_and_goes_with_the_inhibit(
 
 
 @pytest.fixture
-def mock_config_entry(mock_config_entry: MockConfigEntry) -> MockConfigEntry:
-    """The plant's entry with migration steps back to back."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=mock_config_entry.title,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 0},
-    )
+def entry_options() -> dict[str, Any]:
+    """Migration steps back to back."""
+    return {CONF_STEP_INTERVAL: 0}
 
 
 async def test_failed_verification_repair_replans_and_clears(
