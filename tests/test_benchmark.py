@@ -66,4 +66,13 @@ def test_benchmark_small_runs_and_reports_every_key() -> None:
     assert report["plan_optimality_gap"] >= 0
     assert report["forecast_refresh_s"] > 0
     assert report["evaluate_1000_s"] > 0
+    # Each engine figure says how much CPU it took and how loaded the machine was meanwhile.
+    engine = report["engine_1000"]
+    assert engine["plan_cpu_ms"] > 0
+    assert len(engine["plan_ms_runs"]) == 3
+    assert engine["plan_ms"] == sorted(engine["plan_ms_runs"])[1]  # the median
+    assert engine["plan_load_1min"] >= 0
+    assert engine["forecast_refresh_load_1min"] >= 0
+    assert report["evaluate_1000"]["cpu_s"] > 0
+    assert report["evaluate_1000"]["load_1min_start"] >= 0
     assert report["ha_1000"] is None  # not run with --ha-minutes 0
