@@ -28,8 +28,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-import statsmodels.api as sm
 from numpy.typing import ArrayLike
+from statsmodels.regression.linear_model import OLS
 
 type FloatArray = npt.NDArray[np.float64]
 type Quantile = Literal["p10", "p50", "p90"]
@@ -473,7 +473,7 @@ class LoadForecaster:
         if n <= x.shape[1] + 2:
             harmonics, weekend, trend = 0, False, False
             x = self._design(t, t_ref, 0, False, False)
-        result = sm.OLS(y, x).fit(method="qr")
+        result = OLS(y, x).fit(method="qr")
         beta = np.asarray(result.params, dtype=np.float64)
         resid = y - x @ beta
         if n > x.shape[1]:
@@ -520,7 +520,7 @@ class LoadForecaster:
             ok = np.isfinite(target) & np.all(np.isfinite(lags), axis=1)
             if int(ok.sum()) < 20 * order + 10:
                 continue
-            fit = sm.OLS(target[ok], lags[ok]).fit(method="qr")
+            fit = OLS(target[ok], lags[ok]).fit(method="qr")
             phi = np.asarray(fit.params, dtype=np.float64)
             roots = np.roots(np.r_[1.0, -phi])
             if np.all(np.abs(roots) < 0.98):
