@@ -3,7 +3,9 @@
 The scaling figures (issue 11) are top-level keys: ``cpus``, ``poll``, ``baseline_ha_modbus``,
 ``integration_50``, ``ha_1000``, ``command_latency_ms``, ``forecast_refresh_s``, ``plan_ms``,
 ``plan_optimality_gap``, ``evaluate_1000_s``. ``--small`` runs everything on small plants (what
-the test does, so that the benchmark cannot rot); CI does not time it.
+the test does, so that the benchmark cannot rot); CI does not time it. The engine figures
+(``engine_1000``, ``evaluate_1000``) carry their CPU time and the 1-minute load average when
+they were measured; ``--engine-only`` measures only those.
 """
 
 from __future__ import annotations
@@ -49,12 +51,13 @@ def _scaling(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_at_start": scale.load_average(),
         "note": "CPUs shared with other jobs on this machine; see load averages",
     }
-    report["poll"] = {k: scale.poll_one(n, args.rounds) for k, n in plants.items()}
-    report["baseline_ha_modbus"] = scale.baseline(45, max(2, args.rounds // 5), commands)
-    report["integration_50"] = scale.integration(45, max(2, args.rounds // 5), commands)
-    big = scale.integration(45 if small else 1000, max(2, args.rounds // 5), commands)
-    report["integration_1000"] = big
-    report["command_latency_ms"] = big["command_latency_ms"]
+    if not args.engine_only:
+        report["poll"] = {k: scale.poll_one(n, args.rounds) for k, n in plants.items()}
+        report["baseline_ha_modbus"] = scale.baseline(45, max(2, args.rounds // 5), commands)
+        report["integration_50"] = scale.integration(45, max(2, args.rounds // 5), commands)
+        big = scale.integration(45 if small else 1000, max(2, args.rounds // 5), commands)
+        report["integration_1000"] = big
+        report["command_latency_ms"] = big["command_latency_ms"]
     # Small: 4 lineups of one MPDU each, so that draining one has somewhere to go.
     figures = scale.engine(100, history_days=2.0, mpdus_per_ats=1) if small else scale.engine(1000)
     report["engine_1000"] = figures
@@ -63,7 +66,7 @@ def _scaling(args: argparse.Namespace) -> dict[str, Any]:
     evaluated = scale.evaluate(30 if small else 1000, history="1d" if small else "2d")
     report["evaluate_1000"] = evaluated
     report["evaluate_1000_s"] = evaluated["wall_s"]
-    if args.ha_minutes > 0:
+    if args.ha_minutes > 0 and not args.engine_only:
         from . import ha_run
 
         report["ha_1000"] = ha_run.run(ROOT / "scenarios" / "hall-1000.yaml", args.ha_minutes)
@@ -88,12 +91,17 @@ def main() -> None:
     parser.add_argument(
         "--scaling-only", action="store_true", help="skip the figures of earlier issues"
     )
+    parser.add_argument(
+        "--engine-only",
+        action="store_true",
+        help="only the engine figures: forecast refresh, plan, evaluation (no Modbus, no HA)",
+    )
     args = parser.parse_args()
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("homeassistant").setLevel(logging.ERROR)
     started = time.perf_counter()
     report = _scaling(args)
-    if not (args.small or args.scaling_only):
+    if not (args.small or args.scaling_only or args.engine_only):
         report.update(_legacy(args.rounds))
     report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
     if args.json:

@@ -28,8 +28,8 @@ from typing import Any, Final, Literal
 
 import numpy as np
 import numpy.typing as npt
-import statsmodels.api as sm
 from numpy.typing import ArrayLike
+from statsmodels.regression.linear_model import OLS
 
 type FloatArray = npt.NDArray[np.float64]
 type Quantile = Literal["p10", "p50", "p90"]
@@ -142,6 +142,39 @@ def _fit_line(
     m_used = _shrink(m, math.sqrt(s2 / w))
     level = m_used - slope * float(np.mean(tau))
     return level, slope, s2 / w, (s2 / sxx if slope != 0.0 else 0.0)
+
+
+def _ar_recursion(
+    phi: FloatArray, prev1: float, prev2: float, path: FloatArray, psi: FloatArray
+) -> None:
+    """Fill ``path[1:]`` (the AR mean from the state ``prev1, prev2``) and ``psi[1:]`` (its
+    impulse response, ``psi[0] = 1``) for AR coefficients ``phi`` (0-2 of them).
+
+    Plain float arithmetic in a fixed order, ``(0.0 + phi1 * x1) + phi2 * x2``: the same
+    numbers as summing the terms, without an iterator per step (this runs for every circuit
+    on every forecast refresh)."""
+    coeffs = [float(p) for p in phi.tolist()][:2]
+    psi1, psi2 = 1.0, 0.0
+    n = len(path)
+    if len(coeffs) == 2:
+        a, b = coeffs
+        for h in range(1, n):
+            nxt = 0.0 + a * prev1 + b * prev2
+            npsi = 0.0 + a * psi1 + b * psi2
+            path[h] = nxt
+            psi[h] = npsi
+            prev1, prev2 = nxt, prev1
+            psi1, psi2 = npsi, psi1
+    elif len(coeffs) == 1:
+        (a,) = coeffs
+        for h in range(1, n):
+            prev1 = 0.0 + a * prev1
+            psi1 = 0.0 + a * psi1
+            path[h] = prev1
+            psi[h] = psi1
+    else:
+        path[1:] = 0.0
+        psi[1:] = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +305,13 @@ class LoadForecaster:
         self._count = np.zeros(self._cap, dtype=np.int64)
         self._last_bin = -1
         self._fit: _Fit | None = None
+        # The bin being filled, in Python numbers (observe runs once per circuit and poll: numpy
+        # scalar indexing there cost more than the rest of a poll); see _flush.
+        self._open_bin = -1
+        self._open_slot = 0
+        self._open_sum = 0.0
+        self._open_sumsq = 0.0
+        self._open_count = 0
 
     # ------------------------------------------------------------------ data
     def observe(self, t_s: float, value: float) -> None:
@@ -281,19 +321,38 @@ class LoadForecaster:
         b = math.floor(t_s / self.resample_s)
         if self._last_bin >= 0 and b <= self._last_bin - self._cap:
             return  # older than the ring buffer holds
-        slot = b % self._cap
-        if self._bin[slot] != b:
-            self._bin[slot] = b
-            self._sum[slot] = 0.0
-            self._sumsq[slot] = 0.0
-            self._count[slot] = 0
-        self._sum[slot] += value
-        self._sumsq[slot] += value * value
-        self._count[slot] += 1
+        if b != self._open_bin:
+            self._flush()
+            slot = b % self._cap
+            if self._bin[slot] != b:
+                self._bin[slot] = b
+                self._sum[slot] = 0.0
+                self._sumsq[slot] = 0.0
+                self._count[slot] = 0
+            self._open_bin = b
+            self._open_slot = slot
+            self._open_sum = float(self._sum[slot])
+            self._open_sumsq = float(self._sumsq[slot])
+            self._open_count = int(self._count[slot])
+        # The same additions in the same order as on the arrays: the sums are identical.
+        self._open_sum += value
+        self._open_sumsq += value * value
+        self._open_count += 1
         self._last_bin = max(self._last_bin, b)
+
+    def _flush(self) -> None:
+        """Write the open bin's sums into the ring buffer (before anything reads it)."""
+        if self._open_bin < 0:
+            return
+        slot = self._open_slot
+        self._sum[slot] = self._open_sum
+        self._sumsq[slot] = self._open_sumsq
+        self._count[slot] = self._open_count
+        self._open_bin = -1
 
     def observe_many(self, t_s: ArrayLike, values: ArrayLike) -> None:
         """Add many samples at once."""
+        self._flush()
         times = np.asarray(t_s, dtype=np.float64).ravel()
         vals = np.asarray(values, dtype=np.float64).ravel()
         if times.shape != vals.shape:
@@ -321,6 +380,7 @@ class LoadForecaster:
 
     def _series(self, until_bin: int) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray]:
         """(bin index, bin mean, bin count) of valid bins before ``until_bin``, sorted."""
+        self._flush()
         ok = (self._bin >= 0) & (self._count > 0) & (self._bin < until_bin)
         ok &= self._bin > until_bin - 1 - self._cap
         bins = self._bin[ok]
@@ -332,6 +392,7 @@ class LoadForecaster:
 
     def _within_var(self) -> float:
         """Pooled variance of single samples around their bin mean (sample noise)."""
+        self._flush()
         ok = (self._bin >= 0) & (self._count > 1)
         if not np.any(ok):
             return 0.0
@@ -343,6 +404,7 @@ class LoadForecaster:
     @property
     def history_s(self) -> float:
         """Span of the data held, in seconds."""
+        self._flush()
         ok = (self._bin >= 0) & (self._count > 0)
         if not np.any(ok):
             return 0.0
@@ -411,7 +473,7 @@ class LoadForecaster:
         if n <= x.shape[1] + 2:
             harmonics, weekend, trend = 0, False, False
             x = self._design(t, t_ref, 0, False, False)
-        result = sm.OLS(y, x).fit(method="qr")
+        result = OLS(y, x).fit(method="qr")
         beta = np.asarray(result.params, dtype=np.float64)
         resid = y - x @ beta
         if n > x.shape[1]:
@@ -458,7 +520,7 @@ class LoadForecaster:
             ok = np.isfinite(target) & np.all(np.isfinite(lags), axis=1)
             if int(ok.sum()) < 20 * order + 10:
                 continue
-            fit = sm.OLS(target[ok], lags[ok]).fit(method="qr")
+            fit = OLS(target[ok], lags[ok]).fit(method="qr")
             phi = np.asarray(fit.params, dtype=np.float64)
             roots = np.roots(np.r_[1.0, -phi])
             if np.all(np.abs(roots) < 0.98):
@@ -543,16 +605,7 @@ class LoadForecaster:
         psi = np.zeros(max_lead + 1)
         path[0] = ar_state[0]
         psi[0] = 1.0
-        phi = fit.ar
-        prev1, prev2 = ar_state[0], ar_state[1]
-        psi1, psi2 = 1.0, 0.0
-        for h in range(1, max_lead + 1):
-            nxt = sum(float(p) * v for p, v in zip(phi.tolist(), (prev1, prev2), strict=False))
-            npsi = sum(float(p) * v for p, v in zip(phi.tolist(), (psi1, psi2), strict=False))
-            path[h] = nxt
-            psi[h] = npsi
-            prev1, prev2 = nxt, prev1
-            psi1, psi2 = npsi, psi1
+        _ar_recursion(fit.ar, float(ar_state[0]), float(ar_state[1]), path, psi)
         # Forecast error variance of the AR part after h steps: sigma_e^2 * sum_{j<h} psi_j^2.
         cum = np.concatenate(([0.0], np.cumsum(psi[:-1] ** 2)))
         grid = np.arange(max_lead + 1, dtype=np.float64)
@@ -586,6 +639,7 @@ class LoadForecaster:
         the sample counts only where they differ from the usual one, and one pooled within-bin
         variance; about 6 bytes per bin.
         """
+        self._flush()
         ok = (self._bin >= 0) & (self._count > 0)
         data: dict[str, Any] = {
             "version": FORMAT_VERSION,

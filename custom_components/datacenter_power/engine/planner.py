@@ -18,7 +18,7 @@ path). Every such action must be bounded, verified and reversible, so the planne
   leaves each element within its cap at every grid time, so the executor may apply the moves of
   one step in any order. The cap is the continuous limit, or, for an element that already starts
   above it (relief), its starting load at that time: no element ever gets worse than the start.
-  Every step boundary is re-checked with :meth:`Topology.element_loads` at every grid time. A
+  Every step boundary is re-checked with the topology's own load arithmetic at every grid time. A
   target with no safe order (two full elements swapping circuits) is replaced: the MILP is
   re-solved with those moves excluded as a set, then the greedy target is tried; only then is
   "no safe order" reported. (Parking a circuit on a third path meanwhile is not attempted.)
@@ -766,14 +766,10 @@ def _milp(
     blocks = [n_assign]
     if balance:
         blocks.append(n_assign + n_e * n_t)
-    for j, (c, p) in enumerate(columns):
-        prof = prob.profile[prob.row[c], keep_t]
-        nz = prof > 0
-        for e in prob.up(p):
-            for b in blocks:
-                rows.append(b + e * n_t + t_range[nz])
-                cols.append(np.full(int(nz.sum()), j, dtype=np.intp))
-                vals.append(prof[nz])
+    r, k_, v = _load_entries(prob, columns, keep_t, blocks)
+    rows.append(r)
+    cols.append(k_)
+    vals.append(v)
     for e in range(n_e):
         if relaxed:
             rows.append(blocks[0] + e * n_t + t_range)
@@ -852,6 +848,30 @@ def _milp(
         j += k
     slack = np.asarray(x[s0:], dtype=np.float64) if relaxed else None
     return _MilpOutcome(int(res.status), str(res.message), final, slack, n_t)
+
+
+def _load_entries(
+    prob: _Problem, columns: Sequence[tuple[str, str]], keep_t: IntArray, blocks: Sequence[int]
+) -> tuple[IntArray, IntArray, FloatArray]:
+    """The load coefficients of the limit (and balance) rows: for each column (circuit on a
+    path), each element the path loads, each block of rows and each time where the circuit
+    draws, in that order (numpy instead of a Python loop per column and element)."""
+    n_x, n_t = len(columns), keep_t.size
+    if n_x == 0:
+        return np.zeros(0, dtype=np.intp), np.zeros(0, dtype=np.intp), np.zeros(0)
+    prof = prob.profile[np.array([prob.row[c] for c, _ in columns], dtype=np.intp)][:, keep_t]
+    ups = np.array([prob.up(p) for _, p in columns], dtype=np.intp)  # (n_x, 2)
+    base = np.asarray(blocks, dtype=np.intp)
+    shape = (n_x, ups.shape[1], base.size, n_t)
+    row = (
+        base[None, None, :, None]
+        + ups[:, :, None, None] * n_t
+        + np.arange(n_t, dtype=np.intp)[None, None, None, :]
+    )
+    col = np.broadcast_to(np.arange(n_x, dtype=np.intp)[:, None, None, None], shape)
+    val = np.broadcast_to(prof[:, None, None, :], shape)
+    nz = np.broadcast_to((prof > 0)[:, None, None, :], shape)
+    return row[nz], col[nz], val[nz]
 
 
 _MAX_ROW_ROUNDS = 8
@@ -1088,9 +1108,7 @@ def _staged_plan(
     # independent check of every step boundary with the topology's own arithmetic
     assignment: dict[str, str | None] = dict(prob.start)
     plan_steps: list[PlanStep] = []
-    per_time = [
-        {c: float(prob.profile[prob.row[c], t]) for c in prob.on} for t in range(prob.times.size)
-    ]
+    per_time = {c: prob.profile[prob.row[c]] for c in prob.on}
     for step in steps:
         for m in step:
             assignment[m.move.circuit] = m.move.to_mpdu
@@ -1130,14 +1148,12 @@ def _staged_plan(
 
 
 def _topology_loads(
-    prob: _Problem, assignment: Mapping[str, str | None], per_time: list[dict[str, float]]
+    prob: _Problem, assignment: Mapping[str, str | None], profiles: Mapping[str, FloatArray]
 ) -> FloatArray:
-    """Element loads at every grid time, computed by :meth:`Topology.element_loads`."""
-    out = np.zeros((len(prob.elements), prob.times.size))
-    for t, at_t in enumerate(per_time):
-        loads = prob.topology.element_loads(assignment, at_t)
-        out[:, t] = [loads[e] for e in prob.elements]
-    return out
+    """Element loads at every grid time, computed by the topology's own arithmetic
+    (:meth:`Topology.element_load_profiles`: all grid times at once)."""
+    loads = prob.topology.element_load_profiles(assignment, profiles, prob.times.size)
+    return np.stack([loads[e] for e in prob.elements])
 
 
 def _order_moves(

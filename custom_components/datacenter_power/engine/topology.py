@@ -10,12 +10,16 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
+import numpy as np
+import numpy.typing as npt
+
 CONTINUOUS_FRACTION = 0.8
 """Breakers and PDUs carry 80 % of their rating continuously (NEC 210.19/210.20)."""
 
 type ElementKind = Literal["ats", "mpdu", "circuit"]
 type Assignment = Mapping[str, str | None]
 """Circuit id -> the MPDU it draws from now (None when its output is off or it is dead)."""
+type FloatArray = npt.NDArray[np.float64]
 
 
 class TopologyError(ValueError):
@@ -165,6 +169,22 @@ class Topology:
             if path is None or path not in self.mpdus:
                 continue
             amps = float(circuit_a.get(cid, 0.0))
+            loads[path] += amps
+            loads[self.mpdus[path].ats] += amps
+        return loads
+
+    def element_load_profiles(
+        self, assignment: Assignment, circuit_a: Mapping[str, FloatArray], n_times: int
+    ) -> dict[str, FloatArray]:
+        """:meth:`element_loads` at ``n_times`` instants at once: ``circuit_a`` maps a circuit to
+        its current at each instant. The same sums in the same order, one array per element."""
+        loads = {e: np.zeros(n_times) for e in self.elements}
+        for cid, path in assignment.items():
+            if path is None or path not in self.mpdus:
+                continue
+            amps = circuit_a.get(cid)
+            if amps is None:
+                continue
             loads[path] += amps
             loads[self.mpdus[path].ats] += amps
         return loads
