@@ -739,3 +739,39 @@ def test_random_larger_plants_plans_are_safe(seed: int) -> None:
 
 def _objective(plan: Plan) -> tuple[int, int]:
     return sum(1 for n in plan.notes if "no path has" in n), len(plan.moves)
+
+
+@pytest.mark.parametrize("busy_source", ["u2", "u3"])
+def test_drain_prefers_a_receiver_behind_another_source_when_it_costs_nothing(
+    busy_source: str,
+) -> None:
+    """Draining ats1: mpdu2 (ats2) and mpdu3 (ats3) are equally loaded, but ats4 shares the
+    preferred source of one of them: the drained circuit goes behind the other source, so one
+    outage interrupts no more circuits than it must."""
+    topo = Topology.build(
+        [
+            AtsNode("ats1", ("u1", "u2"), 400.0),
+            AtsNode("ats2", ("u2", "u1"), 400.0),
+            AtsNode("ats3", ("u3", "u1"), 400.0),
+            AtsNode("ats4", (busy_source, "u1"), 400.0),
+        ],
+        [
+            MpduNode("mpdu1", "ats1", 100.0),
+            MpduNode("mpdu2", "ats2", 100.0),
+            MpduNode("mpdu3", "ats3", 100.0),
+            MpduNode("mpdu4", "ats4", 100.0),
+        ],
+        [
+            CircuitNode("x1", ("mpdu1", "mpdu2", "mpdu3"), 16.0),
+            *(CircuitNode(f"b{i}", ("mpdu2",), 16.0) for i in range(4)),
+            *(CircuitNode(f"d{i}", ("mpdu3",), 16.0) for i in range(4)),
+            *(CircuitNode(f"e{i}", ("mpdu4",), 16.0) for i in range(8)),
+        ],
+    )
+    assignment: Assign = {c: n.normal_path for c, n in topo.circuits.items()}
+    loads = _const(dict.fromkeys(topo.circuits, 5.0))
+    plan = plan_migration(topo, assignment, loads, _grid(1), drain="ats1")
+    assert isinstance(plan, Plan)
+    assert_safe_plan(topo, assignment, loads, plan)
+    (move,) = plan.moves
+    assert move.to_mpdu == ("mpdu3" if busy_source == "u2" else "mpdu2")
