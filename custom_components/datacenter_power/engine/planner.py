@@ -334,12 +334,15 @@ def plan_migration(
     max_step_amps: float = 40.0,
     goal: str | None = None,
     time_limit_s: float = 2.0,
+    no_receive: Collection[str] = (),
 ) -> Plan | Infeasible:
     """Plan staged moves that leave every element within its limit at every grid time.
 
     ``drain`` empties an ATS or MPDU (see the module docstring for non-critical circuits);
     without it the plan only relieves forecast overloads (and moves circuits off unavailable
-    elements where it can). ``time_limit_s <= 0`` skips HiGHS and uses the greedy heuristic.
+    elements where it can). ``no_receive``: elements that take no new load (hysteresis after a
+    relief) but whose circuits need not leave. ``time_limit_s <= 0`` skips HiGHS and uses the
+    greedy heuristic.
     """
     if drain is not None and topology.kind(drain) not in ("ats", "mpdu"):
         raise ValueError(f"drain names {drain!r}, which is not an ATS or MPDU")
@@ -351,7 +354,7 @@ def plan_migration(
         else:
             goal = "relieve overload"
     prob = _prepare(topology, assignment, load_a, times_s, unavailable, goal)
-    blocked = set(unavailable) | ({drain} if drain is not None else set())
+    blocked = set(unavailable) | set(no_receive) | ({drain} if drain is not None else set())
     unavailable_set = set(unavailable)
     stay_penalty = 2.0 * (len(prob.on) + 1)
     stuck_critical: list[str] = []

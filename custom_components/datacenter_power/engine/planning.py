@@ -41,6 +41,8 @@ class PlanRequest:
     best_effort: bool = False
     over_now: Sequence[str] = ()
     """Elements above their limit now (best effort relaxes only these)."""
+    no_receive: Collection[str] = ()
+    """Elements that take no new load (hysteresis) though their circuits may stay."""
 
 
 def plan_with_retries(
@@ -77,6 +79,7 @@ def plan_with_retries(
                 max_step_amps=req.max_step_amps,
                 goal=req.goal,
                 time_limit_s=time_limit_s,
+                no_receive=sorted(req.no_receive),
             )
         except (ValueError, ArithmeticError, RuntimeError) as err:
             # A planner fault must not take the monitoring down with it: report, move nothing.

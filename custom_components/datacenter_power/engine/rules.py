@@ -142,9 +142,15 @@ class DecisionRules:
         """A relief plan; when none exists without them, one that hands load back to units
         that alert but still work (a drain sized for an early failure the unit outlived): a
         healthy element above its limit is the surer harm, and the note says so."""
-        res = self._plan(assignment, circuit_a, req)
-        if isinstance(res, Plan) and (not res.moves or not _best_effort(res)):
-            return res
+        recent = self._recently_relieved(req.now_s)
+        res: Plan | Infeasible | None = None
+        for attempt in (replace(req, no_receive=recent), req) if recent else (req,):
+            # Elements relieved lately take no load first (hysteresis: no circuit goes back
+            # and forth); an overload beats that rule when nothing else fits.
+            res = self._plan(assignment, circuit_a, attempt)
+            if isinstance(res, Plan) and (not res.moves or not _best_effort(res)):
+                return res
+        assert res is not None
         alive = set(req.unavailable) - self.state.unavailable(frozenset())
         if not alive:
             return res
@@ -157,7 +163,8 @@ class DecisionRules:
             return res
         if _best_effort(back) and isinstance(res, Plan) and res.moves:
             return res
-        onto = sorted({self.topology.ats_of(m.to_mpdu) for m in back.moves} & alive)
+        topo = self.topology
+        onto = sorted({x for m in back.moves for x in (m.to_mpdu, topo.ats_of(m.to_mpdu))} & alerts)
         if onto:
             self.returned_s.update(dict.fromkeys(onto, req.now_s))
             back = replace(
@@ -169,6 +176,11 @@ class DecisionRules:
                 ),
             )
         return back
+
+    def _recently_relieved(self, now_s: float) -> set[str]:
+        """Elements load was moved off less than ``relief_hold_s`` ago."""
+        hold = self.config.relief_hold_s
+        return {e for e, st in self.state.elements.items() if now_s - st.relieved_s < hold}
 
     def _plan(
         self,
@@ -345,14 +357,13 @@ class DecisionRules:
         """
         cfg = self.config
         topo = self.topology
-        if now_s - self.returned_s.get(e, -math.inf) < cfg.relief_hold_s:
-            # Relief had to hand load back to ``e``: the receivers it relieved take no drained
-            # load again for a while (no circuit goes back and forth).
-            unavailable = unavailable | {
-                x
-                for x, st in self.state.elements.items()
-                if now_s - st.relieved_s < cfg.relief_hold_s
-            }
+        # Relief had to hand load back to ``e``: the receivers it relieved take no drained load
+        # again for a while (no circuit goes back and forth).
+        no_receive = (
+            self._recently_relieved(now_s)
+            if now_s - self.returned_s.get(e, -math.inf) < cfg.relief_hold_s
+            else set()
+        )
         ttf = a.time_to_failure_s
         why = f"{e} is predicted to fail" + (
             f" within {ttf / 3600:.1f} h" if ttf is not None else ""
@@ -396,6 +407,7 @@ class DecisionRules:
                 goal=f"drain {e}",
                 max_step_amps=cfg.max_step_amps,
                 horizons=horizons,
+                no_receive=no_receive,
             ),
         )
         if start > now_s + cfg.replan_interval_s - _EPS and not (
@@ -425,6 +437,7 @@ class DecisionRules:
                     goal=f"partial drain {e}",
                     max_step_amps=cfg.max_step_amps,
                     horizons=horizons[:1],
+                    no_receive=no_receive,
                 ),
             )
             if isinstance(res, Plan):
