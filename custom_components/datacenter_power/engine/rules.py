@@ -138,10 +138,12 @@ class DecisionRules:
         req: PlanRequest,
         *,
         alerts: frozenset[str],
+        hand_back: bool,
     ) -> Plan | Infeasible:
-        """A relief plan; when none exists without them, one that hands load back to units
-        that alert but still work (a drain sized for an early failure the unit outlived): a
-        healthy element above its limit is the surer harm, and the note says so."""
+        """A relief plan; with ``hand_back`` (an element is far above its limit now) and none
+        without them, one that hands load back to units that alert but still work (a drain
+        sized for an early failure the unit outlived): a healthy element above its limit is
+        the surer harm, and the note says so. A forecast crossing alone never hands load back."""
         recent = self._recently_relieved(req.now_s)
         res: Plan | Infeasible | None = None
         for attempt in (replace(req, no_receive=recent), req) if recent else (req,):
@@ -152,7 +154,7 @@ class DecisionRules:
                 return res
         assert res is not None
         alive = set(req.unavailable) - self.state.unavailable(frozenset())
-        if not alive:
+        if not alive or not hand_back:
             return res
         back = self._plan(
             assignment,
@@ -256,6 +258,9 @@ class DecisionRules:
                     over_now=[e for e in topo.elements if els[e].load_a > topo.limit_a(e)],
                 ),
                 alerts=alerts,
+                hand_back=any(
+                    els[e].load_a > cfg.hand_back_util * topo.rating_a(e) for e in topo.elements
+                ),
             )
             if isinstance(res, Plan) and res.moves:
                 out.append(self._action(kind, None, res, urgent=True, now_s=now_s, why=goal))
@@ -308,6 +313,7 @@ class DecisionRules:
                     horizons=(None, now_s + 2 * cfg.relieve_lead_s, now_s + cfg.relieve_lead_s),
                 ),
                 alerts=alerts,
+                hand_back=False,
             )
             names = ", ".join(o.element for o in soon)
             if isinstance(res, Plan) and res.moves:
