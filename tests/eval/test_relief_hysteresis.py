@@ -40,7 +40,9 @@ def test_no_circuit_goes_back_and_forth_within_an_hour(monkeypatch: pytest.Monke
         # Record what the engine really executed (the harness runs the shipping executor).
         if ok and action.kind in ("relieve", "rebalance"):
             t = self._last_t
-            done.extend((t, m.circuit, m.from_mpdu, m.to_mpdu, action.kind) for m in action.plan.moves)
+            done.extend(
+                (t, m.circuit, m.from_mpdu, m.to_mpdu, action.kind) for m in action.plan.moves
+            )
         original(self, action, ok=ok, note=note)
 
     monkeypatch.setattr(DecisionPolicy, "action_finished", spy)
