@@ -71,6 +71,12 @@ def format_table(m: dict[str, Any]) -> str:
     )
     width = max(len(k) for k in keys)
     lines += [f"  {k:<{width}}  {_fmt(m[k])}" for k in keys]
+    band = m.get("band_coverage")
+    if band:
+        lines.append(
+            f"  {'band_coverage':<{width}}  {band['coverage']:.3f} of {band['samples']} element "
+            f"outcomes inside P10-P90 (target 0.8; below P90 {band['below_p90']:.3f})"
+        )
     if m["failures"]:
         lines += ["", "  failures:"]
         for f in m["failures"]:

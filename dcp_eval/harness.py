@@ -27,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from custom_components.datacenter_power.engine.dispatch import dispatch
+from custom_components.datacenter_power.engine.element_forecast import Calibration
 from custom_components.datacenter_power.engine.observation import (
     PlantObservation,
     ScheduledLoad,
@@ -249,6 +250,8 @@ class Evaluation:
     wall_s: float
     errors: list[str] = field(default_factory=list)
     """Faults the engine met and survived (e.g. a planner exception)."""
+    calibration: Calibration | None = None
+    """How often the engine's element P10-P90 bands held the outcomes (proactive only)."""
 
 
 @dataclass(slots=True)
@@ -505,6 +508,7 @@ async def _evaluate(
         infeasible=infeasible,
         wall_s=time.perf_counter() - started,
         errors=list(engine.errors) if engine is not None else [],
+        calibration=engine.calibration() if engine is not None else None,
     )
 
 

@@ -175,5 +175,19 @@ def compute_metrics(ev: Evaluation) -> dict[str, Any]:
             for a in ev.actions
         ],
         "forecast_pairs": len(ev.forecast_pairs) if proactive else 0,
+        "band_coverage": _band(ev),
         "engine_errors": ev.errors[:20],
+    }
+
+
+def _band(ev: Evaluation) -> dict[str, Any] | None:
+    """Share of element outcomes inside the engine's published P10-P90 band (target ~0.8)."""
+    cal = ev.calibration
+    if cal is None or cal.coverage is None:
+        return None
+    return {
+        "samples": cal.samples,
+        "coverage": round(cal.coverage, 4),
+        "below_p90": None if cal.below_p90 is None else round(cal.below_p90, 4),
+        "scale": round(cal.scale, 4),
     }

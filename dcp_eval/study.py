@@ -66,6 +66,7 @@ def evaluate_one(scenario: Scenario, *, oracle_time_limit_s: float = 60.0) -> di
             for f in engine["failures"]
         ],
         "infeasible": sum(1 for a in engine["actions"] if "partial" in a["reason"]),
+        "band_coverage": engine.get("band_coverage"),
         "actions": [
             f"{a['kind']}@{a['started_s'] / 3600:.1f}h:{a['moves']}" for a in engine["actions"]
         ],
@@ -162,8 +163,21 @@ def class_table(rows: list[dict[str, Any]]) -> str:
                 f"{max(m['max_utilization'] for m in ms):>4.2f}"
             )
         met = sum(1 for r in rs if not _missed(r))
-        lines.append(f"{cls:<20} {len(rs):>3} | " + " | ".join(cells) + f" | {met}/{len(rs)}")
+        lines.append(
+            f"{cls:<20} {len(rs):>3} | " + " | ".join(cells) + f" | {met}/{len(rs)}"
+            f" | band {_coverage(rs)}"
+        )
+    lines.append(f"{'all':<20} {len(rows):>3} | P10-P90 band coverage {_coverage(rows)}")
     return "\n".join(lines)
+
+
+def _coverage(rows: list[dict[str, Any]]) -> str:
+    """Pooled share of element outcomes inside the engine's P10-P90 band (target 0.8)."""
+    bands = [r["band_coverage"] for r in rows if r.get("band_coverage")]
+    n = sum(b["samples"] for b in bands)
+    if not n:
+        return "-"
+    return f"{sum(b['coverage'] * b['samples'] for b in bands) / n:.3f} (n={n})"
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -739,3 +739,80 @@ def test_random_larger_plants_plans_are_safe(seed: int) -> None:
 
 def _objective(plan: Plan) -> tuple[int, int]:
     return sum(1 for n in plan.notes if "no path has" in n), len(plan.moves)
+
+
+@pytest.mark.parametrize("busy_source", ["u2", "u3"])
+def test_drain_prefers_a_receiver_behind_another_source_when_it_costs_nothing(
+    busy_source: str,
+) -> None:
+    """Draining ats1: mpdu2 (ats2) and mpdu3 (ats3) are equally loaded, but ats4 shares the
+    preferred source of one of them: the drained circuit goes behind the other source, so one
+    outage interrupts no more circuits than it must."""
+    topo = Topology.build(
+        [
+            AtsNode("ats1", ("u1", "u2"), 400.0),
+            AtsNode("ats2", ("u2", "u1"), 400.0),
+            AtsNode("ats3", ("u3", "u1"), 400.0),
+            AtsNode("ats4", (busy_source, "u1"), 400.0),
+        ],
+        [
+            MpduNode("mpdu1", "ats1", 100.0),
+            MpduNode("mpdu2", "ats2", 100.0),
+            MpduNode("mpdu3", "ats3", 100.0),
+            MpduNode("mpdu4", "ats4", 100.0),
+        ],
+        [
+            CircuitNode("x1", ("mpdu1", "mpdu2", "mpdu3"), 16.0),
+            *(CircuitNode(f"b{i}", ("mpdu2",), 16.0) for i in range(4)),
+            *(CircuitNode(f"d{i}", ("mpdu3",), 16.0) for i in range(4)),
+            *(CircuitNode(f"e{i}", ("mpdu4",), 16.0) for i in range(8)),
+        ],
+    )
+    assignment: Assign = {c: n.normal_path for c, n in topo.circuits.items()}
+    loads = _const(dict.fromkeys(topo.circuits, 5.0))
+    plan = plan_migration(topo, assignment, loads, _grid(1), drain="ats1")
+    assert isinstance(plan, Plan)
+    assert_safe_plan(topo, assignment, loads, plan)
+    (move,) = plan.moves
+    assert move.to_mpdu == ("mpdu3" if busy_source == "u2" else "mpdu2")
+
+
+def test_best_effort_relief_never_loads_an_element_already_over_its_limit() -> None:
+    """Relaxing the rating of an element that is over its limit lets it keep its excess, never
+    take more load (the executor would refuse such a stage, and the relief would retry it)."""
+    from custom_components.datacenter_power.engine.planning import PlanRequest, plan_with_retries
+
+    topo = Topology.build(
+        [AtsNode("ats1", ("a", "b"), 1000.0), AtsNode("ats2", ("b", "a"), 1000.0)],
+        [MpduNode("mpdu1", "ats1", 50.0), MpduNode("mpdu2", "ats2", 50.0)],
+        [
+            CircuitNode("big1", ("mpdu1",), 63.0),
+            CircuitNode("x", ("mpdu1", "mpdu2"), 16.0),
+            CircuitNode("big2", ("mpdu2",), 63.0),
+        ],
+    )
+    amps = {"big1": 50.0, "x": 10.0, "big2": 41.0}  # mpdu1 60 A, mpdu2 41 A: both over 40 A
+    grid = _grid(1)
+    req = PlanRequest(
+        float(grid[0]),
+        drain=None,
+        unavailable=(),
+        goal="relieve overload",
+        max_step_amps=120.0,
+        horizons=(float(grid[0]),),
+        best_effort=True,
+        over_now=("mpdu1", "mpdu2"),
+    )
+    errors: list[str] = []
+    res = plan_with_retries(
+        topo,
+        topo.normal_assignment(),
+        lambda _until: (_const(amps), grid),
+        req,
+        silent=(),
+        time_limit_s=2.0,
+        errors=errors,
+    )
+    assert not errors
+    moves = res.moves if isinstance(res, Plan) else ()
+    assert all(m.to_mpdu != "mpdu2" for m in moves)

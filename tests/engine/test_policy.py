@@ -274,3 +274,31 @@ def test_config_is_a_frozen_dataclass() -> None:
     assert cfg.horizon_s == 86400.0
     with pytest.raises(AttributeError):
         cfg.mode = "monitor"  # type: ignore[misc]
+
+
+def test_urgent_relief_does_not_load_an_element_it_just_relieved() -> None:
+    """Hysteresis: half an hour after mpdu1 was relieved, a new overload elsewhere is relieved
+    onto the third MPDU although mpdu1 now has the most room (no circuit back and forth)."""
+    policy = _policy()
+    t = T0
+    assignment: dict[str, str | None] = dict(TOPO.normal_assignment())
+    amps = {**_steady(4.0), **{f"a{i}": 12.0 for i in range(1, 5)}}
+    policy.observe(_obs(t, assignment, amps))
+    (first,) = policy.decide(t).actions
+    assert first.kind == "relieve"
+    (moved,) = first.plan.moves
+    assert moved.from_mpdu == "mpdu1"
+    policy.action_started(first)
+    assignment[moved.circuit] = moved.to_mpdu
+    policy.action_finished(first, ok=True)
+    x = moved.to_mpdu
+    y = "mpdu3" if x == "mpdu2" else "mpdu2"
+    own = [c for c, p in TOPO.normal_assignment().items() if p == x]
+    # mpdu1's load falls, x's own circuits grow past its limit.
+    t += 1800.0
+    amps = {**amps, **{c: 6.0 for c, p in assignment.items() if p == "mpdu1"}}
+    amps |= dict.fromkeys(own, 10.0)
+    policy.observe(_obs(t, assignment, amps))
+    (second,) = policy.decide(t).actions
+    assert second.kind == "relieve"
+    assert [(m.circuit, m.to_mpdu) for m in second.plan.moves] == [(moved.circuit, y)]

@@ -61,12 +61,6 @@ def test_scaled_shared_scenario_has_bigger_loads_only() -> None:
     assert big.events == base.events
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall (issue 10 open): with the shape-free wear detector's time-to-failure "
-    "estimates, the timed drain of tight-1 is partial (3 interruptions, 8.9 A on the failing ATS "
-    "where the oracle leaves none); strict, so it fails loudly once the engine meets the floor",
-)
 @pytest.mark.parametrize(("cls", "seed"), [("tight", 1)])
 def test_engine_meets_the_floors_against_the_oracle(cls: HardClass, seed: int) -> None:
     """No load on the failing ATS where the oracle has none, at most 10 min over a limit beyond

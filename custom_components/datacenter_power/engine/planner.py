@@ -72,6 +72,9 @@ _MAX_UTIL_WEIGHT = 0.2
 """... of the highest peak utilisation of any element ..."""
 _MEAN_UTIL_WEIGHT = 0.1
 """... and of the mean peak utilisation."""
+_SOURCE_WEIGHT = 0.05
+"""... and of the share of circuits behind the busiest preferred source (a drain spread over
+receivers fed from other sources does not raise the exposure to one outage)."""
 _SLACK_WEIGHT = 1000.0
 """Relaxed MILP: cost of one amp over a limit, against one moved circuit."""
 _PRIMARY_SHARE = 0.6
@@ -331,12 +334,15 @@ def plan_migration(
     max_step_amps: float = 40.0,
     goal: str | None = None,
     time_limit_s: float = 2.0,
+    no_receive: Collection[str] = (),
 ) -> Plan | Infeasible:
     """Plan staged moves that leave every element within its limit at every grid time.
 
     ``drain`` empties an ATS or MPDU (see the module docstring for non-critical circuits);
     without it the plan only relieves forecast overloads (and moves circuits off unavailable
-    elements where it can). ``time_limit_s <= 0`` skips HiGHS and uses the greedy heuristic.
+    elements where it can). ``no_receive``: elements that take no new load (hysteresis after a
+    relief) but whose circuits need not leave. ``time_limit_s <= 0`` skips HiGHS and uses the
+    greedy heuristic.
     """
     if drain is not None and topology.kind(drain) not in ("ats", "mpdu"):
         raise ValueError(f"drain names {drain!r}, which is not an ATS or MPDU")
@@ -348,7 +354,7 @@ def plan_migration(
         else:
             goal = "relieve overload"
     prob = _prepare(topology, assignment, load_a, times_s, unavailable, goal)
-    blocked = set(unavailable) | ({drain} if drain is not None else set())
+    blocked = set(unavailable) | set(no_receive) | ({drain} if drain is not None else set())
     unavailable_set = set(unavailable)
     stay_penalty = 2.0 * (len(prob.on) + 1)
     stuck_critical: list[str] = []
@@ -723,8 +729,8 @@ def _milp(
     movable = [c for c in prob.on if len(prob.options[c]) > 1]
     columns = [(c, p) for c in movable for p in prob.options[c]]
     n_x = len(columns)
-    u0 = n_x  # u_e, then U (tiebreak only)
-    s0 = u0 + (n_e + 1 if balance else 0)  # slack s_e (relaxed only)
+    u0 = n_x  # u_e, then U, then V (tiebreak only)
+    s0 = u0 + (n_e + 2 if balance else 0)  # slack s_e (relaxed only)
     n_var = s0 + (n_e if relaxed else 0)
 
     fixed = np.zeros((n_e, n_t))
@@ -743,6 +749,7 @@ def _milp(
         cost[:n_x] = [_AMPS_WEIGHT * prob.tie.get(cp, 0.0) for cp in columns]
         cost[u0 : u0 + n_e] = _MEAN_UTIL_WEIGHT / max(n_e, 1)
         cost[u0 + n_e] = _MAX_UTIL_WEIGHT
+        cost[u0 + n_e + 1] = _SOURCE_WEIGHT / max(len(prob.on), 1)
     else:
         cost[:n_x] = primary
     if relaxed:
@@ -788,6 +795,15 @@ def _milp(
         cols.append(np.full(n_e, u0 + n_e, dtype=np.intp))
         vals.append(-np.ones(n_e))
         n_rows += n_e
+    source0, n_src, fixed_s = n_rows, 0, np.zeros(0)
+    if balance:  # circuits behind each preferred source <= V (exposure to one outage)
+        rows_s, fixed_s = _source_rows(prob, columns)
+        for k, js in enumerate(rows_s):
+            rows.append(np.full(len(js) + 1, n_rows + k, dtype=np.intp))
+            cols.append(np.array([*js, u0 + n_e + 1], dtype=np.intp))
+            vals.append(np.array([*([1.0] * len(js)), -1.0]))
+        n_src = len(rows_s)
+        n_rows += n_src
     # cuts: not all the moves of a deadlocked set together
     cut0 = n_rows
     col_of = {cp: j for j, cp in enumerate(columns)}
@@ -817,6 +833,7 @@ def _milp(
     if balance:
         ub[blocks[1] : blocks[1] + n_e * n_t] = (-fixed).reshape(-1)
     ub[cut0 : cut0 + len(forbidden)] = cut_ub
+    ub[source0 : source0 + n_src] = -fixed_s
     if primary_cap is not None:
         ub[-1] = primary_cap + 1e-6
     lower = np.zeros(n_var)
@@ -872,6 +889,29 @@ def _load_entries(
     val = np.broadcast_to(prof[:, None, None, :], shape)
     nz = np.broadcast_to((prof > 0)[:, None, None, :], shape)
     return row[nz], col[nz], val[nz]
+
+
+def _source_rows(
+    prob: _Problem, columns: Sequence[tuple[str, str]]
+) -> tuple[list[list[int]], FloatArray]:
+    """Per preferred source: the columns that put a circuit behind it, and the circuits that
+    stay behind it whatever the solution (one option only)."""
+    topo = prob.topology
+
+    def source(path: str) -> str:
+        srcs = topo.ats[topo.ats_of(path)].sources
+        return srcs[0] if srcs else topo.ats_of(path)
+
+    names = sorted({source(m) for m in topo.mpdus})
+    at = {s: i for i, s in enumerate(names)}
+    js: list[list[int]] = [[] for _ in names]
+    for j, (_, p) in enumerate(columns):
+        js[at[source(p)]].append(j)
+    fixed = np.zeros(len(names))
+    for c in prob.on:
+        if len(prob.options[c]) == 1:
+            fixed[at[source(prob.options[c][0])]] += 1.0
+    return js, fixed
 
 
 _MAX_ROW_ROUNDS = 8

@@ -41,6 +41,8 @@ class PlanRequest:
     best_effort: bool = False
     over_now: Sequence[str] = ()
     """Elements above their limit now (best effort relaxes only these)."""
+    no_receive: Collection[str] = ()
+    """Elements that take no new load (hysteresis) though their circuits may stay."""
 
 
 def plan_with_retries(
@@ -65,6 +67,8 @@ def plan_with_retries(
     if req.best_effort and req.over_now:
         attempts += [(req.now_s, relaxed(topology, req.over_now, f)) for f in RELAX_STEPS]
     for until, plan_topo in attempts:
+        # A relaxed rating lets an element over its limit stay there, never take more load.
+        no_receive = {*req.no_receive, *(req.over_now if plan_topo is not topology else ())}
         profile, grid = loads(until)
         try:
             result = plan_migration(
@@ -77,6 +81,7 @@ def plan_with_retries(
                 max_step_amps=req.max_step_amps,
                 goal=req.goal,
                 time_limit_s=time_limit_s,
+                no_receive=sorted(no_receive),
             )
         except (ValueError, ArithmeticError, RuntimeError) as err:
             # A planner fault must not take the monitoring down with it: report, move nothing.

@@ -73,7 +73,12 @@ class PolicyConfig:
     restore_stable_s: float = 2 * 3600.0
     """A repaired or revived element must stay healthy and energised this long before restore."""
     relief_hold_s: float = 6 * 3600.0
-    """No restore onto an element relieved less than this long ago (no ping-pong)."""
+    """No restore onto an element relieved less than this long ago, and no load from a relief
+    or a hand-back drain onto it either while another place fits (no ping-pong)."""
+    hand_back_util: float = 0.9
+    """Only an element measured above this share of its rating (not merely above its
+    continuous limit) makes an urgent relief hand load back to a unit predicted to fail but
+    still working: a mild excess is the lesser harm next to dropping circuits at the failure."""
     error_correlation: float = 0.3
     """Assumed correlation of circuit forecast errors when summing them to element P90s (a
     prior: the calibration below rescales the resulting spread to what the outcomes show)."""

@@ -70,6 +70,11 @@ def find_overloads(
     return out
 
 
+def _best_effort(plan: Plan) -> bool:
+    """Whether a plan only reached relaxed limits (urgent relief)."""
+    return any(n.startswith("best effort") for n in plan.notes)
+
+
 class DecisionRules:
     """Turns what the policy knows into at most one action per tick."""
 
@@ -94,6 +99,8 @@ class DecisionRules:
         self.urgent_t = -math.inf
         self.urgent_sig: tuple[object, ...] = ()
         self.ttf_seen: dict[str, tuple[float, float]] = {}
+        self.returned_s: dict[str, float] = {}
+        """When relief last handed load back to an alerting (still working) ATS."""
 
     # ------------------------------------------------------------------------ bookkeeping
     def count_confirmations(self, now_s: float, overloads: list[OverloadPrediction]) -> None:
@@ -124,6 +131,59 @@ class DecisionRules:
         return held < self.config.failed_plan_hold_s
 
     # ---------------------------------------------------------------------------- planning
+    def _relief(
+        self,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        req: PlanRequest,
+        *,
+        alerts: frozenset[str],
+        hand_back: bool,
+    ) -> Plan | Infeasible:
+        """A relief plan; with ``hand_back`` (an element is far above its limit now) and none
+        without them, one that hands load back to units that alert but still work (a drain
+        sized for an early failure the unit outlived): a healthy element above its limit is
+        the surer harm, and the note says so. A forecast crossing alone never hands load back."""
+        recent = self._recently_relieved(req.now_s)
+        res: Plan | Infeasible | None = None
+        for attempt in (replace(req, no_receive=recent), req) if recent else (req,):
+            # Elements relieved lately take no load first (hysteresis: no circuit goes back
+            # and forth); an overload beats that rule when nothing else fits.
+            res = self._plan(assignment, circuit_a, attempt)
+            if isinstance(res, Plan) and (not res.moves or not _best_effort(res)):
+                return res
+        assert res is not None
+        alive = set(req.unavailable) - self.state.unavailable(frozenset())
+        if not alive or not hand_back:
+            return res
+        back = self._plan(
+            assignment,
+            circuit_a,
+            replace(req, unavailable=set(req.unavailable) - alive, goal=f"{req.goal} (return)"),
+        )
+        if not isinstance(back, Plan) or not back.moves:
+            return res
+        if _best_effort(back) and isinstance(res, Plan) and res.moves:
+            return res
+        topo = self.topology
+        onto = sorted({x for m in back.moves for x in (m.to_mpdu, topo.ats_of(m.to_mpdu))} & alerts)
+        if onto:
+            self.returned_s.update(dict.fromkeys(onto, req.now_s))
+            back = replace(
+                back,
+                notes=(
+                    *back.notes,
+                    f"no room elsewhere: load handed back to {', '.join(onto)}, which alerts "
+                    "but still works",
+                ),
+            )
+        return back
+
+    def _recently_relieved(self, now_s: float) -> set[str]:
+        """Elements load was moved off less than ``relief_hold_s`` ago."""
+        hold = self.config.relief_hold_s
+        return {e for e, st in self.state.elements.items() if now_s - st.relieved_s < hold}
+
     def _plan(
         self,
         assignment: Mapping[str, str | None],
@@ -184,7 +244,7 @@ class DecisionRules:
             goal = "rebalance after failure" if dead else "relieve overload"
             self.urgent_t = now_s
             self.urgent_sig = urgent_sig
-            res = self._plan(
+            res = self._relief(
                 assignment,
                 circuit_a,
                 PlanRequest(
@@ -196,6 +256,10 @@ class DecisionRules:
                     horizons=(now_s + 3600.0, now_s),
                     best_effort=True,
                     over_now=[e for e in topo.elements if els[e].load_a > topo.limit_a(e)],
+                ),
+                alerts=alerts,
+                hand_back=any(
+                    els[e].load_a > cfg.hand_back_util * topo.rating_a(e) for e in topo.elements
                 ),
             )
             if isinstance(res, Plan) and res.moves:
@@ -237,7 +301,7 @@ class DecisionRules:
             and self.streak[o.element] >= cfg.relieve_confirmations
         ]
         if soon and history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s):
-            res = self._plan(
+            res = self._relief(
                 assignment,
                 circuit_a,
                 PlanRequest(
@@ -248,6 +312,8 @@ class DecisionRules:
                     max_step_amps=cfg.max_step_amps,
                     horizons=(None, now_s + 2 * cfg.relieve_lead_s, now_s + cfg.relieve_lead_s),
                 ),
+                alerts=alerts,
+                hand_back=False,
             )
             names = ", ".join(o.element for o in soon)
             if isinstance(res, Plan) and res.moves:
@@ -297,6 +363,13 @@ class DecisionRules:
         """
         cfg = self.config
         topo = self.topology
+        # Relief had to hand load back to ``e``: the receivers it relieved take no drained load
+        # again for a while (no circuit goes back and forth).
+        no_receive = (
+            self._recently_relieved(now_s)
+            if now_s - self.returned_s.get(e, -math.inf) < cfg.relief_hold_s
+            else set()
+        )
         ttf = a.time_to_failure_s
         why = f"{e} is predicted to fail" + (
             f" within {ttf / 3600:.1f} h" if ttf is not None else ""
@@ -312,6 +385,12 @@ class DecisionRules:
             fail_s = now_s + ttf
             end = fail_s + cfg.drain_hold_after_failure_s
             horizons = (end, fail_s + cfg.drain_hold_after_failure_s / 4)
+            # The failure may come as early as the estimate's low end: a complete drain that
+            # carries the load through that early failure and its hold beats a partial one
+            # sized for a late failure (if the unit outlives it, relief may hand load back).
+            early_end = now_s + low + cfg.drain_hold_after_failure_s
+            if early_end < horizons[-1] - _EPS:
+                horizons = (*horizons, early_end)
             deadline = (
                 now_s + low - max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * low)
             )
@@ -334,6 +413,7 @@ class DecisionRules:
                 goal=f"drain {e}",
                 max_step_amps=cfg.max_step_amps,
                 horizons=horizons,
+                no_receive=no_receive,
             ),
         )
         if start > now_s + cfg.replan_interval_s - _EPS and not (
@@ -363,6 +443,7 @@ class DecisionRules:
                     goal=f"partial drain {e}",
                     max_step_amps=cfg.max_step_amps,
                     horizons=horizons[:1],
+                    no_receive=no_receive,
                 ),
             )
             if isinstance(res, Plan):
