@@ -283,11 +283,9 @@ def test_mark_repaired_clears_and_keeps_the_baseline() -> None:
     data = monitor.to_dict()
     restored = DegradationMonitor.from_dict(json.loads(json.dumps(data)))
     again = restored.assess(now)  # mid-episode restore keeps the whole judgement
-    assert (again.alert, again.signals, again.time_to_failure_s) == (
-        before.alert,
-        before.signals,
-        before.time_to_failure_s,
-    )
+    assert (again.alert, again.signals) == (before.alert, before.signals)
+    # The saved bin sums are rounded to 1e-6: the same estimate to far better than a second.
+    assert again.time_to_failure_s == pytest.approx(before.time_to_failure_s, abs=1.0)
     monitor.mark_repaired(now)
     after = monitor.assess(now)
     assert not after.alert

@@ -92,6 +92,9 @@ over a similar part a serious fault to repair at once; twice that is taken as th
 ripple: the output's total ripple in % (8 %: the usual voltage-distortion limit for low
 voltage, beyond which IT power supplies are at risk); self-test: the transfer taking this
 many times longer than the unit's own normal (4: five times as long)."""
+FAILURE_FLOOR: Final = 0.05
+"""Fraction of its ceiling that at least one signal reaches by the failure (a wear whose every
+sign stays below this is one no monitor could have seen coming)."""
 _TTF_GRID_S: Final = np.geomspace(60.0, 400 * 86400.0, 480)
 """Remaining-life grid the time-to-failure quantiles are read from."""
 FORMAT_VERSION: Final = 2
@@ -525,37 +528,41 @@ class DegradationMonitor:
         self._eval = _Eval(t_s=self._eval.t_s)
 
     # --------------------------------------------------------------- output
-    def _headroom(self, ev: _Eval) -> float:
-        """How many times the present departure may still grow before it reaches a ceiling
-        (the smallest over the signals that show; inf when none is measured)."""
+    def _progress(self, ev: _Eval) -> float:
+        """How far the most advanced signal is towards its ceiling (0: none shows, 1: at it)."""
         nm = self._normal
-        room = math.inf
+        level = 0.0
         for name, ceiling in FAILURE_CEILING.items():
             dep = ev.recent.get(name, 0.0)
             if ev.z_recent.get(name, 0.0) < Z_SIGNIFICANT or dep <= 0.0:
                 continue
             # The ripple's ceiling is on the total ripple, not on its departure.
             allowed = ceiling - nm.ripple_level if name == "ripple" else ceiling
-            room = min(room, max(1.0, allowed / dep))
-        return room
+            level = max(level, min(1.0, dep / max(allowed, 1e-9)))
+        return level
 
     def _ttf(self, ev: _Eval, now_s: float) -> tuple[float, float, float, float] | None:
         """(median, low, high time to failure, P(failure within the horizon)) or None."""
         if not ev.onset_weights:
             return None
-        room = self._headroom(ev)
+        level = self._progress(ev)
         w = np.array([wt for wt, _, _ in ev.onset_weights])
         elapsed = np.maximum(
             np.array([now_s - o for _, o, _ in ev.onset_weights]), 0.5 * AGGREGATE_S
         )
         shape = np.array([p for _, _, p in ev.onset_weights])
-        # Per fit: total wear W = elapsed / f, f uniform on [elapsed / W_max, 1], W_max where
-        # the departure reaches the ceiling. CDF of the remaining life R = W - elapsed.
-        span = 1.0 - np.exp(-np.log(room) / shape) if math.isfinite(room) else np.ones_like(w)
-        span = np.maximum(span, 1e-6)
+        # Per fit: the elapsed fraction f = elapsed / W of the whole wear W is uniform between
+        # where the departure would end at its ceiling (f_lo) and where it would end at the
+        # smallest failure level (f_hi); the remaining life is R = elapsed (1 - f) / f.
+        if level > 0.0:
+            f_lo = level ** (1.0 / shape)
+            f_hi = np.minimum(1.0, (level / FAILURE_FLOOR) ** (1.0 / shape))
+        else:
+            f_lo, f_hi = np.zeros_like(w), np.ones_like(w)
         grid = _TTF_GRID_S
-        frac = grid[None, :] / (elapsed[:, None] + grid[None, :])  # 1 - elapsed / W
-        cdf = w @ np.minimum(1.0, frac / span[:, None])
+        f_at = elapsed[:, None] / (elapsed[:, None] + grid[None, :])  # R <= grid <=> f >= f_at
+        cut = np.clip(f_at, f_lo[:, None], f_hi[:, None])
+        cdf = w @ ((f_hi[:, None] - cut) / np.maximum(f_hi - f_lo, 1e-9)[:, None])
         cdf = np.maximum.accumulate(cdf)
         out = [float(np.interp(q, cdf, grid)) for q in (0.5, TTF_LOW_Q, TTF_HIGH_Q)]
         horizon = float(np.interp(self.horizon_s, grid, cdf))
