@@ -33,7 +33,7 @@ from custom_components.datacenter_power.engine.degradation import (
     HealthSample,
 )
 from dcp_sim.plant import Plant
-from dcp_sim.scenario import parse_scenario
+from dcp_sim.scenario import Scenario, load_scenario, parse_scenario
 
 from .generator import WearClass, generate_wear_spec
 from .harness import epoch0, observation_from_telemetry, topology_from_scenario
@@ -62,8 +62,12 @@ def record_run(
 ) -> WearRun:
     """Simulate one generated wear scenario and keep the target's health samples."""
     spec = generate_wear_spec(seed, wear_class, history_h=history_h, duration_h=duration_h)
-    sc = parse_scenario(spec, source=spec["name"])
-    (event,) = sc.wear_events
+    return record_scenario(parse_scenario(spec, source=spec["name"]))
+
+
+def record_scenario(sc: Scenario) -> WearRun:
+    """Simulate a scenario up to its first wear failure; keep the target's health samples."""
+    event = sc.wear_events[0]
     topo = topology_from_scenario(sc)
     t0 = epoch0(sc)
     plant = Plant(sc)
@@ -101,7 +105,7 @@ def record_run(
         if plant.t_s <= t:
             plant.step()
     return WearRun(
-        name=spec["name"],
+        name=sc.name,
         target=event.target,
         kind="ats" if event.kind.startswith("ats") else "mpdu",
         onset_s=t0 + event.onset_s,
@@ -163,13 +167,44 @@ def score(rows: Sequence[dict[float, dict[str, Any]]]) -> dict[str, dict[str, An
     return summary
 
 
+def trace(
+    run: WearRun, step_s: float = 1800.0
+) -> list[tuple[float, bool, float | None, float | None]]:
+    """(hours before the failure, alert, P10 h, P50 h) every ``step_s`` of the wear window."""
+    mon = DegradationMonitor(run.target, "ats" if run.kind == "ats" else "mpdu")
+    out: list[tuple[float, bool, float | None, float | None]] = []
+    mark = run.onset_s + step_s
+    for s in run.samples:
+        while s.t_s >= mark and mark <= run.failure_s:
+            a = mon.assess(mark)
+            low, mid = a.time_to_failure_low_s, a.time_to_failure_s
+            out.append(
+                (
+                    round((run.failure_s - mark) / 3600.0, 2),
+                    a.alert,
+                    None if low is None else round(low / 3600.0, 2),
+                    None if mid is None else round(mid / 3600.0, 2),
+                )
+            )
+            mark += step_s
+        mon.observe(s)
+    return out
+
+
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point: one line per scenario (``--rows``) and the summary as JSON."""
+    """Entry point: one line per scenario (``--rows``) and the summary as JSON; with
+    ``--scenario FILE``, the estimate every half hour of that scenario's first wear."""
     parser = argparse.ArgumentParser(prog="python -m dcp_eval.ttf_study", description=__doc__)
     parser.add_argument("--seeds", default="1-20", help="e.g. 1-20 or 3,5,8")
     parser.add_argument("--classes", default="ats_wear,mpdu_wear")
     parser.add_argument("--rows", action="store_true", help="print every scenario's estimates")
+    parser.add_argument("--scenario", default=None, help="a scenario file with a wear event")
     args = parser.parse_args(argv)
+    if args.scenario is not None:
+        for point in trace(record_scenario(load_scenario(args.scenario))):
+            keys = ("to_failure_h", "alert", "p10_h", "p50_h")
+            print(json.dumps(dict(zip(keys, point, strict=True))))
+        return 0
     seeds: list[int] = []
     for part in args.seeds.split(","):
         lo, _, hi = part.partition("-")
