@@ -99,9 +99,9 @@ class TimeToFailureSensor(PredictionEntity, SensorEntity):
     """Hours to failure, conservative: the estimate's 10th percentile (what plans use), with
     the 10th/50th/90th percentiles as attributes.
 
-    ``none`` for a unit that is not expected to fail (a healthy unit has no time to failure,
-    which is not the same as not knowing it); unknown while the wear trend is too short to
-    extrapolate; 0 with ``failed: true`` once the unit has failed (dead although fed), so a
+    ``none`` for a unit that is not expected to fail (no failure-risk alert: a healthy unit has
+    no time to failure, which is not the same as not knowing it); unknown while the trend is
+    too short to extrapolate; 0 with ``failed: true`` once the unit has failed (dead although fed), so a
     ``numeric_state`` automation "below N hours" fires for a failure as well, and no forecast is
     shown for what has already happened."""
 
@@ -116,8 +116,10 @@ class TimeToFailureSensor(PredictionEntity, SensorEntity):
         if self._failed():
             return 0
         a = self.coordinator.data.assessments[self.plant_id]
+        if not a.alert:
+            return NO_FAILURE  # a departure still below the alert is no predicted failure
         if a.time_to_failure_s is None:
-            return None if a.alert else NO_FAILURE
+            return None
         return _hours(conservative_ttf_s(a))
 
     @property
@@ -127,7 +129,7 @@ class TimeToFailureSensor(PredictionEntity, SensorEntity):
         a = self.coordinator.data.assessments[self.plant_id]
         failed = self._failed()
         attrs: dict[str, Any] = {"estimate": ttf_text(a, failed=failed), "failed": failed}
-        if not failed and a.time_to_failure_s is not None:
+        if not failed and a.alert and a.time_to_failure_s is not None:
             attrs["p10_h"] = _hours(conservative_ttf_s(a))
             attrs["p50_h"] = _hours(a.time_to_failure_s)
             high = a.time_to_failure_high_s

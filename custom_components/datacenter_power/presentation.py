@@ -161,8 +161,10 @@ def ttf_text(assessment: HealthAssessment | None, *, failed: bool = False) -> st
     if assessment is None:
         return "not assessed yet"
     ttf = assessment.time_to_failure_s
+    if not assessment.alert:
+        return "no failure expected"  # a departure below the alert predicts no failure
     if ttf is None:
-        return "no failure expected" if not assessment.alert else "unknown (trend too short)"
+        return "unknown (trend too short)"
     low = conservative_ttf_s(assessment)
     if _duration(low) == _duration(ttf):
         return f"about {_duration(ttf)}"
