@@ -206,6 +206,7 @@ def recommendation(kind: str, assessment: HealthAssessment) -> str:
 
 
 def severity_is_critical(assessment: HealthAssessment) -> bool:
-    """Whether a predicted failure is close enough to be critical."""
-    ttf = assessment.time_to_failure_s
-    return ttf is not None and ttf < CRITICAL_TTF_S
+    """Whether a predicted failure may come soon enough to be critical (its 10th percentile)."""
+    if assessment.time_to_failure_s is None:
+        return False
+    return conservative_ttf_s(assessment) < CRITICAL_TTF_S
