@@ -32,7 +32,7 @@ from .engine.forecast import Forecast
 from .executor import MigrationState
 from .forecasting import ForecastCoordinator
 from .migration import MAX_PATH_CHANGES_PER_HOUR, MigrationManager, describe
-from .presentation import ttf_text
+from .presentation import conservative_ttf_s, ttf_text
 
 UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
 """Forecast models that know no daily shape yet (too little history)."""
@@ -96,24 +96,49 @@ class HealthSensor(PredictionEntity, SensorEntity):
 
 
 class TimeToFailureSensor(PredictionEntity, SensorEntity):
-    """Estimated hours to failure; ``none`` for a unit that is not expected to fail (a healthy
-    unit has no time to failure, which is not the same as not knowing it), unknown while the
-    wear trend is too short to extrapolate."""
+    """Hours to failure, conservative: the estimate's 10th percentile (what plans use), with
+    the 10th/50th/90th percentiles as attributes.
+
+    ``none`` for a unit that is not expected to fail (no failure-risk alert: a healthy unit has
+    no time to failure, which is not the same as not knowing it); unknown while the trend is
+    too short to extrapolate; 0 with ``failed: true`` once the unit has failed (dead although fed), so a
+    ``numeric_state`` automation "below N hours" fires for a failure as well, and no forecast is
+    shown for what has already happened."""
+
+    def _failed(self) -> bool:
+        status = self.coordinator.data.status.get(self.plant_id)
+        return status is not None and status.failed
 
     @property
     @override
     def native_value(self) -> float | str | None:
-        """Hours until the estimated failure, or ``none``."""
+        """Hours until the estimated failure (10th percentile), 0 when failed, or ``none``."""
+        if self._failed():
+            return 0
         a = self.coordinator.data.assessments[self.plant_id]
+        if not a.alert:
+            return NO_FAILURE  # a departure still below the alert is no predicted failure
         if a.time_to_failure_s is None:
-            return None if a.alert else NO_FAILURE
-        return round(a.time_to_failure_s / 3600.0, 1)
+            return None
+        return _hours(conservative_ttf_s(a))
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """The estimate in words."""
-        return {"estimate": ttf_text(self.coordinator.data.assessments[self.plant_id])}
+        """The estimate in words, whether the unit has failed, and the percentiles (hours)."""
+        a = self.coordinator.data.assessments[self.plant_id]
+        failed = self._failed()
+        attrs: dict[str, Any] = {"estimate": ttf_text(a, failed=failed), "failed": failed}
+        if not failed and a.alert and a.time_to_failure_s is not None:
+            attrs["p10_h"] = _hours(conservative_ttf_s(a))
+            attrs["p50_h"] = _hours(a.time_to_failure_s)
+            high = a.time_to_failure_high_s
+            attrs["p90_h"] = None if high is None else _hours(max(high, a.time_to_failure_s))
+        return attrs
+
+
+def _hours(seconds: float) -> float:
+    return round(seconds / 3600.0, 1)
 
 
 class ForecastPeakSensor(PredictionEntity, SensorEntity):
@@ -187,12 +212,16 @@ class FailureRiskBinarySensor(PredictionEntity, BinarySensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """The contributing signals, in words, and the figures behind them."""
         a = self.coordinator.data.assessments[self.plant_id]
+        status = self.coordinator.data.status.get(self.plant_id)
+        failed = status is not None and status.failed
         return {
             "signals": list(a.signals),
             "failure_probability": round(a.failure_probability, 3),
-            "time_to_failure_h": None
+            "time_to_failure_h": 0.0
+            if failed
+            else None
             if a.time_to_failure_s is None
-            else round(a.time_to_failure_s / 3600.0, 2),
+            else round(conservative_ttf_s(a) / 3600.0, 2),
         }
 
 

@@ -136,18 +136,39 @@ def _pct_map(values: Mapping[str, float]) -> dict[str, float]:
     return {k: limit_pct(v) for k, v in values.items()}
 
 
-def ttf_text(assessment: HealthAssessment | None) -> str:
-    """Time to failure in words (a healthy unit: none expected)."""
+def conservative_ttf_s(assessment: HealthAssessment) -> float:
+    """The time to failure people and plans should act on: its 10th percentile (the median
+    when the detector gives no band). Requires an estimate."""
+    ttf = assessment.time_to_failure_s
+    assert ttf is not None
+    low = assessment.time_to_failure_low_s
+    return ttf if low is None else min(ttf, low)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 3600.0:
+        return f"{seconds / 60.0:.0f} minutes"
+    if seconds < 72 * 3600.0:
+        return f"{seconds / 3600.0:.0f} hours"
+    return f"{seconds / 86400.0:.1f} days"
+
+
+def ttf_text(assessment: HealthAssessment | None, *, failed: bool = False) -> str:
+    """Time to failure in words: the conservative figure and the likely one (a healthy unit:
+    none expected; a failed one: failed, not a forecast)."""
+    if failed:
+        return "failed"
     if assessment is None:
         return "not assessed yet"
     ttf = assessment.time_to_failure_s
+    if not assessment.alert:
+        return "no failure expected"  # a departure below the alert predicts no failure
     if ttf is None:
-        return "no failure expected" if not assessment.alert else "unknown (trend too short)"
-    if ttf < 3600.0:
-        return f"about {ttf / 60.0:.0f} minutes"
-    if ttf < 72 * 3600.0:
-        return f"about {ttf / 3600.0:.0f} hours"
-    return f"about {ttf / 86400.0:.1f} days"
+        return "unknown (trend too short)"
+    low = conservative_ttf_s(assessment)
+    if _duration(low) == _duration(ttf):
+        return f"about {_duration(ttf)}"
+    return f"possibly within {_duration(low)}, most likely about {_duration(ttf)}"
 
 
 def signals_text(assessment: HealthAssessment) -> str:
@@ -185,6 +206,7 @@ def recommendation(kind: str, assessment: HealthAssessment) -> str:
 
 
 def severity_is_critical(assessment: HealthAssessment) -> bool:
-    """Whether a predicted failure is close enough to be critical."""
-    ttf = assessment.time_to_failure_s
-    return ttf is not None and ttf < CRITICAL_TTF_S
+    """Whether a predicted failure may come soon enough to be critical (its 10th percentile)."""
+    if assessment.time_to_failure_s is None:
+        return False
+    return conservative_ttf_s(assessment) < CRITICAL_TTF_S

@@ -71,7 +71,9 @@ async def test_predicted_failure_repair_shows_evidence_and_runs_the_plan(
     assert issue.is_fixable
     ph = issue.translation_placeholders or {}
     assert "contact temperature" in ph["signals"]
-    assert ph["time_to_failure"].startswith("about ")
+    # The conservative figure first (what plans use), then the likely one.
+    assert ph["time_to_failure"].startswith("possibly within ")
+    assert "most likely about " in ph["time_to_failure"]
     assert ph["time_to_failure"].endswith("hours")
     assert "contacts" in ph["recommendation"]
     assert "Stage 1" in ph["plan"]

@@ -21,10 +21,17 @@ shape, size or healthy level. It
 * debounces (consecutive bins) with hysteresis (off only when every signal is back at its normal,
   e.g. after a repair);
 * fits the departure's trajectory with a family of power-law shapes (t - onset)^p, p 0.5-4, to
-  date the onset, and estimates the time to failure from the elapsed wear time: how far along its
-  life a unit is cannot be read from precursors of unknown size, so the remaining life is taken
-  as elapsed x (1 - f) / f with the elapsed fraction f uniform (median: as long again as it has
-  been wearing; 10th percentile: a ninth of it).
+  date the onset and learn the shape, and estimates the time to failure from it. Precursors of
+  unknown size cannot say by themselves how far along its life a unit is, so two things bound
+  it: the moment of looking is as likely early as late in the wear (the elapsed fraction f is
+  uniform: remaining life elapsed x (1 - f) / f), and a departure cannot grow beyond a
+  physical ceiling without the unit having failed (``FAILURE_CEILING``: contact heating,
+  output ripple, transfer slowing; engineering limits, not learned and not the simulator's).
+  A departure at y now, growing as (t - onset)^p, reaches the ceiling c after
+  elapsed x (c / y)^(1/p): the wear ends no later than that. Early in a wear (y far below
+  every ceiling) the estimate is the elapsed-time one; as the departure nears a ceiling the
+  band closes in, faster for steep shapes. Mixed over the plausible onsets and shapes, this
+  gives the median and the 10th/90th percentiles (plans use the 10th).
 """
 
 from __future__ import annotations
@@ -74,6 +81,22 @@ SHAPES: Final = (0.5, 0.75, 1.0, 1.5, 2.0, 2.5, 3.0, 3.5, 4.0)
 """Exponents of the trajectory family (t - onset)^p fitted to date the onset."""
 TTF_LOW_Q: Final = 0.1
 TTF_HIGH_Q: Final = 0.9
+FAILURE_CEILING: Final[Mapping[str, float]] = {
+    "temperature": 30.0,
+    "ripple": 8.0,
+    "self_test": 4.0,
+}
+"""Departures a unit does not survive, per signal (generic engineering limits, not fitted):
+temperature: degC above what load and room explain (thermographic practice calls 15 degC
+over a similar part a serious fault to repair at once; twice that is taken as the end);
+ripple: the output's total ripple in % (8 %: the usual voltage-distortion limit for low
+voltage, beyond which IT power supplies are at risk); self-test: the transfer taking this
+many times longer than the unit's own normal (4: five times as long)."""
+FAILURE_FLOOR: Final = 0.05
+"""Fraction of its ceiling that at least one signal reaches by the failure (a wear whose every
+sign stays below this is one no monitor could have seen coming)."""
+_TTF_GRID_S: Final = np.geomspace(60.0, 400 * 86400.0, 480)
+"""Remaining-life grid the time-to-failure quantiles are read from."""
 FORMAT_VERSION: Final = 2
 
 
@@ -199,8 +222,8 @@ class _Eval:
     normal_now: bool = False
     onset_s: float = math.nan
     shape: float = math.nan
-    onset_weights: list[tuple[float, float]] = field(default_factory=list)
-    """(weight, onset_s) of the plausible onsets, for the time-to-failure spread."""
+    onset_weights: list[tuple[float, float, float]] = field(default_factory=list)
+    """(weight, onset_s, shape exponent) of the plausible fits, for the time to failure."""
 
 
 class DegradationMonitor:
@@ -479,12 +502,9 @@ class DegradationMonitor:
             return
         top = max(fits)
         ev.onset_s, ev.shape = top[1], top[2]
-        keep = [(math.exp(0.5 * (g - best)), o) for g, o, _ in fits if g > best - 6.0]
-        tot = sum(k for k, _ in keep)
-        by_onset: dict[float, float] = {}
-        for share, onset in keep:
-            by_onset[onset] = by_onset.get(onset, 0.0) + share / tot
-        ev.onset_weights = sorted((wt, o) for o, wt in by_onset.items())
+        keep = [(math.exp(0.5 * (g - best)), o, p) for g, o, p in fits if g > best - 6.0]
+        tot = sum(k for k, _, _ in keep)
+        ev.onset_weights = sorted((share / tot, o, p) for share, o, p in keep)
 
     def _step_alert(self, ev: _Eval, now_s: float) -> None:
         """Debounce (consecutive bins over the threshold), hysteresis (off only when normal)."""
@@ -508,20 +528,45 @@ class DegradationMonitor:
         self._eval = _Eval(t_s=self._eval.t_s)
 
     # --------------------------------------------------------------- output
+    def _progress(self, ev: _Eval) -> float:
+        """How far the most advanced signal is towards its ceiling (0: none shows, 1: at it)."""
+        nm = self._normal
+        level = 0.0
+        for name, ceiling in FAILURE_CEILING.items():
+            dep = ev.recent.get(name, 0.0)
+            if ev.z_recent.get(name, 0.0) < Z_SIGNIFICANT or dep <= 0.0:
+                continue
+            # The ripple's ceiling is on the total ripple, not on its departure.
+            allowed = ceiling - nm.ripple_level if name == "ripple" else ceiling
+            level = max(level, min(1.0, dep / max(allowed, 1e-9)))
+        return level
+
     def _ttf(self, ev: _Eval, now_s: float) -> tuple[float, float, float, float] | None:
         """(median, low, high time to failure, P(failure within the horizon)) or None."""
         if not ev.onset_weights:
             return None
-        fractions = (0.5, 1.0 - TTF_LOW_Q, 1.0 - TTF_HIGH_Q)
-        out = []
-        for f in fractions:
-            # Remaining life R = elapsed (1 - f) / f: mix over the plausible onsets.
-            out.append(sum(wt * max(0.0, now_s - o) * (1.0 - f) / f for wt, o in ev.onset_weights))
-        p = sum(
-            wt * (self.horizon_s / (max(0.0, now_s - o) + self.horizon_s))
-            for wt, o in ev.onset_weights
+        level = self._progress(ev)
+        w = np.array([wt for wt, _, _ in ev.onset_weights])
+        elapsed = np.maximum(
+            np.array([now_s - o for _, o, _ in ev.onset_weights]), 0.5 * AGGREGATE_S
         )
-        return out[0], out[1], out[2], p
+        shape = np.array([p for _, _, p in ev.onset_weights])
+        # Per fit: the elapsed fraction f = elapsed / W of the whole wear W is uniform between
+        # where the departure would end at its ceiling (f_lo) and where it would end at the
+        # smallest failure level (f_hi); the remaining life is R = elapsed (1 - f) / f.
+        if level > 0.0:
+            f_lo = level ** (1.0 / shape)
+            f_hi = np.minimum(1.0, (level / FAILURE_FLOOR) ** (1.0 / shape))
+        else:
+            f_lo, f_hi = np.zeros_like(w), np.ones_like(w)
+        grid = _TTF_GRID_S
+        f_at = elapsed[:, None] / (elapsed[:, None] + grid[None, :])  # R <= grid <=> f >= f_at
+        cut = np.clip(f_at, f_lo[:, None], f_hi[:, None])
+        cdf = w @ ((f_hi[:, None] - cut) / np.maximum(f_hi - f_lo, 1e-9)[:, None])
+        cdf = np.maximum.accumulate(cdf)
+        out = [float(np.interp(q, cdf, grid)) for q in (0.5, TTF_LOW_Q, TTF_HIGH_Q)]
+        horizon = float(np.interp(self.horizon_s, grid, cdf))
+        return out[0], out[1], out[2], horizon
 
     def assess(self, now_s: float) -> HealthAssessment:
         """Health, failure risk and the debounced alert at ``now_s`` (judged on whole bins)."""
