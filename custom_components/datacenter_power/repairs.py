@@ -111,6 +111,7 @@ def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan 
     result = plan_for(
         runtime.telemetry.data,
         MigrationRequest(component, max_step_amps=max_step, step_interval_s=interval),
+        runtime.forecast.data,
     )
     if isinstance(result, Infeasible):
         return None, infeasible_text(result)
