@@ -32,6 +32,7 @@ from .errors import (
     ExceptionCode,
     GatewayUnavailable,
 )
+from .library_log import quiet_library_log
 from .models import (
     AtsReading,
     DeviceIdentity,
@@ -55,6 +56,7 @@ from .registers import (
 __all__ = ["PlantClient", "ReadAllResult"]
 
 _LOGGER = logging.getLogger(__name__)
+quiet_library_log()  # pymodbus's per-request errors: the integration reports faults itself
 
 type ReadAllResult = dict[str, Reading | DeviceLayerError]
 """Per device (by plant id): its reading, or the error that prevented it."""
