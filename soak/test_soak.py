@@ -377,7 +377,8 @@ class Soak:
         stored data, sometimes in approval mode so a running migration is held."""
         hass, entry = self.hass, self.entry
         running = self.loaded and entry.runtime_data.migrations.active is not None
-        if self.loaded:
+        if entry.state is not ConfigEntryState.NOT_LOADED:
+            # Loaded, or waiting to retry its setup (the gateway was down at the last try).
             await hass.config_entries.async_unload(entry.entry_id)
         damage = self.rng.random()
         what = "clean"
