@@ -238,9 +238,11 @@ class PlantClient:
 
     # -- discovery ---------------------------------------------------------------------------
 
-    async def read_identity(self, unit_id: int) -> DeviceIdentity:
-        """Read and decode a device's identification block."""
-        return await self._read_identity(self._lanes_for(1)[0], unit_id)
+    async def read_identity(self, unit_id: int, *, priority: bool = False) -> DeviceIdentity:
+        """Read and decode a device's identification block (``priority``: over the command
+        connection, ahead of a poll in progress)."""
+        lane = self._commands() if priority else self._lanes_for(1)[0]
+        return await self._read_identity(lane, unit_id)
 
     async def _read_identity(self, lane: _Lane, unit_id: int) -> DeviceIdentity:
         block = IDENTIFICATION
