@@ -236,7 +236,6 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._duplicates: set[str] = set()
         self._replaced: dict[str, str] = {}
         """Plant id -> what changed in its identification (held unavailable; replaced.py)."""
-        self._identity_turn = 0
         self._topology: Topology = topology_from_identities(())
         self._rescan_lock = asyncio.Lock()
         self._unsub_rescan: list[CALLBACK_TYPE] = []
@@ -421,16 +420,9 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         replaced.async_raise(self.hass, self.config_entry.entry_id, plant_id, change)
 
     async def _async_check_identities(self, readings: Mapping[str, Reading]) -> None:
-        """Re-read the identification of devices that came back after being silent, and of
-        one more device per refresh in turn."""
-        known = sorted(self._identities)
-        wanted = {p for p in readings if p in self._silent}
-        if known:
-            self._identity_turn = (self._identity_turn + 1) % len(known)
-            if known[self._identity_turn] in readings:  # a silent one would only time out
-                wanted.add(known[self._identity_turn])
-        wanted -= set(self._replaced)
-        for pid in sorted(wanted):
+        """Re-read the identification of devices that came back after being silent (a swap
+        takes a unit off the bus for a while; rescans re-read every device's as well)."""
+        for pid in sorted(p for p in readings if p in self._silent and p not in self._replaced):
             identity = self._identities[pid]
             try:
                 now = await self.client_for(pid).read_identity(identity.unit_id)

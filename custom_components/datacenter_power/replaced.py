@@ -2,8 +2,8 @@
 
 A unit swapped for another (a spare, another model, other firmware) answers at the same Modbus
 unit id, but it is not the device the integration identified, registered and planned with. The
-telemetry coordinator re-reads identifications (a device coming back after being silent, one
-device per refresh in turn, every device before a command to it, every rescan) and, when one
+telemetry coordinator re-reads identifications (a device coming back after being silent, a
+device about to be commanded, every device at each rescan, every 10 minutes) and, when one
 changed, holds that device unavailable (its entities go unavailable, the planner and the
 interlocks treat it as unknown), refuses commands to it, and raises a repair saying what changed.
 Reloading the integration identifies the new unit; the repair is withdrawn then.

@@ -114,27 +114,38 @@ async def test_a_replaced_unit_is_found_by_polling_and_adopted_after_a_reload(
     mock_config_entry: MockConfigEntry,
     proxy: ModbusProxy,
 ) -> None:
-    """No command needed: the refreshes re-read one identification each in turn, so within one
-    round of the plant's devices the swap is found; its entities go unavailable. A reload
-    identifies the new unit (its model in the device registry) and withdraws the repair."""
+    """No command needed. mpdu2 goes silent and comes back as another unit: found when it
+    answers again. c04 is swapped without a pause: found by the next rescan (every 10 minutes).
+    Their entities go unavailable; a reload identifies the new units (their model in the device
+    registry) and withdraws the repairs."""
     entry = await _entry(hass, mock_config_entry, proxy)
     telemetry = entry.runtime_data.telemetry
-    unit = telemetry.identities["mpdu2"].unit_id
-    proxy.faults[unit] = "replaced"
-    for _ in range(len(telemetry.identities) + 1):
-        await telemetry.async_refresh()
-        if _issue(hass, entry, "mpdu2") is not None:
-            break
+    proxy.faults[telemetry.identities["mpdu2"].unit_id] = "silent"
+    await telemetry.async_refresh()
+    assert not telemetry.data.available("mpdu2")
+    proxy.faults[telemetry.identities["mpdu2"].unit_id] = "replaced"
+    await telemetry.async_refresh()
     assert _issue(hass, entry, "mpdu2") is not None
+    assert not telemetry.data.available("mpdu2")
+
+    proxy.faults[telemetry.identities["c04"].unit_id] = "replaced"
+    await telemetry.async_refresh()
+    assert _issue(hass, entry, "c04") is None  # a poll reads measurements only
+    await telemetry.async_rescan()
+    await telemetry.async_refresh()
+    assert _issue(hass, entry, "c04") is not None
     await hass.async_block_till_done()
     current = hass.states.get("sensor.mpdu_mpdu2_current")
     assert current is not None
     assert current.state == "unavailable"
-    assert not [p for p in telemetry.identities if _issue(hass, entry, p) and p != "mpdu2"]
+    flagged = {p for p in telemetry.identities if _issue(hass, entry, p)}
+    assert flagged == {"mpdu2", "c04"}
 
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    assert _issue(hass, entry, "mpdu2") is None
-    assert entry.runtime_data.telemetry.identities["mpdu2"].model == REPLACED_MODEL
-    assert entry.runtime_data.telemetry.data.available("mpdu2")
+    assert not {p for p in telemetry.identities if _issue(hass, entry, p)}
+    fresh = entry.runtime_data.telemetry
+    assert fresh.identities["mpdu2"].model == REPLACED_MODEL
+    assert fresh.identities["c04"].model == REPLACED_MODEL
+    assert fresh.data.available("mpdu2")
