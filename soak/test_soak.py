@@ -311,8 +311,14 @@ class Soak:
             },
         )
         self.entry.add_to_hass(self.hass)
-        assert await self.hass.config_entries.async_setup(self.entry.entry_id)
+        await self.hass.config_entries.async_setup(self.entry.entry_id)
         await self.hass.async_block_till_done()
+        for _ in range(5):  # a loaded machine can time the first scan out: retry, as HA does
+            if self.loaded:
+                break
+            await self.hass.config_entries.async_reload(self.entry.entry_id)
+            await self.hass.async_block_till_done()
+        assert self.loaded, f"the entry did not load: {self.entry.state}"
         self.units = {
             pid: ident.unit_id
             for pid, ident in self.entry.runtime_data.telemetry.identities.items()

@@ -187,7 +187,11 @@ def interlock_state(snapshot: PlantSnapshot, demand_a: Mapping[str, float]) -> I
         ats=ats,
         selected_path=selected,
         demand_a=dict(demand_a),
-        unknown=frozenset(c for c in snapshot.topology.circuits if not snapshot.available(c)),
+        unknown=frozenset(
+            e
+            for e in (*snapshot.topology.circuits, *snapshot.topology.mpdus)
+            if not snapshot.available(e)
+        ),
     )
 
 

@@ -174,6 +174,24 @@ def plan_for(
             element_a[pid] = reading.current_a
         elif isinstance(reading, AtsReading) and pid in topology.ats:
             element_a[pid] = reading.load_current_a
+    if not request.restore and request.component in topology.elements:
+        # A drain cannot know whether a circuit that does not answer draws through the part it
+        # empties (it would "complete" around it): refused until it answers.
+        silent = sorted(
+            c
+            for c, node in topology.circuits.items()
+            if not snapshot.available(c)
+            and any(topology.depends_on(p, request.component) for p in node.paths)
+        )
+        if silent:
+            return Infeasible(
+                f"drain {request.component}",
+                request.component,
+                0.0,
+                None,
+                f"{', '.join(silent)} did not answer the last poll: whether they draw through "
+                f"{request.component} is unknown",
+            )
     # Never a receiver (the engine's own rule): an element predicted to fail, one
     # whose meter does not answer, and everything below such an ATS.
     unavailable = set(dead)

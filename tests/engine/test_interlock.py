@@ -235,6 +235,18 @@ def test_mpdu_off_with_critical_load_is_refused() -> None:
     )
 
 
+def test_mpdu_off_is_judged_as_live_when_it_did_not_answer() -> None:
+    """mpdu2's own reading is missing (so it is not among the energised MPDUs), but its
+    circuits report drawing from it: an off command is refused as for a live one (it was
+    allowed as "already off", and switched critical circuits off in the soak)."""
+    silent = replace(BASE, energized_mpdus=BASE.energized_mpdus - {"mpdu2"})
+    assert check_mpdu_output(silent, "mpdu2", False) == ALLOWED  # known dead: nothing changes
+    unknown = replace(silent, unknown=frozenset({"mpdu2"}))
+    verdict = check_mpdu_output(unknown, "mpdu2", False)
+    assert verdict.reason is Reason.CRITICAL_LOAD_ON_MPDU
+    assert verdict.circuits == ("c02", "c04")
+
+
 @pytest.mark.parametrize(
     ("state", "mpdu", "on", "expected"),
     [

@@ -22,19 +22,20 @@ from .modbus_proxy import ModbusProxy
 @pytest.fixture
 def scenario_doc() -> dict[str, Any]:
     """mpdu1 and mpdu2 (limit 32 A each): c01 and c02 (9 A) on mpdu1 may move to mpdu2, which
-    carries c03 (8 A) and c04 (6 A). Draining mpdu1 would put 32 A x margin on mpdu2."""
+    carries c03 (6 A) and c04 (8 A, on mpdu2 only). Draining mpdu1 would put 32 A x margin on
+    mpdu2."""
     doc = copy.deepcopy(PLANT)
     doc["events"] = []
     doc["circuits"] = [
         {"id": "c01", "paths": ["mpdu1", "mpdu2"], "rating_a": 16, "load": {"mean_a": 9}},
         {"id": "c02", "paths": ["mpdu1", "mpdu2"], "rating_a": 16, "load": {"mean_a": 9}},
-        {"id": "c03", "paths": ["mpdu2", "mpdu1"], "rating_a": 16, "load": {"mean_a": 8}},
+        {"id": "c03", "paths": ["mpdu2", "mpdu1"], "rating_a": 16, "load": {"mean_a": 6}},
         {
             "id": "c04",
             "paths": ["mpdu2"],
             "rating_a": 16,
             "critical": False,
-            "load": {"mean_a": 6},
+            "load": {"mean_a": 8},
         },
     ]
     return doc
@@ -46,7 +47,7 @@ async def test_a_silent_circuit_still_counts_on_its_receiver(
     proxy: ModbusProxy,
     sim_server: tuple[PlantServer, int],
 ) -> None:
-    """c03 stops answering: the planner no longer knows its path or current. Planning on the
+    """c04 stops answering: the planner no longer knows its path or current. Planning on the
     circuits alone saw mpdu2 at 6 A and drained mpdu1 onto it (35 A on a 32 A limit); mpdu2's
     meter still reads 14 A, so the drain is refused, naming mpdu2, and nothing moves."""
     entry = MockConfigEntry(
@@ -59,9 +60,9 @@ async def test_a_silent_circuit_still_counts_on_its_receiver(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     telemetry = entry.runtime_data.telemetry
-    proxy.faults[telemetry.identities["c03"].unit_id] = "illegal_address"
+    proxy.faults[telemetry.identities["c04"].unit_id] = "illegal_address"
     await telemetry.async_refresh()
-    assert not telemetry.data.available("c03")
+    assert not telemetry.data.available("c04")
     assert telemetry.data.available("mpdu2")
 
     plan = await hass.services.async_call(
@@ -70,6 +71,13 @@ async def test_a_silent_circuit_still_counts_on_its_receiver(
     assert plan is not None
     assert plan["feasible"] is False, plan
     assert plan["element"] == "mpdu2"
+    # A drain of mpdu2 itself is refused outright: c04 may still draw through it.
+    plan = await hass.services.async_call(
+        DOMAIN, "plan_migration", {"component": "mpdu2"}, blocking=True, return_response=True
+    )
+    assert plan is not None
+    assert plan["feasible"] is False
+    assert "c04" in plan["reason"]
     before = {c: t.active_path for c, t in sim_server[0].plant.telemetry().circuits.items()}
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
@@ -80,7 +88,7 @@ async def test_a_silent_circuit_still_counts_on_its_receiver(
     after = {c: t.active_path for c, t in sim_server[0].plant.telemetry().circuits.items()}
     assert after == before
 
-    # Once c03 answers again the planner sees it directly: still refused, for the same reason.
+    # Once c04 answers again the planner sees it directly: still refused, for the same reason.
     proxy.faults.clear()
     await telemetry.async_refresh()
     plan = await hass.services.async_call(

@@ -101,7 +101,8 @@ class InterlockState:
     ride_through_ms: float = DEFAULT_RIDE_THROUGH_MS
     unknown: frozenset[str] = frozenset()
     """Circuits whose SBM did not answer: they may be drawing from any of their paths, so the
-    interlocks treat them as drawing their demand through every one of them (the safe side)."""
+    interlocks treat them as drawing their demand through every one of them (the safe side).
+    Also MPDUs that did not answer: switching one off is judged as if it were live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,8 +312,8 @@ def check_mpdu_output(state: InterlockState, mpdu_id: str, on: bool) -> Verdict:
     if mpdu_id not in topo.mpdus:
         return _unknown(mpdu_id, mpdu_id)
     if not on:
-        if mpdu_id not in state.energized_mpdus:
-            return ALLOWED
+        if mpdu_id not in state.energized_mpdus and mpdu_id not in state.unknown:
+            return ALLOWED  # known to be dead or off: switching it off changes nothing
         critical = _critical_through(state, mpdu_id)
         if critical:
             return Verdict(
