@@ -260,6 +260,7 @@ class Soak:
         self.errors = _ErrorLog()
         self.switch_times: dict[str, list[float]] = {}
         self.switch_counts: dict[str, int] = {}
+        self.bypass_counts: dict[str, int] = {}
         self.step = 0
 
     # -- plumbing ----------------------------------------------------------------------------------
@@ -310,8 +311,14 @@ class Soak:
             },
         )
         self.entry.add_to_hass(self.hass)
-        assert await self.hass.config_entries.async_setup(self.entry.entry_id)
+        await self.hass.config_entries.async_setup(self.entry.entry_id)
         await self.hass.async_block_till_done()
+        for _ in range(5):  # a loaded machine can time the first scan out: retry, as HA does
+            if self.loaded:
+                break
+            await self.hass.config_entries.async_reload(self.entry.entry_id)
+            await self.hass.async_block_till_done()
+        assert self.loaded, f"the entry did not load: {self.entry.state}"
         self.units = {
             pid: ident.unit_id
             for pid, ident in self.entry.runtime_data.telemetry.identities.items()
@@ -376,7 +383,8 @@ class Soak:
         stored data, sometimes in approval mode so a running migration is held."""
         hass, entry = self.hass, self.entry
         running = self.loaded and entry.runtime_data.migrations.active is not None
-        if self.loaded:
+        if entry.state is not ConfigEntryState.NOT_LOADED:
+            # Loaded, or waiting to retry its setup (the gateway was down at the last try).
             await hass.config_entries.async_unload(entry.entry_id)
         damage = self.rng.random()
         what = "clean"
@@ -527,13 +535,42 @@ class Soak:
             path = c.paths[c.active_path]
             ours = (not c.output_on) or (not tel.mpdus[path].output_on)
             REPORT.check(not ours, f"critical {cid} de-energised by a switched-off output")
+        # Circuits the SBMs' bypass moved during this step (a failure, not our command): the
+        # load they brought onto an element is not ours; the element is still held to its
+        # limit for everything else on it.
+        bypassed = {
+            cid
+            for cid, c in tel.circuits.items()
+            if c.bypass_transfers > self.bypass_counts.get(cid, c.bypass_transfers)
+        }
+        self.bypass_counts = {cid: c.bypass_transfers for cid, c in tel.circuits.items()}
         for mid, m in tel.mpdus.items():
-            over = m.current_a > LIMIT * m.rating_a + 0.05
-            REPORT.check(
-                not (over and moved_onto(mid)),
-                f"{mid} carries {m.current_a:.1f} A (limit {LIMIT * m.rating_a:.1f} A) right "
-                "after a migration that completed moving load onto it",
+            brought = sum(
+                t.current_a
+                for c, t in tel.circuits.items()
+                if c in bypassed and t.paths[t.active_path] == mid
             )
+            over = m.current_a > LIMIT * m.rating_a + 0.05
+            if over and m.current_a - brought <= LIMIT * m.rating_a + 0.05:
+                REPORT.check(True, "")
+                REPORT.notes.append(
+                    f"[{self.step * STEP_S / 3600:.2f} h] {mid} at {m.current_a:.1f} A after the "
+                    f"bypass moved {', '.join(sorted(bypassed))} onto it ({brought:.1f} A): a "
+                    "failure's transfer, not a migration's"
+                )
+            elif over and moved_onto(mid):
+                on = ", ".join(
+                    f"{c} {t.current_a:.2f} A"
+                    for c, t in sorted(tel.circuits.items())
+                    if t.paths[t.active_path] == mid
+                )
+                REPORT.check(
+                    False,
+                    f"{mid} carries {m.current_a:.1f} A (limit {LIMIT * m.rating_a:.1f} A) right "
+                    f"after a migration that completed moving load onto it (on it: {on})",
+                )
+            else:
+                REPORT.check(True, "")
         now = self.server.plant.t_s
         for cid, c in tel.circuits.items():
             commanded = c.switch_operations - c.bypass_transfers
@@ -601,7 +638,12 @@ class Soak:
                     and bool(data.get("reason")),
                     f"migration {data['migration_id']} ended {state} without a reason",
                 )
-            self.action(f"migration_{state}", f"{data['component']}: {data.get('reason')}")
+            moved = ", ".join(
+                f"{c} {f}->{t}" for stage in data["stages_moves"] for c, f, t in stage
+            )
+            self.action(
+                f"migration_{state}", f"{data['component']}: {data.get('reason')} ({moved})"
+            )
         self.finished.clear()
         return onto
 

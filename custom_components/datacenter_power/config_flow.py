@@ -139,6 +139,20 @@ def _port_error(value: Any) -> dict[str, str]:
     return {}
 
 
+MAX_HOST_LENGTH = 253
+"""The longest DNS name."""
+
+
+def _address_errors(user_input: Mapping[str, Any]) -> dict[str, str]:
+    """Field-level errors of a gateway address: a host name or IP address without spaces (at
+    most 253 characters), and a whole port number from 1 to 65535."""
+    errors = _port_error(user_input.get(CONF_PORT))
+    host = str(user_input.get(CONF_HOST, "")).strip()
+    if not host or len(host) > MAX_HOST_LENGTH or any(ch.isspace() for ch in host):
+        errors[CONF_HOST] = "invalid_host"
+    return errors
+
+
 def _gateway_in_use(entries: list[ConfigEntry], host: str, port: int) -> bool:
     for entry in entries:
         if entry.data.get(CONF_HOST) == host and entry.data.get(CONF_PORT) == port:
@@ -176,7 +190,7 @@ class DataCenterPowerConfigFlow(ConfigFlow, domain=DOMAIN):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """Ask for the gateway's address."""
-        if user_input is not None and (errors := _port_error(user_input[CONF_PORT])):
+        if user_input is not None and (errors := _address_errors(user_input)):
             return self._gateway_form("user", user_input, errors)
         if user_input is not None:
             host, port = str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT])
@@ -191,7 +205,7 @@ class DataCenterPowerConfigFlow(ConfigFlow, domain=DOMAIN):
     ) -> ConfigFlowResult:
         """Move the plant's gateway to another address (it must lead to the same plant)."""
         self._form_step = "reconfigure"
-        if user_input is not None and (errors := _port_error(user_input[CONF_PORT])):
+        if user_input is not None and (errors := _address_errors(user_input)):
             return self._gateway_form("reconfigure", user_input, errors)
         if user_input is not None:
             self._scan = _Scan(str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT]))
@@ -260,7 +274,7 @@ class GatewaySubentryFlow(ConfigSubentryFlow):
 
     async def async_step_user(self, user_input: dict[str, Any] | None = None) -> SubentryFlowResult:
         """Ask for the gateway's address."""
-        if user_input is not None and (errors := _port_error(user_input[CONF_PORT])):
+        if user_input is not None and (errors := _address_errors(user_input)):
             return self._form(user_input, errors, None)
         if user_input is not None:
             host, port = str(user_input[CONF_HOST]).strip(), int(user_input[CONF_PORT])

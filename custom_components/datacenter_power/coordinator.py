@@ -32,7 +32,7 @@ from homeassistant.helpers.event import async_track_time_interval
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator, UpdateFailed
 from homeassistant.util import dt as dt_util
 
-from . import const
+from . import const, replaced
 from .activity import async_record_refusal
 from .const import (
     CONF_HOST,
@@ -187,7 +187,11 @@ def interlock_state(snapshot: PlantSnapshot, demand_a: Mapping[str, float]) -> I
         ats=ats,
         selected_path=selected,
         demand_a=dict(demand_a),
-        unknown=frozenset(c for c in snapshot.topology.circuits if not snapshot.available(c)),
+        unknown=frozenset(
+            e
+            for e in (*snapshot.topology.circuits, *snapshot.topology.mpdus)
+            if not snapshot.available(e)
+        ),
     )
 
 
@@ -234,6 +238,8 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._device_ids: dict[str, str] = {}
         self._silent: set[str] = set()
         self._duplicates: set[str] = set()
+        self._replaced: dict[str, str] = {}
+        """Plant id -> what changed in its identification (held unavailable; replaced.py)."""
         self._topology: Topology = topology_from_identities(())
         self._rescan_lock = asyncio.Lock()
         self._unsub_rescan: list[CALLBACK_TYPE] = []
@@ -310,6 +316,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._gateway_of.pop(plant_id, None)
         self._device_ids.pop(plant_id, None)
         self._silent.discard(plant_id)
+        self._replaced.pop(plant_id, None)
         self._topology = topology_from_identities(self._identities.values())
 
     @property
@@ -351,6 +358,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                     translation_key=f"interlock_{verdict.reason}",
                     translation_placeholders=verdict.placeholders(),
                 )
+            await self._async_verify_identity(plant_id)
             LOGGER.info("Sending %s to %s", what, plant_id)
             try:
                 await send(self.client_for(plant_id), self.identity(plant_id))
@@ -380,6 +388,52 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                 # devices the command can change are read, ahead of any poll in progress: at
                 # 1,000 devices a whole refresh would make every command wait for it.
                 await self.async_refresh_devices(self.neighbours(plant_id))
+
+    async def _async_verify_identity(self, plant_id: str) -> None:
+        """Before a command: the unit at that address is still the one identified (a replaced
+        unit is never commanded on the old identity, e.g. in the middle of a migration)."""
+        if plant_id not in self._replaced and plant_id in self._identities:
+            known = self._identities[plant_id]
+            try:
+                now = await self.client_for(plant_id).read_identity(known.unit_id, priority=True)
+            except DeviceLayerError:
+                now = known  # it did not answer: the command itself will say so
+            if now != known:
+                self._note_replaced(plant_id, known, now)
+        if plant_id in self._replaced:
+            raise HomeAssistantError(
+                translation_domain=DOMAIN,
+                translation_key="unit_replaced",
+                translation_placeholders={
+                    "element": plant_id,
+                    "change": self._replaced[plant_id],
+                },
+            )
+
+    def _note_replaced(self, plant_id: str, old: DeviceIdentity, new: DeviceIdentity) -> None:
+        if plant_id in self._replaced:
+            return
+        change = replaced.describe_change(old, new)
+        self._replaced[plant_id] = change
+        LOGGER.warning(
+            "%s was replaced (%s): it is held unavailable and not commanded until the "
+            "integration is reloaded",
+            plant_id,
+            change,
+        )
+        replaced.async_raise(self.hass, self.config_entry.entry_id, plant_id, change)
+
+    async def _async_check_identities(self, readings: Mapping[str, Reading]) -> None:
+        """Re-read the identification of devices that came back after being silent (a swap
+        takes a unit off the bus for a while; rescans re-read every device's as well)."""
+        for pid in sorted(p for p in readings if p in self._silent and p not in self._replaced):
+            identity = self._identities[pid]
+            try:
+                now = await self.client_for(pid).read_identity(identity.unit_id)
+            except DeviceLayerError:
+                continue
+            if now != identity:
+                self._note_replaced(pid, identity, now)
 
     async def _async_check_admin(self, context: Context | None) -> None:
         """Changing the power path is for administrators (design: admin-only actions)."""
@@ -456,6 +510,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
     async def _async_setup(self) -> None:
         """Open the gateways and discover the plant; any gateway unreachable = not ready."""
         self._sync_gateways()
+        replaced.async_clear(self.hass, self.config_entry.entry_id)  # identified afresh now
         for gateway in self._gateways.values():
             try:
                 await self._scan_gateway(gateway)
@@ -527,6 +582,7 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                 translation_key="no_response",
                 translation_placeholders={"count": str(len(self._identities))},
             )
+        await self._async_check_identities(readings)
         self._log_transitions(readings, errors)
         return self._snapshot(readings, errors)
 
@@ -561,6 +617,12 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
 
     def _snapshot(self, readings: dict[str, Reading], errors: dict[str, str]) -> PlantSnapshot:
         identities = dict(self._identities)
+        if self._replaced:
+            readings = {p: r for p, r in readings.items() if p not in self._replaced}
+            errors = dict(errors) | {
+                p: f"unit replaced ({change}); reload the integration to adopt it"
+                for p, change in self._replaced.items()
+            }
         snapshot = PlantSnapshot(
             identities=identities,
             readings=readings,
@@ -634,7 +696,11 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                         "%s is reported by two gateways; keeping the first", identity.plant_id
                     )
                 continue
-            if self._identities.get(identity.plant_id) != identity:
+            old = self._identities.get(identity.plant_id)
+            if old is not None and old != identity:
+                self._note_replaced(identity.plant_id, old, identity)  # not adopted silently
+                continue
+            if old is None:
                 new.append(identity)
             self._identities[identity.plant_id] = identity
             self._gateway_of[identity.plant_id] = gateway.key

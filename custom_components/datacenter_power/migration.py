@@ -23,7 +23,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
-import numpy as np
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
@@ -41,8 +40,9 @@ from .const import (
 from .coordinator import PlantSnapshot, TelemetryCoordinator
 from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
-from .engine.planner import Infeasible, Plan, plan_migration, restore_plan
+from .engine.planner import Infeasible, Plan
 from .engine.policy import Action, Decisions
+from .engine.requested import plan_request
 from .executor import (
     FINAL_STATES,
     VERIFY_ATTEMPTS,
@@ -64,8 +64,6 @@ EVENT_MIGRATION_FINISHED: Final = f"{DOMAIN}_migration_finished"
 STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
-PLANNING_MARGIN: Final = 1.10
-"""Without a forecast, plan against present currents plus this margin."""
 HELD_REASON: Final = "interrupted by a restart; held for a person to decide"
 """Why a migration interrupted by a restart outside automatic mode stopped (a repair asks)."""
 MAX_PATH_CHANGES_PER_HOUR: Final = 4
@@ -126,39 +124,68 @@ def observation(snapshot: PlantSnapshot) -> Observation:
     return Observation.from_readings(snapshot.readings)
 
 
-def plan_for(snapshot: PlantSnapshot, request: MigrationRequest) -> Plan | Infeasible:
-    """Plan a drain of ``request.component`` (or its restore) on the present plant."""
+def plan_for(
+    snapshot: PlantSnapshot,
+    request: MigrationRequest,
+    decisions: Decisions | None = None,
+) -> Plan | Infeasible:
+    """Plan a drain of ``request.component`` (or its restore) on the present plant, against the
+    load profiles the policy plans with (``decisions``; present currents before any forecast)
+    and with the load of circuits that do not answer reserved on the elements that measure it
+    (``engine/requested.py``)."""
     topology = snapshot.topology
-    load = {c: np.array([a * PLANNING_MARGIN]) for c, a in snapshot.circuit_a.items()}
-    times = np.array([snapshot.updated_at.timestamp()])
     dead = [m for m in topology.mpdus if m not in snapshot.energized_mpdus]
     # A device found while part of its chain was not (a rescan pending) is outside the graph.
     assignment = {c: p for c, p in snapshot.assignment.items() if c in topology.circuits}
-    load = {c: a for c, a in load.items() if c in topology.circuits}
-    if request.restore:
-        return restore_plan(
-            topology,
-            assignment,
-            load,
-            times,
-            unavailable=dead,
-            max_step_amps=request.max_step_amps,
+    circuit_a = {c: a for c, a in snapshot.circuit_a.items() if c in topology.circuits}
+    element_a: dict[str, float] = {}
+    for pid, reading in snapshot.readings.items():
+        if isinstance(reading, MpduReading) and pid in topology.mpdus:
+            element_a[pid] = reading.current_a
+        elif isinstance(reading, AtsReading) and pid in topology.ats:
+            element_a[pid] = reading.load_current_a
+    if not request.restore and request.component in topology.elements:
+        # A drain cannot know whether a circuit that does not answer draws through the part it
+        # empties (it would "complete" around it): refused until it answers.
+        silent = sorted(
+            c
+            for c, node in topology.circuits.items()
+            if not snapshot.available(c)
+            and any(topology.depends_on(p, request.component) for p in node.paths)
         )
+        if silent:
+            return Infeasible(
+                f"drain {request.component}",
+                request.component,
+                0.0,
+                None,
+                f"{', '.join(silent)} did not answer the last poll: whether they draw through "
+                f"{request.component} is unknown",
+            )
+    # Never a receiver (the engine's own rule): an element predicted to fail, one
+    # whose meter does not answer, and everything below such an ATS.
     unavailable = set(dead)
-    if request.target is not None:
+    if decisions is not None:
+        unavailable |= {e for e, st in decisions.status.items() if st.alert}
+    unavailable |= {e for e in topology.elements if e not in element_a}
+    unavailable |= {m for a in topology.ats if a in unavailable for m in topology.mpdus_of(a)}
+    if not request.restore and request.target is not None:
         # Only the target may take the load: every other element but the target's chain is out.
         keep = set(topology.upstream(request.target)) if request.target in topology.mpdus else set()
         if request.target in topology.ats:
             keep = {request.target, *topology.mpdus_of(request.target)}
         unavailable |= {m for m in topology.mpdus if m not in keep}
-    return plan_migration(
+    return plan_request(
         topology,
         assignment,
-        load,
-        times,
-        drain=request.component,
-        unavailable=sorted(unavailable - {request.component}),
+        circuit_a,
+        element_a,
+        snapshot.updated_at.timestamp(),
+        profiles=None if decisions is None else decisions.load_profiles,
+        drain=None if request.restore else request.component,
+        unavailable=sorted(unavailable if request.restore else unavailable - {request.component}),
         max_step_amps=request.max_step_amps,
+        restore=request.restore,
     )
 
 

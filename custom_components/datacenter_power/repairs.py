@@ -86,7 +86,8 @@ def _options(entry: DataCenterPowerConfigEntry) -> tuple[float, float]:
 
 def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan | None, str]:
     """The safe plan that drains ``component``: the policy's proposal (planned against the load
-    forecast) when there is one, else one planned on present currents plus a margin. Returns
+    forecast) when there is one, else one planned as a person's request is (``plan_for``: the
+    same forecast basis, present currents plus a margin before any forecast). Returns
     ``(plan, text)``; ``plan`` is None (and ``text`` says why) when there is none."""
     runtime = entry.runtime_data
     book = book_of(entry)
@@ -111,6 +112,7 @@ def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan 
     result = plan_for(
         runtime.telemetry.data,
         MigrationRequest(component, max_step_amps=max_step, step_interval_s=interval),
+        runtime.forecast.data,
     )
     if isinstance(result, Infeasible):
         return None, infeasible_text(result)

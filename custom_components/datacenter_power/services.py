@@ -215,7 +215,7 @@ def _check_step_limit(plan: Plan, request: MigrationRequest) -> None:
 
 
 def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
-    result = plan_for(entry.runtime_data.telemetry.data, request)
+    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.forecast.data)
     if isinstance(result, Infeasible):
         raise _invalid(
             "infeasible",
@@ -230,7 +230,7 @@ def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
 
 async def _plan_migration(call: ServiceCall) -> ServiceResponse:
     entry, request = _request(call)
-    result = plan_for(entry.runtime_data.telemetry.data, request)
+    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.forecast.data)
     if isinstance(result, Plan):
         _check_step_limit(result, request)
     return plan_response(result, entry.runtime_data.telemetry.data.topology)
@@ -331,7 +331,7 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
     for mpdu in mpdus:
         if mpdu not in telemetry.data.energized_mpdus:
             await _switch_mpdu(call, entry, mpdu, on=True)
-    result = plan_for(telemetry.data, replace(request, restore=True))
+    result = plan_for(telemetry.data, replace(request, restore=True), decisions)
     if isinstance(result, Infeasible) or not result.steps:
         return {"migration_id": None, "plan": result.as_dict()}
     migration_id = await entry.runtime_data.migrations.async_start(result, request)

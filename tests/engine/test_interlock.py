@@ -235,6 +235,28 @@ def test_mpdu_off_with_critical_load_is_refused() -> None:
     )
 
 
+def test_mpdu_off_is_refused_while_critical_circuits_wait_on_it() -> None:
+    """mpdu2 is dead (its source is out) and critical c08 still selects it: switching its output
+    off would keep c08 off when power returns (the 48 h soak, seed 4: an isolate of a dead
+    MPDU left its critical circuits off after the outage)."""
+    dead = replace(BASE, energized_mpdus=frozenset({"mpdu1", "mpdu3"}))
+    verdict = check_mpdu_output(dead, "mpdu2", False)
+    assert verdict.reason is Reason.CRITICAL_LOAD_ON_MPDU
+    assert "c08" in verdict.circuits
+
+
+def test_mpdu_off_is_judged_as_live_when_it_did_not_answer() -> None:
+    """mpdu2's own reading is missing (so it is not among the energised MPDUs), but its
+    circuits report drawing from it: an off command is refused as for a live one (it was
+    allowed as "already off", and switched critical circuits off in the soak)."""
+    silent = replace(BASE, energized_mpdus=BASE.energized_mpdus - {"mpdu2"}, selected_path={})
+    assert check_mpdu_output(silent, "mpdu2", False) == ALLOWED  # known dead: nothing changes
+    unknown = replace(silent, unknown=frozenset({"mpdu2"}))
+    verdict = check_mpdu_output(unknown, "mpdu2", False)
+    assert verdict.reason is Reason.CRITICAL_LOAD_ON_MPDU
+    assert verdict.circuits == ("c02", "c04")
+
+
 @pytest.mark.parametrize(
     ("state", "mpdu", "on", "expected"),
     [
@@ -246,8 +268,9 @@ def test_mpdu_off_with_critical_load_is_refused() -> None:
         # c05 has no other live path: it loses power, which is allowed for a non-critical one.
         (replace(BASE, energized_mpdus=frozenset({"mpdu2", "mpdu3"}),
                  assignment={"c05": "mpdu3"}), "mpdu3", False, ALLOWED),
-        # Already off.
-        (replace(BASE, energized_mpdus=frozenset({"mpdu1"})), "mpdu2", False, ALLOWED),
+        # Already off, nothing waiting on it.
+        (replace(BASE, energized_mpdus=frozenset({"mpdu1"}), selected_path={}), "mpdu2", False,
+         ALLOWED),
         # Already on.
         (BASE, "mpdu2", True, ALLOWED),
     ],

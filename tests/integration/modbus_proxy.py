@@ -14,6 +14,8 @@ import contextlib
 import struct
 from typing import Literal
 
+from custom_components.datacenter_power.device.registers import IDENTIFICATION
+
 type Fault = Literal[
     "exception",
     "short",
@@ -31,6 +33,7 @@ type Fault = Literal[
     "illegal_address",
     "illegal_value",
     "device_failure",
+    "replaced",
 ]
 
 EXCEPTION_CODES: dict[str, int] = {
@@ -44,6 +47,9 @@ EXCEPTION_CODES: dict[str, int] = {
     "gateway_target": 0x0B,
 }
 """Modbus exception codes answered for the faults of that name."""
+REPLACED_MODEL = "SPARE-9"
+"""The model a ``replaced`` unit reports: the unit at that address was swapped for another
+(every other request is forwarded unchanged)."""
 SLOW_S = 5.0
 """How late a ``slow`` answer comes (longer than any request timeout)."""
 
@@ -127,10 +133,14 @@ class ModbusProxy:
         match fault:
             case None:
                 assert up is not None
-                up[1].write(header + pdu)
-                await up[1].drain()
-                head = await up[0].readexactly(_MBAP.size)
-                return head + await up[0].readexactly(_MBAP.unpack(head)[2] - 1)
+                return await _forward(header, pdu, up)
+            case "replaced":
+                assert up is not None
+                answer = await _forward(header, pdu, up)
+                start = struct.unpack(">H", pdu[1:3])[0] if len(pdu) >= 3 else -1
+                if function == 0x03 and start == IDENTIFICATION.start:
+                    return _with_model(answer, REPLACED_MODEL)
+                return answer
             case "silent":
                 return None
             case "absent":
@@ -155,6 +165,28 @@ class ModbusProxy:
                 # A well-formed answer to some other request (another transaction id).
                 return _frame((tid + 1) & 0xFFFF, unit, bytes([function, 2, 0, 1]))
         return None  # pragma: no cover
+
+
+async def _forward(
+    header: bytes, pdu: bytes, up: tuple[asyncio.StreamReader, asyncio.StreamWriter]
+) -> bytes:
+    up[1].write(header + pdu)
+    await up[1].drain()
+    head = await up[0].readexactly(_MBAP.size)
+    return head + await up[0].readexactly(_MBAP.unpack(head)[2] - 1)
+
+
+def _with_model(answer: bytes, model: str) -> bytes:
+    """An identification reply (function 3 from register 0) with another model name."""
+    if len(answer) < _MBAP.size + 2 or answer[_MBAP.size] != 0x03:
+        return answer  # an exception reply: nothing to rewrite
+    field = IDENTIFICATION.field("model")
+    words = field.encode({"model": model})
+    offset = _MBAP.size + 2 + 2 * (field.address - IDENTIFICATION.start)
+    if offset + 2 * len(words) > len(answer):
+        return answer
+    data = struct.pack(f">{len(words)}H", *words)
+    return answer[:offset] + data + answer[offset + len(data) :]
 
 
 def _frame(tid: int, unit: int, pdu: bytes) -> bytes:

@@ -13,7 +13,7 @@ import pytest
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF
 from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
@@ -48,17 +48,20 @@ SILENT_C01["events"] = [{"kind": "comms_loss", "target": "c01", "at": "10m", "du
 async def test_isolate_is_refused_by_the_interlock_like_the_output_switch(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
 ) -> None:
-    """c01 is critical and silent: it may be drawing through mpdu1. The drain moves what it
-    knows (c02), but switching mpdu1 off is refused by the interlock, by the action exactly as by
-    the MPDU's output switch, and mpdu1 stays on."""
+    """c01 is critical and silent: it may be drawing through mpdu1. The isolate is refused
+    before anything moves (a drain cannot know whether c01 is left behind), naming c01; the
+    MPDU's output switch is refused by the interlock (c01 may draw through it, c02 does); mpdu1
+    stays on and nothing moved."""
     server = sim_server[0]
     telemetry = init_integration.runtime_data.telemetry
     server.advance(600)
     await telemetry.async_refresh()
     assert not telemetry.data.available("c01")
 
-    with pytest.raises(HomeAssistantError) as by_action:
+    with pytest.raises(ServiceValidationError) as by_action:
         await _call(hass, "isolate", {"component": "mpdu1", "max_step_amps": 20})
+    assert by_action.value.translation_key == "infeasible"
+    assert "c01" in str(by_action.value)
     with pytest.raises(HomeAssistantError) as by_switch:
         await hass.services.async_call(
             SWITCH_DOMAIN,
@@ -66,14 +69,14 @@ async def test_isolate_is_refused_by_the_interlock_like_the_output_switch(
             {ATTR_ENTITY_ID: "switch.mpdu_mpdu1_output"},
             blocking=True,
         )
-    for err in (by_switch.value, by_action.value):
-        assert err.translation_key == "interlock_critical_load_on_mpdu"
-        assert err.translation_placeholders is not None
-        assert err.translation_placeholders["element"] == "mpdu1"
-        assert err.translation_placeholders["circuits"] == "c01"
+    err = by_switch.value
+    assert err.translation_key == "interlock_critical_load_on_mpdu"
+    assert err.translation_placeholders is not None
+    assert err.translation_placeholders["element"] == "mpdu1"
+    assert err.translation_placeholders["circuits"] == "c01, c02"
     tel = server.plant.telemetry()
     assert tel.mpdus["mpdu1"].output_on
-    assert tel.circuits["c02"].paths[tel.circuits["c02"].active_path] == "mpdu2"  # drained
+    assert tel.circuits["c02"].paths[tel.circuits["c02"].active_path] == "mpdu1"  # not moved
     assert server.plant.metrics.interruptions == 0
 
 

@@ -32,6 +32,7 @@ from .errors import (
     ExceptionCode,
     GatewayUnavailable,
 )
+from .library_log import quiet_library_log
 from .models import (
     AtsReading,
     DeviceIdentity,
@@ -55,6 +56,7 @@ from .registers import (
 __all__ = ["PlantClient", "ReadAllResult"]
 
 _LOGGER = logging.getLogger(__name__)
+quiet_library_log()  # pymodbus's per-request errors: the integration reports faults itself
 
 type ReadAllResult = dict[str, Reading | DeviceLayerError]
 """Per device (by plant id): its reading, or the error that prevented it."""
@@ -236,9 +238,11 @@ class PlantClient:
 
     # -- discovery ---------------------------------------------------------------------------
 
-    async def read_identity(self, unit_id: int) -> DeviceIdentity:
-        """Read and decode a device's identification block."""
-        return await self._read_identity(self._lanes_for(1)[0], unit_id)
+    async def read_identity(self, unit_id: int, *, priority: bool = False) -> DeviceIdentity:
+        """Read and decode a device's identification block (``priority``: over the command
+        connection, ahead of a poll in progress)."""
+        lane = self._commands() if priority else self._lanes_for(1)[0]
+        return await self._read_identity(lane, unit_id)
 
     async def _read_identity(self, lane: _Lane, unit_id: int) -> DeviceIdentity:
         block = IDENTIFICATION

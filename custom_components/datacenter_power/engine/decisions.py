@@ -10,11 +10,14 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .degradation import HealthAssessment
 from .forecast import Forecast
 from .planner import Infeasible, Plan
+
+if TYPE_CHECKING:
+    from .element_forecast import LoadProfiles  # it needs the policy's config, which needs Mode
 
 __all__ = [
     "Action",
@@ -109,6 +112,9 @@ class Decisions:
     forecasts: Mapping[str, Forecast] = field(default_factory=dict)
     """ATS/MPDU load forecasts (circuit sums), when refreshed at this tick."""
     notes: tuple[str, ...] = ()
+    load_profiles: LoadProfiles | None = None
+    """What the policy plans against (None: no forecast yet): a migration a person requests is
+    planned on the same basis."""
 
     @property
     def alerts(self) -> frozenset[str]:

@@ -28,7 +28,7 @@ from .observation import ScheduledLoad
 from .policy_config import PolicyConfig
 from .topology import Topology
 
-__all__ = ["ElementForecasts"]
+__all__ = ["ElementForecasts", "LoadProfiles"]
 
 type FloatArray = npt.NDArray[np.float64]
 type KnownLoad = Callable[[FloatArray], FloatArray]
@@ -73,6 +73,60 @@ class Calibration:
     below_p90: float | None
     scale: float
     """Factor applied to every forecast sigma now."""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadProfiles:
+    """What the policy plans against: every circuit's effective P90 profile on the forecast grid.
+
+    :meth:`ElementForecasts.load_profiles` copies them out at a decision tick, so a plan made
+    outside the policy (a migration a person requests) stands on the same forecasts, margin and
+    horizons as the engine's own plans.
+    """
+
+    times: FloatArray
+    profiles: Mapping[str, FloatArray]
+    margin: float = 0.0
+    """Planned loads are inflated by this fraction (``PolicyConfig.plan_margin``)."""
+    min_horizon_s: float = 0.0
+    """A drain must keep every element within its limit at least this far ahead
+    (``PolicyConfig.drain_min_horizon_s``); the whole horizon is tried first."""
+
+    def loads(
+        self,
+        circuits: Sequence[str] | Mapping[str, object],
+        now_s: float,
+        circuit_a: Mapping[str, float],
+        *,
+        until_s: float | None = None,
+        from_s: float | None = None,
+        margin: float = 0.0,
+    ) -> tuple[dict[str, FloatArray], FloatArray]:
+        """Per-circuit profiles on [now, forecast grid...], inflated by ``margin``; a circuit
+        without a profile draws what it draws now.
+
+        ``from_s`` (later than now): only the grid times from then on, without "now" (a plan
+        to be executed at ``from_s``)."""
+        keep = np.ones(len(self.times), dtype=bool)
+        if until_s is not None:
+            keep &= self.times <= until_s
+        deferred = from_s is not None and from_s > now_s
+        if from_s is not None and deferred:
+            keep &= self.times >= from_s
+        times = self.times[keep]
+        grid = times if deferred else np.concatenate(([now_s], times))
+        loads: dict[str, FloatArray] = {}
+        for c in circuits:
+            prof = self.profiles.get(c)
+            now_a = circuit_a.get(c, 0.0)
+            if prof is None:
+                series = np.full(len(grid), now_a)
+            elif deferred:
+                series = prof[: len(keep)][keep]
+            else:
+                series = np.concatenate(([now_a], prof[: len(keep)][keep]))
+            loads[c] = series * (1.0 + margin)
+        return loads, grid
 
 
 def sigma_of(fc: Forecast) -> FloatArray:
@@ -231,6 +285,15 @@ class ElementForecasts:
             )
         return out
 
+    def load_profiles(self) -> LoadProfiles:
+        """The planning profiles now (a refresh builds new arrays, so this stays as it is)."""
+        return LoadProfiles(
+            self.times,
+            dict(self.profiles),
+            margin=self.config.plan_margin,
+            min_horizon_s=self.config.drain_min_horizon_s,
+        )
+
     def loads(
         self,
         now_s: float,
@@ -240,30 +303,11 @@ class ElementForecasts:
         from_s: float | None = None,
         margin: float = 0.0,
     ) -> tuple[dict[str, FloatArray], FloatArray]:
-        """Per-circuit profiles on [now, forecast grid...], inflated by ``margin``.
-
-        ``from_s`` (later than now): only the grid times from then on, without "now" (a plan
-        to be executed at ``from_s``)."""
-        keep = np.ones(len(self.times), dtype=bool)
-        if until_s is not None:
-            keep &= self.times <= until_s
-        deferred = from_s is not None and from_s > now_s
-        if from_s is not None and deferred:
-            keep &= self.times >= from_s
-        times = self.times[keep]
-        grid = times if deferred else np.concatenate(([now_s], times))
-        loads: dict[str, FloatArray] = {}
-        for c in self.topology.circuits:
-            prof = self.profiles.get(c)
-            now_a = circuit_a.get(c, 0.0)
-            if prof is None:
-                series = np.full(len(grid), now_a)
-            elif deferred:
-                series = prof[: len(keep)][keep]
-            else:
-                series = np.concatenate(([now_a], prof[: len(keep)][keep]))
-            loads[c] = series * (1.0 + margin)
-        return loads, grid
+        """Per-circuit profiles on [now, forecast grid...], inflated by ``margin`` (see
+        :meth:`LoadProfiles.loads`)."""
+        return LoadProfiles(self.times, self.profiles).loads(
+            self.topology.circuits, now_s, circuit_a, until_s=until_s, from_s=from_s, margin=margin
+        )
 
     def total_profile(self, circuit_a: Mapping[str, float]) -> FloatArray:
         """The plant's total load (every circuit's profile) on [now, forecast grid...]."""

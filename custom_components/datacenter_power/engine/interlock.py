@@ -101,7 +101,8 @@ class InterlockState:
     ride_through_ms: float = DEFAULT_RIDE_THROUGH_MS
     unknown: frozenset[str] = frozenset()
     """Circuits whose SBM did not answer: they may be drawing from any of their paths, so the
-    interlocks treat them as drawing their demand through every one of them (the safe side)."""
+    interlocks treat them as drawing their demand through every one of them (the safe side).
+    Also MPDUs that did not answer: switching one off is judged as if it were live."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -311,9 +312,21 @@ def check_mpdu_output(state: InterlockState, mpdu_id: str, on: bool) -> Verdict:
     if mpdu_id not in topo.mpdus:
         return _unknown(mpdu_id, mpdu_id)
     if not on:
-        if mpdu_id not in state.energized_mpdus:
-            return ALLOWED
-        critical = _critical_through(state, mpdu_id)
+        live = mpdu_id in state.energized_mpdus or mpdu_id in state.unknown
+        # Critical circuits whose SBM selected it while it is dead (e.g. its source is out):
+        # they draw from it again when power returns, unless its output is switched off.
+        waiting = [
+            c
+            for c, path in state.selected_path.items()
+            if not live
+            and path == mpdu_id
+            and state.assignment.get(c) is None
+            and c in topo.circuits
+            and topo.circuits[c].critical
+        ]
+        if not live and not waiting:
+            return ALLOWED  # known to be dead or off, nothing waits on it: nothing changes
+        critical = list(dict.fromkeys([*_critical_through(state, mpdu_id), *waiting]))
         if critical:
             return Verdict(
                 allowed=False,

@@ -237,4 +237,5 @@ class DecisionPolicy:
             infeasible=tuple(infeasible),
             forecasts=dict(fcs.element_fc) if refreshed else {},
             notes=tuple(notes),
+            load_profiles=fcs.load_profiles() if len(fcs.times) else None,
         )

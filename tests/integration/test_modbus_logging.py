@@ -1,0 +1,94 @@
+"""An outage is logged once, in the integration's words: no traceback, and none of pymodbus's
+per-request ERROR lines ("No response received after 3 retries"), which stay available at DEBUG
+for whoever enables debug logging for pymodbus. Real Home Assistant, real simulator behind the
+fault-injecting gateway."""
+
+from __future__ import annotations
+
+import logging
+
+import pytest
+from homeassistant.core import HomeAssistant
+from pytest_homeassistant_custom_component.common import MockConfigEntry
+
+from custom_components.datacenter_power.const import CONF_HOST, CONF_PORT, DOMAIN
+
+from .modbus_proxy import ModbusProxy
+
+
+@pytest.fixture(autouse=True)
+def library_log_at_default() -> None:
+    """Undo the suite's silencing of pymodbus: this module tests what it logs by default."""
+    for name in ("pymodbus", "pymodbus.logging"):
+        logging.getLogger(name).setLevel(logging.NOTSET)
+
+
+async def _entry(hass: HomeAssistant, base: MockConfigEntry, port: int) -> MockConfigEntry:
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=base.unique_id,
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: port},
+        options=dict(base.options),
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return entry
+
+
+def _library(caplog: pytest.LogCaptureFixture, level: int) -> list[logging.LogRecord]:
+    return [r for r in caplog.records if r.name.startswith("pymodbus") and r.levelno >= level]
+
+
+async def test_a_silent_device_and_a_lost_gateway_are_logged_once(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    proxy: ModbusProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.INFO)
+    entry = await _entry(hass, mock_config_entry, proxy.port)
+    telemetry = entry.runtime_data.telemetry
+    caplog.clear()
+
+    proxy.faults[telemetry.identities["mpdu2"].unit_id] = "silent"
+    for _ in range(3):
+        await telemetry.async_refresh()
+    assert not telemetry.data.available("mpdu2")
+    proxy.faults.clear()
+    await telemetry.async_refresh()
+    assert telemetry.data.available("mpdu2")
+
+    proxy.faults.update(dict.fromkeys(range(1, 248), "silent"))
+    for _ in range(3):
+        await telemetry.async_refresh()
+    assert not telemetry.last_update_success
+
+    assert not _library(caplog, logging.DEBUG), [r.getMessage() for r in _library(caplog, 0)]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged"
+    ours = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name.startswith("custom_components") and r.levelno >= logging.WARNING
+    ]
+    assert sum("mpdu2 is unavailable" in m for m in ours) == 1, ours
+    # The whole gateway silent: one line for the outage, however many refreshes fail.
+    assert sum("None of the plant's" in m for m in ours) == 1, ours
+
+
+async def test_pymodbus_lines_remain_at_debug_when_asked_for(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    proxy: ModbusProxy,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level(logging.DEBUG)  # the capture keeps DEBUG records; pymodbus at DEBUG
+    logging.getLogger("pymodbus").setLevel(logging.DEBUG)
+    entry = await _entry(hass, mock_config_entry, proxy.port)
+    caplog.clear()
+    proxy.faults[entry.runtime_data.telemetry.identities["mpdu2"].unit_id] = "silent"
+    await entry.runtime_data.telemetry.async_refresh()
+    # pymodbus folds a repeated line into "Repeating....": whichever it logs is at DEBUG.
+    lines = _library(caplog, 0)
+    assert lines
+    assert all(r.levelno == logging.DEBUG for r in lines), [r.levelname for r in lines]
