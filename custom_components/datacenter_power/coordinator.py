@@ -248,6 +248,9 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._priority_reads: dict[str, tuple[float, Reading]] = {}
         """Plant id -> (monotonic time, reading) of devices read out of turn (after a
         command), newer than what a poll that started before them saw."""
+        self._device_listeners: dict[str, list[CALLBACK_TYPE]] = {}
+        self._dispatched: tuple[Mapping[str, Reading], bool] = ({}, False)
+        """The readings and success the device listeners were last told about."""
 
     # -- public API --------------------------------------------------------------------------
 
@@ -449,6 +452,43 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                     LOGGER.debug("Rescan of %s:%s failed: %s", gateway.host, gateway.port, err)
         if new:
             await self.async_refresh()
+
+    @callback
+    def async_add_device_listener(self, plant_id: str, update: CALLBACK_TYPE) -> CALLBACK_TYPE:
+        """Call ``update`` after a refresh only when the device's reading (or its availability,
+        or the coordinator's success) changed; returns the function that removes it.
+
+        The entities of a device listen here instead of to every refresh: at 1,000 circuits
+        ~9,000 entity callbacks per poll, most of them for devices whose reading did not change,
+        were a large part of the event loop's work. One comparison per device replaces them.
+        """
+        listeners = self._device_listeners.setdefault(plant_id, [])
+        listeners.append(update)
+
+        @callback
+        def remove() -> None:
+            listeners.remove(update)
+
+        return remove
+
+    @callback
+    @override
+    def async_update_listeners(self) -> None:
+        """Tell the coordinator's listeners, then the listeners of each device that changed."""
+        super().async_update_listeners()
+        old, old_ok = self._dispatched
+        readings = self.data.readings if self.data is not None else {}
+        ok = self.last_update_success
+        self._dispatched = (readings, ok)
+        for pid, listeners in self._device_listeners.items():
+            new = readings.get(pid)
+            if ok == old_ok and (new is (was := old.get(pid)) or new == was):
+                continue
+            for update in list(listeners):
+                try:
+                    update()
+                except Exception:
+                    LOGGER.exception("Unexpected error updating the entities of %s", pid)
 
     # -- lifecycle -----------------------------------------------------------------------------
 
