@@ -69,5 +69,7 @@ SCAN_CONCURRENCY: Final = 8
 """Connections used by a discovery scan: 247 silent ids take at most ~16 s."""
 POLL_CONCURRENCY: Final = 4
 """Connections per gateway used by a poll, so that one silent device holds up only one."""
+DISPATCH_SLICE: Final = 50
+"""Devices whose entities are updated before the event loop runs again (``coordinator.py``)."""
 RESCAN_INTERVAL: Final = timedelta(minutes=10)
 """How often the gateways are scanned again for devices added to (or gone from) the plant."""
