@@ -15,6 +15,7 @@ import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -202,21 +203,32 @@ def _wait_live(dev: Any, api: Any, want: int, timeout: float) -> None:
     raise RuntimeError(f"the plant did not go live in {timeout:.0f} s ({status})")
 
 
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
 def run(
     scenario: Path,
     minutes: float,
-    http_port: int = 8401,
+    http_port: int | None = None,
     *,
     sample: bool = False,
     keep: Path | None = None,
+    settle_s: float = 30.0,
+    warm_s: float = 60.0,
 ) -> dict[str, Any]:
     """Run Home Assistant with the plant for ``minutes`` after every device is live.
 
-    ``sample``: the probe also samples the event loop's stack all the time (a profile, under
+    ``http_port``: Home Assistant's (a free one when None). ``settle_s``: wait after start
+    before the memory baseline; ``warm_s``: wait after every device is live before measuring
+    (the first forecast refresh, registry writes). ``sample``: the probe also samples the event loop's stack all the time (a profile, under
     ``loop_profile``; it costs some CPU, so not for the figures). ``keep``: use this
     configuration directory and leave it (logs, database, probe.json) for inspection.
     """
     dev = _dev_stack()
+    http_port = _free_port() if http_port is None else http_port
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("REQUESTS_CA_BUNDLE", None)
     if sample:
@@ -252,7 +264,7 @@ def run(
             api = dev.Api(f"http://127.0.0.1:{http_port}")
             api.wait_up(hass, timeout=300)
             api.onboard()
-            time.sleep(30)  # settle: everything Home Assistant loads at start is loaded
+            time.sleep(settle_s)  # everything Home Assistant loads at start is loaded
             rss_baseline = _rss_mb(hass.pid)
             setup_started = time.monotonic()
             api.setup_integration(ports[0])
@@ -260,7 +272,7 @@ def run(
             want = dev.expected_devices(scenario)
             _wait_live(dev, api, want, timeout=900)
             live_s = time.monotonic() - setup_started
-            time.sleep(60)  # the first forecast refresh and registry writes
+            time.sleep(warm_s)  # the first forecast refresh and registry writes
             probe = config / "probe.json"
             cpu0, wall0, db0 = _cpu_s(hass.pid), time.monotonic(), _db_mb(config)
             writes0 = json.loads(probe.read_text())["state_changed"]
@@ -316,7 +328,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m benchmarks.ha_run", description=__doc__)
     parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "hall-1000.yaml")
     parser.add_argument("--minutes", type=float, default=10.0)
-    parser.add_argument("--port", type=int, default=8401, help="Home Assistant's HTTP port")
+    parser.add_argument("--port", type=int, help="Home Assistant's HTTP port (default: a free one)")
     parser.add_argument("--sample", action="store_true", help="sample the loop's stack (profile)")
     parser.add_argument("--keep", type=Path, help="configuration directory to use and keep")
     args = parser.parse_args()

@@ -27,13 +27,14 @@ from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import BaseCoordinatorEntity, CoordinatorEntity
 
+from . import const
 from .coordinator import (
     CommandCheck,
     CommandSend,
     DataCenterPowerConfigEntry,
     TelemetryCoordinator,
 )
-from .device.models import DeviceIdentity, Reading
+from .device.models import DeviceIdentity, DeviceType, Reading
 
 __all__ = ["DataCenterPowerEntity", "async_setup_plant_entities"]
 
@@ -89,6 +90,16 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         self.plant_id = plant_id
         self._attr_unique_id = f"{coordinator.config_entry.unique_id}:{plant_id}:{description.key}"
         self._attr_device_info = DeviceInfo(identifiers={coordinator.identifier(plant_id)})
+        snapshot = coordinator.data
+        identity = snapshot.identities.get(plant_id) if snapshot is not None else None
+        if (
+            description.key in const.HALL_OPTIONAL
+            and identity is not None
+            and identity.device_type is DeviceType.SBM
+            and len(snapshot.topology.circuits) > const.HALL_CIRCUITS
+        ):
+            # A hall: redundant circuit entities start disabled (const.HALL_OPTIONAL).
+            self._attr_entity_registry_enabled_default = False
         self._written: tuple[Any, ...] | None = None
         self._seen: tuple[Reading | None, bool] | None = None
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from homeassistant.const import Platform
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power import const
@@ -57,3 +58,23 @@ async def test_entities_are_updated_in_slices_with_the_loop_running_between(
     assert {c for c in PLANT_IDS if c.startswith("c")} <= set(calls)
     for entity_id in CURRENTS:
         assert state(hass, entity_id).last_reported > before[entity_id]
+
+
+async def test_a_hall_starts_its_redundant_circuit_entities_disabled(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Above HALL_CIRCUITS circuits, a circuit's power and off-normal-path entities start
+    disabled (registered, can be enabled); its current and the MPDUs' power do not."""
+    monkeypatch.setattr(const, "HALL_CIRCUITS", 3)  # the test plant has 4 circuits
+    await setup_platform(hass, mock_config_entry, Platform.SENSOR)
+    registry = er.async_get(hass)
+    power = registry.async_get("sensor.circuit_c01_power")
+    assert power is not None
+    assert power.disabled_by is er.RegistryEntryDisabler.INTEGRATION
+    assert hass.states.get("sensor.circuit_c01_power") is None
+    assert state(hass, "sensor.circuit_c01_current").state != "unavailable"
+    mpdu = registry.async_get("sensor.mpdu_mpdu1_power")
+    assert mpdu is not None
+    assert mpdu.disabled_by is None
