@@ -69,11 +69,11 @@ def test_benchmark_small_runs_and_reports_every_key() -> None:
     assert report["plan_optimality_gap"] >= 0
     assert report["forecast_refresh_s"] > 0
     assert report["evaluate_1000_s"] > 0
-    # Home Assistant ran the small plant (demo.yaml: 14 devices) and the probe measured it.
+    # Home Assistant ran the small plant (demo.yaml) and the probe measured it.
     ha = report["ha_1000"]
     assert ha["scenario"] == "demo.yaml"
-    assert ha["devices"] == 14
-    assert ha["entities"] > 14
+    assert ha["devices"] >= 10
+    assert ha["entities"] > ha["devices"]
     assert ha["rss_mb"] > ha["rss_baseline_mb"] > 0
     assert ha["cpu_pct"] > 0
     assert ha["loop_lag_max_ms"] >= ha["loop_lag_p99_ms"] >= 0
