@@ -96,12 +96,19 @@ async def async_setup(hass, config):
             if now - last_beat > STALL_S + 0.1:
                 if stall is None:
                     stall = {"t": round(time.time() - (now - last_beat), 1), "beat": last_beat,
-                             "stacks": collections.Counter()}
+                             "stacks": collections.Counter(), "threads": collections.Counter()}
                 if frame is not None:
                     stall["stacks"][" <- ".join(_stack(frame, 30))] += 1
+                # What the other threads run meanwhile (an executor job holding the GIL?).
+                for ident, other in sys._current_frames().items():
+                    if ident not in (loop_thread, threading.get_ident()):
+                        top = _stack(other, 12)
+                        if top and "threading.py" not in top[0] and "selectors.py" not in top[0]:
+                            stall["threads"][" <- ".join(top[:6])] += 1
             elif stall is not None and last_beat != stall["beat"]:
                 stall["lag_ms"] = round((last_beat - stall.pop("beat") - 0.1) * 1000)
                 stall["stacks"] = stall["stacks"].most_common(6)
+                stall["threads"] = stall["threads"].most_common(4)
                 stats["stalls"].append(stall)
                 stall = None
             if now - last_dump > 5:
@@ -310,7 +317,12 @@ def run(
                 "history_store_mb": round(history_mb, 2),
                 "load_average_1min": [round(load_start, 2), round(load_end, 2)],
                 "stalls": [
-                    {"t": s["t"] - t_start, "lag_ms": s["lag_ms"], "stack": s["stacks"][:2]}
+                    {
+                        "t": round(s["t"] - t_start, 1),
+                        "lag_ms": s["lag_ms"],
+                        "stack": s["stacks"][:2],
+                        "other_threads": s.get("threads", [])[:2],
+                    }
                     for s in sorted(stalls, key=lambda s: -s["lag_ms"])[:5]
                 ],
                 "stall_count": len(stalls),
