@@ -297,7 +297,7 @@ def run(
             entities = int(api.template("{{ integration_entities('datacenter_power') | count }}"))
             hass.send_signal(signal.SIGTERM)
             hass.wait(timeout=120)
-            stored = sorted(config.glob(".storage/datacenter_power.*.history"))
+            stored = sorted(config.glob(".storage/datacenter_power.*.history*"))
             history_mb = sum(p.stat().st_size for p in stored) / 1e6
             stalls = [s for s in stats["stalls"] if s["t"] >= t_start]
             return {
