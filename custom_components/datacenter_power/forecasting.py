@@ -58,6 +58,7 @@ from .engine.observation import PlantObservation
 from .engine.policy import Action, DecisionPolicy, Decisions, PolicyConfig
 from .engine.readings import observation_from_readings
 from .engine.topology import Topology
+from .history import pack_observation  # noqa: F401  (re-exported: the hand-over form of a row)
 from .history_columns import HistoryLog
 from .history_store import HISTORY_VERSION, HistoryStore
 
