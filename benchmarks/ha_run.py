@@ -43,7 +43,7 @@ more than STALL_S (a poor man's py-spy): every such stall is listed with the sta
 it. With DCP_PROBE_SAMPLE=1 it also samples the loop thread every 10 ms all the time and counts
 functions (inclusive) and lines (innermost): where the loop spends its time.
 """
-import asyncio, collections, json, os, sys, threading, time
+import asyncio, collections, gc, json, os, sys, threading, time
 from pathlib import Path
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import callback
@@ -120,12 +120,26 @@ async def async_setup(hass, config):
                         "lines": lines.most_common(60),
                     }
                 snapshot = dict(stats, lag_ms=list(stats["lag_ms"]), t=list(stats["t"]),
-                                stalls=list(stats["stalls"]))
+                                stalls=list(stats["stalls"]), gc=list(stats.get("gc", [])))
                 tmp = out.with_suffix(".tmp")
                 tmp.write_text(json.dumps(snapshot))
                 tmp.replace(out)
 
     threading.Thread(target=watchdog, name="dcp_probe watchdog", daemon=True).start()
+
+    gc_started = [0.0]
+    stats["gc"] = []
+
+    def on_gc(phase, info):
+        # Collections of the cyclic garbage collector hold the GIL: every one over 50 ms.
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+            return
+        took = time.perf_counter() - gc_started[0]
+        if took > 0.05:
+            stats["gc"].append([round(time.time(), 1), info.get("generation"), round(took * 1000)])
+
+    gc.callbacks.append(on_gc)
 
     async def tick():
         loop = asyncio.get_running_loop()
@@ -326,6 +340,11 @@ def run(
                     for s in sorted(stalls, key=lambda s: -s["lag_ms"])[:5]
                 ],
                 "stall_count": len(stalls),
+                "gc_pauses_ms": [
+                    [round(t - t_start, 1), generation, ms]
+                    for t, generation, ms in stats.get("gc", [])
+                    if t >= t_start
+                ],
                 **({"loop_profile": stats["profile"]} if sample else {}),
             }
         finally:
