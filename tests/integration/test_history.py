@@ -231,6 +231,8 @@ async def test_a_save_rewrites_only_the_days_that_changed(
     assert f"{store.key}.{second}" not in hass_storage
     assert hass_storage[store.key]["data"] == {"days": [second + 3]}
     assert store.last_save_s is not None
+    await HistoryStore(hass, "entry").async_remove()  # the plant was removed
+    assert not [key for key in hass_storage if key.startswith(store.key)]
 
 
 @pytest.mark.usefixtures("no_platforms")
