@@ -425,7 +425,7 @@ def encode_day(chunks: list[tuple[_Chunk, list[_Row]]]) -> dict[str, Any]:
     for chunk, rows in chunks:
         if not rows:
             continue
-        n, m = len(chunk.circuits), len(chunk.elements)
+        n, m, k = len(chunk.circuits), len(chunk.elements), len(rows)
         out.append(
             {
                 "circuits": list(chunk.circuits),
@@ -435,14 +435,14 @@ def encode_day(chunks: list[tuple[_Chunk, list[_Row]]]) -> dict[str, Any]:
                 "rows": len(rows),
                 "t_s": _encode(np.array([r.t_s for r in rows], np.float64)),
                 "ambient_c": _encode(np.array([r.ambient_c for r in rows], np.float64)),
-                "current_ma": _encode(np.stack([r.current_ma for r in rows]).reshape(-1, n)),
-                "flags": _encode(np.stack([r.flags for r in rows]).reshape(-1, n)),
-                "path": _encode(np.stack([r.path for r in rows]).reshape(-1, n)),
+                "current_ma": _encode(np.stack([r.current_ma for r in rows]).reshape(k, n)),
+                "flags": _encode(np.stack([r.flags for r in rows]).reshape(k, n)),
+                "path": _encode(np.stack([r.path for r in rows]).reshape(k, n)),
                 "el_float": _encode(
-                    np.stack([r.el_float for r in rows]).reshape(-1, m, len(_EL_FLOATS))
+                    np.stack([r.el_float for r in rows]).reshape(k, m, len(_EL_FLOATS))
                 ),
-                "el_int": _encode(np.stack([r.el_int for r in rows]).reshape(-1, m, len(_EL_INTS))),
-                "el_flags": _encode(np.stack([r.el_flags for r in rows]).reshape(-1, m)),
+                "el_int": _encode(np.stack([r.el_int for r in rows]).reshape(k, m, len(_EL_INTS))),
+                "el_flags": _encode(np.stack([r.el_flags for r in rows]).reshape(k, m)),
             }
         )
     return {"chunks": out}

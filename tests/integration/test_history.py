@@ -281,3 +281,19 @@ async def test_older_history_loads_and_a_damaged_row_is_dropped(
     assert [row["t_s"] for row in saved[:12]] == [round(o.t_s, 1) for o in observations]
     assert len(saved) == 13
     assert saved[0]["circuits"]["c01"]["active_path"] == "mpdu1"
+
+
+def test_rows_without_elements_or_circuits_are_kept_and_stored(plant: Plant) -> None:
+    """A poll in which no element (or no circuit) answered at all still makes a row that is
+    stored and read back (found by the soak: an empty column could not be encoded)."""
+    observations = _observations(plant, 3, 1.8e9)
+    observations[1] = replace(observations[1], elements={})
+    observations[2] = replace(observations[2], circuits={}, elements={})
+    rows = [pack_observation(o) for o in observations]
+    log, damaged = HistoryLog.from_rows(rows, 300.0, 86400.0)
+    assert damaged == 0
+    again = HistoryLog(300.0, 86400.0)
+    snapshot = log.snapshot_days(log.days)
+    for day in log.days:
+        again.add_chunks(decode_day(day, encode_day(snapshot[day])))
+    assert _log_rows(again) == rows
