@@ -2,7 +2,8 @@
 
 The scaling figures (issue 11) are top-level keys: ``cpus``, ``poll``, ``baseline_ha_modbus``,
 ``integration_50``, ``ha_1000``, ``command_latency_ms``, ``forecast_refresh_s``, ``plan_ms``,
-``plan_optimality_gap``, ``evaluate_1000_s``. ``--small`` runs everything on small plants (what
+``plan_optimality_gap``, ``evaluate_1000_s``, and ``history_store`` (the engine's persisted history
+at 14 days). ``--small`` runs everything on small plants (Home Assistant on the demo plant; what
 the test does, so that the benchmark cannot rot); CI does not time it. The engine figures
 (``engine_1000``, ``evaluate_1000``) carry their CPU time and the 1-minute load average when
 they were measured; ``--engine-only`` measures only those.
@@ -17,7 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import engine, scale, telemetry
+from . import engine, history, scale, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -66,10 +67,21 @@ def _scaling(args: argparse.Namespace) -> dict[str, Any]:
     evaluated = scale.evaluate(30 if small else 1000, history="1d" if small else "2d")
     report["evaluate_1000"] = evaluated
     report["evaluate_1000_s"] = evaluated["wall_s"]
+    if not args.engine_only:
+        report["history_store"] = (
+            history.run(50, sampled_hours=0.5, days=2) if small else history.run(1000)
+        )
     if args.ha_minutes > 0 and not args.engine_only:
         from . import ha_run
 
-        report["ha_1000"] = ha_run.run(ROOT / "scenarios" / "hall-1000.yaml", args.ha_minutes)
+        scenario = ROOT / "scenarios" / ("demo.yaml" if small else "hall-1000.yaml")
+        report["ha_1000"] = ha_run.run(
+            scenario,
+            args.ha_minutes,
+            settle_s=5.0 if small else 30.0,
+            warm_s=10.0 if small else 60.0,
+        )
+        report["ha_1000"]["scenario"] = scenario.name
     else:
         report["ha_1000"] = None
     report["load_average_at_end"] = scale.load_average()

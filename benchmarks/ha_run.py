@@ -10,10 +10,12 @@ the same process before the plant is added.
 
 from __future__ import annotations
 
+import argparse
 import importlib.util
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -33,34 +35,120 @@ _PROBE_MANIFEST = {
     "requirements": [],
 }
 _PROBE = '''
-"""Event-loop lag (a 100 ms ticker) and state writes, dumped to probe.json every 5 s."""
-import asyncio, json, time
+"""Event-loop lag (a 100 ms ticker), state writes and what blocked the loop, dumped to
+probe.json every 5 s.
+
+A watchdog thread samples the event loop thread's Python stack whenever the ticker is late by
+more than STALL_S (a poor man's py-spy): every such stall is listed with the stacks seen during
+it. With DCP_PROBE_SAMPLE=1 it also samples the loop thread every 10 ms all the time and counts
+functions (inclusive) and lines (innermost): where the loop spends its time.
+"""
+import asyncio, collections, gc, json, os, sys, threading, time
 from pathlib import Path
 from homeassistant.const import EVENT_STATE_CHANGED
+from homeassistant.core import callback
 
 DOMAIN = "dcp_probe"
+STALL_S = 0.25
+
+
+def _stack(frame, depth):
+    out = []
+    while frame is not None and len(out) < depth:
+        code = frame.f_code
+        parts = code.co_filename.rsplit("/", 2)
+        out.append(f"{'/'.join(parts[-2:])}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    return out
 
 
 async def async_setup(hass, config):
-    stats = {"lag_ms": [], "state_changed": 0, "t": []}
+    stats = {"lag_ms": [], "state_changed": 0, "t": [], "stalls": [], "profile": None}
     out = Path(hass.config.path("probe.json"))
+    loop_thread = threading.get_ident()
+    beat = [time.monotonic()]
+    sample_all = os.environ.get("DCP_PROBE_SAMPLE") == "1"
 
+    @callback  # on the loop: a plain function would be run in the executor for every write
     def count(_event):
         stats["state_changed"] += 1
 
     hass.bus.async_listen(EVENT_STATE_CHANGED, count)
 
+    def watchdog():
+        functions = collections.Counter()
+        lines = collections.Counter()
+        samples = 0
+        stall = None
+        last_dump = time.monotonic()
+        while True:
+            time.sleep(0.01)
+            now = time.monotonic()
+            last_beat = beat[0]
+            frame = sys._current_frames().get(loop_thread)
+            if frame is not None and sample_all:
+                stack = _stack(frame, 80)
+                samples += 1
+                for name in {s.split(" ", 1)[1] + " " + s.split(":", 1)[0] for s in stack}:
+                    functions[name] += 1
+                if stack:
+                    lines[stack[0]] += 1
+            if now - last_beat > STALL_S + 0.1:
+                if stall is None:
+                    stall = {"t": round(time.time() - (now - last_beat), 1), "beat": last_beat,
+                             "stacks": collections.Counter(), "threads": collections.Counter()}
+                if frame is not None:
+                    stall["stacks"][" <- ".join(_stack(frame, 30))] += 1
+                # What the other threads run meanwhile (an executor job holding the GIL?).
+                for ident, other in sys._current_frames().items():
+                    if ident not in (loop_thread, threading.get_ident()):
+                        top = _stack(other, 12)
+                        if top and "threading.py" not in top[0] and "selectors.py" not in top[0]:
+                            stall["threads"][" <- ".join(top[:6])] += 1
+            elif stall is not None and last_beat != stall["beat"]:
+                stall["lag_ms"] = round((last_beat - stall.pop("beat") - 0.1) * 1000)
+                stall["stacks"] = stall["stacks"].most_common(6)
+                stall["threads"] = stall["threads"].most_common(4)
+                stats["stalls"].append(stall)
+                stall = None
+            if now - last_dump > 5:
+                last_dump = now
+                if sample_all:
+                    stats["profile"] = {
+                        "samples": samples,
+                        "functions": functions.most_common(100),
+                        "lines": lines.most_common(60),
+                    }
+                snapshot = dict(stats, lag_ms=list(stats["lag_ms"]), t=list(stats["t"]),
+                                stalls=list(stats["stalls"]), gc=list(stats.get("gc", [])))
+                tmp = out.with_suffix(".tmp")
+                tmp.write_text(json.dumps(snapshot))
+                tmp.replace(out)
+
+    threading.Thread(target=watchdog, name="dcp_probe watchdog", daemon=True).start()
+
+    gc_started = [0.0]
+    stats["gc"] = []
+
+    def on_gc(phase, info):
+        # Collections of the cyclic garbage collector hold the GIL: every one over 50 ms.
+        if phase == "start":
+            gc_started[0] = time.perf_counter()
+            return
+        took = time.perf_counter() - gc_started[0]
+        if took > 0.05:
+            stats["gc"].append([round(time.time(), 1), info.get("generation"), round(took * 1000)])
+
+    gc.callbacks.append(on_gc)
+
     async def tick():
         loop = asyncio.get_running_loop()
-        last_dump = loop.time()
         while True:
             before = loop.time()
             await asyncio.sleep(0.1)
+            beat[0] = time.monotonic()
             stats["lag_ms"].append(round((loop.time() - before - 0.1) * 1000, 2))
             stats["t"].append(round(time.time(), 1))
-            if loop.time() - last_dump > 5:
-                last_dump = loop.time()
-                out.write_text(json.dumps(stats))
 
     hass.async_create_background_task(tick(), "dcp_probe ticker")
 
@@ -122,13 +210,53 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
-def run(scenario: Path, minutes: float, http_port: int = 8401) -> dict[str, Any]:
-    """Run Home Assistant with the plant for ``minutes`` after every device is live."""
+def _wait_live(dev: Any, api: Any, want: int, timeout: float) -> None:
+    """Wait until every device has entities and none is unavailable (asked every 10 s: the
+    template walks ~9,000 states on Home Assistant's event loop)."""
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        n_dev, n_ent, n_bad = dev.plant_status(api)
+        status = f"devices: {n_dev} entities: {n_ent} unavailable: {n_bad}"
+        if n_dev >= want and n_ent > 0 and n_bad == 0:
+            return
+        time.sleep(10)
+    raise RuntimeError(f"the plant did not go live in {timeout:.0f} s ({status})")
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def run(
+    scenario: Path,
+    minutes: float,
+    http_port: int | None = None,
+    *,
+    sample: bool = False,
+    keep: Path | None = None,
+    settle_s: float = 30.0,
+    warm_s: float = 60.0,
+) -> dict[str, Any]:
+    """Run Home Assistant with the plant for ``minutes`` after every device is live.
+
+    ``http_port``: Home Assistant's (a free one when None). ``settle_s``: wait after start
+    before the memory baseline; ``warm_s``: wait after every device is live before measuring
+    (the first forecast refresh, registry writes). ``sample``: the probe also samples the event loop's stack all the time (a profile, under
+    ``loop_profile``; it costs some CPU, so not for the figures). ``keep``: use this
+    configuration directory and leave it (logs, database, probe.json) for inspection.
+    """
     dev = _dev_stack()
+    http_port = _free_port() if http_port is None else http_port
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     env.pop("REQUESTS_CA_BUNDLE", None)
+    if sample:
+        env["DCP_PROBE_SAMPLE"] = "1"
     with tempfile.TemporaryDirectory() as tmp:
-        config = Path(tmp)
+        config = Path(tmp) if keep is None else keep
+        config.mkdir(parents=True, exist_ok=True)
         _write_config(config, http_port)
         sim = subprocess.Popen(
             [sys.executable, "-m", "dcp_sim", str(scenario), "--port", "0"],
@@ -157,20 +285,22 @@ def run(scenario: Path, minutes: float, http_port: int = 8401) -> dict[str, Any]
             api = dev.Api(f"http://127.0.0.1:{http_port}")
             api.wait_up(hass, timeout=300)
             api.onboard()
-            time.sleep(30)  # settle: everything Home Assistant loads at start is loaded
+            time.sleep(settle_s)  # everything Home Assistant loads at start is loaded
             rss_baseline = _rss_mb(hass.pid)
             setup_started = time.monotonic()
             api.setup_integration(ports[0])
             dev.add_gateway_subentries(api, "127.0.0.1", ports[1:])
             want = dev.expected_devices(scenario)
-            dev.smoke_wait(api, want, timeout=600)
+            _wait_live(dev, api, want, timeout=900)
             live_s = time.monotonic() - setup_started
-            time.sleep(60)  # the first forecast refresh and registry writes
+            time.sleep(warm_s)  # the first forecast refresh and registry writes
             probe = config / "probe.json"
             cpu0, wall0, db0 = _cpu_s(hass.pid), time.monotonic(), _db_mb(config)
             writes0 = json.loads(probe.read_text())["state_changed"]
             t_start = time.time()
+            load_start = os.getloadavg()[0]
             time.sleep(minutes * 60)
+            load_end = os.getloadavg()[0]
             cpu1, wall1, db1 = _cpu_s(hass.pid), time.monotonic(), _db_mb(config)
             stats = json.loads(probe.read_text())
             lags = [
@@ -181,8 +311,9 @@ def run(scenario: Path, minutes: float, http_port: int = 8401) -> dict[str, Any]
             entities = int(api.template("{{ integration_entities('datacenter_power') | count }}"))
             hass.send_signal(signal.SIGTERM)
             hass.wait(timeout=120)
-            stored = sorted(config.glob(".storage/datacenter_power.*.history"))
+            stored = sorted(config.glob(".storage/datacenter_power.*.history*"))
             history_mb = sum(p.stat().st_size for p in stored) / 1e6
+            stalls = [s for s in stats["stalls"] if s["t"] >= t_start]
             return {
                 "minutes": round(window / 60, 1),
                 "devices": want,
@@ -198,9 +329,43 @@ def run(scenario: Path, minutes: float, http_port: int = 8401) -> dict[str, Any]
                 "rss_baseline_mb": round(rss_baseline, 1),
                 "rss_added_mb": round(rss - rss_baseline, 1),
                 "history_store_mb": round(history_mb, 2),
+                "load_average_1min": [round(load_start, 2), round(load_end, 2)],
+                "stalls": [
+                    {
+                        "t": round(s["t"] - t_start, 1),
+                        "lag_ms": s["lag_ms"],
+                        "stack": s["stacks"][:2],
+                        "other_threads": s.get("threads", [])[:2],
+                    }
+                    for s in sorted(stalls, key=lambda s: -s["lag_ms"])[:5]
+                ],
+                "stall_count": len(stalls),
+                "gc_pauses_ms": [
+                    [round(t - t_start, 1), generation, ms]
+                    for t, generation, ms in stats.get("gc", [])
+                    if t >= t_start
+                ],
+                **({"loop_profile": stats["profile"]} if sample else {}),
             }
         finally:
             if hass is not None and hass.poll() is None:
                 hass.kill()
             sim.terminate()
             sim.wait()
+
+
+def main() -> None:
+    """``python -m benchmarks.ha_run``: only the Home Assistant run (profiling aid)."""
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.ha_run", description=__doc__)
+    parser.add_argument("--scenario", type=Path, default=ROOT / "scenarios" / "hall-1000.yaml")
+    parser.add_argument("--minutes", type=float, default=10.0)
+    parser.add_argument("--port", type=int, help="Home Assistant's HTTP port (default: a free one)")
+    parser.add_argument("--sample", action="store_true", help="sample the loop's stack (profile)")
+    parser.add_argument("--keep", type=Path, help="configuration directory to use and keep")
+    args = parser.parse_args()
+    result = run(args.scenario, args.minutes, args.port, sample=args.sample, keep=args.keep)
+    print(json.dumps(result, indent=2))
+
+
+if __name__ == "__main__":
+    main()

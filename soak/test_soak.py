@@ -613,10 +613,8 @@ class Soak:
                 )
         finished = [r for r in manager.records.values() if r.state in FINAL_STATES]
         REPORT.check(len(finished) <= KEEP_FINISHED, f"{len(finished)} finished records kept")
-        history = runtime.forecast._history
-        REPORT.check(
-            history.maxlen is not None and len(history) <= history.maxlen, "history unbounded"
-        )
+        history = runtime.forecast.history
+        REPORT.check(len(history) <= history.max_rows, "history unbounded")
 
     def check_finished(self) -> set[str]:
         """Every migration that ended since the last step: verified, or rolled back / aborted

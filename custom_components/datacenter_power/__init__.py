@@ -19,6 +19,7 @@ from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
 from .forecasting import ForecastCoordinator
+from .history_store import HistoryStore
 from .migration import MigrationManager
 from .options import repaired_options
 from .proposals import async_setup_proposal_services, async_setup_proposals
@@ -86,8 +87,9 @@ async def async_unload_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEn
 
 
 async def async_remove_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """A removed plant leaves no repair issue behind."""
+    """A removed plant leaves no repair issue and no stored history behind."""
     async_remove_repairs(hass, entry.entry_id)
+    await HistoryStore(hass, entry.entry_id).async_remove()
 
 
 async def async_remove_config_entry_device(

@@ -69,5 +69,13 @@ SCAN_CONCURRENCY: Final = 8
 """Connections used by a discovery scan: 247 silent ids take at most ~16 s."""
 POLL_CONCURRENCY: Final = 4
 """Connections per gateway used by a poll, so that one silent device holds up only one."""
+HALL_CIRCUITS: Final = 200
+"""Above this many circuits a plant is a hall: the circuit entities in ``HALL_OPTIONAL`` start
+disabled (docs/scaling.md: memory, state writes and the recorder grow with enabled entities)."""
+HALL_OPTIONAL: Final = frozenset({"power", "off_normal_path"})
+"""A circuit's power (its current times its MPDU's voltage) and its off-normal-path flag (the
+path select shows the path): redundant at hall size, each can be enabled per circuit."""
+DISPATCH_SLICE: Final = 50
+"""Devices whose entities are updated before the event loop runs again (``coordinator.py``)."""
 RESCAN_INTERVAL: Final = timedelta(minutes=10)
 """How often the gateways are scanned again for devices added to (or gone from) the plant."""

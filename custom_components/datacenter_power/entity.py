@@ -9,9 +9,11 @@ against the latest snapshot, a re-read of the device and its
 neighbours after every command sent, ahead of any poll in progress); the entity adds only its own
 device and the caller's context. This module keeps no plant state.
 
-A refresh writes an entity's state only when what it shows changed (availability, state at its
-display resolution, attributes): at 1,000 circuits most of ~9,000 entities are unchanged in any
-one poll, and writing them all would be most of Home Assistant's CPU.
+A refresh calls an entity only when its device's reading changed (the coordinator compares each
+device once: ``TelemetryCoordinator.async_add_device_listener``), and the entity writes its state
+only when what it shows changed (availability, state at its display resolution, attributes): at
+1,000 circuits most of ~9,000 entities are unchanged in any one poll, and calling or writing them
+all would be most of Home Assistant's CPU.
 """
 
 from __future__ import annotations
@@ -23,15 +25,16 @@ from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.update_coordinator import CoordinatorEntity
+from homeassistant.helpers.update_coordinator import BaseCoordinatorEntity, CoordinatorEntity
 
+from . import const
 from .coordinator import (
     CommandCheck,
     CommandSend,
     DataCenterPowerConfigEntry,
     TelemetryCoordinator,
 )
-from .device.models import DeviceIdentity, Reading
+from .device.models import DeviceIdentity, DeviceType, Reading
 
 __all__ = ["DataCenterPowerEntity", "async_setup_plant_entities"]
 
@@ -87,8 +90,29 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         self.plant_id = plant_id
         self._attr_unique_id = f"{coordinator.config_entry.unique_id}:{plant_id}:{description.key}"
         self._attr_device_info = DeviceInfo(identifiers={coordinator.identifier(plant_id)})
+        snapshot = coordinator.data
+        identity = snapshot.identities.get(plant_id) if snapshot is not None else None
+        if (
+            description.key in const.HALL_OPTIONAL
+            and identity is not None
+            and identity.device_type is DeviceType.SBM
+            and len(snapshot.topology.circuits) > const.HALL_CIRCUITS
+        ):
+            # A hall: redundant circuit entities start disabled (const.HALL_OPTIONAL).
+            self._attr_entity_registry_enabled_default = False
         self._written: tuple[Any, ...] | None = None
         self._seen: tuple[Reading | None, bool] | None = None
+
+    @override
+    async def async_added_to_hass(self) -> None:
+        """Follow this device's readings only (not every refresh of the plant)."""
+        # Entity's own setup, without CoordinatorEntity's listener on every refresh.
+        await super(BaseCoordinatorEntity, self).async_added_to_hass()
+        self.async_on_remove(
+            self.coordinator.async_add_device_listener(
+                self.plant_id, self._handle_coordinator_update
+            )
+        )
 
     def state_key(self) -> tuple[Any, ...]:
         """What the entity shows, at its resolution: a refresh that leaves it equal writes no

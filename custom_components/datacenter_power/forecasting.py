@@ -15,16 +15,15 @@ failover event) is the migration manager's listener (``MigrationManager.async_fo
 each mode executes is the engine's (``engine/modes.py``).
 
 The history the policy learns from is kept compact and bounded (the last poll of every
-``HISTORY_BUCKET_S``, at most ``HISTORY_MAX_S``) as typed rows (``history.py``) and persisted in a
-``helpers.storage.Store``; after a restart it is replayed into a fresh policy, so a restart loses
-nothing the forecasts need.
+``HISTORY_BUCKET_S``, at most ``HISTORY_MAX_S``) as columns (``history_columns.py``) and persisted
+one file per day (``history_store.py``); after a restart it is replayed into a fresh policy off
+the event loop, so a restart loses nothing the forecasts need.
 """
 
 from __future__ import annotations
 
 import asyncio
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import timedelta
@@ -32,7 +31,6 @@ from typing import Any, Final, override
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
-from homeassistant.helpers.storage import Store
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
 
@@ -60,14 +58,15 @@ from .engine.observation import PlantObservation
 from .engine.policy import Action, DecisionPolicy, Decisions, PolicyConfig
 from .engine.readings import observation_from_readings
 from .engine.topology import Topology
-from .history import HistoryRow, pack_observation, row_from_v1, unpack_observation
+from .history import pack_observation  # noqa: F401  (re-exported: the hand-over form of a row)
+from .history_columns import HistoryLog
+from .history_store import HISTORY_VERSION, HistoryStore
 
 FORECAST_INTERVAL: Final = timedelta(minutes=5)
 HISTORY_BUCKET_S: Final = 300.0
 HISTORY_MAX_S: Final = 14 * 86400.0
-STORAGE_VERSION: Final = 2
-"""2: typed rows (``history.HistoryRow``); 1: positional lists, converted on load."""
-SAVE_DELAY_S: Final = 600.0
+STORAGE_VERSION: Final = HISTORY_VERSION
+"""The history's storage version (``history_store.py`` says what each one holds)."""
 
 type PolicyFeedback = Callable[[DecisionPolicy], None]
 
@@ -85,32 +84,6 @@ def policy_config(entry: DataCenterPowerConfigEntry) -> PolicyConfig:
         max_step_amps=float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
         step_interval_s=float(options.get(CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL)),
     )
-
-
-class _HistoryStore(Store[dict[str, Any]]):
-    """The history store; converts version-1 rows (positional lists) to typed rows, dropping
-    (with a log line) what does not convert."""
-
-    @override
-    async def _async_migrate_func(
-        self, old_major_version: int, old_minor_version: int, old_data: dict[str, Any]
-    ) -> dict[str, Any]:
-        rows: list[HistoryRow] = []
-        dropped = 0
-        # A damaged file (a crash while writing) may hold anything: start without history.
-        old_rows = old_data.get("history") if isinstance(old_data, dict) else None
-        if not isinstance(old_rows, list):
-            LOGGER.warning("The stored load history was damaged; it is discarded")
-            old_rows = []
-        for old in old_rows:
-            try:
-                rows.append(row_from_v1(old))
-            except ValueError, TypeError, KeyError, IndexError:
-                dropped += 1
-        if dropped:
-            LOGGER.warning("Dropped %d damaged history row(s) of storage version 1", dropped)
-        LOGGER.info("Converted %d history row(s) from storage version 1", len(rows))
-        return {"history": rows}
 
 
 class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
@@ -138,8 +111,9 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._dead: frozenset[str] = frozenset()
         self.policy = DecisionPolicy(telemetry.data.topology, policy_config(entry))
         """Touched only by this coordinator: on the loop between executor jobs, or in one."""
-        self._store = _HistoryStore(hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.history")
-        self._history: deque[HistoryRow] = deque(maxlen=int(HISTORY_MAX_S / HISTORY_BUCKET_S))
+        self._store = HistoryStore(hass, entry.entry_id)
+        self.history = HistoryLog(HISTORY_BUCKET_S, HISTORY_MAX_S)
+        """The kept history (loaded at setup); touched on the event loop only."""
         self._pending: list[PlantObservation] = []
         self._deciding = False
         self._rebuilding: asyncio.Task[None] | None = None
@@ -147,41 +121,26 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
     @override
     async def _async_setup(self) -> None:
         """Replay the persisted history into the policy, then follow telemetry."""
-        stored = await self._store.async_load() or {}
-        rows = stored.get("history", []) if isinstance(stored, dict) else None
-        replay: list[PlantObservation] = []
-        damaged = 0
-        for row in rows if isinstance(rows, list) else []:
-            try:
-                replay.append(unpack_observation(row))
-            except ValueError, TypeError, KeyError, IndexError, AttributeError:
-                damaged += 1
-                continue
-            self._history.append(row)
-        if damaged or not isinstance(rows, list):
-            LOGGER.warning("The stored load history was damaged; %s row(s) discarded", damaged)
-        if replay:
-            LOGGER.debug("Replaying %d persisted observations into the policy", len(replay))
+        self.history = await self._store.async_load(HISTORY_BUCKET_S, HISTORY_MAX_S)
+        if len(self.history):
+            LOGGER.debug("Replaying %d persisted observations into the policy", len(self.history))
             # Nothing else touches the policy yet: replay it off the event loop.
-            await self.hass.async_add_executor_job(self._observe_all, replay)
+            await self.hass.async_add_executor_job(self._learn, self.policy, self.history)
         self._unsub = self.telemetry.async_add_listener(self._on_telemetry)
         self._on_telemetry()
 
-    def _observe_all(self, observations: list[PlantObservation]) -> None:
-        for obs in observations:
-            self.policy.observe(obs)
+    @staticmethod
+    def _learn(policy: DecisionPolicy, history: HistoryLog) -> None:
+        """Teach ``policy`` the kept history (in an executor job: at 1,000 circuits unpacking
+        and observing 14 days of rows takes seconds)."""
+        for obs in history.observations():
+            policy.observe(obs)
 
     async def _async_rebuild(self, topology: Topology) -> None:
         """Replace the policy with one for ``topology``, taught the kept history off the loop."""
         policy = DecisionPolicy(topology, policy_config(self.config_entry))
         policy.schedule = self.policy.schedule
-        replay = [unpack_observation(row) for row in self._history]
-
-        def learn() -> None:
-            for obs in replay:
-                policy.observe(obs)
-
-        await self.hass.async_add_executor_job(learn)
+        await self.hass.async_add_executor_job(self._learn, policy, self.history)
         LOGGER.debug("The plant changed; the policy now covers %d circuits", len(topology.circuits))
         self.policy = policy
         self._pending.clear()
@@ -201,12 +160,10 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         obs = observation_from_readings(
             snapshot.updated_at.timestamp(), snapshot.topology, snapshot.readings
         )
-        bucket = obs.t_s // HISTORY_BUCKET_S
-        if not self._history or self._history[-1]["t_s"] // HISTORY_BUCKET_S != bucket:
-            self._history.append(pack_observation(obs))
-            self._store.async_delay_save(self._data_to_save, SAVE_DELAY_S)
-        else:
-            self._history[-1] = pack_observation(obs)
+        if self.history.record(obs) and self._store.async_save_due(self.history):
+            self.config_entry.async_create_background_task(
+                self.hass, self._store.async_save(self.history), f"{DOMAIN} save history"
+            )
         self._pending.append(obs)
         if not self._deciding:
             self._drain()
@@ -239,9 +196,6 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
     def action_finished(self, action: Action, *, ok: bool, note: str = "") -> None:
         """Tell the policy how ``action`` ended (now, or after the running ``decide``)."""
         self._tell_policy(lambda policy: policy.action_finished(action, ok=ok, note=note))
-
-    def _data_to_save(self) -> dict[str, Any]:
-        return {"history": list(self._history)}
 
     async def _async_announced_work(self) -> None:
         """Read announced work from the calendar chosen in the options into the policy (a
@@ -298,7 +252,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
 
     async def async_persist(self) -> None:
         """Write the history now (on unload)."""
-        await self._store.async_save(self._data_to_save())
+        await self._store.async_save(self.history)
 
     @override
     async def async_shutdown(self) -> None:

@@ -1,10 +1,12 @@
-"""The persisted history rows the forecasting coordinator keeps: typed, named, versioned.
+"""The history rows the forecasting coordinator learns from: typed, named, versioned.
 
 One row per ``HISTORY_BUCKET_S`` is what a restart replays into a fresh policy. Rows are
-``TypedDict`` s with named fields (JSON objects in the store), so a reader never depends on the
-position of a value. Fields equal to the observation's default are left out to keep 14 days of a
-large plant small. Storage version 1 held positional lists; :func:`rows_from_v1` converts them
-(a row that does not convert is dropped, and the caller logs how many).
+``TypedDict`` s with named fields, so a reader never depends on the position of a value. They are
+the logical form of the history and the form in which it is handed over (``scripts/develop``,
+tests) and was stored by storage version 2; since version 3 the coordinator keeps and stores the
+same values as columns (``history_columns.py``, ``history_store.py``). Fields equal to the
+observation's default are left out. Storage version 1 held positional lists; :func:`row_from_v1`
+converts them (a row that does not convert is dropped, and the caller logs how many).
 """
 
 from __future__ import annotations

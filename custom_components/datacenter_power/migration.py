@@ -38,6 +38,7 @@ from .const import (
     LOGGER,
 )
 from .coordinator import PlantSnapshot, TelemetryCoordinator
+from .device.models import AtsReading, MpduReading
 from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan
