@@ -182,6 +182,7 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
     device_id = api.template("{{ device_id('" + ids["health"] + "') }}")
     (Path(args.config) / "screenshots").mkdir(parents=True, exist_ok=True)
     # (Before the browser: Playwright's sync API runs its own event loop.)
+    board = dashboard_path(api)
     (issues,) = api.ws({"type": "repairs/list_issues"})
     foreign = [
         f"{i['domain']}.{i['issue_id']}"
@@ -221,7 +222,7 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             page.screenshot(path=str(shots / f"{tag}-integration.png"))
             say(f"{tag}: integration page lists {want_devices} devices")
 
-            page.goto(f"{base}/{dashboard_path(api)}/plant")
+            page.goto(f"{base}/{board}/plant")
             try:
                 page.get_by_text("Load migration").first.wait_for(timeout=60_000)
                 page.get_by_text("Failure risk").first.wait_for(timeout=60_000)
@@ -337,7 +338,7 @@ def during_prediction(args: argparse.Namespace, api: Api) -> str:
             page.goto(f"{base}/{board}/plant")
             wait_texts(
                 page,
-                ["Load migration", re.compile(r"^(Running|Verifying|Completed)$")],
+                ["Load migration", re.compile(r"Running|Verifying|Completed")],
                 "the plant dashboard",
                 shots / "demo-dashboard.png",
             )
@@ -346,7 +347,7 @@ def during_prediction(args: argparse.Namespace, api: Api) -> str:
             page.goto(f"{base}/{board}/lineup-{ATS}")
             wait_texts(
                 page,
-                [f"ATS {ATS}", "Forecast", "Time to failure"],
+                [f"ATS {ATS}", "Time to failure", f"{ATS}: load and forecast band (P10-P90)"],
                 f"the {ATS} lineup view",
                 shots / "demo-lineup.png",
             )
