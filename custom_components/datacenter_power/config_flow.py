@@ -39,6 +39,7 @@ from .const import (
     CONF_POLICY_MODE,
     CONF_PORT,
     CONF_SCAN_INTERVAL,
+    CONF_SOURCE_NAMES,
     CONF_STEP_INTERVAL,
     CONF_SUGGEST_AREAS,
     DEFAULT_OPTIONS,
@@ -54,6 +55,7 @@ from .device.client import PlantClient
 from .device.errors import DeviceLayerError
 from .device.models import DeviceIdentity, DeviceType
 from .device.registers import MAX_UNIT_ID
+from .naming import readable, source_name
 from .netcheck import diagnose
 from .options import option_errors
 
@@ -343,6 +345,7 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             if user_input.get(CONF_CALENDAR_ENTITY):
                 options[CONF_CALENDAR_ENTITY] = user_input[CONF_CALENDAR_ENTITY]
             options.update(self._area_options(user_input.get(CONF_LINEUP_AREAS)))
+            options.update(self._name_options(user_input.get(CONF_SOURCE_NAMES)))
             return self.async_create_entry(data=options)
         schema = vol.Schema(
             {
@@ -374,6 +377,12 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                     ),
                     {"collapsed": True},
                 ),
+                vol.Optional(CONF_SOURCE_NAMES): section(
+                    vol.Schema(
+                        {vol.Optional(src): selector.TextSelector() for src in self._sources()}
+                    ),
+                    {"collapsed": True},
+                ),
             }
         )
         current = self.config_entry.options
@@ -381,10 +390,12 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             CONF_SUGGEST_AREAS: bool(current.get(CONF_SUGGEST_AREAS, True)),
             **dict(current.get(CONF_LINEUP_AREAS) or {}),
         }
+        names = {src: source_name(current, src) for src in self._sources()}
         values = {
             **DEFAULT_OPTIONS,
             **current,
             CONF_LINEUP_AREAS: areas,
+            CONF_SOURCE_NAMES: names,
             **(user_input or {}),
         }
         return self.async_show_form(
@@ -399,6 +410,31 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
         if entry.state is not ConfigEntryState.LOADED:
             return sorted(entry.options.get(CONF_LINEUP_AREAS) or {})
         return sorted(entry.runtime_data.telemetry.data.topology.ats)
+
+    def _sources(self) -> list[str]:
+        """The plant's source ids (one name field each), known while the entry is loaded."""
+        entry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return sorted(entry.options.get(CONF_SOURCE_NAMES) or {})
+        topology = entry.runtime_data.telemetry.data.topology
+        return sorted({src for node in topology.ats.values() for src in node.sources})
+
+    def _name_options(self, section_input: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Source names from the form's section (a name equal to the readable id is not
+        stored); the stored ones when the section was not sent."""
+        current = self.config_entry.options
+        if section_input is None:
+            return (
+                {CONF_SOURCE_NAMES: current[CONF_SOURCE_NAMES]}
+                if CONF_SOURCE_NAMES in current
+                else {}
+            )
+        names = {
+            str(src): str(name).strip()
+            for src, name in section_input.items()
+            if name and str(name).strip() and str(name).strip() != readable(str(src))
+        }
+        return {CONF_SOURCE_NAMES: names} if names else {}
 
     def _area_options(self, section_input: Mapping[str, Any] | None) -> dict[str, Any]:
         """The area options from the form's section; the stored ones when it was not sent (an

@@ -34,6 +34,8 @@ CONF_FORECAST_HORIZON: Final = "forecast_horizon"
 CONF_CALENDAR_ENTITY: Final = "calendar_entity"
 CONF_LINEUP_AREAS: Final = "lineup_areas"
 """Option (and options-form section): ATS id -> the area its lineup's devices go to."""
+CONF_SOURCE_NAMES: Final = "source_names"
+"""Option (and options-form section): source id -> the name its entities use."""
 CONF_SUGGEST_AREAS: Final = "suggest_areas"
 """Option: put devices seen for the first time in a "Lineup <ats>" area (default on)."""
 

@@ -138,7 +138,7 @@ async def test_options_choose_an_area_per_lineup(
     assert area_of("mpdu1") == "Lineup ats1"
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
     section = result["data_schema"].schema[CONF_LINEUP_AREAS]
-    assert sorted(str(k) for k in section.schema.schema) == [CONF_SUGGEST_AREAS, "ats1", "ats2"]
+    assert sorted(str(k) for k in section.schema.schema) == ["ats1", "ats2", CONF_SUGGEST_AREAS]
     result = await hass.config_entries.options.async_configure(
         result["flow_id"],
         {**DEFAULT_OPTIONS, CONF_LINEUP_AREAS: {CONF_SUGGEST_AREAS: True, "ats1": hall.id}},
