@@ -225,13 +225,29 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             page.goto(f"{base}/{board}/plant")
             try:
                 page.get_by_text("Load migration").first.wait_for(timeout=60_000)
-                page.get_by_text("Failure risk").first.wait_for(timeout=60_000)
+                page.get_by_text("Components at risk").first.wait_for(timeout=60_000)
             except Exception as err:
                 page.screenshot(path=str(shots / f"failed-{tag}-dashboard.png"))
                 raise CheckFailed(f"{tag}: the plant dashboard does not show the plant") from err
             page.wait_for_timeout(3000)  # the history graph
             page.screenshot(path=str(shots / f"{tag}-dashboard.png"), full_page=True)
             say(f"{tag}: the plant dashboard shows the plant")
+            if tag == "after-failure":
+                # the failed ATS's lineup: output lost, its circuits on the other path
+                page.goto(f"{base}/{board}/lineup-{ATS}")
+                wait_texts(
+                    page,
+                    ["Output lost"],
+                    f"{tag}: the {ATS} lineup view",
+                    shots / f"{tag}-lineup.png",
+                )
+                page.wait_for_timeout(3000)
+                row = page.evaluate(ROWS_JS, ["Output lost"]).get("Output lost", "")
+                if not row.endswith("Problem"):
+                    page.screenshot(path=str(shots / f"failed-{tag}-lineup.png"), full_page=True)
+                    raise CheckFailed(f"{tag}: the {ATS} lineup shows {row!r}, not its output lost")
+                page.screenshot(path=str(shots / f"{tag}-lineup.png"), full_page=True)
+                say(f"{tag}: the {ATS} lineup shows its output lost")
 
             page.goto(f"{base}/config/devices/device/{device_id}")
             shown = check_device_page(page, api, ids, tag, shots)

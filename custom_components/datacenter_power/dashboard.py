@@ -208,6 +208,7 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
                     hass,
                     _present(
                         ent(ats, "load_current"),
+                        ent(ats, "output_lost"),
                         ent(ats, "active_source"),
                         ent(ats, "preferred_source"),
                         ent(ats, "inhibit"),
