@@ -9,9 +9,17 @@ with Chromium (Debian's package) driven by Playwright:
    shown with values; saves screenshots under ``docs/images/``;
 2. stops ``scripts/develop`` (as Ctrl-C does), starts it again on the same configuration, and
    checks the same pages again (a second start must log in, not onboard);
-3. unless ``--no-demo``: follows the demo until ATS-1 has failed with its load already migrated
-   (migration completed) and the simulator has logged no circuit interruption, within
-   ``--demo-minutes`` of the second start; a last screenshot shows ATS-1 after its failure.
+3. unless ``--no-demo``: during the demo's predicted failure (the plant is switched to
+   *approval* mode before the second start, so nothing moves until a person says so) opens
+   Settings > Repairs, checks that ATS-1's repair is there, opens it and checks that its fix
+   flow shows the recommendation and the staged plan, and submits it (the migration starts);
+   then the plant dashboard (the migration in progress; the ATS-1 lineup with its forecast
+   band), ATS-1's device page with the failure prediction and the migration in its Activity,
+   and the logbook with the circuits moved. Each page must show that content, not only load;
+   screenshots go to ``docs/images/demo-*.png``;
+4. follows the demo until ATS-1 has failed with its load already migrated (migration
+   completed) and the simulator has logged no circuit interruption, within ``--demo-minutes``
+   of the second start; a last screenshot shows ATS-1 after its failure.
 
 Exit status 0 when everything holds; otherwise 1 with what failed.
 """
@@ -34,7 +42,7 @@ if TYPE_CHECKING:
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from dev_stack import DASHBOARD, DEMO_USER, Api, expected_devices  # noqa: E402
+from dev_stack import DEMO_USER, Api, expected_devices  # noqa: E402
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -49,6 +57,8 @@ CHROMIUM_ARGS = [
 ]
 VIEWPORT: Final[ViewportSize] = {"width": 1280, "height": 860}
 ATS = "ats1"
+PREDICTION_WAIT_S: Final = 300.0
+"""How long the second start may take to raise ATS-1's fixable repair (its first decisions)."""
 
 
 class CheckFailed(Exception):
@@ -135,6 +145,30 @@ def entity_ids(api: Api) -> dict[str, str]:
     return found
 
 
+def dashboard_path(api: Api) -> str:
+    """URL path of the plant dashboard the integration's ``create_dashboard`` added."""
+    (dashboards,) = api.ws({"type": "lovelace/dashboards/list"})
+    paths = [d["url_path"] for d in dashboards if str(d["url_path"]).startswith("dcp-")]
+    if not paths:
+        raise CheckFailed(f"no plant dashboard in the sidebar: {dashboards}")
+    return str(paths[0])
+
+
+def set_policy_mode(api: Api, mode: str) -> None:
+    """Change the plant's policy mode through its options flow (every other option kept)."""
+    entries = api.call("GET", "/api/config/config_entries/entry")
+    entry_id = next(e["entry_id"] for e in entries if e["domain"] == "datacenter_power")
+    flow = api.call("POST", "/api/config/config_entries/options/flow", {"handler": entry_id})
+    current = {
+        f["name"]: f.get("description", {}).get("suggested_value")
+        for f in flow.get("data_schema", [])
+    }
+    values = {k: v for k, v in current.items() if v is not None} | {"policy_mode": mode}
+    done = api.call("POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", values)
+    if done.get("type") != "create_entry":
+        raise CheckFailed(f"options flow did not take policy mode {mode}: {done}")
+
+
 def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> None:
     """Log in, check the integration page and the ATS page; screenshots named by ``tag``."""
     from playwright.sync_api import sync_playwright
@@ -148,6 +182,7 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
     device_id = api.template("{{ device_id('" + ids["health"] + "') }}")
     (Path(args.config) / "screenshots").mkdir(parents=True, exist_ok=True)
     # (Before the browser: Playwright's sync API runs its own event loop.)
+    board = dashboard_path(api)
     (issues,) = api.ws({"type": "repairs/list_issues"})
     foreign = [
         f"{i['domain']}.{i['issue_id']}"
@@ -165,13 +200,7 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             viewport=VIEWPORT,
         )
         try:
-            page = ctx.new_page()
-            page.set_default_timeout(60_000)
-            page.goto(base + "/")
-            page.locator("input[name=username]").fill(DEMO_USER[0])
-            page.locator("input[name=password]").fill(DEMO_USER[1])
-            page.get_by_role("button", name=re.compile("log in", re.I)).click()
-            page.wait_for_url(re.compile(r"/(lovelace|home)"), timeout=90_000)
+            page = login(ctx, base)
             say(f"{tag}: logged in as {DEMO_USER[0]}")
             page.wait_for_timeout(3000)
             page.screenshot(path=str(Path(args.config) / "screenshots" / f"{tag}-overview.png"))
@@ -193,18 +222,32 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             page.screenshot(path=str(shots / f"{tag}-integration.png"))
             say(f"{tag}: integration page lists {want_devices} devices")
 
-            page.goto(f"{base}/{DASHBOARD}/plant")
+            page.goto(f"{base}/{board}/plant")
             try:
                 page.get_by_text("Load migration").first.wait_for(timeout=60_000)
-                page.get_by_text("Failure risk").first.wait_for(timeout=60_000)
+                page.get_by_text("Components at risk").first.wait_for(timeout=60_000)
             except Exception as err:
                 page.screenshot(path=str(shots / f"failed-{tag}-dashboard.png"))
-                raise CheckFailed(
-                    f"{tag}: the Data center dashboard does not show the plant"
-                ) from err
+                raise CheckFailed(f"{tag}: the plant dashboard does not show the plant") from err
             page.wait_for_timeout(3000)  # the history graph
             page.screenshot(path=str(shots / f"{tag}-dashboard.png"), full_page=True)
-            say(f"{tag}: the Data center dashboard shows the plant")
+            say(f"{tag}: the plant dashboard shows the plant")
+            if tag == "after-failure":
+                # the failed ATS's lineup: output lost, its circuits on the other path
+                page.goto(f"{base}/{board}/lineup-{ATS}")
+                wait_texts(
+                    page,
+                    ["Output lost"],
+                    f"{tag}: the {ATS} lineup view",
+                    shots / f"{tag}-lineup.png",
+                )
+                page.wait_for_timeout(3000)
+                row = page.evaluate(ROWS_JS, ["Output lost"]).get("Output lost", "")
+                if not row.endswith("Problem"):
+                    page.screenshot(path=str(shots / f"failed-{tag}-lineup.png"), full_page=True)
+                    raise CheckFailed(f"{tag}: the {ATS} lineup shows {row!r}, not its output lost")
+                page.screenshot(path=str(shots / f"{tag}-lineup.png"), full_page=True)
+                say(f"{tag}: the {ATS} lineup shows its output lost")
 
             page.goto(f"{base}/config/devices/device/{device_id}")
             shown = check_device_page(page, api, ids, tag, shots)
@@ -212,6 +255,177 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
             say(f"{tag}: {ATS} page shows " + ", ".join(f"{k} {v!r}" for k, v in shown.items()))
         finally:
             ctx.close()
+
+
+def login(ctx: Any, base: str) -> Any:
+    """A new page, logged in as the demo user (on the default dashboard)."""
+    page = ctx.new_page()
+    page.set_default_timeout(60_000)
+    page.goto(base + "/")
+    page.locator("input[name=username]").fill(DEMO_USER[0])
+    page.locator("input[name=password]").fill(DEMO_USER[1])
+    page.get_by_role("button", name=re.compile("log in", re.I)).click()
+    page.wait_for_url(re.compile(r"/(lovelace|home)"), timeout=90_000)
+    return page
+
+
+def wait_texts(page: Any, texts: list[str | re.Pattern[str]], what: str, shot: Path) -> None:
+    """Each text visible on the page (shadow roots pierced), else a screenshot and a failure."""
+    for text in texts:
+        try:
+            page.get_by_text(text).first.wait_for(state="visible", timeout=60_000)
+        except Exception as err:
+            page.screenshot(path=str(shot.with_name("failed-" + shot.name)), full_page=True)
+            raise CheckFailed(f"{what} does not show {text!r}") from err
+
+
+def fixable_repair(api: Api, timeout: float) -> dict[str, Any]:
+    """ATS-1's failure-predicted repair once it is fixable (the plan is ready)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (issues,) = api.ws({"type": "repairs/list_issues"})
+        for issue in issues["issues"]:
+            if (
+                issue["domain"] == "datacenter_power"
+                and issue["issue_id"].startswith(f"failure_predicted_{ATS}_")
+                and issue["is_fixable"]
+            ):
+                return dict(issue)
+        if time.monotonic() > deadline:
+            raise CheckFailed(
+                f"no fixable repair for {ATS}'s predicted failure within {timeout:.0f} s: "
+                + ", ".join(i["issue_id"] for i in issues["issues"])
+            )
+        time.sleep(5)
+
+
+def during_prediction(args: argparse.Namespace, api: Api) -> str:
+    """What a person sees while ATS-1 is predicted to fail (approval mode: nothing moved yet):
+    the repair with its recommendation and plan, confirmed in the browser; the dashboard with
+    the migration; ATS-1's Activity and the logbook. Returns the started migration's id."""
+    from playwright.sync_api import sync_playwright
+
+    base = f"http://127.0.0.1:{args.port}"
+    shots = Path(args.screenshots)
+    shots.mkdir(parents=True, exist_ok=True)
+    issue = fixable_repair(api, PREDICTION_WAIT_S)
+    say(f"demo: repair {issue['issue_id']} ({issue['severity']}) is fixable")
+    _state, attrs = migration_state(api)
+    before = attrs.get("migration_id")
+    ids = entity_ids(api)
+    device_id = api.template("{{ device_id('" + ids["health"] + "') }}")
+    board = dashboard_path(api)
+    with tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile, sync_playwright() as pw:
+        ctx = pw.chromium.launch_persistent_context(
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT
+        )
+        try:
+            page = login(ctx, base)
+            # Settings > Repairs: the issue in the list, then its fix flow with the plan.
+            page.goto(base + "/config/repairs")
+            title = f"{ATS} is predicted to fail"
+            wait_texts(page, [title], "Settings > Repairs", shots / "demo-repairs.png")
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "demo-repairs.png"))
+            page.get_by_text(title).first.click()
+            dialog = page.locator("dialog-data-entry-flow")
+            wait_texts(
+                page,
+                [
+                    f"Migrate the load off {ATS}",
+                    "Recommended action:",
+                    re.compile(r"inspect the transfer switch", re.I),
+                    "Stage 1",
+                    "At the forecast peak afterwards",
+                ],
+                "the repair's fix flow",
+                shots / "demo-repair-plan.png",
+            )
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "demo-repair-plan.png"))
+            say("demo: the repair's fix flow shows the recommendation and the staged plan")
+            dialog.get_by_role("button", name=re.compile("submit", re.I)).click()
+            started = wait_migration(api, before, timeout=60)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(Path(args.config) / "screenshots" / "demo-repair-done.png"))
+            say(f"demo: submitted in the repair: migration {started} started")
+
+            # The plant dashboard: the migration in progress, then the ATS-1 lineup.
+            page.goto(f"{base}/{board}/plant")
+            wait_texts(
+                page,
+                ["Load migration", re.compile(r"Running|Verifying|Completed")],
+                "the plant dashboard",
+                shots / "demo-dashboard.png",
+            )
+            page.wait_for_timeout(2500)
+            page.screenshot(path=str(shots / "demo-dashboard.png"), full_page=True)
+            page.goto(f"{base}/{board}/lineup-{ATS}")
+            wait_texts(
+                page,
+                [f"ATS {ATS}", "Time to failure", f"{ATS}: load and forecast band (P10-P90)"],
+                f"the {ATS} lineup view",
+                shots / "demo-lineup.png",
+            )
+            page.wait_for_timeout(4000)  # the history graphs
+            page.screenshot(path=str(shots / "demo-lineup.png"), full_page=True)
+            say("demo: the dashboard shows the migration and the lineup")
+
+            # ATS-1's device page: the prediction and the migration in its Activity.
+            page.goto(f"{base}/config/devices/device/{device_id}")
+            wait_texts(
+                page,
+                [re.compile("failure predicted"), re.compile(f"migration {started}")],
+                f"{ATS}'s Activity",
+                shots / "demo-activity.png",
+            )
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / "demo-activity.png"))
+            say(f"demo: {ATS}'s Activity shows the prediction and migration {started}")
+
+            # The logbook: the same, and the circuits moving stage by stage.
+            wait_migration_done(api, started, timeout=240)
+            page.goto(base + "/logbook")
+            wait_texts(
+                page,
+                [
+                    re.compile("confirmed in its repair"),
+                    re.compile(r"moved from mpdu1 to mpdu2 .* verified"),
+                    re.compile(f"migration {started} .*finished"),
+                ],
+                "the logbook",
+                shots / "demo-logbook.png",
+            )
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / "demo-logbook.png"))
+            say("demo: the logbook shows who confirmed it and each circuit moved, verified")
+        finally:
+            ctx.close()
+    return started
+
+
+def wait_migration(api: Api, before: str | None, timeout: float) -> str:
+    """The id of a migration of ATS-1 started after ``before``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        _state, attrs = migration_state(api)
+        mid = attrs.get("migration_id")
+        if mid and mid != before and attrs.get("component") == ATS:
+            return str(mid)
+        time.sleep(1)
+    raise CheckFailed(f"no migration of {ATS} started within {timeout:.0f} s of submitting")
+
+
+def wait_migration_done(api: Api, migration_id: str, timeout: float) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        state, attrs = migration_state(api)
+        if attrs.get("migration_id") == migration_id and state == "completed":
+            return
+        if attrs.get("migration_id") == migration_id and state in ("aborted", "rolled_back"):
+            raise CheckFailed(f"migration {migration_id} {state}: {attrs}")
+        time.sleep(2)
+    raise CheckFailed(f"migration {migration_id} not completed within {timeout:.0f} s")
 
 
 ROWS_JS = """
@@ -363,10 +577,15 @@ def main() -> int:
             browse(args, api, want, tag="first-start" if run == 1 else "second-start")
             if run == 1:
                 earlier = migration_state(api)[1].get("migration_id")
+                if not args.no_demo:
+                    # The second start waits for a person: the repair shows the plan to approve.
+                    set_policy_mode(api, "approval")
+                    say("start 1: policy mode set to approval (options flow)")
                 dev.stop()
                 say("start 1: stopped with Ctrl-C")
         assert dev is not None
         if not args.no_demo:
+            during_prediction(args, api)
             minutes = follow_demo(args, api, dev, earlier)
             say(
                 f"demo: {ATS} failed after {minutes:.1f} min with its load already migrated, "

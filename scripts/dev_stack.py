@@ -63,7 +63,6 @@ CORE_CONFIG = {
 OFFLINE_DEFAULTS = ("met", "google_translate", "radio_browser")
 """Integrations onboarding adds that need the internet (weather, text-to-speech, radio): removed
 on a first start when they cannot set up, so the log and the integrations page show the plant."""
-DASHBOARD = "data-center"
 HOME_AREAS = ("living_room", "kitchen", "bedroom")
 POWER_ROOM = "Power room"
 OPTIONS = {"policy_mode": "automatic", "step_interval": 30}
@@ -360,27 +359,14 @@ class Api:
         return len(mine)
 
     def create_dashboard(self) -> str:
-        """A "Data center" dashboard of the plant (as a user would build one in the UI):
-        the load migration, each ATS and MPDU with health, failure risk and load, the loads'
-        history and each circuit's path. Returns its URL path."""
-        ents = self.template(
-            "{{ integration_entities('datacenter_power') | sort | join(' ') }}"
-        ).split()
-        (dashboards,) = self.ws({"type": "lovelace/dashboards/list"})
-        if not any(d["url_path"] == DASHBOARD for d in dashboards):
-            self.ws(
-                {
-                    "type": "lovelace/dashboards/create",
-                    "url_path": DASHBOARD,
-                    "title": "Data center",
-                    "icon": "mdi:transmission-tower",
-                    "show_in_sidebar": True,
-                    "require_admin": False,
-                    "mode": "storage",
-                }
-            )
-        self.ws({"type": "lovelace/config/save", "url_path": DASHBOARD, "config": dashboard(ents)})
-        return DASHBOARD
+        """The integration's own plant dashboard in the sidebar (its ``create_dashboard``
+        action, as a user would call it from Developer tools): the plant's state, the migration
+        in progress, the approve button, health and failure risk, then one view per ATS lineup.
+        Returns its URL path."""
+        answer = self.call(
+            "POST", "/api/services/datacenter_power/create_dashboard?return_response", {}
+        )
+        return str(answer["service_response"]["url_path"])
 
     def plant_entry(self) -> str | None:
         entries = self.call("GET", "/api/config/config_entries/entry")
@@ -437,68 +423,6 @@ class Api:
 
     def template(self, tpl: str) -> str:
         return str(self.call("POST", "/api/template", {"template": tpl})).strip()
-
-
-def dashboard(entities: list[str]) -> dict[str, Any]:
-    """The dashboard's configuration from the integration's entity ids."""
-
-    def pick(pattern: str) -> list[str]:
-        return [e for e in entities if re.fullmatch(pattern, e)]
-
-    elements = sorted(
-        {
-            m.group(1)
-            for e in entities
-            if (m := re.fullmatch(r"sensor\.((?:ats|mpdu)_\w+?)_health", e))
-        }
-    )
-    cards: list[dict[str, Any]] = []
-    for migration in pick(r"sensor\.\w+_load_migration"):
-        cards.append(
-            {
-                "type": "entities",
-                "title": "Load migration",
-                "entities": [
-                    {"entity": migration, "name": "State"},
-                    *(
-                        {"type": "attribute", "entity": migration, "attribute": a, "name": n}
-                        for a, n in (
-                            ("component", "Component"),
-                            ("progress", "Progress (%)"),
-                            ("circuits", "Circuits"),
-                        )
-                    ),
-                ],
-            }
-        )
-    for el in elements:
-        rows: list[dict[str, Any]] = []
-        for pattern, name in (
-            (rf"sensor\.{el}_health", "Health"),
-            (rf"binary_sensor\.{el}_failure_risk", "Failure risk"),
-            (rf"sensor\.{el}_time_to_failure", "Time to failure"),
-            (rf"sensor\.{el}_(load_current|current)", "Load"),
-            (rf"sensor\.{el}_load_vs_continuous_limit", "Load vs continuous limit"),
-            (rf"sensor\.{el}_forecast_peak_load", "Forecast peak load"),
-            (rf"binary_sensor\.{el}_output_lost", "Output lost"),
-            (rf"binary_sensor\.{el}_breaker_tripped", "Breaker tripped"),
-        ):
-            rows += [{"entity": e, "name": name} for e in pick(pattern)]
-        kind, _, plant_id = el.partition("_")
-        cards.append({"type": "entities", "title": f"{kind.upper()} {plant_id}", "entities": rows})
-    loads = [e for el in elements for e in pick(rf"sensor\.{el}_(load_current|current)")]
-    if loads:
-        cards.append(
-            {"type": "history-graph", "title": "Load", "hours_to_show": 1, "entities": loads}
-        )
-    paths = [
-        {"entity": e, "name": m.group(1)}
-        for e in entities
-        if (m := re.fullmatch(r"select\.circuit_(\w+?)_active_path", e))
-    ]
-    if paths:
-        cards.append({"type": "entities", "title": "Circuits: active path", "entities": paths})
-    return {"title": "Data center", "views": [{"title": "Plant", "path": "plant", "cards": cards}]}
 
 
 # -- the plant's history, as the integration would have recorded it -----------------------------

@@ -42,6 +42,12 @@ from .presentation import ttf_text
 if TYPE_CHECKING:
     from .coordinator import DataCenterPowerConfigEntry
 
+
+def _count(n: int, noun: str) -> str:
+    """``1 stage``, ``4 circuits``."""
+    return f"{n} {noun}{'' if n == 1 else 's'}"
+
+
 EVENT_ACTIVITY: Final = f"{DOMAIN}_activity"
 EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
 """Fired by the forecasting coordinator (named here: that module imports this one)."""
@@ -286,7 +292,8 @@ class ActivityRecorder:
                     )
                 async_fire_activity(
                     self.hass, self.entry, component, MIGRATION_STARTED,
-                    f"{what} {cause}; {len(circuits)} circuits in {len(rec.stages)} stages",
+                    f"{what} {cause}; {_count(len(circuits), 'circuit')} in "
+                    f"{_count(len(rec.stages), 'stage')}",
                     context=context, related=circuits,
                     extra={"migration_id": rec.migration_id},
                 )  # fmt: skip
@@ -302,10 +309,14 @@ class ActivityRecorder:
             if rec.state in FINAL_STATES and before.state not in FINAL_STATES:
                 ok = rec.state is MigrationState.COMPLETED
                 text = (
-                    f"{what} finished: all {len(rec.stages)} stages verified"
+                    (
+                        f"{what} finished: all {len(rec.stages)} stages verified"
+                        if len(rec.stages) != 1
+                        else f"{what} finished: its stage verified"
+                    )
                     if ok
                     else f"{what} {rec.state.value.replace('_', ' ')} after "
-                    f"{rec.completed_stages} of {len(rec.stages)} stages: {rec.reason}"
+                    f"{rec.completed_stages} of {_count(len(rec.stages), 'stage')}: {rec.reason}"
                 )
                 async_fire_activity(
                     self.hass, self.entry, component,

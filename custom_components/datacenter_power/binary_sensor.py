@@ -3,7 +3,7 @@ path is available, and the devices' alarm bits (``problem``)."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, override
 
@@ -20,6 +20,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import AtsReading, DeviceIdentity, DeviceType, MpduReading, Reading, SbmReading
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .naming import source_name
 from .prediction import prediction_binary_sensors
 
 PARALLEL_UPDATES = 0
@@ -103,15 +104,16 @@ def _flag(values: Callable[[Any], tuple[bool, ...]], i: int) -> Callable[[Any], 
 
 
 def upstream_binary_sensors(
-    identity: DeviceIdentity,
+    identity: DeviceIdentity, options: Mapping[str, Any] | None = None
 ) -> list[DataCenterPowerBinarySensorDescription[Any]]:
-    """Per-source availability of an ATS, per-path energisation of an SBM."""
+    """Per-source availability of an ATS (named after the source: ``naming.py``), per-path
+    energisation of an SBM."""
     if identity.device_type is DeviceType.ATS:
         return [
             DataCenterPowerBinarySensorDescription[AtsReading](
                 key=f"source_available_{source}",
                 translation_key="source_available",
-                translation_placeholders={"source": source},
+                translation_placeholders={"source": source_name(options or {}, source)},
                 device_class=_POWER,
                 is_on_fn=_flag(lambda r: r.source_available, i),
             )
@@ -141,7 +143,10 @@ _BY_TYPE: dict[DeviceType, tuple[DataCenterPowerBinarySensorDescription[Any], ..
 
 
 def _entities(coordinator: TelemetryCoordinator, identity: DeviceIdentity) -> Iterable[Entity]:
-    descriptions = [*_BY_TYPE[identity.device_type], *upstream_binary_sensors(identity)]
+    descriptions = [
+        *_BY_TYPE[identity.device_type],
+        *upstream_binary_sensors(identity, coordinator.config_entry.options),
+    ]
     return [
         *(
             DataCenterPowerBinarySensor(coordinator, identity.plant_id, description)

@@ -26,7 +26,7 @@ from homeassistant.config_entries import (
     SubentryFlowResult,
 )
 from homeassistant.core import callback
-from homeassistant.data_entry_flow import FlowHandler
+from homeassistant.data_entry_flow import FlowHandler, section
 from homeassistant.helpers import selector
 
 from . import const
@@ -34,11 +34,14 @@ from .const import (
     CONF_CALENDAR_ENTITY,
     CONF_FORECAST_HORIZON,
     CONF_HOST,
+    CONF_LINEUP_AREAS,
     CONF_MAX_STEP_AMPS,
     CONF_POLICY_MODE,
     CONF_PORT,
     CONF_SCAN_INTERVAL,
+    CONF_SOURCE_NAMES,
     CONF_STEP_INTERVAL,
+    CONF_SUGGEST_AREAS,
     DEFAULT_OPTIONS,
     DEFAULT_PORT,
     DOMAIN,
@@ -52,6 +55,7 @@ from .device.client import PlantClient
 from .device.errors import DeviceLayerError
 from .device.models import DeviceIdentity, DeviceType
 from .device.registers import MAX_UNIT_ID
+from .naming import readable, source_name
 from .netcheck import diagnose
 from .options import option_errors
 
@@ -354,6 +358,8 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             options[CONF_MAX_STEP_AMPS] = float(user_input[CONF_MAX_STEP_AMPS])
             if user_input.get(CONF_CALENDAR_ENTITY):
                 options[CONF_CALENDAR_ENTITY] = user_input[CONF_CALENDAR_ENTITY]
+            options.update(self._area_options(user_input.get(CONF_LINEUP_AREAS)))
+            options.update(self._name_options(user_input.get(CONF_SOURCE_NAMES)))
             return self.async_create_entry(data=options)
         schema = vol.Schema(
             {
@@ -373,14 +379,96 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                 vol.Optional(CONF_CALENDAR_ENTITY): selector.EntitySelector(
                     selector.EntitySelectorConfig(domain="calendar")
                 ),
+                vol.Optional(CONF_LINEUP_AREAS): section(
+                    vol.Schema(
+                        {
+                            vol.Optional(CONF_SUGGEST_AREAS): selector.BooleanSelector(),
+                            **{
+                                vol.Optional(ats): selector.AreaSelector()
+                                for ats in self._lineups()
+                            },
+                        }
+                    ),
+                    {"collapsed": True},
+                ),
+                vol.Optional(CONF_SOURCE_NAMES): section(
+                    vol.Schema(
+                        {vol.Optional(src): selector.TextSelector() for src in self._sources()}
+                    ),
+                    {"collapsed": True},
+                ),
             }
         )
-        values = {**DEFAULT_OPTIONS, **self.config_entry.options, **(user_input or {})}
+        current = self.config_entry.options
+        areas = {
+            CONF_SUGGEST_AREAS: bool(current.get(CONF_SUGGEST_AREAS, True)),
+            **dict(current.get(CONF_LINEUP_AREAS) or {}),
+        }
+        names = {src: source_name(current, src) for src in self._sources()}
+        values = {
+            **DEFAULT_OPTIONS,
+            **current,
+            CONF_LINEUP_AREAS: areas,
+            CONF_SOURCE_NAMES: names,
+            **(user_input or {}),
+        }
         return self.async_show_form(
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, values),
             errors=errors,
         )
+
+    def _lineups(self) -> list[str]:
+        """The plant's ATS ids (one area field each), known while the entry is loaded."""
+        entry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return sorted(entry.options.get(CONF_LINEUP_AREAS) or {})
+        return sorted(entry.runtime_data.telemetry.data.topology.ats)
+
+    def _sources(self) -> list[str]:
+        """The plant's source ids (one name field each), known while the entry is loaded."""
+        entry = self.config_entry
+        if entry.state is not ConfigEntryState.LOADED:
+            return sorted(entry.options.get(CONF_SOURCE_NAMES) or {})
+        topology = entry.runtime_data.telemetry.data.topology
+        return sorted({src for node in topology.ats.values() for src in node.sources})
+
+    def _name_options(self, section_input: Mapping[str, Any] | None) -> dict[str, Any]:
+        """Source names from the form's section (a name equal to the readable id is not
+        stored); the stored ones when the section was not sent."""
+        current = self.config_entry.options
+        if section_input is None:
+            return (
+                {CONF_SOURCE_NAMES: current[CONF_SOURCE_NAMES]}
+                if CONF_SOURCE_NAMES in current
+                else {}
+            )
+        names = {
+            str(src): str(name).strip()
+            for src, name in section_input.items()
+            if name and str(name).strip() and str(name).strip() != readable(str(src))
+        }
+        return {CONF_SOURCE_NAMES: names} if names else {}
+
+    def _area_options(self, section_input: Mapping[str, Any] | None) -> dict[str, Any]:
+        """The area options from the form's section; the stored ones when it was not sent (an
+        API client that posts only the numbers keeps them)."""
+        current = self.config_entry.options
+        if section_input is None:
+            return {
+                key: current[key]
+                for key in (CONF_SUGGEST_AREAS, CONF_LINEUP_AREAS)
+                if key in current
+            }
+        lineups = {
+            str(ats): str(area)
+            for ats, area in section_input.items()
+            if ats != CONF_SUGGEST_AREAS and area
+        }
+        return {
+            CONF_SUGGEST_AREAS: bool(section_input.get(CONF_SUGGEST_AREAS, True)),
+            CONF_LINEUP_AREAS: lineups,
+        }
 
 
 def _number(low: float, high: float, unit: str, step: float = 1) -> selector.NumberSelector:

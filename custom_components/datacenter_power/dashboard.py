@@ -5,16 +5,20 @@ plant: a first view with the plant's state (load, headroom, components at risk, 
 progress, the proposal waiting for approval and its approve button, the repairs), then one view
 per ATS lineup: the ATS, each MPDU under it with its circuits, utilisation gauges against the
 continuous limit (100 % = the limit), health, failure risk, time to failure, the forecast peak,
-and load history. The ``datacenter_power.create_dashboard`` action adds it to the sidebar (a
+and for the ATS and each MPDU a history graph of the measured load beside its load forecast at
+P10, P50 and P90 (the forecast band as lines: Home Assistant's cards cannot shade a band). The ``datacenter_power.create_dashboard`` action adds it to the sidebar (a
 storage dashboard, updated when called again) and returns it, so it can also be pasted into a
 YAML dashboard.
 
 Devices get an area per ATS lineup ("Lineup ats1": the ATS, its MPDUs and the circuits whose
-normal path is under it), once, when first seen: an area a person sets later is left alone.
+normal path is under it), once, when first seen: an area a person sets later is left alone. The
+options choose an existing area per lineup instead (moving the lineup's devices there when the
+choice changes) or turn these suggestions off.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any, Final
 
 import probatio as vol
@@ -27,8 +31,9 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.helpers.storage import Store
 
-from .const import DOMAIN, LOGGER
+from .const import CONF_LINEUP_AREAS, CONF_SUGGEST_AREAS, DOMAIN, LOGGER
 from .coordinator import DataCenterPowerConfigEntry
+from .engine.topology import Topology
 
 SERVICE_CREATE_DASHBOARD: Final = "create_dashboard"
 LIMIT_SEVERITY: Final = {"green": 0, "yellow": 85, "red": 100}
@@ -64,6 +69,29 @@ def _plant_entity(hass: HomeAssistant, entry: DataCenterPowerConfigEntry, key: s
     return None
 
 
+def _short(hass: HomeAssistant, entity_id: str, prefix: str | None = None) -> dict[str, Any]:
+    """A card row named without its device's name ("Total load", not "Plant ats1+ats2 Total
+    load": the card's title says which device), optionally prefixed (a glance's column)."""
+    name = entity_id
+    if (state := hass.states.get(entity_id)) is not None:
+        name = state.name
+    registered = er.async_get(hass).async_get(entity_id)
+    device = None
+    if registered is not None and registered.device_id is not None:
+        device = dr.async_get(hass).async_get(registered.device_id)
+    if device is not None:
+        device_name = device.name_by_user or device.name or ""
+        if device_name and name.startswith(device_name + " "):
+            name = name[len(device_name) + 1 :]
+            name = name[:1].upper() + name[1:]
+    return {"entity": entity_id, "name": prefix or name}
+
+
+def _named(hass: HomeAssistant, rows: list[Any]) -> list[Any]:
+    """Every plain entity id among ``rows`` as a row named without its device's name."""
+    return [_short(hass, r) if isinstance(r, str) else r for r in rows]
+
+
 def _present(*ids: str | None) -> list[str]:
     return [i for i in ids if i is not None]
 
@@ -79,6 +107,33 @@ def _gauge(entity_id: str | None, name: str) -> dict[str, Any] | None:
         "max": 125,
         "needle": True,
         "severity": LIMIT_SEVERITY,
+    }
+
+
+BAND_HOURS: Final = 24
+"""Hours of history the forecast-band graphs show."""
+
+
+def _band_graph(
+    ent: Callable[[str, str], str | None], element: str, load_key: str
+) -> dict[str, Any] | None:
+    """A history graph of an element's measured load beside its load forecast at P10, P50 and
+    P90: Home Assistant's cards cannot shade a band, so the band shows as the two outer lines
+    (and the median between them) with the measured load running inside."""
+    load = ent(element, load_key)
+    if load is None:
+        return None
+    names = {"p10": "Forecast P10", "p50": "Forecast P50", "p90": "Forecast P90"}
+    lines: list[dict[str, Any]] = [{"entity": load, "name": "Measured"}]
+    for quantile, name in names.items():
+        entity_id = ent(element, f"load_forecast_{quantile}")
+        if entity_id is not None:
+            lines.append({"entity": entity_id, "name": name})
+    return {
+        "type": "history-graph",
+        "title": f"{element}: load and forecast band (P10-P90)",
+        "hours_to_show": BAND_HOURS,
+        "entities": lines,
     }
 
 
@@ -99,7 +154,12 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
     )
     approve = _plant_entity(hass, entry, "approve_proposal")
     overview: list[dict[str, Any]] = [
-        {"type": "entities", "title": "Plant", "show_header_toggle": False, "entities": plant},
+        {
+            "type": "entities",
+            "title": "Plant",
+            "show_header_toggle": False,
+            "entities": _named(hass, plant),
+        },
     ]
     if approve is not None:
         overview.append(
@@ -129,13 +189,14 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
     )
     risk_rows = []
     for element in topology.elements:
-        row = _present(ent(element, "health"), ent(element, "failure_risk"))
-        risk_rows += row
+        # glance columns are narrow: named by the component (the icon says health or risk)
+        risk_rows += [
+            _short(hass, e, element)
+            for e in _present(ent(element, "health"), ent(element, "failure_risk"))
+        ]
     if risk_rows:
         overview.append({"type": "glance", "title": "Health", "entities": risk_rows, "columns": 4})
-    views: list[dict[str, Any]] = [
-        {"title": "Plant", "path": "plant", "icon": "mdi:transmission-tower", "cards": overview}
-    ]
+    views: list[dict[str, Any]] = [{"title": "Plant", "path": "plant", "cards": overview}]
     for ats in topology.ats:
         cards: list[dict[str, Any]] = []
         cards.append(
@@ -143,15 +204,19 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
                 "type": "entities",
                 "title": f"ATS {ats}",
                 "show_header_toggle": False,
-                "entities": _present(
-                    ent(ats, "load_current"),
-                    ent(ats, "active_source"),
-                    ent(ats, "preferred_source"),
-                    ent(ats, "inhibit"),
-                    ent(ats, "health"),
-                    ent(ats, "failure_risk"),
-                    ent(ats, "time_to_failure"),
-                    ent(ats, "forecast_peak"),
+                "entities": _named(
+                    hass,
+                    _present(
+                        ent(ats, "load_current"),
+                        ent(ats, "output_lost"),
+                        ent(ats, "active_source"),
+                        ent(ats, "preferred_source"),
+                        ent(ats, "inhibit"),
+                        ent(ats, "health"),
+                        ent(ats, "failure_risk"),
+                        ent(ats, "time_to_failure"),
+                        ent(ats, "forecast_peak"),
+                    ),
                 ),
             }
         )
@@ -164,22 +229,27 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
             cards.append({"type": "horizontal-stack", "cards": gauges})
         for mpdu in topology.mpdus_of(ats):
             circuits = [c for c in topology.circuits if topology.circuits[c].normal_path == mpdu]
-            rows: list[Any] = _present(
-                ent(mpdu, "current"),
-                ent(mpdu, "output"),
-                ent(mpdu, "health"),
-                ent(mpdu, "failure_risk"),
-                ent(mpdu, "time_to_failure"),
-                ent(mpdu, "forecast_peak"),
+            rows: list[Any] = _named(
+                hass,
+                _present(
+                    ent(mpdu, "current"),
+                    ent(mpdu, "output"),
+                    ent(mpdu, "health"),
+                    ent(mpdu, "failure_risk"),
+                    ent(mpdu, "time_to_failure"),
+                    ent(mpdu, "forecast_peak"),
+                ),
             )
             if circuits:
                 rows.append({"type": "section", "label": "Circuits (normal path here)"})
             for circuit in circuits:
-                rows += _present(
+                for entity_id in _present(
                     ent(circuit, "current"),
                     ent(circuit, "active_path"),
                     ent(circuit, "off_normal_path"),
-                )
+                ):
+                    row = _short(hass, entity_id)
+                    rows.append({**row, "name": f"{circuit}: {row['name'].lower()}"})
             cards.append(
                 {
                     "type": "entities",
@@ -188,25 +258,17 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
                     "entities": rows,
                 }
             )
-        history = _present(
-            ent(ats, "load_current"),
-            ent(ats, "forecast_peak"),
-            *(ent(m, "current") for m in topology.mpdus_of(ats)),
-        )
-        if history:
-            cards.append(
-                {
-                    "type": "history-graph",
-                    "title": "Load and forecast peak (P90)",
-                    "hours_to_show": 48,
-                    "entities": history,
-                }
-            )
+        for element, load_key in (
+            (ats, "load_current"),
+            *((m, "current") for m in topology.mpdus_of(ats)),
+        ):
+            band = _band_graph(ent, element, load_key)
+            if band is not None:
+                cards.append(band)
         views.append(
             {
                 "title": f"Lineup {ats}",
                 "path": f"lineup-{ats}",
-                "icon": "mdi:server",
                 "cards": cards,
             }
         )
@@ -268,34 +330,58 @@ def async_setup_dashboard_service(hass: HomeAssistant) -> None:
     )
 
 
+def _lineup_of(topology: Topology, pid: str) -> str | None:
+    """The ATS lineup a device belongs to (None: the environment sensor, the plant)."""
+    if pid in topology.ats:
+        return pid
+    if pid in topology.mpdus:
+        return topology.ats_of(pid)
+    if pid in topology.circuits:
+        return topology.ats_of(topology.circuits[pid].normal_path)
+    return None
+
+
 async def async_assign_areas(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Put each device seen for the first time in its ATS lineup's area."""
-    store: Store[dict[str, list[str]]] = Store(hass, 1, f"{DOMAIN}.{entry.entry_id}.areas")
-    seen = set((await store.async_load() or {}).get("devices", []))
+    """Give each device its ATS lineup's area.
+
+    * An area chosen for a lineup in the options moves every device of that lineup there when
+      the choice is made or changed (and new devices of the lineup later); a device a person
+      moves afterwards stays where they put it.
+    * Otherwise, unless suggestions are off in the options, a device seen for the first time
+      without an area goes to "Lineup <ats>". An area a person sets is never changed.
+    """
+    store: Store[dict[str, Any]] = Store(hass, 1, f"{DOMAIN}.{entry.entry_id}.areas")
+    stored = await store.async_load() or {}
+    seen = set(stored.get("devices", []))
+    applied: dict[str, str] = dict(stored.get("applied", {}))
+    suggest = bool(entry.options.get(CONF_SUGGEST_AREAS, True))
+    areas = ar.async_get(hass)
+    chosen = {
+        str(ats): str(area_id)
+        for ats, area_id in dict(entry.options.get(CONF_LINEUP_AREAS) or {}).items()
+        if areas.async_get_area(str(area_id)) is not None
+    }
     telemetry = entry.runtime_data.telemetry
     topology = telemetry.data.topology
     devices = dr.async_get(hass)
-    areas = ar.async_get(hass)
-    changed = False
     for pid in telemetry.identities:
         device_id = telemetry.device_id(pid)
-        if device_id is None or device_id in seen:
+        lineup = _lineup_of(topology, pid)
+        if device_id is None or lineup is None:
             continue
-        if pid in topology.ats:
-            lineup = pid
-        elif pid in topology.mpdus:
-            lineup = topology.ats_of(pid)
-        elif pid in topology.circuits:
-            lineup = topology.ats_of(topology.circuits[pid].normal_path)
-        else:
-            continue
-        seen.add(device_id)
-        changed = True
         device = devices.async_get(device_id)
-        if device is None or device.area_id is not None:
+        first_time = device_id not in seen
+        seen.add(device_id)
+        if device is None:
             continue
-        area = areas.async_get_or_create(f"Lineup {lineup}")
-        devices.async_update_device(device_id, area_id=area.id)
-        LOGGER.debug("%s placed in area %s", pid, area.name)
-    if changed:
-        await store.async_save({"devices": sorted(seen)})
+        area_id = chosen.get(lineup)
+        if area_id is not None and (first_time or applied.get(lineup) != area_id):
+            if device.area_id != area_id:
+                devices.async_update_device(device_id, area_id=area_id)
+                LOGGER.debug("%s moved to the area chosen for lineup %s", pid, lineup)
+        elif first_time and area_id is None and suggest and device.area_id is None:
+            area = areas.async_get_or_create(f"Lineup {lineup}")
+            devices.async_update_device(device_id, area_id=area.id)
+            LOGGER.debug("%s placed in area %s", pid, area.name)
+    if stored != (new := {"devices": sorted(seen), "applied": chosen}):
+        await store.async_save(new)

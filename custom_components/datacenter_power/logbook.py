@@ -10,13 +10,30 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
-from homeassistant.components.logbook.const import LOGBOOK_ENTRY_MESSAGE, LOGBOOK_ENTRY_NAME
+from homeassistant.components.logbook.const import (
+    LOGBOOK_ENTRY_ICON,
+    LOGBOOK_ENTRY_MESSAGE,
+    LOGBOOK_ENTRY_NAME,
+)
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
 from .activity import EVENT_ACTIVITY
 
 PLANT_NAME = "Data Center Power"
+ICONS: dict[str, str] = {
+    "failure_predicted": "mdi:alert-decagram",
+    "failure_risk_cleared": "mdi:shield-check",
+    "overload_forecast": "mdi:chart-bell-curve-cumulative",
+    "failover": "mdi:flash-alert",
+    "migration_started": "mdi:transfer",
+    "circuit_moved": "mdi:source-branch",
+    "migration_finished": "mdi:check-circle",
+    "migration_failed": "mdi:close-circle",
+    "action": "mdi:gesture-tap-button",
+    "refused": "mdi:cancel",
+}
+"""An icon per activity type, so the logbook's entries are told apart at a glance."""
 
 
 @callback
@@ -34,6 +51,7 @@ def async_describe_events(
         return {
             LOGBOOK_ENTRY_NAME: name,
             LOGBOOK_ENTRY_MESSAGE: str(event.data.get("message", "")),
+            LOGBOOK_ENTRY_ICON: ICONS.get(str(event.data.get("type")), "mdi:flash"),
         }
 
     async_describe_event("datacenter_power", EVENT_ACTIVITY, describe)

@@ -28,7 +28,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceIdentity, DeviceType
-from .engine.forecast import Forecast
+from .engine.forecast import Forecast, Quantile
 from .executor import MigrationState
 from .forecasting import ForecastCoordinator
 from .migration import MAX_PATH_CHANGES_PER_HOUR, MigrationManager, describe
@@ -38,6 +38,8 @@ UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
 """Forecast models that know no daily shape yet (too little history)."""
 NO_FAILURE = "none"
 """Time-to-failure state of a unit that is not expected to fail."""
+QUANTILES: tuple[Quantile, ...] = ("p10", "p50", "p90")
+"""The forecast band's sensors (the dashboard draws them beside the measured load)."""
 FORECAST_POINTS = 24
 """Points of the forecast series kept as an attribute (small enough for the recorder)."""
 
@@ -196,6 +198,39 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
         }
 
 
+class ForecastBandSensor(ForecastPeakSensor):
+    """The load forecast for the present moment at one quantile (P10, P50 or P90).
+
+    Home Assistant's cards cannot shade a band, but the three sensors' history drawn beside the
+    measured load (a history graph on the plant dashboard) shows the forecast band as three
+    lines: the load should run between P10 and P90 most of the time."""
+
+    _unrecorded_attributes = frozenset()
+
+    def __init__(self, coordinator: ForecastCoordinator, plant_id: str, quantile: Quantile) -> None:
+        """One quantile of one component's forecast."""
+        super().__init__(coordinator, plant_id, f"load_forecast_{quantile}")
+        self.quantile: Quantile = quantile
+
+    @property
+    @override
+    def native_value(self) -> float | None:
+        """The forecast at this moment (its first point until the next forecast)."""
+        fc = self._forecast()
+        if fc is None:
+            return None
+        return round(fc.value_at(dt_util.utcnow().timestamp(), self.quantile), 2)
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Which quantile; while there is no shaped forecast yet, why."""
+        fc = self._forecast()
+        if fc is None:
+            return {"quantile": self.quantile, "forecast_status": self._why_unknown()}
+        return {"quantile": self.quantile, "model": fc.model}
+
+
 class FailureRiskBinarySensor(PredictionEntity, BinarySensorEntity):
     """On when the engine predicts this component fails within the horizon."""
 
@@ -282,6 +317,7 @@ def prediction_sensors(entry: DataCenterPowerConfigEntry, identity: DeviceIdenti
         HealthSensor(forecast, pid, "health"),
         TimeToFailureSensor(forecast, pid, "time_to_failure"),
         ForecastPeakSensor(forecast, pid, "forecast_peak"),
+        *(ForecastBandSensor(forecast, pid, q) for q in QUANTILES),
     ]
 
 

@@ -306,10 +306,19 @@ def _loaded(hass: HomeAssistant, entry_id: str) -> DataCenterPowerConfigEntry | 
 class MigrationRepairFlow(RepairsFlow):
     """Shows the staged plan that takes the load off a component, and runs it when confirmed."""
 
-    def __init__(self, entry_id: str, component: str) -> None:
-        """A flow for one component of one plant."""
+    def __init__(self, entry_id: str, component: str, issue_id: str | None = None) -> None:
+        """A flow for one component of one plant (opened from the issue ``issue_id``)."""
         self._entry_id = entry_id
         self._component = component
+        self._from_issue = issue_id
+
+    def _evidence(self) -> dict[str, str]:
+        """The issue's own words (signals, time to failure, recommendation), so the form that
+        asks for confirmation says why as well as what."""
+        if self._from_issue is None:
+            return {}
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self._from_issue)
+        return dict(issue.translation_placeholders or {}) if issue is not None else {}
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
         """Go straight to the confirmation (the plan)."""
@@ -329,7 +338,11 @@ class MigrationRepairFlow(RepairsFlow):
             return self.async_show_form(
                 step_id="confirm",
                 data_schema=vol.Schema({}),
-                description_placeholders={"component": self._component, "plan": text},
+                description_placeholders={
+                    **self._evidence(),
+                    "component": self._component,
+                    "plan": text,
+                },
             )
         max_step, interval = _options(entry)
         request_of = MigrationRequest(
@@ -364,7 +377,7 @@ async def async_create_fix_flow(
 ) -> RepairsFlow:
     """The fix flow of one of this integration's fixable issues."""
     data = data or {}
-    return MigrationRepairFlow(str(data.get("entry_id")), str(data.get("component")))
+    return MigrationRepairFlow(str(data.get("entry_id")), str(data.get("component")), issue_id)
 
 
 _KEEPERS: dict[str, RepairKeeper] = {}

@@ -11,7 +11,7 @@ Assistant's 10,000 enabled entities per config entry (docs/scaling.md).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypedDict, override
 
@@ -50,6 +50,7 @@ from .device.models import (
 )
 from .engine.topology import CONTINUOUS_FRACTION
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .naming import source_name
 from .plant import plant_sensors
 from .prediction import MigrationSensor, prediction_sensors
 
@@ -231,12 +232,13 @@ def _time_on_source(i: int) -> Callable[[AtsReading], StateType]:
 
 
 def ats_source_sensors(
-    identity: DeviceIdentity,
+    identity: DeviceIdentity, options: Mapping[str, Any] | None = None
 ) -> list[DataCenterPowerSensorDescription[AtsReading]]:
-    """Per-source sensors of an ATS (voltage, frequency, time on it), named after the source."""
+    """Per-source sensors of an ATS (voltage, frequency, time on it), named after the source
+    (its name in the entry's ``options``, else its readable id: ``naming.py``)."""
     out: list[DataCenterPowerSensorDescription[AtsReading]] = []
     for i, source in enumerate(identity.sources):
-        placeholders = {"source": source}
+        placeholders = {"source": source_name(options or {}, source)}
         out += [
             DataCenterPowerSensorDescription(
                 key=f"source_voltage_{source}", translation_key="source_voltage",
@@ -356,15 +358,17 @@ _BY_TYPE: dict[DeviceType, tuple[DataCenterPowerSensorDescription[Any], ...]] = 
 }
 
 
-def _descriptions(identity: DeviceIdentity) -> list[DataCenterPowerSensorDescription[Any]]:
-    return [*_BY_TYPE[identity.device_type], *ats_source_sensors(identity)]
+def _descriptions(
+    identity: DeviceIdentity, options: Mapping[str, Any]
+) -> list[DataCenterPowerSensorDescription[Any]]:
+    return [*_BY_TYPE[identity.device_type], *ats_source_sensors(identity, options)]
 
 
 def _entities(coordinator: TelemetryCoordinator, identity: DeviceIdentity) -> Iterable[Entity]:
     return [
         *(
             DataCenterPowerSensor(coordinator, identity, description)
-            for description in _descriptions(identity)
+            for description in _descriptions(identity, coordinator.config_entry.options)
         ),
         *prediction_sensors(coordinator.config_entry, identity),
     ]

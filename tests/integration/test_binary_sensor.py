@@ -70,7 +70,7 @@ async def test_power_follows_the_plant(
     assert state(hass, "binary_sensor.circuit_c03_energized").state == STATE_ON
     assert state(hass, "binary_sensor.circuit_c04_energized").state == STATE_OFF
     assert state(hass, "binary_sensor.ats_ats2_output").state == STATE_ON
-    assert state(hass, "binary_sensor.ats_ats2_source_util_b").state == STATE_ON
+    assert state(hass, "binary_sensor.ats_ats2_utility_b_available").state == STATE_ON
 
 
 async def test_alarms_follow_the_plant(

@@ -6,13 +6,19 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.datacenter_power.const import DOMAIN
+from custom_components.datacenter_power.const import (
+    CONF_LINEUP_AREAS,
+    CONF_SUGGEST_AREAS,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+)
 
 
 def _entities(node: Any) -> list[str]:
@@ -54,6 +60,20 @@ async def test_create_dashboard_adds_the_plant_to_the_sidebar(
     assert "select.circuit_c01_active_path" in entities
     missing = [e for e in entities if hass.states.get(e) is None]
     assert not missing
+    # the forecast band: measured load beside P10, P50 and P90, per ATS and MPDU
+    bands = {
+        card["title"]: [row["entity"] for row in card["entities"]]
+        for view in config["views"]
+        for card in view["cards"]
+        if card["type"] == "history-graph"
+    }
+    assert bands["mpdu1: load and forecast band (P10-P90)"] == [
+        "sensor.mpdu_mpdu1_current",
+        "sensor.mpdu_mpdu1_load_forecast_p10",
+        "sensor.mpdu_mpdu1_load_forecast_p50",
+        "sensor.mpdu_mpdu1_load_forecast_p90",
+    ]
+    assert "ats2: load and forecast band (P10-P90)" in bands
     client = await hass_ws_client()
     await client.send_json_auto_id({"type": "lovelace/config", "url_path": url_path})
     stored = await client.receive_json()
@@ -97,3 +117,74 @@ async def test_devices_are_placed_in_their_lineup_area_once(
     assert await hass.config_entries.async_reload(init_integration.entry_id)
     await hass.async_block_till_done()
     assert area_of("c01") == "Room 1"
+
+
+async def test_options_choose_an_area_per_lineup(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """The options form has one area field per ATS lineup (in a section): choosing one moves
+    the lineup's devices there, the other lineup keeps its suggestion, and a device a person
+    moves afterwards stays where they put it across reloads."""
+    telemetry = init_integration.runtime_data.telemetry
+    devices, areas = dr.async_get(hass), ar.async_get(hass)
+    hall = areas.async_get_or_create("Hall A")
+
+    def area_of(pid: str) -> str | None:
+        device = devices.async_get(telemetry.device_id(pid) or "")
+        assert device is not None
+        area = areas.async_get_area(device.area_id or "")
+        return None if area is None else area.name
+
+    assert area_of("mpdu1") == "Lineup ats1"
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    section = result["data_schema"].schema[CONF_LINEUP_AREAS]
+    assert sorted(str(k) for k in section.schema.schema) == ["ats1", "ats2", CONF_SUGGEST_AREAS]
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"],
+        {**DEFAULT_OPTIONS, CONF_LINEUP_AREAS: {CONF_SUGGEST_AREAS: True, "ats1": hall.id}},
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    await hass.async_block_till_done()  # the options reload the entry
+    assert init_integration.options[CONF_LINEUP_AREAS] == {"ats1": hall.id}
+    telemetry = init_integration.runtime_data.telemetry
+    assert {p: area_of(p) for p in ("ats1", "mpdu1", "c01", "ats2", "mpdu2", "c03")} == {
+        "ats1": "Hall A",
+        "mpdu1": "Hall A",
+        "c01": "Hall A",
+        "ats2": "Lineup ats2",
+        "mpdu2": "Lineup ats2",
+        "c03": "Lineup ats2",
+    }
+    room = areas.async_get_or_create("Room 1")
+    devices.async_update_device(telemetry.device_id("c01") or "", area_id=room.id)
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    telemetry = init_integration.runtime_data.telemetry
+    assert area_of("c01") == "Room 1"
+    assert area_of("mpdu1") == "Hall A"
+    # A form posted without the section (an API client) keeps the area options.
+    result = await hass.config_entries.options.async_init(init_integration.entry_id)
+    result = await hass.config_entries.options.async_configure(
+        result["flow_id"], dict(DEFAULT_OPTIONS)
+    )
+    assert result["type"] is FlowResultType.CREATE_ENTRY
+    assert init_integration.options[CONF_LINEUP_AREAS] == {"ats1": hall.id}
+
+
+async def test_area_suggestions_can_be_turned_off(
+    hass: HomeAssistant, mock_config_entry: MockConfigEntry
+) -> None:
+    """With suggestions off, no "Lineup" area is made and devices stay without one."""
+    mock_config_entry.add_to_hass(hass)
+    hass.config_entries.async_update_entry(
+        mock_config_entry, options={**DEFAULT_OPTIONS, CONF_SUGGEST_AREAS: False}
+    )
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    telemetry = mock_config_entry.runtime_data.telemetry
+    devices, areas = dr.async_get(hass), ar.async_get(hass)
+    ats1 = devices.async_get(telemetry.device_id("ats1") or "")
+    assert ats1 is not None
+    assert ats1.area_id is None
+    assert not [a for a in areas.async_list_areas() if a.name.startswith("Lineup")]
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)

@@ -111,6 +111,8 @@ async def test_refusals_and_migrations_show_in_device_activity(
     moved = [e for e in c01 if e["message"].startswith("moved from mpdu1 to mpdu2")]
     assert len(moved) == 1
     assert "verified" in moved[0]["message"]
+    # each kind of entry has its icon (a refusal and a move are told apart at a glance)
+    assert (refused[0]["icon"], moved[0]["icon"]) == ("mdi:cancel", "mdi:source-branch")
 
     mpdu1 = await _activity(hass, hass_ws_client, init_integration, "mpdu1")
     messages = [e["message"] for e in mpdu1]

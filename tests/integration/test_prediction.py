@@ -142,6 +142,9 @@ async def test_predicted_failure_is_drained_before_it_happens(
     assert 10.0 < float(peak.state) < 60.0  # two days of history: a shaped forecast
     assert len(peak.attributes["forecast"]["p90"]) <= 24
     assert peak.attributes["peak_time"] > dt_util.utcnow().isoformat()
+    band = [hass.states.get(f"sensor.mpdu_mpdu2_load_forecast_{q}") for q in ("p10", "p50", "p90")]
+    low, mid, high = (float(s.state) for s in band if s is not None)
+    assert 0.0 <= low < mid < high <= float(peak.state)  # the band at this moment, under the peak
     health = hass.states.get("sensor.ats_ats1_health")
     assert health is not None
     assert float(health.state) < 90.0

@@ -85,6 +85,9 @@ async def test_predicted_failure_repair_shows_evidence_and_runs_the_plan(
     shown, done = await _fix(client, issue_id)
     assert shown["step_id"] == "confirm"
     assert "Stage 1" in shown["description_placeholders"]["plan"]
+    # the form that asks for confirmation says why, not only what
+    assert "contacts" in shown["description_placeholders"]["recommendation"]
+    assert "contact temperature" in shown["description_placeholders"]["signals"]
     assert done["type"] == "create_entry"
     manager = entry.runtime_data.migrations
     record = await manager.async_wait(manager.latest.migration_id)  # type: ignore[union-attr]
