@@ -359,7 +359,8 @@ class DecisionRules:
         carried through it; after it, not), but finishes at the latest a margin before the
         predicted failure; a short warning or a fast-rising risk drains at once. When no
         complete drain fits, what fits moves (at the best start), and the note says how much
-        is left to be interrupted.
+        is left to be interrupted; but in the low-load hours a complete drain that holds until
+        the early failure estimate (without the hold after it) goes first.
         """
         cfg = self.config
         topo = self.topology
