@@ -3,12 +3,17 @@ against the oracle (a few seeds; ``python -m dcp_eval.study`` runs many)."""
 
 from __future__ import annotations
 
+import math
+from dataclasses import replace
 from pathlib import Path
 
+import numpy as np
 import pytest
 import yaml
 
+from custom_components.datacenter_power.engine.policy import PolicyConfig
 from dcp_eval.generator import HARD_CLASSES, HardClass, generate_hard_scenario, scale_loads
+from dcp_eval.harness import run_evaluation, utc_offset_s
 from dcp_eval.study import check_targets, evaluate_one
 from dcp_sim.scenario import (
     LoadSurgeEvent,
@@ -70,3 +75,37 @@ def test_engine_meets_the_floors_against_the_oracle(cls: HardClass, seed: int) -
     assert check_targets(row) == []
     assert row["engine"]["interruptions"] <= row["oracle"]["interruptions"]
     assert row["reactive"]["interruptions"] > row["engine"]["interruptions"]
+
+
+def test_scaled_shared_wear_is_drained_in_the_low_load_hours_before_the_failure() -> None:
+    """``ats-contact-wear`` x1.4: ats1 fails at 06:00, near the daily minimum, and no drain
+    holds through the failure's hold window (the morning rise, and the plant is over its limits
+    after the failure in any assignment). The rest moves in the low-load hours before the
+    failure's early estimate: nothing left on ats1, no interruption, every floor met (main
+    before this rule: 14.7 A on ats1 at failure, 2 interruptions)."""
+    doc = yaml.safe_load(SHARED.read_text())
+    sc = parse_scenario(scale_loads(doc, 1.4), source="x1.4")
+    row = evaluate_one(sc, oracle_time_limit_s=30.0)
+    assert row["oracle"]["load_on_failing_at_failure_a"] == 0.0
+    assert row["engine"]["load_on_failing_at_failure_a"] == 0.0
+    assert row["engine"]["interruptions"] == 0
+    assert check_targets(row) == []
+
+
+def test_a_short_drain_window_is_taken_only_in_the_low_load_hours() -> None:
+    """``hard-tight-8``: in the morning a complete drain of ats1 fits until the failure's early
+    estimate, but the afternoon peak (before the failure) would push its receivers over their
+    limits. That short window is for the low-load hours only: with it, nothing is above its
+    limit before the failure; taken whenever it fits (tolerance unbounded), it is."""
+    sc = generate_hard_scenario(8, "tight")
+    (wear,) = [e for e in sc.events if isinstance(e, WearEvent)]
+
+    def over_before_failure(cfg: PolicyConfig) -> float:
+        ev = run_evaluation(sc, "proactive", config=cfg)
+        before = ev.times_s < wear.failure_s
+        loads = np.nan_to_num(ev.loads_a[before], nan=0.0)
+        return float(np.max(loads - ev.limits_a[None, :]))
+
+    base = PolicyConfig(utc_offset_s=utc_offset_s(sc))
+    assert over_before_failure(base) <= 0.0
+    assert over_before_failure(replace(base, drain_low_load_tolerance=math.inf)) > 0.0

@@ -62,6 +62,11 @@ class PolicyConfig:
     drain_start_tolerance: float = 0.02
     """A drain waits for a later start only when that lowers the plant's peak load over the
     window the receivers must carry by more than this fraction."""
+    drain_low_load_tolerance: float = 0.05
+    """When no drain holds through a failure's hold window, a complete drain that holds only
+    until the earliest failure estimate is taken while the plant's forecast load stays within
+    this fraction of its lowest over the forecast horizon (the low-load hours: no later hour
+    before the failure is lighter, and the failure would put the rest there anyway)."""
     ttf_fast_fall: float = 2.0
     """The risk is rising fast when the predicted failure moves earlier, between two plans, by
     more than this many deadline margins (and more than the deadline fraction of the time to

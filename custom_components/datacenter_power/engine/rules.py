@@ -359,7 +359,8 @@ class DecisionRules:
         carried through it; after it, not), but finishes at the latest a margin before the
         predicted failure; a short warning or a fast-rising risk drains at once. When no
         complete drain fits, what fits moves (at the best start), and the note says how much
-        is left to be interrupted.
+        is left to be interrupted; but in the low-load hours a complete drain that holds until
+        the early failure estimate (without the hold after it) goes first.
         """
         cfg = self.config
         topo = self.topology
@@ -391,6 +392,12 @@ class DecisionRules:
             early_end = now_s + low + cfg.drain_hold_after_failure_s
             if early_end < horizons[-1] - _EPS:
                 horizons = (*horizons, early_end)
+            # In the low-load hours, a complete drain that holds until the earliest failure the
+            # estimate allows beats leaving circuits to be interrupted when the hold windows
+            # reach into the next load rise: the failure itself would put the rest on those
+            # receivers anyway, and no later hour before it is any lighter.
+            if self._low_load(now_s, now_s + low, circuit_a):
+                horizons = (*horizons, now_s + low)
             deadline = (
                 now_s + low - max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * low)
             )
@@ -480,6 +487,19 @@ class DecisionRules:
             if pk <= best * (1.0 + self.config.drain_start_tolerance):
                 return float(times[i])
         return now_s
+
+    def _low_load(self, now_s: float, until_s: float, circuit_a: Mapping[str, float]) -> bool:
+        """Whether the plant's forecast load over [now, until] stays within
+        ``drain_low_load_tolerance`` of its lowest over the rest of the forecast horizon."""
+        fcs = self.forecasts
+        total = fcs.total_profile(circuit_a)
+        times = np.concatenate(([now_s], fcs.times))
+        if len(times) != len(total) or len(times) < 2:
+            return False
+        ahead = times >= now_s - _EPS
+        window = ahead & (times <= until_s + _EPS)
+        lowest = float(np.min(total[ahead]))
+        return float(np.max(total[window])) <= lowest * (1.0 + self.config.drain_low_load_tolerance)
 
     def _restore(
         self,
