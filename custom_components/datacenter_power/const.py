@@ -81,6 +81,9 @@ disabled (docs/scaling.md: memory, state writes and the recorder grow with enabl
 HALL_OPTIONAL: Final = frozenset({"power", "off_normal_path"})
 """A circuit's power (its current times its MPDU's voltage) and its off-normal-path flag (the
 path select shows the path): redundant at hall size, each can be enabled per circuit."""
+GC_FREEZE_QUIET: Final = 30.0
+"""Seconds a hall's devices and entities must stay unchanged before its objects are frozen out
+of the garbage collector's full collections (``gc_freeze.py``)."""
 DISPATCH_SLICE: Final = 50
 """Devices whose entities are updated before the event loop runs again (``coordinator.py``)."""
 RESCAN_INTERVAL: Final = timedelta(minutes=10)
