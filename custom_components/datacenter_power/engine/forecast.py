@@ -16,7 +16,9 @@ slow for ~40 series refitted in accelerated time, so the model here is a linear 
 * Gaussian intervals from the AR error growth, the parameter uncertainties and the sample noise,
   widened when the history is short (a day of data cannot show the weekly shape).
 
-Memory is bounded by a ring buffer of resampled bins (sum, sum of squares, count).
+Memory is bounded by a ring buffer of resampled bins (sum, sum of squares, count), 14 days by
+default: the integration's history store keeps 14 days, so that is what a restart can replay,
+and at 1,000 circuits the ring is most of the engine's memory (docs/scaling.md, "Memory").
 """
 
 from __future__ import annotations
@@ -287,7 +289,7 @@ class LoadForecaster:
         resample_s: float = 900.0,
         horizon_s: float = 86400.0,
         refit_interval_s: float = 21600.0,
-        max_history_s: float = 28 * 86400.0,
+        max_history_s: float = 14 * 86400.0,
         utc_offset_s: float = 0.0,
     ) -> None:
         if resample_s <= 0 or horizon_s <= 0 or max_history_s < resample_s:
@@ -302,7 +304,8 @@ class LoadForecaster:
         self._bin = np.full(self._cap, -1, dtype=np.int64)
         self._sum = np.zeros(self._cap)
         self._sumsq = np.zeros(self._cap)
-        self._count = np.zeros(self._cap, dtype=np.int64)
+        # A bin's sample count fits 32 bits (a 15-minute bin holds 180 polls at 5 s).
+        self._count = np.zeros(self._cap, dtype=np.int32)
         self._last_bin = -1
         self._fit: _Fit | None = None
         # The bin being filled, in Python numbers (observe runs once per circuit and poll: numpy
