@@ -12,20 +12,28 @@ from homeassistant.core import HomeAssistant
 from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_fire_time_changed
 
-from custom_components.datacenter_power import const
+from custom_components.datacenter_power import const, gc_freeze
 
 
 @pytest.fixture
 def freezes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
-    """Every ``gc.freeze()`` call, with the number of objects frozen after it."""
+    """Every ``gc.freeze()`` call, with the number of objects frozen after it; and -1 for every
+    trim of the C heap that followed (the real one: this is glibc)."""
     calls: list[int] = []
     real = gc.freeze
+    real_trim = gc_freeze._trim_heap
 
     def counted() -> None:
         real()
         calls.append(gc.get_freeze_count())
 
+    def trimmed() -> bool:
+        assert real_trim()
+        calls.append(-1)
+        return True
+
     monkeypatch.setattr(gc, "freeze", counted)
+    monkeypatch.setattr(gc_freeze, "_trim_heap", trimmed)
     return calls
 
 
@@ -51,11 +59,12 @@ async def test_a_hall_is_frozen_once_when_set_up_and_unfrozen_on_unload(
     await _poll_then_wait(hass, mock_config_entry, const.GC_FREEZE_QUIET / 2)
     assert freezes == []  # not before the plant has stayed the same for the quiet period
     await _poll_then_wait(hass, mock_config_entry, const.GC_FREEZE_QUIET + 1)
-    assert len(freezes) == 1
+    assert len(freezes) == 2
     assert freezes[0] > 1000  # Home Assistant's and the plant's objects
+    assert freezes[1] == -1  # then the C heap trimmed
     for _ in range(3):  # unchanged plant: never again
         await _poll_then_wait(hass, mock_config_entry, const.GC_FREEZE_QUIET + 1)
-    assert len(freezes) == 1
+    assert len(freezes) == 2
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert gc.get_freeze_count() == 0
