@@ -51,7 +51,7 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import callback
 
 DOMAIN = "dcp_probe"
-STALL_S = 0.25
+STALL_S = float(os.environ.get("DCP_PROBE_STALL_S", "0.25"))
 
 
 def _stack(frame, depth):
