@@ -174,13 +174,16 @@ async def async_setup(hass, config):
     stats["gc"] = []
 
     def on_gc(phase, info):
-        # Collections of the cyclic garbage collector hold the GIL: every one over 50 ms.
+        # Collections of the cyclic garbage collector hold the GIL: every full one, and any
+        # other over 50 ms.
         if phase == "start":
             gc_started[0] = time.perf_counter()
             return
         took = time.perf_counter() - gc_started[0]
-        if took > 0.05:
-            stats["gc"].append([round(time.time(), 1), info.get("generation"), round(took * 1000)])
+        if took > 0.05 or info.get("generation") == 2:
+            stats["gc"].append(
+                [round(time.time(), 2), info.get("generation"), round(took * 1000, 1)]
+            )
 
     gc.callbacks.append(on_gc)
 
@@ -251,6 +254,31 @@ def _db_mb(config: Path) -> float:
 def _percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
+
+
+def _late_ticks(stats: dict[str, Any], t_start: float) -> dict[str, Any]:
+    """Full collections in the window, and how many ticks late by over 50 ms had one end
+    while they waited (the collector holds the GIL: the probe's watchdog cannot sample it)."""
+    full = [
+        (t, ms) for t, generation, ms in stats.get("gc", []) if generation == 2 and t >= t_start
+    ]
+    late = [
+        (t, lag)
+        for lag, t in zip(stats["lag_ms"], stats["t"], strict=False)
+        if t >= t_start and lag > 50
+    ]
+    with_gc = sum(
+        1 for t, lag in late if any(t - 0.15 - lag / 1000 <= g <= t + 0.05 for g, _ in full)
+    )
+    return {
+        "full_gc": {
+            "count": len(full),
+            "ms_p50": _percentile([ms for _, ms in full], 0.5),
+            "ms_max": max((ms for _, ms in full), default=0.0),
+        },
+        "late_ticks_over_50ms": len(late),
+        "late_ticks_with_full_gc": with_gc,
+    }
 
 
 def _wait_live(dev: Any, api: Any, want: int, timeout: float) -> None:
@@ -400,8 +428,9 @@ def run(
                 "gc_pauses_ms": [
                     [round(t - t_start, 1), generation, ms]
                     for t, generation, ms in stats.get("gc", [])
-                    if t >= t_start
+                    if t >= t_start and ms > 50
                 ],
+                **_late_ticks(stats, t_start),
                 **({"loop_profile": stats["profile"]} if sample else {}),
                 **({"memory": memory} if trace_memory else {}),
             }
