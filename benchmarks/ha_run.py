@@ -41,7 +41,9 @@ probe.json every 5 s.
 A watchdog thread samples the event loop thread's Python stack whenever the ticker is late by
 more than STALL_S (a poor man's py-spy): every such stall is listed with the stacks seen during
 it. With DCP_PROBE_SAMPLE=1 it also samples the loop thread every 10 ms all the time and counts
-functions (inclusive) and lines (innermost): where the loop spends its time.
+functions (inclusive) and lines (innermost): where the loop spends its time. With tracemalloc
+on (PYTHONTRACEMALLOC), a file tracemalloc.request makes it write tracemalloc.json: the
+largest allocation sites still alive, and glibc's malloc figures (where RSS goes).
 """
 import asyncio, collections, gc, json, os, sys, threading, time
 from pathlib import Path
@@ -49,7 +51,7 @@ from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import callback
 
 DOMAIN = "dcp_probe"
-STALL_S = 0.25
+STALL_S = float(os.environ.get("DCP_PROBE_STALL_S", "0.25"))
 
 
 def _stack(frame, depth):
@@ -60,6 +62,42 @@ def _stack(frame, depth):
         out.append(f"{'/'.join(parts[-2:])}:{frame.f_lineno} {code.co_name}")
         frame = frame.f_back
     return out
+
+
+def _memory_report(path):
+    import ctypes, tracemalloc
+
+    report = {}
+    try:
+        class MallInfo2(ctypes.Structure):
+            _fields_ = [(n, ctypes.c_size_t) for n in (
+                "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks",
+                "uordblks", "fordblks", "keepcost")]
+        libc = ctypes.CDLL("libc.so.6")
+        libc.mallinfo2.restype = MallInfo2
+        info = libc.mallinfo2()
+        report["malloc_mb"] = {
+            "arena_sbrk": round(info.arena / 2**20, 1),
+            "mmapped": round(info.hblkhd / 2**20, 1),
+            "in_use": round(info.uordblks / 2**20, 1),
+            "free_in_arenas": round(info.fordblks / 2**20, 1),
+        }
+    except Exception as err:  # noqa: BLE001
+        report["malloc_mb"] = repr(err)
+    report["python_allocated_blocks"] = sys.getallocatedblocks()
+    report["gc_objects"] = len(gc.get_objects())
+    report["gc_frozen"] = gc.get_freeze_count()
+    if tracemalloc.is_tracing():
+        snap = tracemalloc.take_snapshot()
+        current, peak = tracemalloc.get_traced_memory()
+        report["traced_mb"] = round(current / 2**20, 1)
+        report["traced_peak_mb"] = round(peak / 2**20, 1)
+        for key, n in (("lineno", 40), ("filename", 30)):
+            report[f"top_{key}"] = [
+                [str(s.traceback[0]).rsplit("site-packages/", 1)[-1], round(s.size / 2**20, 2), s.count]
+                for s in snap.statistics(key)[:n]
+            ]
+    path.write_text(json.dumps(report, indent=1))
 
 
 async def async_setup(hass, config):
@@ -113,6 +151,10 @@ async def async_setup(hass, config):
                 stall = None
             if now - last_dump > 5:
                 last_dump = now
+                request = out.with_name("tracemalloc.request")
+                if request.exists():
+                    request.unlink()
+                    _memory_report(out.with_name("tracemalloc.json"))
                 if sample_all:
                     stats["profile"] = {
                         "samples": samples,
@@ -120,7 +162,8 @@ async def async_setup(hass, config):
                         "lines": lines.most_common(60),
                     }
                 snapshot = dict(stats, lag_ms=list(stats["lag_ms"]), t=list(stats["t"]),
-                                stalls=list(stats["stalls"]), gc=list(stats.get("gc", [])))
+                                stalls=list(stats["stalls"]), gc=list(stats.get("gc", [])),
+                                gc_frozen=gc.get_freeze_count())
                 tmp = out.with_suffix(".tmp")
                 tmp.write_text(json.dumps(snapshot))
                 tmp.replace(out)
@@ -131,13 +174,16 @@ async def async_setup(hass, config):
     stats["gc"] = []
 
     def on_gc(phase, info):
-        # Collections of the cyclic garbage collector hold the GIL: every one over 50 ms.
+        # Collections of the cyclic garbage collector hold the GIL: every full one, and any
+        # other over 50 ms.
         if phase == "start":
             gc_started[0] = time.perf_counter()
             return
         took = time.perf_counter() - gc_started[0]
-        if took > 0.05:
-            stats["gc"].append([round(time.time(), 1), info.get("generation"), round(took * 1000)])
+        if took > 0.05 or info.get("generation") == 2:
+            stats["gc"].append(
+                [round(time.time(), 2), info.get("generation"), round(took * 1000, 1)]
+            )
 
     gc.callbacks.append(on_gc)
 
@@ -210,6 +256,31 @@ def _percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))] if ordered else 0.0
 
 
+def _late_ticks(stats: dict[str, Any], t_start: float) -> dict[str, Any]:
+    """Full collections in the window, and how many ticks late by over 50 ms had one end
+    while they waited (the collector holds the GIL: the probe's watchdog cannot sample it)."""
+    full = [
+        (t, ms) for t, generation, ms in stats.get("gc", []) if generation == 2 and t >= t_start
+    ]
+    late = [
+        (t, lag)
+        for lag, t in zip(stats["lag_ms"], stats["t"], strict=False)
+        if t >= t_start and lag > 50
+    ]
+    with_gc = sum(
+        1 for t, lag in late if any(t - 0.15 - lag / 1000 <= g <= t + 0.05 for g, _ in full)
+    )
+    return {
+        "full_gc": {
+            "count": len(full),
+            "ms_p50": _percentile([ms for _, ms in full], 0.5),
+            "ms_max": max((ms for _, ms in full), default=0.0),
+        },
+        "late_ticks_over_50ms": len(late),
+        "late_ticks_with_full_gc": with_gc,
+    }
+
+
 def _wait_live(dev: Any, api: Any, want: int, timeout: float) -> None:
     """Wait until every device has entities and none is unavailable (asked every 10 s: the
     template walks ~9,000 states on Home Assistant's event loop)."""
@@ -239,6 +310,7 @@ def run(
     keep: Path | None = None,
     settle_s: float = 30.0,
     warm_s: float = 60.0,
+    trace_memory: bool = False,
 ) -> dict[str, Any]:
     """Run Home Assistant with the plant for ``minutes`` after every device is live.
 
@@ -247,6 +319,8 @@ def run(
     (the first forecast refresh, registry writes). ``sample``: the probe also samples the event loop's stack all the time (a profile, under
     ``loop_profile``; it costs some CPU, so not for the figures). ``keep``: use this
     configuration directory and leave it (logs, database, probe.json) for inspection.
+    ``trace_memory``: Home Assistant runs with tracemalloc on and the largest allocation sites
+    at the end are under ``memory`` (it costs memory and CPU, so not for the figures either).
     """
     dev = _dev_stack()
     http_port = _free_port() if http_port is None else http_port
@@ -275,6 +349,8 @@ def run(
             # Not from the repository (nor with it on the path): Home Assistant must find both
             # custom integrations in the configuration's custom_components.
             hass_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
+            if trace_memory:
+                hass_env["PYTHONTRACEMALLOC"] = "1"
             hass = subprocess.Popen(
                 [sys.executable, "-m", "homeassistant", "-c", str(config)],
                 cwd=config,
@@ -308,6 +384,14 @@ def run(
             ]
             window = wall1 - wall0
             rss = _rss_mb(hass.pid)
+            memory: Any = None
+            if trace_memory:
+                (config / "tracemalloc.request").touch()
+                report = config / "tracemalloc.json"
+                deadline = time.monotonic() + 300
+                while not report.exists() and time.monotonic() < deadline:
+                    time.sleep(2)
+                memory = json.loads(report.read_text()) if report.exists() else "no report"
             entities = int(api.template("{{ integration_entities('datacenter_power') | count }}"))
             hass.send_signal(signal.SIGTERM)
             hass.wait(timeout=120)
@@ -340,12 +424,15 @@ def run(
                     for s in sorted(stalls, key=lambda s: -s["lag_ms"])[:5]
                 ],
                 "stall_count": len(stalls),
+                "gc_frozen_objects": stats.get("gc_frozen", 0),
                 "gc_pauses_ms": [
                     [round(t - t_start, 1), generation, ms]
                     for t, generation, ms in stats.get("gc", [])
-                    if t >= t_start
+                    if t >= t_start and ms > 50
                 ],
+                **_late_ticks(stats, t_start),
                 **({"loop_profile": stats["profile"]} if sample else {}),
+                **({"memory": memory} if trace_memory else {}),
             }
         finally:
             if hass is not None and hass.poll() is None:
@@ -362,8 +449,18 @@ def main() -> None:
     parser.add_argument("--port", type=int, help="Home Assistant's HTTP port (default: a free one)")
     parser.add_argument("--sample", action="store_true", help="sample the loop's stack (profile)")
     parser.add_argument("--keep", type=Path, help="configuration directory to use and keep")
+    parser.add_argument(
+        "--trace-memory", action="store_true", help="tracemalloc's largest sites at the end"
+    )
     args = parser.parse_args()
-    result = run(args.scenario, args.minutes, args.port, sample=args.sample, keep=args.keep)
+    result = run(
+        args.scenario,
+        args.minutes,
+        args.port,
+        sample=args.sample,
+        keep=args.keep,
+        trace_memory=args.trace_memory,
+    )
     print(json.dumps(result, indent=2))
 
 

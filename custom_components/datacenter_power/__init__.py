@@ -19,6 +19,7 @@ from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
 from .forecasting import ForecastCoordinator
+from .gc_freeze import async_setup_gc_freeze
 from .history_store import HistoryStore
 from .migration import MigrationManager
 from .options import repaired_options
@@ -78,6 +79,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     async_setup_activity(hass, entry)
     async_setup_repairs(hass, entry)
     await async_assign_areas(hass, entry)
+    async_setup_gc_freeze(hass, entry)  # a hall's objects out of full collections, once set up
     return True
 
 

@@ -81,7 +81,12 @@ disabled (docs/scaling.md: memory, state writes and the recorder grow with enabl
 HALL_OPTIONAL: Final = frozenset({"power", "off_normal_path"})
 """A circuit's power (its current times its MPDU's voltage) and its off-normal-path flag (the
 path select shows the path): redundant at hall size, each can be enabled per circuit."""
-DISPATCH_SLICE: Final = 50
-"""Devices whose entities are updated before the event loop runs again (``coordinator.py``)."""
+GC_FREEZE_QUIET: Final = 30.0
+"""Seconds a hall's devices and entities must stay unchanged before its objects are frozen out
+of the garbage collector's full collections (``gc_freeze.py``)."""
+DISPATCH_SLICE: Final = 10
+"""Devices whose entities are updated before the event loop runs again (``coordinator.py``): a
+device's entities and their state writes take about a millisecond, so each turn of the loop
+stays short against the 50 ms lag target (docs/scaling.md)."""
 RESCAN_INTERVAL: Final = timedelta(minutes=10)
 """How often the gateways are scanned again for devices added to (or gone from) the plant."""

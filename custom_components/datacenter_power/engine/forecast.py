@@ -4,7 +4,8 @@ The planner and the policy act on the *future* load, not today's: a circuit is m
 MPDU crosses the continuous limit, and announced maintenance is planned around. The design notes
 measured the classic seasonal models (Holt-Winters, STL+ARIMA, ETS) at 0.7-80 s per fit, far too
 slow for ~40 series refitted in accelerated time, so the model here is a linear regression
-(statsmodels OLS) on resampled data:
+(ordinary least squares by QR, as statsmodels' ``OLS.fit(method="qr")`` computes it) on
+resampled data:
 
 * daily Fourier terms (up to K=4), a weekday/weekend dummy and a global level/trend, refitted
   on a slow cadence (``refit_interval_s``);
@@ -16,7 +17,9 @@ slow for ~40 series refitted in accelerated time, so the model here is a linear 
 * Gaussian intervals from the AR error growth, the parameter uncertainties and the sample noise,
   widened when the history is short (a day of data cannot show the weekly shape).
 
-Memory is bounded by a ring buffer of resampled bins (sum, sum of squares, count).
+Memory is bounded by a ring buffer of resampled bins (sum, sum of squares, count), 14 days by
+default: the integration's history store keeps 14 days, so that is what a restart can replay,
+and at 1,000 circuits the ring is most of the engine's memory (docs/scaling.md, "Memory").
 """
 
 from __future__ import annotations
@@ -29,7 +32,6 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
-from statsmodels.regression.linear_model import OLS
 
 type FloatArray = npt.NDArray[np.float64]
 type Quantile = Literal["p10", "p50", "p90"]
@@ -278,6 +280,26 @@ class _Fit:
     model: str
 
 
+def _ols_qr(y: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
+    """Least squares of ``y`` on ``x`` by QR: (coefficients, their covariance matrix).
+
+    The same operations in the same order as statsmodels' ``OLS(y, x).fit(method="qr")`` with
+    its ``cov_params()`` (identical numbers), without importing statsmodels: with the pandas,
+    patsy and formulaic it pulls in, that import alone added ~64 MB to Home Assistant's memory
+    (docs/scaling.md, "Memory"). The covariance needs more rows than columns (else zeros).
+    """
+    q, r = np.linalg.qr(x)
+    beta: FloatArray = np.linalg.solve(r, np.dot(q.T, y))
+    n, k = x.shape
+    if n <= k:
+        return beta, np.zeros((k, k))
+    resid = y - np.dot(x, beta)
+    df_resid = n - int(np.linalg.matrix_rank(r))
+    scale = float(np.dot(resid, resid)) / df_resid if df_resid > 0 else math.inf
+    cov: FloatArray = np.linalg.inv(np.dot(r.T, r)) * scale
+    return beta, cov
+
+
 class LoadForecaster:
     """Forecaster for one load series (an ATS, MPDU or circuit current)."""
 
@@ -287,7 +309,7 @@ class LoadForecaster:
         resample_s: float = 900.0,
         horizon_s: float = 86400.0,
         refit_interval_s: float = 21600.0,
-        max_history_s: float = 28 * 86400.0,
+        max_history_s: float = 14 * 86400.0,
         utc_offset_s: float = 0.0,
     ) -> None:
         if resample_s <= 0 or horizon_s <= 0 or max_history_s < resample_s:
@@ -302,7 +324,8 @@ class LoadForecaster:
         self._bin = np.full(self._cap, -1, dtype=np.int64)
         self._sum = np.zeros(self._cap)
         self._sumsq = np.zeros(self._cap)
-        self._count = np.zeros(self._cap, dtype=np.int64)
+        # A bin's sample count fits 32 bits (a 15-minute bin holds 180 polls at 5 s).
+        self._count = np.zeros(self._cap, dtype=np.int32)
         self._last_bin = -1
         self._fit: _Fit | None = None
         # The bin being filled, in Python numbers (observe runs once per circuit and poll: numpy
@@ -473,13 +496,8 @@ class LoadForecaster:
         if n <= x.shape[1] + 2:
             harmonics, weekend, trend = 0, False, False
             x = self._design(t, t_ref, 0, False, False)
-        result = OLS(y, x).fit(method="qr")
-        beta = np.asarray(result.params, dtype=np.float64)
+        beta, cov = _ols_qr(y, x)
         resid = y - x @ beta
-        if n > x.shape[1]:
-            cov = np.asarray(result.cov_params(), dtype=np.float64)
-        else:
-            cov = np.zeros((x.shape[1], x.shape[1]))
         sigma_r = float(np.std(resid)) if n > 1 else 0.0
         ar, sigma_e = self._fit_ar(bins, resid, sigma_r)
         if harmonics == 0:
@@ -520,8 +538,7 @@ class LoadForecaster:
             ok = np.isfinite(target) & np.all(np.isfinite(lags), axis=1)
             if int(ok.sum()) < 20 * order + 10:
                 continue
-            fit = OLS(target[ok], lags[ok]).fit(method="qr")
-            phi = np.asarray(fit.params, dtype=np.float64)
+            phi, _ = _ols_qr(target[ok], lags[ok])
             roots = np.roots(np.r_[1.0, -phi])
             if np.all(np.abs(roots) < 0.98):
                 sigma_e = float(np.std(target[ok] - lags[ok] @ phi))
