@@ -82,23 +82,7 @@ def record_scenario(sc: Scenario) -> WearRun:
             ambient = obs.ambient_c
         e = obs.elements[event.target]
         if e.reachable and math.isfinite(ambient):
-            samples.append(
-                HealthSample(
-                    t_s=obs.t_s,
-                    current_a=e.current_a,
-                    rating_a=topo.rating_a(e.id),
-                    ambient_c=ambient,
-                    temperature_c=e.temperature_c,
-                    ripple_pct=e.ripple_pct,
-                    energized=e.energized,
-                    self_tests=e.self_tests,
-                    self_test_ms=e.self_test_ms,
-                    nominal_transfer_ms=e.nominal_transfer_ms,
-                    operations=e.operations,
-                    rated_operations=e.rated_operations,
-                    nuisance_trips=e.nuisance_trips,
-                )
-            )
+            samples.append(HealthSample.of(obs.t_s, e, topo.rating_a(e.id), ambient))
         if t >= event.failure_s or t >= sc.duration_s - 1e-6:
             break
         plant.advance_to(min(t + (history_poll if t < 0 else poll), sc.duration_s))

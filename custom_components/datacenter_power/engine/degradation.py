@@ -46,6 +46,8 @@ from typing import Any, Final, Literal
 import numpy as np
 import numpy.typing as npt
 
+from .observation import ElementObs
+
 type FloatArray = npt.NDArray[np.float64]
 type ComponentKind = Literal["ats", "mpdu"]
 
@@ -121,6 +123,25 @@ class HealthSample:
     rated_operations: int = 0
     nuisance_trips: int = 0
     """MPDU nuisance-trip counter."""
+
+    @classmethod
+    def of(cls, t_s: float, e: ElementObs, rating_a: float, ambient_c: float) -> HealthSample:
+        """The sample of one observed element, with its rating and the room temperature."""
+        return cls(
+            t_s=t_s,
+            current_a=e.current_a,
+            rating_a=rating_a,
+            ambient_c=ambient_c,
+            temperature_c=e.temperature_c,
+            ripple_pct=e.ripple_pct,
+            energized=e.energized,
+            self_tests=e.self_tests,
+            self_test_ms=e.self_test_ms,
+            nominal_transfer_ms=e.nominal_transfer_ms,
+            operations=e.operations,
+            rated_operations=e.rated_operations,
+            nuisance_trips=e.nuisance_trips,
+        )
 
 
 @dataclass(frozen=True, slots=True)

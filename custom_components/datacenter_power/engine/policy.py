@@ -129,23 +129,7 @@ class DecisionPolicy:
         ambient = self._ambient_c
         if not math.isfinite(ambient):
             return
-        self._monitors[e.id].observe(
-            HealthSample(
-                t_s=t,
-                current_a=e.current_a,
-                rating_a=self.topology.rating_a(e.id),
-                ambient_c=ambient,
-                temperature_c=e.temperature_c,
-                ripple_pct=e.ripple_pct,
-                energized=e.energized,
-                self_tests=e.self_tests,
-                self_test_ms=e.self_test_ms,
-                nominal_transfer_ms=e.nominal_transfer_ms,
-                operations=e.operations,
-                rated_operations=e.rated_operations,
-                nuisance_trips=e.nuisance_trips,
-            )
-        )
+        self._monitors[e.id].observe(HealthSample.of(t, e, self.topology.rating_a(e.id), ambient))
 
     # ------------------------------------------------------------------------- forecasting
     def element_forecast(self, element: str) -> Forecast | None:
