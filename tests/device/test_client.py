@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from dataclasses import fields
+from typing import Any
 
 import pytest
 from pymodbus.server import ModbusTcpServer
@@ -32,6 +33,7 @@ from custom_components.datacenter_power.device.registers import IDENTIFICATION, 
 from dcp_sim.plant import Plant
 from dcp_sim.server import PlantServer
 from dcp_sim.telemetry import PlantTelemetry
+from dcp_sim.units import Unit
 
 
 def _telemetry_of(tel: PlantTelemetry, identity: DeviceIdentity) -> object:
@@ -104,6 +106,35 @@ async def test_scan_identifies_every_device(server: PlantServer, client: PlantCl
 
     env = by_id["env1"]
     assert (env.device_type, env.upstream, env.rating_a) == (DeviceType.ENV, (), 0.0)
+
+
+async def test_scan_finds_every_device_while_the_event_loop_stalls(
+    plant: Plant, socket_enabled: None
+) -> None:
+    """Home Assistant setting up another gateway's hundreds of entities blocks the event loop
+    for long stretches. Here the loop is blocked while the first answer of every unit id is on
+    its way, so the request's timer fires late, with the answer: the scan must ask again rather
+    than take the unit id for empty."""
+    server = PlantServer(plant, speed=0)
+    answer = server._action
+    stalled: set[int] = set()
+
+    async def answer_after_a_stall(unit: Unit, *args: Any) -> Any:
+        if unit.unit_id not in stalled:
+            stalled.add(unit.unit_id)
+            time.sleep(0.3)  # noqa: ASYNC251 - the point of the test: a blocked event loop
+        return await answer(unit, *args)
+
+    server._action = answer_after_a_stall  # type: ignore[method-assign]
+    await server.start("127.0.0.1", 0)
+    client = PlantClient("127.0.0.1", server.port, timeout=0.2)
+    try:
+        found = await client.scan(sorted(server.units), per_unit_timeout=0.2, concurrency=4)
+    finally:
+        await client.close()
+        await server.stop()
+    assert stalled == set(server.units)
+    assert {d.plant_id: d.unit_id for d in found} == server.unit_ids
 
 
 async def test_every_measurement_matches_plant_telemetry(

@@ -58,6 +58,13 @@ __all__ = ["PlantClient", "ReadAllResult"]
 _LOGGER = logging.getLogger(__name__)
 quiet_library_log()  # pymodbus's per-request errors: the integration reports faults itself
 
+_SCAN_ATTEMPTS: Final = 3
+"""Tries per unit id during a scan when the event loop stalled or the connection dropped."""
+_SCAN_STALL_FACTOR: Final = 1.5
+"""A timeout that took this many times its length was a stalled event loop, not a silence."""
+_SCAN_RECONNECT_DELAY_S: Final = 0.5
+"""Pause before reconnecting during a scan (doubled at each further try)."""
+
 type ReadAllResult = dict[str, Reading | DeviceLayerError]
 """Per device (by plant id): its reading, or the error that prevented it."""
 
@@ -294,25 +301,49 @@ class PlantClient:
         """Identify the devices behind the gateway, in unit-id order.
 
         Unit ids that do not answer, answer with an exception, or answer with something that is
-        not this register map are skipped. Takes at most about
-        ``len(unit_ids) / concurrency * per_unit_timeout`` seconds. ``progress(done, total)`` is
-        called after each unit id. Raises ``GatewayUnavailable`` if the gateway is unreachable.
+        not this register map are skipped; one whose silence outlasted the timeout by half
+        (a stalled event loop) or whose connection dropped is asked up to three times. Takes
+        about ``len(unit_ids) / concurrency * per_unit_timeout`` seconds on a free event loop.
+        ``progress(done, total)`` is called after each unit id. Raises ``GatewayUnavailable``
+        if the gateway is still unreachable after three tries (1.5 s of pauses).
         """
         ids = list(unit_ids)
         found: dict[int, DeviceIdentity] = {}
         lanes = [_Lane(self, per_unit_timeout) for _ in range(max(1, min(concurrency, len(ids))))]
         queue = iter(ids)
         done = 0
+        loop = asyncio.get_running_loop()
+
+        async def identify(lane: _Lane, unit_id: int) -> DeviceIdentity | None:
+            # A busy event loop (Home Assistant setting up hundreds of entities for another
+            # gateway) stretches every wait: the timer of a request fires late, together with
+            # the answer that came meanwhile, and wins. A silence that took much longer than
+            # the timeout says the loop stalled, not that the unit id is empty: ask again. A
+            # lost connection is retried too, after a pause, before the gateway is given up.
+            for attempt in range(_SCAN_ATTEMPTS):
+                last = attempt == _SCAN_ATTEMPTS - 1
+                started = loop.time()
+                try:
+                    return await self._read_identity(lane, unit_id)
+                except GatewayUnavailable:
+                    if last:
+                        raise
+                    await asyncio.sleep(_SCAN_RECONNECT_DELAY_S * 2**attempt)
+                except DeviceUnavailable as exc:
+                    stalled = loop.time() - started > per_unit_timeout * _SCAN_STALL_FACTOR
+                    if last or not stalled:
+                        _LOGGER.debug("scan: unit %s skipped: %s", unit_id, exc)
+                        return None
+                except DeviceLayerError as exc:
+                    _LOGGER.debug("scan: unit %s skipped: %s", unit_id, exc)
+                    return None
+            return None
 
         async def worker(lane: _Lane) -> None:
             nonlocal done
             for unit_id in queue:
-                try:
-                    found[unit_id] = await self._read_identity(lane, unit_id)
-                except GatewayUnavailable:
-                    raise
-                except DeviceLayerError as exc:
-                    _LOGGER.debug("scan: unit %s skipped: %s", unit_id, exc)
+                if (identity := await identify(lane, unit_id)) is not None:
+                    found[unit_id] = identity
                 done += 1
                 if progress is not None:
                     progress(done, len(ids))
