@@ -35,8 +35,13 @@ _PROBE_MANIFEST = {
     "requirements": [],
 }
 _PROBE = '''
-"""Event-loop lag (a 100 ms ticker), state writes and what blocked the loop, dumped to
-probe.json every 5 s.
+"""Event-loop lag (a 100 ms ticker), state writes and what blocked the loop, appended to
+probe.jsonl every 5 s (only what is new: one line each).
+
+The probe must not disturb what it measures: the watchdog holds the GIL while it writes, so
+it writes a few hundred new values at a time, never the whole run; and it never asks for
+``gc.get_freeze_count()`` while measuring (it walks every frozen object: ~100 ms for the
+~880,000 objects of a 1,000-circuit hall, with the GIL held) - only when probe.final asks.
 
 A watchdog thread samples the event loop thread's Python stack whenever the ticker is late by
 more than STALL_S (a poor man's py-spy): every such stall is listed with the stacks seen during
@@ -101,8 +106,8 @@ def _memory_report(path):
 
 
 async def async_setup(hass, config):
-    stats = {"lag_ms": [], "state_changed": 0, "t": [], "stalls": [], "profile": None}
-    out = Path(hass.config.path("probe.json"))
+    stats = {"lag_ms": [], "state_changed": 0, "t": [], "stalls": [], "gc": [], "late": []}
+    out = Path(hass.config.path("probe.jsonl"))
     loop_thread = threading.get_ident()
     beat = [time.monotonic()]
     sample_all = os.environ.get("DCP_PROBE_SAMPLE") == "1"
@@ -119,6 +124,7 @@ async def async_setup(hass, config):
         samples = 0
         stall = None
         last_dump = time.monotonic()
+        written = {"lag_ms": 0, "t": 0, "late": 0, "stalls": 0, "gc": 0}
         while True:
             time.sleep(0.01)
             now = time.monotonic()
@@ -155,23 +161,27 @@ async def async_setup(hass, config):
                 if request.exists():
                     request.unlink()
                     _memory_report(out.with_name("tracemalloc.json"))
+                line = {"state_changed": stats["state_changed"]}
+                for key in ("lag_ms", "t", "late", "stalls", "gc"):
+                    values = stats[key]
+                    line[key] = values[written[key]:]
+                    written[key] += len(line[key])
                 if sample_all:
-                    stats["profile"] = {
+                    line["profile"] = {
                         "samples": samples,
                         "functions": functions.most_common(100),
                         "lines": lines.most_common(60),
                     }
-                snapshot = dict(stats, lag_ms=list(stats["lag_ms"]), t=list(stats["t"]),
-                                stalls=list(stats["stalls"]), gc=list(stats.get("gc", [])),
-                                gc_frozen=gc.get_freeze_count())
-                tmp = out.with_suffix(".tmp")
-                tmp.write_text(json.dumps(snapshot))
-                tmp.replace(out)
+                final = out.with_name("probe.final")
+                if final.exists():
+                    final.unlink()
+                    line["gc_frozen"] = gc.get_freeze_count()
+                with out.open("a") as stream:
+                    stream.write(json.dumps(line) + "\n")
 
     threading.Thread(target=watchdog, name="dcp_probe watchdog", daemon=True).start()
 
     gc_started = [0.0]
-    stats["gc"] = []
 
     def on_gc(phase, info):
         # Collections of the cyclic garbage collector hold the GIL: every full one, and any
@@ -187,14 +197,36 @@ async def async_setup(hass, config):
 
     gc.callbacks.append(on_gc)
 
+    schedstat = Path(f"/proc/self/task/{threading.get_native_id()}/schedstat")
+
+    def sched():
+        # The loop thread's time on a CPU and waiting for one (ns), from the kernel.
+        try:
+            on_cpu, waiting, _ = schedstat.read_text().split()
+            return int(on_cpu), int(waiting)
+        except (OSError, ValueError):
+            return 0, 0
+
     async def tick():
+        # Every late tick (> 30 ms) records what the loop thread did meanwhile: its own CPU
+        # time (the loop was busy) and its wait for a CPU (the machine was busy): late ticks
+        # the watchdog cannot sample are told apart by these.
         loop = asyncio.get_running_loop()
         while True:
             before = loop.time()
+            cpu0, (run0, wait0) = time.thread_time(), sched()
             await asyncio.sleep(0.1)
             beat[0] = time.monotonic()
-            stats["lag_ms"].append(round((loop.time() - before - 0.1) * 1000, 2))
+            lag = round((loop.time() - before - 0.1) * 1000, 2)
+            stats["lag_ms"].append(lag)
             stats["t"].append(round(time.time(), 1))
+            if lag > 30:
+                run1, wait1 = sched()
+                stats["late"].append([
+                    round(time.time(), 2), lag,
+                    round((time.thread_time() - cpu0) * 1000, 1),
+                    round((run1 - run0) / 1e6, 1), round((wait1 - wait0) / 1e6, 1),
+                ])
 
     hass.async_create_background_task(tick(), "dcp_probe ticker")
 
@@ -277,8 +309,51 @@ def _late_ticks(stats: dict[str, Any], t_start: float) -> dict[str, Any]:
             "ms_max": max((ms for _, ms in full), default=0.0),
         },
         "late_ticks_over_50ms": len(late),
+        # Of those ticks: the loop thread's CPU time and its wait for a CPU meanwhile (ms).
+        "late_ticks_loop_cpu_ms_p50": _percentile(
+            [
+                cpu
+                for t, lag, cpu, _run, _wait in stats.get("late", [])
+                if t >= t_start and lag > 50
+            ],
+            0.5,
+        ),
+        "late_ticks_cpu_wait_ms_p50": _percentile(
+            [
+                wait
+                for t, lag, _cpu, _run, wait in stats.get("late", [])
+                if t >= t_start and lag > 50
+            ],
+            0.5,
+        ),
         "late_ticks_with_full_gc": with_gc,
     }
+
+
+def _read_probe(path: Path) -> dict[str, Any]:
+    """Everything the probe wrote so far: its lines' lists joined, its last counters."""
+    merged: dict[str, Any] = {"lag_ms": [], "t": [], "late": [], "stalls": [], "gc": []}
+    for line in path.read_text().splitlines():
+        entry = json.loads(line)
+        for key, value in entry.items():
+            if isinstance(value, list):
+                merged[key].extend(value)
+            else:
+                merged[key] = value
+    return merged
+
+
+def _frozen_objects(config: Path) -> int | None:
+    """How many objects ``gc.freeze`` moved out of the collector's reach (asked once, at the
+    end: counting them holds the GIL for ~100 ms)."""
+    (config / "probe.final").touch()
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        frozen = _read_probe(config / "probe.jsonl").get("gc_frozen")
+        if frozen is not None:
+            return int(frozen)
+        time.sleep(1)
+    return None
 
 
 def _wait_live(dev: Any, api: Any, want: int, timeout: float) -> None:
@@ -318,7 +393,7 @@ def run(
     before the memory baseline; ``warm_s``: wait after every device is live before measuring
     (the first forecast refresh, registry writes). ``sample``: the probe also samples the event loop's stack all the time (a profile, under
     ``loop_profile``; it costs some CPU, so not for the figures). ``keep``: use this
-    configuration directory and leave it (logs, database, probe.json) for inspection.
+    configuration directory and leave it (logs, database, probe.jsonl) for inspection.
     ``trace_memory``: Home Assistant runs with tracemalloc on and the largest allocation sites
     at the end are under ``memory`` (it costs memory and CPU, so not for the figures either).
     """
@@ -370,15 +445,15 @@ def run(
             _wait_live(dev, api, want, timeout=900)
             live_s = time.monotonic() - setup_started
             time.sleep(warm_s)  # the first forecast refresh and registry writes
-            probe = config / "probe.json"
+            probe = config / "probe.jsonl"
             cpu0, wall0, db0 = _cpu_s(hass.pid), time.monotonic(), _db_mb(config)
-            writes0 = json.loads(probe.read_text())["state_changed"]
+            writes0 = _read_probe(probe)["state_changed"]
             t_start = time.time()
             load_start = os.getloadavg()[0]
             time.sleep(minutes * 60)
             load_end = os.getloadavg()[0]
             cpu1, wall1, db1 = _cpu_s(hass.pid), time.monotonic(), _db_mb(config)
-            stats = json.loads(probe.read_text())
+            stats = _read_probe(probe)
             lags = [
                 lag for lag, t in zip(stats["lag_ms"], stats["t"], strict=False) if t >= t_start
             ]
@@ -392,6 +467,7 @@ def run(
                 while not report.exists() and time.monotonic() < deadline:
                     time.sleep(2)
                 memory = json.loads(report.read_text()) if report.exists() else "no report"
+            stats["gc_frozen"] = _frozen_objects(config)
             entities = int(api.template("{{ integration_entities('datacenter_power') | count }}"))
             hass.send_signal(signal.SIGTERM)
             hass.wait(timeout=120)
