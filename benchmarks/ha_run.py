@@ -177,7 +177,7 @@ async def async_setup(hass, config):
                     final.unlink()
                     line["gc_frozen"] = gc.get_freeze_count()
                 with out.open("a") as stream:
-                    stream.write(json.dumps(line) + "\n")
+                    stream.write(json.dumps(line) + "\\n")
 
     threading.Thread(target=watchdog, name="dcp_probe watchdog", daemon=True).start()
 
