@@ -302,10 +302,15 @@ class ElementForecasts:
         until_s: float | None = None,
         from_s: float | None = None,
         margin: float = 0.0,
+        expected: bool = False,
     ) -> tuple[dict[str, FloatArray], FloatArray]:
         """Per-circuit profiles on [now, forecast grid...], inflated by ``margin`` (see
-        :meth:`LoadProfiles.loads`)."""
-        return LoadProfiles(self.times, self.profiles).loads(
+        :meth:`LoadProfiles.loads`); ``expected``: the circuits' P50 instead of the effective
+        P90 (what a plan may count on when nothing fits with the P90 margin)."""
+        profiles = (
+            {c: fc.p50 for c, fc in self.circuit_fc.items()} if expected else self.profiles
+        )
+        return LoadProfiles(self.times, profiles).loads(
             self.topology.circuits, now_s, circuit_a, until_s=until_s, from_s=from_s, margin=margin
         )
 

@@ -354,7 +354,8 @@ def plan_migration(
         else:
             goal = "relieve overload"
     prob = _prepare(topology, assignment, load_a, times_s, unavailable, goal)
-    blocked = set(unavailable) | set(no_receive) | ({drain} if drain is not None else set())
+    blocked = set(unavailable) | ({drain} if drain is not None else set())
+    hold = set(no_receive)
     unavailable_set = set(unavailable)
     stay_penalty = 2.0 * (len(prob.on) + 1)
     stuck_critical: list[str] = []
@@ -362,7 +363,14 @@ def plan_migration(
         cur = prob.start[c]
         assert cur is not None
         node = topology.circuits[c]
-        alts = tuple(p for p in node.paths if p != cur and _available(topology, p, blocked))
+        # A no-receive element takes no *new* load: a move that stays behind it (another
+        # MPDU of the same ATS) adds nothing to it.
+        held = hold - set(topology.upstream(cur))
+        alts = tuple(
+            p
+            for p in node.paths
+            if p != cur and _available(topology, p, blocked) and _available(topology, p, held)
+        )
         must_leave = drain is not None and topology.depends_on(cur, drain)
         should_leave = not _available(topology, cur, unavailable_set)
         if must_leave and not alts:

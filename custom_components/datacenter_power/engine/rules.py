@@ -29,7 +29,7 @@ from .decisions import Action, ActionKind, OverloadPrediction
 from .degradation import HealthAssessment
 from .element_forecast import ElementForecasts
 from .planner import Infeasible, Plan, restore_plan
-from .planning import PlanRequest, drop_moves_off, plan_with_retries
+from .planning import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
 from .topology import Topology
@@ -189,13 +189,22 @@ class DecisionRules:
         assignment: Mapping[str, str | None],
         circuit_a: Mapping[str, float],
         req: PlanRequest,
+        *,
+        expected: bool = False,
+        margin: float | None = None,
     ) -> Plan | Infeasible:
+        """Plan on the effective P90 loads, or (``expected``) on the circuits' P50 loads,
+        inflated by ``margin`` (default: the plan margin)."""
         cfg = self.config
         fcs = self.forecasts
+        if margin is None:
+            margin = cfg.plan_margin
         return plan_with_retries(
             self.topology,
             assignment,
-            lambda until: fcs.loads(req.now_s, circuit_a, until_s=until, margin=cfg.plan_margin),
+            lambda until: fcs.loads(
+                req.now_s, circuit_a, until_s=until, margin=margin, expected=expected
+            ),
             req,
             silent=self.state.silent(),
             time_limit_s=cfg.plan_time_limit_s,
@@ -256,6 +265,7 @@ class DecisionRules:
                     horizons=(now_s + 3600.0, now_s),
                     best_effort=True,
                     over_now=[e for e in topo.elements if els[e].load_a > topo.limit_a(e)],
+                    margin=cfg.plan_margin,
                 ),
                 alerts=alerts,
                 hand_back=any(
@@ -377,6 +387,7 @@ class DecisionRules:
         )
         horizons: tuple[float | None, ...]
         start = now_s
+        last_call = False
         if ttf is None:
             horizons = (None, now_s + cfg.drain_min_horizon_s)
         else:
@@ -410,6 +421,8 @@ class DecisionRules:
             )
             if not fast and deadline > now_s + cfg.replan_interval_s:
                 start = self._best_start(now_s, deadline, end, circuit_a)
+            # The last plan before the drain's deadline (or a fast-rising risk).
+            last_call = fast or deadline <= now_s + cfg.replan_interval_s
         res = self._plan(
             assignment,
             circuit_a,
@@ -440,6 +453,10 @@ class DecisionRules:
             # what fits (never pushing anything over its limit), report the rest, and leave
             # the trade-off to a person.
             infeasible.append(res)
+            if last_call:
+                act = self._expected_drain(e, now_s, assignment, circuit_a, unavailable, horizons)
+                if act is not None:
+                    return act
             res = self._plan(
                 assignment,
                 circuit_a,
@@ -466,6 +483,56 @@ class DecisionRules:
         if isinstance(res, Plan) and res.moves:
             return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
         return None
+
+    def _expected_drain(
+        self,
+        e: str,
+        now_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        horizons: tuple[float | None, ...],
+    ) -> Action | None:
+        """At the drain's deadline, when no complete drain fits with the P90 margin: a complete
+        drain that keeps every element within its continuous limit on the *expected* (P50)
+        load over the same windows. The circuits left on ``e`` would be interrupted at the
+        failure and put on their other paths by the SBMs' bypass anyway, unmanaged; moving
+        them now is the smaller expected harm as long as no element is expected above its
+        limit. The reason says so; the executor verifies every stage as usual.
+
+        The expected loads are inflated by the largest share of the plan margin that still
+        has a plan (the same shares as a best-effort relief): what is left of the margin is
+        spread over every element, so none runs right at its limit where another need not."""
+        cfg = self.config
+        res: Plan | Infeasible | None = None
+        for share in reversed((0.0, *SHARE_STEPS[:-1])):
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=e,
+                    unavailable=unavailable,
+                    goal=f"drain {e} (expected load)",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=horizons,
+                ),
+                expected=True,
+                margin=(1 + cfg.plan_margin) ** share - 1,
+            )
+            if isinstance(res, Plan):
+                break
+        if not isinstance(res, Plan) or not res.moves:
+            return None
+        left = [c for c in self.topology.circuits_through(e, assignment) if circuit_a.get(c)]
+        amps = sum(circuit_a.get(c, 0.0) for c in left)
+        why = (
+            f"{e} is predicted to fail before the next plan is due and no complete drain fits "
+            f"with the P90 margin: its {len(left)} circuits ({amps:.1f} A) move now on the "
+            "expected (P50) load, which keeps every element within its continuous limit, "
+            "rather than being interrupted and put on the same paths by the failure's bypass"
+        )
+        return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
 
     def _best_start(
         self, now_s: float, deadline_s: float, end_s: float, circuit_a: Mapping[str, float]
