@@ -53,6 +53,8 @@ class PlanRequest:
     """Elements above their limit now (best effort relaxes only these)."""
     no_receive: Collection[str] = ()
     """Elements that take no new load (hysteresis) though their circuits may stay."""
+    balance: bool = False
+    """The plan with the lowest worst utilisation, not the fewest moves (see the planner)."""
     margin: float = 0.0
     """The plan margin already in the loads (a fraction): a best-effort relief may share it
     out before it lets an overloaded element keep an excess."""
@@ -115,6 +117,7 @@ def plan_with_retries(
                 goal=req.goal,
                 time_limit_s=time_limit_s,
                 no_receive=sorted(no_receive),
+                balance=req.balance,
             )
         except (ValueError, ArithmeticError, RuntimeError) as err:
             # A planner fault must not take the monitoring down with it: report, move nothing.

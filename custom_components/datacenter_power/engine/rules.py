@@ -516,6 +516,7 @@ class DecisionRules:
                     goal=f"drain {e} (expected load)",
                     max_step_amps=cfg.max_step_amps,
                     horizons=horizons,
+                    balance=True,
                 ),
                 expected=True,
                 margin=(1 + cfg.plan_margin) ** share - 1,
