@@ -81,9 +81,7 @@ def plan_with_retries(
     true limit; relieving most of an overload beats leaving all of it.
     """
     result: Plan | Infeasible | None = None
-    attempts: list[tuple[float | None, Topology, str]] = [
-        (u, topology, "") for u in req.horizons
-    ]
+    attempts: list[tuple[float | None, Topology, str]] = [(u, topology, "") for u in req.horizons]
     if req.best_effort and req.over_now:
         if req.margin > 0:
             elements = topology.elements

@@ -453,8 +453,10 @@ class DecisionRules:
             # what fits (never pushing anything over its limit), report the rest, and leave
             # the trade-off to a person.
             infeasible.append(res)
-            if last_call:
-                act = self._expected_drain(e, now_s, assignment, circuit_a, unavailable, horizons)
+            if last_call and ttf is not None:
+                act = self._expected_drain(
+                    e, now_s, now_s + ttf, assignment, circuit_a, unavailable, horizons, notes
+                )
                 if act is not None:
                     return act
             res = self._plan(
@@ -488,22 +490,40 @@ class DecisionRules:
         self,
         e: str,
         now_s: float,
+        fail_s: float,
         assignment: Mapping[str, str | None],
         circuit_a: Mapping[str, float],
         unavailable: set[str],
         horizons: tuple[float | None, ...],
+        notes: list[str],
     ) -> Action | None:
         """At the drain's deadline, when no complete drain fits with the P90 margin: a complete
         drain that keeps every element within its continuous limit on the *expected* (P50)
-        load over the same windows. The circuits left on ``e`` would be interrupted at the
-        failure and put on their other paths by the SBMs' bypass anyway, unmanaged; moving
-        them now is the smaller expected harm as long as no element is expected above its
-        limit. The reason says so; the executor verifies every stage as usual.
+        load over the same windows. Only when every circuit left on ``e`` has a single path
+        avoiding it: the failure would interrupt it and the SBMs' bypass put it on exactly
+        that path anyway, unmanaged, so moving it there now (and making room for it) loses
+        nothing at the failure. (A circuit with several ways out keeps them: after the
+        failure the rebalance chooses among them on the loads then measured.) It is the smaller
+        expected harm as long as no element is expected above its limit, and as long as the time some element is expected to spend above its limit
+        before the predicted failure (the moved load sits there only then; after it, the
+        bypass would put it there anyway) grows by at most ``expected_drain_over_budget_s``:
+        otherwise what fits moves as before and this is tried again at the next plan. The
+        reason says so; the executor verifies every stage as usual.
 
         The expected loads are inflated by the largest share of the plan margin that still
         has a plan (the same shares as a best-effort relief): what is left of the margin is
         spread over every element, so none runs right at its limit where another need not."""
         cfg = self.config
+        topo = self.topology
+        left = [c for c in topo.circuits_through(e, assignment) if circuit_a.get(c)]
+        for c in left:
+            ways = [
+                p
+                for p in topo.circuits[c].paths
+                if not topo.depends_on(p, e) and not set(topo.upstream(p)) & unavailable
+            ]
+            if len(ways) != 1:
+                return None
         res: Plan | Infeasible | None = None
         for share in reversed((0.0, *SHARE_STEPS[:-1])):
             res = self._plan(
@@ -525,13 +545,23 @@ class DecisionRules:
                 break
         if not isinstance(res, Plan) or not res.moves:
             return None
-        left = [c for c in self.topology.circuits_through(e, assignment) if circuit_a.get(c)]
+        fcs = self.forecasts
+        risk = fcs.expected_over_s(res.final_assignment, fail_s) - fcs.expected_over_s(
+            assignment, fail_s
+        )
+        if risk > cfg.expected_drain_over_budget_s:
+            notes.append(
+                f"no drain of {e} on the expected load yet: its receivers would be expected "
+                f"above a limit for {risk / 60:.0f} min before the predicted failure"
+            )
+            return None
         amps = sum(circuit_a.get(c, 0.0) for c in left)
         why = (
             f"{e} is predicted to fail before the next plan is due and no complete drain fits "
             f"with the P90 margin: its {len(left)} circuits ({amps:.1f} A) move now on the "
             "expected (P50) load, which keeps every element within its continuous limit, "
-            "rather than being interrupted and put on the same paths by the failure's bypass"
+            "rather than being interrupted and put on their only other path by the failure's "
+            "bypass"
         )
         return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
 
