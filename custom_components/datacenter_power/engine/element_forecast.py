@@ -321,12 +321,18 @@ class ElementForecasts:
         until_s: float | None = None,
         from_s: float | None = None,
         margin: float = 0.0,
-        expected: bool = False,
+        spread: float = 1.0,
     ) -> tuple[dict[str, FloatArray], FloatArray]:
         """Per-circuit profiles on [now, forecast grid...], inflated by ``margin`` (see
-        :meth:`LoadProfiles.loads`); ``expected``: the circuits' P50 instead of the effective
-        P90 (what a plan may count on when nothing fits with the P90 margin)."""
-        profiles = {c: fc.p50 for c, fc in self.circuit_fc.items()} if expected else self.profiles
+        :meth:`LoadProfiles.loads`). ``spread``: the share of each circuit's P50-to-effective-
+        P90 spread included (1: the effective P90; 0: the expected load, what a plan may count
+        on when nothing fits with the P90 margin)."""
+        profiles = self.profiles
+        if spread != 1.0:
+            profiles = {
+                c: fc.p50 + spread * (self.profiles.get(c, fc.p50) - fc.p50)
+                for c, fc in self.circuit_fc.items()
+            }
         return LoadProfiles(self.times, profiles).loads(
             self.topology.circuits, now_s, circuit_a, until_s=until_s, from_s=from_s, margin=margin
         )

@@ -190,11 +190,11 @@ class DecisionRules:
         circuit_a: Mapping[str, float],
         req: PlanRequest,
         *,
-        expected: bool = False,
+        spread: float = 1.0,
         margin: float | None = None,
     ) -> Plan | Infeasible:
-        """Plan on the effective P90 loads, or (``expected``) on the circuits' P50 loads,
-        inflated by ``margin`` (default: the plan margin)."""
+        """Plan on the circuits' P50 plus ``spread`` of their P50-P90 spread (1: the effective
+        P90, 0: the expected load), inflated by ``margin`` (default: the plan margin)."""
         cfg = self.config
         fcs = self.forecasts
         if margin is None:
@@ -203,7 +203,7 @@ class DecisionRules:
             self.topology,
             assignment,
             lambda until: fcs.loads(
-                req.now_s, circuit_a, until_s=until, margin=margin, expected=expected
+                req.now_s, circuit_a, until_s=until, margin=margin, spread=spread
             ),
             req,
             silent=self.state.silent(),
@@ -503,16 +503,18 @@ class DecisionRules:
         avoiding it: the failure would interrupt it and the SBMs' bypass put it on exactly
         that path anyway, unmanaged, so moving it there now (and making room for it) loses
         nothing at the failure. (A circuit with several ways out keeps them: after the
-        failure the rebalance chooses among them on the loads then measured.) It is the smaller
-        expected harm as long as no element is expected above its limit, and as long as the time some element is expected to spend above its limit
-        before the predicted failure (the moved load sits there only then; after it, the
-        bypass would put it there anyway) grows by at most ``expected_drain_over_budget_s``:
-        otherwise what fits moves as before and this is tried again at the next plan. The
-        reason says so; the executor verifies every stage as usual.
+        failure the rebalance chooses among them on the loads then measured.) It is the
+        smaller expected harm as long as no element is expected above its limit, and as long
+        as the time some element is expected to spend above its limit before the predicted
+        failure (the moved load sits there only then; after it, the bypass would put it there
+        anyway) grows by at most ``expected_drain_over_budget_s``: otherwise what fits moves
+        as before and this is tried again at the next plan. The reason says so; the executor
+        verifies every stage as usual.
 
-        The expected loads are inflated by the largest share of the plan margin that still
-        has a plan (the same shares as a best-effort relief): what is left of the margin is
-        spread over every element, so none runs right at its limit where another need not."""
+        The plan is balanced (lowest worst utilisation, not fewest moves) on the P50 plus the
+        largest share of each circuit's P50-P90 spread that still has a plan: what is left of
+        the uncertainty margin goes where the uncertainty is, so no element runs right at its
+        limit where another need not."""
         cfg = self.config
         topo = self.topology
         left = [c for c in topo.circuits_through(e, assignment) if circuit_a.get(c)]
@@ -538,8 +540,8 @@ class DecisionRules:
                     horizons=horizons,
                     balance=True,
                 ),
-                expected=True,
-                margin=(1 + cfg.plan_margin) ** share - 1,
+                spread=share,
+                margin=0.0,
             )
             if isinstance(res, Plan):
                 break
