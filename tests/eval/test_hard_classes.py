@@ -136,3 +136,19 @@ def test_the_last_circuit_moves_on_its_expected_load_rather_than_be_interrupted(
     assert m["interruptions"] == 0
     assert any("expected (P50) load" in a.reason for a in ev.actions if a.kind == "migrate")
     assert m["max_utilization"] < 0.82
+
+
+def test_no_expected_load_drain_while_a_safe_drain_is_forecast_before_the_failure() -> None:
+    """``hard-outage_during_drain-5``: ats3's last circuit has a single way out and its drain's
+    deadline comes at 11 h, but a complete drain within the P90 margin is forecast to fit a
+    few hours later, before the predicted failure: the expected-load drain is no last resort
+    then, and the circuit moves later within the margin (without that check, it moved on its
+    expected load at 11.3 h, a stage was rolled back at 1 A over mpdu2's limit, and the
+    receivers peaked at 0.80 of rating instead of 0.77)."""
+    sc = generate_hard_scenario(5, "outage_during_drain")
+    ev = run_evaluation(sc, "proactive")
+    m = compute_metrics(ev)
+    assert policy_failing_load(m) == 0.0
+    assert not any("expected (P50) load" in a.reason for a in ev.actions)
+    assert all(a.ok for a in ev.actions)
+    assert m["max_utilization"] < 0.79

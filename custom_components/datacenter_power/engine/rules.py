@@ -547,6 +547,14 @@ class DecisionRules:
                 break
         if not isinstance(res, Plan) or not res.moves:
             return None
+        later = self._later_drain(e, now_s, fail_s, assignment, circuit_a, unavailable, horizons)
+        if later is not None:
+            notes.append(
+                f"no drain of {e} on the expected load: a complete drain within the P90 margin "
+                f"is forecast to fit from {(later - now_s) / 3600:.1f} h on, before the "
+                "predicted failure"
+            )
+            return None
         fcs = self.forecasts
         risk = fcs.expected_over_s(res.final_assignment, fail_s) - fcs.expected_over_s(
             assignment, fail_s
@@ -566,6 +574,49 @@ class DecisionRules:
             "bypass"
         )
         return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+
+    def _later_drain(
+        self,
+        e: str,
+        now_s: float,
+        fail_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        horizons: tuple[float | None, ...],
+    ) -> float | None:
+        """The first of a few later starts (before the predicted failure, less the deadline
+        margin) from which a complete drain within the P90 margin is forecast to fit over the
+        first window, if any: the expected-load drain is no last resort then."""
+        cfg = self.config
+        fcs = self.forecasts
+        last = fail_s - cfg.drain_deadline_margin_s
+        starts = [t for t in fcs.times if now_s + cfg.replan_interval_s <= t <= last]
+        if not starts:
+            return None
+        picks = sorted({starts[round(i * (len(starts) - 1) / 3)] for i in range(4)})
+        for start in picks:
+            res = plan_with_retries(
+                self.topology,
+                assignment,
+                lambda until, at=float(start): fcs.loads(
+                    now_s, circuit_a, until_s=until, from_s=at, margin=cfg.plan_margin
+                ),
+                PlanRequest(
+                    now_s,
+                    drain=e,
+                    unavailable=unavailable,
+                    goal=f"drain {e} (later)",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=horizons[:1],
+                ),
+                silent=self.state.silent(),
+                time_limit_s=cfg.plan_time_limit_s,
+                errors=self.errors,
+            )
+            if isinstance(res, Plan):
+                return float(start)
+        return None
 
     def _best_start(
         self, now_s: float, deadline_s: float, end_s: float, circuit_a: Mapping[str, float]
