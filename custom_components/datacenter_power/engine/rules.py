@@ -24,6 +24,7 @@ from dataclasses import replace
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from .decisions import Action, ActionKind, OverloadPrediction
 from .degradation import HealthAssessment
@@ -37,6 +38,8 @@ from .topology import Topology
 __all__ = ["DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
+
+type FloatArray = npt.NDArray[np.float64]
 
 
 def find_overloads(
@@ -596,12 +599,16 @@ class DecisionRules:
             return None
         picks = sorted({starts[round(i * (len(starts) - 1) / 3)] for i in range(4)})
         for start in picks:
+
+            def loads(
+                until: float | None, at: float = float(start)
+            ) -> tuple[dict[str, FloatArray], FloatArray]:
+                return fcs.loads(now_s, circuit_a, until_s=until, from_s=at, margin=cfg.plan_margin)
+
             res = plan_with_retries(
                 self.topology,
                 assignment,
-                lambda until, at=float(start): fcs.loads(
-                    now_s, circuit_a, until_s=until, from_s=at, margin=cfg.plan_margin
-                ),
+                loads,
                 PlanRequest(
                     now_s,
                     drain=e,
