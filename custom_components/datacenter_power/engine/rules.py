@@ -3,10 +3,12 @@
 In order of precedence at each tick:
 
 1. **urgent** (``relieve`` or ``rebalance``): an element is above its continuous limit now (a
-   dead one means the SBMs' bypass dumped load somewhere); short stages, best effort;
+   dead one means the SBMs' bypass dumped load somewhere); short stages, best effort (the plan
+   margin shared by every element first, see ``planning``);
 2. **migrate**: drain an ATS/MPDU whose monitor alerts (predicted failure) onto healthy paths;
    complete if the result stays within limits for at least ``drain_min_horizon_s``, otherwise
-   only what fits;
+   only what fits; at the drain's deadline, circuits with a single way out move on their
+   expected (P50) load when that is the last resort (see :meth:`DecisionRules._expected_drain`);
 3. **relieve**: move circuits off an element whose forecast P90 load crosses its continuous limit
    soon, confirmed at consecutive forecast refreshes;
 4. **restore**: circuits away from their normal path go back once that path has been healthy and
