@@ -901,3 +901,29 @@ def test_a_no_receive_ats_still_lets_circuits_move_between_its_own_mpdus() -> No
     assert [(m.circuit, m.to_mpdu) for m in plan.moves] == [("y", "m4")]
     held = plan_migration(topo, assignment, loads, _grid(1), no_receive=("m4",), goal="relieve")
     assert not isinstance(held, Plan) or not held.moves
+
+
+def test_a_balanced_plan_takes_extra_moves_for_the_lowest_worst_utilisation() -> None:
+    """Draining m1: the fewest moves put x on m3, right at its 80 A limit; ``balance=True``
+    (the expected-load drain) also moves a1 and a2 to m4 so that neither receiver runs at its
+    limit where the other need not."""
+    topo = _two_ats(
+        circuits=[
+            CircuitNode("x", ("m1", "m3"), 16.0),
+            CircuitNode("a1", ("m3", "m4"), 16.0),
+            CircuitNode("a2", ("m3", "m4"), 16.0),
+            CircuitNode("base3", ("m3",), 100.0),
+            CircuitNode("base4", ("m4",), 100.0),
+        ]
+    )
+    assignment: Assign = {"x": "m1", "a1": "m3", "a2": "m3", "base3": "m3", "base4": "m4"}
+    loads = _const({"x": 10.0, "a1": 10.0, "a2": 10.0, "base3": 50.0, "base4": 40.0})
+    fewest = plan_migration(topo, assignment, loads, _grid(1), drain="m1")
+    balanced = plan_migration(topo, assignment, loads, _grid(1), drain="m1", balance=True)
+    assert isinstance(fewest, Plan)
+    assert isinstance(balanced, Plan)
+    assert_safe_plan(topo, assignment, loads, balanced)
+    assert len(fewest.moves) == 1
+    assert max(fewest.peak_utilization[m] for m in ("m3", "m4")) == pytest.approx(0.8)
+    assert balanced.final_assignment["x"] == "m3"
+    assert max(balanced.peak_utilization[m] for m in ("m3", "m4")) == pytest.approx(0.6)

@@ -6,8 +6,8 @@ the plan margin shares that margin evenly: every element's rating is raised by t
 of the margin, the smallest that has a plan (min-max utilisation relative to each limit), so no
 element ends above its true limit on the measured load and none keeps the whole excess. Only
 when even that fails does it accept the smallest excess achievable on the elements already over
-their limit (every other element keeps its true limit). Moves off elements that merely stopped answering are
-dropped (they are not failing). A planner fault is reported, never raised.
+their limit (every other element keeps its true limit). Moves off elements that merely stopped
+answering are dropped (they are not failing). A planner fault is reported, never raised.
 """
 
 from __future__ import annotations
