@@ -71,3 +71,18 @@ def test_deferred_window_starts_later_without_now() -> None:
     loads_now, grid_now = fcs.loads(now, dict.fromkeys(TOPO.circuits, 99.0))
     assert grid_now[0] == now
     assert loads_now["a1"][0] == 99.0
+
+
+def test_expected_seconds_above_a_limit_follow_the_load_and_the_window() -> None:
+    """The expected-load drain's guard: expected seconds with some element above its limit,
+    from the element P50 and calibrated spread. The normal paths (about 16 A of 40 A) give
+    none; every circuit on mpdu1 (about 40 A, +-25 % over the day) gives hours, fewer over a
+    shorter window."""
+    fcs, _t = _run(1.0)
+    now = fcs.refreshed_s
+    packed: dict[str, str | None] = dict.fromkeys(TOPO.circuits, "mpdu1")
+    assert fcs.expected_over_s(TOPO.normal_assignment(), now + 86400.0) < 60.0
+    day = fcs.expected_over_s(packed, now + 86400.0)
+    quarter = fcs.expected_over_s(packed, now + 6 * 3600.0)
+    assert day > 3 * 3600.0
+    assert 0.0 <= quarter < day <= 86400.0 + 900.0

@@ -816,3 +816,114 @@ def test_best_effort_relief_never_loads_an_element_already_over_its_limit() -> N
     assert not errors
     moves = res.moves if isinstance(res, Plan) else ()
     assert all(m.to_mpdu != "mpdu2" for m in moves)
+
+
+def _margin_sharing_case() -> tuple[Topology, dict[str, float]]:
+    """mpdu1 (limit 100 A) carries 104 A, mpdu2 (limit 80 A) 73 A; x (6 A) may go either way.
+    Moving x leaves both within their true limits (98 and 79 A), but not within the 3 % plan
+    margin on mpdu2."""
+    topo = Topology.build(
+        [AtsNode("ats1", ("a", "b"), 1000.0), AtsNode("ats2", ("b", "a"), 1000.0)],
+        [MpduNode("mpdu1", "ats1", 125.0), MpduNode("mpdu2", "ats2", 100.0)],
+        [
+            CircuitNode("base1", ("mpdu1",), 125.0),
+            CircuitNode("x", ("mpdu1", "mpdu2"), 16.0),
+            CircuitNode("base2", ("mpdu2",), 100.0),
+        ],
+    )
+    return topo, {"base1": 98.0, "x": 6.0, "base2": 73.0}
+
+
+@pytest.mark.parametrize("share", [True, False])
+def test_best_effort_relief_shares_the_plan_margin_before_it_keeps_an_excess(share: bool) -> None:
+    """When no plan keeps the whole plan margin, a best-effort relief spreads what is left of
+    it over every element (the same share each) and so brings the overloaded element under its
+    true limit without pushing any other above its own on the measured load. Without a margin
+    to share (the old rule), it can only keep the excess on mpdu1."""
+    from custom_components.datacenter_power.engine.planning import (
+        MARGIN_SHARED,
+        PlanRequest,
+        plan_with_retries,
+    )
+
+    topo, amps = _margin_sharing_case()
+    margin = 0.03
+    grid = _grid(1)
+    req = PlanRequest(
+        float(grid[0]),
+        drain=None,
+        unavailable=(),
+        goal="relieve overload",
+        max_step_amps=120.0,
+        horizons=(float(grid[0]),),
+        best_effort=True,
+        over_now=("mpdu1",),
+        margin=margin if share else 0.0,
+    )
+    errors: list[str] = []
+    inflated = {c: a * (1 + margin) for c, a in amps.items()}
+    res = plan_with_retries(
+        topo,
+        topo.normal_assignment(),
+        lambda _until: (_const(inflated), grid),
+        req,
+        silent=(),
+        time_limit_s=2.0,
+        errors=errors,
+    )
+    assert not errors
+    assert isinstance(res, Plan)
+    if not share:
+        assert res.moves == ()
+        return
+    assert [(m.circuit, m.to_mpdu) for m in res.moves] == [("x", "mpdu2")]
+    assert any(n.startswith(MARGIN_SHARED) for n in res.notes)
+    loads = topo.element_loads(res.final_assignment, amps)
+    assert all(loads[e] <= topo.limit_a(e) + 1e-9 for e in topo.elements)
+
+
+def test_a_no_receive_ats_still_lets_circuits_move_between_its_own_mpdus() -> None:
+    """``no_receive`` means no *new* load: ats2, relieved lately, takes no circuit from ats1,
+    but a move from one of its MPDUs to another adds nothing to it and stays possible (before,
+    the ATS blocked every path behind it and m3 stayed over its limit)."""
+    topo = _two_ats(
+        circuits=[
+            CircuitNode("big", ("m3",), 100.0),
+            CircuitNode("y", ("m3", "m4", "m1"), 16.0),
+            CircuitNode("fill", ("m1",), 100.0),
+        ]
+    )
+    assignment: Assign = {"big": "m3", "y": "m3", "fill": "m1"}
+    loads = _const({"big": 75.0, "y": 10.0, "fill": 75.0})  # m3 85 A against 80 A; m1 full
+    plan = plan_migration(topo, assignment, loads, _grid(1), no_receive=("ats2",), goal="relieve")
+    assert isinstance(plan, Plan)
+    assert_safe_plan(topo, assignment, loads, plan)
+    assert [(m.circuit, m.to_mpdu) for m in plan.moves] == [("y", "m4")]
+    held = plan_migration(topo, assignment, loads, _grid(1), no_receive=("m4",), goal="relieve")
+    assert not isinstance(held, Plan) or not held.moves
+
+
+def test_a_balanced_plan_takes_extra_moves_for_the_lowest_worst_utilisation() -> None:
+    """Draining m1: the fewest moves put x on m3, right at its 80 A limit; ``balance=True``
+    (the expected-load drain) also moves a1 and a2 to m4 so that neither receiver runs at its
+    limit where the other need not."""
+    topo = _two_ats(
+        circuits=[
+            CircuitNode("x", ("m1", "m3"), 16.0),
+            CircuitNode("a1", ("m3", "m4"), 16.0),
+            CircuitNode("a2", ("m3", "m4"), 16.0),
+            CircuitNode("base3", ("m3",), 100.0),
+            CircuitNode("base4", ("m4",), 100.0),
+        ]
+    )
+    assignment: Assign = {"x": "m1", "a1": "m3", "a2": "m3", "base3": "m3", "base4": "m4"}
+    loads = _const({"x": 10.0, "a1": 10.0, "a2": 10.0, "base3": 50.0, "base4": 40.0})
+    fewest = plan_migration(topo, assignment, loads, _grid(1), drain="m1")
+    balanced = plan_migration(topo, assignment, loads, _grid(1), drain="m1", balance=True)
+    assert isinstance(fewest, Plan)
+    assert isinstance(balanced, Plan)
+    assert_safe_plan(topo, assignment, loads, balanced)
+    assert len(fewest.moves) == 1
+    assert max(fewest.peak_utilization[m] for m in ("m3", "m4")) == pytest.approx(0.8)
+    assert balanced.final_assignment["x"] == "m3"
+    assert max(balanced.peak_utilization[m] for m in ("m3", "m4")) == pytest.approx(0.6)

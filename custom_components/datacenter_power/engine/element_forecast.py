@@ -22,6 +22,7 @@ from typing import Final
 
 import numpy as np
 import numpy.typing as npt
+from scipy.special import ndtr
 
 from .forecast import Z90, Forecast, LoadForecaster
 from .observation import ScheduledLoad
@@ -285,6 +286,24 @@ class ElementForecasts:
             )
         return out
 
+    def expected_over_s(self, assignment: Mapping[str, str | None], until_s: float) -> float:
+        """Expected seconds, up to ``until_s``, with some element above its continuous limit
+        under ``assignment``: each element's load taken as normal with its forecast P50 and
+        its calibrated P50-P90 spread, elements independent, one forecast step per point."""
+        fcs = self.element_forecasts(assignment)
+        n = len(self.times)
+        if n == 0:
+            return 0.0
+        inside = self.times <= until_s
+        none_over = np.ones(n)
+        for e, fc in fcs.items():
+            limit = self.topology.limit_a(e)
+            sigma = np.maximum(fc.p90 - fc.p50, 0.0) / Z90
+            z = (limit - fc.p50) / np.maximum(sigma, _EPS)
+            p_over = np.where(sigma > _EPS, ndtr(-z), (fc.p50 > limit).astype(np.float64))
+            none_over *= 1.0 - p_over
+        return float(np.sum((1.0 - none_over)[inside])) * self.config.resample_s
+
     def load_profiles(self) -> LoadProfiles:
         """The planning profiles now (a refresh builds new arrays, so this stays as it is)."""
         return LoadProfiles(
@@ -302,10 +321,19 @@ class ElementForecasts:
         until_s: float | None = None,
         from_s: float | None = None,
         margin: float = 0.0,
+        spread: float = 1.0,
     ) -> tuple[dict[str, FloatArray], FloatArray]:
         """Per-circuit profiles on [now, forecast grid...], inflated by ``margin`` (see
-        :meth:`LoadProfiles.loads`)."""
-        return LoadProfiles(self.times, self.profiles).loads(
+        :meth:`LoadProfiles.loads`). ``spread``: the share of each circuit's P50-to-effective-
+        P90 spread included (1: the effective P90; 0: the expected load, what a plan may count
+        on when nothing fits with the P90 margin)."""
+        profiles = self.profiles
+        if spread != 1.0:
+            profiles = {
+                c: fc.p50 + spread * (self.profiles.get(c, fc.p50) - fc.p50)
+                for c, fc in self.circuit_fc.items()
+            }
+        return LoadProfiles(self.times, profiles).loads(
             self.topology.circuits, now_s, circuit_a, until_s=until_s, from_s=from_s, margin=margin
         )
 

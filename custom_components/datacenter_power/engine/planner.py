@@ -75,6 +75,9 @@ _MEAN_UTIL_WEIGHT = 0.1
 _SOURCE_WEIGHT = 0.05
 """... and of the share of circuits behind the busiest preferred source (a drain spread over
 receivers fed from other sources does not raise the exposure to one outage)."""
+_BALANCE_WEIGHT = 20.0
+"""Balanced plans (``balance=True``): weight of the highest peak utilisation instead, so the
+worst element's utilisation comes first and amps moved only break ties (extra moves allowed)."""
 _SLACK_WEIGHT = 1000.0
 """Relaxed MILP: cost of one amp over a limit, against one moved circuit."""
 _PRIMARY_SHARE = 0.6
@@ -85,6 +88,8 @@ _TIEBREAK_SHARE = 0.15
 type _Mode = Literal["primary", "tiebreak", "relaxed"]
 _REL_GAP: dict[_Mode, float] = {"primary": 1e-4, "tiebreak": 0.01, "relaxed": 0.02}
 """HiGHS relative MIP gap: exact move counts; tie-breaks and least excess within 1-2 %."""
+_BALANCE_GAP = 1e-3
+"""... and a balanced plan's worst utilisation within 0.1 %."""
 
 
 # -- results -----------------------------------------------------------------------------------
@@ -221,6 +226,8 @@ class _Problem:
     tie: dict[tuple[str, str], float] = field(default_factory=dict)
     """Tie-break per (circuit, path): amps moved, as a fraction of the total load."""
     notes: list[str] = field(default_factory=list)
+    balance: bool = False
+    """Min-max: the lowest worst utilisation first, then fewest moves and amps."""
 
     def up(self, path: str) -> tuple[int, ...]:
         """Element rows a circuit on ``path`` loads (its MPDU and that MPDU's ATS)."""
@@ -335,14 +342,16 @@ def plan_migration(
     goal: str | None = None,
     time_limit_s: float = 2.0,
     no_receive: Collection[str] = (),
+    balance: bool = False,
 ) -> Plan | Infeasible:
     """Plan staged moves that leave every element within its limit at every grid time.
 
     ``drain`` empties an ATS or MPDU (see the module docstring for non-critical circuits);
     without it the plan only relieves forecast overloads (and moves circuits off unavailable
     elements where it can). ``no_receive``: elements that take no new load (hysteresis after a
-    relief) but whose circuits need not leave. ``time_limit_s <= 0`` skips HiGHS and uses the
-    greedy heuristic.
+    relief) but whose circuits need not leave. ``balance``: among the plans within limits,
+    the one with the lowest worst utilisation (extra moves allowed), not the fewest moves.
+    ``time_limit_s <= 0`` skips HiGHS and uses the greedy heuristic.
     """
     if drain is not None and topology.kind(drain) not in ("ats", "mpdu"):
         raise ValueError(f"drain names {drain!r}, which is not an ATS or MPDU")
@@ -354,7 +363,9 @@ def plan_migration(
         else:
             goal = "relieve overload"
     prob = _prepare(topology, assignment, load_a, times_s, unavailable, goal)
-    blocked = set(unavailable) | set(no_receive) | ({drain} if drain is not None else set())
+    prob.balance = balance
+    blocked = set(unavailable) | ({drain} if drain is not None else set())
+    hold = set(no_receive)
     unavailable_set = set(unavailable)
     stay_penalty = 2.0 * (len(prob.on) + 1)
     stuck_critical: list[str] = []
@@ -362,7 +373,14 @@ def plan_migration(
         cur = prob.start[c]
         assert cur is not None
         node = topology.circuits[c]
-        alts = tuple(p for p in node.paths if p != cur and _available(topology, p, blocked))
+        # A no-receive element takes no *new* load: a move that stays behind it (another
+        # MPDU of the same ATS) adds nothing to it.
+        held = hold - set(topology.upstream(cur))
+        alts = tuple(
+            p
+            for p in node.paths
+            if p != cur and _available(topology, p, blocked) and _available(topology, p, held)
+        )
         must_leave = drain is not None and topology.depends_on(cur, drain)
         should_leave = not _available(topology, cur, unavailable_set)
         if must_leave and not alts:
@@ -581,6 +599,9 @@ def _solve(
         if out.status == 0 and out.assignment is not None:
             best = out.assignment
             cap = sum(prob.cost[c, str(best[c])] for c in movable)
+            if prob.balance:
+                # any number of extra moves, never an extra stay on an element to be left
+                cap += len(movable)
             refine = _milp_lazy(
                 prob,
                 keep_t,
@@ -748,7 +769,7 @@ def _milp(
     if balance:
         cost[:n_x] = [_AMPS_WEIGHT * prob.tie.get(cp, 0.0) for cp in columns]
         cost[u0 : u0 + n_e] = _MEAN_UTIL_WEIGHT / max(n_e, 1)
-        cost[u0 + n_e] = _MAX_UTIL_WEIGHT
+        cost[u0 + n_e] = _BALANCE_WEIGHT if prob.balance else _MAX_UTIL_WEIGHT
         cost[u0 + n_e + 1] = _SOURCE_WEIGHT / max(len(prob.on), 1)
     else:
         cost[:n_x] = primary
@@ -849,7 +870,7 @@ def _milp(
         options={
             "time_limit": float(time_limit_s),
             "disp": False,
-            "mip_rel_gap": _REL_GAP[mode],
+            "mip_rel_gap": _BALANCE_GAP if balance and prob.balance else _REL_GAP[mode],
         },
     )
     x = getattr(res, "x", None)

@@ -1,10 +1,13 @@
 """Planning with retries: the planner asked over shorter horizons, then with relaxed limits.
 
 A far forecast may be infeasible where the next hours are not, so the policy asks the planner
-for the whole horizon first and then for shorter ones. An urgent relief that cannot bring every
-element under its limit accepts the smallest excess achievable on the elements already over it
-(every other element keeps its true limit). Moves off elements that merely stopped answering are
-dropped (they are not failing). A planner fault is reported, never raised.
+for the whole horizon first and then for shorter ones. An urgent relief that finds no plan within
+the plan margin shares that margin evenly: every element's rating is raised by the same fraction
+of the margin, the smallest that has a plan (min-max utilisation relative to each limit), so no
+element ends above its true limit on the measured load and none keeps the whole excess. Only
+when even that fails does it accept the smallest excess achievable on the elements already over
+their limit (every other element keeps its true limit). Moves off elements that merely stopped
+answering are dropped (they are not failing). A planner fault is reported, never raised.
 """
 
 from __future__ import annotations
@@ -26,6 +29,13 @@ type LoadsFn = Callable[[float | None], tuple[dict[str, FloatArray], FloatArray]
 
 RELAX_STEPS = (0.05, 0.1, 0.2, 0.4, 1.0)
 """Fractions by which the ratings of already-overloaded elements are raised, in turn."""
+SHARE_STEPS = (0.25, 0.5, 0.75, 1.0)
+"""Shares of the plan margin by which every element's rating is raised, in turn, when a
+best-effort relief finds no plan within the whole margin (the smallest share that has a plan
+balances what is left of the margin over all elements)."""
+MARGIN_SHARED = "margin shared"
+"""Note prefix of a plan that fits only with part of the plan margin (every element within its
+true limit on the measured load)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -43,6 +53,11 @@ class PlanRequest:
     """Elements above their limit now (best effort relaxes only these)."""
     no_receive: Collection[str] = ()
     """Elements that take no new load (hysteresis) though their circuits may stay."""
+    balance: bool = False
+    """The plan with the lowest worst utilisation, not the fewest moves (see the planner)."""
+    margin: float = 0.0
+    """The plan margin already in the loads (a fraction): a best-effort relief may share it
+    out before it lets an overloaded element keep an excess."""
 
 
 def plan_with_retries(
@@ -58,15 +73,33 @@ def plan_with_retries(
     """Try the full horizon first, then shorter ones; relax overloaded ratings if best effort.
 
     ``best_effort`` (urgent relief): when even "now" has no plan that brings every element
-    under its limit, accept the smallest excess the planner says is achievable on the
-    elements that are over their limit already, and keep every other element within its
+    under its limit with the whole plan margin, first share the margin (every element's rating
+    raised by the same, smallest workable share of ``req.margin``: the worst utilisation
+    relative to its limit is minimised, and every element stays within its true limit on the
+    measured load); failing that, accept the smallest excess the planner says is achievable on
+    the elements that are over their limit already, and keep every other element within its
     true limit; relieving most of an overload beats leaving all of it.
     """
     result: Plan | Infeasible | None = None
-    attempts: list[tuple[float | None, Topology]] = [(u, topology) for u in req.horizons]
+    attempts: list[tuple[float | None, Topology, str]] = [(u, topology, "") for u in req.horizons]
     if req.best_effort and req.over_now:
-        attempts += [(req.now_s, relaxed(topology, req.over_now, f)) for f in RELAX_STEPS]
-    for until, plan_topo in attempts:
+        if req.margin > 0:
+            elements = topology.elements
+            attempts += [
+                (
+                    req.now_s,
+                    relaxed(topology, elements, (1 + req.margin) ** share - 1),
+                    f"{MARGIN_SHARED}: no plan keeps the whole {req.margin:.0%} plan margin; "
+                    f"{share:.0%} of it shared by every element, each within its limit on "
+                    "the measured load",
+                )
+                for share in SHARE_STEPS
+            ]
+        attempts += [
+            (req.now_s, relaxed(topology, req.over_now, f), "best effort: limit not reachable")
+            for f in RELAX_STEPS
+        ]
+    for until, plan_topo, note in attempts:
         # A relaxed rating lets an element over its limit stay there, never take more load.
         no_receive = {*req.no_receive, *(req.over_now if plan_topo is not topology else ())}
         profile, grid = loads(until)
@@ -82,6 +115,7 @@ def plan_with_retries(
                 goal=req.goal,
                 time_limit_s=time_limit_s,
                 no_receive=sorted(no_receive),
+                balance=req.balance,
             )
         except (ValueError, ArithmeticError, RuntimeError) as err:
             # A planner fault must not take the monitoring down with it: report, move nothing.
@@ -89,8 +123,8 @@ def plan_with_retries(
             return Infeasible(req.goal, req.drain or "", 0.0, None, f"planner error: {err}")
         if isinstance(result, Plan):
             plan = drop_moves_off(result, set(silent), req.drain)
-            if plan_topo is not topology:
-                plan = replace(plan, notes=(*plan.notes, "best effort: limit not reachable"))
+            if note:
+                plan = replace(plan, notes=(*plan.notes, note))
             return plan
     assert result is not None
     return result

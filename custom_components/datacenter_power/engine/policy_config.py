@@ -67,6 +67,12 @@ class PolicyConfig:
     until the earliest failure estimate is taken while the plant's forecast load stays within
     this fraction of its lowest over the forecast horizon (the low-load hours: no later hour
     before the failure is lighter, and the failure would put the rest there anyway)."""
+    expected_drain_over_budget_s: float = 600.0
+    """At the drain's deadline, when no complete drain fits with the P90 margin, the rest may
+    move on its expected (P50) load if that adds at most this many expected seconds with an
+    element above its limit before the predicted failure (the failure's bypass would move it
+    anyway, unmanaged and interrupting it): ten minutes, the issue's tolerance for seconds
+    above a limit."""
     ttf_fast_fall: float = 2.0
     """The risk is rising fast when the predicted failure moves earlier, between two plans, by
     more than this many deadline margins (and more than the deadline fraction of the time to

@@ -3,10 +3,12 @@
 In order of precedence at each tick:
 
 1. **urgent** (``relieve`` or ``rebalance``): an element is above its continuous limit now (a
-   dead one means the SBMs' bypass dumped load somewhere); short stages, best effort;
+   dead one means the SBMs' bypass dumped load somewhere); short stages, best effort (the plan
+   margin shared by every element first, see ``planning``);
 2. **migrate**: drain an ATS/MPDU whose monitor alerts (predicted failure) onto healthy paths;
    complete if the result stays within limits for at least ``drain_min_horizon_s``, otherwise
-   only what fits;
+   only what fits; at the drain's deadline, circuits with a single way out move on their
+   expected (P50) load when that is the last resort (see :meth:`DecisionRules._expected_drain`);
 3. **relieve**: move circuits off an element whose forecast P90 load crosses its continuous limit
    soon, confirmed at consecutive forecast refreshes;
 4. **restore**: circuits away from their normal path go back once that path has been healthy and
@@ -24,12 +26,13 @@ from dataclasses import replace
 from typing import Final
 
 import numpy as np
+import numpy.typing as npt
 
 from .decisions import Action, ActionKind, OverloadPrediction
 from .degradation import HealthAssessment
 from .element_forecast import ElementForecasts
 from .planner import Infeasible, Plan, restore_plan
-from .planning import PlanRequest, drop_moves_off, plan_with_retries
+from .planning import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
 from .topology import Topology
@@ -37,6 +40,8 @@ from .topology import Topology
 __all__ = ["DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
+
+type FloatArray = npt.NDArray[np.float64]
 
 
 def find_overloads(
@@ -189,13 +194,22 @@ class DecisionRules:
         assignment: Mapping[str, str | None],
         circuit_a: Mapping[str, float],
         req: PlanRequest,
+        *,
+        spread: float = 1.0,
+        margin: float | None = None,
     ) -> Plan | Infeasible:
+        """Plan on the circuits' P50 plus ``spread`` of their P50-P90 spread (1: the effective
+        P90, 0: the expected load), inflated by ``margin`` (default: the plan margin)."""
         cfg = self.config
         fcs = self.forecasts
+        if margin is None:
+            margin = cfg.plan_margin
         return plan_with_retries(
             self.topology,
             assignment,
-            lambda until: fcs.loads(req.now_s, circuit_a, until_s=until, margin=cfg.plan_margin),
+            lambda until: fcs.loads(
+                req.now_s, circuit_a, until_s=until, margin=margin, spread=spread
+            ),
             req,
             silent=self.state.silent(),
             time_limit_s=cfg.plan_time_limit_s,
@@ -256,6 +270,7 @@ class DecisionRules:
                     horizons=(now_s + 3600.0, now_s),
                     best_effort=True,
                     over_now=[e for e in topo.elements if els[e].load_a > topo.limit_a(e)],
+                    margin=cfg.plan_margin,
                 ),
                 alerts=alerts,
                 hand_back=any(
@@ -377,6 +392,7 @@ class DecisionRules:
         )
         horizons: tuple[float | None, ...]
         start = now_s
+        last_call = False
         if ttf is None:
             horizons = (None, now_s + cfg.drain_min_horizon_s)
         else:
@@ -410,6 +426,8 @@ class DecisionRules:
             )
             if not fast and deadline > now_s + cfg.replan_interval_s:
                 start = self._best_start(now_s, deadline, end, circuit_a)
+            # The last plan before the drain's deadline (or a fast-rising risk).
+            last_call = fast or deadline <= now_s + cfg.replan_interval_s
         res = self._plan(
             assignment,
             circuit_a,
@@ -440,6 +458,12 @@ class DecisionRules:
             # what fits (never pushing anything over its limit), report the rest, and leave
             # the trade-off to a person.
             infeasible.append(res)
+            if last_call and ttf is not None:
+                act = self._expected_drain(
+                    e, now_s, now_s + ttf, assignment, circuit_a, unavailable, horizons, notes
+                )
+                if act is not None:
+                    return act
             res = self._plan(
                 assignment,
                 circuit_a,
@@ -465,6 +489,142 @@ class DecisionRules:
                 notes.append(why)
         if isinstance(res, Plan) and res.moves:
             return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+        return None
+
+    def _expected_drain(
+        self,
+        e: str,
+        now_s: float,
+        fail_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        horizons: tuple[float | None, ...],
+        notes: list[str],
+    ) -> Action | None:
+        """At the drain's deadline, when no complete drain fits with the P90 margin: a complete
+        drain that keeps every element within its continuous limit on the *expected* (P50)
+        load over the same windows. Only when every circuit left on ``e`` has a single path
+        avoiding it: the failure would interrupt it and the SBMs' bypass put it on exactly
+        that path anyway, unmanaged, so moving it there now (and making room for it) loses
+        nothing at the failure. (A circuit with several ways out keeps them: after the
+        failure the rebalance chooses among them on the loads then measured.) It is the
+        smaller expected harm as long as no element is expected above its limit, and as long
+        as the time some element is expected to spend above its limit before the predicted
+        failure (the moved load sits there only then; after it, the bypass would put it there
+        anyway) grows by at most ``expected_drain_over_budget_s``: otherwise what fits moves
+        as before and this is tried again at the next plan. The reason says so; the executor
+        verifies every stage as usual.
+
+        The plan is balanced (lowest worst utilisation, not fewest moves) on the P50 plus the
+        largest share of each circuit's P50-P90 spread that still has a plan: what is left of
+        the uncertainty margin goes where the uncertainty is, so no element runs right at its
+        limit where another need not."""
+        cfg = self.config
+        topo = self.topology
+        left = [c for c in topo.circuits_through(e, assignment) if circuit_a.get(c)]
+        for c in left:
+            ways = [
+                p
+                for p in topo.circuits[c].paths
+                if not topo.depends_on(p, e) and not set(topo.upstream(p)) & unavailable
+            ]
+            if len(ways) != 1:
+                return None
+        res: Plan | Infeasible | None = None
+        for share in reversed((0.0, *SHARE_STEPS[:-1])):
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=e,
+                    unavailable=unavailable,
+                    goal=f"drain {e} (expected load)",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=horizons,
+                    balance=True,
+                ),
+                spread=share,
+                margin=0.0,
+            )
+            if isinstance(res, Plan):
+                break
+        if not isinstance(res, Plan) or not res.moves:
+            return None
+        later = self._later_drain(e, now_s, fail_s, assignment, circuit_a, unavailable, horizons)
+        if later is not None:
+            notes.append(
+                f"no drain of {e} on the expected load: a complete drain within the P90 margin "
+                f"is forecast to fit from {(later - now_s) / 3600:.1f} h on, before the "
+                "predicted failure"
+            )
+            return None
+        fcs = self.forecasts
+        risk = fcs.expected_over_s(res.final_assignment, fail_s) - fcs.expected_over_s(
+            assignment, fail_s
+        )
+        if risk > cfg.expected_drain_over_budget_s:
+            notes.append(
+                f"no drain of {e} on the expected load yet: its receivers would be expected "
+                f"above a limit for {risk / 60:.0f} min before the predicted failure"
+            )
+            return None
+        amps = sum(circuit_a.get(c, 0.0) for c in left)
+        why = (
+            f"{e} is predicted to fail before the next plan is due and no complete drain fits "
+            f"with the P90 margin: its {len(left)} circuits ({amps:.1f} A) move now on the "
+            "expected (P50) load, which keeps every element within its continuous limit, "
+            "rather than being interrupted and put on their only other path by the failure's "
+            "bypass"
+        )
+        return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+
+    def _later_drain(
+        self,
+        e: str,
+        now_s: float,
+        fail_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        horizons: tuple[float | None, ...],
+    ) -> float | None:
+        """The first of a few later starts (before the predicted failure, less the deadline
+        margin) from which a complete drain within the P90 margin is forecast to fit over the
+        first window, if any: the expected-load drain is no last resort then."""
+        cfg = self.config
+        fcs = self.forecasts
+        last = fail_s - cfg.drain_deadline_margin_s
+        starts = [t for t in fcs.times if now_s + cfg.replan_interval_s <= t <= last]
+        if not starts:
+            return None
+        picks = sorted({starts[round(i * (len(starts) - 1) / 3)] for i in range(4)})
+        for start in picks:
+
+            def loads(
+                until: float | None, at: float = float(start)
+            ) -> tuple[dict[str, FloatArray], FloatArray]:
+                return fcs.loads(now_s, circuit_a, until_s=until, from_s=at, margin=cfg.plan_margin)
+
+            res = plan_with_retries(
+                self.topology,
+                assignment,
+                loads,
+                PlanRequest(
+                    now_s,
+                    drain=e,
+                    unavailable=unavailable,
+                    goal=f"drain {e} (later)",
+                    max_step_amps=cfg.max_step_amps,
+                    horizons=horizons[:1],
+                ),
+                silent=self.state.silent(),
+                time_limit_s=cfg.plan_time_limit_s,
+                errors=self.errors,
+            )
+            if isinstance(res, Plan):
+                return float(start)
         return None
 
     def _best_start(
