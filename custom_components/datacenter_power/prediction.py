@@ -64,11 +64,16 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
 
     @override
     async def async_added_to_hass(self) -> None:
-        """Follow the telemetry as well: a component that cannot be read has no current
-        assessment, whatever the last decision said."""
+        """Follow the component's telemetry as well: a component that cannot be read has no
+        current assessment, whatever the last decision said. Through the device's listener
+        (only when its reading or availability changed, a few devices per loop turn): at
+        1,000 circuits the ~340 prediction entities of the ATSs and MPDUs, written at every
+        poll in one go, held the event loop ~40 ms."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.telemetry.async_add_listener(self._handle_coordinator_update)
+            self.coordinator.telemetry.async_add_device_listener(
+                self.plant_id, self._handle_coordinator_update
+            )
         )
 
     @property
