@@ -84,6 +84,10 @@ path select shows the path): redundant at hall size, each can be enabled per cir
 GC_FREEZE_QUIET: Final = 30.0
 """Seconds a hall's devices and entities must stay unchanged before its objects are frozen out
 of the garbage collector's full collections (``gc_freeze.py``)."""
+HEAP_TRIM_INTERVAL: Final = timedelta(minutes=10)
+"""How often a frozen hall gives the C heap's free pages back to the system (``gc_freeze.py``):
+at 1,000 circuits state writes, recorder batches and forecast refreshes leave ~50 MB free in
+glibc's heap between trims, which it would otherwise keep."""
 DISPATCH_SLICE: Final = 10
 """Devices whose entities are updated before the event loop runs again (``coordinator.py``): a
 device's entities and their state writes take about a millisecond, so each turn of the loop

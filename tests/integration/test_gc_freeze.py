@@ -65,9 +65,15 @@ async def test_a_hall_is_frozen_once_when_set_up_and_unfrozen_on_unload(
     for _ in range(3):  # unchanged plant: never again
         await _poll_then_wait(hass, mock_config_entry, const.GC_FREEZE_QUIET + 1)
     assert len(freezes) == 2
+    # While it runs, the heap is trimmed again at every interval (no new freeze).
+    await _poll_then_wait(hass, mock_config_entry, const.HEAP_TRIM_INTERVAL.total_seconds() + 1)
+    assert freezes[2:] == [-1]
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
     await hass.async_block_till_done()
     assert gc.get_freeze_count() == 0
+    async_fire_time_changed(hass, dt_util.utcnow() + 2 * const.HEAP_TRIM_INTERVAL)
+    await hass.async_block_till_done()
+    assert freezes[3:] == []  # unloaded: no more trims
 
 
 async def test_a_small_plant_is_never_frozen(
@@ -79,7 +85,9 @@ async def test_a_small_plant_is_never_frozen(
     mock_config_entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    for _ in range(3):
-        await _poll_then_wait(hass, mock_config_entry, const.GC_FREEZE_QUIET + 1)
-    assert freezes == []
+    for seconds in (const.GC_FREEZE_QUIET + 1,) * 3 + (
+        const.HEAP_TRIM_INTERVAL.total_seconds() + 1,
+    ):
+        await _poll_then_wait(hass, mock_config_entry, seconds)
+    assert freezes == []  # neither frozen nor trimmed
     assert gc.get_freeze_count() == 0
