@@ -26,7 +26,6 @@ from dataclasses import replace
 from typing import Final
 
 import numpy as np
-import numpy.typing as npt
 
 from .decisions import Action, ActionKind, OverloadPrediction
 from .degradation import HealthAssessment
@@ -40,8 +39,6 @@ from .topology import Topology
 __all__ = ["DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
-
-type FloatArray = npt.NDArray[np.float64]
 
 
 def find_overloads(
@@ -197,9 +194,11 @@ class DecisionRules:
         *,
         spread: float = 1.0,
         margin: float | None = None,
+        from_s: float | None = None,
     ) -> Plan | Infeasible:
         """Plan on the circuits' P50 plus ``spread`` of their P50-P90 spread (1: the effective
-        P90, 0: the expected load), inflated by ``margin`` (default: the plan margin)."""
+        P90, 0: the expected load), inflated by ``margin`` (default: the plan margin);
+        ``from_s``: a plan to be executed then, on the forecast from then on."""
         cfg = self.config
         fcs = self.forecasts
         if margin is None:
@@ -208,7 +207,7 @@ class DecisionRules:
             self.topology,
             assignment,
             lambda until: fcs.loads(
-                req.now_s, circuit_a, until_s=until, margin=margin, spread=spread
+                req.now_s, circuit_a, until_s=until, from_s=from_s, margin=margin, spread=spread
             ),
             req,
             silent=self.state.silent(),
@@ -601,16 +600,9 @@ class DecisionRules:
             return None
         picks = sorted({starts[round(i * (len(starts) - 1) / 3)] for i in range(4)})
         for start in picks:
-
-            def loads(
-                until: float | None, at: float = float(start)
-            ) -> tuple[dict[str, FloatArray], FloatArray]:
-                return fcs.loads(now_s, circuit_a, until_s=until, from_s=at, margin=cfg.plan_margin)
-
-            res = plan_with_retries(
-                self.topology,
+            res = self._plan(
                 assignment,
-                loads,
+                circuit_a,
                 PlanRequest(
                     now_s,
                     drain=e,
@@ -619,9 +611,7 @@ class DecisionRules:
                     max_step_amps=cfg.max_step_amps,
                     horizons=horizons[:1],
                 ),
-                silent=self.state.silent(),
-                time_limit_s=cfg.plan_time_limit_s,
-                errors=self.errors,
+                from_s=float(start),
             )
             if isinstance(res, Plan):
                 return float(start)
