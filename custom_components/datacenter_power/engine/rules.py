@@ -21,7 +21,7 @@ In order of precedence at each tick:
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import replace
 from typing import Final
 
@@ -213,6 +213,29 @@ class DecisionRules:
             silent=self.state.silent(),
             time_limit_s=cfg.plan_time_limit_s,
             errors=self.errors,
+        )
+
+    def _drain_request(
+        self,
+        e: str,
+        now_s: float,
+        unavailable: set[str],
+        horizons: tuple[float | None, ...],
+        variant: str = "",
+        *,
+        no_receive: Collection[str] = (),
+        balance: bool = False,
+    ) -> PlanRequest:
+        """A complete drain of ``e`` (``variant`` names it in the goal: "expected load", ...)."""
+        return PlanRequest(
+            now_s,
+            drain=e,
+            unavailable=unavailable,
+            goal=f"drain {e} ({variant})" if variant else f"drain {e}",
+            max_step_amps=self.config.max_step_amps,
+            horizons=horizons,
+            no_receive=no_receive,
+            balance=balance,
         )
 
     # ----------------------------------------------------------------------------- the rules
@@ -430,15 +453,7 @@ class DecisionRules:
         res = self._plan(
             assignment,
             circuit_a,
-            PlanRequest(
-                now_s,
-                drain=e,
-                unavailable=unavailable,
-                goal=f"drain {e}",
-                max_step_amps=cfg.max_step_amps,
-                horizons=horizons,
-                no_receive=no_receive,
-            ),
+            self._drain_request(e, now_s, unavailable, horizons, no_receive=no_receive),
         )
         if start > now_s + cfg.replan_interval_s - _EPS and not (
             # A drain that leaves every receiver comfortable through the whole window does
@@ -535,15 +550,7 @@ class DecisionRules:
             res = self._plan(
                 assignment,
                 circuit_a,
-                PlanRequest(
-                    now_s,
-                    drain=e,
-                    unavailable=unavailable,
-                    goal=f"drain {e} (expected load)",
-                    max_step_amps=cfg.max_step_amps,
-                    horizons=horizons,
-                    balance=True,
-                ),
+                self._drain_request(e, now_s, unavailable, horizons, "expected load", balance=True),
                 spread=share,
                 margin=0.0,
             )
@@ -603,14 +610,7 @@ class DecisionRules:
             res = self._plan(
                 assignment,
                 circuit_a,
-                PlanRequest(
-                    now_s,
-                    drain=e,
-                    unavailable=unavailable,
-                    goal=f"drain {e} (later)",
-                    max_step_amps=cfg.max_step_amps,
-                    horizons=horizons[:1],
-                ),
+                self._drain_request(e, now_s, unavailable, horizons[:1], "later"),
                 from_s=float(start),
             )
             if isinstance(res, Plan):
