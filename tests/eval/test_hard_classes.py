@@ -138,17 +138,18 @@ def test_the_last_circuit_moves_on_its_expected_load_rather_than_be_interrupted(
     assert m["max_utilization"] < 0.82
 
 
-def test_no_expected_load_drain_while_a_safe_drain_is_forecast_before_the_failure() -> None:
-    """``hard-outage_during_drain-5``: ats3's last circuit has a single way out and its drain's
-    deadline comes at 11 h, but a complete drain within the P90 margin is forecast to fit a
-    few hours later, before the predicted failure: the expected-load drain is no last resort
-    then, and the circuit moves later within the margin (without that check, it moved on its
-    expected load at 11.3 h, a stage was rolled back at 1 A over mpdu2's limit, and the
-    receivers peaked at 0.80 of rating instead of 0.77)."""
-    sc = generate_hard_scenario(5, "outage_during_drain")
+def test_a_safe_drain_forecast_after_the_deadline_is_not_waited_for() -> None:
+    """``hard-outage_during_drain-16``: ats2's last circuit (20 A, a single way out) has no
+    room within the P90 margin through the afternoon; from 17.4 h a complete drain within that
+    margin is forecast to fit about an hour later, before the *predicted* failure but after
+    the drain's deadline (the failure's early estimate, less its margin). Waiting for it bets
+    on a late failure: round 4 waited, and ats2 failed at 18.5 h with the circuit still on it
+    (20.1 A interrupted). Now the circuit moves on its expected load before the failure, and
+    no element ends far above its limit."""
+    sc = generate_hard_scenario(16, "outage_during_drain")
     ev = run_evaluation(sc, "proactive")
     m = compute_metrics(ev)
     assert policy_failing_load(m) == 0.0
-    assert not any("expected (P50) load" in a.reason for a in ev.actions)
-    assert all(a.ok for a in ev.actions)
-    assert m["max_utilization"] < 0.79
+    assert any("expected (P50) load" in a.reason for a in ev.actions if a.kind == "migrate")
+    assert m["max_utilization"] < 0.82
+    assert m["over_limit_s"] <= 120.0

@@ -101,6 +101,8 @@ class DecisionRules:
         self.urgent_t = -math.inf
         self.urgent_sig: tuple[object, ...] = ()
         self.ttf_seen: dict[str, tuple[float, float]] = {}
+        self.drain_deadline: dict[str, float] = {}
+        """Per alerting unit: the earliest drain deadline of its alert so far."""
         self.returned_s: dict[str, float] = {}
         """When relief last handed load back to an alerting (still working) ATS."""
 
@@ -315,7 +317,9 @@ class DecisionRules:
             return out
         self.plan_t = now_s
         self.plan_sig = sig
-        # 2. Drain components predicted to fail.
+        # 2. Drain components predicted to fail (a deadline lasts as long as its alert).
+        for e in set(self.drain_deadline) - alerts:
+            del self.drain_deadline[e]
         for e in sorted(alerts):
             if not topo.circuits_through(e, assignment) or self._blocked("migrate", e, now_s):
                 continue
@@ -398,6 +402,10 @@ class DecisionRules:
         complete drain fits, what fits moves (at the best start), and the note says how much
         is left to be interrupted; but in the low-load hours a complete drain that holds until
         the early failure estimate (without the hold after it) goes first.
+
+        The deadline (the early estimate less a margin) never moves later while the alert
+        lasts: when the wear's end is unknown the early estimate can stay about as far ahead
+        at every plan, and a deadline recomputed each time would never come.
         """
         cfg = self.config
         topo = self.topology
@@ -415,6 +423,7 @@ class DecisionRules:
         horizons: tuple[float | None, ...]
         start = now_s
         last_call = False
+        deadline = math.inf
         if ttf is None:
             horizons = (None, now_s + cfg.drain_min_horizon_s)
         else:
@@ -439,6 +448,11 @@ class DecisionRules:
             deadline = (
                 now_s + low - max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * low)
             )
+            # The deadline never recedes while the alert lasts: an early estimate that stays
+            # about as far ahead from one plan to the next (it does when the wear's end is
+            # unknown) would otherwise put the last call off for ever.
+            deadline = min(deadline, self.drain_deadline.get(e, math.inf))
+            self.drain_deadline[e] = deadline
             # The risk rises fast when the predicted failure moved earlier, since the last plan,
             # by much more than the estimate's own jitter (which the deadline margin covers).
             prev = self.ttf_seen.get(e)
@@ -474,7 +488,15 @@ class DecisionRules:
             infeasible.append(res)
             if last_call and ttf is not None:
                 act = self._expected_drain(
-                    e, now_s, now_s + ttf, assignment, circuit_a, unavailable, horizons, notes
+                    e,
+                    now_s,
+                    now_s + ttf,
+                    deadline,
+                    assignment,
+                    circuit_a,
+                    unavailable,
+                    horizons,
+                    notes,
                 )
                 if act is not None:
                     return act
@@ -510,6 +532,7 @@ class DecisionRules:
         e: str,
         now_s: float,
         fail_s: float,
+        deadline_s: float,
         assignment: Mapping[str, str | None],
         circuit_a: Mapping[str, float],
         unavailable: set[str],
@@ -527,8 +550,10 @@ class DecisionRules:
         as the time some element is expected to spend above its limit before the predicted
         failure (the moved load sits there only then; after it, the bypass would put it there
         anyway) grows by at most ``expected_drain_over_budget_s``: otherwise what fits moves
-        as before and this is tried again at the next plan. The reason says so; the executor
-        verifies every stage as usual.
+        as before and this is tried again at the next plan. Nor while a complete drain within
+        the P90 margin is forecast to fit from a later start no later than ``deadline_s``
+        (waiting beyond the deadline would bet on a late failure). The reason says so; the
+        executor verifies every stage as usual.
 
         The plan is balanced (lowest worst utilisation, not fewest moves) on the P50 plus the
         largest share of each circuit's P50-P90 spread that still has a plan: what is left of
@@ -558,12 +583,14 @@ class DecisionRules:
                 break
         if not isinstance(res, Plan) or not res.moves:
             return None
-        later = self._later_drain(e, now_s, fail_s, assignment, circuit_a, unavailable, horizons)
+        later = self._later_drain(
+            e, now_s, deadline_s, assignment, circuit_a, unavailable, horizons
+        )
         if later is not None:
             notes.append(
                 f"no drain of {e} on the expected load: a complete drain within the P90 margin "
                 f"is forecast to fit from {(later - now_s) / 3600:.1f} h on, before the "
-                "predicted failure"
+                "drain's deadline"
             )
             return None
         fcs = self.forecasts
@@ -590,19 +617,19 @@ class DecisionRules:
         self,
         e: str,
         now_s: float,
-        fail_s: float,
+        deadline_s: float,
         assignment: Mapping[str, str | None],
         circuit_a: Mapping[str, float],
         unavailable: set[str],
         horizons: tuple[float | None, ...],
     ) -> float | None:
-        """The first of a few later starts (before the predicted failure, less the deadline
-        margin) from which a complete drain within the P90 margin is forecast to fit over the
-        first window, if any: the expected-load drain is no last resort then."""
+        """The first of a few later starts (no later than the drain's deadline) from which a
+        complete drain within the P90 margin is forecast to fit over the first window, if any:
+        the expected-load drain is no last resort then. A start after the deadline does not
+        count: waiting for it is a bet that the failure comes later than its early estimate."""
         cfg = self.config
         fcs = self.forecasts
-        last = fail_s - cfg.drain_deadline_margin_s
-        starts = [t for t in fcs.times if now_s + cfg.replan_interval_s <= t <= last]
+        starts = [t for t in fcs.times if now_s + cfg.replan_interval_s <= t <= deadline_s]
         if not starts:
             return None
         picks = sorted({starts[round(i * (len(starts) - 1) / 3)] for i in range(4)})
