@@ -2,7 +2,8 @@
 
 It only fetches and decides. Every telemetry refresh becomes one ``PlantObservation`` that the
 policy takes in (cheap: it appends samples); announced work is read from the calendar chosen in
-the options. On its own slow interval (and at once when an element dies) the coordinator runs
+the options. On its own slow interval (and at once when an element dies, or at the first poll
+after a migration ends) the coordinator runs
 ``DecisionPolicy.decide`` (model fits, degradation scoring, planning) in an executor job, never
 on the event loop; observations and action feedback that arrive meanwhile wait and are applied
 afterwards, so the policy is only ever touched by one thread at a time, and nothing outside this
@@ -116,6 +117,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         """The kept history (loaded at setup); touched on the event loop only."""
         self._pending: list[PlantObservation] = []
         self._deciding = False
+        self._decide_after_poll = False
         self._rebuilding: asyncio.Task[None] | None = None
 
     @override
@@ -168,10 +170,19 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         if not self._deciding:
             self._drain()
         dead = frozenset(e.id for e in obs.elements.values() if e.reachable and not e.energized)
-        if dead - self._dead and self.data is not None:
-            # Something just died: decide now (rebalance) instead of at the next slow tick.
+        if (dead - self._dead or self._decide_after_poll) and self.data is not None:
+            # Something just died (rebalance), or a migration ended and this poll shows the new
+            # lineup: decide now instead of at the next slow tick.
+            self._decide_after_poll = False
             self.hass.async_create_task(self.async_request_refresh())
         self._dead = dead
+
+    @callback
+    def migration_finished(self) -> None:
+        """A migration (the engine's or a person's) ended: decide on the next poll, so the
+        forecast bands and the next plan follow the new lineup within a poll instead of
+        keeping the old one's sums until the slow interval comes round."""
+        self._decide_after_poll = True
 
     def _drain(self) -> None:
         """Apply what waited for the policy (only ever called on the event loop, between

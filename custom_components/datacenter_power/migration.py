@@ -656,6 +656,8 @@ class MigrationManager:
             self._executors.pop(rec.migration_id, None)
             self._tasks.pop(rec.migration_id, None)
             self.hass.bus.async_fire(EVENT_MIGRATION_FINISHED, {**base, "reason": rec.reason})
+            if self._forecast is not None:
+                self._forecast.migration_finished()
         else:
             self.hass.bus.async_fire(EVENT_MIGRATION_STEP, base)
         for listener in list(self._listeners):

@@ -91,6 +91,35 @@ async def test_migrate_load_moves_the_circuits_in_verified_stages(
     assert sensor[0].attributes["progress"] == 100
 
 
+async def test_a_finished_migration_is_decided_on_at_the_next_poll(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Once a migration ends, the next telemetry poll is decided on at once (forecast bands re-
+    summed for the new lineup, next plan), not at the forecast's slow interval (5 min, during
+    which the bands kept the old lineup's sums beside the new readings). A poll without a
+    finished migration decides nothing."""
+    telemetry = init_integration.runtime_data.telemetry
+    forecast = init_integration.runtime_data.forecast
+    before = forecast.data
+    await telemetry.async_refresh()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert forecast.data is before
+    response = await _call(hass, "migrate_load", {"component": "mpdu1", "max_step_amps": 10})
+    record = await init_integration.runtime_data.migrations.async_wait(response["migration_id"])
+    assert record.state is MigrationState.COMPLETED
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert forecast.data is before  # the new lineup is known to the policy only at a poll
+    await telemetry.async_refresh()
+    await hass.async_block_till_done(wait_background_tasks=True)
+    after = forecast.data
+    assert after is not before
+    assert after.t_s > before.t_s
+    assert forecast.policy.assignment["c01"] == forecast.policy.assignment["c02"] == "mpdu2"
+    await telemetry.async_refresh()  # once only
+    await hass.async_block_till_done(wait_background_tasks=True)
+    assert forecast.data is after
+
+
 async def test_dry_run_plans_without_switching(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
 ) -> None:
