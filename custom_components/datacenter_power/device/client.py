@@ -127,6 +127,8 @@ class _Lane:
 
     def __init__(self, owner: PlantClient, timeout: float) -> None:
         self._owner = owner
+        self.disconnects = 0
+        """Times the connection was lost (pymodbus reconnects by itself, quietly)."""
         self._client = AsyncModbusTcpClient(
             owner.host,
             port=owner.port,
@@ -134,8 +136,13 @@ class _Lane:
             retries=0,
             reconnect_delay=0.1,
             reconnect_delay_max=10.0,
+            trace_connect=self._on_connect,
         )
         _contain_undecodable(self._client)
+
+    def _on_connect(self, connected: bool) -> None:
+        if not connected:
+            self.disconnects += 1
 
     @property
     def connected(self) -> bool:
@@ -323,6 +330,7 @@ class PlantClient:
             for attempt in range(_SCAN_ATTEMPTS):
                 last = attempt == _SCAN_ATTEMPTS - 1
                 started = loop.time()
+                disconnects = lane.disconnects
                 try:
                     return await self._read_identity(lane, unit_id)
                 except GatewayUnavailable:
@@ -331,9 +339,13 @@ class PlantClient:
                     await asyncio.sleep(_SCAN_RECONNECT_DELAY_S * 2**attempt)
                 except DeviceUnavailable as exc:
                     stalled = loop.time() - started > per_unit_timeout * _SCAN_STALL_FACTOR
-                    if last or not stalled:
+                    # A connection lost mid-request surfaces as a request with no answer.
+                    dropped = lane.disconnects > disconnects
+                    if last or not (stalled or dropped):
                         _LOGGER.debug("scan: unit %s skipped: %s", unit_id, exc)
                         return None
+                    if dropped:
+                        await asyncio.sleep(_SCAN_RECONNECT_DELAY_S * 2**attempt)
                 except DeviceLayerError as exc:
                     _LOGGER.debug("scan: unit %s skipped: %s", unit_id, exc)
                     return None
