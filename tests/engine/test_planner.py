@@ -84,11 +84,13 @@ def assert_safe_plan(
 ) -> list[Assign]:
     """Replay the plan; every step (and every subset of a step) stays within the caps.
 
-    The cap is the limit, or an element's starting load where that is higher; the final state
-    must be within the limit (``restore``: within the cap, as restoring relieves nothing).
+    A step's cap is the limit, or an element's load before the step where that is higher (an
+    element above its limit takes no new load, as the executor verifies each stage against the
+    plant just before it); the final state must be within the limit (``restore``: within the
+    starting cap, as restoring relieves nothing).
     """
     start_loads = _element_loads(topo, start, loads)
-    cap = {e: np.maximum(topo.limit_a(e), start_loads[e]) + TOL for e in topo.elements}
+    start_cap = {e: np.maximum(topo.limit_a(e), start_loads[e]) + TOL for e in topo.elements}
     state: Assign = dict(start)
     states = [dict(state)]
     seen: set[str] = set()
@@ -99,6 +101,7 @@ def assert_safe_plan(
         if len(step.moves) > 1:
             assert total <= max_step_amps + TOL, f"step of {total} A over the cap"
         before = _element_loads(topo, state, loads)
+        cap = {e: np.maximum(topo.limit_a(e), before[e]) + TOL for e in topo.elements}
         worst = {e: before[e].copy() for e in topo.elements}
         for m in step.moves:
             assert m.circuit not in seen, "a circuit moved twice"
@@ -122,7 +125,7 @@ def assert_safe_plan(
     assert state == dict(plan.final_assignment)
     final = _element_loads(topo, state, loads)
     for e in topo.elements:
-        end_cap = cap[e] if restore else topo.limit_a(e) + TOL
+        end_cap = start_cap[e] if restore else topo.limit_a(e) + TOL
         assert (final[e] <= end_cap).all(), f"{e} over its limit at the end"
         assert plan.peak_utilization[e] == pytest.approx(float(final[e].max()) / topo.rating_a(e))
     json.dumps(plan.as_dict())
@@ -396,6 +399,35 @@ def test_swap_without_a_safe_order_is_reported() -> None:
     assert result.reason.startswith("no safe order")
     assert result.element in {"m1", "m3"}
     assert result.excess_a > 0
+
+
+def test_no_step_adds_load_to_an_element_while_it_is_above_its_limit() -> None:
+    # m1 starts 14 A over (94 of 80). The target (y to m4, x to m3, z to m1) ends within every
+    # limit, but x fits on m3 only once z has left it, and z can only go to m1, which is still
+    # 2 A over once y has left. The executor verifies each stage against the plant just before
+    # it: z landing on m1 at 82 A (over, 6 A more) fails that stage and rolls it back. Before,
+    # the planner offered exactly that order (its cap for m1 was m1's starting load, 94 A);
+    # now it says there is no safe order.
+    topo = _two_ats(
+        circuits=[
+            CircuitNode("x", ("m1", "m3"), 32),
+            CircuitNode("y", ("m1", "m4"), 32),
+            CircuitNode("z", ("m3", "m1"), 32),
+            CircuitNode("m1_base", ("m1",), 63),
+            CircuitNode("m3_base", ("m3",), 63),
+            CircuitNode("m4_base", ("m4",), 63),
+        ]
+    )
+    start = topo.normal_assignment()
+    loads = _const({"x": 12, "y": 12, "z": 6, "m1_base": 70, "m3_base": 64, "m4_base": 60})
+    result = plan_migration(topo, start, loads, _grid(1), max_step_amps=100.0)
+    assert isinstance(result, Infeasible), result
+    assert result.reason.startswith("no safe order")
+    # Once y's leaving brings m1 within its limit, z may follow (m1 at 60 + 12 of 80).
+    loads = _const({"x": 12, "y": 12, "z": 6, "m1_base": 60, "m3_base": 64, "m4_base": 60})
+    plan = plan_migration(topo, start, loads, _grid(1), max_step_amps=100.0)
+    assert isinstance(plan, Plan), plan
+    assert_safe_plan(topo, start, loads, plan, max_step_amps=100.0)
 
 
 def test_deadlocked_target_is_replaced_by_one_with_a_safe_order() -> None:

@@ -16,8 +16,9 @@ path). Every such action must be bounded, verified and reversible, so the planne
 * cuts the move set into steps of at most ``max_step_amps`` and orders them so that every
   intermediate state is safe. A step is safe in a strong sense: *every subset* of its moves
   leaves each element within its cap at every grid time, so the executor may apply the moves of
-  one step in any order. The cap is the continuous limit, or, for an element that already starts
-  above it (relief), its starting load at that time: no element ever gets worse than the start.
+  one step in any order. The cap is the continuous limit, or, for an element that is above it
+  before the step (relief), its load before the step: an element above its limit takes no new
+  load until it is back within it (the executor verifies each stage the same way).
   Every step boundary is re-checked with the topology's own load arithmetic at every grid time. A
   target with no safe order (two full elements swapping circuits) is replaced: the MILP is
   re-solved with those moves excluded as a set, then the greedy target is tried; only then is
@@ -1128,7 +1129,10 @@ def _staged_plan(
 ) -> Plan | Infeasible | _Deadlock:
     """Order and group the moves from the start to ``final`` into verified safe steps."""
     start_loads = prob.loads(prob.start)
-    cap = np.maximum(prob.limit[:, None], start_loads) + TOLERANCE_A
+    # An element at or below its limit may be filled up to it; one above it (a relief) takes
+    # no new load until it is back within it. Judged against the state before each move and
+    # each step, as the executor verifies every stage against the plant just before it.
+    limit = np.broadcast_to(prob.limit[:, None] + TOLERANCE_A, start_loads.shape)
     moves: list[_StagedMove] = []
     for c in prob.on:
         src, dst = prob.start[c], final[c]
@@ -1143,12 +1147,13 @@ def _staged_plan(
                 tuple(e for e in up_src if e not in up_dst),
             )
         )
-    order = _order_moves(prob, moves, start_loads, cap)
+    order = _order_moves(prob, moves, start_loads, limit)
     if isinstance(order, _Deadlock):
         return order
     steps: list[list[_StagedMove]] = []
     state = start_loads.copy()
     worst = state.copy()
+    cap = np.maximum(limit, state)
     amps = 0.0
     for i in order:
         m = moves[i]
@@ -1157,6 +1162,7 @@ def _staged_plan(
             fits = all(bool((worst[e] + m.profile <= cap[e]).all()) for e in m.adds)
         if not fits:
             worst = state.copy()
+            cap = np.maximum(limit, state)
             steps.append([])
             amps = 0.0
         steps[-1].append(m)
@@ -1170,10 +1176,13 @@ def _staged_plan(
     assignment: dict[str, str | None] = dict(prob.start)
     plan_steps: list[PlanStep] = []
     per_time = {c: prob.profile[prob.row[c]] for c in prob.on}
+    before = start_loads
     for step in steps:
         for m in step:
             assignment[m.move.circuit] = m.move.to_mpdu
         loads = _topology_loads(prob, assignment, per_time)
+        cap = np.maximum(limit, before)
+        before = loads
         bad = loads > cap
         step_amps = sum(m.move.amps for m in step)
         if bad.any() or (len(step) > 1 and step_amps > max_step_amps + TOLERANCE_A):
@@ -1218,9 +1227,10 @@ def _topology_loads(
 
 
 def _order_moves(
-    prob: _Problem, moves: list[_StagedMove], start_loads: FloatArray, cap: FloatArray
+    prob: _Problem, moves: list[_StagedMove], start_loads: FloatArray, limit: FloatArray
 ) -> list[int] | _Deadlock:
-    """A sequence of the moves in which every prefix keeps each element within ``cap``.
+    """A sequence of the moves in which no move adds load to an element beyond ``limit``, or
+    to one that is above it (the cap of each move is ``max(limit, load before it)``).
 
     Depth-first search with memo of dead ends (the state depends only on the set of moves done).
     At each state it tries the safe moves, first those that free an element some blocked move
@@ -1242,7 +1252,7 @@ def _order_moves(
     deepest: tuple[list[int], FloatArray] = ([], state.copy())
 
     def margins() -> FloatArray:
-        head = cap - state
+        head = np.maximum(limit, state) - state
         out = np.full(n, np.inf)
         for e in range(n_e):
             idx = by_elem[e]
@@ -1299,7 +1309,7 @@ def _order_moves(
         if i in order:
             continue
         for e in moves[i].adds:
-            over = reached[e] + moves[i].profile - (cap[e] - TOLERANCE_A)
+            over = reached[e] + moves[i].profile - (np.maximum(limit[e], reached[e]) - TOLERANCE_A)
             t = int(np.argmax(over))
             key = (float(over[t]), i, e, t)
             if float(over[t]) > 0 and (best is None or key < best):
