@@ -506,9 +506,13 @@ def follow_demo(args: argparse.Namespace, api: Api, dev: Develop, earlier: str |
         "{{ integration_entities('datacenter_power') "
         "| select('search', '_" + ATS + "_output_lost') | first }}"
     )
+    band = api.template(
+        "{{ integration_entities('datacenter_power') "
+        "| select('search', '_" + ATS + "_load_forecast_p50') | first }}"
+    )
     sim_log = Path(args.config) / "simulator.log"
     offset = _last_start(sim_log)
-    completed_at = failed_at = None
+    completed_at = failed_at = band_at = None
     deadline = dev.started + 60 * args.demo_minutes
     while time.monotonic() < deadline:
         if dev.proc.poll() is not None:
@@ -530,6 +534,20 @@ def follow_demo(args: argparse.Namespace, api: Api, dev: Develop, earlier: str |
                     f"{(now - dev.started) / 60:.1f} min: {', '.join(attrs['circuits'])} moved "
                     f"off {ATS} ({len(moved)} path changes in the simulator's log)"
                 )
+        if completed_at is not None and band_at is None:
+            # The forecast band follows the new lineup at the next decision (the first poll
+            # after the migration), not minutes later: nothing is left on ATS-1 to forecast.
+            p50 = api.template("{{ states('" + band + "') }}")
+            if (amps := _amps(p50)) is not None and amps <= 1.0:
+                band_at = now
+                say(
+                    f"demo: {ATS}'s forecast P50 is {p50} A {now - completed_at:.0f} s after "
+                    "the migration (the band follows the new lineup)"
+                )
+            elif now - completed_at > 90:
+                raise CheckFailed(
+                    f"{ATS}'s forecast P50 is still {p50} A 90 s after the migration emptied it"
+                )
         if failed_at is None and api.template("{{ states('" + lost + "') }}") == "on":
             failed_at = now
             say(f"demo: {ATS} failed (output lost) after {(now - dev.started) / 60:.1f} min")
@@ -538,13 +556,21 @@ def follow_demo(args: argparse.Namespace, api: Api, dev: Develop, earlier: str |
         interruptions = [line for line in log if "circuit interruption" in line]
         if interruptions:
             raise CheckFailed(f"the simulator logged an interruption: {interruptions[0]}")
-        if completed_at is not None and failed_at is not None:
+        if completed_at is not None and failed_at is not None and band_at is not None:
             return (failed_at - dev.started) / 60
         time.sleep(5)
     raise CheckFailed(
         f"demo: within {args.demo_minutes} min: migration completed={completed_at is not None}, "
-        f"{ATS} failed={failed_at is not None}"
+        f"{ATS} failed={failed_at is not None}, band followed={band_at is not None}"
     )
+
+
+def _amps(state: str) -> float | None:
+    """A sensor state as amps, or None (unknown, unavailable)."""
+    try:
+        return float(state)
+    except ValueError:
+        return None
 
 
 def _last_start(sim_log: Path) -> int:
