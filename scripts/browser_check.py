@@ -18,8 +18,9 @@ with Chromium (Debian's package) driven by Playwright:
    and the logbook with the circuits moved. Each page must show that content, not only load;
    screenshots go to ``docs/images/demo-*.png``;
 4. follows the demo until ATS-1 has failed with its load already migrated (migration
-   completed) and the simulator has logged no circuit interruption, within ``--demo-minutes``
-   of the second start; a last screenshot shows ATS-1 after its failure.
+   completed, and ATS-1's forecast P50 within 1 A of empty within 90 s of it: the band follows
+   the new lineup) and the simulator has logged no circuit interruption, within
+   ``--demo-minutes`` of the second start; a last screenshot shows ATS-1 after its failure.
 
 Exit status 0 when everything holds; otherwise 1 with what failed.
 """
