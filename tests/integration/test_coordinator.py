@@ -130,6 +130,44 @@ async def test_faulty_replies_make_one_device_unavailable(
         assert set(coordinator.data.readings) == set(PLANT_IDS), fault
 
 
+async def test_a_connection_dropped_during_a_poll_is_asked_again(
+    hass: HomeAssistant, proxy: ModbusProxy
+) -> None:
+    """The gateway drops the connection under one device's request, once: the poll asks that
+    device again on a fresh connection, so no device misses the poll (before, mpdu1 went
+    unavailable until the next one). A device that keeps dropping it is still reported."""
+    entry = await _setup(hass, proxy.port)
+    assert entry.state is ConfigEntryState.LOADED
+    coordinator: TelemetryCoordinator = entry.runtime_data.telemetry
+    answer = proxy._answer
+    asked: list[int] = []
+
+    async def reset_once(header: bytes, tid: int, unit: int, pdu: bytes, up: Any) -> Any:
+        if unit == MPDU1_UNIT:
+            asked.append(unit)
+            if len(asked) == 1:
+                proxy.faults[MPDU1_UNIT] = "reset"
+            else:
+                proxy.faults.pop(MPDU1_UNIT, None)
+        return await answer(header, tid, unit, pdu, up)
+
+    proxy._answer = reset_once  # type: ignore[method-assign]
+    await coordinator.async_refresh()
+    snapshot = coordinator.data
+    assert len(asked) == 2
+    assert snapshot.errors == {}
+    assert set(snapshot.readings) == set(PLANT_IDS)
+
+    proxy._answer = answer  # type: ignore[method-assign]
+    proxy.faults[MPDU1_UNIT] = "reset"
+    await coordinator.async_refresh()
+    assert "mpdu1" in coordinator.data.errors
+    assert set(coordinator.data.readings) == set(PLANT_IDS) - {"mpdu1"}
+    del proxy.faults[MPDU1_UNIT]
+    await coordinator.async_refresh()
+    assert set(coordinator.data.readings) == set(PLANT_IDS)
+
+
 async def test_everything_silent_fails_the_refresh_then_recovers(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,

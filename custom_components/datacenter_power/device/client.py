@@ -429,10 +429,20 @@ class PlantClient:
 
         async def worker(lane: _Lane) -> None:
             for identity in queue:
+                disconnects = lane.disconnects
                 try:
                     out[identity.plant_id] = await self._read_device(lane, identity)
                 except DeviceLayerError as exc:
                     out[identity.plant_id] = exc
+                    if lane.disconnects == disconnects:
+                        continue
+                    # The connection dropped under this request (a gateway restarting, a
+                    # network blip; pymodbus reports it as no answer): ask once more on a
+                    # fresh connection rather than mark the device unavailable for a poll.
+                    try:
+                        out[identity.plant_id] = await self._read_device(lane, identity)
+                    except DeviceLayerError as again:
+                        out[identity.plant_id] = again
 
         async with asyncio.TaskGroup() as group:
             for lane in lanes:
