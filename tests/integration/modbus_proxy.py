@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import struct
+from collections import Counter
 from typing import Literal
 
 from custom_components.datacenter_power.device.registers import IDENTIFICATION
@@ -67,6 +68,10 @@ class ModbusProxy:
     def __init__(self, upstream_port: int | None = None) -> None:
         self.upstream_port = upstream_port
         self.faults: dict[int, Fault] = {}
+        self.once: dict[int, Fault] = {}
+        """A fault for the next request of that unit id only (then ``faults`` apply again)."""
+        self.asked: Counter[int] = Counter()
+        """Requests received, per unit id."""
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -125,9 +130,10 @@ class ModbusProxy:
         pdu: bytes,
         up: tuple[asyncio.StreamReader, asyncio.StreamWriter] | None,
     ) -> bytes | None:
-        fault = self.faults.get(unit, "absent" if up is None else None)
+        fault = self.once.pop(unit, None) or self.faults.get(unit, "absent" if up is None else None)
         function = pdu[0]
         self.requests += 1
+        self.asked[unit] += 1
         if fault in EXCEPTION_CODES:
             return _frame(tid, unit, bytes([function | 0x80, EXCEPTION_CODES[fault]]))
         match fault:

@@ -139,26 +139,14 @@ async def test_a_connection_dropped_during_a_poll_is_asked_again(
     entry = await _setup(hass, proxy.port)
     assert entry.state is ConfigEntryState.LOADED
     coordinator: TelemetryCoordinator = entry.runtime_data.telemetry
-    answer = proxy._answer
-    asked: list[int] = []
-
-    async def reset_once(header: bytes, tid: int, unit: int, pdu: bytes, up: Any) -> Any:
-        if unit == MPDU1_UNIT:
-            asked.append(unit)
-            if len(asked) == 1:
-                proxy.faults[MPDU1_UNIT] = "reset"
-            else:
-                proxy.faults.pop(MPDU1_UNIT, None)
-        return await answer(header, tid, unit, pdu, up)
-
-    proxy._answer = reset_once  # type: ignore[method-assign]
+    proxy.asked.clear()
+    proxy.once[MPDU1_UNIT] = "reset"
     await coordinator.async_refresh()
     snapshot = coordinator.data
-    assert len(asked) == 2
+    assert proxy.asked[MPDU1_UNIT] == 2
     assert snapshot.errors == {}
     assert set(snapshot.readings) == set(PLANT_IDS)
 
-    proxy._answer = answer  # type: ignore[method-assign]
     proxy.faults[MPDU1_UNIT] = "reset"
     await coordinator.async_refresh()
     assert "mpdu1" in coordinator.data.errors
@@ -288,24 +276,13 @@ async def test_a_connection_dropped_during_discovery_loses_no_device(
     proxy = ModbusProxy(port)
     await proxy.start()
     dropped = server.unit_ids["mpdu2"]
-    proxy.faults[dropped] = "reset"
-    answer = proxy._answer
-    asked: list[int] = []
-
-    async def reset_once(header: bytes, tid: int, unit: int, pdu: bytes, up: Any) -> Any:
-        if unit == dropped:
-            asked.append(unit)
-            if len(asked) > 1:
-                proxy.faults.pop(dropped, None)
-        return await answer(header, tid, unit, pdu, up)
-
-    proxy._answer = reset_once  # type: ignore[method-assign]
+    proxy.once[dropped] = "reset"
     try:
         entry = await _setup(hass, proxy.port)
         assert entry.state is ConfigEntryState.LOADED
         snapshot = entry.runtime_data.telemetry.data
         assert set(snapshot.identities) == set(PLANT_IDS)
-        assert len(asked) >= 2  # dropped once, asked again
+        assert proxy.asked[dropped] >= 2  # dropped once, asked again
         assert await hass.config_entries.async_unload(entry.entry_id)
     finally:
         await proxy.stop()
