@@ -444,8 +444,9 @@ def restore_plan(
 
     Circuits whose normal path is unavailable, or whose return would break a limit, stay where
     they are (named in ``notes``). An element already over its limit does not block the
-    restore: no element may end (or pass through a state) above its limit or, if it is over
-    already, above its current load at any grid time. Restoring never relieves an overload on
+    restore: no element may end above its limit or, if it is over already, above its current
+    load at any grid time, and an element above its limit takes no load on the way (the staging
+    rule of every plan). Restoring never relieves an overload on
     purpose; that is ``plan_migration``'s job (the notes name such elements).
     """
     goal = "restore normal paths"
@@ -1153,7 +1154,7 @@ def _staged_plan(
     steps: list[list[_StagedMove]] = []
     state = start_loads.copy()
     worst = state.copy()
-    cap = np.maximum(limit, state)
+    cap = _caps(limit, state)
     amps = 0.0
     for i in order:
         m = moves[i]
@@ -1162,7 +1163,7 @@ def _staged_plan(
             fits = all(bool((worst[e] + m.profile <= cap[e]).all()) for e in m.adds)
         if not fits:
             worst = state.copy()
-            cap = np.maximum(limit, state)
+            cap = _caps(limit, state)
             steps.append([])
             amps = 0.0
         steps[-1].append(m)
@@ -1181,7 +1182,7 @@ def _staged_plan(
         for m in step:
             assignment[m.move.circuit] = m.move.to_mpdu
         loads = _topology_loads(prob, assignment, per_time)
-        cap = np.maximum(limit, before)
+        cap = _caps(limit, before)
         before = loads
         bad = loads > cap
         step_amps = sum(m.move.amps for m in step)
@@ -1226,6 +1227,12 @@ def _topology_loads(
     return np.stack([loads[e] for e in prob.elements])
 
 
+def _caps(limit: FloatArray, loads: FloatArray) -> FloatArray:
+    """What each element may carry after the next move or step, given its ``loads`` before
+    it: its limit, or, above that, its present load (no new load until back within it)."""
+    return np.maximum(limit, loads)
+
+
 def _order_moves(
     prob: _Problem, moves: list[_StagedMove], start_loads: FloatArray, limit: FloatArray
 ) -> list[int] | _Deadlock:
@@ -1252,7 +1259,7 @@ def _order_moves(
     deepest: tuple[list[int], FloatArray] = ([], state.copy())
 
     def margins() -> FloatArray:
-        head = np.maximum(limit, state) - state
+        head = _caps(limit, state) - state
         out = np.full(n, np.inf)
         for e in range(n_e):
             idx = by_elem[e]
@@ -1309,7 +1316,7 @@ def _order_moves(
         if i in order:
             continue
         for e in moves[i].adds:
-            over = reached[e] + moves[i].profile - (np.maximum(limit[e], reached[e]) - TOLERANCE_A)
+            over = reached[e] + moves[i].profile - (_caps(limit[e], reached[e]) - TOLERANCE_A)
             t = int(np.argmax(over))
             key = (float(over[t]), i, e, t)
             if float(over[t]) > 0 and (best is None or key < best):
