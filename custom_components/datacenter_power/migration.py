@@ -392,6 +392,8 @@ class MigrationManager:
         """
         data = await self._store.async_load() or {}
         raws = data.get("migrations", []) if isinstance(data, dict) else None
+        if isinstance(data, dict):
+            self._load_switches(data.get("path_changes"))
         damaged = 0
         for raw in raws if isinstance(raws, list) else []:
             try:
@@ -478,7 +480,27 @@ class MigrationManager:
         finished = [r for r in self.records.values() if r.state in FINAL_STATES]
         for rec in finished[:-KEEP_FINISHED]:
             del self.records[rec.migration_id]
-        await self._store.async_save({"migrations": [r.as_dict() for r in self.records.values()]})
+        await self._store.async_save(
+            {
+                "migrations": [r.as_dict() for r in self.records.values()],
+                "path_changes": {c: list(t) for c, t in self._switches.items()},
+            }
+        )
+
+    def _load_switches(self, raw: object) -> None:
+        """The flapping guard's path changes of the last hour, as saved before a reload or a
+        restart (a guard that forgot them let a circuit be switched five times in an hour)."""
+        since = dt_util.utcnow().timestamp() - GUARD_WINDOW_S
+        if not isinstance(raw, dict):
+            return
+        for circuit, times in raw.items():
+            kept = sorted(
+                float(t)
+                for t in (times if isinstance(times, list) else [])
+                if isinstance(t, int | float) and t >= since
+            )
+            if isinstance(circuit, str) and kept:
+                self._switches[circuit] = deque(kept)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -509,6 +531,8 @@ class MigrationManager:
 
     def _count_switch(self, circuit: str) -> None:
         self._switches.setdefault(circuit, deque()).append(dt_util.utcnow().timestamp())
+        # Saved at once, not only with the migration's records: a reload may come before.
+        self.hass.async_create_task(self._save(), eager_start=True)
 
     def path_changes_last_hour(self) -> dict[str, int]:
         """Circuit -> path changes the integration sent within the last hour (the guard's view,

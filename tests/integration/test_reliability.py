@@ -437,6 +437,31 @@ async def test_flapping_guard_bounds_path_changes_and_shows_them(
     assert sensor.attributes["path_changes_limit_per_hour"] == 4  # the module's constant
 
 
+async def test_flapping_guard_remembers_path_changes_across_a_reload(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sim_server: tuple[PlantServer, int],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Issue 20, item 5: a reload (an options save, a restart) used to forget every path change,
+    and a circuit was switched five times in an hour. After two drains and a reload the third
+    drain is still refused."""
+    monkeypatch.setattr(migration, "MAX_PATH_CHANGES_PER_HOUR", 2)
+    manager = init_integration.runtime_data.migrations
+    for component in ("mpdu1", "mpdu2"):
+        started = await _call(hass, "migrate_load", {"component": component, "max_step_amps": 20})
+        record = await manager.async_wait(started["migration_id"])
+        assert record.state is MigrationState.COMPLETED, record
+    assert await hass.config_entries.async_reload(init_integration.entry_id)
+    await hass.async_block_till_done()
+    reloaded = init_integration.runtime_data.migrations
+    assert reloaded is not manager
+    assert reloaded.path_changes_last_hour() == {"c01": 2, "c02": 2, "c03": 1}
+    before = _paths(sim_server[0])
+    assert await _refused(hass, "migrate_load", {"component": "mpdu1"}) == "flapping_guard"
+    assert _paths(sim_server[0]) == before
+
+
 # -- damaged storage -------------------------------------------------------------------------------
 
 
