@@ -121,6 +121,36 @@ class Develop:
             print(f"  develop> {line.rstrip()}", flush=True)
 
 
+def plant_devices(api: Api) -> dict[str, tuple[str, str | None]]:
+    """The plant's devices as Home Assistant registered them: name -> (device id, area)."""
+    (devices,) = api.ws({"type": "config/device_registry/list"})
+    return {
+        d["name"]: (d["id"], d["area_id"])
+        for d in devices
+        if any(e[0] == "datacenter_power" for e in d["identifiers"])
+    }
+
+
+def check_kept_across_stop(
+    args: argparse.Namespace,
+    before: dict[str, tuple[str, str | None]],
+    after: dict[str, tuple[str, str | None]],
+) -> None:
+    """A Ctrl-C stop lets Home Assistant save: same device ids and areas, a clean database."""
+    changed = sorted(n for n in before if after.get(n) != before[n])
+    if changed or not before:
+        raise CheckFailed(
+            f"device ids or areas changed across the Ctrl-C restart: {', '.join(changed)} "
+            "(Home Assistant was stopped before saving its registries)"
+        )
+    log = Path(args.config) / "home-assistant.log"
+    text = log.read_text(errors="replace") if log.exists() else ""
+    # The recorder warns "could not validate that the sqlite3 database ... was shutdown cleanly".
+    if "was shutdown cleanly" in text:
+        raise CheckFailed(f"the recorder reports an unclean shutdown in {log}")
+    say(f"start 2: {len(after)} devices kept their ids and areas; the database closed cleanly")
+
+
 def api_for(port: int) -> Api:
     api = Api(f"http://127.0.0.1:{port}")
     api.onboard()  # onboarding is done: this logs in as the demo user
@@ -595,6 +625,7 @@ def main() -> int:
     t0 = time.monotonic()
     dev: Develop | None = None
     earlier: str | None = None
+    first_devices: dict[str, tuple[str, str | None]] = {}
     try:
         for run, fresh in ((1, True), (2, False)):
             dev = Develop(args, fresh=fresh)
@@ -602,7 +633,11 @@ def main() -> int:
             say(f"start {run}: scripts/develop ready after {ready:.0f} s")
             api = api_for(args.port)
             browse(args, api, want, tag="first-start" if run == 1 else "second-start")
+            devices = plant_devices(api)
+            if run == 2:
+                check_kept_across_stop(args, first_devices, devices)
             if run == 1:
+                first_devices = devices
                 earlier = migration_state(api)[1].get("migration_id")
                 if not args.no_demo:
                     # The second start waits for a person: the repair shows the plan to approve.

@@ -43,6 +43,9 @@ from typing import Any
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # dcp_sim, dcp_eval and the integration's history format
+sys.path.insert(1, str(REPO / "scripts"))
+from stack_procs import ignore_further_stops, spawn, stop_all  # noqa: E402
+
 CLIENT_ID = "http://localhost:8123/"
 DEMO_USER = ("demo", "demo-password-123")
 DEMO_SCENARIO = REPO / "scenarios" / "demo.yaml"
@@ -625,7 +628,7 @@ def main() -> int:
             )
     try:
         sim_log = open(config_dir / "simulator.log", "ab")  # noqa: SIM115
-        sim = subprocess.Popen(
+        sim = spawn(
             [
                 sys.executable,
                 "-m",
@@ -640,18 +643,16 @@ def main() -> int:
             ],
             env=env,
             cwd=REPO,
-            stdout=sim_log,
-            stderr=subprocess.STDOUT,
+            log=sim_log,
         )
         live_wall = time.time()
         procs["sim"] = sim
         hass_log = open(config_dir / "hass-console.log", "ab")  # noqa: SIM115
-        hass = subprocess.Popen(
+        hass = spawn(
             [sys.executable, "-m", "homeassistant", "-c", str(config_dir)],
             env=env,
             cwd=REPO,
-            stdout=hass_log,
-            stderr=subprocess.STDOUT,
+            log=hass_log,
         )
         procs["hass"] = hass
         api = Api(f"http://127.0.0.1:{args.port}")
@@ -720,16 +721,16 @@ def main() -> int:
         stop = True
         return 0
     finally:
-        # Home Assistant first, so that it does not log the plant going away while it stops.
-        for name in ("hass", "sim"):
-            if (p := procs.get(name)) is not None and p.poll() is None:
-                p.send_signal(signal.SIGTERM)
-                try:
-                    p.wait(timeout=60)
-                except subprocess.TimeoutExpired:
-                    p.kill()
+        # One SIGTERM each, then wait: the children are in process groups of their own, so the
+        # terminal's Ctrl-C did not reach them, and a second signal would cut Home Assistant's
+        # final write short (stack_procs). Home Assistant first, so that it does not log the
+        # plant going away while it stops.
+        ignore_further_stops()
         if stop:
-            log("stopped")
+            log("stopping Home Assistant (it saves its state; a second Ctrl-C is ignored)")
+        codes = stop_all([p for name in ("hass", "sim") if (p := procs.get(name)) is not None])
+        if stop:
+            log(f"stopped (exit codes {codes})")
 
 
 if __name__ == "__main__":

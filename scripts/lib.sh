@@ -123,6 +123,26 @@ run_in_env() {
     if [ "$(env_kind)" = native ]; then
         (cd "$REPO_ROOT" && PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" "$@")
     else
+        _chroot_env "$venv" "$@"
+    fi
+}
+
+# exec_in_env CMD... : like run_in_env, but the command replaces this shell (same process id).
+# For long-running stacks (scripts/develop): a signal sent to the script's pid, or Ctrl-C in its
+# terminal, reaches the command itself once, instead of a waiting shell.
+exec_in_env() {
+    local venv; venv="$(venv_dir)"
+    if [ "$(env_kind)" = native ]; then
+        cd "$REPO_ROOT" && PATH="$venv/bin:$PATH" VIRTUAL_ENV="$venv" exec "$@"
+    else
+        _EXEC=exec _chroot_env "$venv" "$@"
+    fi
+}
+
+# _chroot_env VENV CMD... : run CMD inside the Debian-testing root filesystem (see run_in_env).
+_chroot_env() {
+    local venv="$1"; shift
+    {
         [ "$(id -u)" = 0 ] || { log "running inside the root filesystem needs root"; exit 1; }
         # Copied only when changed, and atomically: commands running in the environment at
         # the same time read these (a truncated CA bundle stops Home Assistant from starting).
@@ -139,7 +159,7 @@ run_in_env() {
         [ -d "$shared" ] && mkdir -p "$ROOTFS$shared" || shared=""
         # A private mount namespace: the bind mounts vanish with the command, so nothing is left
         # mounted inside the cache (deleting it can never reach the host's /dev or /proc).
-        unshare --mount --propagation private -- /bin/bash -c '
+        ${_EXEC:-} unshare --mount --propagation private -- /bin/bash -c '
             set -e
             R="$1"; REPO="$2"; VENV="$3"; SHARED="$4"; shift 4
             mount --rbind /dev "$R/dev"
@@ -154,7 +174,7 @@ run_in_env() {
                 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CONSTRAINT= PIP_FIND_LINKS= \
                 PIP_EXTRA_INDEX_URL= /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$REPO" "$@"
         ' _ "$ROOTFS" "$REPO_ROOT" "$venv" "$shared" "$@"
-    fi
+    }
 }
 
 # ensure_env: build the environment when missing and (re)install requirements when they changed.
