@@ -42,6 +42,7 @@ from .const import (
     CONF_SOURCE_NAMES,
     CONF_STEP_INTERVAL,
     CONF_SUGGEST_AREAS,
+    CONF_WORKDAY_ENTITY,
     DEFAULT_OPTIONS,
     DEFAULT_PORT,
     DOMAIN,
@@ -356,8 +357,9 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             }
             options[CONF_POLICY_MODE] = user_input[CONF_POLICY_MODE]
             options[CONF_MAX_STEP_AMPS] = float(user_input[CONF_MAX_STEP_AMPS])
-            if user_input.get(CONF_CALENDAR_ENTITY):
-                options[CONF_CALENDAR_ENTITY] = user_input[CONF_CALENDAR_ENTITY]
+            for key in (CONF_CALENDAR_ENTITY, CONF_WORKDAY_ENTITY):
+                if user_input.get(key):
+                    options[key] = user_input[key]
             options.update(self._area_options(user_input.get(CONF_LINEUP_AREAS)))
             options.update(self._name_options(user_input.get(CONF_SOURCE_NAMES)))
             return self.async_create_entry(data=options)
@@ -378,6 +380,9 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                 vol.Required(CONF_FORECAST_HORIZON): _number(1, 168, "h"),
                 vol.Optional(CONF_CALENDAR_ENTITY): selector.EntitySelector(
                     selector.EntitySelectorConfig(domain="calendar")
+                ),
+                vol.Optional(CONF_WORKDAY_ENTITY): selector.EntitySelector(
+                    selector.EntitySelectorConfig(domain="binary_sensor", integration="workday")
                 ),
                 vol.Optional(CONF_LINEUP_AREAS): section(
                     vol.Schema(
