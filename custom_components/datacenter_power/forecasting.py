@@ -65,7 +65,9 @@ from .history_store import HISTORY_VERSION, HistoryStore
 
 FORECAST_INTERVAL: Final = timedelta(minutes=5)
 HISTORY_BUCKET_S: Final = 300.0
-HISTORY_MAX_S: Final = 14 * 86400.0
+HISTORY_MAX_S: Final = 42 * 86400.0
+"""Six weeks: the forecasters learn each weekday's shape from at least five past weeks, and a
+restart replays what is kept here (issue 21)."""
 STORAGE_VERSION: Final = HISTORY_VERSION
 """The history's storage version (``history_store.py`` says what each one holds)."""
 

@@ -64,8 +64,9 @@ class WorkdayCalendar:
                 blocking=True,
                 return_response=True,
             )
-            works = (response or {}).get(self.entity_id, {}).get("workday")
-        except (HomeAssistantError, AttributeError) as err:
+            answer = (response or {}).get(self.entity_id)
+            works = answer.get("workday") if isinstance(answer, dict) else None
+        except HomeAssistantError as err:
             works, reason = None, str(err) or type(err).__name__
         else:
             reason = "no answer for the date"
