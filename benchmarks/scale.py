@@ -567,8 +567,8 @@ def engine(n_circuits: int = 1000, history_days: float = 3.0, **hall: Any) -> di
     return {
         "circuits": n_circuits,
         "history_days": history_days,
-        "forecast_refresh_s": round(forecast_s, 1),
-        "forecast_refresh_cpu_s": round(forecast_cpu, 1),
+        "forecast_refresh_s": round(forecast_s, 3),
+        "forecast_refresh_cpu_s": round(forecast_cpu, 3),
         "forecast_refresh_load_1min": forecast_load,
         "plan_ms": round(statistics.median(walls) * 1000, 1),
         "plan_ms_runs": [round(w * 1000, 1) for w in walls],
