@@ -21,6 +21,7 @@ from .dashboard import async_assign_areas, async_setup_dashboard_service
 from .forecasting import ForecastCoordinator
 from .gc_freeze import async_setup_gc_freeze
 from .history_store import HistoryStore
+from .interruptions import async_setup_interruptions
 from .migration import MigrationManager
 from .options import repaired_options
 from .proposals import async_setup_proposal_services, async_setup_proposals
@@ -78,6 +79,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     # logbook activity and repair issues follow the plant from here on
     async_setup_activity(hass, entry)
     async_setup_repairs(hass, entry)
+    async_setup_interruptions(hass, entry)
     await async_assign_areas(hass, entry)
     async_setup_gc_freeze(hass, entry)  # a hall's objects out of full collections, once set up
     return True
