@@ -29,7 +29,14 @@ from .engine.planner import Infeasible
 from .migration import MigrationRequest, plan_for
 from .presentation import infeasible_text, plan_summary
 
-__all__ = ["CLEAR_FRACTION", "FaultWatch", "Faults", "async_setup_faults", "faults_of"]
+__all__ = [
+    "CLEAR_FRACTION",
+    "FaultWatch",
+    "Faults",
+    "async_setup_faults",
+    "faults_of",
+    "recovered_s",
+]
 
 CLEAR_FRACTION: Final = 0.95
 """An element that went above its limit counts as over until it is below this fraction of it."""
@@ -63,6 +70,8 @@ class FaultWatch:
         self.entry = entry
         self.faults = Faults()
         self._seen: PlantSnapshot | None = None
+        self.recovered_s: dict[str, float] = {}
+        """Element -> when a poll first showed it live again after it had failed (Unix s)."""
         self._advice_key: object = None
 
     @callback
@@ -91,6 +100,7 @@ class FaultWatch:
         advice = self._advise(snapshot, failed, over)
         self.faults = Faults(failed, over, advice)
         for element in sorted(set(before.failed) - set(failed)):
+            self.recovered_s[element] = snapshot.updated_at.timestamp()
             LOGGER.warning("%s is live again (it had failed)", element)
         for element in sorted(set(before.over) - set(over)):
             LOGGER.warning("%s is back within its continuous limit", element)
@@ -167,7 +177,7 @@ class FaultWatch:
         )
         try:
             result = plan_for(snapshot, request, latest_decisions(self.entry))
-        except Exception as err:  # noqa: BLE001 - advice only: never break the alert
+        except Exception as err:  # advice only: a planner error must never stop the alert
             LOGGER.debug("No advice for %s: %s", element, err)
             result = None
         if isinstance(result, Infeasible):
@@ -239,6 +249,12 @@ class FaultWatch:
 
 
 _WATCHES: dict[str, FaultWatch] = {}
+
+
+def recovered_s(entry: DataCenterPowerConfigEntry, element: str) -> float | None:
+    """When the polls last saw ``element`` come back after a failure (None: not since setup)."""
+    watch = _WATCHES.get(entry.entry_id)
+    return None if watch is None else watch.recovered_s.get(element)
 
 
 def faults_of(entry: DataCenterPowerConfigEntry) -> Faults:

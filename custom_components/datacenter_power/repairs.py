@@ -196,7 +196,9 @@ class RepairKeeper:
                 for c, node in topology.circuits.items()
                 if any(topology.depends_on(p, element) for p in node.paths[:1])
             )
-            dark = [c for c in normal if snapshot.available(c) and snapshot.assignment.get(c) is None]
+            dark = [
+                c for c in normal if snapshot.available(c) and snapshot.assignment.get(c) is None
+            ]
             moved = [c for c in normal if c not in dark and snapshot.available(c)]
             out.append(
                 Issue(

@@ -355,6 +355,7 @@ def _timestamp(unix_s: int) -> datetime | None:
     """A device's Unix time as an aware datetime (0 = never: unknown)."""
     return dt_util.utc_from_timestamp(unix_s) if unix_s > 0 else None
 
+
 ENV_SENSORS: tuple[DataCenterPowerSensorDescription[EnvReading], ...] = (
     DataCenterPowerSensorDescription(
         key="ambient_temperature", translation_key="ambient_temperature", **_TEMPERATURE,

@@ -17,7 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..device.models import AtsReading, MpduReading, Reading
+from custom_components.datacenter_power.device.models import AtsReading, MpduReading, Reading
+
 from .topology import Topology
 
 __all__ = ["OverLimit", "UnitFailure", "over_limits", "unit_failure", "unit_failures"]
