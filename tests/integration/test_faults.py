@@ -20,6 +20,7 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.datacenter_power import device_condition
 from custom_components.datacenter_power.activity import EVENT_FAILOVER
 from custom_components.datacenter_power.const import DOMAIN
 from dcp_sim.server import PlantServer
@@ -141,6 +142,13 @@ async def test_sudden_failure_without_possible_rebalance_alerts_within_one_poll(
     assert at_risk.attributes["failed"] == ["mpdu1"]
     assert at_risk.attributes["over_limit"] == ["mpdu2"]
     assert state(hass, _entity(hass, "binary_sensor", f"{uid}:mpdu2:failure_risk")).state == "off"
+    mpdu1 = entry.runtime_data.telemetry.device_id("mpdu1")
+    for kind, extra in (("failure_risk", {}), ("health_below", {"below": 10.0})):
+        check = device_condition.async_condition_from_config(
+            hass,
+            {"condition": "device", "domain": DOMAIN, "device_id": mpdu1, "type": kind, **extra},
+        )
+        assert check(hass, None), kind
 
     # the next poll alerts nothing new; the repair stays while the condition lasts
     server.advance(60)
