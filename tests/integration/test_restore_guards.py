@@ -15,10 +15,15 @@ from typing import Any
 
 import pytest
 from freezegun.api import FrozenDateTimeFactory
-from homeassistant.core import HomeAssistant
-from homeassistant.exceptions import ServiceValidationError
+from homeassistant.auth.const import GROUP_ID_USER
+from homeassistant.core import Context, HomeAssistant
+from homeassistant.exceptions import ServiceValidationError, Unauthorized
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_capture_events,
+)
 
 from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
@@ -104,7 +109,7 @@ async def test_restore_waits_for_reset_alarms_and_soak_unless_forced(
     hass: HomeAssistant,
     init_integration: MockConfigEntry,
     sim_server: tuple[PlantServer, int],
-    freezer: FrozenDateTimeFactory,
+    hass_admin_user: MockUser,
 ) -> None:
     server = sim_server[0]
     entry = init_integration
@@ -128,13 +133,23 @@ async def test_restore_waits_for_reset_alarms_and_soak_unless_forced(
         await _restore(hass, component="ats1")
     assert err.value.translation_key == "alarm_latched"
     assert "output lost" in str(err.value)
-    assert "Reset alarms" in str(err.value)
+    assert "Reset alarms button" in str(err.value)
     assert migrations.latest is None  # nothing started
 
     button = er.async_get(hass).async_get_entity_id(
         "button", DOMAIN, f"{entry.unique_id}:ats1:reset_alarms"
     )
     assert button is not None
+    operator = await hass.auth.async_create_user("operator", group_ids=[GROUP_ID_USER])
+    with pytest.raises(Unauthorized):  # administrators only
+        await hass.services.async_call(
+            "button",
+            "press",
+            {"entity_id": button},
+            blocking=True,
+            context=Context(user_id=operator.id),
+        )
+    assert server.plant.telemetry().ats["ats1"].alarm_output_lost
     await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
     assert not server.plant.telemetry().ats["ats1"].alarm_output_lost
     logged = [e.data for e in activity if e.data["component"] == "ats1"]
