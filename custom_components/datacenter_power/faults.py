@@ -7,7 +7,9 @@ and, when a unit fails or an element goes above its limit, fires the same event 
 failed, what is over and by how much, what can be done or why nothing can be moved), writes it
 to the log, and keeps the conditions the repair issues (``repairs.py``) and the risk entities
 (``prediction.py``, ``plant.py``) show. An element stays "over" until it is back below
-``CLEAR_FRACTION`` of its limit, so a load hovering at the limit does not alert every poll.
+``CLEAR_FRACTION`` of its limit, so a load hovering at the limit does not alert every poll; a
+failed unit stays failed until a poll shows it live again (switched off after it failed, it is
+still failed: ``restore`` never commands it).
 
 The event keeps the rebalance event's fields (``failed``, ``migration_id`` = None, ``reason``,
 ``plan`` with no steps) and adds ``over_limit``, ``title``, ``message`` and ``tag``, so the
@@ -24,7 +26,7 @@ from homeassistant.core import Context, HomeAssistant, callback
 from .activity import EVENT_FAILOVER, latest_decisions
 from .const import CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS, LOGGER
 from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot
-from .engine.faults import OverLimit, UnitFailure, over_limits, unit_failures
+from .engine.faults import OverLimit, UnitFailure, is_live, over_limits, unit_failures
 from .engine.planner import Infeasible
 from .migration import MigrationRequest, plan_for
 from .presentation import infeasible_text, plan_summary
@@ -92,6 +94,10 @@ class FaultWatch:
         self._seen = snapshot
         topology, readings = snapshot.topology, snapshot.readings
         failed = unit_failures(topology, readings)
+        for element, failure in self.faults.failed.items():
+            if element not in failed and not is_live(readings.get(element)):
+                # not seen live since it failed (switched off since, or silent): still failed
+                failed[element] = failure
         over = over_limits(topology, readings)
         kept = over_limits(topology, readings, CLEAR_FRACTION)
         over.update({e: o for e, o in kept.items() if e in self.faults.over})

@@ -174,9 +174,28 @@ async def test_sudden_failure_without_possible_rebalance_alerts_within_one_poll(
     assert err.value.translation_key == "component_failed"
     assert sent == []
 
-    # repaired at 40 min: the failure repair goes, and the over-limit one once back in limits
+    # switched off at the device since it failed: still failed (never "isolated", never restored)
+    original("mpdu1", False)
+    server.invalidate()
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert registry.async_get_issue(DOMAIN, f"unit_failed_mpdu1_{entry.entry_id}") is not None
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call(
+            DOMAIN, "restore", {"component": "mpdu1"}, blocking=True, return_response=True
+        )
+    assert err.value.translation_key == "component_failed"
+    assert sent == []
+
+    # repaired at 40 min; switched on by hand, live: the failure repair goes
     server.advance(31 * 60)
     await entry.runtime_data.telemetry.async_refresh()
     await hass.async_block_till_done()
+    assert registry.async_get_issue(DOMAIN, f"unit_failed_mpdu1_{entry.entry_id}") is not None
+    output = _entity(hass, "switch", f"{uid}:mpdu1:output")
+    await hass.services.async_call("switch", "turn_on", {"entity_id": output}, blocking=True)
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert sent == [("mpdu1", True)]
     assert registry.async_get_issue(DOMAIN, f"unit_failed_mpdu1_{entry.entry_id}") is None
     assert state(hass, _entity(hass, "binary_sensor", f"{uid}:mpdu1:failure_risk")).state == "off"

@@ -21,7 +21,14 @@ from custom_components.datacenter_power.device.models import AtsReading, MpduRea
 
 from .topology import Topology
 
-__all__ = ["OverLimit", "UnitFailure", "over_limits", "unit_failure", "unit_failures"]
+__all__ = [
+    "OverLimit",
+    "UnitFailure",
+    "is_live",
+    "over_limits",
+    "unit_failure",
+    "unit_failures",
+]
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,6 +61,16 @@ class OverLimit:
     def pct(self) -> float:
         """Load in % of the continuous limit (100 = at the limit)."""
         return 100.0 * self.load_a / self.limit_a if self.limit_a > 0 else 0.0
+
+
+def is_live(reading: Reading | None) -> bool:
+    """Whether an ATS's or MPDU's reading shows it live (an ATS's output energised; an MPDU
+    energised, switched on, breaker closed). False when it did not answer."""
+    if isinstance(reading, AtsReading):
+        return reading.output_energized
+    if isinstance(reading, MpduReading):
+        return reading.energized and reading.output_on and not reading.breaker_open
+    return False
 
 
 def unit_failure(
