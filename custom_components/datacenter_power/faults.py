@@ -186,15 +186,20 @@ class FaultWatch:
         except Exception as err:  # advice only: a planner error must never stop the alert
             LOGGER.debug("No advice for %s: %s", element, err)
             result = None
+        who = (
+            "the failover rebalance (in every mode)"
+            if failed
+            else "the policy's relief (automatic mode; proposed in approval mode)"
+        )
         if isinstance(result, Infeasible):
             plan = (
-                f" Moving all of them would not fit: {infeasible_text(result)} The failover "
-                "rebalance moves what fits."
+                f" Moving all of them would not fit: {infeasible_text(result).rstrip('.')}. "
+                f"What fits is moved by {who}."
             )
         elif result is not None and result.moves:
             plan = (
                 f" A safe plan moves {plan_summary(result, topology)} off {element} "
-                "(datacenter_power.migrate_load, or the failover rebalance)."
+                f"(datacenter_power.migrate_load, or {who})."
             )
         else:
             plan = ""

@@ -199,3 +199,65 @@ async def test_sudden_failure_without_possible_rebalance_alerts_within_one_poll(
     assert sent == [("mpdu1", True)]
     assert registry.async_get_issue(DOMAIN, f"unit_failed_mpdu1_{entry.entry_id}") is None
     assert state(hass, _entity(hass, "binary_sensor", f"{uid}:mpdu1:failure_risk")).state == "off"
+
+
+OVER_PLANT: dict[str, Any] = {
+    **{k: v for k, v in SUDDEN_PLANT.items() if k != "events"},
+    "name": "over-limit-no-failure",
+    "mpdus": [
+        {"id": "mpdu1", "ats": "ats1", "rating_a": 63},
+        {"id": "mpdu2", "ats": "ats2", "rating_a": 63},
+        {"id": "mpdu3", "ats": "ats2", "rating_a": 63},
+    ],
+    "events": [
+        {"kind": "load_trend", "targets": ["a01", "a02"], "onset": "0s", "growth_a_per_h": 6.0}
+    ],
+}
+"""Nothing fails; a01 and a02 grow 6 A/h each, taking mpdu1 (31 A at first) above its 50.4 A
+limit after about 1.6 h."""
+
+
+@pytest.mark.parametrize("scenario_doc", [OVER_PLANT])
+async def test_element_over_its_limit_alerts_once_with_what_can_be_moved(
+    hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
+) -> None:
+    server = sim_server[0]
+    entry = init_integration
+    events = async_capture_events(hass, EVENT_FAILOVER)
+    registry = ir.async_get(hass)
+    issue_id = f"over_limit_mpdu1_{entry.entry_id}"
+    server.advance(3600)  # ~43 A: within the limit
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert not events
+    assert registry.async_get_issue(DOMAIN, issue_id) is None
+    server.advance(1800)  # ~49.6 A... and on
+    while server.plant.telemetry().mpdus["mpdu1"].current_a <= 50.4:
+        server.advance(60)
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert len(events) == 1
+    alert = events[0].data
+    assert alert["failed"] == []
+    assert alert["title"] == "OVER LIMIT: mpdu1"
+    assert [o["element"] for o in alert["over_limit"]] == ["mpdu1"]
+    issue = registry.async_get_issue(DOMAIN, issue_id)
+    assert issue is not None
+    assert issue.severity is ir.IssueSeverity.CRITICAL
+    advice = (issue.translation_placeholders or {})["advice"]
+    assert advice.startswith("5 of its 5 circuits (a01, a02, a03, a04, a05) have another live path")
+    # hovering around the limit: no new alert while it stays above 95 % of it
+    server.advance(60)
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert len(events) == 1
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    # moved off by hand (a01 to mpdu2): back within the limit, the repair goes
+    select = _entity(hass, "select", f"{entry.unique_id}:a01:active_path")
+    await hass.services.async_call(
+        "select", "select_option", {"entity_id": select, "option": "mpdu2"}, blocking=True
+    )
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert server.plant.telemetry().mpdus["mpdu1"].current_a < 0.95 * 50.4
+    assert registry.async_get_issue(DOMAIN, issue_id) is None
