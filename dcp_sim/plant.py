@@ -16,7 +16,8 @@ gives the same run however it is chunked (``advance_to`` in one call or many) an
 * an SBM whose active path dies moves to the first other steadily energised path after
   ``bypass_delay`` and stays there (no automatic
   return); commanded path changes are make-before-break;
-* a circuit power gap longer than ``ride_through``, or a loss of power, is one interruption; the
+* a circuit power gap longer than ``ride_through``, or a loss of power, is one interruption (each
+  SBM counts its own, with the time of the last, from the plant's start; the metrics from t=0); the
   undelivered demand x nominal voltage x time is unserved energy, whatever the cause (a commanded
   SBM or MPDU output off included);
 * ``over_limit_s`` counts time during which at least one ATS or MPDU is above 80 % of rating;
@@ -210,6 +211,10 @@ class Plant:
         self._c_energy = np.zeros(n_c)
         self._c_bypass = np.zeros(n_c, dtype=np.int64)
         self._c_switch = np.zeros(n_c, dtype=np.int64)
+        self._c_interrupts = np.zeros(n_c, dtype=np.int64)
+        """Per SBM: interruptions since the plant started (history too; what the device counts)."""
+        self._c_last_interrupt = np.full(n_c, math.nan)
+        """Per SBM: ``t_s`` of its last interruption (NaN: none yet)."""
 
         # Breakers: circuits, then MPDUs, then ATSs.
         self._brk = ThermalBreakers(
@@ -420,7 +425,11 @@ class Plant:
         return float(self._ats_tt[a] * (1.0 + TRANSFER_WEAR_FACTOR * self._ats_sev[_TRANSFER, a]))
 
     def _resolve(self, *, count: bool) -> None:
-        """Settle ATS positions, SBM paths and energisation after any change of state."""
+        """Settle ATS positions, SBM paths and energisation after any change of state.
+
+        ``count``: a step or a command (not the initial state): interruptions are counted, by
+        each SBM always and in the metrics from t=0."""
+        stepping = count
         count = count and self._t >= 0
         src_ok = self._src_down == 0
         brk_open = self._brk.open
@@ -484,6 +493,12 @@ class Plant:
                 if count:
                     self._switch_ops += int(move.sum())
         energized = self._c_on & sbm_ok & ~brk_open[self._sl_c] & path_live[rows, act]
+        if stepping:
+            was = self._c_energized
+            hit = was & (~energized | (gap > self.scenario.ride_through_s))
+            if hit.any():
+                self._c_interrupts = self._c_interrupts + hit
+                self._c_last_interrupt = np.where(hit, self._t, self._c_last_interrupt)
         if count:
             was = self._c_energized
             blip = was & energized & (gap > self.scenario.ride_through_s)
@@ -685,6 +700,9 @@ class Plant:
         bypass = self._c_bypass.tolist()
         switch = self._c_switch.tolist()
         brk = self._brk.open[self._sl_c].tolist()
+        interrupts = self._c_interrupts.tolist()
+        start = self._start_utc.timestamp()
+        last = [0 if math.isnan(t) else int(start + t) for t in self._c_last_interrupt.tolist()]
         out: dict[str, CircuitTelemetry] = {}
         for i, spec in enumerate(self.scenario.circuits):
             n = len(spec.paths)
@@ -705,6 +723,8 @@ class Plant:
                 bypass_transfers=bypass[i],
                 switch_operations=switch[i],
                 breaker_open=brk[i],
+                interruptions=interrupts[i],
+                last_interruption_ts=last[i],
             )
         return out
 

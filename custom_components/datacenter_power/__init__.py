@@ -18,9 +18,11 @@ from .activity import async_setup_activity, async_wrap_services
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
+from .faults import async_setup_faults
 from .forecasting import ForecastCoordinator
 from .gc_freeze import async_setup_gc_freeze
 from .history_store import HistoryStore
+from .interruptions import async_setup_interruptions
 from .migration import MigrationManager
 from .options import repaired_options
 from .proposals import async_setup_proposal_services, async_setup_proposals
@@ -73,11 +75,13 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator, migrations=migrations, forecast=forecast
     )
+    async_setup_faults(hass, entry)  # before the entities that count failed units at risk
     async_setup_proposals(hass, entry)  # before the entities that show proposals
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # logbook activity and repair issues follow the plant from here on
     async_setup_activity(hass, entry)
     async_setup_repairs(hass, entry)
+    async_setup_interruptions(hass, entry)
     await async_assign_areas(hass, entry)
     async_setup_gc_freeze(hass, entry)  # a hall's objects out of full collections, once set up
     return True

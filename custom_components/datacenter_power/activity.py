@@ -329,6 +329,16 @@ class ActivityRecorder:
     def _on_failover(self, event: Event[Mapping[str, Any]]) -> None:
         if event.data.get("entry_id") != self.entry.entry_id:
             return
+        if event.data.get("migration_id") is None and "message" in event.data:
+            # the alert of a failure or an element over its limit (``faults.py``): no rebalance
+            advice: Mapping[str, str] = event.data.get("advice", {})
+            for component in event.data.get("new", []):
+                async_fire_activity(
+                    self.hass, self.entry, component, FAILOVER,
+                    str(event.data["title"]) + ". " + advice.get(component, ""),
+                    context=event.context, extra={"migration_id": None},
+                )  # fmt: skip
+            return
         moved = sorted({m["circuit"] for s in event.data["plan"]["steps"] for m in s["moves"]})
         for failed in event.data.get("failed", []):
             async_fire_activity(

@@ -80,9 +80,10 @@ POLL_CONCURRENCY: Final = 4
 HALL_CIRCUITS: Final = 200
 """Above this many circuits a plant is a hall: the circuit entities in ``HALL_OPTIONAL`` start
 disabled (docs/scaling.md: memory, state writes and the recorder grow with enabled entities)."""
-HALL_OPTIONAL: Final = frozenset({"power", "off_normal_path"})
-"""A circuit's power (its current times its MPDU's voltage) and its off-normal-path flag (the
-path select shows the path): redundant at hall size, each can be enabled per circuit."""
+HALL_OPTIONAL: Final = frozenset({"power", "off_normal_path", "interruptions", "last_interruption"})
+"""A circuit's power (its current times its MPDU's voltage), its off-normal-path flag (the
+path select shows the path) and its interruption counter and time (each new interruption is in
+its Activity and the log anyway): redundant at hall size, each can be enabled per circuit."""
 GC_FREEZE_QUIET: Final = 30.0
 """Seconds a hall's devices and entities must stay unchanged before its objects are frozen out
 of the garbage collector's full collections (``gc_freeze.py``)."""

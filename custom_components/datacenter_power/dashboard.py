@@ -3,7 +3,8 @@
 ``build_dashboard`` makes a Lovelace dashboard from Home Assistant's own cards, laid out like the
 plant: a first view with the plant's state (load, headroom, components at risk, the migration in
 progress, the proposal waiting for approval and its approve button, the repairs), then one view
-per ATS lineup: the ATS, each MPDU under it with its circuits, utilisation gauges against the
+per ATS lineup: the ATS (with its Reset alarms button), each MPDU under it with its circuits
+(and their interruption counts), utilisation gauges against the
 continuous limit (100 % = the limit), health, failure risk, time to failure, the forecast peak,
 and for the ATS and each MPDU a history graph of the measured load beside its load forecast at
 P10, P50 and P90 (the forecast band as lines: Home Assistant's cards cannot shade a band). The ``datacenter_power.create_dashboard`` action adds it to the sidebar (a
@@ -209,6 +210,7 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
                     _present(
                         ent(ats, "load_current"),
                         ent(ats, "output_lost"),
+                        ent(ats, "reset_alarms"),
                         ent(ats, "active_source"),
                         ent(ats, "preferred_source"),
                         ent(ats, "inhibit"),
@@ -247,6 +249,7 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
                     ent(circuit, "current"),
                     ent(circuit, "active_path"),
                     ent(circuit, "off_normal_path"),
+                    ent(circuit, "interruptions"),
                 ):
                     row = _short(hass, entity_id)
                     rows.append({**row, "name": f"{circuit}: {row['name'].lower()}"})

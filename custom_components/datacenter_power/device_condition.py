@@ -2,7 +2,8 @@
 circuit device.
 
 An ATS or MPDU is judged on its own assessment; a circuit on the elements it draws through now
-(its MPDU and that MPDU's ATS; all of its paths while it is off), the weakest of them.
+(its MPDU and that MPDU's ATS; all of its paths while it is off), the weakest of them. A unit
+the latest poll shows failed is at risk and below any health (``faults.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from .activity import latest_decisions
 from .const import DOMAIN
 from .coordinator import DataCenterPowerConfigEntry
 from .engine.degradation import HealthAssessment
+from .faults import faults_of
 
 HEALTH_BELOW = "health_below"
 FAILURE_RISK = "failure_risk"
@@ -53,20 +55,32 @@ def plant_component(
     return None
 
 
-def assessments_of(entry: DataCenterPowerConfigEntry, plant_id: str) -> list[HealthAssessment]:
-    """The assessments that matter to a component (a circuit: the elements it draws through)."""
+def _elements_of(entry: DataCenterPowerConfigEntry, plant_id: str) -> set[str]:
+    """The ATSs/MPDUs that matter to a component (a circuit: the elements it draws through)."""
     runtime = entry.runtime_data
-    decisions = latest_decisions(entry)
-    if decisions is None:
-        return []
     topology = runtime.telemetry.data.topology
     if plant_id in topology.circuits:
         path = runtime.telemetry.data.assignment.get(plant_id)
         paths = [path] if path is not None else list(topology.circuits[plant_id].paths)
-        elements = {e for p in paths if p in topology.mpdus for e in topology.upstream(p)}
-    else:
-        elements = {plant_id}
-    return [decisions.assessments[e] for e in sorted(elements) if e in decisions.assessments]
+        return {e for p in paths if p in topology.mpdus for e in topology.upstream(p)}
+    return {plant_id}
+
+
+def failed_of(entry: DataCenterPowerConfigEntry, plant_id: str) -> bool:
+    """Whether an element that matters to the component has failed (the latest poll)."""
+    return bool(_elements_of(entry, plant_id) & set(faults_of(entry).failed))
+
+
+def assessments_of(entry: DataCenterPowerConfigEntry, plant_id: str) -> list[HealthAssessment]:
+    """The assessments that matter to a component (a circuit: the elements it draws through)."""
+    decisions = latest_decisions(entry)
+    if decisions is None:
+        return []
+    return [
+        decisions.assessments[e]
+        for e in sorted(_elements_of(entry, plant_id))
+        if e in decisions.assessments
+    ]
 
 
 async def async_get_conditions(hass: HomeAssistant, device_id: str) -> list[dict[str, Any]]:
@@ -114,6 +128,8 @@ def async_condition_from_config(
         assessments = assessments_of(*found)
         if not assessments:
             return False
+        if failed_of(*found):
+            return True  # a failed unit is at risk, and its health is 0
         if kind == FAILURE_RISK:
             return any(a.alert for a in assessments)
         return min(a.health for a in assessments) < below

@@ -32,6 +32,7 @@ ICONS: dict[str, str] = {
     "migration_failed": "mdi:close-circle",
     "action": "mdi:gesture-tap-button",
     "refused": "mdi:cancel",
+    "interruption": "mdi:flash-off",
 }
 """An icon per activity type, so the logbook's entries are told apart at a glance."""
 

@@ -23,6 +23,7 @@ from .activity import latest_decisions
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import AtsReading
+from .faults import faults_of
 from .proposals import book_of
 
 MAX_STATE = 255
@@ -112,26 +113,38 @@ class HeadroomSensor(PlantEntity, SensorEntity):
 
 
 class AtRiskSensor(PlantEntity, SensorEntity):
-    """How many components the engine predicts to fail, and which."""
+    """How many components the engine predicts to fail or have failed, and which."""
 
     _attr_state_class = SensorStateClass.MEASUREMENT
+
+    def _at_risk(self) -> tuple[frozenset[str], frozenset[str]] | None:
+        """(components at risk: predicted to fail or failed, the failed ones)."""
+        decisions = latest_decisions(self.entry)
+        if decisions is None:
+            return None
+        failed = frozenset(faults_of(self.entry).failed)
+        return decisions.alerts | failed, failed
 
     @property
     @override
     def native_value(self) -> int | None:
-        """The number of components whose failure risk is on."""
-        decisions = latest_decisions(self.entry)
-        return None if decisions is None else len(decisions.alerts)
+        """The number of components whose failure risk is on, failed ones included."""
+        at_risk = self._at_risk()
+        return None if at_risk is None else len(at_risk[0])
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """The components at risk, and those forecast to reach their limit."""
+        """The components at risk, those that have failed, those above their limit now and
+        those forecast to reach it."""
+        at_risk = self._at_risk()
         decisions = latest_decisions(self.entry)
-        if decisions is None:
+        if at_risk is None or decisions is None:
             return {}
         return {
-            "components": sorted(decisions.alerts),
+            "components": sorted(at_risk[0]),
+            "failed": sorted(at_risk[1]),
+            "over_limit": sorted(faults_of(self.entry).over),
             "overload_forecast": sorted({o.element for o in decisions.overloads}),
         }
 

@@ -29,6 +29,7 @@ from homeassistant.util import dt as dt_util
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceIdentity, DeviceType
+from .engine.faults import unit_failure
 from .engine.forecast import Forecast, Quantile
 from .executor import MigrationState
 from .forecasting import ForecastCoordinator
@@ -91,9 +92,15 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
             and telemetry.data.available(self.plant_id)
         )
 
+    def failed_now(self) -> bool:
+        """Whether the latest poll shows this unit failed (dead although fed and switched on):
+        at risk at once, before the policy's next decision says so."""
+        snapshot = self.coordinator.telemetry.data
+        return unit_failure(snapshot.topology, snapshot.readings, self.plant_id) is not None
+
 
 class HealthSensor(PredictionEntity, SensorEntity):
-    """Health score 0-100 (100: behaves like its learned baseline)."""
+    """Health score 0-100 (100: behaves like its learned baseline; 0: failed)."""
 
     _attr_native_unit_of_measurement = PERCENTAGE
     _attr_state_class = SensorStateClass.MEASUREMENT
@@ -102,7 +109,9 @@ class HealthSensor(PredictionEntity, SensorEntity):
     @property
     @override
     def native_value(self) -> float | None:
-        """The health score."""
+        """The health score (0 for a unit that has failed: never "100 %" when it is dead)."""
+        if self.failed_now():
+            return 0.0
         return round(self.coordinator.data.assessments[self.plant_id].health, 1)
 
 
@@ -118,7 +127,7 @@ class TimeToFailureSensor(PredictionEntity, SensorEntity):
 
     def _failed(self) -> bool:
         status = self.coordinator.data.status.get(self.plant_id)
-        return status is not None and status.failed
+        return (status is not None and status.failed) or self.failed_now()
 
     @property
     @override
@@ -251,15 +260,16 @@ class ForecastBandSensor(ForecastPeakSensor):
 
 
 class FailureRiskBinarySensor(PredictionEntity, BinarySensorEntity):
-    """On when the engine predicts this component fails within the horizon."""
+    """On when the engine predicts this component fails within the horizon, or it has failed."""
 
     _attr_device_class = BinarySensorDeviceClass.PROBLEM
 
     @property
     @override
     def is_on(self) -> bool:
-        """The debounced failure-risk judgement."""
-        return self.coordinator.data.assessments[self.plant_id].alert
+        """The debounced failure-risk judgement; on at once for a unit the last poll shows
+        failed."""
+        return self.coordinator.data.assessments[self.plant_id].alert or self.failed_now()
 
     @property
     @override
@@ -267,8 +277,9 @@ class FailureRiskBinarySensor(PredictionEntity, BinarySensorEntity):
         """The contributing signals, in words, and the figures behind them."""
         a = self.coordinator.data.assessments[self.plant_id]
         status = self.coordinator.data.status.get(self.plant_id)
-        failed = status is not None and status.failed
+        failed = (status is not None and status.failed) or self.failed_now()
         return {
+            "failed": failed,
             "signals": list(a.signals),
             "failure_probability": round(a.failure_probability, 3),
             "time_to_failure_h": 0.0

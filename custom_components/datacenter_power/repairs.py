@@ -11,7 +11,11 @@ updated while it lasts, deleted when it goes, created again if it returns):
 * ``migration_failed`` - the latest migration of a component did not verify and was rolled back
   or aborted (fixable: plan it again and run it);
 * ``inhibit_on`` - an ATS's auto-transfer inhibit is on: the circuits below it have no backup
-  source while it is.
+  source while it is;
+* ``unit_failed`` - an ATS or MPDU failed without warning (critical, from the poll that shows
+  it: ``faults.py``): why, its circuits, what to do;
+* ``over_limit`` - an ATS or MPDU carries more than its continuous limit (critical, from the poll
+  that shows it): by how much, and what can be moved, or that nothing can and why.
 
 Issue ids carry the entry id so two plants never share one; every issue's ``data`` names the
 entry and the component so the fix flow finds them.
@@ -42,6 +46,7 @@ from .coordinator import DataCenterPowerConfigEntry
 from .device.models import AtsReading
 from .engine.planner import Infeasible, Plan
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
+from .faults import faults_of
 from .migration import MigrationRequest, plan_for
 from .presentation import (
     infeasible_text,
@@ -58,6 +63,8 @@ DEGRADED: Final = "degraded"
 MIGRATION_HELD: Final = "migration_held"
 MIGRATION_FAILED: Final = "migration_failed"
 INHIBIT_ON: Final = "inhibit_on"
+UNIT_FAILED: Final = "unit_failed"
+OVER_LIMIT: Final = "over_limit"
 DEGRADED_HEALTH: Final = 80.0
 """Health below this (without a failure prediction) is a warning."""
 HELD_REASON: Final = "interrupted by a restart"
@@ -145,7 +152,12 @@ class RepairKeeper:
     def async_update(self) -> None:
         """Create, update and delete issues so the registry shows the conditions of now."""
         wanted: dict[str, Issue] = {}
-        for issue in (*self._predictions(), *self._migrations(), *self._inhibits()):
+        for issue in (
+            *self._faults(),
+            *self._predictions(),
+            *self._migrations(),
+            *self._inhibits(),
+        ):
             wanted[issue.issue_id] = issue
         registry = ir.async_get(self.hass)
         for (domain, issue_id), entry in list(registry.issues.items()):
@@ -171,6 +183,61 @@ class RepairKeeper:
                     **issue.extra,
                 },
             )
+
+    def _faults(self) -> list[Issue]:
+        """Failed units and elements over their limit, as of the latest refresh."""
+        faults = faults_of(self.entry)
+        snapshot = self.entry.runtime_data.telemetry.data
+        topology = snapshot.topology
+        out: list[Issue] = []
+        for element, f in sorted(faults.failed.items()):
+            normal = sorted(
+                c
+                for c, node in topology.circuits.items()
+                if any(topology.depends_on(p, element) for p in node.paths[:1])
+            )
+            dark = [
+                c for c in normal if snapshot.available(c) and snapshot.assignment.get(c) is None
+            ]
+            moved = [c for c in normal if c not in dark and snapshot.available(c)]
+            out.append(
+                Issue(
+                    self._id(UNIT_FAILED, element),
+                    UNIT_FAILED,
+                    element,
+                    ir.IssueSeverity.CRITICAL,
+                    False,
+                    {
+                        "component": element,
+                        "why": f.why,
+                        "moved": ", ".join(moved) or "none",
+                        "dark": ", ".join(dark) or "none",
+                        "advice": faults.advice.get(element, ""),
+                    },
+                    {},
+                )
+            )
+        for element, o in sorted(faults.over.items()):
+            out.append(
+                Issue(
+                    self._id(OVER_LIMIT, element),
+                    OVER_LIMIT,
+                    element,
+                    ir.IssueSeverity.CRITICAL,
+                    False,
+                    {
+                        "component": element,
+                        "load": f"{o.load_a:.1f}",
+                        "limit": f"{o.limit_a:.1f}",
+                        "excess": f"{o.excess_a:.1f}",
+                        "pct": f"{o.pct:.0f}",
+                        "rating": f"{o.rating_a:.0f}",
+                        "advice": faults.advice.get(element, ""),
+                    },
+                    {},
+                )
+            )
+        return out
 
     def _predictions(self) -> list[Issue]:
         runtime = self.entry.runtime_data

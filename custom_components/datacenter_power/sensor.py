@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any, TypedDict, override
 
 from homeassistant.components.sensor import (
@@ -37,6 +38,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
+from homeassistant.util import dt as dt_util
 
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import (
@@ -64,7 +66,7 @@ NO_SOURCE = "none"
 class DataCenterPowerSensorDescription[R: Reading](SensorEntityDescription):
     """A sensor of one device type: its value from the device's reading."""
 
-    value_fn: Callable[[R], StateType]
+    value_fn: Callable[[R], StateType | datetime]
     options_fn: Callable[[DeviceIdentity], list[str]] | None = None
     """Enum sensors: their options, from the device's identity."""
 
@@ -334,7 +336,25 @@ SBM_SENSORS: tuple[DataCenterPowerSensorDescription[SbmReading], ...] = (
         key="switch_operations", translation_key="switch_operations", **_DIAGNOSTIC_COUNTER,
         value_fn=lambda r: r.switch_operations,
     ),
+    # Counted by the SBM itself: an interruption shorter than a poll shows here (enabled: it is
+    # what an engineer looks for after a transfer).
+    DataCenterPowerSensorDescription(
+        key="interruptions", translation_key="interruptions",
+        state_class=SensorStateClass.TOTAL_INCREASING,
+        value_fn=lambda r: r.interruptions,
+    ),
+    DataCenterPowerSensorDescription(
+        key="last_interruption", translation_key="last_interruption",
+        device_class=SensorDeviceClass.TIMESTAMP,
+        value_fn=lambda r: _timestamp(r.last_interruption_ts),
+    ),
 )  # fmt: skip
+
+
+def _timestamp(unix_s: int) -> datetime | None:
+    """A device's Unix time as an aware datetime (0 = never: unknown)."""
+    return dt_util.utc_from_timestamp(unix_s) if unix_s > 0 else None
+
 
 ENV_SENSORS: tuple[DataCenterPowerSensorDescription[EnvReading], ...] = (
     DataCenterPowerSensorDescription(
@@ -404,7 +424,7 @@ class DataCenterPowerSensor[R: Reading](DataCenterPowerEntity[R], SensorEntity):
 
     @property
     @override
-    def native_value(self) -> StateType:
+    def native_value(self) -> StateType | datetime:
         """The value from the latest reading."""
         reading = self.reading
         return None if reading is None else self.entity_description.value_fn(reading)

@@ -10,6 +10,7 @@ coordinator's ``async_command``: the plant's command lock and the interlocks, as
 
 from __future__ import annotations
 
+import asyncio
 import math
 from dataclasses import replace
 from typing import Any, Final
@@ -30,10 +31,13 @@ from .const import (
     DOMAIN,
 )
 from .coordinator import DataCenterPowerConfigEntry
-from .device.models import DeviceType
+from .device.models import AtsReading, DeviceType
+from .engine.faults import unit_failure
 from .engine.interlock import check_mpdu_output
 from .engine.planner import Infeasible, Plan
 from .executor import MigrationState
+from .faults import faults_of, recovered_s
+from .forecasting import policy_config
 from .migration import MigrationRequest, plan_for
 from .options import MIN_STEP_INTERVAL
 from .presentation import plan_response
@@ -44,6 +48,7 @@ ATTR_MAX_STEP_AMPS: Final = "max_step_amps"
 ATTR_STEP_INTERVAL: Final = "step_interval"
 ATTR_DRY_RUN: Final = "dry_run"
 ATTR_MIGRATION_ID: Final = "migration_id"
+ATTR_FORCE: Final = "force"
 
 SERVICE_PLAN_MIGRATION: Final = "plan_migration"
 SERVICE_MIGRATE_LOAD: Final = "migrate_load"
@@ -105,6 +110,9 @@ COMPONENT_SCHEMA: Final = vol.Schema(
         vol.Optional(ATTR_MAX_STEP_AMPS): _STEP_AMPS,
         vol.Optional(ATTR_STEP_INTERVAL): _STEP_INTERVAL,
     }
+)
+RESTORE_SCHEMA: Final = COMPONENT_SCHEMA.extend(
+    {vol.Optional(ATTR_FORCE, default=False): cv.boolean}
 )
 FORECAST_SCHEMA: Final = vol.Schema({vol.Required(ATTR_COMPONENT): _NAME})
 
@@ -317,25 +325,101 @@ async def _isolate(call: ServiceCall) -> ServiceResponse:
     return {"migration_id": migration_id, "isolated": list(mpdus)}
 
 
-async def _restore(call: ServiceCall) -> ServiceResponse:
-    """Re-energise an isolated component and move circuits back to their normal paths."""
-    entry, request = _request(call)
-    component = request.component
-    telemetry = entry.runtime_data.telemetry
-    decisions = entry.runtime_data.forecast.data
+_RESTORING: Final[dict[str, asyncio.Lock]] = {}
+"""Per plant: held while a restore checks and switches, so two restores never both act."""
+
+
+def _restore_units(entry: DataCenterPowerConfigEntry, component: str) -> tuple[str, ...]:
+    """The ATS and MPDUs a restore of ``component`` re-energises or loads (an MPDU: itself and
+    its ATS; an ATS: itself and its MPDUs)."""
+    topology = entry.runtime_data.telemetry.data.topology
+    if component in topology.ats:
+        return (component, *topology.mpdus_of(component))
+    return (component, topology.ats_of(component))
+
+
+def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: bool) -> None:
+    """Every refusal of ``restore``, before anything is commanded: a unit predicted to fail or
+    failed (never overridden), then (unless ``force``) a latched alarm, or a unit not yet
+    healthy for the policy's soak time."""
+    runtime = entry.runtime_data
+    snapshot = runtime.telemetry.data
+    decisions = runtime.forecast.data
     assessment = None if decisions is None else decisions.assessments.get(component)
     if assessment is not None and assessment.alert:
         raise _invalid("component_at_risk", component=component)
-    topology = telemetry.data.topology
-    mpdus = topology.mpdus_of(component) if component in topology.ats else (component,)
-    for mpdu in mpdus:
-        if mpdu not in telemetry.data.energized_mpdus:
+    units = _restore_units(entry, component)
+    failed_now = faults_of(entry).failed
+    for unit in units:
+        failure = failed_now.get(unit) or unit_failure(snapshot.topology, snapshot.readings, unit)
+        if failure is not None:
+            raise _invalid("component_failed", component=unit, why=failure.why)
+    if force:
+        return
+    for unit in units:
+        reading = snapshot.readings.get(unit)
+        if isinstance(reading, AtsReading):
+            latched = [
+                name
+                for name, on in (
+                    ("output lost", reading.alarm_output_lost),
+                    ("over-temperature", reading.alarm_over_temperature),
+                    ("out of sync", reading.alarm_out_of_sync),
+                )
+                if on
+            ]
+            if latched:
+                raise _invalid("alarm_latched", component=unit, alarms=", ".join(latched))
+    soak_s = policy_config(entry).restore_stable_s
+    now_s = dt_util.utcnow().timestamp()
+    for unit in units:
+        status = None if decisions is None else decisions.status.get(unit)
+        since = max(
+            -math.inf if status is None else status.healthy_since_s,
+            recovered_s(entry, unit) or -math.inf,
+        )
+        if now_s - since < soak_s:
+            raise _invalid(
+                "not_soaked",
+                component=unit,
+                healthy_min=f"{max(0.0, now_s - since) / 60:.0f}",
+                soak_min=f"{soak_s / 60:.0f}",
+            )
+
+
+async def _restore(call: ServiceCall) -> ServiceResponse:
+    """Re-energise an isolated component and move circuits back to their normal paths.
+
+    Everything that can refuse is checked before the first command: the checks of
+    :func:`_check_restore`, a restore already running on the plant (one at a time: a second
+    one is refused, not queued), and circuits another migration is moving. A failed unit is
+    never commanded."""
+    entry, request = _request(call)
+    component = request.component
+    lock = _RESTORING.setdefault(entry.entry_id, asyncio.Lock())
+    if lock.locked():
+        raise _invalid("restore_running", component=component)
+    async with lock:
+        _check_restore(entry, component, force=bool(call.data.get(ATTR_FORCE, False)))
+        telemetry = entry.runtime_data.telemetry
+        decisions = entry.runtime_data.forecast.data
+        topology = telemetry.data.topology
+        mpdus = topology.mpdus_of(component) if component in topology.ats else (component,)
+        off = [m for m in mpdus if m not in telemetry.data.energized_mpdus]
+        # What the restore would move once the outputs are on, checked before switching them.
+        ahead = replace(telemetry.data, energized_mpdus=telemetry.data.energized_mpdus | set(off))
+        planned = plan_for(ahead, replace(request, restore=True), decisions)
+        if isinstance(planned, Plan):
+            busy = planned.circuits & entry.runtime_data.migrations.busy_circuits()
+            if busy:
+                raise _invalid("migration_overlap", circuits=", ".join(sorted(busy)))
+        for mpdu in off:
             await _switch_mpdu(call, entry, mpdu, on=True)
-    result = plan_for(telemetry.data, replace(request, restore=True), decisions)
-    if isinstance(result, Infeasible) or not result.steps:
-        return {"migration_id": None, "plan": result.as_dict()}
-    migration_id = await entry.runtime_data.migrations.async_start(result, request)
-    return {"migration_id": migration_id, "plan": result.as_dict()}
+        result = plan_for(telemetry.data, replace(request, restore=True), decisions)
+        if isinstance(result, Infeasible) or not result.steps:
+            return {"migration_id": None, "plan": result.as_dict()}
+        migration_id = await entry.runtime_data.migrations.async_start(result, request)
+        return {"migration_id": migration_id, "plan": result.as_dict()}
 
 
 async def _get_forecast(call: ServiceCall) -> ServiceResponse:
@@ -376,7 +460,7 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_MIGRATE_LOAD, _migrate_load, MIGRATE_SCHEMA),
         (SERVICE_CANCEL_MIGRATION, _cancel_migration, CANCEL_SCHEMA),
         (SERVICE_ISOLATE, _isolate, COMPONENT_SCHEMA),
-        (SERVICE_RESTORE, _restore, COMPONENT_SCHEMA),
+        (SERVICE_RESTORE, _restore, RESTORE_SCHEMA),
     ]
     for name, handler, schema in admin:
         async_register_admin_service(

@@ -335,3 +335,30 @@ async def test_foreign_device_is_bad_response_and_skipped_by_scan(socket_enabled
     finally:
         await client.close()
         await server.shutdown()
+
+
+async def test_sbm_counts_interruptions_shorter_than_a_poll(
+    client: PlantClient, plant: Plant, devices: dict[str, DeviceIdentity]
+) -> None:
+    """A 100 ms open transition of ats1 is over long before any poll: the circuits below it
+    read energised before and after, yet their SBMs count one interruption each, with its time;
+    a circuit on the other ATS counts none. A commanded output off is one more."""
+    before = await client.read_all(list(devices.values()))
+    for cid in ("c01", "c02", "c03"):
+        reading = before[cid]
+        assert isinstance(reading, SbmReading)
+        assert (reading.interruptions, reading.last_interruption_ts) == (0, 0)
+    await client.ats_transfer(devices["ats1"], "util_b")  # open transition, 100 ms gap
+    after = await client.read_all(list(devices.values()))
+    when = int(plant.timestamp.timestamp())
+    for cid, expected in (("c01", 1), ("c02", 0), ("c03", 1)):
+        reading = after[cid]
+        assert isinstance(reading, SbmReading)
+        assert reading.energized  # the gap is already over: only the counter shows it
+        assert reading.interruptions == expected, cid
+        assert reading.last_interruption_ts == (when if expected else 0), cid
+    await client.set_sbm_output(devices["c02"], False)
+    reading = await client.read_device(devices["c02"])
+    assert isinstance(reading, SbmReading)
+    assert reading.interruptions == 1
+    assert plant.telemetry().circuits["c02"].interruptions == 1

@@ -192,8 +192,9 @@ async def test_dismiss_on_the_phone_drops_the_proposal(
 async def test_failover_sends_a_critical_alert_to_every_phone(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
 ) -> None:
-    """MPDU-1 dies without warning: the integration rebalances, and both phones of the group
-    get a critical notification naming it."""
+    """MPDU-1 dies without warning: both phones of the group get a critical notification naming
+    it at the first poll that shows it (with MPDU-2 over its limit), and another when the
+    integration rebalances."""
     phones = {name: fake_phone(hass, name) for name in ("mobile_app_a", "mobile_app_b")}
     await use_blueprints(
         hass,
@@ -208,11 +209,16 @@ async def test_failover_sends_a_critical_alert_to_every_phone(
     await init_integration.runtime_data.forecast.async_refresh()
     await hass.async_block_till_done()
     for calls in phones.values():
-        assert len(calls) == 1
-        data = calls[0].data
-        assert data["title"] == "FAILOVER: mpdu1 failed"
-        assert data["data"]["push"]["sound"]["critical"] == 1
-        assert data["data"]["channel"] == "alarm_stream"
+        assert len(calls) == 2
+        alert, rebalance = (c.data for c in calls)
+        assert alert["title"] == "FAILURE: mpdu1 failed, mpdu2 over its limit"
+        assert "mpdu2 carries 40.0 A, 8.0 A above its continuous limit" in alert["message"]
+        assert alert["data"]["tag"].startswith("datacenter_power_alert_")
+        assert rebalance["title"] == "FAILOVER: mpdu1 failed"
+        assert "Rebalancing 2 circuit(s) automatically" in rebalance["message"]
+        for data in (alert, rebalance):
+            assert data["data"]["push"]["sound"]["critical"] == 1
+            assert data["data"]["channel"] == "alarm_stream"
 
 
 @pytest.mark.parametrize("expected_lingering_timers", [True])  # the windows' time triggers
@@ -221,7 +227,8 @@ async def test_repaired_component_is_restored_inside_the_window_only(
 ) -> None:
     """ATS-1 drained, failed and repaired: its failure risk clears; the automation whose
     maintenance window is open restores its circuits in verified stages, the one whose window
-    is closed does nothing."""
+    is closed does nothing. (Forced: in Home Assistant's time the repair is seconds old, and
+    the test does not wait for the soak time; ``test_restore_guards.py`` covers that.)"""
     server, port = sim_server
     entry = await setup_worn(hass, hass_storage, server, port, "monitor")
     telemetry, forecast = entry.runtime_data.telemetry, entry.runtime_data.forecast
@@ -234,7 +241,7 @@ async def test_repaired_component_is_restored_inside_the_window_only(
             "window_end": (now + timedelta(hours=end_h)).strftime("%H:%M:%S"),
         }
 
-    common = {"component": ats1, "min_health": 0, "max_step_amps": 10}
+    common = {"component": ats1, "min_health": 0, "max_step_amps": 10, "force": True}
     await use_blueprints(
         hass,
         ("open", "restore_in_maintenance_window.yaml", {**common, **window(-1, 1)}),

@@ -167,6 +167,11 @@ class SbmReading:
     """Local automatic transfers made by the SBM itself."""
     switch_operations: int
     breaker_open: bool
+    interruptions: int
+    """Output interruptions the SBM counted since power-up, however short (a gap beyond its
+    ride-through, or a loss): a poll can miss a short one, the counter cannot."""
+    last_interruption_ts: int
+    """Unix time (s, UTC) of the last interruption's start; 0 before the first."""
 
 
 @dataclass(frozen=True, slots=True)

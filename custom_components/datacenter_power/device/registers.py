@@ -531,6 +531,17 @@ SBM_MAP: Final = DeviceMap(
             _f("energy_kwh", Kind.U32, 0.001, "kWh", "energy delivered"),
             _f("bypass_transfers", Kind.U32, description="local automatic transfers"),
             _f("switch_operations", Kind.U32, description="path changes, all causes"),
+            _f(
+                "interruptions",
+                Kind.U32,
+                description="output interruptions (power gap beyond ride-through, or loss), "
+                "however short, since power-up",
+            ),
+            _f(
+                "last_interruption_ts",
+                Kind.U32,
+                description="Unix time (s, UTC) of the last interruption's start, 0 = none",
+            ),
         ),
     ),
     Block(

@@ -94,6 +94,11 @@ class ElementStatus:
     """Dead although it should be live (its own failure, not a lost source or upstream)."""
     alert: bool
     load_a: float
+    healthy_since_s: float = -math.inf
+    """Since when it has been healthy: its last repair (failed -> live) or the end of its last
+    failure-risk alert, whichever is later (-inf: never failed nor alerted since the policy
+    started, history replayed after a restart included). A restore waits for the soak time
+    (``PolicyConfig.restore_stable_s``) after it."""
 
 
 @dataclass(frozen=True, slots=True)

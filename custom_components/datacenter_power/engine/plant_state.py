@@ -115,6 +115,9 @@ class PlantState:
                 failed=st.failed,
                 alert=e in alerts,
                 load_a=st.load_a,
+                healthy_since_s=max(
+                    -math.inf if st.repaired_s is None else st.repaired_s, st.alert_cleared_s
+                ),
             )
             for e, st in self.elements.items()
         }
