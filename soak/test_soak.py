@@ -48,7 +48,11 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
 )
 from custom_components.datacenter_power.executor import FINAL_STATES, MigrationState
-from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED, KEEP_FINISHED
+from custom_components.datacenter_power.migration import (
+    EVENT_FAILOVER,
+    EVENT_MIGRATION_FINISHED,
+    KEEP_FINISHED,
+)
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -140,6 +144,25 @@ def scenario(seed: int, hours: float) -> dict[str, Any]:
                 "duration": f"{rng.uniform(300, 1800):.0f}",
             },
         ]
+        if k % 2 == 1:
+            # A sudden failure under a surge that the survivors cannot carry within their
+            # limits: no rebalance can fix it, and it must still be alerted within one poll.
+            hit = at(3600.0, 11 * 3600.0)
+            events += [
+                {
+                    "kind": "load_surge",
+                    "targets": rng.sample([c["id"] for c in circuits], k=7),
+                    "at": f"{max(0.0, hit - 1800):.0f}",
+                    "duration": "5400",
+                    "extra_a": round(rng.uniform(4.0, 5.0), 1),
+                },
+                {
+                    "kind": "sudden_failure",
+                    "target": rng.choice(mpdus),
+                    "at": f"{hit:.0f}",
+                    "repair_after": f"{rng.uniform(1800, 3600):.0f}",
+                },
+            ]
         if k % 2 == 0:
             onset = at(0, 4 * 3600.0)
             events.append(
@@ -187,6 +210,48 @@ def scenario(seed: int, hours: float) -> dict[str, Any]:
     }
 
 
+def _seconds(value: str) -> float:
+    return float(value)  # the soak's scenario writes every time as a number of seconds
+
+
+def failure_windows(doc: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(unit, from, until) of every failure the scenario makes: what the plant truly does,
+    independent of anything the integration reads or decides. A failure that begins while the
+    same unit is still down from another extends that outage (nothing new to alert)."""
+    raw: list[tuple[str, float, float]] = []
+    for ev in doc["events"]:
+        if ev["kind"] == "sudden_failure":
+            at = _seconds(ev["at"])
+        elif ev["kind"].endswith("_wear"):
+            at = _seconds(ev["failure"])
+        else:
+            continue
+        raw.append((ev["target"], at, at + _seconds(ev.get("repair_after", "1e12"))))
+    out: list[tuple[str, float, float]] = []
+    for unit, began, ended in sorted(raw):
+        if out and out[-1][0] == unit and began <= out[-1][2]:
+            out[-1] = (unit, out[-1][1], max(ended, out[-1][2]))
+        else:
+            out.append((unit, began, ended))
+    return out
+
+
+def blind_windows(doc: dict[str, Any]) -> list[tuple[str, float, float]]:
+    """(unit, from, until) of the scenario's communication losses and frozen sensors: a poll
+    then cannot show what the unit does."""
+    return [
+        (ev["target"], _seconds(ev["at"]), _seconds(ev["at"]) + _seconds(ev["duration"]))
+        for ev in doc["events"]
+        if ev["kind"] in ("comms_loss", "sensor_stuck")
+    ]
+
+
+def _load(reading: Any) -> float:
+    """An ATS's or MPDU's current as the plant reports it."""
+    load = getattr(reading, "load_current_a", None)
+    return float(reading.current_a if load is None else load)
+
+
 class SimClock:
     """The integration's clock in the soak: simulated time, moved with the plant's.
 
@@ -218,6 +283,7 @@ class _ErrorLog(logging.Handler):
         super().__init__(logging.ERROR)
         self.records: list[str] = []
         self.outages = 0
+        self.alerts = 0
 
     def emit(self, record: logging.LogRecord) -> None:
         message = record.getMessage()
@@ -225,6 +291,11 @@ class _ErrorLog(logging.Handler):
             # The coordinator's one line when the whole gateway is gone (a fault, rightly an
             # ERROR, and logged once per outage); counted, not a violation.
             self.outages += 1
+            return
+        if message.startswith(("FAILURE: ", "OVER LIMIT: ")) and not record.exc_info:
+            # The integration's alert of a failure or an element over its limit (faults.py):
+            # what it must do, counted.
+            self.alerts += 1
             return
         if record.name.startswith(("custom_components", "homeassistant", "asyncio")):
             self.records.append(f"{record.name}: {message[:300]}")
@@ -262,6 +333,14 @@ class Soak:
         self.switch_counts: dict[str, int] = {}
         self.bypass_counts: dict[str, int] = {}
         self.step = 0
+        self.failures: list[tuple[str, float, float]] = []
+        self.blind: list[tuple[str, float, float]] = []
+        self.alerted_at: dict[str, float] = {}
+        """Unit -> plant time of the latest failover event that named it (failed or over)."""
+        self.polled: Any = None
+        """The plant as the last successful poll read it (before any command of the step)."""
+        self.polled_faulty: set[int] = set()
+        self.over_since: dict[str, float] = {}
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -293,6 +372,7 @@ class Soak:
         return out
 
     async def start(self, doc: dict[str, Any]) -> None:
+        self.failures, self.blind = failure_windows(doc), blind_windows(doc)
         plant = Plant(parse_scenario(doc), start_s=0.0)
         self.server = PlantServer(plant, speed=0)
         self.port = await self.server.start("127.0.0.1", 0)
@@ -324,6 +404,7 @@ class Soak:
             for pid, ident in self.entry.runtime_data.telemetry.identities.items()
         }
         self.hass.bus.async_listen(EVENT_MIGRATION_FINISHED, self._on_finished)
+        self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover)
         logging.getLogger().addHandler(self.errors)
 
     async def stop(self) -> None:
@@ -347,6 +428,15 @@ class Soak:
         )
         data["paths"] = self.paths()
         self.finished.append(data)
+
+    @callback
+    def _on_failover(self, event: Event[dict[str, Any]]) -> None:
+        named = [
+            *event.data.get("failed", []),
+            *(o["element"] for o in event.data.get("over_limit", [])),
+        ]
+        for unit in named:
+            self.alerted_at[unit] = self.server.plant.t_s
 
     # -- faults --------------------------------------------------------------------------------------
 
@@ -411,6 +501,13 @@ class Soak:
             self.loaded or self.entry.state is ConfigEntryState.SETUP_RETRY,
             f"after a restart ({what}) the entry is {self.entry.state}",
         )
+
+    async def reload(self) -> None:
+        """Reload the entry right after migrations moved circuits (an options save does the
+        same): the flapping guard must still count those path changes (issue 20, item 5)."""
+        self.fault("reload_in_flapping_window", "config entry reloaded after a migration")
+        await self.hass.config_entries.async_reload(self.entry.entry_id)
+        await self.hass.async_block_till_done()
 
     async def ensure_loaded(self) -> None:
         if self.entry.state is ConfigEntryState.SETUP_RETRY:
@@ -499,11 +596,17 @@ class Soak:
     async def advance(self) -> None:
         self.server.advance(STEP_S)
         self.clock.tick(STEP_S)
+        self.polled = None
         if not self.loaded:
             return
         telemetry = self.entry.runtime_data.telemetry
         t0 = os.times().elapsed
         await telemetry.async_refresh()
+        if telemetry.last_update_success:
+            self.polled = self.server.plant.telemetry()
+            self.polled_faulty = set(self.proxy.faults)
+        else:
+            self.polled = None
         t1 = os.times().elapsed
         if self.step % DECIDE_EVERY == 0:
             await self.entry.runtime_data.forecast.async_refresh()
@@ -595,6 +698,66 @@ class Soak:
                 size = len(json.dumps(value, default=str))
                 REPORT.check(size < 8_000_000, f"stored {key} is {size} bytes")
 
+    def _unseen(self, unit: str, since: float, now: float) -> bool:
+        """Whether the last poll could not show what ``unit`` does: its Modbus answers were
+        faulted, or the scenario cut its communication or froze its sensors meanwhile."""
+        if self.units.get(unit) in self.polled_faulty:
+            return True
+        return any(u == unit and a <= now and b >= since - STEP_S for u, a, b in self.blind)
+
+    def check_alerts(self) -> None:
+        """Issue 20, item 2: every ATS/MPDU failure and every element above its continuous
+        limit that the last successful poll read has a critical repair and a failover event
+        (what the failover blueprint listens to) by the end of that poll's step."""
+        if not self.loaded or self.polled is None:
+            return
+        polled, t = self.polled, self.polled.t_s
+        open_ = {
+            (i.translation_key, (i.translation_placeholders or {}).get("component"))
+            for i in ir.async_get(self.hass).issues.values()
+            if i.domain == DOMAIN and i.active
+        }
+        failed_now = {u for u, a, b in self.failures if a < t < b}
+        for unit, began, ended in self.failures:
+            if not began < t < ended or self._unseen(unit, began, t):
+                continue
+            m = polled.mpdus.get(unit)
+            if m is not None and (
+                not m.output_on or m.ats in failed_now or not polled.ats[m.ats].output_energized
+            ):
+                continue  # switched off, or its ATS is down: nothing of its own to alert
+            REPORT.check(
+                ("unit_failed", unit) in open_,
+                f"{unit} failed at {began / 3600:.2f} h; the poll at {t / 3600:.2f} h read it "
+                "and no unit_failed repair is open",
+            )
+            REPORT.check(
+                self.alerted_at.get(unit, -1.0) >= began,
+                f"{unit} failed at {began / 3600:.2f} h; no failover event named it by "
+                f"{t / 3600:.2f} h",
+            )
+        now = self.server.plant.telemetry()
+        for eid, reading in [*polled.ats.items(), *polled.mpdus.items()]:
+            limit = LIMIT * reading.rating_a
+            if _load(reading) <= 1.02 * limit or self._unseen(eid, t - STEP_S, t):
+                if _load(reading) <= limit:
+                    self.over_since.pop(eid, None)
+                continue
+            since = self.over_since.setdefault(eid, t)
+            REPORT.check(
+                self.alerted_at.get(eid, -1.0) >= since,
+                f"{eid} at {_load(reading):.1f} A above its limit of {limit:.1f} A at the poll "
+                f"at {t / 3600:.2f} h (over since {since / 3600:.2f} h); no failover event "
+                "named it",
+            )
+            # Relief may have brought it back within its limit since the poll; else the repair.
+            still = _load({**now.ats, **now.mpdus}[eid]) > limit
+            REPORT.check(
+                not still or ("over_limit", eid) in open_,
+                f"{eid} at {_load(reading):.1f} A above its limit of {limit:.1f} A at the poll "
+                f"at {t / 3600:.2f} h, still over, and no over_limit repair is open",
+            )
+
     def check_loaded(self) -> None:
         runtime = self.entry.runtime_data
         manager = runtime.migrations
@@ -671,6 +834,9 @@ class Soak:
             self.say(f"step took {os.times().elapsed - t0:.2f} s")
             onto = self.check_finished()
             self.check(lambda mpdu, onto=onto: mpdu in onto)  # type: ignore[misc]
+            self.check_alerts()
+            if onto and self.loaded and self.rng.random() < 0.3:
+                await self.reload()
         await self.settle()
         self.check_finished()
         REPORT.notes.append(
@@ -678,7 +844,8 @@ class Soak:
             f"{self.server.plant.metrics.breaker_trips} breaker trip(s), "
             f"{self.server.plant.metrics.switch_operations} switch operation(s); "
             f"{self.proxy.requests} Modbus requests through the gateway; "
-            f"{self.errors.outages} gateway outage(s) logged once each"
+            f"{self.errors.outages} gateway outage(s) logged once each; "
+            f"{self.errors.alerts} failure / over-limit alert(s) logged"
         )
 
 
