@@ -6,16 +6,24 @@ set of distractions (ambient excursions, unannounced surges within the limits, s
 communications drops, utility outages). Plants are sized so that the fault has a safe answer:
 the load of any one ATS fits on the others at peak (so a drain is physically possible), and a
 load trend really would trip its MPDU if nothing moved.
+
+Loads have real-world structure (``realistic_loads``, the default; issue 21): per-weekday levels
+around a site-wide pattern, holidays, Monday-morning ramps, nightly batch peaks, servers added or
+removed, slow growth, autocorrelated noise with louder bursts. Their parameters come from their
+own random stream, so a seed keeps its plant and faults; plants are sized on the noise-free load
+the simulator itself computes (``LoadModel.expected``), structure included.
 """
 
 from __future__ import annotations
 
 import copy
 import math
+from collections.abc import Sequence
 from typing import Any, Final, Literal
 
 import numpy as np
 
+from dcp_sim.loads import LoadModel
 from dcp_sim.scenario import Scenario, parse_scenario
 
 __all__ = [
@@ -39,6 +47,134 @@ def _h(hours: float) -> str:
     return f"{round(hours * 60)}m"
 
 
+# --------------------------------------------------------------------------------------------
+# Real-world load structure (issue 21, item 4)
+# --------------------------------------------------------------------------------------------
+
+HOLIDAY_SETS: Final[tuple[tuple[str, ...], ...]] = (
+    (),
+    ("2026-04-03", "2026-04-06"),  # Good Friday and Easter Monday (UK, DE, ...)
+    ("2026-04-03",),  # Good Friday only
+)
+"""Holiday calendars a generated site may keep (the generated windows fall around Easter 2026)."""
+
+
+def random_holidays(rng: np.random.Generator) -> list[str]:
+    """One of :data:`HOLIDAY_SETS` (none 40 %, Easter 40 %, Good Friday 20 %)."""
+    return list(HOLIDAY_SETS[int(rng.choice(3, p=[0.4, 0.4, 0.2]))])
+
+
+def site_week(rng: np.random.Generator) -> list[float]:
+    """A site's weekday pattern, Monday..Sunday: working days near 1, a lighter weekend."""
+    weekdays = [float(rng.uniform(0.97, 1.04)) for _ in range(5)]
+    saturday = float(rng.uniform(0.78, 0.95))
+    return [*weekdays, saturday, saturday * float(rng.uniform(0.92, 1.0))]
+
+
+def random_structure(
+    rng: np.random.Generator,
+    load: dict[str, Any],
+    week: Sequence[float],
+    *,
+    window_h: tuple[float, float],
+) -> None:
+    """Add varied, plausible structure to one circuit's ``load`` (in place).
+
+    Every circuit: its own peak hour, weekday levels scattered around the site's ``week``, a
+    flatter daily cycle on non-working days, AR(1) noise (10-40 min) at 2-4 %. Some circuits:
+    a Monday-morning ramp (office-hours load, 50 %), a nightly batch peak (35 %), slow growth
+    (40 %), noise bursts (30 %), one step of servers added (70 %) or removed somewhere in
+    ``window_h`` (scenario hours; 15 %; ``delta_rel`` relative to the mean until sizing ends).
+    """
+    daily = float(load.get("daily", 0.2))
+    load["noise"] = round(float(rng.uniform(0.02, 0.04)), 3)
+    load["peak_hour"] = round(float(rng.uniform(13.0, 17.0)), 2)
+    load["weekday_profile"] = [round(w * float(rng.uniform(0.97, 1.03)), 3) for w in week]
+    load["weekend_daily"] = round(daily * float(rng.uniform(0.3, 0.8)), 3)
+    load["noise_correlation"] = f"{int(rng.integers(10, 41))}m"
+    if rng.random() < 0.5:
+        load["monday_ramp"] = {
+            "depth": round(float(rng.uniform(0.05, 0.15)), 3),
+            "start": f"{int(rng.integers(5, 9)):02d}:{int(rng.choice([0, 30])):02d}",
+            "duration": f"{int(rng.integers(90, 241))}m",
+        }
+    if rng.random() < 0.35:
+        load["batch"] = {
+            "start": f"{int(rng.integers(0, 4)):02d}:{int(rng.choice([0, 15, 30, 45])):02d}",
+            "duration": f"{int(rng.integers(45, 181))}m",
+            "extra": round(float(rng.uniform(0.15, 0.4)), 3),
+            "jitter": f"{int(rng.integers(0, 31))}m",
+        }
+    if rng.random() < 0.4:
+        load["trend_per_day"] = round(float(rng.uniform(0.001, 0.008)), 4)
+    if rng.random() < 0.3:
+        load["noise_bursts"] = {
+            "per_day": round(float(rng.uniform(0.2, 1.0)), 2),
+            "duration": f"{int(rng.integers(30, 181))}m",
+            "factor": round(float(rng.uniform(2.0, 4.0)), 2),
+        }
+    if rng.random() < 0.15:
+        sign = 1.0 if rng.random() < 0.7 else -1.0
+        load["steps"] = [
+            {
+                "at": _h(float(rng.uniform(*window_h))),
+                "delta_rel": round(sign * float(rng.uniform(0.1, 0.3)), 3),
+            }
+        ]
+
+
+def _absolute_steps(load: dict[str, Any]) -> None:
+    """``delta_rel`` (relative to the mean, while sizing) to the format's ``delta_a``."""
+    for step in load.get("steps", []):
+        if "delta_rel" in step:
+            step["delta_a"] = round(step.pop("delta_rel") * load["mean_a"], 3)
+
+
+def noise_free_loads(
+    circuits: list[dict[str, Any]],
+    *,
+    seed: int,
+    start: str,
+    holidays: Sequence[str],
+    t0_h: float,
+    t1_h: float,
+    step_h: float = 0.25,
+) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """The simulator's noise-free demand (times x circuits, file order) over [t0, t1] hours,
+    structure included and no events, for sizing a plant before it is complete."""
+    mpdus = sorted({p for c in circuits for p in c["paths"]})
+    loads = []
+    for c in circuits:
+        load = copy.deepcopy(c["load"])
+        _absolute_steps(load)
+        loads.append({"id": c["id"], "paths": [c["paths"][0]], "rating_a": 1e6, "load": load})
+    doc = {
+        "version": 1,
+        "name": "sizing",
+        "seed": int(seed),
+        "start": start,
+        "history": "0s",
+        "duration": "60s",
+        "step": "60s",
+        "sources": [{"id": "s", "nominal_v": 230}],
+        "ats": [
+            {
+                "id": "a",
+                "sources": ["s"],
+                "rating_a": 1e6,
+                "transfer_time": "100ms",
+                "rated_operations": 1,
+            }
+        ],
+        "mpdus": [{"id": m, "ats": "a", "rating_a": 1e6} for m in mpdus],
+        "circuits": loads,
+        "holidays": list(holidays),
+    }
+    model = LoadModel(parse_scenario(doc, source="<sizing>"), np.random.default_rng(0))
+    times = np.arange(t0_h, t1_h + step_h / 2, step_h) * 3600.0
+    return np.array([model.expected(float(t)) for t in times])
+
+
 def generate_spec(
     seed: int,
     case: Case = "quiet",
@@ -49,9 +185,15 @@ def generate_spec(
     n_mpdus: int | None = None,
     n_circuits: int | None = None,
     distractions: bool = True,
+    realistic_loads: bool = True,
 ) -> dict[str, Any]:
-    """The scenario as a mapping (``parse_scenario`` input)."""
+    """The scenario as a mapping (``parse_scenario`` input); ``realistic_loads=False`` gives the
+    plain loads (daily cosine, weekday step, white noise) of the generator before issue 21."""
     rng = np.random.default_rng([seed, 0xD15C])
+    rng_loads = np.random.default_rng([seed, 0x10AD5])
+    start = "2026-04-06T00:00:00Z"
+    week = site_week(rng_loads)
+    holidays = random_holidays(rng_loads) if realistic_loads else []
     na = int(n_ats if n_ats is not None else rng.integers(2, 5))
     nm = int(n_mpdus if n_mpdus is not None else rng.integers(max(2, na), 7))
     nm = max(nm, na)
@@ -102,10 +244,29 @@ def generate_spec(
                 },
             }
         )
+    if realistic_loads:
+        for c in circuits:
+            random_structure(rng_loads, c["load"], week, window_h=(-history_h, duration_h))
+
+    def peaks() -> Any:
+        """Noise-free demand over the whole scenario (None: the plain PEAK_FACTOR estimate)."""
+        if not realistic_loads:
+            return None
+        return noise_free_loads(
+            circuits, seed=seed, start=start, holidays=holidays, t0_h=-history_h, t1_h=duration_h
+        )
+
+    def peak(nf: Any, members: Sequence[dict[str, Any]]) -> float:
+        """Highest total of ``members``' loads (all at their own peak without the model)."""
+        if nf is None:
+            return float(sum(c["load"]["mean_a"] for c in members) * PEAK_FACTOR)
+        cols = [circuits.index(c) for c in members]
+        return float(nf[:, cols].sum(axis=1).max()) if cols else 0.0
+
     # Without any one ATS, the rest must carry the whole peak with room to spare (otherwise no
     # drain is possible and the case would test physics, not the engine): scale loads down.
     limit = {m: 0.8 * r for m, r in m_rating.items()}
-    peak_total = sum(c["load"]["mean_a"] for c in circuits) * PEAK_FACTOR
+    peak_total = peak(peaks(), circuits)
     room = min(
         sum(limit[m] for m, f in zip(mpdu_ids, feed, strict=True) if f != a) for a in ats_ids
     )
@@ -137,17 +298,16 @@ def generate_spec(
             c["rating_a"] = 32
         onset = float(rng.uniform(2.0, 8.0))
         span = dur - onset - 2.0
-        peak_now = sum(c["load"]["mean_a"] for c in on_m) * PEAK_FACTOR
+        nf = peaks()
+        peak_now = peak(nf, on_m)
         # Enough growth to trip the MPDU if nothing moves, but no more than the other MPDUs
         # can absorb (a plant that cannot carry its load anywhere tests physics, not the engine).
         reachable = {x for c in picks for x in c["paths"][1:]}
         free = sum(
-            limit[x]
-            - sum(c["load"]["mean_a"] for c in circuits if c["paths"][0] == x) * PEAK_FACTOR
-            for x in reachable
+            limit[x] - peak(nf, [c for c in circuits if c["paths"][0] == x]) for x in reachable
         )
-        target = min(1.4 * m_rating[m], limit[m] + 0.6 * free)
-        growth = max(target - peak_now, 0.2 * m_rating[m]) / (k * span)
+        goal = min(1.4 * m_rating[m], limit[m] + 0.6 * free)
+        growth = max(goal - peak_now, 0.2 * m_rating[m]) / (k * span)
         events.append(
             {
                 "kind": "load_trend",
@@ -215,12 +375,14 @@ def generate_spec(
                         "duration": _h(float(rng.uniform(0.25, 0.5))),
                     }
                 )
+    for c in circuits:
+        _absolute_steps(c["load"])
     return {
         "version": 1,
         "name": f"gen-{case}-{seed}",
         "description": f"generated: {na} ATS, {nm} MPDU, {nc} circuits, case {case}",
         "seed": int(seed),
-        "start": "2026-04-06T00:00:00Z",
+        "start": start,
         "history": _h(history_h),
         "duration": _h(duration_h),
         "step": "60s",
@@ -235,6 +397,7 @@ def generate_spec(
         ],
         "circuits": circuits,
         "events": events,
+        **({"holidays": holidays} if holidays else {}),
     }
 
 
@@ -369,6 +532,7 @@ def generate_hard_spec(
     *,
     history_h: float = 72.0,
     duration_h: float = 30.0,
+    realistic_loads: bool = True,
 ) -> dict[str, Any]:
     """A plant where a drain is hard but possible (``parse_scenario`` input).
 
@@ -380,8 +544,13 @@ def generate_hard_spec(
     * ``outage_during_drain``: a receiving ATS's preferred source is lost before the failure.
 
     The failure falls at a random hour of the day (near the daily minimum or maximum alike).
+    Utilisations are of the noise-free load, structure included (``realistic_loads=False``: the
+    plain loads of the generator before issue 21).
     """
     rng = np.random.default_rng([seed, 0x10AC, HARD_CLASSES.index(cls)])
+    rng_loads = np.random.default_rng([seed, 0x10AD5, HARD_CLASSES.index(cls)])
+    week = site_week(rng_loads)
+    holidays = random_holidays(rng_loads) if realistic_loads else []
     na = 3 if cls == "three_way" else int(rng.integers(2, 4))
     ats_ids = [f"ats{i + 1}" for i in range(na)]
     sources = ["util_a", "util_b", "gen1"][: max(2, na)]
@@ -415,6 +584,21 @@ def generate_hard_spec(
             }
         )
     start_h = int(rng.integers(0, 24))
+    start = f"2026-04-07T{start_h:02d}:00:00Z"
+    if realistic_loads:
+        for c in circuits:
+            random_structure(rng_loads, c["load"], week, window_h=(-history_h, duration_h))
+
+    def smooth_peak(ids: set[str], t0_h: float, t1_h: float, own: bool = False) -> float:
+        """Highest noise-free total of ``ids`` over [t0, t1] scenario hours."""
+        if not realistic_loads:
+            return _smooth_peak(circuits, ids, t0_h, t1_h, 0 if own else start_h)
+        nf = noise_free_loads(
+            circuits, seed=seed, start=start, holidays=holidays, t0_h=t0_h, t1_h=t1_h
+        )
+        cols = [i for i, c in enumerate(circuits) if c["id"] in ids]
+        return float(nf[:, cols].sum(axis=1).max())
+
     target = str(rng.choice(ats_ids))
     onset = float(rng.uniform(1.0, 3.0))
     failure = float(rng.uniform(onset + 12.0, duration_h - 5.0))
@@ -424,9 +608,7 @@ def generate_hard_spec(
     u = float(rng.uniform(0.75, 0.80)) if cls == "tight" else float(rng.uniform(0.6, 0.74))
     receivers = [m for m in mpdu_ids if m_ats[m] != target]
     cap = sum(m_rating[m] for m in receivers)
-    peak = _smooth_peak(
-        circuits, {c["id"] for c in circuits}, failure - 0.5, failure + repair, start_h
-    )
+    peak = smooth_peak({c["id"] for c in circuits}, failure - 0.5, failure + repair)
     scale = u * cap / peak
     for c in circuits:
         c["load"]["mean_a"] = round(c["load"]["mean_a"] * scale, 3)
@@ -434,7 +616,12 @@ def generate_hard_spec(
     # Normal paths must be fine by themselves (nobody starts above a limit): spread MPDU
     # ratings up where the normal load alone would peak above 70 %.
     for m in mpdu_ids:
-        own = _smooth_peak(circuits, {c["id"] for c in circuits if c["paths"][0] == m}, 0, 48, 0)
+        own_ids = {c["id"] for c in circuits if c["paths"][0] == m}
+        own = (
+            smooth_peak(own_ids, 0, 48, own=True)
+            if not realistic_loads
+            else smooth_peak(own_ids, -history_h, duration_h)
+        )
         m_rating[m] = max(m_rating[m], float(math.ceil(own / 0.7 / 5.0) * 5.0))
     events: list[dict[str, Any]] = [
         {
@@ -496,12 +683,14 @@ def generate_hard_spec(
                 "rated_operations": 6000,
             }
         )
+    for c in circuits:
+        _absolute_steps(c["load"])
     return {
         "version": 1,
         "name": f"hard-{cls}-{seed}",
         "description": f"generated hard class {cls}: {na} ATS, {len(mpdu_ids)} MPDU, {nc} circuits",
         "seed": int(seed),
-        "start": f"2026-04-07T{start_h:02d}:00:00Z",
+        "start": start,
         "history": _h(history_h),
         "duration": _h(duration_h),
         "step": "60s",
@@ -513,6 +702,7 @@ def generate_hard_spec(
         "mpdus": [{"id": m, "ats": m_ats[m], "rating_a": m_rating[m]} for m in mpdu_ids],
         "circuits": circuits,
         "events": events,
+        **({"holidays": holidays} if holidays else {}),
     }
 
 
@@ -526,9 +716,13 @@ def scale_loads(doc: dict[str, Any], factor: float, *, suffix: str | None = None
     "same file with bigger numbers"); ``[lo, hi]`` ranges scale both ends."""
     out = copy.deepcopy(doc)
 
+    def times(value: Any) -> Any:
+        return [v * factor for v in value] if isinstance(value, list) else value * factor
+
     def scaled(load: dict[str, Any]) -> None:
-        mean = load["mean_a"]
-        load["mean_a"] = [m * factor for m in mean] if isinstance(mean, list) else mean * factor
+        load["mean_a"] = times(load["mean_a"])
+        for step in load.get("steps", []):  # servers added or removed scale with the rest
+            step["delta_a"] = times(step["delta_a"])
 
     for c in out.get("circuits", []):
         scaled(c["load"])

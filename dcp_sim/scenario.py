@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from dataclasses import dataclass, field, replace
+from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, Final
 
@@ -24,14 +24,18 @@ __all__ = [
     "WEAR_KINDS",
     "AmbientExcursionEvent",
     "Ats",
+    "BatchPeak",
     "Circuit",
     "CommsLossEvent",
     "Environment",
     "Event",
     "LoadSpec",
+    "LoadStep",
     "LoadSurgeEvent",
     "LoadTrendEvent",
+    "MondayRamp",
     "Mpdu",
+    "NoiseBursts",
     "PrecursorGains",
     "Scenario",
     "ScenarioError",
@@ -47,6 +51,7 @@ __all__ = [
 ]
 
 ENV_ID: Final = "env1"
+DAY_S: Final = 86400.0
 DEFAULT_THERMAL_RISE_C: Final = 30.0
 THERMAL_RISE_RANGE_C: Final = (10.0, 60.0)
 DEFAULT_RIPPLE_PCT: Final = 0.4
@@ -121,14 +126,66 @@ class Mpdu:
 
 
 @dataclass(frozen=True, slots=True)
+class LoadStep:
+    """From ``at_s`` on (scenario seconds, negative in the history) the mean changes by
+    ``delta_a`` (servers added or removed)."""
+
+    at_s: float
+    delta_a: float
+
+
+@dataclass(frozen=True, slots=True)
+class MondayRamp:
+    """On the first working day after a non-working day the load is ``depth`` lower until
+    ``start_h`` (local hour) and builds up linearly to normal over ``duration_s``."""
+
+    depth: float
+    start_h: float = 6.0
+    duration_s: float = 3 * 3600.0
+
+
+@dataclass(frozen=True, slots=True)
+class BatchPeak:
+    """Every night from ``start_h`` (local hour, delayed by up to ``jitter_s``, drawn per night)
+    the load rises by ``extra`` x the mean for ``duration_s``."""
+
+    start_h: float
+    duration_s: float
+    extra: float
+    jitter_s: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class NoiseBursts:
+    """Periods of ``factor`` x the usual noise, ``per_day`` of them a day on average (Poisson),
+    each ``duration_s`` long."""
+
+    per_day: float
+    duration_s: float
+    factor: float
+
+
+@dataclass(frozen=True, slots=True)
 class LoadSpec:
-    """A circuit's load model, with ranges already drawn."""
+    """A circuit's load model, with ranges already drawn (the defaults reproduce the original
+    model: a daily cosine, a weekday/weekend step, white noise)."""
 
     mean_a: float
     daily: float = 0.0
     weekly: float = 0.0
     noise: float = 0.0
     trend_per_day: float = 0.0
+    peak_hour: float = 15.0
+    weekday_profile: tuple[float, ...] = (1.0,) * 7
+    """Relative level Monday..Sunday (a holiday takes Sunday's)."""
+    weekend_daily: float | None = None
+    """Daily amplitude on non-working days (None: ``daily``)."""
+    monday_ramp: MondayRamp | None = None
+    steps: tuple[LoadStep, ...] = ()
+    batch: BatchPeak | None = None
+    noise_correlation_s: float = 0.0
+    """Correlation time of the noise (AR(1)); 0 is white noise."""
+    noise_bursts: NoiseBursts | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,6 +349,8 @@ class Scenario:
     path: str | None = field(default=None, compare=False)
     gateways: tuple[tuple[str, ...], ...] = ()
     """ATS ids served by each Modbus TCP gateway (empty: the simulator decides)."""
+    holidays: tuple[date, ...] = ()
+    """Local dates on which the load is drawn like a Sunday."""
 
     @property
     def wear_events(self) -> tuple[WearEvent, ...]:
@@ -425,6 +484,7 @@ _TOP_OPTIONAL: Final = (
     "schedule",
     "events",
     "gateways",
+    "holidays",
 )
 _UNIT_OPTIONAL: Final = ("thermal_rise_c", "ripple_pct")
 _WEAR_OPTIONAL: Final = (
@@ -433,7 +493,23 @@ _WEAR_OPTIONAL: Final = (
     "precursor_exponent",
     "precursor_gains",
 )
-_LOAD_KEYS: Final = ("mean_a", "daily", "weekly", "noise", "trend_per_day")
+_LOAD_KEYS: Final = (
+    "mean_a",
+    "daily",
+    "weekly",
+    "noise",
+    "trend_per_day",
+    "peak_hour",
+    "weekday_profile",
+    "weekend_daily",
+    "monday_ramp",
+    "steps",
+    "batch",
+    "noise_correlation",
+    "noise_bursts",
+)
+_CLOCK_RE: Final = re.compile(r"^\s*(\d{1,2}):(\d{2})\s*$")
+_DATE_RE: Final = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 _EVENT_FIELDS: Final[dict[str, tuple[tuple[str, ...], tuple[str, ...]]]] = {
     # kind: (required, optional)
     "ats_contact_wear": (("target", "onset", "failure"), _WEAR_OPTIONAL),
@@ -562,6 +638,57 @@ class _Parser:
             return float(self.rng.uniform(lo, hi))
         return self.number(value, path, minimum=minimum, maximum=maximum)
 
+    def drawn_duration(
+        self,
+        value: object,
+        path: _Path,
+        *,
+        positive: bool = False,
+        maximum: float | None = None,
+    ) -> float:
+        """A duration, or ``[lo, hi]`` durations drawn uniformly from the seed."""
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise self.fail(path, f"a range must be [lo, hi], got {len(value)} items")
+            lo = self.duration(value[0], _join(path, 0), positive=positive)
+            hi = self.duration(value[1], _join(path, 1), positive=positive)
+            if hi < lo:
+                raise self.fail(path, f"range [lo, hi] needs lo <= hi, got [{lo:g} s, {hi:g} s]")
+            seconds = float(self.rng.uniform(lo, hi))
+        else:
+            seconds = self.duration(value, path, positive=positive)
+        if maximum is not None and seconds > maximum:
+            raise self.fail(path, f"must be at most {maximum:g} s, got {value!r}")
+        return seconds
+
+    def signed_duration(self, value: object, path: _Path) -> float:
+        """A duration that may be negative (``-2d``: two days before t=0, in the history)."""
+        if isinstance(value, str) and value.strip().startswith("-"):
+            return -self.duration(value.strip()[1:], path)
+        if isinstance(value, int | float) and not isinstance(value, bool) and value < 0:
+            return -self.duration(-value, path)
+        return self.duration(value, path)
+
+    def clock(self, value: object, path: _Path) -> float:
+        """A local time of day ``HH:MM`` (or ``[HH:MM, HH:MM]`` drawn) as hours."""
+        if isinstance(value, list):
+            if len(value) != 2:
+                raise self.fail(path, f"a range must be [lo, hi], got {len(value)} items")
+            lo = self.clock(value[0], _join(path, 0))
+            hi = self.clock(value[1], _join(path, 1))
+            if hi < lo:
+                raise self.fail(path, "range [lo, hi] needs lo <= hi")
+            return float(self.rng.uniform(lo, hi))
+        match = _CLOCK_RE.match(value) if isinstance(value, str) else None
+        if match is None or int(match.group(1)) > 23 or int(match.group(2)) > 59:
+            hint = " (quote it: YAML reads an unquoted 22:00 as a number)"
+            raise self.fail(
+                path,
+                f"expected a time of day like '01:30', got {_describe(value)}"
+                + (hint if isinstance(value, int) else ""),
+            )
+        return int(match.group(1)) + int(match.group(2)) / 60.0
+
     def register(self, element_id: str, kind: str, path: _Path) -> None:
         if element_id in self.ids:
             other_kind, other_path = self.ids[element_id]
@@ -639,6 +766,7 @@ class _Parser:
             for i, v in enumerate(self.sequence(doc.get("events", []), "events"))
         )
         gateways = self.gateways(doc.get("gateways", []), ats)
+        holidays = self.holidays(doc.get("holidays", []))
         return Scenario(
             name=name,
             description=description.strip(),
@@ -658,6 +786,7 @@ class _Parser:
             events=events,
             path=None if self.source.startswith("<") else self.source,
             gateways=gateways,
+            holidays=holidays,
         )
 
     def gateways(self, value: object, ats: Sequence[Ats]) -> tuple[tuple[str, ...], ...]:
@@ -797,24 +926,131 @@ class _Parser:
         paths = self.references(item["paths"], _join(path, "paths"), ("mpdu",))
         rating = self.number(item["rating_a"], _join(path, "rating_a"), positive=True)
         critical = self.boolean(item.get("critical", True), _join(path, "critical"))
-        load_path = _join(path, "load")
-        load = self.mapping(item["load"], load_path, ("mean_a",), _LOAD_KEYS[1:])
-        spec = LoadSpec(
-            mean_a=self.drawn(load["mean_a"], _join(load_path, "mean_a"), minimum=0),
-            daily=self.drawn(
-                load.get("daily", 0.0), _join(load_path, "daily"), minimum=0, maximum=0.95
-            ),
-            weekly=self.drawn(
-                load.get("weekly", 0.0), _join(load_path, "weekly"), minimum=0, maximum=0.95
-            ),
-            noise=self.drawn(
-                load.get("noise", 0.0), _join(load_path, "noise"), minimum=0, maximum=0.5
-            ),
-            trend_per_day=self.drawn(
-                load.get("trend_per_day", 0.0), _join(load_path, "trend_per_day"), minimum=-0.5
-            ),
-        )
+        spec = self.load_spec(item["load"], _join(path, "load"))
         return Circuit(circuit_id, paths, rating, critical, spec)
+
+    def load_spec(self, value: object, path: _Path) -> LoadSpec:
+        """A circuit's ``load``: the original keys first (their draws keep their order), then
+        the optional structures, each drawn only when present."""
+        load = self.mapping(value, path, ("mean_a",), _LOAD_KEYS[1:])
+
+        def num(key: str, default: float, minimum: float, maximum: float | None = None) -> float:
+            return self.drawn(
+                load.get(key, default), _join(path, key), minimum=minimum, maximum=maximum
+            )
+
+        mean_a = num("mean_a", 0.0, minimum=0)
+        spec = LoadSpec(
+            mean_a=mean_a,
+            daily=num("daily", 0.0, minimum=0, maximum=0.95),
+            weekly=num("weekly", 0.0, minimum=0, maximum=0.95),
+            noise=num("noise", 0.0, minimum=0, maximum=0.5),
+            trend_per_day=num("trend_per_day", 0.0, minimum=-0.5),
+        )
+        extra: dict[str, Any] = {}
+        if "peak_hour" in load:
+            extra["peak_hour"] = num("peak_hour", 15.0, minimum=0, maximum=24)
+        if "weekday_profile" in load:
+            extra["weekday_profile"] = self.weekday_profile(
+                load["weekday_profile"], _join(path, "weekday_profile")
+            )
+        if "weekend_daily" in load:
+            extra["weekend_daily"] = num("weekend_daily", 0.0, minimum=0, maximum=0.95)
+        if "monday_ramp" in load:
+            extra["monday_ramp"] = self.monday_ramp(load["monday_ramp"], _join(path, "monday_ramp"))
+        if "steps" in load:
+            extra["steps"] = self.load_steps(load["steps"], _join(path, "steps"), mean_a)
+        if "batch" in load:
+            extra["batch"] = self.batch(load["batch"], _join(path, "batch"))
+        if "noise_correlation" in load:
+            extra["noise_correlation_s"] = self.drawn_duration(
+                load["noise_correlation"], _join(path, "noise_correlation"), maximum=DAY_S
+            )
+        if "noise_bursts" in load:
+            extra["noise_bursts"] = self.noise_bursts(
+                load["noise_bursts"], _join(path, "noise_bursts")
+            )
+        return replace(spec, **extra) if extra else spec
+
+    def weekday_profile(self, value: object, path: _Path) -> tuple[float, ...]:
+        items = self.sequence(value, path)
+        if len(items) != 7:
+            raise self.fail(path, f"needs 7 factors, Monday..Sunday, got {len(items)}")
+        factors = tuple(
+            self.drawn(v, _join(path, i), minimum=0, maximum=5) for i, v in enumerate(items)
+        )
+        if not any(factors):
+            raise self.fail(path, "needs at least one factor > 0")
+        return factors
+
+    def monday_ramp(self, value: object, path: _Path) -> MondayRamp:
+        item = self.mapping(value, path, ("depth",), ("start", "duration"))
+        depth = self.drawn(item["depth"], _join(path, "depth"), minimum=0, maximum=0.9)
+        start_h = self.clock(item.get("start", "06:00"), _join(path, "start"))
+        duration = self.drawn_duration(
+            item.get("duration", "3h"), _join(path, "duration"), positive=True, maximum=DAY_S
+        )
+        return MondayRamp(depth, start_h, duration)
+
+    def load_steps(self, value: object, path: _Path, mean_a: float) -> tuple[LoadStep, ...]:
+        steps: list[LoadStep] = []
+        for i, v in enumerate(self.sequence(value, path)):
+            item_path = _join(path, i)
+            item = self.mapping(v, item_path, ("at", "delta_a"), ())
+            at = self.signed_duration(item["at"], _join(item_path, "at"))
+            delta = self.drawn(item["delta_a"], _join(item_path, "delta_a"), minimum=-1e6)
+            steps.append(LoadStep(at, delta))
+        level = mean_a
+        for i, step in sorted(enumerate(steps), key=lambda p: p[1].at_s):
+            level += step.delta_a
+            if level < -1e-9:
+                raise self.fail(
+                    _join(_join(path, i), "delta_a"),
+                    f"takes the mean below 0 A ({level:g} A from {step.at_s:g} s)",
+                )
+        return tuple(sorted(steps, key=lambda s: s.at_s))
+
+    def batch(self, value: object, path: _Path) -> BatchPeak:
+        item = self.mapping(value, path, ("start", "duration", "extra"), ("jitter",))
+        start_h = self.clock(item["start"], _join(path, "start"))
+        duration = self.drawn_duration(
+            item["duration"], _join(path, "duration"), positive=True, maximum=DAY_S
+        )
+        extra = self.drawn(item["extra"], _join(path, "extra"), minimum=0, maximum=3)
+        jitter = self.drawn_duration(item.get("jitter", 0), _join(path, "jitter"))
+        if duration + jitter > DAY_S:
+            raise self.fail(path, "duration + jitter must be at most 24 h")
+        return BatchPeak(start_h, duration, extra, jitter)
+
+    def noise_bursts(self, value: object, path: _Path) -> NoiseBursts:
+        item = self.mapping(value, path, ("per_day", "duration", "factor"), ())
+        return NoiseBursts(
+            per_day=self.drawn(item["per_day"], _join(path, "per_day"), minimum=0, maximum=24),
+            duration_s=self.drawn_duration(
+                item["duration"], _join(path, "duration"), positive=True, maximum=DAY_S
+            ),
+            factor=self.drawn(item["factor"], _join(path, "factor"), minimum=1, maximum=10),
+        )
+
+    def holidays(self, value: object) -> tuple[date, ...]:
+        """``holidays``: local dates (``YYYY-MM-DD``), each once."""
+        result: list[date] = []
+        for i, v in enumerate(self.sequence(value, "holidays")):
+            path = _join("holidays", i)
+            day: date | None = None
+            if isinstance(v, date) and not isinstance(v, datetime):
+                day = v
+            elif isinstance(v, str) and _DATE_RE.match(v.strip()):
+                try:
+                    day = date.fromisoformat(v.strip())
+                except ValueError:
+                    day = None
+            if day is None:
+                raise self.fail(path, f"expected a date like 2026-12-25, got {_describe(v)}")
+            if day in result:
+                raise self.fail(path, f"{day.isoformat()} is listed twice")
+            result.append(day)
+        return tuple(sorted(result))
 
     def schedule_item(self, value: object, path: _Path) -> ScheduledWork:
         item = self.mapping(
