@@ -73,17 +73,26 @@ def say(msg: str) -> None:
 class Develop:
     """``scripts/develop`` (its Python part) as a child process."""
 
-    def __init__(self, args: argparse.Namespace, fresh: bool) -> None:
+    def __init__(
+        self,
+        args: argparse.Namespace,
+        fresh: bool,
+        scenario: Path | None = None,
+        config: Path | None = None,
+        start_at: str | None = None,
+    ) -> None:
         cmd = [
             sys.executable,
             str(REPO / "scripts" / "dev_stack.py"),
+            *([str(scenario)] if scenario is not None else []),
             "--headless",
             "--config",
-            str(args.config),
+            str(config or args.config),
             "--port",
             str(args.port),
             "--sim-port",
             str(args.sim_port),
+            *(["--from", start_at] if start_at is not None else []),
         ]
         if fresh:
             cmd.append("--fresh")
@@ -149,6 +158,183 @@ def check_kept_across_stop(
     if "was shutdown cleanly" in text:
         raise CheckFailed(f"the recorder reports an unclean shutdown in {log}")
     say(f"start 2: {len(after)} devices kept their ids and areas; the database closed cleanly")
+
+
+FAILURE_SCENARIO: Final = REPO / "scenarios" / "sudden-failure-no-room.yaml"
+FAILURE_LEAD_S: Final = 90.0
+"""The failure plant goes live this long before MPDU-1 dies (at 14 h)."""
+ALERT_WITHIN_S: Final = 30.0
+"""A failure must be alerted within one poll (5 s) of the poll that shows it; the bypass and the
+poll's own timing leave room, and a loaded CI machine more."""
+
+
+class EventListener:
+    """A websocket client subscribed to one event type, as any automation or app would be."""
+
+    def __init__(self, api: Api, event_type: str) -> None:
+        import threading
+
+        self.api, self.event_type = api, event_type
+        self.events: list[dict[str, Any]] = []
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise CheckFailed(f"could not subscribe to {event_type}")
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        import aiohttp
+
+        url = self.api.base.replace("http", "ws", 1) + "/api/websocket"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.receive_json()
+            await ws.send_json({"type": "auth", "access_token": self.api.token})
+            await ws.receive_json()
+            await ws.send_json({"id": 1, "type": "subscribe_events", "event_type": self.event_type})
+            await ws.receive_json()
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    msg = await ws.receive_json(timeout=1)
+                except TimeoutError:
+                    continue
+                if msg.get("type") == "event":
+                    self.events.append({**msg["event"], "received": time.time()})
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def sudden_failure(args: argparse.Namespace) -> None:
+    """Issue 20, item 2, from outside: a sudden MPDU failure that no rebalance can fix. Within a
+    poll of the failure a client subscribed to ``datacenter_power_failover`` gets the event
+    naming the failed unit and the element over its limit, Settings -> Repairs lists both
+    critical repairs, and the plant's risk entities count the failed unit."""
+    from playwright.sync_api import sync_playwright
+
+    config = Path(str(args.config) + "-failure")
+    start_at = f"{14 * 3600 - FAILURE_LEAD_S:.0f}"
+    dev = Develop(args, fresh=True, scenario=FAILURE_SCENARIO, config=config, start_at=start_at)
+    try:
+        ready = dev.wait_ready(timeout=600)
+        say(f"failure plant: scripts/develop ready after {ready:.0f} s")
+        api = api_for(args.port)
+        listener = EventListener(api, "datacenter_power_failover")
+        try:
+            deadline = time.monotonic() + FAILURE_LEAD_S + 120 + ALERT_WITHIN_S
+            event = None
+            while event is None and time.monotonic() < deadline:
+                event = next(
+                    (e for e in listener.events if "mpdu1" in e["data"].get("failed", [])), None
+                )
+                time.sleep(1)
+        finally:
+            listener.close()
+        if event is None:
+            raise CheckFailed("no datacenter_power_failover event named the failed mpdu1")
+        data = event["data"]
+        over = {o["element"]: o for o in data.get("over_limit", [])}
+        if "mpdu2" not in over:
+            raise CheckFailed(f"the failover event does not say mpdu2 is over its limit: {data}")
+        fired = dt_parse(data["at"])
+        failed_wall = _failure_wall(config)
+        late = fired - failed_wall if failed_wall is not None else None
+        if late is not None and late > ALERT_WITHIN_S:
+            raise CheckFailed(f"the failover event came {late:.0f} s after the failure")
+        say(
+            "failure plant: failover event for mpdu1 "
+            + (f"{late:.1f} s after the failure " if late is not None else "")
+            + f"(mpdu2 at {over['mpdu2']['load_a']} A, {over['mpdu2']['pct']} % of its limit): "
+            + data.get("title", "")
+        )
+        (issues,) = api.ws({"type": "repairs/list_issues"})
+        ours = {
+            i["translation_key"]: i
+            for i in issues["issues"]
+            if i["domain"] == "datacenter_power" and i["severity"] == "critical"
+        }
+        for key in ("unit_failed", "over_limit"):
+            if key not in ours:
+                raise CheckFailed(f"no critical {key} repair after the failure: {sorted(ours)}")
+        at_risk = api.template(
+            "{{ states.sensor | selectattr('entity_id', 'search', 'components_at_risk') "
+            "| map(attribute='state') | first }}"
+        )
+        if not at_risk.isdigit() or int(at_risk) < 1:
+            raise CheckFailed(f"Components at risk says {at_risk!r} with mpdu1 failed")
+        base = f"http://127.0.0.1:{args.port}"
+        shots = Path(args.screenshots)
+        with (
+            tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile,
+            sync_playwright() as pw,
+        ):
+            ctx = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                args=CHROMIUM_ARGS,
+                headless=True,
+                viewport=VIEWPORT,
+            )
+            try:
+                page = login(ctx, base)
+                page.goto(base + "/config/repairs")
+                wait_texts(
+                    page,
+                    [re.compile(r"mpdu1", re.I), re.compile(r"mpdu2", re.I)],
+                    "Settings -> Repairs after the sudden failure",
+                    shots / "sudden-failure-repairs.png",
+                )
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(shots / "sudden-failure-repairs.png"), full_page=True)
+                # The over-limit repair says what is over, by how much, and that nothing moves.
+                page.get_by_text(re.compile(r"mpdu2 is above", re.I)).first.click()
+                wait_texts(
+                    page,
+                    [re.compile(r"Nothing can be moved", re.I)],
+                    "the over-limit repair",
+                    shots / "sudden-failure-over-limit.png",
+                )
+                page.wait_for_timeout(1000)
+                page.screenshot(path=str(shots / "sudden-failure-over-limit.png"))
+            finally:
+                ctx.close()
+        say(
+            f"failure plant: Repairs lists unit_failed and over_limit (critical); components at "
+            f"risk {at_risk}"
+        )
+    finally:
+        dev.stop()
+
+
+def _failure_wall(config: Path) -> float | None:
+    """Wall-clock time at which the simulator's circuits lost power (MPDU-1's failure: the
+    bypass transfer is longer than the ride-through), from its log's first interruption line."""
+    from datetime import datetime
+
+    log = config / "simulator.log"
+    if not log.exists():
+        return None
+    for line in log.read_text(errors="replace").splitlines():
+        if "circuit interruption" in line:
+            try:  # logging's asctime, in the simulator's local time like time.time() here
+                return datetime.strptime(line[:23], "%Y-%m-%d %H:%M:%S,%f").timestamp()
+            except ValueError:
+                return None
+    return None
+
+
+def dt_parse(text: str) -> float:
+    """An ISO 8601 time as Unix seconds."""
+    from datetime import datetime
+
+    return datetime.fromisoformat(text).timestamp()
 
 
 def api_for(port: int) -> Api:
@@ -618,7 +804,15 @@ def main() -> int:
     parser.add_argument("--screenshots", default=str(REPO / "docs" / "images"))
     parser.add_argument("--demo-minutes", type=float, default=15.0)
     parser.add_argument("--no-demo", action="store_true", help="skip following the demo")
+    parser.add_argument("--failure-only", action="store_true", help="only the sudden-failure plant")
     args = parser.parse_args()
+    if args.failure_only:
+        try:
+            sudden_failure(args)
+        except CheckFailed as err:
+            print(f"browser-check: FAILED: {err}", file=sys.stderr)
+            return 1
+        return 0
     # Every device the simulator serves, plus the plant itself (the hub device that carries the
     # load-migration sensor).
     want = expected_devices(REPO / "scenarios" / "demo.yaml") + 1
@@ -654,6 +848,9 @@ def main() -> int:
                 "no circuit interrupted"
             )
             browse(args, api, want, tag="after-failure")
+        dev.stop()
+        dev = None
+        sudden_failure(args)
     except CheckFailed as err:
         print(f"browser-check: FAILED: {err}", file=sys.stderr)
         return 1
