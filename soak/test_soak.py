@@ -48,6 +48,7 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
 )
 from custom_components.datacenter_power.executor import FINAL_STATES, MigrationState
+from custom_components.datacenter_power.faults import CLEAR_FRACTION
 from custom_components.datacenter_power.migration import (
     EVENT_FAILOVER,
     EVENT_MIGRATION_FINISHED,
@@ -81,6 +82,10 @@ MODBUS_FAULTS = (
     "slow",
 )
 MAX_RSS_GROWTH_MB = 400.0
+NO_ANSWER = frozenset(
+    {"silent", "gateway_target", "gateway_path", "device_failure", "garbage", "short", "wrong_unit"}
+)
+"""Faults under which a unit gives no valid reading: it has no fresh telemetry."""
 
 
 def scenario(seed: int, hours: float) -> dict[str, Any]:
@@ -341,6 +346,11 @@ class Soak:
         """The plant as the last successful poll read it (before any command of the step)."""
         self.polled_faulty: set[int] = set()
         self.over_since: dict[str, float] = {}
+        self.silent_at_start: set[int] = set()
+        """Units whose Modbus answers were faulted when the step's commands began."""
+        self.commands_base: dict[str, int] = {}
+        """Circuit -> commands it had received then."""
+        self.marked = False
 
     # -- plumbing ----------------------------------------------------------------------------------
 
@@ -468,7 +478,57 @@ class Soak:
             await self.server.start("127.0.0.1", self.port)
             self.outage_until = -1
 
-    async def restart(self) -> None:
+    async def restart_mid_migration(self) -> None:
+        """Issue 20, item 1: a migration is stopped between its stages by a restart while a
+        unit it was filling stops answering (no fresh telemetry, as much at risk as a unit
+        predicted to fail). The checks then hold that nothing is commanded onto that unit."""
+        manager = self.entry.runtime_data.migrations
+        if manager.active is not None:
+            return
+        component = self.rng.choice(["mpdu1", "mpdu2", "mpdu3"])
+        try:
+            started = await self.hass.services.async_call(
+                DOMAIN,
+                "migrate_load",
+                {"component": component, "max_step_amps": 1, "step_interval": 10},
+                blocking=True,
+                return_response=True,
+            )
+        except ServiceValidationError, HomeAssistantError, vol.Invalid:
+            return
+        assert started is not None
+        record = manager.records[str(started["migration_id"])]
+        later = sorted({m.to_mpdu for stage in record.stages[1:] for m in stage})
+        if not later:
+            await self.settle()
+            return
+        async with asyncio.timeout(60):
+            while record.completed_stages < 1 and record.state not in FINAL_STATES:
+                await manager.async_wait_progress()
+        if record.state in FINAL_STATES:
+            return
+        receiver = self.rng.choice(later)
+        unit = self.units[receiver]
+        self.proxy.faults[unit] = "silent"  # type: ignore[assignment]
+        self.fault_until[unit] = self.step + 2
+        self.mark_commands()
+        self.marked = True
+        self.fault(
+            "restart_mid_migration",
+            f"{record.migration_id} ({component}): stage 1 of {len(record.stages)} done, "
+            f"{receiver} stops answering, restart",
+        )
+        await self.restart(mode="automatic")
+
+    def mark_commands(self) -> None:
+        """From here on, a command onto a unit that answers no poll is a violation."""
+        self.silent_at_start = {u for u, k in self.proxy.faults.items() if k in NO_ANSWER}
+        tel = self.server.plant.telemetry()
+        self.commands_base = {
+            c: t.switch_operations - t.bypass_transfers for c, t in tel.circuits.items()
+        }
+
+    async def restart(self, mode: str | None = None) -> None:
         """Restart the integration (as a Home Assistant restart does), sometimes with damaged
         stored data, sometimes in approval mode so a running migration is held."""
         hass, entry = self.hass, self.entry
@@ -490,7 +550,8 @@ class Soak:
         elif damage < 0.3 and mig_key in self.storage:
             self.storage[mig_key]["data"] = ["not", "a", "mapping"]
             what = "migration store not a mapping"
-        mode = "approval" if self.rng.random() < 0.3 else "automatic"
+        if mode is None:
+            mode = "approval" if self.rng.random() < 0.3 else "automatic"
         hass.config_entries.async_update_entry(
             entry, options={**entry.options, CONF_POLICY_MODE: mode}
         )
@@ -674,6 +735,19 @@ class Soak:
                 )
             else:
                 REPORT.check(True, "")
+        silent = {
+            pid
+            for pid, unit in self.units.items()
+            if self.proxy.faults.get(unit) in NO_ANSWER and unit in self.silent_at_start
+        }
+        for cid, c in tel.circuits.items():
+            commanded = c.switch_operations - c.bypass_transfers
+            if commanded > self.commands_base.get(cid, commanded):
+                onto = c.paths[c.active_path]
+                REPORT.check(
+                    onto not in silent,
+                    f"{cid} was commanded onto {onto} while {onto} answered no poll",
+                )
         now = self.server.plant.t_s
         for cid, c in tel.circuits.items():
             commanded = c.switch_operations - c.bypass_transfers
@@ -738,12 +812,14 @@ class Soak:
             )
         now = self.server.plant.telemetry()
         for eid, reading in [*polled.ats.items(), *polled.mpdus.items()]:
-            limit = LIMIT * reading.rating_a
-            if _load(reading) <= 1.02 * limit or self._unseen(eid, t - STEP_S, t):
-                if _load(reading) <= limit:
-                    self.over_since.pop(eid, None)
-                continue
-            since = self.over_since.setdefault(eid, t)
+            limit, load = LIMIT * reading.rating_a, _load(reading)
+            if load < CLEAR_FRACTION * limit:
+                self.over_since.pop(eid, None)  # an episode ends well below the limit
+            if load > limit:
+                self.over_since.setdefault(eid, t)
+            if load <= 1.02 * limit or self._unseen(eid, t - STEP_S, t):
+                continue  # at the limit itself (rounding), or the poll could not show it
+            since = self.over_since[eid]
             REPORT.check(
                 self.alerted_at.get(eid, -1.0) >= since,
                 f"{eid} at {_load(reading):.1f} A above its limit of {limit:.1f} A at the poll "
@@ -825,6 +901,11 @@ class Soak:
                 await self.gateway_outage()
             elif roll < 0.165:
                 await self.restart()
+            elif roll < 0.175 and self.loaded:
+                await self.restart_mid_migration()
+            if not self.marked:
+                self.mark_commands()
+            self.marked = False
             if self.loaded and self.rng.random() < 0.2:
                 await self.burst()
                 if self.rng.random() < 0.3:

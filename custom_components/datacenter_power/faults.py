@@ -101,6 +101,10 @@ class FaultWatch:
         over = over_limits(topology, readings)
         kept = over_limits(topology, readings, CLEAR_FRACTION)
         over.update({e: o for e, o in kept.items() if e in self.faults.over})
+        # A unit that did not answer this poll is not known to be back within its limit: it
+        # keeps its last reading's condition (found by the soak: a slow gateway cleared the
+        # repair of an MPDU still 40 % over its limit).
+        over.update({e: o for e, o in self.faults.over.items() if e not in readings})
         before = self.faults
         new = (set(failed) - set(before.failed)) | (set(over) - set(before.over))
         advice = self._advise(snapshot, failed, over)

@@ -261,3 +261,45 @@ async def test_element_over_its_limit_alerts_once_with_what_can_be_moved(
     await hass.async_block_till_done()
     assert server.plant.telemetry().mpdus["mpdu1"].current_a < 0.95 * 50.4
     assert registry.async_get_issue(DOMAIN, issue_id) is None
+
+
+SILENT_AFTER_FAILURE: dict[str, Any] = {
+    **SUDDEN_PLANT,
+    "events": [
+        *SUDDEN_PLANT["events"],
+        {"kind": "comms_loss", "target": "mpdu2", "at": "15m", "duration": "10m"},
+    ],
+}
+
+
+@pytest.mark.parametrize("scenario_doc", [SILENT_AFTER_FAILURE])
+async def test_an_element_that_stops_answering_keeps_its_over_limit_repair(
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sim_server: tuple[PlantServer, int],
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Found by the soak: an MPDU 40 % over its limit that missed one poll (a slow gateway) was
+    logged "back within its continuous limit" and its repair removed. Not answering says nothing
+    about its load: the repair stays, and no second alert comes when it answers again."""
+    server, entry = sim_server[0], init_integration
+    events = async_capture_events(hass, EVENT_FAILOVER)
+    registry = ir.async_get(hass)
+    issue_id = f"over_limit_mpdu2_{entry.entry_id}"
+    server.advance(600)
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert len(events) == 1
+    server.advance(6 * 60)  # mpdu2 answers no request from 15 min
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert "mpdu2" not in entry.runtime_data.telemetry.data.readings
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert "mpdu2 is back within" not in caplog.text
+    server.advance(10 * 60)  # it answers again, still over its limit (mpdu1 is back at 40 min)
+    await entry.runtime_data.telemetry.async_refresh()
+    await hass.async_block_till_done()
+    assert server.plant.telemetry().mpdus["mpdu2"].current_a > 50.4
+    assert registry.async_get_issue(DOMAIN, issue_id) is not None
+    assert len(events) == 1  # the same episode: not alerted twice
