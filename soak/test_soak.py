@@ -54,6 +54,7 @@ from custom_components.datacenter_power.migration import (
     EVENT_MIGRATION_FINISHED,
     KEEP_FINISHED,
 )
+from custom_components.datacenter_power.proposals import book_of
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -349,6 +350,8 @@ class Soak:
         self.silent_at_start: set[int] = set()
         """Units whose Modbus answers were faulted when the step's commands began."""
         self.commands_base: dict[str, int] = {}
+        self.stale: tuple[str, int] | None = None
+        """(unit, step) of a proposal made stale by a hand move, until the next decision."""
         """Circuit -> commands it had received then."""
         self.marked = False
 
@@ -519,6 +522,68 @@ class Soak:
             f"{receiver} stops answering, restart",
         )
         await self.restart(mode="automatic")
+
+    async def stale_proposal(self) -> None:
+        """Issue 20, item 3: in approval mode, a person moves one circuit of the open proposal
+        by hand, which makes it stale. While the unit stays at risk with load on it, the
+        remainder must be proposed at the next decision (checked in ``check_stale``)."""
+        book = book_of(self.entry)
+        first = book.first() if book is not None and book.approval_mode else None
+        if first is None:
+            return
+        _pid, action = first
+        move = self.rng.choice(list(action.plan.moves))
+        try:
+            await self.hass.services.async_call(
+                DOMAIN,
+                "set_path",
+                {"circuit": move.circuit, "path": move.to_mpdu},
+                blocking=True,
+            )
+        except (ServiceValidationError, HomeAssistantError, vol.Invalid) as err:
+            self.say(f"  hand move refused: {err}")
+            return
+        self.stale = (str(action.target), self.step)
+        self.fault(
+            "stale_proposal",
+            f"{move.circuit} moved by hand to {move.to_mpdu} out of the proposal for "
+            f"{action.target}",
+        )
+
+    def check_stale(self) -> None:
+        """After a proposal went stale: at the next decision, while its unit is still at risk
+        and carries load, a proposal (or a running migration, or the engine's word that no safe
+        plan exists) is there."""
+        if self.stale is None or not self.loaded:
+            return
+        target, since = self.stale
+        decisions = self.entry.runtime_data.forecast.data
+        if decisions is None or decisions.t_s < self.clock.time() - STEP_S / 2:
+            return  # no decision since the hand move yet
+        if self.step == since:
+            return
+        self.stale = None
+        book = book_of(self.entry)
+        if book is None or not book.approval_mode or target not in decisions.alerts:
+            return
+        tel = self.server.plant.telemetry()
+        topology = self.entry.runtime_data.telemetry.data.topology
+        loaded = [
+            c
+            for c, t in tel.circuits.items()
+            if topology.depends_on(t.paths[t.active_path], target) and t.current_a > 0
+        ]
+        if not loaded:
+            return
+        proposed = any(a.target == target for a in book.current.values())
+        running = self.entry.runtime_data.migrations.active is not None
+        refused = any(target in (i.goal, i.element) for i in decisions.infeasible)
+        REPORT.check(
+            proposed or running or refused,
+            f"proposal for {target} went stale at {since * STEP_S / 3600:.2f} h; at the next "
+            f"decision {target} is still at risk carrying {', '.join(loaded)} and nothing is "
+            "proposed",
+        )
 
     def mark_commands(self) -> None:
         """From here on, a command onto a unit that answers no poll is a violation."""
@@ -906,6 +971,8 @@ class Soak:
             if not self.marked:
                 self.mark_commands()
             self.marked = False
+            if self.loaded and self.stale is None and self.rng.random() < 0.5:
+                await self.stale_proposal()
             if self.loaded and self.rng.random() < 0.2:
                 await self.burst()
                 if self.rng.random() < 0.3:
@@ -916,6 +983,7 @@ class Soak:
             onto = self.check_finished()
             self.check(lambda mpdu, onto=onto: mpdu in onto)  # type: ignore[misc]
             self.check_alerts()
+            self.check_stale()
             if onto and self.loaded and self.rng.random() < 0.3:
                 await self.reload()
         await self.settle()
