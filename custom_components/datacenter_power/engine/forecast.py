@@ -403,6 +403,11 @@ class LoadForecaster:
         return float(self._last_bin - first + 1) * self.resample_s
 
     @property
+    def fitted_s(self) -> float | None:
+        """When the model in use was fitted (None: not yet)."""
+        return None if self._fit is None else self._fit.fit_s
+
+    @property
     def bin_offset_s(self) -> float:
         """The instant a bin's mean stands for, after the bin's start (mean sample offset)."""
         if self._off_n == 0:
