@@ -53,14 +53,17 @@ WEEK_S: Final = 7 * DAY_S
 Z90: Final = 1.2815515655446004
 """Standard normal 90 % quantile: P10/P90 = P50 -/+ Z90 sigma."""
 FORMAT_VERSION: Final = 2
-WEEKLY_MIN_S: Final = 14 * DAY_S
-"""Each weekday its own shape once every weekday has been seen twice."""
+WEEKLY_MIN_S: Final = 21 * DAY_S
+"""Each weekday its own shape once every weekday has been seen three times (with two, the
+leave-one-out residuals of a weekday rest on a single other day)."""
 PROFILE_TAU_S: Final = 21 * DAY_S
 """Recency weighting of the profile and the correction: weight exp(-age / tau)."""
 MAX_GAP_S: Final = 3 * H_S
 """Gaps up to this long are interpolated; longer ones stay missing."""
 QUANTILES: Final = (0.08, 0.92)
 """Levels of the history's errors that become P10 and P90."""
+Z_Q: Final = 1.4050715603096329
+"""Standard normal quantile at QUANTILES[1] (for the single-sample noise)."""
 MIN_ROWS: Final = 48
 """Fewest out-of-sample errors a lead time's correction and quantiles are fitted on."""
 SLOPE_WINDOW_S: Final = 3 * H_S
@@ -292,6 +295,13 @@ class LoadForecaster:
         self._open_slot = 0
         self._open_sum = 0.0
         self._open_count = 0
+        # Spread of single samples around their bin mean (a forecast is met by single
+        # readings): pooled over the bins, from the samples of each bin seen together.
+        self._new_n = 0
+        self._new_sum = 0.0
+        self._new_sumsq = 0.0
+        self._within_ss = 0.0
+        self._within_dof = 0.0
 
     def set_non_working_days(self, days: NonWorkingDays | Collection[dt.date] | None) -> None:
         """Holidays and other non-working days: a callable on local dates, or a set of them.
@@ -325,9 +335,13 @@ class LoadForecaster:
             self._open_slot = slot
             self._open_sum = float(self._sum[slot])
             self._open_count = int(self._count[slot])
+            self._new_n, self._new_sum, self._new_sumsq = 0, 0.0, 0.0
         # The same additions in the same order as on the arrays: the sums are identical.
         self._open_sum += value
         self._open_count += 1
+        self._new_n += 1
+        self._new_sum += value
+        self._new_sumsq += value * value
         self._off_sum += t_s - b * self.resample_s
         self._off_n += 1
         self._last_bin = max(self._last_bin, b)
@@ -340,6 +354,11 @@ class LoadForecaster:
         self._sum[slot] = self._open_sum
         self._count[slot] = self._open_count
         self._open_bin = -1
+        if self._new_n > 1:
+            ss = self._new_sumsq - self._new_sum * self._new_sum / self._new_n
+            self._within_ss += max(ss, 0.0)
+            self._within_dof += self._new_n - 1
+        self._new_n = 0
 
     def observe_many(self, t_s: ArrayLike, values: ArrayLike) -> None:
         """Add many samples at once."""
@@ -366,7 +385,14 @@ class LoadForecaster:
         self._sum[slots[stale]] = 0.0
         self._count[slots[stale]] = 0
         self._bin[slots] = ub
-        self._sum[slots] += np.bincount(inverse, weights=vals, minlength=len(ub))
+        batch_sum = np.bincount(inverse, weights=vals, minlength=len(ub))
+        batch_sq = np.bincount(inverse, weights=vals * vals, minlength=len(ub))
+        batch_n = np.bincount(inverse, minlength=len(ub)).astype(np.float64)
+        many = batch_n > 1
+        ss = batch_sq[many] - batch_sum[many] ** 2 / batch_n[many]
+        self._within_ss += float(np.sum(np.maximum(ss, 0.0)))
+        self._within_dof += float(np.sum(batch_n[many] - 1.0))
+        self._sum[slots] += batch_sum
         self._count[slots] += np.bincount(inverse, minlength=len(ub)).astype(np.int32)
         self._last_bin = last
 
@@ -401,6 +427,12 @@ class LoadForecaster:
         if first is None:
             return 0.0
         return float(self._last_bin - first + 1) * self.resample_s
+
+    @property
+    def within_var(self) -> float:
+        """Variance of single samples around their bin mean (0: one sample per bin)."""
+        self._flush()
+        return self._within_ss / self._within_dof if self._within_dof > 0 else 0.0
 
     @property
     def fitted_s(self) -> float | None:
@@ -720,6 +752,17 @@ class LoadForecaster:
                 r = r.copy()
                 r[origin + 1 - since : origin + 1] -= shift
             slope = self._recent_slope(r[: origin + 1], n_slope, fit.slope_sd)
+            if shift == 0.0:
+                # A deviation far beyond any the history shows (a trend well under way, load
+                # added without a step) is not what the correction was fitted on: it is
+                # followed as the present level (at the origin), not faded.
+                n1 = max(1, round(H_S / step))
+                last = r[max(0, origin + 1 - n1) : origin + 1]
+                if np.any(np.isfinite(last)):
+                    m = float(np.nanmean(last))
+                    if abs(m) > SHIFT_K * fit.sigma_r and fit.sigma_r > 0:
+                        shift = m + slope * (len(last) - 1) / 2.0
+                        r = r - shift
         feats = np.nan_to_num(self._features(r[: origin + 1])[-1]) if len(finite) else np.zeros(3)
         origin_bin = int(bins[origin])
         # Target bins from the one after the origin to past the last grid time.
@@ -739,8 +782,10 @@ class LoadForecaster:
         base = fit.profile[t_keys] + corr + shift + trend
         widen = np.where(fit.seen[t_keys], 0.0, UNSEEN_DAY_FRACTION * abs(fit.level))
         sc = fit.scale[self._slots(targets)]
-        lo_b = base + fit.q10[h_idx] * sc - widen
-        hi_b = base + fit.q90[h_idx] * sc + widen
+        # A forecast is met by single readings: add their spread around the bin mean.
+        noise = Z_Q**2 * self.within_var
+        lo_b = base - np.sqrt((fit.q10[h_idx] * sc) ** 2 + noise) - widen
+        hi_b = base + np.sqrt((fit.q90[h_idx] * sc) ** 2 + noise) + widen
         t_bins = targets.astype(np.float64) * step + off
         return (
             np.interp(times, t_bins, lo_b),
@@ -791,6 +836,7 @@ class LoadForecaster:
             "utc_offset_s": self.utc_offset_s,
             "refit_phase_s": self.refit_phase_s,
             "offset_s": round(self.bin_offset_s, 3),
+            "within_var": round(self.within_var, 6),
             "first_bin": None,
             "mean_ma": [],
             "count": 0,
@@ -826,6 +872,8 @@ class LoadForecaster:
         )
         if "offset_s" in data:
             self._off_sum, self._off_n = float(data["offset_s"]), 1
+        if float(data.get("within_var", 0.0)) > 0:
+            self._within_ss, self._within_dof = float(data["within_var"]), 1.0
         if data.get("first_bin") is None:
             return self
         first = int(data["first_bin"])
