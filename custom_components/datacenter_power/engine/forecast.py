@@ -39,6 +39,8 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
+from .load_profile import SeasonalProfile
+
 type FloatArray = npt.NDArray[np.float64]
 type IntArray = npt.NDArray[np.int64]
 type Quantile = Literal["p10", "p50", "p90"]
@@ -227,15 +229,7 @@ class _Fit:
     history_s: float
     level: float
     """Mean load of the history (for the structural widening)."""
-    wsum: FloatArray
-    """Per profile key: recency-weighted sum of the values..."""
-    wcount: FloatArray
-    """...the sum of the weights..."""
-    count: IntArray
-    """...and the number of values."""
-    profile: FloatArray
-    seen: npt.NDArray[np.bool_]
-    """Keys the history has shown (others borrow another day type's shape)."""
+    profile: SeasonalProfile
     coef: FloatArray
     """(horizon bins, 4) correction weights for lead times 1..horizon."""
     q10: FloatArray
@@ -555,25 +549,24 @@ class LoadForecaster:
         else:
             mode = "level"
         keys, _off = self._keys(bins, mode)
-        nk = self._n_keys(mode, self._bpd)
+        slots = self._slots(bins)
         w = self._weights((bins[last_valid] - bins).astype(np.float64))
-        kv, yv, wv = keys[valid], y[valid], w[valid]
-        wsum = np.bincount(kv, weights=wv * yv, minlength=nk).astype(np.float64)
-        wcount = np.bincount(kv, weights=wv, minlength=nk).astype(np.float64)
-        count = np.bincount(kv, minlength=nk).astype(np.int64)
-        level = float(np.mean(yv))
-        profile, seen = self._complete_profile(mode, wsum, wcount, level)
-        # Leave-one-out residuals: each value against a profile that does not contain it.
-        others = wcount[keys] - w
-        loo = np.where(
-            valid & (count[keys] >= 2) & (others > 1e-12),
-            (wsum[keys] - w * np.nan_to_num(y)) / np.maximum(others, 1e-12),
-            np.nan,
+        level = float(np.mean(y[valid]))
+        # Readings coarser than a bin (interpolated bins in between) are smooth already, and a
+        # kernel over interpolated neighbours would leak a bin's own value into its profile.
+        fine = float(observed.sum()) >= 0.9 * float(valid.sum())
+        profile, r = SeasonalProfile.fit(
+            y,
+            keys,
+            slots,
+            w,
+            self._n_keys(mode, self._bpd),
+            self._bpd,
+            smooth=fine and mode != "level",
+            pooled=mode in ("weekly", "daily"),
         )
-        r = y - loo
         sigma_r = float(np.nanstd(r)) if np.any(np.isfinite(r)) else 0.0
         horizon = max(1, math.ceil(self.horizon_s / step) + 1)
-        slots = self._slots(bins)
         scale = self._slot_scale(r, slots)
         coef, q10, q90 = self._fit_corrections(r, observed, scale[slots], horizon, level, mode)
         slopes = _trailing_slope(r, max(3, round(SLOPE_WINDOW_S / step)))
@@ -584,11 +577,7 @@ class LoadForecaster:
             mode=mode,
             history_s=span_s,
             level=level,
-            wsum=wsum,
-            wcount=wcount,
-            count=count,
             profile=profile,
-            seen=seen,
             coef=coef,
             q10=q10,
             q90=q90,
@@ -597,21 +586,6 @@ class LoadForecaster:
             scale=scale if coef.any() else np.ones(self._bpd),
             model={"weekly": "weekly-profile", "daily": "daily-profile"}.get(mode, mode),
         )
-
-    def _complete_profile(
-        self, mode: str, wsum: FloatArray, wcount: FloatArray, level: float
-    ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
-        """Profile per key; keys never seen borrow the same time of day of the other days."""
-        seen = wcount > 0
-        profile = np.where(seen, wsum / np.where(seen, wcount, 1.0), np.nan)
-        if not bool(seen.all()):
-            bpd = self._bpd
-            by_slot = wsum.reshape(-1, bpd).sum(axis=0) if len(wsum) >= bpd else wsum
-            w_slot = wcount.reshape(-1, bpd).sum(axis=0) if len(wcount) >= bpd else wcount
-            slot_prof = np.where(w_slot > 0, by_slot / np.where(w_slot > 0, w_slot, 1.0), level)
-            fill = np.tile(slot_prof, len(profile) // len(slot_prof))
-            profile = np.where(seen, profile, fill)
-        return profile, seen
 
     def _fit_corrections(
         self,
@@ -728,19 +702,15 @@ class LoadForecaster:
         y, _observed = self._dense(start, now_bin + 1, known)
         bins = start + np.arange(len(y), dtype=np.int64)
         keys, _ = self._keys(bins, fit.mode)
-        prof = fit.profile[keys]
+        slots = self._slots(bins)
+        prof = fit.profile.values(keys, slots)
         # Bins inside the fitted history are in the profile: take them out again (as in the
         # fit's leave-one-out residuals).
         inside = (bins <= fit.last_bin) & np.isfinite(y)
         if np.any(inside):
-            k = keys[inside]
             wb = self._weights((fit.last_bin - bins[inside]).astype(np.float64))
-            others = fit.wcount[k] - wb
-            ok = (fit.count[k] >= 2) & (others > 1e-12)
-            loo = (fit.wsum[k] - wb * y[inside]) / np.maximum(others, 1e-12)
-            prof_in = prof[inside]
-            prof_in[ok] = loo[ok]
-            prof[inside] = prof_in
+            loo = fit.profile.loo_values(keys[inside], slots[inside], y[inside], wb)
+            prof[inside] = np.where(np.isfinite(loo), loo, prof[inside])
         r = y - prof
         finite = np.flatnonzero(np.isfinite(r))
         origin = int(finite[-1]) if len(finite) else len(r) - 1
@@ -779,19 +749,37 @@ class LoadForecaster:
         corr = c[:, :3] @ feats + c[:, 3] * same
         trend = slope * np.minimum(lead, n_slope).astype(np.float64)
         t_keys, _ = self._keys(targets, fit.mode)
-        base = fit.profile[t_keys] + corr + shift + trend
-        widen = np.where(fit.seen[t_keys], 0.0, UNSEEN_DAY_FRACTION * abs(fit.level))
+        seasonal = fit.profile.values(t_keys, self._slots(targets))
+        base = np.where(np.isfinite(seasonal), seasonal, fit.level) + corr + shift + trend
+        widen = np.where(fit.profile.seen(t_keys), 0.0, UNSEEN_DAY_FRACTION * abs(fit.level))
         sc = fit.scale[self._slots(targets)]
         # A forecast is met by single readings: add their spread around the bin mean.
         noise = Z_Q**2 * self.within_var
         lo_b = base - np.sqrt((fit.q10[h_idx] * sc) ** 2 + noise) - widen
         hi_b = base + np.sqrt((fit.q90[h_idx] * sc) ** 2 + noise) + widen
-        t_bins = targets.astype(np.float64) * step + off
         return (
-            np.interp(times, t_bins, lo_b),
-            np.interp(times, t_bins, base),
-            np.interp(times, t_bins, hi_b),
+            self._on_grid(times, targets, off, lo_b),
+            self._on_grid(times, targets, off, base),
+            self._on_grid(times, targets, off, hi_b),
         )
+
+    def _on_grid(
+        self, times: FloatArray, targets: IntArray, off: float, values: FloatArray
+    ) -> FloatArray:
+        """Bin values at ``times``: linear between the instants the bins stand for, except
+        across midnight (a weekday's last bin and a Saturday's first are different days),
+        where the bin holding the time counts."""
+        step = self.resample_s
+        t_bins = targets.astype(np.float64) * step + off
+        out: FloatArray = np.interp(times, t_bins, values)
+        idx = np.clip(np.searchsorted(t_bins, times), 1, len(t_bins) - 1)
+        local = targets.astype(np.float64) * step + self.utc_offset_s
+        day = np.floor(local / DAY_S)
+        split = day[idx - 1] != day[idx]
+        if np.any(split):
+            own = np.clip(np.floor(times / step).astype(np.int64) - targets[0], 0, len(values) - 1)
+            out = np.where(split, values[own], out)
+        return out
 
     @staticmethod
     def _level_shift(r: FloatArray, sigma_r: float) -> tuple[float, int]:
