@@ -64,6 +64,8 @@ MAX_GAP_S: Final = 3 * H_S
 """Gaps up to this long are interpolated; longer ones stay missing."""
 QUANTILES: Final = (0.08, 0.92)
 """Levels of the history's errors that become P10 and P90."""
+CLIP_K: Final = 5.0
+"""Residuals beyond this many robust standard deviations are clipped for the correction."""
 Z_Q: Final = 1.4050715603096329
 """Standard normal quantile at QUANTILES[1] (for the single-sample noise)."""
 MIN_ROWS: Final = 48
@@ -200,6 +202,14 @@ def _trailing_slope(r: FloatArray, n: int) -> FloatArray:
     return out
 
 
+def _robust_sd(x: FloatArray) -> float:
+    """Standard deviation from the median absolute deviation (outliers do not inflate it)."""
+    v = x[np.isfinite(x)]
+    if len(v) == 0:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
 def _weighted_quantiles(
     x: FloatArray, w: FloatArray, q: tuple[float, float]
 ) -> tuple[float, float]:
@@ -238,6 +248,8 @@ class _Fit:
     slope_sd: float
     """Standard deviation of the history's 3-hour residual slopes (per bin)."""
     sigma_r: float
+    clip: float
+    """Residuals are clipped to +/- this before the correction (0: not clipped)."""
     """Standard deviation of the profile residuals."""
     scale: FloatArray
     """Error scale per time of day (median 1): the quantiles are in these units."""
@@ -565,11 +577,19 @@ class LoadForecaster:
             smooth=fine and mode != "level",
             pooled=mode in ("weekly", "daily"),
         )
-        sigma_r = float(np.nanstd(r)) if np.any(np.isfinite(r)) else 0.0
+        # The spreads that tell an unusual deviation or slope from the usual ones leave the
+        # last day out: a trend under way at the refit must not raise its own bar.
+        settled = len(r) - self._bpd if len(r) >= 3 * self._bpd else len(r)
+        sigma_r = float(np.nanstd(r[:settled])) if np.any(np.isfinite(r[:settled])) else 0.0
         horizon = max(1, math.ceil(self.horizon_s / step) + 1)
         scale = self._slot_scale(r, slots)
-        coef, q10, q90 = self._fit_corrections(r, observed, scale[slots], horizon, level, mode)
+        # The correction is fitted on residuals clipped to the usual range: one surge in the
+        # history must not teach it that a high day predicts a low one. Forecasts clip alike.
+        clip = CLIP_K * _robust_sd(r)
+        r_fit = np.clip(r, -clip, clip) if clip > 0 else r
+        coef, q10, q90 = self._fit_corrections(r_fit, observed, scale[slots], horizon, level, mode)
         slopes = _trailing_slope(r, max(3, round(SLOPE_WINDOW_S / step)))
+        slopes = slopes[:settled]
         slope_sd = float(np.nanstd(slopes)) if np.sum(np.isfinite(slopes)) > 10 else math.inf
         return _Fit(
             fit_s=now_s,
@@ -583,6 +603,7 @@ class LoadForecaster:
             q90=q90,
             slope_sd=slope_sd,
             sigma_r=sigma_r,
+            clip=clip,
             scale=scale if coef.any() else np.ones(self._bpd),
             model={"weekly": "weekly-profile", "daily": "daily-profile"}.get(mode, mode),
         )
@@ -733,6 +754,8 @@ class LoadForecaster:
                     if abs(m) > SHIFT_K * fit.sigma_r and fit.sigma_r > 0:
                         shift = m + slope * (len(last) - 1) / 2.0
                         r = r - shift
+        if fit.clip > 0:
+            r = np.clip(r, -fit.clip, fit.clip)
         feats = np.nan_to_num(self._features(r[: origin + 1])[-1]) if len(finite) else np.zeros(3)
         origin_bin = int(bins[origin])
         # Target bins from the one after the origin to past the last grid time.
