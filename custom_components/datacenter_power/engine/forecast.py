@@ -738,8 +738,11 @@ class LoadForecaster:
         shift = 0.0
         slope = 0.0
         if len(finite):
-            shift, since = self._level_shift(r[: origin + 1], fit.sigma_r)
-            if shift != 0.0:
+            step_a, since = self._level_shift(r[: origin + 1], fit.sigma_r)
+            if step_a != 0.0:
+                # The present level is where the residuals sit since the step (back to 0
+                # after a surge ended, the new offset after circuits moved).
+                shift = float(np.mean(r[origin + 1 - since : origin + 1]))
                 r = r.copy()
                 r[origin + 1 - since : origin + 1] -= shift
             slope = self._recent_slope(r[: origin + 1], n_slope, fit.slope_sd)
