@@ -64,6 +64,8 @@ MAX_GAP_S: Final = 3 * H_S
 """Gaps up to this long are interpolated; longer ones stay missing."""
 QUANTILES: Final = (0.08, 0.92)
 """Levels of the history's errors that become P10 and P90."""
+LEVEL_SPREAD: Final = {"level": 0.35, "short": 0.2, "daily": 0.15, "weekly": 0.15}
+"""P10/P90 half-width (share of the level) when the history is too short to test any lead."""
 CLIP_K: Final = 5.0
 """Residuals beyond this many robust standard deviations are clipped for the correction."""
 Z_Q: Final = 1.4050715603096329
@@ -652,8 +654,10 @@ class LoadForecaster:
         leads = np.arange(1, horizon + 1, dtype=np.float64)
         if not got:
             # Too short for any out-of-sample error: the profile alone, wide bands.
-            spread = 0.1 * abs(level) + Z90 * float(np.nanstd(np.diff(r))) if n > 2 else 0.0
-            spread = max(spread, 0.25 * abs(level) if mode == "level" else 0.15 * abs(level))
+            # Less than a day cannot show the daily swing (commonly +/- a third of the level).
+            diffs = np.diff(r)
+            noise = float(np.nanstd(diffs)) if np.sum(np.isfinite(diffs)) > 2 else 0.0
+            spread = max(0.1 * abs(level) + Z90 * noise, LEVEL_SPREAD[mode] * abs(level))
             q10[:] = -spread
             q90[:] = spread
             return coef, q10, q90  # absolute: the slot scale is 1 then
@@ -742,7 +746,10 @@ class LoadForecaster:
             if step_a != 0.0:
                 # The present level is where the residuals sit since the step (back to 0
                 # after a surge ended, the new offset after circuits moved).
-                shift = float(np.mean(r[origin + 1 - since : origin + 1]))
+                # (The bin the step fell in holds a mix of both levels: left out when
+                # there are others.)
+                settled_since = since - 1 if since >= 3 else since
+                shift = float(np.mean(r[origin + 1 - settled_since : origin + 1]))
                 r = r.copy()
                 r[origin + 1 - since : origin + 1] -= shift
             slope = self._recent_slope(r[: origin + 1], n_slope, fit.slope_sd)
@@ -776,7 +783,8 @@ class LoadForecaster:
         trend = slope * np.minimum(lead, n_slope).astype(np.float64)
         t_keys, _ = self._keys(targets, fit.mode)
         seasonal = fit.profile.values(t_keys, self._slots(targets))
-        base = np.where(np.isfinite(seasonal), seasonal, fit.level) + corr + shift + trend
+        seasonal = np.where(np.isfinite(seasonal), seasonal, fit.level)
+        base = seasonal + corr + shift + trend
         widen = np.where(fit.profile.seen(t_keys), 0.0, UNSEEN_DAY_FRACTION * abs(fit.level))
         sc = fit.scale[self._slots(targets)]
         # A forecast is met by single readings: add their spread around the bin mean.

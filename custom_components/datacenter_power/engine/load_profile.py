@@ -64,8 +64,8 @@ class SeasonalProfile:
     slot_w: FloatArray
     offset: FloatArray
     """Level of each row against the pooled shape (0 for a row never seen)."""
-    k0: float
-    """Weight of a reading's own slot in the smoothing."""
+    kernel: tuple[float, ...]
+    """The smoothing over neighbouring slots."""
     blend: float
     """Weight of the specific estimate (1 - weight of the pooled one)."""
 
@@ -104,7 +104,7 @@ class SeasonalProfile:
                 slot_sum=smooth_rows(slot_sum0, bpd, kernel),
                 slot_w=smooth_rows(slot_w0, bpd, kernel),
                 offset=np.zeros(n_rows),
-                k0=kernel[len(kernel) // 2],
+                kernel=kernel,
                 blend=1.0,
             )
             shape = _ratio(prof.slot_sum, prof.slot_w)[slots]
@@ -120,7 +120,7 @@ class SeasonalProfile:
                 if best is None or mse < best[0] - 1e-12:
                     chosen = SeasonalProfile(
                         bpd, prof.spec_sum, prof.spec_w, count, prof.slot_sum, prof.slot_w,
-                        prof.offset, prof.k0, blend,
+                        prof.offset, prof.kernel, blend,
                     )  # fmt: skip
                     best = (mse, chosen, cand)
         assert best is not None
@@ -129,9 +129,15 @@ class SeasonalProfile:
     def _loo(
         self, keys: IntArray, slots: IntArray, y: FloatArray, w: FloatArray
     ) -> tuple[FloatArray, FloatArray]:
-        """(specific, pooled) leave-one-out values of the readings ``y`` (weights ``w``)."""
-        own = self.k0 * w * np.nan_to_num(y)
-        own_w = self.k0 * w
+        """(specific, pooled) leave-one-out values of the consecutive readings ``y`` (weights
+        ``w``): a reading's own day is taken out of every slot the smoothing spreads it to, so
+        neither it nor its neighbours of the same day count."""
+        ok = np.isfinite(y)
+        kern = np.asarray(self.kernel)
+        if len(y) < len(kern):
+            kern = kern[len(kern) // 2 : len(kern) // 2 + 1]
+        own = np.convolve(np.where(ok, w * y, 0.0), kern, mode="same")
+        own_w = np.convolve(np.where(ok, w, 0.0), kern, mode="same")
         spec = _ratio(self.spec_sum[keys] - own, self.spec_w[keys] - own_w)
         spec = np.where(self.count[keys] >= 2, spec, np.nan)
         rows = np.minimum(keys // self.bpd, len(self.offset) - 1)
