@@ -206,6 +206,7 @@ def test_growing_load_is_extrapolated_as_far_as_it_was_seen(run: Run) -> None:
     predicted = trend.first_crossing(limit, "p90")
     assert predicted is not None
     assert now < predicted <= actual_cross
+
     # The slope is roughly the real one: four circuits x 0.25 A/h...
     def rise(f: Forecast, a_h: float, b_h: float) -> float:
         return f.value_at(now + b_h * H) - f.value_at(now + a_h * H)
