@@ -212,9 +212,9 @@ def _grid(series: Series) -> tuple[float, FloatArray, FloatArray]:
     n = int(b[-1]) - b0 + 1
     s = np.bincount(b[ok] - b0, weights=series.y[ok], minlength=n)
     c = np.bincount(b[ok] - b0, minlength=n)
-    grid: FloatArray = np.where(c > 0, s / np.maximum(c, 1), np.nan).astype(np.float64)
+    means: FloatArray = np.where(c > 0, s / np.maximum(c, 1), np.nan).astype(np.float64)
     times: FloatArray = ((b0 + np.arange(n) + 0.5) * step).astype(np.float64)
-    return step, times, grid
+    return step, times, means
 
 
 def _fill(y: FloatArray) -> FloatArray:
