@@ -589,7 +589,9 @@ class LoadForecaster:
         # history must not teach it that a high day predicts a low one. Forecasts clip alike.
         clip = CLIP_K * _robust_sd(r)
         r_fit = np.clip(r, -clip, clip) if clip > 0 else r
-        coef, q10, q90 = self._fit_corrections(r_fit, observed, scale[slots], horizon, level, mode)
+        coef, q10, q90, tested = self._fit_corrections(
+            r_fit, observed, scale[slots], horizon, level, mode
+        )
         slopes = _trailing_slope(r, max(3, round(SLOPE_WINDOW_S / step)))
         slopes = slopes[:settled]
         slope_sd = float(np.nanstd(slopes)) if np.sum(np.isfinite(slopes)) > 10 else math.inf
@@ -606,7 +608,7 @@ class LoadForecaster:
             slope_sd=slope_sd,
             sigma_r=sigma_r,
             clip=clip,
-            scale=scale if coef.any() else np.ones(self._bpd),
+            scale=scale if tested else np.ones(self._bpd),
             model={"weekly": "weekly-profile", "daily": "daily-profile"}.get(mode, mode),
         )
 
@@ -618,7 +620,7 @@ class LoadForecaster:
         horizon: int,
         level: float,
         mode: str,
-    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+    ) -> tuple[FloatArray, FloatArray, FloatArray, bool]:
         """Per lead time: correction weights and the P10/P90 error quantiles, fitted (WLS, recent
         origins weighted more) on the leave-one-out residuals at anchor lead times and
         interpolated in between. Origins and targets are observed bins only: an interpolated
@@ -657,10 +659,17 @@ class LoadForecaster:
             # Less than a day cannot show the daily swing (commonly +/- a third of the level).
             diffs = np.diff(r)
             noise = float(np.nanstd(diffs)) if np.sum(np.isfinite(diffs)) > 2 else 0.0
-            spread = max(0.1 * abs(level) + Z90 * noise, LEVEL_SPREAD[mode] * abs(level))
+            # The unknown swing shows over hours, not at once: the band opens with lead time.
+            frac = np.minimum(1.0, 0.25 + leads * self.resample_s / (12 * H_S))
+            spread = np.maximum(
+                Z90 * noise * np.sqrt(frac), (LEVEL_SPREAD[mode] * abs(level)) * frac
+            )
             q10[:] = -spread
             q90[:] = spread
-            return coef, q10, q90  # absolute: the slot scale is 1 then
+            # Nothing tested either how a deviation fades: the newest one holds for the next
+            # hours and fades towards the history's mean over the day.
+            coef[:, 0] = np.exp(-leads * self.resample_s / (6 * H_S))
+            return coef, q10, q90, False  # absolute: the slot scale is 1 then
         hs = np.asarray([g[0] for g in got], dtype=np.float64)
         for j in range(4):
             coef[:, j] = np.interp(leads, hs, [g[1][j] for g in got])
@@ -673,7 +682,7 @@ class LoadForecaster:
         grow = np.minimum(np.sqrt(np.maximum(leads / h_last, 1.0)), 3.0)
         q10 *= grow
         q90 *= grow
-        return coef, q10, q90
+        return coef, q10, q90, True
 
     def _needs_refit(self, now_s: float) -> bool:
         fit = self._fit
