@@ -645,7 +645,8 @@ class LoadForecaster:
             ok &= observed[h:] & observed[: n - h]
             if int(ok.sum()) < MIN_ROWS:
                 continue  # e.g. odd lead times on readings every other bin
-            res = WLS(target[ok], x[ok], weights=w_all[: n - h][ok]).fit()
+            # (hasconst=False: no constant column, and statsmodels need not look for one)
+            res = WLS(target[ok], x[ok], weights=w_all[: n - h][ok], hasconst=False).fit()
             beta = np.asarray(res.params, dtype=np.float64)
             err = (target[ok] - x[ok] @ beta) / scale[h:][ok]
             lo, hi = _weighted_quantiles(err, w_all[: n - h][ok], QUANTILES)
@@ -783,7 +784,8 @@ class LoadForecaster:
         targets = np.arange(origin_bin + 1, max(last_needed, origin_bin + 1) + 1, dtype=np.int64)
         lead = (targets - origin_bin).astype(np.int64)
         h_idx = np.minimum(lead, len(fit.coef)) - 1
-        back = np.asarray([self._same_time(int(h)) for h in lead.tolist()], dtype=np.int64)
+        back = self._bpd * -(-lead // self._bpd) - lead  # vectorised _same_time
+        back = np.where(back > 0, back, self._bpd)
         same_idx = origin - back
         same = np.where((same_idx >= 0), r[np.clip(same_idx, 0, len(r) - 1)], np.nan)
         same = np.nan_to_num(same)
@@ -800,29 +802,29 @@ class LoadForecaster:
         noise = Z_Q**2 * self.within_var
         lo_b = base - np.sqrt((fit.q10[h_idx] * sc) ** 2 + noise) - widen
         hi_b = base + np.sqrt((fit.q90[h_idx] * sc) ** 2 + noise) + widen
-        return (
-            self._on_grid(times, targets, off, lo_b),
-            self._on_grid(times, targets, off, base),
-            self._on_grid(times, targets, off, hi_b),
-        )
+        return self._on_grid(times, targets, off, (lo_b, base, hi_b))
 
     def _on_grid(
-        self, times: FloatArray, targets: IntArray, off: float, values: FloatArray
-    ) -> FloatArray:
+        self,
+        times: FloatArray,
+        targets: IntArray,
+        off: float,
+        series: tuple[FloatArray, FloatArray, FloatArray],
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
         """Bin values at ``times``: linear between the instants the bins stand for, except
         across midnight (a weekday's last bin and a Saturday's first are different days),
         where the bin holding the time counts."""
         step = self.resample_s
         t_bins = targets.astype(np.float64) * step + off
-        out: FloatArray = np.interp(times, t_bins, values)
         idx = np.clip(np.searchsorted(t_bins, times), 1, len(t_bins) - 1)
-        local = targets.astype(np.float64) * step + self.utc_offset_s
-        day = np.floor(local / DAY_S)
+        day = np.floor((targets.astype(np.float64) * step + self.utc_offset_s) / DAY_S)
         split = day[idx - 1] != day[idx]
-        if np.any(split):
-            own = np.clip(np.floor(times / step).astype(np.int64) - targets[0], 0, len(values) - 1)
-            out = np.where(split, values[own], out)
-        return out
+        own = np.clip(np.floor(times / step).astype(np.int64) - targets[0], 0, len(t_bins) - 1)
+        out = []
+        for values in series:
+            v: FloatArray = np.interp(times, t_bins, values)
+            out.append(np.where(split, values[own], v) if np.any(split) else v)
+        return out[0], out[1], out[2]
 
     @staticmethod
     def _level_shift(r: FloatArray, sigma_r: float) -> tuple[float, int]:
