@@ -66,6 +66,16 @@ QUANTILES: Final = (0.08, 0.92)
 """Levels of the history's errors that become P10 and P90."""
 LEVEL_SPREAD: Final = {"level": 0.35, "short": 0.2, "daily": 0.15, "weekly": 0.15}
 """P10/P90 half-width (share of the level) when the history is too short to test any lead."""
+MODEL_NAMES: Final = {
+    "weekly": "weekly-profile",
+    "daily": "daily-profile",
+    "short": "short",
+    "level": "fallback-mean",
+}
+"""``Forecast.model`` per tier; ``fallback-mean`` (no daily shape yet) is the name the Home
+Assistant layer knows (prediction.py)."""
+SHORT_HISTORY_DAYS: Final = 2.0
+"""Band widening 1 + this / days of history (x1.7 at 3 days, x1.05 at 42)."""
 CLIP_K: Final = 5.0
 """Residuals beyond this many robust standard deviations are clipped for the correction."""
 Z_Q: Final = 1.4050715603096329
@@ -609,7 +619,7 @@ class LoadForecaster:
             sigma_r=sigma_r,
             clip=clip,
             scale=scale if tested else np.ones(self._bpd),
-            model={"weekly": "weekly-profile", "daily": "daily-profile"}.get(mode, mode),
+            model=MODEL_NAMES[mode],
         )
 
     def _fit_corrections(
@@ -800,8 +810,11 @@ class LoadForecaster:
         sc = fit.scale[self._slots(targets)]
         # A forecast is met by single readings: add their spread around the bin mean.
         noise = Z_Q**2 * self.within_var
-        lo_b = base - np.sqrt((fit.q10[h_idx] * sc) ** 2 + noise) - widen
-        hi_b = base + np.sqrt((fit.q90[h_idx] * sc) ** 2 + noise) + widen
+        # Quantiles from a few days of errors are themselves uncertain (and those days are
+        # all the history knows): wider the shorter the history, ~5 % at six weeks.
+        short = 1.0 + SHORT_HISTORY_DAYS * DAY_S / max(fit.history_s, DAY_S)
+        lo_b = base - np.sqrt((fit.q10[h_idx] * sc * short) ** 2 + noise) - widen
+        hi_b = base + np.sqrt((fit.q90[h_idx] * sc * short) ** 2 + noise) + widen
         return self._on_grid(times, targets, off, (lo_b, base, hi_b))
 
     def _on_grid(
