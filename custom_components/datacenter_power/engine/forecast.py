@@ -265,6 +265,8 @@ class _Fit:
     """Standard deviation of the profile residuals."""
     scale: FloatArray
     """Error scale per time of day (median 1): the quantiles are in these units."""
+    tested: bool
+    """Whether the quantiles come from out-of-sample errors (else: preset spreads)."""
     model: str
 
 
@@ -619,6 +621,7 @@ class LoadForecaster:
             sigma_r=sigma_r,
             clip=clip,
             scale=scale if tested else np.ones(self._bpd),
+            tested=tested,
             model=MODEL_NAMES[mode],
         )
 
@@ -812,7 +815,8 @@ class LoadForecaster:
         noise = Z_Q**2 * self.within_var
         # Quantiles from a few days of errors are themselves uncertain (and those days are
         # all the history knows): wider the shorter the history, ~5 % at six weeks.
-        short = 1.0 + SHORT_HISTORY_DAYS * DAY_S / max(fit.history_s, DAY_S)
+        # (Untested bands, from a history shorter than any lead, are wide by design already.)
+        short = 1.0 + SHORT_HISTORY_DAYS * DAY_S / max(fit.history_s, DAY_S) if fit.tested else 1.0
         lo_b = base - np.sqrt((fit.q10[h_idx] * sc * short) ** 2 + noise) - widen
         hi_b = base + np.sqrt((fit.q90[h_idx] * sc * short) ** 2 + noise) + widen
         return self._on_grid(times, targets, off, (lo_b, base, hi_b))
