@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import warnings
 from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -659,7 +660,11 @@ class LoadForecaster:
             if int(ok.sum()) < MIN_ROWS:
                 continue  # e.g. odd lead times on readings every other bin
             # (hasconst=False: no constant column, and statsmodels need not look for one)
-            res = WLS(target[ok], x[ok], weights=w_all[: n - h][ok], hasconst=False).fit()
+            # (Collinear features, e.g. a flat short history: the pseudo-inverse copes, so
+            # statsmodels' warning would only be noise in Home Assistant's log.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = WLS(target[ok], x[ok], weights=w_all[: n - h][ok], hasconst=False).fit()
             beta = np.asarray(res.params, dtype=np.float64)
             err = (target[ok] - x[ok] @ beta) / scale[h:][ok]
             lo, hi = _weighted_quantiles(err, w_all[: n - h][ok], QUANTILES)
