@@ -552,12 +552,7 @@ class LoadForecaster:
         now_bin = math.floor(now_s / step)
         first = self._first_bin()
         if first is None or first >= now_bin:
-            first = self._first_bin()
-            if first is None:
-                return None
-            now_bin = self._last_bin  # nothing complete before now: fit on what there is
-            if first >= now_bin:
-                now_bin = first + 1
+            return None  # no complete bin yet: no forecast (not one from a few seconds)
         y, observed = self._dense(first, now_bin, known)
         valid = np.isfinite(y)
         if not np.any(valid):
