@@ -83,7 +83,8 @@ Z_Q: Final = 1.4050715603096329
 """Standard normal quantile at QUANTILES[1] (for the single-sample noise)."""
 MIN_ROWS: Final = 48
 """Fewest out-of-sample errors a lead time's correction and quantiles are fitted on."""
-SLOPE_WINDOW_S: Final = 3 * H_S
+SLOPE_WINDOWS_S: Final = (3 * H_S, 6 * H_S)
+"""Windows a recent slope is measured on; it is carried at most as far as its window."""
 SLOPE_K: Final = 3.0
 """A recent slope counts only beyond this many standard deviations of the history's slopes."""
 SHIFT_K: Final = 4.0
@@ -258,7 +259,7 @@ class _Fit:
     q10: FloatArray
     q90: FloatArray
     """Error quantiles per lead time (added to the P50)."""
-    slope_sd: float
+    slope_sd: tuple[float, ...]
     """Standard deviation of the history's 3-hour residual slopes (per bin)."""
     sigma_r: float
     clip: float
@@ -600,9 +601,11 @@ class LoadForecaster:
         coef, q10, q90, tested = self._fit_corrections(
             r_fit, observed, scale[slots], horizon, level, mode
         )
-        slopes = _trailing_slope(r, max(3, round(SLOPE_WINDOW_S / step)))
-        slopes = slopes[:settled]
-        slope_sd = float(np.nanstd(slopes)) if np.sum(np.isfinite(slopes)) > 10 else math.inf
+        sds = []
+        for window_s in SLOPE_WINDOWS_S:
+            slopes = _trailing_slope(r, max(3, round(window_s / step)))[:settled]
+            ok = np.sum(np.isfinite(slopes)) > 10
+            sds.append(float(np.nanstd(slopes)) if ok else math.inf)
         return _Fit(
             fit_s=now_s,
             last_bin=int(bins[last_valid]),
@@ -613,7 +616,7 @@ class LoadForecaster:
             coef=coef,
             q10=q10,
             q90=q90,
-            slope_sd=slope_sd,
+            slope_sd=tuple(sds),
             sigma_r=sigma_r,
             clip=clip,
             scale=scale if tested else np.ones(self._bpd),
@@ -745,8 +748,8 @@ class LoadForecaster:
         step = self.resample_s
         bpd = self._bpd
         now_bin = math.floor(now_s / step)
-        n_slope = max(3, round(SLOPE_WINDOW_S / step))
-        start = now_bin - bpd - n_slope - 4
+        windows = [max(3, round(w / step)) for w in SLOPE_WINDOWS_S]
+        start = now_bin - bpd - max(windows) - 4
         y, _observed = self._dense(start, now_bin + 1, known)
         bins = start + np.arange(len(y), dtype=np.int64)
         keys, _ = self._keys(bins, fit.mode)
@@ -764,6 +767,7 @@ class LoadForecaster:
         origin = int(finite[-1]) if len(finite) else len(r) - 1
         shift = 0.0
         slope = 0.0
+        n_slope = windows[0]
         if len(finite):
             step_a, since = self._level_shift(r[: origin + 1], fit.sigma_r)
             if step_a != 0.0:
@@ -775,7 +779,14 @@ class LoadForecaster:
                 shift = float(np.mean(r[origin + 1 - settled_since : origin + 1]))
                 r = r.copy()
                 r[origin + 1 - since : origin + 1] -= shift
-            slope = self._recent_slope(r[: origin + 1], n_slope, fit.slope_sd)
+            # The shortest window with an unusual slope gives the slope (a longer one dilutes
+            # a young trend); it is carried as far as the longest window that also finds one
+            # (a trend seen for 6 h is carried 6 h).
+            for n_w, sd_w in zip(windows, fit.slope_sd, strict=True):
+                s_w, _z = self._recent_slope(r[: origin + 1], n_w, sd_w)
+                if s_w != 0.0 and (slope == 0.0 or s_w * slope > 0):
+                    slope = slope if slope != 0.0 else s_w
+                    n_slope = n_w
             if shift == 0.0:
                 # A deviation far beyond any the history shows (a trend well under way, load
                 # added without a step) is not what the correction was fitted on: it is
@@ -856,17 +867,18 @@ class LoadForecaster:
         return 0.0, 0
 
     @staticmethod
-    def _recent_slope(r: FloatArray, n: int, slope_sd: float) -> float:
-        """The newest ``n``-bin slope, if unusual against the history's (shrunk), else 0."""
+    def _recent_slope(r: FloatArray, n: int, slope_sd: float) -> tuple[float, float]:
+        """The newest ``n``-bin slope, if unusual against the history's (shrunk), else 0; and
+        how unusual (in standard deviations)."""
         if len(r) < n or not math.isfinite(slope_sd) or slope_sd <= 0:
-            return 0.0
+            return 0.0, 0.0
         s = float(_trailing_slope(r[-n:], n)[-1])
         if not math.isfinite(s):
-            return 0.0
+            return 0.0, 0.0
         z = abs(s) / slope_sd
         if z <= SLOPE_K:
-            return 0.0
-        return s * (1.0 - (SLOPE_K / z) ** 2)
+            return 0.0, z
+        return s * (1.0 - (SLOPE_K / z) ** 2), z
 
     # ----------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
