@@ -30,6 +30,7 @@ def _legacy(rounds: int) -> dict[str, Any]:
             [scenarios / "demo.yaml", scenarios / "quiet-week.yaml"], rounds
         ),
         "forecasting": [engine.forecasting(scenarios / "quiet-week.yaml", rounds)],
+        "forecaster_at_scale": engine.forecaster_at_scale(1000),
         "planning": engine.planning((30, 100, 250), max(1, rounds // 5)),
         "evaluation": engine.evaluation(
             [

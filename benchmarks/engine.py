@@ -7,7 +7,10 @@ Every comparison runs both sides in this process on the same data.
 from __future__ import annotations
 
 import asyncio
+import math
 import statistics
+import subprocess
+import sys
 import time
 import warnings
 from pathlib import Path
@@ -98,6 +101,80 @@ def forecasting(scenario: Path, rounds: int) -> dict[str, Any]:
         "time_ratio_hw_over_ours": round(hw_ms / ours_ms, 1),
         "mape_24h_ours": round(mape(pred_ours), 4),
         "mape_24h_holt_winters": round(mape(pred_hw), 4),
+    }
+
+
+def _rss_mb() -> float:
+    """This process's resident memory (Linux), in MB."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024.0
+    return math.nan
+
+
+def forecaster_at_scale(n_series: int = 1000, days: float = 42.0) -> dict[str, Any]:
+    """The circuit forecasters at scale: ``n_series`` series with ``days`` of 5-minute history
+    (the ring's default span), every one fitted once (a start-up), then one hourly refresh an
+    hour later in steady state (each series refits daily at its own phase: about 1/24 of them
+    refit, the rest take the cheap update). Memory: statsmodels' import, then the forecasters
+    with their rings and fits, per series. Elements are sums of circuit forecasts: they have no
+    model of their own, so the circuit figures are the whole cost."""
+    rng = np.random.default_rng(21)
+    t_end = 1.8e9 - (1.8e9 % 86400.0)
+    t = t_end - days * DAY + np.arange(int(days * 288)) * 300.0
+    hour = (t % DAY) / 3600.0
+    weekend = (np.floor(t / DAY) + 3) % 7 >= 5
+    base = 1.0 + 0.25 * np.cos((hour - 15) / 24 * 2 * np.pi) - 0.1 * weekend
+    # The libraries' share, in a fresh interpreter: numpy and the scipy parts the engine uses
+    # anyway, then the forecaster's lazy statsmodels import (this process has it already).
+    probe = (
+        "import numpy, pathlib, scipy.optimize, scipy.special;"
+        "rss=lambda:[int(l.split()[1]) for l in pathlib.Path('/proc/self/status')"
+        ".read_text().splitlines() if l.startswith('VmRSS:')][0]/1024;"
+        "a=rss();import statsmodels.regression.linear_model;print(rss()-a)"
+    )
+    lib_mb = float(subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
+                                  check=True).stdout)  # fmt: skip
+    rss_lib = _rss_mb()
+    fcs: list[LoadForecaster] = []
+    for i in range(n_series):
+        fc = LoadForecaster(refit_phase_s=DAY * i / n_series)
+        mean = float(rng.uniform(2, 8))
+        fc.observe_many(t, mean * base * (1 + 0.04 * rng.standard_normal(len(t))))
+        fcs.append(fc)
+    fit_s: list[float] = []
+    started = time.perf_counter()
+    for fc in fcs:
+        t0 = time.perf_counter()
+        fc.forecast(t_end)
+        fit_s.append(time.perf_counter() - t0)
+    startup_s = time.perf_counter() - started
+    rss_fc = _rss_mb()
+    now = t_end + 3600.0
+    refits = 0
+    cheap_s: list[float] = []
+    started = time.perf_counter()
+    for fc in fcs:
+        before = fc.fitted_s
+        t0 = time.perf_counter()
+        fc.forecast(now)
+        spent = time.perf_counter() - t0
+        if fc.fitted_s != before:
+            refits += 1
+        else:
+            cheap_s.append(spent)
+    refresh_s = time.perf_counter() - started
+    return {
+        "series": n_series,
+        "history_days": days,
+        "fit_and_forecast_s_median": round(statistics.median(fit_s), 4),
+        "cheap_update_s_median": round(statistics.median(cheap_s), 5),
+        "startup_refresh_all_fit_s": round(startup_s, 1),
+        "hourly_refresh_s": round(refresh_s, 2),
+        "hourly_refresh_refits": refits,
+        "statsmodels_import_mb": round(lib_mb, 1),
+        "forecasters_mb": round(rss_fc - rss_lib, 1),
+        "per_series_kb": round((rss_fc - rss_lib) * 1024 / n_series, 1),
     }
 
 

@@ -301,4 +301,9 @@ def test_urgent_relief_does_not_load_an_element_it_just_relieved() -> None:
     policy.observe(_obs(t, assignment, amps))
     (second,) = policy.decide(t).actions
     assert second.kind == "relieve"
-    assert [(m.circuit, m.to_mpdu) for m in second.plan.moves] == [(moved.circuit, y)]
+    moves = [(m.circuit, m.to_mpdu) for m in second.plan.moves]
+    # The circuit just moved goes on to the third MPDU, not back; with half an hour of
+    # history the forecaster's bands are wide, so the plan may take a second circuit along,
+    # but nothing goes back onto the element just relieved.
+    assert moves[0] == (moved.circuit, y)
+    assert all(to != "mpdu1" for _, to in moves)

@@ -14,6 +14,11 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
+
+# The forecaster imports statsmodels (and with it pandas) lazily, at its first fit, in an
+# executor job. Under a frozen clock (the ``freezer`` fixture) pandas' import never finishes;
+# in Home Assistant nothing freezes the clock. Imported here, before any test freezes it.
+import statsmodels.regression.linear_model  # noqa: F401
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry

@@ -15,8 +15,9 @@ every sigma such that the P10-P90 band holds ``PolicyConfig.band_target`` (80 %)
 
 from __future__ import annotations
 
+import datetime as dt
 from collections import deque
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Final
 
@@ -24,7 +25,7 @@ import numpy as np
 import numpy.typing as npt
 from scipy.special import ndtr
 
-from .forecast import Z90, Forecast, LoadForecaster
+from .forecast import Z90, Forecast, LoadForecaster, NonWorkingDays
 from .observation import ScheduledLoad
 from .policy_config import PolicyConfig
 from .topology import Topology
@@ -141,14 +142,18 @@ class ElementForecasts:
     def __init__(self, topology: Topology, config: PolicyConfig) -> None:
         self.topology = topology
         self.config = cfg = config
+        # Each circuit refits at its own phase of the refit interval, so the daily fits are
+        # spread over the day instead of all falling on one refresh.
+        n = max(1, len(topology.circuits))
         self.forecasters = {
             c: LoadForecaster(
                 resample_s=cfg.resample_s,
                 horizon_s=cfg.horizon_s,
                 refit_interval_s=cfg.refit_interval_s,
                 utc_offset_s=cfg.utc_offset_s,
+                refit_phase_s=cfg.refit_interval_s * i / n,
             )
-            for c in topology.circuits
+            for i, c in enumerate(topology.circuits)
         }
         self.refreshed_s = -float("inf")
         self.circuit_fc: dict[str, Forecast] = {}
@@ -160,6 +165,12 @@ class ElementForecasts:
         self._pending: dict[int, list[_Pending]] = {}
         self._z: deque[float] = deque(maxlen=config.calibration_samples)
         self._hits: deque[tuple[bool, bool]] = deque(maxlen=config.calibration_samples)
+
+    def set_non_working_days(self, days: NonWorkingDays | Collection[dt.date] | None) -> None:
+        """Holidays and other non-working days for every circuit's forecaster (the Home
+        Assistant layer can feed them from the ``workday`` integration)."""
+        for f in self.forecasters.values():
+            f.set_non_working_days(days)
 
     def observe(self, circuit: str, t_s: float, current_a: float) -> None:
         """One circuit reading (NaN: no demand information)."""

@@ -1,31 +1,38 @@
 """Load forecasts (P10/P50/P90) for every ATS, MPDU and circuit current.
 
 The planner and the policy act on the *future* load, not today's: a circuit is moved before its
-MPDU crosses the continuous limit, and announced maintenance is planned around. The design notes
-measured the classic seasonal models (Holt-Winters, STL+ARIMA, ETS) at 0.7-80 s per fit, far too
-slow for ~40 series refitted in accelerated time, so the model here is a linear regression
-(ordinary least squares by QR, as statsmodels' ``OLS.fit(method="qr")`` computes it) on
-resampled data:
+MPDU crosses the continuous limit, and announced maintenance is planned around. Chosen by
+measurement on real half-hourly demand (docs/forecasting.md has the table and the reasons), the
+model is a double-seasonal profile with a direct, per-horizon correction:
 
-* daily Fourier terms (up to K=4), a weekday/weekend dummy and a global level/trend, refitted
-  on a slow cadence (``refit_interval_s``);
-* announced work (``known``) subtracted from history and added back to the forecast with
-  coefficient 1, because it is given in physical amps;
-* at every forecast, a cheap update: the residuals of the newest bins under the stored
-  coefficients give a recent local level/trend (shrunk towards zero unless it is significant,
-  so a growing load is extrapolated but noise is not) and an AR(2) short-term correction;
-* Gaussian intervals from the AR error growth, the parameter uncertainties and the sample noise,
-  widened when the history is short (a day of data cannot show the weekly shape).
+* **Seasonal profile** (the expensive fit, at most daily per series, staggered): a recency-
+  weighted mean per slot of the week (each weekday its own shape) once two weeks are held; with
+  less, one daily shape for working days and one for non-working days. Holidays and other
+  non-working days (``non_working_days``, fed from Home Assistant's ``workday``) take Sunday's
+  shape. The profile's residuals on the history are computed leave-one-out, so everything fitted
+  on them is fitted on honest, out-of-sample errors.
+* **Direct correction** per lead time ``h`` (statsmodels ``WLS``, recent data weighted more):
+  the residual ``h`` steps ahead regressed on the newest residual, the last hour's and the last
+  day's mean residual and the residual at the same time of the previous day. Levels only, no
+  slope: the weights come from the data and fade with lead time where the data say so.
+* **Trend and level shift** (cheap update, every forecast): a slope that is unusual against the
+  slopes the history shows is carried at most as far ahead as the window it was measured on; a
+  step far beyond the residual noise (circuits moved) is followed as a new level.
+* **P10/P90 per lead time** from the empirical quantiles of the correction's out-of-sample errors
+  on the history (not from Gaussian theory), widened for day types the history has not shown.
+* Announced work (``known``) is subtracted from history and added back to the forecast.
 
-Memory is bounded by a ring buffer of resampled bins (sum, sum of squares, count), 14 days by
-default: the integration's history store keeps 14 days, so that is what a restart can replay,
-and at 1,000 circuits the ring is most of the engine's memory (docs/scaling.md, "Memory").
+Memory is bounded by a ring buffer of resampled bins (sum, count), 42 days by default (the weekly
+shape needs several weeks). statsmodels is imported lazily, at the first fit; fitting is blocking
+numerical work that the Home Assistant layer runs in the executor.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Callable
+import warnings
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -33,150 +40,57 @@ import numpy as np
 import numpy.typing as npt
 from numpy.typing import ArrayLike
 
+from .load_profile import SeasonalProfile
+
 type FloatArray = npt.NDArray[np.float64]
+type IntArray = npt.NDArray[np.int64]
 type Quantile = Literal["p10", "p50", "p90"]
 type KnownLoad = Callable[[FloatArray], FloatArray]
 """Announced extra amps at the given epoch times (past and future)."""
+type NonWorkingDays = Callable[[dt.date], bool]
+"""Whether a local calendar date is a holiday or another non-working day (besides weekends)."""
 
 DAY_S: Final = 86400.0
 H_S: Final = 3600.0
 WEEK_S: Final = 7 * DAY_S
 Z90: Final = 1.2815515655446004
 """Standard normal 90 % quantile: P10/P90 = P50 -/+ Z90 sigma."""
-DAILY_HARMONICS: Final = 4
-LOCAL_WINDOW_S: Final = 6 * 3600.0
-"""Window of the recent local level/trend estimate."""
-SHRINK_T: Final = 2.5
-"""A local level or slope is used in full only well beyond this t statistic."""
-FORMAT_VERSION: Final = 1
-
-
-def _shrink(estimate: float, se: float) -> float:
-    """James-Stein-like shrinkage: keep a significant estimate, drop an insignificant one."""
-    if se <= 0.0 or not math.isfinite(estimate):
-        return estimate if math.isfinite(estimate) else 0.0
-    t = abs(estimate) / se
-    if t <= SHRINK_T:
-        return 0.0
-    return estimate * (1.0 - (SHRINK_T / t) ** 2)
-
-
-def _local_line(
-    r: FloatArray, tau: FloatArray, sigma_e: float
-) -> tuple[float, float, float, float]:
-    """Recent level and slope of the residuals: (level at tau=0, slope per bin, their variances).
-
-    Hand-written two-parameter least squares (an OLS object per forecast would cost more than
-    the whole cheap update). Slopes are tried on several trailing windows and the most
-    significant one wins, so a ramp that started an hour ago is not diluted by a flat 6 h window;
-    each is shrunk towards zero unless clearly significant. After a level shift only the bins
-    since the shift count.
-    """
-    n = len(r)
-    floor2 = (0.5 * max(sigma_e, 1e-9)) ** 2
-    if n < 6:
-        m = float(np.mean(r[-2:]))
-        return _shrink(m, math.sqrt(max(floor2 * 4, 1e-18))), 0.0, floor2 * 4, 0.0
-    # Level shift (a tripped breaker, circuits moved, a weekday after a weekend-only history):
-    # the best single change point, if a step explains the window far better than a line. Only
-    # the bins after it describe the present.
-    k = _change_point(r, floor2)
-    if k is not None:
-        r, tau, n = r[-k:], tau[-k:], k
-        if n < 6:
-            s2 = max(float(np.var(r)) * n / max(n - 1, 1), floor2)
-            return float(np.mean(r)), 0.0, s2 / n, 0.0
-    best: tuple[float, float, float, float] | None = None
-    best_t = -1.0
-    for w in (8, 12, n):
-        if w > n or (best is not None and w == n and n <= 12):
-            continue
-        # Short windows are tried too, so ask a little more of them (multiple looks).
-        cand = _fit_line(r[-w:], tau[-w:], floor2, 1.0 if w == n else 1.25)
-        t_stat = abs(cand[1]) / math.sqrt(cand[3]) if cand[3] > 0 else -1.0
-        if best is None or t_stat > best_t:
-            best, best_t = cand, t_stat
-    assert best is not None
-    return best
-
-
-def _change_point(r: FloatArray, floor2: float) -> int | None:
-    """Bins since the most convincing step in ``r`` (None when a line or noise explains it)."""
-    n = len(r)
-    if n < 6:
-        return None
-    tc = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
-    m = float(np.mean(r))
-    slope = float(np.sum(tc * (r - m)) / np.sum(tc * tc))
-    ss_line = float(np.sum((r - m - slope * tc) ** 2))
-    # Two-means model for every split, from cumulative sums (k = bins after the split).
-    c1 = np.cumsum(r)
-    c2 = np.cumsum(r * r)
-    ks = np.arange(2, n - 2)
-    pre_n = (n - ks).astype(np.float64)
-    pre_s, pre_q = c1[n - ks - 1], c2[n - ks - 1]
-    post_s, post_q = c1[-1] - pre_s, c2[-1] - pre_q
-    ss = (pre_q - pre_s**2 / pre_n) + (post_q - post_s**2 / ks)
-    i = int(np.argmin(ss))
-    k = int(ks[i])
-    ss_step = float(ss[i])
-    sigma2 = max(ss_step / (n - 2), floor2)
-    delta = float(post_s[i] / k - pre_s[i] / pre_n[i])
-    se = math.sqrt(sigma2 * (1.0 / k + 1.0 / pre_n[i]))
-    if abs(delta) > 5.0 * se and ss_step < 0.5 * ss_line:
-        return k
-    return None
-
-
-def _fit_line(
-    r: FloatArray, tau: FloatArray, floor2: float, strict: float
-) -> tuple[float, float, float, float]:
-    """(level at tau=0, shrunk slope, level variance, slope variance or 0 when shrunk away)."""
-    w = len(r)
-    m = float(np.mean(r))
-    tc = tau - float(np.mean(tau))
-    sxx = float(np.sum(tc * tc))
-    s_raw = float(np.sum(tc * (r - m)) / sxx) if sxx > 0 else 0.0
-    res = r - m - s_raw * tc
-    s2 = max(float(np.sum(res * res)) / max(w - 2, 1), floor2)
-    se_s = math.sqrt(s2 / sxx) if sxx > 0 else math.inf
-    slope = _shrink(s_raw, se_s * strict) if sxx > 0 else 0.0
-    m_used = _shrink(m, math.sqrt(s2 / w))
-    level = m_used - slope * float(np.mean(tau))
-    return level, slope, s2 / w, (s2 / sxx if slope != 0.0 else 0.0)
-
-
-def _ar_recursion(
-    phi: FloatArray, prev1: float, prev2: float, path: FloatArray, psi: FloatArray
-) -> None:
-    """Fill ``path[1:]`` (the AR mean from the state ``prev1, prev2``) and ``psi[1:]`` (its
-    impulse response, ``psi[0] = 1``) for AR coefficients ``phi`` (0-2 of them).
-
-    Plain float arithmetic in a fixed order, ``(0.0 + phi1 * x1) + phi2 * x2``: the same
-    numbers as summing the terms, without an iterator per step (this runs for every circuit
-    on every forecast refresh)."""
-    coeffs = [float(p) for p in phi.tolist()][:2]
-    psi1, psi2 = 1.0, 0.0
-    n = len(path)
-    if len(coeffs) == 2:
-        a, b = coeffs
-        for h in range(1, n):
-            nxt = 0.0 + a * prev1 + b * prev2
-            npsi = 0.0 + a * psi1 + b * psi2
-            path[h] = nxt
-            psi[h] = npsi
-            prev1, prev2 = nxt, prev1
-            psi1, psi2 = npsi, psi1
-    elif len(coeffs) == 1:
-        (a,) = coeffs
-        for h in range(1, n):
-            prev1 = 0.0 + a * prev1
-            psi1 = 0.0 + a * psi1
-            path[h] = prev1
-            psi[h] = psi1
-    else:
-        path[1:] = 0.0
-        psi[1:] = 0.0
+FORMAT_VERSION: Final = 2
+WEEKLY_MIN_S: Final = 21 * DAY_S
+"""Each weekday its own shape once every weekday has been seen three times (with two, the
+leave-one-out residuals of a weekday rest on a single other day)."""
+PROFILE_TAU_S: Final = 21 * DAY_S
+"""Recency weighting of the profile and the correction: weight exp(-age / tau)."""
+MAX_GAP_S: Final = 3 * H_S
+"""Gaps up to this long are interpolated; longer ones stay missing."""
+QUANTILES: Final = (0.08, 0.92)
+"""Levels of the history's errors that become P10 and P90."""
+LEVEL_SPREAD: Final = {"level": 0.35, "short": 0.2, "daily": 0.15, "weekly": 0.15}
+"""P10/P90 half-width (share of the level) when the history is too short to test any lead."""
+MODEL_NAMES: Final = {
+    "weekly": "weekly-profile",
+    "daily": "daily-profile",
+    "short": "short",
+    "level": "fallback-mean",
+}
+"""``Forecast.model`` per tier; ``fallback-mean`` (no daily shape yet) is the name the Home
+Assistant layer knows (prediction.py)."""
+SHORT_HISTORY_DAYS: Final = 2.0
+"""Band widening 1 + this / days of history (x1.7 at 3 days, x1.05 at 42)."""
+CLIP_K: Final = 5.0
+"""Residuals beyond this many robust standard deviations are clipped for the correction."""
+Z_Q: Final = 1.4050715603096329
+"""Standard normal quantile at QUANTILES[1] (for the single-sample noise)."""
+MIN_ROWS: Final = 48
+"""Fewest out-of-sample errors a lead time's correction and quantiles are fitted on."""
+SLOPE_WINDOWS_S: Final = (3 * H_S, 6 * H_S)
+"""Windows a recent slope is measured on; it is carried at most as far as its window."""
+SLOPE_K: Final = 3.0
+"""A recent slope counts only beyond this many standard deviations of the history's slopes."""
+SHIFT_K: Final = 4.0
+"""A level shift counts only beyond this many residual standard deviations."""
+UNSEEN_DAY_FRACTION: Final = 0.08
+"""Extra half-width (share of the level) for a day type the history has not shown."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -254,50 +168,108 @@ class Forecast:
         }
 
 
+def _fill_gaps(y: FloatArray, max_gap: int) -> FloatArray:
+    """``y`` with interior runs of NaN up to ``max_gap`` long linearly interpolated."""
+    ok = np.isfinite(y)
+    if bool(ok.all()) or int(ok.sum()) < 2:
+        return y
+    idx = np.arange(len(y))
+    filled = np.interp(idx, idx[ok], y[ok])
+    # Length of the NaN run each position belongs to (0 for finite values).
+    nan = (~ok).astype(np.int64)
+    run_id = np.cumsum(ok)  # constant along a run of NaN
+    run_len = np.bincount(run_id, weights=nan)[run_id]
+    first, last = int(np.argmax(ok)), len(y) - 1 - int(np.argmax(ok[::-1]))
+    inner = (idx > first) & (idx < last)
+    use = (~ok) & inner & (run_len <= max_gap)
+    out = y.copy()
+    out[use] = filled[use]
+    return out
+
+
+def _trailing_mean(r: FloatArray, n: int, min_count: int) -> FloatArray:
+    """Mean of the finite values of ``r[t-n+1 .. t]`` for every ``t`` (NaN: too few)."""
+    ok = np.isfinite(r)
+    cs = np.concatenate(([0.0], np.cumsum(np.where(ok, r, 0.0))))
+    cn = np.concatenate(([0], np.cumsum(ok)))
+    hi = np.arange(1, len(r) + 1)
+    lo = np.maximum(hi - n, 0)
+    count = cn[hi] - cn[lo]
+    mean: FloatArray = np.where(
+        count >= min_count, (cs[hi] - cs[lo]) / np.maximum(count, 1), np.nan
+    )
+    return mean
+
+
+def _trailing_slope(r: FloatArray, n: int) -> FloatArray:
+    """Least-squares slope (per bin) of ``r`` over the ``n`` bins ending at every ``t`` (NaN
+    where any of them is missing)."""
+    out = np.full(len(r), np.nan)
+    if len(r) < n or n < 3:
+        return out
+    x = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    kernel = x[::-1] / float(np.sum(x * x))
+    ok = np.isfinite(r)
+    conv = np.convolve(np.where(ok, r, 0.0), kernel, mode="valid")
+    full = np.convolve(ok.astype(np.float64), np.ones(n), mode="valid") >= n - 0.5
+    out[n - 1 :] = np.where(full, conv, np.nan)
+    return out
+
+
+def _robust_sd(x: FloatArray) -> float:
+    """Standard deviation from the median absolute deviation (outliers do not inflate it)."""
+    v = x[np.isfinite(x)]
+    if len(v) == 0:
+        return 0.0
+    return 1.4826 * float(np.median(np.abs(v - np.median(v))))
+
+
+def _weighted_quantiles(
+    x: FloatArray, w: FloatArray, q: tuple[float, float]
+) -> tuple[float, float]:
+    """Quantiles of ``x`` with weights ``w`` (recent errors count more)."""
+    order = np.argsort(x)
+    cw = np.cumsum(w[order])
+    cw /= cw[-1]
+    xs = x[order]
+    return float(np.interp(q[0], cw, xs)), float(np.interp(q[1], cw, xs))
+
+
+def _anchors(horizon: int) -> IntArray:
+    """Lead times (in bins) whose corrections are fitted; the others are interpolated."""
+    base = [1, 2, 3, 4, 6, 8, 12, 16, 24, 32, 48, 64, 80, 96, 128, 160, 192, 256, 384, 512]
+    out = sorted({h for h in base if h < horizon} | {horizon})
+    return np.asarray(out, dtype=np.int64)
+
+
 @dataclass(slots=True)
 class _Fit:
-    """Coefficients of the slow seasonal regression, reused between refits."""
+    """The slow part: seasonal profile, per-horizon corrections and error quantiles."""
 
     fit_s: float
-    """Forecast time at which it was fitted."""
-    t_ref: float
-    """Epoch origin of the trend regressor (days are counted from here)."""
-    harmonics: int
-    weekend: bool
-    trend: bool
-    beta: FloatArray
-    cov: FloatArray
-    ar: FloatArray
-    """AR coefficients of the residuals (0-2 of them)."""
-    sigma_e: float
-    """AR innovation std of the bin residuals."""
-    sigma_r: float
-    """Std of the bin residuals."""
-    level: float
-    """Mean load over the fitted history, for the structural uncertainty."""
+    last_bin: int
+    """Newest bin in the fitted history (the profile holds every bin up to it)."""
+    mode: Literal["weekly", "daily", "short", "level"]
     history_s: float
-    n_bins: int
+    level: float
+    """Mean load of the history (for the structural widening)."""
+    profile: SeasonalProfile
+    coef: FloatArray
+    """(horizon bins, 4) correction weights for lead times 1..horizon."""
+    q10: FloatArray
+    q90: FloatArray
+    """Error quantiles per lead time (added to the P50)."""
+    slope_sd: tuple[float, ...]
+    """Standard deviation of the history's 3-hour residual slopes (per bin)."""
+    sigma_r: float
+    clip: float
+    """Residuals are clipped to +/- this before the correction (0: not clipped)."""
+    """Standard deviation of the profile residuals."""
+    scale: FloatArray
+    """Error scale per time of day (median 1): the quantiles are in these units."""
+    tested: bool
+    """Whether the quantiles come from out-of-sample errors (else: preset spreads)."""
     model: str
-
-
-def _ols_qr(y: FloatArray, x: FloatArray) -> tuple[FloatArray, FloatArray]:
-    """Least squares of ``y`` on ``x`` by QR: (coefficients, their covariance matrix).
-
-    The same operations in the same order as statsmodels' ``OLS(y, x).fit(method="qr")`` with
-    its ``cov_params()`` (identical numbers), without importing statsmodels: with the pandas,
-    patsy and formulaic it pulls in, that import alone added ~64 MB to Home Assistant's memory
-    (docs/scaling.md, "Memory"). The covariance needs more rows than columns (else zeros).
-    """
-    q, r = np.linalg.qr(x)
-    beta: FloatArray = np.linalg.solve(r, np.dot(q.T, y))
-    n, k = x.shape
-    if n <= k:
-        return beta, np.zeros((k, k))
-    resid = y - np.dot(x, beta)
-    df_resid = n - int(np.linalg.matrix_rank(r))
-    scale = float(np.dot(resid, resid)) / df_resid if df_resid > 0 else math.inf
-    cov: FloatArray = np.linalg.inv(np.dot(r.T, r)) * scale
-    return beta, cov
 
 
 class LoadForecaster:
@@ -308,9 +280,11 @@ class LoadForecaster:
         *,
         resample_s: float = 900.0,
         horizon_s: float = 86400.0,
-        refit_interval_s: float = 21600.0,
-        max_history_s: float = 14 * 86400.0,
+        refit_interval_s: float = 86400.0,
+        max_history_s: float = 42 * 86400.0,
         utc_offset_s: float = 0.0,
+        refit_phase_s: float = 0.0,
+        non_working_days: NonWorkingDays | Collection[dt.date] | None = None,
     ) -> None:
         if resample_s <= 0 or horizon_s <= 0 or max_history_s < resample_s:
             raise ValueError("resample_s, horizon_s and max_history_s must be positive")
@@ -319,22 +293,50 @@ class LoadForecaster:
         self.refit_interval_s = float(refit_interval_s)
         self.max_history_s = float(max_history_s)
         self.utc_offset_s = float(utc_offset_s)
-        """Local wall clock offset, for the weekday/weekend regressor."""
+        """Local wall clock offset, for the day of the week and the time of day."""
+        self.refit_phase_s = float(refit_phase_s)
+        """Refits happen when ``now - refit_phase_s`` crosses a multiple of the interval: give
+        every series its own phase and the fits spread over the day."""
+        self._non_working: NonWorkingDays | None = None
+        self.set_non_working_days(non_working_days)
+        self._bpd = max(1, round(DAY_S / self.resample_s))
         self._cap = max(4, math.ceil(max_history_s / resample_s))
         self._bin = np.full(self._cap, -1, dtype=np.int64)
         self._sum = np.zeros(self._cap)
-        self._sumsq = np.zeros(self._cap)
         # A bin's sample count fits 32 bits (a 15-minute bin holds 180 polls at 5 s).
         self._count = np.zeros(self._cap, dtype=np.int32)
         self._last_bin = -1
         self._fit: _Fit | None = None
+        # Where in its bin a sample falls, on average: a bin's mean stands for that instant
+        # (the middle for 5 s polls, the start for half-hourly meter readings).
+        self._off_sum = 0.0
+        self._off_n = 0
         # The bin being filled, in Python numbers (observe runs once per circuit and poll: numpy
         # scalar indexing there cost more than the rest of a poll); see _flush.
         self._open_bin = -1
         self._open_slot = 0
         self._open_sum = 0.0
-        self._open_sumsq = 0.0
         self._open_count = 0
+        # Spread of single samples around their bin mean (a forecast is met by single
+        # readings): pooled over the bins, from the samples of each bin seen together.
+        self._new_n = 0
+        self._new_sum = 0.0
+        self._new_sumsq = 0.0
+        self._within_ss = 0.0
+        self._within_dof = 0.0
+
+    def set_non_working_days(self, days: NonWorkingDays | Collection[dt.date] | None) -> None:
+        """Holidays and other non-working days: a callable on local dates, or a set of them.
+
+        A non-working weekday takes Sunday's shape; the calendar is read at every fit and
+        forecast, so a callable may learn new dates at any time."""
+        if days is None:
+            self._non_working = None
+        elif callable(days):
+            self._non_working = days
+        else:
+            frozen = frozenset(days)
+            self._non_working = frozen.__contains__
 
     # ------------------------------------------------------------------ data
     def observe(self, t_s: float, value: float) -> None:
@@ -350,17 +352,20 @@ class LoadForecaster:
             if self._bin[slot] != b:
                 self._bin[slot] = b
                 self._sum[slot] = 0.0
-                self._sumsq[slot] = 0.0
                 self._count[slot] = 0
             self._open_bin = b
             self._open_slot = slot
             self._open_sum = float(self._sum[slot])
-            self._open_sumsq = float(self._sumsq[slot])
             self._open_count = int(self._count[slot])
+            self._new_n, self._new_sum, self._new_sumsq = 0, 0.0, 0.0
         # The same additions in the same order as on the arrays: the sums are identical.
         self._open_sum += value
-        self._open_sumsq += value * value
         self._open_count += 1
+        self._new_n += 1
+        self._new_sum += value
+        self._new_sumsq += value * value
+        self._off_sum += t_s - b * self.resample_s
+        self._off_n += 1
         self._last_bin = max(self._last_bin, b)
 
     def _flush(self) -> None:
@@ -369,9 +374,13 @@ class LoadForecaster:
             return
         slot = self._open_slot
         self._sum[slot] = self._open_sum
-        self._sumsq[slot] = self._open_sumsq
         self._count[slot] = self._open_count
         self._open_bin = -1
+        if self._new_n > 1:
+            ss = self._new_sumsq - self._new_sum * self._new_sum / self._new_n
+            self._within_ss += max(ss, 0.0)
+            self._within_dof += self._new_n - 1
+        self._new_n = 0
 
     def observe_many(self, t_s: ArrayLike, values: ArrayLike) -> None:
         """Add many samples at once."""
@@ -385,174 +394,325 @@ class LoadForecaster:
             return
         b = np.floor(times[ok] / self.resample_s).astype(np.int64)
         vals = vals[ok]
+        times = times[ok]
         last = max(self._last_bin, int(b.max()))
         keep = b > last - self._cap  # what the ring can still hold
-        b, vals = b[keep], vals[keep]
+        b, vals, times = b[keep], vals[keep], times[keep]
+        self._off_sum += float(np.sum(times - b * self.resample_s))
+        self._off_n += len(b)
         # Vectorised form of observe(): per distinct bin, reset a reused slot, then add.
         ub, inverse = np.unique(b, return_inverse=True)
         slots = ub % self._cap
         stale = self._bin[slots] != ub
         self._sum[slots[stale]] = 0.0
-        self._sumsq[slots[stale]] = 0.0
         self._count[slots[stale]] = 0
         self._bin[slots] = ub
-        self._sum[slots] += np.bincount(inverse, weights=vals, minlength=len(ub))
-        self._sumsq[slots] += np.bincount(inverse, weights=vals * vals, minlength=len(ub))
-        self._count[slots] += np.bincount(inverse, minlength=len(ub))
+        batch_sum = np.bincount(inverse, weights=vals, minlength=len(ub))
+        batch_sq = np.bincount(inverse, weights=vals * vals, minlength=len(ub))
+        batch_n = np.bincount(inverse, minlength=len(ub)).astype(np.float64)
+        many = batch_n > 1
+        ss = batch_sq[many] - batch_sum[many] ** 2 / batch_n[many]
+        self._within_ss += float(np.sum(np.maximum(ss, 0.0)))
+        self._within_dof += float(np.sum(batch_n[many] - 1.0))
+        self._sum[slots] += batch_sum
+        self._count[slots] += np.bincount(inverse, minlength=len(ub)).astype(np.int32)
         self._last_bin = last
 
-    def _series(self, until_bin: int) -> tuple[npt.NDArray[np.int64], FloatArray, FloatArray]:
-        """(bin index, bin mean, bin count) of valid bins before ``until_bin``, sorted."""
+    def _dense(
+        self, first_bin: int, end_bin: int, known: KnownLoad | None
+    ) -> tuple[FloatArray, npt.NDArray[np.bool_]]:
+        """Bin means over ``[first_bin, end_bin)`` (NaN: no data), announced work subtracted,
+        short gaps interpolated; and which bins were observed (not interpolated)."""
         self._flush()
-        ok = (self._bin >= 0) & (self._count > 0) & (self._bin < until_bin)
-        ok &= self._bin > until_bin - 1 - self._cap
-        bins = self._bin[ok]
-        order = np.argsort(bins)
-        bins = bins[order]
-        count = self._count[ok][order].astype(np.float64)
-        mean = self._sum[ok][order] / count
-        return bins, mean, count
+        n = end_bin - first_bin
+        y = np.full(max(n, 0), np.nan)
+        if n <= 0:
+            return y, np.zeros(0, dtype=bool)
+        ok = (self._bin >= first_bin) & (self._bin < end_bin) & (self._count > 0)
+        ok &= self._bin > self._last_bin - self._cap
+        idx = self._bin[ok] - first_bin
+        y[idx] = self._sum[ok] / self._count[ok]
+        if known is not None and len(idx):
+            y[idx] -= self._known_bins(known, self._bin[ok])
+        observed = np.isfinite(y)
+        return _fill_gaps(y, max(1, round(MAX_GAP_S / self.resample_s))), observed
 
-    def _within_var(self) -> float:
-        """Pooled variance of single samples around their bin mean (sample noise)."""
+    def _first_bin(self) -> int | None:
         self._flush()
-        ok = (self._bin >= 0) & (self._count > 1)
-        if not np.any(ok):
-            return 0.0
-        n = self._count[ok].astype(np.float64)
-        ss = self._sumsq[ok] - self._sum[ok] ** 2 / n
-        dof = float(np.sum(n - 1.0))
-        return max(0.0, float(np.sum(ss)) / dof) if dof > 0 else 0.0
+        ok = (self._bin >= 0) & (self._count > 0) & (self._bin > self._last_bin - self._cap)
+        return int(self._bin[ok].min()) if np.any(ok) else None
 
     @property
     def history_s(self) -> float:
         """Span of the data held, in seconds."""
-        self._flush()
-        ok = (self._bin >= 0) & (self._count > 0)
-        if not np.any(ok):
+        first = self._first_bin()
+        if first is None:
             return 0.0
-        bins = self._bin[ok]
-        return float(bins.max() - bins.min() + 1) * self.resample_s
+        return float(self._last_bin - first + 1) * self.resample_s
 
-    # ----------------------------------------------------------------- model
-    def _design(
-        self, t: FloatArray, t_ref: float, harmonics: int, weekend: bool, trend: bool
-    ) -> FloatArray:
-        cols: list[FloatArray] = [np.ones_like(t)]
-        if trend:
-            cols.append((t - t_ref) / DAY_S)
-        if harmonics:
-            phase = 2.0 * np.pi * ((t + self.utc_offset_s) % DAY_S) / DAY_S
-            for k in range(1, harmonics + 1):
-                cols.extend((np.cos(k * phase), np.sin(k * phase)))
-        if weekend:
-            cols.append(self._is_weekend(t).astype(np.float64))
-        return np.column_stack(cols)
+    @property
+    def within_var(self) -> float:
+        """Variance of single samples around their bin mean (0: one sample per bin)."""
+        self._flush()
+        return self._within_ss / self._within_dof if self._within_dof > 0 else 0.0
 
-    def _is_weekend(self, t: FloatArray) -> npt.NDArray[np.bool_]:
-        day = np.floor((t + self.utc_offset_s) / DAY_S)
-        return ((day + 3) % 7) >= 5  # 1970-01-01 was a Thursday
+    @property
+    def fitted_s(self) -> float | None:
+        """When the model in use was fitted (None: not yet)."""
+        return None if self._fit is None else self._fit.fit_s
 
-    def _centers(self, bins: npt.NDArray[np.int64]) -> FloatArray:
-        return (bins.astype(np.float64) + 0.5) * self.resample_s
+    @property
+    def bin_offset_s(self) -> float:
+        """The instant a bin's mean stands for, after the bin's start (mean sample offset)."""
+        if self._off_n == 0:
+            return 0.5 * self.resample_s
+        return min(max(self._off_sum / self._off_n, 0.0), self.resample_s)
 
-    def _known_bins(self, known: KnownLoad | None, bins: npt.NDArray[np.int64]) -> FloatArray:
+    def _known_bins(self, known: KnownLoad, bins: IntArray) -> FloatArray:
         """Mean announced load over each bin (5 sub-samples, so edges are weighted right)."""
-        if known is None or len(bins) == 0:
-            return np.zeros(len(bins))
         offsets = (np.arange(5) + 0.5) / 5.0 * self.resample_s
         t = (bins.astype(np.float64) * self.resample_s)[:, None] + offsets[None, :]
         flat = t.ravel()
         values = np.broadcast_to(np.asarray(known(flat), dtype=np.float64), flat.shape)
-        values = values.reshape(t.shape)
-        mean: FloatArray = np.nan_to_num(values).mean(axis=1)
+        mean: FloatArray = np.nan_to_num(values.reshape(t.shape)).mean(axis=1)
         return mean
 
-    def _refit(self, now_s: float, known: KnownLoad | None) -> _Fit | None:
-        now_bin = math.floor(now_s / self.resample_s)
-        bins, mean, _count = self._series(now_bin)
-        n = len(bins)
-        if n == 0:
-            return None
-        t = self._centers(bins)
-        y = mean - self._known_bins(known, bins)
-        span_s = float(bins[-1] - bins[0] + 1) * self.resample_s
-        days = span_s / DAY_S
-        # Model tier by the history available: each term needs enough data to be identified.
-        if days >= 2.0 and n >= 96:
-            harmonics = DAILY_HARMONICS
-        elif days >= 0.75 and n >= 24:
-            harmonics = 2
+    # ----------------------------------------------------------------- calendar
+    def _keys(self, bins: IntArray, mode: str) -> tuple[IntArray, npt.NDArray[np.bool_]]:
+        """(profile key, non-working day?) of every bin under ``mode``."""
+        local = bins.astype(np.float64) * self.resample_s + self.utc_offset_s
+        day = np.floor(local / DAY_S).astype(np.int64)
+        slot = np.minimum(((local - day * DAY_S) / self.resample_s).astype(np.int64), self._bpd - 1)
+        dow = (day + 3) % 7  # 1970-01-01 was a Thursday; 0 = Monday
+        holiday = np.zeros(len(bins), dtype=bool)
+        if self._non_working is not None and len(bins):
+            epoch = dt.date(1970, 1, 1)
+            for d in np.unique(day[dow < 5]).tolist():
+                if self._non_working(epoch + dt.timedelta(days=int(d))):
+                    holiday |= day == d
+        off = (dow >= 5) | holiday
+        if mode == "weekly":
+            key = np.where(holiday, 6, dow) * self._bpd + slot
+        elif mode in ("daily", "short"):
+            key = (off if mode == "daily" else np.zeros(len(bins), dtype=bool)) * self._bpd + slot
         else:
-            harmonics = 0
-        weekend_mask = self._is_weekend(t)
-        bins_per_day = DAY_S / self.resample_s
-        weekend = bool(
-            weekend_mask.sum() >= bins_per_day / 2 and (~weekend_mask).sum() >= bins_per_day / 2
-        )
-        trend = days >= 3.0
-        t_ref = float(t[-1])
-        x = self._design(t, t_ref, harmonics, weekend, trend)
-        if n <= x.shape[1] + 2:
-            harmonics, weekend, trend = 0, False, False
-            x = self._design(t, t_ref, 0, False, False)
-        beta, cov = _ols_qr(y, x)
-        resid = y - x @ beta
-        sigma_r = float(np.std(resid)) if n > 1 else 0.0
-        ar, sigma_e = self._fit_ar(bins, resid, sigma_r)
-        if harmonics == 0:
-            model = "fallback-mean"
-        elif harmonics < DAILY_HARMONICS or not weekend:
-            model = "fourier-ar-short"
-        else:
-            model = "fourier-ar"
-        return _Fit(
-            fit_s=now_s,
-            t_ref=t_ref,
-            harmonics=harmonics,
-            weekend=weekend,
-            trend=trend,
-            beta=beta,
-            cov=cov,
-            ar=ar,
-            sigma_e=sigma_e,
-            sigma_r=sigma_r,
-            level=float(np.mean(mean)),
-            history_s=span_s,
-            n_bins=n,
-            model=model,
-        )
+            key = np.zeros(len(bins), dtype=np.int64)
+        return key.astype(np.int64), off
+
+    def _slots(self, bins: IntArray) -> IntArray:
+        """Time-of-day slot of every bin."""
+        local = bins.astype(np.float64) * self.resample_s + self.utc_offset_s
+        slot = np.floor((local % DAY_S) / self.resample_s).astype(np.int64)
+        out: IntArray = np.minimum(slot, self._bpd - 1)
+        return out
+
+    def _slot_scale(self, r: FloatArray, slots: IntArray) -> FloatArray:
+        """How large the residuals are at each time of day (ramps are harder than nights),
+        smoothed over the neighbouring hour and normalised to a median of 1."""
+        bpd = self._bpd
+        ok = np.isfinite(r)
+        if int(ok.sum()) < 4 * bpd:
+            return np.ones(bpd)
+        ss = np.bincount(slots[ok], weights=r[ok] ** 2, minlength=bpd).astype(np.float64)
+        cnt = np.bincount(slots[ok], minlength=bpd).astype(np.float64)
+        half = max(1, round(0.5 * H_S / self.resample_s))
+        kernel = np.ones(2 * half + 1)
+        ss_s = np.convolve(np.concatenate((ss[-half:], ss, ss[:half])), kernel, mode="valid")
+        cnt_s = np.convolve(np.concatenate((cnt[-half:], cnt, cnt[:half])), kernel, mode="valid")
+        rms = np.sqrt(ss_s / np.maximum(cnt_s, 1.0))
+        med = float(np.median(rms[cnt_s > 0])) if np.any(cnt_s > 0) else 0.0
+        if med <= 0:
+            return np.ones(bpd)
+        out: FloatArray = np.clip(rms / med, 0.5, 3.0)
+        return out
 
     @staticmethod
-    def _fit_ar(
-        bins: npt.NDArray[np.int64], resid: FloatArray, sigma_r: float
-    ) -> tuple[FloatArray, float]:
-        """AR(2) (or AR(1)) of the residuals on rows whose lags are present (gaps allowed)."""
-        if len(bins) == 0:
-            return np.zeros(0), sigma_r
-        dense = np.full(int(bins[-1] - bins[0]) + 1, np.nan)
-        dense[bins - bins[0]] = resid
-        for order in (2, 1):
-            target = dense[order:]
-            lags = np.column_stack([dense[order - k : len(dense) - k] for k in range(1, order + 1)])
-            ok = np.isfinite(target) & np.all(np.isfinite(lags), axis=1)
-            if int(ok.sum()) < 20 * order + 10:
-                continue
-            phi, _ = _ols_qr(target[ok], lags[ok])
-            roots = np.roots(np.r_[1.0, -phi])
-            if np.all(np.abs(roots) < 0.98):
-                sigma_e = float(np.std(target[ok] - lags[ok] @ phi))
-                return phi, sigma_e
-        return np.zeros(0), sigma_r
+    def _n_keys(mode: str, bpd: int) -> int:
+        return {"weekly": 7 * bpd, "daily": 2 * bpd, "short": bpd}.get(mode, 1)
+
+    # ----------------------------------------------------------------- model
+    def _weights(self, age_bins: FloatArray) -> FloatArray:
+        w: FloatArray = np.exp(-age_bins * self.resample_s / PROFILE_TAU_S)
+        return w
+
+    def _features(self, r: FloatArray) -> FloatArray:
+        """(n, 3) origin features: newest residual, last hour's and last day's mean."""
+        n1 = max(1, round(H_S / self.resample_s))
+        f1 = _trailing_mean(r, n1, max(1, n1 // 2))
+        fd = _trailing_mean(r, self._bpd, max(1, self._bpd // 2))
+        return np.column_stack([r, f1, fd])
+
+    def _same_time(self, h: int) -> int:
+        """How far back from the origin the target's time of day was last seen before the
+        origin (bins; a day back when the origin itself is at that time)."""
+        back = self._bpd * math.ceil(h / self._bpd) - h
+        return back if back > 0 else self._bpd
+
+    def _refit(self, now_s: float, known: KnownLoad | None) -> _Fit | None:
+        step = self.resample_s
+        now_bin = math.floor(now_s / step)
+        first = self._first_bin()
+        if first is None or first >= now_bin:
+            return None  # no complete bin yet: no forecast (not one from a few seconds)
+        y, observed = self._dense(first, now_bin, known)
+        valid = np.isfinite(y)
+        if not np.any(valid):
+            return None
+        n = len(y)
+        bins = first + np.arange(n, dtype=np.int64)
+        last_valid = int(np.flatnonzero(valid)[-1])
+        span_s = float(last_valid - int(np.argmax(valid)) + 1) * step
+        mode: Literal["weekly", "daily", "short", "level"]
+        if span_s >= WEEKLY_MIN_S:
+            mode = "weekly"
+        elif span_s >= 2 * DAY_S:
+            mode = "daily"
+        elif span_s >= 0.75 * DAY_S:
+            mode = "short"
+        else:
+            mode = "level"
+        keys, _off = self._keys(bins, mode)
+        slots = self._slots(bins)
+        w = self._weights((bins[last_valid] - bins).astype(np.float64))
+        level = float(np.mean(y[valid]))
+        # Readings coarser than a bin (interpolated bins in between) are smooth already, and a
+        # kernel over interpolated neighbours would leak a bin's own value into its profile.
+        fine = float(observed.sum()) >= 0.9 * float(valid.sum())
+        profile, r = SeasonalProfile.fit(
+            y,
+            keys,
+            slots,
+            w,
+            self._n_keys(mode, self._bpd),
+            self._bpd,
+            smooth=fine and mode != "level",
+            pooled=mode in ("weekly", "daily"),
+        )
+        # The spreads that tell an unusual deviation or slope from the usual ones leave the
+        # last day out: a trend under way at the refit must not raise its own bar.
+        settled = len(r) - self._bpd if len(r) >= 3 * self._bpd else len(r)
+        sigma_r = float(np.nanstd(r[:settled])) if np.any(np.isfinite(r[:settled])) else 0.0
+        horizon = max(1, math.ceil(self.horizon_s / step) + 1)
+        scale = self._slot_scale(r, slots)
+        # The correction is fitted on residuals clipped to the usual range: one surge in the
+        # history must not teach it that a high day predicts a low one. Forecasts clip alike.
+        clip = CLIP_K * _robust_sd(r)
+        r_fit = np.clip(r, -clip, clip) if clip > 0 else r
+        coef, q10, q90, tested = self._fit_corrections(
+            r_fit, observed, scale[slots], horizon, level, mode
+        )
+        sds = []
+        for window_s in SLOPE_WINDOWS_S:
+            slopes = _trailing_slope(r, max(3, round(window_s / step)))[:settled]
+            ok = np.sum(np.isfinite(slopes)) > 10
+            sds.append(float(np.nanstd(slopes)) if ok else math.inf)
+        return _Fit(
+            fit_s=now_s,
+            last_bin=int(bins[last_valid]),
+            mode=mode,
+            history_s=span_s,
+            level=level,
+            profile=profile,
+            coef=coef,
+            q10=q10,
+            q90=q90,
+            slope_sd=tuple(sds),
+            sigma_r=sigma_r,
+            clip=clip,
+            scale=scale if tested else np.ones(self._bpd),
+            tested=tested,
+            model=MODEL_NAMES[mode],
+        )
+
+    def _fit_corrections(
+        self,
+        r: FloatArray,
+        observed: npt.NDArray[np.bool_],
+        scale: FloatArray,
+        horizon: int,
+        level: float,
+        mode: str,
+    ) -> tuple[FloatArray, FloatArray, FloatArray, bool]:
+        """Per lead time: correction weights and the P10/P90 error quantiles, fitted (WLS, recent
+        origins weighted more) on the leave-one-out residuals at anchor lead times and
+        interpolated in between. Origins and targets are observed bins only: an interpolated
+        bin would leak the next reading into the origin (a forecast never has that)."""
+        from statsmodels.regression.linear_model import WLS  # lazy: ~60 MB
+
+        n = len(r)
+        feats = self._features(r)
+        w_all = self._weights(np.arange(n - 1, -1, -1, dtype=np.float64))
+        anchors = _anchors(horizon)
+        got: list[tuple[int, FloatArray, float, float]] = []
+        for h in anchors.tolist():
+            if n <= h + MIN_ROWS:
+                break
+            back = self._same_time(h)
+            same = np.full(n, np.nan)
+            if back < n:
+                same[back:] = r[: n - back] if back > 0 else r
+            x = np.column_stack([feats, same])[: n - h]
+            target = r[h:]
+            ok = np.isfinite(target) & np.all(np.isfinite(x), axis=1)
+            ok &= observed[h:] & observed[: n - h]
+            if int(ok.sum()) < MIN_ROWS:
+                continue  # e.g. odd lead times on readings every other bin
+            # (hasconst=False: no constant column, and statsmodels need not look for one)
+            # (Collinear features, e.g. a flat short history: the pseudo-inverse copes, so
+            # statsmodels' warning would only be noise in Home Assistant's log.)
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                res = WLS(target[ok], x[ok], weights=w_all[: n - h][ok], hasconst=False).fit()
+            beta = np.asarray(res.params, dtype=np.float64)
+            err = (target[ok] - x[ok] @ beta) / scale[h:][ok]
+            lo, hi = _weighted_quantiles(err, w_all[: n - h][ok], QUANTILES)
+            got.append((h, beta, float(lo), float(hi)))
+        coef = np.zeros((horizon, 4))
+        q10 = np.zeros(horizon)
+        q90 = np.zeros(horizon)
+        leads = np.arange(1, horizon + 1, dtype=np.float64)
+        if not got:
+            # Too short for any out-of-sample error: the profile alone, wide bands.
+            # Less than a day cannot show the daily swing (commonly +/- a third of the level).
+            diffs = np.diff(r)
+            noise = float(np.nanstd(diffs)) if np.sum(np.isfinite(diffs)) > 2 else 0.0
+            # The unknown swing shows over hours, not at once: the band opens with lead time.
+            frac = np.minimum(1.0, 0.25 + leads * self.resample_s / (12 * H_S))
+            spread = np.maximum(
+                Z90 * noise * np.sqrt(frac), (LEVEL_SPREAD[mode] * abs(level)) * frac
+            )
+            q10[:] = -spread
+            q90[:] = spread
+            # Nothing tested either how a deviation fades: the newest one holds for the next
+            # hours and fades towards the history's mean over the day.
+            coef[:, 0] = np.exp(-leads * self.resample_s / (6 * H_S))
+            return coef, q10, q90, False  # absolute: the slot scale is 1 then
+        hs = np.asarray([g[0] for g in got], dtype=np.float64)
+        for j in range(4):
+            coef[:, j] = np.interp(leads, hs, [g[1][j] for g in got])
+        # Uncertainty does not shrink with lead time: a lead time whose errors happened to be
+        # small on this history borrows the spread of the shorter ones.
+        q10[:] = np.interp(leads, hs, np.minimum.accumulate([g[2] for g in got]))
+        q90[:] = np.interp(leads, hs, np.maximum.accumulate([g[3] for g in got]))
+        # Lead times beyond what the history could test: the last tested errors, growing.
+        h_last = hs[-1]
+        grow = np.minimum(np.sqrt(np.maximum(leads / h_last, 1.0)), 3.0)
+        q10 *= grow
+        q90 *= grow
+        return coef, q10, q90, True
 
     def _needs_refit(self, now_s: float) -> bool:
         fit = self._fit
-        if fit is None:
-            return True
-        if now_s - fit.fit_s >= self.refit_interval_s or now_s < fit.fit_s:
+        if fit is None or now_s < fit.fit_s:
             return True
         # Young series: refit sooner while the history is still growing fast.
-        return fit.history_s < 4 * DAY_S and self.history_s >= 1.25 * fit.history_s + 3600.0
+        if fit.history_s < 4 * DAY_S and self.history_s >= 1.25 * fit.history_s + H_S:
+            return True
+        period = self.refit_interval_s
+        if period <= 0:
+            return True
+        phase = self.refit_phase_s
+        return math.floor((now_s - phase) / period) > math.floor((fit.fit_s - phase) / period)
 
     # -------------------------------------------------------------- forecast
     def forecast(
@@ -575,86 +735,157 @@ class LoadForecaster:
         fit = self._fit
         if fit is None:
             return Forecast(now_s + step, step, extra.copy(), extra.copy(), extra.copy(), "no-data")
-        p50, sigma = self._predict(fit, now_s, times, known)
+        lo, p50, hi = self._predict(fit, now_s, times, known)
         p50 = np.maximum(p50 + extra, 0.0)
-        lo = np.maximum(p50 - Z90 * sigma, 0.0)
-        hi = p50 + Z90 * sigma
+        lo = np.clip(lo + extra, 0.0, p50)
+        hi = np.maximum(hi + extra, p50)
         return Forecast(now_s + step, step, lo, p50, hi, fit.model)
 
     def _predict(
         self, fit: _Fit, now_s: float, times: FloatArray, known: KnownLoad | None
-    ) -> tuple[FloatArray, FloatArray]:
-        """Seasonal part + local level/trend + AR correction, and the predictive std."""
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """The cheap update: recent residuals under the stored profile, corrected per lead."""
         step = self.resample_s
-        x_future = self._design(times, fit.t_ref, fit.harmonics, fit.weekend, fit.trend)
-        seasonal = x_future @ fit.beta
-        param_var = np.einsum("ij,jk,ik->i", x_future, fit.cov, x_future)
-
-        # Cheap update: residuals of the newest bins under the stored coefficients.
+        bpd = self._bpd
         now_bin = math.floor(now_s / step)
-        window = max(4, math.ceil(LOCAL_WINDOW_S / step))
-        bins, mean, _ = self._series(now_bin)
-        bins, mean = bins[bins >= now_bin - window], mean[bins >= now_bin - window]
-        local = 0.0
-        slope = 0.0  # per bin
-        local_var = 0.0
-        slope_var = 0.0
-        ar_state = np.zeros(2)
-        last_center = now_s - 0.5 * step
-        if len(bins) > 0:
-            centers = self._centers(bins)
-            x_recent = self._design(centers, fit.t_ref, fit.harmonics, fit.weekend, fit.trend)
-            r = mean - self._known_bins(known, bins) - x_recent @ fit.beta
-            last_center = float(centers[-1])
-            tau = (centers - last_center) / step  # <= 0, in bins
-            local, slope, local_var, slope_var = _local_line(r, tau, fit.sigma_e)
-            dev = r - (local + slope * tau)
-            # AR state: deviations of the last two bins (if consecutive).
-            ar_state[0] = dev[-1]
-            if len(r) >= 2 and bins[-1] - bins[-2] == 1:
-                ar_state[1] = dev[-2]
-            else:
-                ar_state[1] = 0.0
+        windows = [max(3, round(w / step)) for w in SLOPE_WINDOWS_S]
+        start = now_bin - bpd - max(windows) - 4
+        y, _observed = self._dense(start, now_bin + 1, known)
+        bins = start + np.arange(len(y), dtype=np.int64)
+        keys, _ = self._keys(bins, fit.mode)
+        slots = self._slots(bins)
+        prof = fit.profile.values(keys, slots)
+        # Bins inside the fitted history are in the profile: take them out again (as in the
+        # fit's leave-one-out residuals).
+        inside = (bins <= fit.last_bin) & np.isfinite(y)
+        if np.any(inside):
+            wb = self._weights((fit.last_bin - bins[inside]).astype(np.float64))
+            loo = fit.profile.loo_values(keys[inside], slots[inside], y[inside], wb)
+            prof[inside] = np.where(np.isfinite(loo), loo, prof[inside])
+        r = y - prof
+        finite = np.flatnonzero(np.isfinite(r))
+        origin = int(finite[-1]) if len(finite) else len(r) - 1
+        shift = 0.0
+        slope = 0.0
+        n_slope = windows[0]
+        if len(finite):
+            step_a, since = self._level_shift(r[: origin + 1], fit.sigma_r)
+            if step_a != 0.0:
+                # The present level is where the residuals sit since the step (back to 0
+                # after a surge ended, the new offset after circuits moved).
+                # (The bin the step fell in holds a mix of both levels: left out when
+                # there are others.)
+                settled_since = since - 1 if since >= 3 else since
+                shift = float(np.mean(r[origin + 1 - settled_since : origin + 1]))
+                r = r.copy()
+                r[origin + 1 - since : origin + 1] -= shift
+            # The shortest window with an unusual slope gives the slope (a longer one dilutes
+            # a young trend); it is carried as far as the longest window that also finds one
+            # (a trend seen for 6 h is carried 6 h).
+            for n_w, sd_w in zip(windows, fit.slope_sd, strict=True):
+                s_w, _z = self._recent_slope(r[: origin + 1], n_w, sd_w)
+                if s_w != 0.0 and (slope == 0.0 or s_w * slope > 0):
+                    slope = slope if slope != 0.0 else s_w
+                    n_slope = n_w
+            if shift == 0.0:
+                # A deviation far beyond any the history shows (a trend well under way, load
+                # added without a step) is not what the correction was fitted on: it is
+                # followed as the present level (at the origin), not faded.
+                n1 = max(1, round(H_S / step))
+                last = r[max(0, origin + 1 - n1) : origin + 1]
+                if np.any(np.isfinite(last)):
+                    m = float(np.nanmean(last))
+                    if abs(m) > SHIFT_K * fit.sigma_r and fit.sigma_r > 0:
+                        shift = m + slope * (len(last) - 1) / 2.0
+                        r = r - shift
+        if fit.clip > 0:
+            r = np.clip(r, -fit.clip, fit.clip)
+        feats = np.nan_to_num(self._features(r[: origin + 1])[-1]) if len(finite) else np.zeros(3)
+        origin_bin = int(bins[origin])
+        # Target bins from the one after the origin to past the last grid time.
+        off = self.bin_offset_s
+        last_needed = math.ceil((float(times[-1]) - off) / step) + 1
+        targets = np.arange(origin_bin + 1, max(last_needed, origin_bin + 1) + 1, dtype=np.int64)
+        lead = (targets - origin_bin).astype(np.int64)
+        h_idx = np.minimum(lead, len(fit.coef)) - 1
+        back = self._bpd * -(-lead // self._bpd) - lead  # vectorised _same_time
+        back = np.where(back > 0, back, self._bpd)
+        same_idx = origin - back
+        same = np.where((same_idx >= 0), r[np.clip(same_idx, 0, len(r) - 1)], np.nan)
+        same = np.nan_to_num(same)
+        c = fit.coef[h_idx]
+        corr = c[:, :3] @ feats + c[:, 3] * same
+        trend = slope * np.minimum(lead, n_slope).astype(np.float64)
+        t_keys, _ = self._keys(targets, fit.mode)
+        seasonal = fit.profile.values(t_keys, self._slots(targets))
+        seasonal = np.where(np.isfinite(seasonal), seasonal, fit.level)
+        base = seasonal + corr + shift + trend
+        widen = np.where(fit.profile.seen(t_keys), 0.0, UNSEEN_DAY_FRACTION * abs(fit.level))
+        sc = fit.scale[self._slots(targets)]
+        # A forecast is met by single readings: add their spread around the bin mean.
+        noise = Z_Q**2 * self.within_var
+        # Quantiles from a few days of errors are themselves uncertain (and those days are
+        # all the history knows): wider the shorter the history, ~5 % at six weeks.
+        # (Untested bands, from a history shorter than any lead, are wide by design already.)
+        short = 1.0 + SHORT_HISTORY_DAYS * DAY_S / max(fit.history_s, DAY_S) if fit.tested else 1.0
+        lo_b = base - np.sqrt((fit.q10[h_idx] * sc * short) ** 2 + noise) - widen
+        hi_b = base + np.sqrt((fit.q90[h_idx] * sc * short) ** 2 + noise) + widen
+        return self._on_grid(times, targets, off, (lo_b, base, hi_b))
 
-        lead = (times - last_center) / step  # in bins, >= 0.5
-        max_lead = math.ceil(float(lead[-1])) + 1
-        path = np.zeros(max_lead + 1)
-        psi = np.zeros(max_lead + 1)
-        path[0] = ar_state[0]
-        psi[0] = 1.0
-        _ar_recursion(fit.ar, float(ar_state[0]), float(ar_state[1]), path, psi)
-        # Forecast error variance of the AR part after h steps: sigma_e^2 * sum_{j<h} psi_j^2.
-        cum = np.concatenate(([0.0], np.cumsum(psi[:-1] ** 2)))
-        grid = np.arange(max_lead + 1, dtype=np.float64)
-        ar_mean = np.interp(lead, grid, path)
-        ar_var = fit.sigma_e**2 * np.interp(lead, grid, cum)
-        ar_var = np.minimum(ar_var, max(fit.sigma_r, fit.sigma_e) ** 2 * 1.5)
-        ar_var = np.maximum(ar_var, 0.25 * fit.sigma_e**2)
+    def _on_grid(
+        self,
+        times: FloatArray,
+        targets: IntArray,
+        off: float,
+        series: tuple[FloatArray, FloatArray, FloatArray],
+    ) -> tuple[FloatArray, FloatArray, FloatArray]:
+        """Bin values at ``times``: linear between the instants the bins stand for, except
+        across midnight (a weekday's last bin and a Saturday's first are different days),
+        where the bin holding the time counts."""
+        step = self.resample_s
+        t_bins = targets.astype(np.float64) * step + off
+        idx = np.clip(np.searchsorted(t_bins, times), 1, len(t_bins) - 1)
+        day = np.floor((targets.astype(np.float64) * step + self.utc_offset_s) / DAY_S)
+        split = day[idx - 1] != day[idx]
+        own = np.clip(np.floor(times / step).astype(np.int64) - targets[0], 0, len(t_bins) - 1)
+        out = []
+        for values in series:
+            v: FloatArray = np.interp(times, t_bins, values)
+            out.append(np.where(split, values[own], v) if np.any(split) else v)
+        return out[0], out[1], out[2]
 
-        # A recent slope is extrapolated over at most half the history held: six hours of data
-        # cannot tell a trend from the daily cycle beyond a few hours.
-        slope_lead = np.minimum(lead, max(2 * H_S, 0.5 * fit.history_s) / step)
-        p50 = seasonal + local + slope * slope_lead + ar_mean
-        # Structure the short history cannot show (weekly shape, full daily shape): a share of
-        # the level that grows with lead time.
-        missing = 0.0
-        if not fit.weekend:
-            missing += 0.06
-        if fit.harmonics < DAILY_HARMONICS:
-            missing += 0.04 if fit.harmonics else 0.25
-        frac = np.minimum(1.0, lead * step / DAY_S + 0.1)
-        struct_var = (missing * abs(fit.level) * frac) ** 2
-        var = ar_var + param_var + local_var + slope_var * lead**2 + self._within_var() + struct_var
-        inflate = 1.0 + min(2.0, 0.25 * DAY_S / max(fit.history_s, 3600.0))
-        return p50, np.sqrt(var) * inflate
+    @staticmethod
+    def _level_shift(r: FloatArray, sigma_r: float) -> tuple[float, int]:
+        """A step in the newest residuals far beyond their noise (circuits moved) and the bins
+        since it, else (0, 0)."""
+        window = r[-24:] if len(r) >= 24 else r
+        if len(window) < 6 or not np.all(np.isfinite(window)) or sigma_r <= 0:
+            return 0.0, 0
+        k, delta, explained = _best_split(window)
+        if abs(delta) > SHIFT_K * sigma_r and explained:
+            return delta, k
+        return 0.0, 0
+
+    @staticmethod
+    def _recent_slope(r: FloatArray, n: int, slope_sd: float) -> tuple[float, float]:
+        """The newest ``n``-bin slope, if unusual against the history's (shrunk), else 0; and
+        how unusual (in standard deviations)."""
+        if len(r) < n or not math.isfinite(slope_sd) or slope_sd <= 0:
+            return 0.0, 0.0
+        s = float(_trailing_slope(r[-n:], n)[-1])
+        if not math.isfinite(s):
+            return 0.0, 0.0
+        z = abs(s) / slope_sd
+        if z <= SLOPE_K:
+            return 0.0, z
+        return s * (1.0 - (SLOPE_K / z) ** 2), z
 
     # ----------------------------------------------------------- persistence
     def to_dict(self) -> dict[str, Any]:
         """Compact, bounded state: the configuration and the bin means (not the fit).
 
         Bins are stored densely from the oldest held: mean in milliamps (``null`` = no data),
-        the sample counts only where they differ from the usual one, and one pooled within-bin
-        variance; about 6 bytes per bin.
+        the sample counts only where they differ from the usual one; about 6 bytes per bin.
         """
         self._flush()
         ok = (self._bin >= 0) & (self._count > 0)
@@ -665,11 +896,13 @@ class LoadForecaster:
             "refit_interval_s": self.refit_interval_s,
             "max_history_s": self.max_history_s,
             "utc_offset_s": self.utc_offset_s,
+            "refit_phase_s": self.refit_phase_s,
+            "offset_s": round(self.bin_offset_s, 3),
+            "within_var": round(self.within_var, 6),
             "first_bin": None,
             "mean_ma": [],
             "count": 0,
             "count_except": {},
-            "within_var": round(self._within_var(), 6),
         }
         if not np.any(ok):
             return data
@@ -689,18 +922,23 @@ class LoadForecaster:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> LoadForecaster:
-        """Rebuild from :meth:`to_dict`; the model is refitted at the next forecast."""
+        """Rebuild from :meth:`to_dict` (this format or the previous one); the model is
+        refitted at the next forecast."""
         self = cls(
             resample_s=float(data["resample_s"]),
             horizon_s=float(data["horizon_s"]),
             refit_interval_s=float(data["refit_interval_s"]),
             max_history_s=float(data["max_history_s"]),
             utc_offset_s=float(data.get("utc_offset_s", 0.0)),
+            refit_phase_s=float(data.get("refit_phase_s", 0.0)),
         )
+        if "offset_s" in data:
+            self._off_sum, self._off_n = float(data["offset_s"]), 1
+        if float(data.get("within_var", 0.0)) > 0:
+            self._within_ss, self._within_dof = float(data["within_var"]), 1.0
         if data.get("first_bin") is None:
             return self
         first = int(data["first_bin"])
-        within = float(data.get("within_var", 0.0))
         usual = int(data["count"])
         except_ = {int(k): int(v) for k, v in data.get("count_except", {}).items()}
         pairs = [
@@ -717,8 +955,29 @@ class LoadForecaster:
             slot = b % self._cap
             self._bin[slot] = b
             self._sum[slot] = m * c
-            # Rebuilt so that the pooled within-bin variance comes back unchanged.
-            self._sumsq[slot] = c * m * m + (c - 1) * within
             self._count[slot] = c
         self._last_bin = last
         return self
+
+
+def _best_split(r: FloatArray) -> tuple[int, float, bool]:
+    """(bins after the best single step in ``r``, its size, whether a step explains ``r`` far
+    better than a line)."""
+    n = len(r)
+    if n < 6:
+        return 0, 0.0, False
+    tc = np.arange(n, dtype=np.float64) - (n - 1) / 2.0
+    m = float(np.mean(r))
+    slope = float(np.sum(tc * (r - m)) / np.sum(tc * tc))
+    ss_line = float(np.sum((r - m - slope * tc) ** 2))
+    c1 = np.cumsum(r)
+    c2 = np.cumsum(r * r)
+    ks = np.arange(2, n - 2)
+    pre_n = (n - ks).astype(np.float64)
+    pre_s, pre_q = c1[n - ks - 1], c2[n - ks - 1]
+    post_s, post_q = c1[-1] - pre_s, c2[-1] - pre_q
+    ss = (pre_q - pre_s**2 / pre_n) + (post_q - post_s**2 / ks)
+    i = int(np.argmin(ss))
+    k = int(ks[i])
+    delta = float(post_s[i] / k - pre_s[i] / pre_n[i])
+    return k, delta, float(ss[i]) < 0.5 * ss_line
