@@ -432,7 +432,8 @@ async def _evaluate(
     topo = topology_from_scenario(sc)
     cfg = config or PolicyConfig(poll_s=poll, utc_offset_s=utc_offset_s(sc))
     engine = (
-        DecisionPolicy(topo, cfg, schedule=schedule_from_scenario(sc))
+        # The scenario's holidays are what a site's workday sensor would say.
+        DecisionPolicy(topo, cfg, schedule=schedule_from_scenario(sc), non_working_days=sc.holidays)
         if policy == "proactive"
         else None
     )

@@ -86,6 +86,7 @@ def band_coverage(scenario: Scenario, *, poll_s: float = 60.0) -> dict[str, Any]
         topology,
         PolicyConfig(mode="monitor", poll_s=poll_s, utc_offset_s=utc_offset_s(sc)),
         schedule=schedule_from_scenario(sc),
+        non_working_days=sc.holidays,
     )
     while plant.t_s < sc.duration_s - 1e-6:
         policy.observe(observation_from_telemetry(plant.telemetry(), t0, topology))

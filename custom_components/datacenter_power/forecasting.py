@@ -27,7 +27,7 @@ import asyncio
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import replace
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any, Final, override
 
 from homeassistant.core import HomeAssistant, callback
@@ -43,6 +43,7 @@ from .const import (
     CONF_POLICY_MODE,
     CONF_SCAN_INTERVAL,
     CONF_STEP_INTERVAL,
+    CONF_WORKDAY_ENTITY,
     DEFAULT_FORECAST_HORIZON,
     DEFAULT_MAX_STEP_AMPS,
     DEFAULT_POLICY_MODE,
@@ -62,6 +63,7 @@ from .engine.topology import Topology
 from .history import pack_observation  # noqa: F401  (re-exported: the hand-over form of a row)
 from .history_columns import HistoryLog
 from .history_store import HISTORY_VERSION, HistoryStore
+from .workdays import WorkdayCalendar
 
 FORECAST_INTERVAL: Final = timedelta(minutes=5)
 HISTORY_BUCKET_S: Final = 300.0
@@ -121,6 +123,9 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._deciding = False
         self._decide_after_poll = False
         self._rebuilding: asyncio.Task[None] | None = None
+        workday = entry.options.get(CONF_WORKDAY_ENTITY)
+        self._workdays = WorkdayCalendar(hass, workday) if workday else None
+        self._non_working: frozenset[date] = frozenset()
 
     @override
     async def _async_setup(self) -> None:
@@ -142,7 +147,9 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
 
     async def _async_rebuild(self, topology: Topology) -> None:
         """Replace the policy with one for ``topology``, taught the kept history off the loop."""
-        policy = DecisionPolicy(topology, policy_config(self.config_entry))
+        policy = DecisionPolicy(
+            topology, policy_config(self.config_entry), non_working_days=self._non_working
+        )
         policy.schedule = self.policy.schedule
         await self.hass.async_add_executor_job(self._learn, policy, self.history)
         LOGGER.debug("The plant changed; the policy now covers %d circuits", len(topology.circuits))
@@ -239,9 +246,25 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
             self.policy.topology.circuits,
         )
 
+    async def _async_non_working_days(self) -> None:
+        """Read the non-working days of the kept history and the horizon from the workday
+        sensor chosen in the options into the policy (the policy keeps the last answer when
+        the sensor cannot give one)."""
+        if self._workdays is None:
+            return
+        today = dt_util.now().date()
+        days = await self._workdays.async_non_working(
+            today - timedelta(seconds=HISTORY_MAX_S + 86400),
+            today + timedelta(seconds=self.policy.config.horizon_s + 86400),
+        )
+        if days is not None and days != self._non_working:
+            self._non_working = days
+            self._tell_policy(lambda policy: policy.set_non_working_days(days))
+
     @override
     async def _async_update_data(self) -> Decisions:
         await self._async_announced_work()
+        await self._async_non_working_days()
         self._drain()
         self._deciding = True
         try:

@@ -3,14 +3,23 @@
 from __future__ import annotations
 
 import logging
-from datetime import date
+from datetime import date, timedelta
 
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
+from custom_components.datacenter_power.const import (
+    CONF_HOST,
+    CONF_PORT,
+    CONF_WORKDAY_ENTITY,
+    DEFAULT_OPTIONS,
+    DOMAIN,
+)
 from custom_components.datacenter_power.workdays import WorkdayCalendar
+from dcp_sim.server import PlantServer
 
 
 @pytest.fixture
@@ -68,3 +77,56 @@ async def test_a_missing_sensor_answers_none_and_warns_once(
         assert await calendar.async_non_working(date(2026, 12, 21), date(2026, 12, 27)) is None
     warnings = [r for r in caplog.records if "Cannot read working days" in r.getMessage()]
     assert len(warnings) == 1
+
+
+def _weekday_near(day: date) -> date:
+    while day.weekday() >= 5:
+        day += timedelta(days=1)
+    return day
+
+
+async def test_the_forecasts_learn_the_chosen_sensors_non_working_days(
+    hass: HomeAssistant, sim_server: tuple[PlantServer, int]
+) -> None:
+    """The option names a workday sensor; at its next tick the forecasting coordinator hands
+    the policy the non-working days of the kept history and of the horizon."""
+    today = dt_util.now().date()
+    ahead, past = (
+        _weekday_near(today + timedelta(days=1)),
+        _weekday_near(today - timedelta(days=30)),
+    )
+    workday = MockConfigEntry(
+        domain="workday",
+        title="Site working days",
+        options={
+            "name": "Site working days",
+            "country": None,
+            "excludes": ["sat", "sun", "holiday"],
+            "days_offset": 0,
+            "workdays": ["mon", "tue", "wed", "thu", "fri"],
+            "add_holidays": [ahead.isoformat(), past.isoformat()],
+            "remove_holidays": [],
+        },
+    )
+    workday.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(workday.entry_id)
+    await hass.async_block_till_done()
+    sensor = er.async_get(hass).async_get_entity_id("binary_sensor", "workday", workday.entry_id)
+    assert sensor is not None
+    entry = MockConfigEntry(
+        domain=DOMAIN,
+        title="Plant",
+        unique_id="plant-workdays",
+        data={CONF_HOST: "127.0.0.1", CONF_PORT: sim_server[1]},
+        options={**DEFAULT_OPTIONS, CONF_WORKDAY_ENTITY: sensor},
+    )
+    entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    await entry.runtime_data.forecast.async_refresh()
+    await hass.async_block_till_done()
+    days = entry.runtime_data.forecast.policy.non_working_days
+    assert {ahead, past} <= days  # a company holiday ahead and one in the history
+    assert _weekday_near(today + timedelta(days=8)) not in days
+    assert min(days) <= today - timedelta(days=40)  # the six weeks the history keeps
+    assert await hass.config_entries.async_unload(entry.entry_id)

@@ -21,8 +21,9 @@ chased (only a forecast crossing or a measured excess triggers relief). Pure and
 
 from __future__ import annotations
 
+import datetime as dt
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 
 from .decisions import (
     Action,
@@ -66,11 +67,15 @@ class DecisionPolicy:
         config: PolicyConfig | None = None,
         *,
         schedule: Sequence[ScheduledLoad] = (),
+        non_working_days: Collection[dt.date] = (),
     ) -> None:
         self.topology = topology
         self.config = cfg = config or PolicyConfig()
         self.schedule: tuple[ScheduledLoad, ...] = tuple(schedule)
         self._fcs = ElementForecasts(topology, cfg)
+        self.non_working_days: frozenset[dt.date] = frozenset()
+        if non_working_days:
+            self.set_non_working_days(non_working_days)
         self._monitors: dict[str, DegradationMonitor] = {
             **{a: DegradationMonitor(a, "ats", horizon_s=cfg.horizon_s) for a in topology.ats},
             **{m: DegradationMonitor(m, "mpdu", horizon_s=cfg.horizon_s) for m in topology.mpdus},
@@ -84,6 +89,12 @@ class DecisionPolicy:
         self._last_t = -math.inf
         self._first_t = math.nan
         self._assessments: dict[str, HealthAssessment] = {}
+
+    def set_non_working_days(self, days: Collection[dt.date]) -> None:
+        """Holidays and other non-working local dates (weekends may be included): the load
+        forecasts give them a Sunday's shape, in the history learnt from and ahead."""
+        self.non_working_days = frozenset(days)
+        self._fcs.set_non_working_days(self.non_working_days)
 
     @property
     def errors(self) -> list[str]:
