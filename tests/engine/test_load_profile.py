@@ -71,3 +71,27 @@ def test_fit_prefers_smoothing_for_noise_and_none_for_sharp_shapes() -> None:
         smooth=True, pooled=False,
     )  # fmt: skip
     assert crisp.kernel == (1.0,)
+
+
+def test_pooled_shape_is_unbiased_when_day_types_cover_the_slots_unevenly() -> None:
+    """Two non-working days, one working day and the next working day's morning (a history
+    that ends at "now"): the afternoon slots hold one working day, the morning slots two. A
+    plain mean per slot leaned the afternoon's shape towards the non-working level, and the
+    pooled forecast of the working afternoon came out low (by 1/11 of the level gap here;
+    the engine then drained onto an MPDU whose afternoon peak it underestimated). Shape and
+    levels fitted jointly recover it exactly."""
+    shape = 10 + 3 * np.cos(2 * np.pi * (np.arange(BPD) - 15) / BPD)
+    gap = 2.0  # working days draw this much more
+    day_type = [1, 1, 0, 0]  # 0 working, 1 non-working; the last day stops at 09:00
+    y = np.concatenate([shape + gap * (1 - d) for d in day_type])[: 3 * BPD + 9]
+    slots = np.arange(len(y)) % BPD
+    rows = np.repeat(day_type, BPD)[: len(y)]
+    keys = rows * BPD + slots
+    w = np.ones(len(y))
+    prof, _ = SeasonalProfile.fit(y, keys, slots, w, 2 * BPD, BPD, smooth=False, pooled=True)
+    pooled = SeasonalProfile(
+        prof.bpd, prof.spec_sum, prof.spec_w, prof.count, prof.slot_sum, prof.slot_w,
+        prof.offset, prof.kernel, blend=0.0,
+    )  # fmt: skip
+    working_afternoon = pooled.values(np.arange(12, BPD), np.arange(12, BPD))
+    np.testing.assert_allclose(working_afternoon, shape[12:] + gap, atol=1e-3)

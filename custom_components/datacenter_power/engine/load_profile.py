@@ -29,6 +29,9 @@ KERNELS: Final = ((1.0,), (1.0, 2.0, 1.0), (1.0, 2.0, 3.0, 2.0, 1.0))
 """Candidate smoothings over neighbouring slots."""
 BLENDS: Final = (0.0, 0.25, 0.5, 0.75, 1.0)
 """Candidate weights of the specific estimate against the pooled one."""
+_BACKFIT_ROUNDS: Final = 4
+"""Rounds of the joint fit of the pooled shape and the day types' levels (each round shrinks
+the imbalance's bias by the share of the slots' readings from other day types)."""
 
 
 def smooth_rows(a: FloatArray, width: int, kernel: tuple[float, ...]) -> FloatArray:
@@ -89,30 +92,40 @@ class SeasonalProfile:
         spec_sum0 = np.bincount(kv, weights=wv * yv, minlength=n_keys).astype(np.float64)
         spec_w0 = np.bincount(kv, weights=wv, minlength=n_keys).astype(np.float64)
         count = np.bincount(kv, minlength=n_keys).astype(np.int64)
-        slot_sum0 = np.bincount(sv, weights=wv * yv, minlength=bpd).astype(np.float64)
         slot_w0 = np.bincount(sv, weights=wv, minlength=bpd).astype(np.float64)
         n_rows = max(1, n_keys // bpd)
         rows = np.minimum(keys // bpd, n_rows - 1)
         common = valid & (count[keys] >= 2)
         best: tuple[float, SeasonalProfile, FloatArray] | None = None
         for kernel in KERNELS if smooth else KERNELS[:1]:
+            slot_w = smooth_rows(slot_w0, bpd, kernel)
+            offset = np.zeros(n_rows)
+            # Shape and levels are fitted jointly (backfitting the additive model): a plain
+            # mean per slot would be biased wherever the day types cover the slots unevenly
+            # (a history that starts or ends in the middle of a day: the slots after "now"
+            # hold one day fewer of the current day type, so their shape leans to the others).
+            for _ in range(_BACKFIT_ROUNDS if n_rows > 1 else 1):
+                slot_sum0 = np.bincount(
+                    sv, weights=wv * (yv - offset[rows[valid]]), minlength=bpd
+                ).astype(np.float64)
+                slot_sum = smooth_rows(slot_sum0, bpd, kernel)
+                shape = _ratio(slot_sum, slot_w)[slots]
+                has = valid & np.isfinite(shape)
+                dev = np.where(has, y - shape, 0.0)
+                num = np.bincount(rows[has], weights=(w * dev)[has], minlength=n_rows)
+                den = np.bincount(rows[has], weights=w[has], minlength=n_rows)
+                offset = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
             prof = cls(
                 bpd=bpd,
                 spec_sum=smooth_rows(spec_sum0, bpd, kernel),
                 spec_w=smooth_rows(spec_w0, bpd, kernel),
                 count=count,
-                slot_sum=smooth_rows(slot_sum0, bpd, kernel),
-                slot_w=smooth_rows(slot_w0, bpd, kernel),
-                offset=np.zeros(n_rows),
+                slot_sum=slot_sum,
+                slot_w=slot_w,
+                offset=offset,
                 kernel=kernel,
                 blend=1.0,
             )
-            shape = _ratio(prof.slot_sum, prof.slot_w)[slots]
-            dev = np.where(valid & np.isfinite(shape), y - shape, 0.0)
-            has = valid & np.isfinite(shape)
-            num = np.bincount(rows[has], weights=(w * dev)[has], minlength=n_rows)
-            den = np.bincount(rows[has], weights=w[has], minlength=n_rows)
-            prof.offset = np.where(den > 0, num / np.where(den > 0, den, 1.0), 0.0)
             spec, pool = prof._loo(keys, slots, y, w)
             for blend in BLENDS if pooled else BLENDS[-1:]:
                 cand = y - _blend(spec, pool, blend)
@@ -141,7 +154,10 @@ class SeasonalProfile:
         spec = _ratio(self.spec_sum[keys] - own, self.spec_w[keys] - own_w)
         spec = np.where(self.count[keys] >= 2, spec, np.nan)
         rows = np.minimum(keys // self.bpd, len(self.offset) - 1)
-        pool = _ratio(self.slot_sum[slots] - own, self.slot_w[slots] - own_w) + self.offset[rows]
+        # The pooled sums hold readings less their day type's level.
+        lvl = self.offset[rows]
+        own_p = np.convolve(np.where(ok, w * (y - lvl), 0.0), kern, mode="same")
+        pool = _ratio(self.slot_sum[slots] - own_p, self.slot_w[slots] - own_w) + lvl
         return spec, pool
 
     def values(self, keys: IntArray, slots: IntArray) -> FloatArray:
