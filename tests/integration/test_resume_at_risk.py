@@ -40,17 +40,17 @@ policy's replan interval, which held it back, is 15 minutes)."""
 
 
 def _three_ats_plant() -> dict[str, Any]:
-    """The wear plant with a third ATS/MPDU whose two small circuits can move to mpdu2."""
+    """The wear plant with a third ATS/MPDU whose three small circuits can move to mpdu2."""
     doc = wear_plant()
     doc["ats"].append(copy.deepcopy(doc["ats"][1]) | {"id": "ats3"})
     doc["mpdus"].append({"id": "mpdu3", "ats": "ats3", "rating_a": 60})
     doc["circuit_groups"].append(
         {
             "prefix": "d",
-            "count": 2,
+            "count": 3,
             "paths": ["mpdu3", "mpdu2"],
             "rating_a": 16,
-            "load": {"mean_a": 3, "daily": 0.1, "noise": 0.03},
+            "load": {"mean_a": 2, "daily": 0.1, "noise": 0.03},
         }
     )
     return doc
@@ -101,6 +101,20 @@ def _stop_after(monkeypatch: pytest.MonkeyPatch, note: str) -> asyncio.Event:
     return reached
 
 
+def _hold_until_decided(monkeypatch: pytest.MonkeyPatch, note: str) -> None:
+    """After ``note``, wait (bounded) until the migration manager has acted on a decision."""
+    real = MigrationManager._on_progress
+
+    async def on_progress(self: MigrationManager, rec: Any, seen: str) -> None:
+        await real(self, rec, seen)
+        if seen == note:
+            async with asyncio.timeout(30):
+                while self._seen is None:
+                    await asyncio.sleep(0.05)
+
+    monkeypatch.setattr(MigrationManager, "_on_progress", on_progress)
+
+
 async def _in_flight_then_restart(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
@@ -109,10 +123,15 @@ async def _in_flight_then_restart(
     monkeypatch: pytest.MonkeyPatch,
     component: str,
     max_step_amps: float,
+    *,
+    hold_resumed: bool = False,
 ) -> tuple[MockConfigEntry, str, list[tuple[str, str]]]:
     """Start ``migrate_load component`` (one circuit a stage) with no history yet (nothing at risk),
     stop after its first stage, "restart" with the wear's history: ATS-1 alerts at the first
-    decision. Returns the entry, the migration id and its remaining moves."""
+    decision. With ``hold_resumed`` the resumed migration's second stage waits, once verified,
+    until the engine has acted on its first decision (as a migration with a step interval of a
+    minute did in the issue: it was still running then). Returns the entry, the migration id and
+    its remaining moves."""
     rows = _history(server)
     entry = MockConfigEntry(
         domain=DOMAIN,
@@ -147,6 +166,8 @@ async def _in_flight_then_restart(
     monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
     monkeypatch.setattr(const, "REQUEST_TIMEOUT", 1.0)
     monkeypatch.setattr(const, "SCAN_UNIT_TIMEOUT", 0.2)
+    if hold_resumed:
+        _hold_until_decided(monkeypatch, "stage 2 verified")
     key = f"{DOMAIN}.{entry.entry_id}.history"
     hass_storage[key] = {
         "version": STORAGE_VERSION,
@@ -221,7 +242,7 @@ async def test_the_drain_follows_a_person_s_migration_that_held_it_back(
     server, port = sim_server
     finished = async_capture_events(hass, EVENT_MIGRATION_FINISHED)
     entry, migration_id, rest = await _in_flight_then_restart(
-        hass, hass_storage, server, port, monkeypatch, "mpdu3", 4
+        hass, hass_storage, server, port, monkeypatch, "mpdu3", 2.5, hold_resumed=True
     )
     assert rest and all(to == "mpdu2" for _, to in rest)
     manager = entry.runtime_data.migrations
