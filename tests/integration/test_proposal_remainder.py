@@ -42,11 +42,17 @@ def _path(server: PlantServer, circuit: str) -> str:
     return c.paths[c.active_path]
 
 
-async def _next_proposal(events: list[Event], after: int) -> Event:
+async def _next_proposal(hass: HomeAssistant, events: list[Event], after: int) -> Event:
     """The first proposal event beyond the first ``after`` ones (bounded wait)."""
-    async with asyncio.timeout(PROPOSAL_TIMEOUT_S):
-        while len(events) <= after:
-            await asyncio.sleep(0.1)
+    fired = asyncio.Event()
+    remove = hass.bus.async_listen(EVENT_PROPOSAL, lambda _event: fired.set())
+    try:
+        async with asyncio.timeout(PROPOSAL_TIMEOUT_S):
+            while len(events) <= after:
+                fired.clear()
+                await fired.wait()
+    finally:
+        remove()
     return events[after]
 
 
@@ -60,7 +66,7 @@ async def _select_path(hass: HomeAssistant, circuit: str, path: str) -> None:
 
 
 async def _first_proposal(hass: HomeAssistant, events: list[Event]) -> Event:
-    first = await _next_proposal(events, 0)
+    first = await _next_proposal(hass, events, 0)
     assert first.data["component"] == "ats1"
     assert set(first.data["circuits"]) == {"a01", "a02", "a03"}
     return first
@@ -85,7 +91,7 @@ async def test_a_stale_proposal_is_followed_by_the_remainder_at_once(
             blocking=True,
         )
     assert err.value.translation_key == "proposal_stale"
-    rest = await _next_proposal(events, 1)
+    rest = await _next_proposal(hass, events, 1)
     assert rest.data["component"] == "ats1"
     assert set(rest.data["circuits"]) == {"a02", "a03"}
 
@@ -103,7 +109,7 @@ async def test_after_a_dismissal_a_hand_move_brings_the_remainder_at_once(
         DOMAIN, "dismiss_proposal", {"proposal_id": first.data["proposal_id"]}, blocking=True
     )
     await _select_path(hass, "a01", "mpdu2")
-    rest = await _next_proposal(events, 1)
+    rest = await _next_proposal(hass, events, 1)
     assert set(rest.data["circuits"]) == {"a02", "a03"}
     assert rest.data["proposal_id"] != first.data["proposal_id"]
 
@@ -143,7 +149,7 @@ async def test_a_proposal_stopped_part_way_is_followed_by_the_remainder_at_once(
     record = await manager.async_wait(str(response["migration_id"]))
     assert record.state is MigrationState.ABORTED
     assert record.completed_stages == 1
-    rest = await _next_proposal(events, 1)
+    rest = await _next_proposal(hass, events, 1)
     moved = {m.circuit for m in record.stages[0]}
     assert set(rest.data["circuits"]) == {"a01", "a02", "a03"} - moved
 

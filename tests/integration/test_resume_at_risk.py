@@ -109,7 +109,8 @@ def _hold_until_decided(monkeypatch: pytest.MonkeyPatch, note: str) -> None:
         await real(self, rec, seen)
         if seen == note:
             async with asyncio.timeout(30):
-                while self._seen is None:
+                # No event says so: the manager's own state, polled.
+                while self._seen is None:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
 
     monkeypatch.setattr(MigrationManager, "_on_progress", on_progress)
@@ -187,13 +188,18 @@ async def _in_flight_then_restart(
 async def _drained(hass: HomeAssistant, finished: list[Event], component: str) -> None:
     """Wait until a migration of ``component`` completes (bounded)."""
 
-    async def done() -> None:
-        while not any(
-            e.data["component"] == component and e.data["state"] == "completed" for e in finished
-        ):
-            await asyncio.sleep(0.1)
-
-    await asyncio.wait_for(done(), timeout=DRAIN_TIMEOUT_S)
+    fired = asyncio.Event()
+    remove = hass.bus.async_listen(EVENT_MIGRATION_FINISHED, lambda _event: fired.set())
+    try:
+        async with asyncio.timeout(DRAIN_TIMEOUT_S):
+            while not any(
+                e.data["component"] == component and e.data["state"] == "completed"
+                for e in finished
+            ):
+                fired.clear()
+                await fired.wait()
+    finally:
+        remove()
 
 
 async def test_a_resumed_migration_loads_no_unit_at_risk_and_the_policy_drains_it(
@@ -211,7 +217,8 @@ async def test_a_resumed_migration_loads_no_unit_at_risk_and_the_policy_drains_i
     entry, migration_id, rest = await _in_flight_then_restart(
         hass, hass_storage, server, port, monkeypatch, "mpdu2", 7
     )
-    assert rest and all(to == "mpdu1" for _, to in rest)
+    assert rest
+    assert all(to == "mpdu1" for _, to in rest)
     record = entry.runtime_data.migrations.records[migration_id]
     assert record.state is MigrationState.ABORTED, record.history
     assert record.reason is not None
@@ -244,7 +251,8 @@ async def test_the_drain_follows_a_person_s_migration_that_held_it_back(
     entry, migration_id, rest = await _in_flight_then_restart(
         hass, hass_storage, server, port, monkeypatch, "mpdu3", 2.5, hold_resumed=True
     )
-    assert rest and all(to == "mpdu2" for _, to in rest)
+    assert rest
+    assert all(to == "mpdu2" for _, to in rest)
     manager = entry.runtime_data.migrations
     record = await manager.async_wait(migration_id)
     assert record.state is MigrationState.COMPLETED, record.history
