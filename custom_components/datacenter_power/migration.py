@@ -44,7 +44,7 @@ from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan
 from .engine.policy import Action, Decisions
 from .engine.requested import plan_request
-from .engine.topology import Topology
+from .engine.risk import accepted_risk
 from .executor import (
     FINAL_STATES,
     VERIFY_ATTEMPTS,
@@ -382,7 +382,11 @@ class MigrationManager:
             migration_id = await self.async_start(
                 action.plan,
                 request,
-                accepts_risk=_hand_back(action, decisions, self.coordinator.data.topology),
+                accepts_risk=accepted_risk(
+                    action,
+                    decisions.alerts if decisions is not None else (),
+                    self.coordinator.data.topology,
+                ),
             )
             if self._engine_action is action:
                 self._engine_migration_id = migration_id
@@ -780,20 +784,6 @@ class MigrationManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # unloading regardless
                 await task
         await self._save()
-
-
-def _hand_back(action: Action, decisions: Decisions | None, topology: Topology) -> frozenset[str]:
-    """The MPDUs an urgent action loads although they (or their ATS) alert: the engine plans
-    that only as its hand-back (an element far above its limit now and no room elsewhere; the
-    plan's notes say so). A non-urgent action accepts no unit at risk."""
-    if not action.urgent or decisions is None:
-        return frozenset()
-    alerts = decisions.alerts
-    return frozenset(
-        m.to_mpdu
-        for m in action.plan.moves
-        if m.to_mpdu in alerts or topology.ats_of(m.to_mpdu) in alerts
-    )
 
 
 def _held_issue(migration_id: str) -> str:

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 
-from .decisions import Decisions
+from .decisions import Action, Decisions
 from .topology import Topology
 
-__all__ = ["refused_receivers", "risk_of"]
+__all__ = ["accepted_risk", "refused_receivers", "risk_of"]
 
 
 def risk_of(decisions: Decisions | None) -> tuple[frozenset[str], frozenset[str]]:
@@ -50,3 +50,16 @@ def refused_receivers(
         for mpdu in below:
             out.setdefault(mpdu, why)
     return out
+
+
+def accepted_risk(action: Action, alerts: Collection[str], topology: Topology) -> frozenset[str]:
+    """The MPDUs an action loads although they (or their ATS) alert: only an urgent action does,
+    as the rules' hand-back (an element far above its limit now and no room elsewhere: the plan's
+    notes say so). A non-urgent action accepts no unit at risk."""
+    if not action.urgent:
+        return frozenset()
+    return frozenset(
+        m.to_mpdu
+        for m in action.plan.moves
+        if m.to_mpdu in alerts or topology.ats_of(m.to_mpdu) in alerts
+    )
