@@ -185,6 +185,12 @@ def at_risk(snapshot: PlantSnapshot, decisions: Decisions | None) -> dict[str, s
     alerts, failed = risk_of(decisions)
     topology = snapshot.topology
     silent = [e for e in topology.elements if not snapshot.available(e)]
+    # A decision is up to a few minutes old: a unit it saw failed that this poll shows live
+    # again (repaired, switched back on) is judged by this poll (a dead one is refused anyway).
+    live = set(snapshot.energized_mpdus) | {
+        a for a, r in snapshot.readings.items() if isinstance(r, AtsReading) and r.output_energized
+    }
+    failed = frozenset(failed - live)
     return refused_receivers(topology, alerts=alerts, failed=failed, silent=silent)
 
 
