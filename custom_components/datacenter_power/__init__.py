@@ -73,6 +73,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     # Commands (the SBM path interlock) refuse load onto units the latest decision says are at
     # risk; interrupted migrations resume at the first decision (MigrationManager._resume).
     coordinator.follow_decisions(lambda: forecast.data)
+    forecast.migrating = lambda: migrations.active is not None
     await forecast.async_config_entry_first_refresh()
     entry.async_on_unload(migrations.async_follow(forecast))
     entry.runtime_data = DataCenterPowerData(

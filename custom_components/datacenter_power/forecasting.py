@@ -121,6 +121,8 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._rebuilding: asyncio.Task[None] | None = None
         self._lineup: dict[str, str | None] = {}
         """The circuits' paths at the last poll (a change while a unit is at risk re-plans)."""
+        self.migrating: Callable[[], bool] = lambda: False
+        """Whether a migration is running (set by the integration's setup)."""
 
     @override
     async def _async_setup(self) -> None:
@@ -177,8 +179,11 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         lineup = dict(snapshot.assignment)
         # A circuit moved (by hand, say) while a unit is at risk or a proposal waits: the plan
         # for the old lineup is stale, and the remainder is planned (proposed) at once.
-        moved = lineup != self._lineup and bool(
-            self.data is not None and (self.data.alerts or self.data.proposals)
+        # (Not while a migration moves them: its end decides, see ``migration_finished``.)
+        moved = (
+            lineup != self._lineup
+            and not self.migrating()
+            and bool(self.data is not None and (self.data.alerts or self.data.proposals))
         )
         self._lineup = lineup
         if (dead - self._dead or self._decide_after_poll or moved) and self.data is not None:

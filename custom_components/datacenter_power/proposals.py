@@ -148,16 +148,27 @@ class ProposalBook:
         if decisions is None:
             return
         self._reopen()
+        busy = self.entry.runtime_data.migrations.busy_circuits()
         fresh = {
             proposal_id(a): a
             for a in decisions.proposals
-            if a.kind != "rebalance" and a.plan.moves  # a rebalance runs in every mode
+            if a.kind != "rebalance"  # a rebalance runs in every mode
+            and a.plan.moves
+            and not a.plan.circuits & busy  # a running migration moves them: after it ends
         }
+        assignment = self.entry.runtime_data.telemetry.data.assignment
         for pid, action in self.current.items():
             if pid in fresh:
                 continue
             replaced = next((p for p, a in fresh.items() if a.target == action.target), None)
-            if replaced is not None:
+            moved = next(
+                (m for m in action.plan.moves if assignment.get(m.circuit) != m.from_mpdu), None
+            )
+            if moved is not None:  # the concrete reason first (a hand move, another migration)
+                why = f"{moved.circuit} is no longer on {moved.from_mpdu}"
+                if replaced is not None:
+                    why += f"; superseded by proposal {replaced}"
+            elif replaced is not None:
                 why = f"superseded by proposal {replaced} (the plant or its forecast changed)"
             elif action.target is not None and action.target not in decisions.alerts:
                 why = f"no longer needed: {action.target} is no longer at risk"
