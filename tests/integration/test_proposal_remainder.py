@@ -10,7 +10,7 @@ import asyncio
 from typing import Any
 
 import pytest
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from pytest_homeassistant_custom_component.common import async_capture_events
 
@@ -45,7 +45,7 @@ def _path(server: PlantServer, circuit: str) -> str:
 async def _next_proposal(hass: HomeAssistant, events: list[Event], after: int) -> Event:
     """The first proposal event beyond the first ``after`` ones (bounded wait)."""
     fired = asyncio.Event()
-    remove = hass.bus.async_listen(EVENT_PROPOSAL, lambda _event: fired.set())
+    remove = hass.bus.async_listen(EVENT_PROPOSAL, callback(lambda _event: fired.set()))
     try:
         async with asyncio.timeout(PROPOSAL_TIMEOUT_S):
             while len(events) <= after:

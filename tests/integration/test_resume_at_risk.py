@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 from homeassistant.config_entries import ConfigEntryState
-from homeassistant.core import Event, HomeAssistant
+from homeassistant.core import Event, HomeAssistant, callback
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.datacenter_power import const, migration
@@ -189,7 +189,7 @@ async def _drained(hass: HomeAssistant, finished: list[Event], component: str) -
     """Wait until a migration of ``component`` completes (bounded)."""
 
     fired = asyncio.Event()
-    remove = hass.bus.async_listen(EVENT_MIGRATION_FINISHED, lambda _event: fired.set())
+    remove = hass.bus.async_listen(EVENT_MIGRATION_FINISHED, callback(lambda _event: fired.set()))
     try:
         async with asyncio.timeout(DRAIN_TIMEOUT_S):
             while not any(
