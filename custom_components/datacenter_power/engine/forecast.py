@@ -815,7 +815,11 @@ class LoadForecaster:
         # how this day differs from the profile's guess. The present level (the last hour's
         # mean residual) is followed on the days of that type, at every size of deviation.
         unseen_level = 0.0
-        if len(finite) and shift == 0.0 and not bool(fit.profile.seen(keys[origin : origin + 1])[0]):
+        if (
+            len(finite)
+            and shift == 0.0
+            and not bool(fit.profile.seen(keys[origin : origin + 1])[0])
+        ):
             n1 = max(1, round(H_S / step))
             last = r[max(0, origin + 1 - n1) : origin + 1]
             if np.any(np.isfinite(last)):
