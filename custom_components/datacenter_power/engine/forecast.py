@@ -13,8 +13,10 @@ model is a double-seasonal profile with a direct, per-horizon correction:
   on them is fitted on honest, out-of-sample errors.
 * **Direct correction** per lead time ``h`` (statsmodels ``WLS``, recent data weighted more):
   the residual ``h`` steps ahead regressed on the newest residual, the last hour's and the last
-  day's mean residual and the residual at the same time of the previous day. Levels only, no
-  slope: the weights come from the data and fade with lead time where the data say so.
+  day's mean residual and the residual at the same time of the previous day (these two only
+  once a day type holds three days: two days' leave-one-out residuals mirror each other). Levels
+  only, no slope: the weights come from the data and fade with lead time where the data say so.
+  On a day type the profile has never seen, the present level is followed instead.
 * **Trend and level shift** (cheap update, every forecast): a slope that is unusual against the
   slopes the history shows is carried at most as far ahead as the window it was measured on; a
   step far beyond the residual noise (circuits moved) is followed as a new level.
