@@ -20,7 +20,7 @@ import asyncio
 import math
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Literal
 
 import numpy as np
@@ -42,6 +42,11 @@ from custom_components.datacenter_power.engine.policy import (
 from custom_components.datacenter_power.engine.readings import (
     observation_from_readings,
     topology_from_identities,
+)
+from custom_components.datacenter_power.engine.risk import (
+    accepted_risk,
+    refused_receivers,
+    risk_of,
 )
 from custom_components.datacenter_power.engine.topology import Topology
 from custom_components.datacenter_power.executor import (
@@ -140,6 +145,9 @@ class SimulatedPlantPort:
     def __init__(self, plant: Plant) -> None:
         """Drive ``plant``."""
         self._plant = plant
+        self.at_risk: dict[str, str] = {}
+        """MPDU -> why it may take no load, from the latest decision (as Home Assistant's port
+        says): the executor's stage check refuses moves onto it."""
         self._sleepers: list[tuple[float, asyncio.Future[None]]] = []
         self._parked: asyncio.Future[None] | None = None
 
@@ -148,8 +156,8 @@ class SimulatedPlantPort:
         self._plant.command_sbm_path(circuit_id, mpdu_id)
 
     async def observe(self) -> Observation:
-        """The plant's telemetry at the present (virtual) time."""
-        return executor_observation(self._plant.telemetry())
+        """The plant's telemetry at the present (virtual) time, with the units at risk."""
+        return replace(executor_observation(self._plant.telemetry()), at_risk=self.at_risk)
 
     async def sleep(self, seconds: float) -> None:
         """Park until the loop has advanced the plant by ``seconds``."""
@@ -308,6 +316,8 @@ class ActionRunner:
         self.queued: Action | None = None
         """An urgent action waiting for the preempted one to reach its safe point."""
         self.records: list[ActionRecord] = []
+        self._alerts: frozenset[str] = frozenset()
+        """The latest decision's alerting units (an urgent hand-back onto them is accepted)."""
         self._count = 0
 
     async def start(self, action: Action) -> None:
@@ -326,6 +336,7 @@ class ActionRunner:
             migration_id=f"eval-{self._count}",
             component=action.target or "plant",
             stages=[list(step.moves) for step in action.plan.steps],
+            accepts_risk=accepted_risk(action, self._alerts, self.engine.topology),
         )
         executor = MigrationExecutor(
             self.port,
@@ -353,7 +364,14 @@ class ActionRunner:
             await self.start(action)
 
     async def apply(self, decisions: Decisions) -> None:
-        """Start, preempt or queue what the engine's ``dispatch`` rule says."""
+        """Start, preempt or queue what the engine's ``dispatch`` rule says (the units at risk
+        by this decision are what the executor's next stage check refuses)."""
+        alerts, failed = risk_of(decisions)
+        silent = [e for e, st in decisions.status.items() if not st.reachable]
+        self.port.at_risk = refused_receivers(
+            self.engine.topology, alerts=alerts, failed=failed, silent=silent
+        )
+        self._alerts = alerts
         now = dispatch(decisions, self.running.action if self.running is not None else None)
         if now.start is None:
             return

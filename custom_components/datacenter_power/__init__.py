@@ -23,6 +23,7 @@ from .forecasting import ForecastCoordinator
 from .gc_freeze import async_setup_gc_freeze
 from .history_store import HistoryStore
 from .interruptions import async_setup_interruptions
+from .manual_path import async_setup_path_service
 from .migration import MigrationManager
 from .options import repaired_options
 from .proposals import async_setup_proposal_services, async_setup_proposals
@@ -43,6 +44,7 @@ PLATFORMS: list[Platform] = [
 async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     """Register the integration's actions (once, for every plant)."""
     async_setup_services(hass)
+    async_setup_path_service(hass)
     async_setup_proposal_services(hass)
     async_setup_dashboard_service(hass)
     async_wrap_services(hass)  # every action's calls and refusals go to the logbook
@@ -70,6 +72,10 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     await migrations.async_load(resume=automatic)
     entry.async_on_unload(migrations.async_shutdown)
     forecast = ForecastCoordinator(hass, entry, coordinator)
+    # Commands (the SBM path interlock) refuse load onto units the latest decision says are at
+    # risk; interrupted migrations resume at the first decision (MigrationManager._resume).
+    coordinator.follow_decisions(lambda: forecast.data)
+    forecast.migrating = lambda: migrations.active is not None
     await forecast.async_config_entry_first_refresh()
     entry.async_on_unload(migrations.async_follow(forecast))
     entry.runtime_data = DataCenterPowerData(

@@ -10,8 +10,11 @@ does the refresh fail.
 
 The coordinator also owns the plant's command path (:meth:`TelemetryCoordinator.async_command`):
 entities, the migration executor and every action send commands through it, one at a time per
-plant (its command lock), each judged by ``engine/interlock.py`` against the latest snapshot and
-the circuits' remembered demand (updated here with every snapshot), and followed by a refresh.
+plant (its command lock), each judged by ``engine/interlock.py`` against the latest snapshot, the
+circuits' remembered demand (updated here with every snapshot) and the latest decision's alerts
+and failures (no load onto a unit at risk), and followed by a refresh. Nothing is commanded, and
+nothing is published as current, on telemetry that did not come from the last poll: after a
+failed refresh every command is refused until a poll succeeds again.
 """
 
 from __future__ import annotations
@@ -56,9 +59,11 @@ from .device.models import (
 )
 from .engine.interlock import AtsState, InterlockState, Verdict
 from .engine.readings import topology_from_identities
+from .engine.risk import refused_receivers, risk_of
 from .engine.topology import Topology
 
 if TYPE_CHECKING:
+    from .engine.decisions import Decisions
     from .forecasting import ForecastCoordinator
     from .migration import MigrationManager
 
@@ -174,8 +179,28 @@ def _same(new: Reading | None, old: Reading | None) -> bool:
     return new is old or new == old
 
 
-def interlock_state(snapshot: PlantSnapshot, demand_a: Mapping[str, float]) -> InterlockState:
-    """The interlocks' view of a snapshot, with the circuits' remembered demand."""
+def at_risk(snapshot: PlantSnapshot, decisions: Decisions | None) -> dict[str, str]:
+    """MPDU -> why no load may move onto it now: the decision's alerts and failures, and the
+    elements that did not answer this snapshot (``engine/risk.py``)."""
+    alerts, failed = risk_of(decisions)
+    topology = snapshot.topology
+    silent = [e for e in topology.elements if not snapshot.available(e)]
+    # A decision is up to a few minutes old: a unit it saw failed that this poll shows live
+    # again (repaired, switched back on) is judged by this poll (a dead one is refused anyway).
+    live = set(snapshot.energized_mpdus) | {
+        a for a, r in snapshot.readings.items() if isinstance(r, AtsReading) and r.output_energized
+    }
+    failed = frozenset(failed - live)
+    return refused_receivers(topology, alerts=alerts, failed=failed, silent=silent)
+
+
+def interlock_state(
+    snapshot: PlantSnapshot,
+    demand_a: Mapping[str, float],
+    decisions: Decisions | None = None,
+) -> InterlockState:
+    """The interlocks' view of a snapshot, with the circuits' remembered demand and the units
+    at risk by the latest decision."""
     ats: dict[str, AtsState] = {}
     selected: dict[str, str] = {}
     for pid, reading in snapshot.readings.items():
@@ -196,6 +221,7 @@ def interlock_state(snapshot: PlantSnapshot, demand_a: Mapping[str, float]) -> I
             for e in (*snapshot.topology.circuits, *snapshot.topology.mpdus)
             if not snapshot.available(e)
         ),
+        at_risk=at_risk(snapshot, decisions),
     )
 
 
@@ -265,6 +291,8 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         self._to_tell: dict[str, None] = {}
         """Devices whose listeners are still to be called (an ordered set)."""
         self._telling: asyncio.Task[None] | None = None
+        self._decisions: Callable[[], Decisions | None] = lambda: None
+        """The latest decision of the engine (set once the forecasting coordinator runs)."""
 
     # -- public API --------------------------------------------------------------------------
 
@@ -335,9 +363,22 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         """What each circuit drew when last seen drawing (updated with every snapshot)."""
         return dict(self._demand_a)
 
+    def follow_decisions(self, latest: Callable[[], Decisions | None]) -> None:
+        """Judge commands with the engine's latest decision too (``latest()`` returns it)."""
+        self._decisions = latest
+
+    def latest_decisions(self) -> Decisions | None:
+        """The engine's latest decision (None before the first one)."""
+        return self._decisions()
+
+    def at_risk(self) -> dict[str, str]:
+        """MPDU -> why no load may move onto it now (latest snapshot and decision)."""
+        return at_risk(self.data, self._decisions())
+
     def interlock_state(self) -> InterlockState:
-        """The interlocks' view of the latest snapshot, with remembered demands."""
-        return interlock_state(self.data, self._demand_a)
+        """The interlocks' view of the latest snapshot, with remembered demands and the units
+        at risk."""
+        return interlock_state(self.data, self._demand_a, self._decisions())
 
     async def async_command(
         self,
@@ -358,6 +399,16 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
         """
         await self._async_check_admin(context)
         async with self.command_lock:
+            if not self.last_update_success:
+                # The snapshot is what the last successful poll saw, not the plant now.
+                why = "the last refresh failed: no fresh telemetry to judge it on"
+                LOGGER.warning("Refused %s on %s: %s", what, plant_id, why)
+                async_record_refusal(self.hass, self.config_entry, plant_id, what, why, context)
+                raise ServiceValidationError(
+                    translation_domain=DOMAIN,
+                    translation_key="command_telemetry_stale",
+                    translation_placeholders={"element": plant_id},
+                )
             verdict = check(self.interlock_state())
             if not verdict.allowed:
                 LOGGER.info("Refused %s on %s: %s", what, plant_id, verdict.message)
@@ -472,9 +523,10 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
     async def async_refresh_devices(self, plant_ids: Iterable[str]) -> None:
         """Read a few devices now, over their gateways' command connections (ahead of a poll
         in progress), and publish them in a new snapshot: what a command did shows at once,
-        without waiting for a poll of the whole plant."""
+        without waiting for a poll of the whole plant. After a failed refresh nothing is
+        published: the rest of the snapshot would be old telemetry republished as current."""
         wanted = [p for p in plant_ids if p in self._identities]
-        if not wanted or self.data is None:
+        if not wanted or self.data is None or not self.last_update_success:
             return
         results = await asyncio.gather(
             *(

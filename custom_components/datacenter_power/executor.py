@@ -10,10 +10,14 @@ persists the :class:`MigrationRecord` on every progress callback, so a restart c
 Rules, for every stage in order:
 
 1. Before the stage, from a fresh observation: every move must still be valid: its circuit
-   answers, sits on ``from_mpdu`` (or already on ``to_mpdu``: nothing to do) and its target path
-   is energised. Otherwise the migration stops before the stage (``aborted``, the reason names
-   the circuit): a plan made for another plant is never executed. A circuit that does not
-   answer is observed again first, like an unconfirmed stage below.
+   answers, sits on ``from_mpdu`` (or already on ``to_mpdu``: nothing to do), its target path
+   is energised, and its target may take load now (the observation's ``at_risk``: neither the
+   MPDU nor its ATS is predicted to fail, failed or silent, unless the record accepts that unit:
+   the engine's urgent hand-back). Otherwise the migration stops before the stage (``aborted``,
+   the reason names the circuit): a plan made for another plant is never executed. A circuit
+   that does not answer, and an observation that is not fresh telemetry (the refresh failed),
+   are observed again first, like an unconfirmed stage below; nothing is ever checked,
+   commanded or verified on telemetry older than the last poll.
 2. Switch the moves still to do (make-before-break in the SBM).
 3. Verify against the observation taken before the stage: every moved circuit reports its new
    path and is energised, no new alarm (breaker trip, output lost) appeared, and no ATS/MPDU is
@@ -103,6 +107,15 @@ class Observation:
     """``"element:alarm"`` strings currently active (breaker trips, output lost)."""
     path_energized: Mapping[str, Mapping[str, bool]] = field(default_factory=dict)
     """Circuit id -> {MPDU id -> whether the SBM sees that path live}."""
+    at_risk: Mapping[str, str] = field(default_factory=dict)
+    """MPDU id -> why no load may move onto it now (``engine.risk.refused_receivers``)."""
+    problem: str | None = None
+    """Why this is not fresh telemetry (the refresh failed): nothing may be judged on it."""
+
+    @classmethod
+    def stale(cls, problem: str) -> Observation:
+        """An observation that carries no telemetry, only why (a failed refresh)."""
+        return cls({}, {}, {}, {}, problem=problem)
 
     @classmethod
     def from_readings(cls, readings: Mapping[str, Reading]) -> Observation:
@@ -182,6 +195,9 @@ class MigrationRecord:
     completed_stages: int = 0
     reason: str | None = None
     history: list[str] = field(default_factory=list)
+    accepts_risk: frozenset[str] = frozenset()
+    """MPDUs this plan loads deliberately although they alert (the engine's urgent hand-back:
+    an element far above its limit now is the surer harm); every other MPDU at risk is refused."""
 
     @property
     def circuits(self) -> frozenset[str]:
@@ -203,6 +219,7 @@ class MigrationRecord:
             "completed_stages": self.completed_stages,
             "reason": self.reason,
             "history": self.history[-50:],
+            "accepts_risk": sorted(self.accepts_risk),
         }
 
     @classmethod
@@ -217,6 +234,7 @@ class MigrationRecord:
             completed_stages=int(data["completed_stages"]),
             reason=data.get("reason"),
             history=[str(h) for h in data.get("history", [])],
+            accepts_risk=frozenset(str(m) for m in data.get("accepts_risk", ())),
         )
 
 
@@ -244,12 +262,18 @@ class StageCheck(NamedTuple):
     """The problem is a circuit that did not answer: another observation may settle it."""
 
 
-def check_stage(stage: Sequence[Move], obs: Observation) -> StageCheck:
+def check_stage(
+    stage: Sequence[Move], obs: Observation, accepts_risk: frozenset[str] = frozenset()
+) -> StageCheck:
     """Before a stage: the moves still to switch, or why the stage must not start.
 
-    A move is valid when its circuit answers, sits on ``from_mpdu`` and its target path is
-    energised; a circuit already on ``to_mpdu`` needs nothing.
+    A move is valid when its circuit answers, sits on ``from_mpdu``, its target path is
+    energised and its target may take load (not in ``obs.at_risk``, unless ``accepts_risk``
+    names it); a circuit already on ``to_mpdu`` needs nothing. Nothing is valid on an
+    observation that is not fresh telemetry.
     """
+    if obs.problem is not None:
+        return StageCheck([], f"no fresh telemetry: {obs.problem}", unconfirmed=True)
     todo: list[Move] = []
     for move in stage:
         where = obs.active_path.get(move.circuit)
@@ -263,6 +287,11 @@ def check_stage(stage: Sequence[Move], obs: Observation) -> StageCheck:
             )
         if not obs.path_live(move.circuit, move.to_mpdu):
             return StageCheck([], f"{move.to_mpdu} (target of {move.circuit}) is not energised")
+        risk = obs.at_risk.get(move.to_mpdu)
+        if risk is not None and move.to_mpdu not in accepts_risk:
+            return StageCheck(
+                [], f"{move.to_mpdu} (target of {move.circuit}) may take no load: {risk}"
+            )
         todo.append(move)
     return StageCheck(todo, None)
 
@@ -270,7 +299,10 @@ def check_stage(stage: Sequence[Move], obs: Observation) -> StageCheck:
 def verify_stage(stage: Sequence[Move], obs: Observation, before: Observation) -> None:
     """Raise `VerificationError` unless every move landed, every moved circuit is energised, no
     new alarm appeared and no element is above its continuous limit (or, if it already was before
-    the stage, carries more than it did)."""
+    the stage, carries more than it did). Nothing verifies on an observation that is not fresh
+    telemetry (unconfirmed: observed again)."""
+    if obs.problem is not None:
+        raise VerificationError(f"no fresh telemetry: {obs.problem}", unconfirmed=True)
     for move in stage:
         actual = obs.active_path.get(move.circuit)
         if actual is None:
@@ -385,7 +417,7 @@ class MigrationExecutor:
         number of observations as a verification."""
         for attempt in range(self._verify_attempts):
             obs = await self._port.observe()
-            check = check_stage(stage, obs)
+            check = check_stage(stage, obs, self.record.accepts_risk)
             if not check.unconfirmed or attempt + 1 >= self._verify_attempts:
                 break
             await self._port.sleep(self._verify_delay_s)
@@ -419,10 +451,20 @@ class MigrationExecutor:
             await asyncio.gather(sleeper, stopper, return_exceptions=True)
 
     async def _rollback(self, moves: Sequence[Move], why: str) -> None:
-        """Return the circuits of the failed stage to where they were, never onto a dead path."""
+        """Return the circuits of the failed stage to where they were, never onto a dead path
+        (and never on telemetry older than the last poll: observed again, a bounded number of
+        times, before anything is left where it is)."""
         obs = await self._port.observe()
+        for _ in range(self._verify_attempts - 1):
+            if obs.problem is None:
+                break
+            await self._port.sleep(self._verify_delay_s)
+            obs = await self._port.observe()
         left: list[str] = []
         for move in moves:
+            if obs.problem is not None:
+                left.append(f"{move.circuit} (no fresh telemetry)")
+                continue
             where = obs.active_path.get(move.circuit)
             if where == move.from_mpdu:
                 continue

@@ -126,6 +126,10 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         workday = entry.options.get(CONF_WORKDAY_ENTITY)
         self._workdays = WorkdayCalendar(hass, workday) if workday else None
         self._non_working: frozenset[date] = frozenset()
+        self._lineup: dict[str, str | None] = {}
+        """The circuits' paths at the last poll (a change while a unit is at risk re-plans)."""
+        self.migrating: Callable[[], bool] = lambda: False
+        """Whether a migration is running (set by the integration's setup)."""
 
     @override
     async def _async_setup(self) -> None:
@@ -160,6 +164,8 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
 
     @callback
     def _on_telemetry(self) -> None:
+        if not self.telemetry.last_update_success:
+            return  # the previous snapshot again: nothing new to learn, nothing current
         snapshot = self.telemetry.data
         if snapshot.topology != self.policy.topology:
             # A rescan found devices (or a gateway went): a new policy learns the new plant.
@@ -179,7 +185,17 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         if not self._deciding:
             self._drain()
         dead = frozenset(e.id for e in obs.elements.values() if e.reachable and not e.energized)
-        if (dead - self._dead or self._decide_after_poll) and self.data is not None:
+        lineup = dict(snapshot.assignment)
+        # A circuit moved (by hand, say) while a unit is at risk or a proposal waits: the plan
+        # for the old lineup is stale, and the remainder is planned (proposed) at once.
+        # (Not while a migration moves them: its end decides, see ``migration_finished``.)
+        moved = (
+            lineup != self._lineup
+            and not self.migrating()
+            and bool(self.data is not None and (self.data.alerts or self.data.proposals))
+        )
+        self._lineup = lineup
+        if (dead - self._dead or self._decide_after_poll or moved) and self.data is not None:
             # Something just died (rebalance), or a migration ended and this poll shows the new
             # lineup: decide now instead of at the next slow tick.
             self._decide_after_poll = False
@@ -188,9 +204,18 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
 
     @callback
     def migration_finished(self) -> None:
-        """A migration (the engine's or a person's) ended: decide on the next poll, so the
-        forecast bands and the next plan follow the new lineup within a poll instead of
-        keeping the old one's sums until the slow interval comes round."""
+        """A migration (the engine's or a person's) ended: decide, and plan, on the next poll,
+        so the forecast bands and the next plan follow the new lineup within a poll instead of
+        keeping the old one's sums until the slow interval comes round (an action the policy
+        planned while the migration ran was not started: it is planned again now)."""
+        self.decide_soon()
+
+    @callback
+    def decide_soon(self) -> None:
+        """Plan again at the next poll, whatever the replan interval (a migration ended, or a
+        proposal went stale, was dismissed or ran only in part: the remainder is proposed within
+        a poll while the risk lasts)."""
+        self._tell_policy(lambda policy: policy.replan())
         self._decide_after_poll = True
 
     def _drain(self) -> None:

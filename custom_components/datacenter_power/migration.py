@@ -20,7 +20,7 @@ import contextlib
 import uuid
 from collections import deque
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
@@ -44,6 +44,7 @@ from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan
 from .engine.policy import Action, Decisions
 from .engine.requested import plan_request
+from .engine.risk import accepted_risk
 from .executor import (
     FINAL_STATES,
     VERIFY_ATTEMPTS,
@@ -92,18 +93,22 @@ class HaPlantPort:
         self,
         coordinator: TelemetryCoordinator,
         on_switch: Callable[[str], None] | None = None,
+        accepts_risk: frozenset[str] = frozenset(),
     ) -> None:
         """Drive the plant through a telemetry coordinator; ``on_switch(circuit)`` is told of
-        every path change sent (the flapping guard counts them)."""
+        every path change sent (the flapping guard counts them); ``accepts_risk``: the MPDUs the
+        plan loads deliberately although they alert (the engine's urgent hand-back)."""
         self._coordinator = coordinator
         self._on_switch = on_switch
+        self._accepts_risk = accepts_risk
 
     async def set_path(self, circuit_id: str, mpdu_id: str) -> None:
         """Command the circuit's SBM (make-before-break in the device) through the plant's
         command path: the same lock and interlock as every other command."""
+        accept = mpdu_id in self._accepts_risk
         await self._coordinator.async_command(
             circuit_id,
-            lambda state: check_sbm_path(state, circuit_id, mpdu_id),
+            lambda state: check_sbm_path(state, circuit_id, mpdu_id, accept_risk=accept),
             lambda client, identity: client.set_sbm_path(identity, mpdu_id),
             f"path {mpdu_id}",
         )
@@ -111,9 +116,15 @@ class HaPlantPort:
             self._on_switch(circuit_id)
 
     async def observe(self) -> Observation:
-        """Refresh telemetry now and describe it for verification."""
-        await self._coordinator.async_refresh()
-        return observation(self._coordinator.data)
+        """Refresh telemetry now and describe it for verification, with the units at risk by
+        the latest decision; a failed refresh gives no telemetry at all (only why), never the
+        previous snapshot."""
+        coordinator = self._coordinator
+        await coordinator.async_refresh()
+        if not coordinator.last_update_success:
+            error = coordinator.last_exception
+            return Observation.stale(f"the refresh failed ({error or 'no answer'})")
+        return replace(observation(coordinator.data), at_risk=coordinator.at_risk())
 
     async def sleep(self, seconds: float) -> None:
         """The executor's clock: real time here."""
@@ -218,6 +229,9 @@ class MigrationManager:
         """The engine's action being executed (one at a time)."""
         self._engine_migration_id: str | None = None
         """Its migration, once started (what an urgent action preempts)."""
+        self._to_resume: list[str] = []
+        """Migrations a restart interrupted in automatic mode: resumed only once the engine's
+        first decision says where load may go (not on the plant as it was before the restart)."""
 
     # -- state ---------------------------------------------------------------------------------
 
@@ -263,6 +277,7 @@ class MigrationManager:
             return
         self._seen = decisions
         self._announce(decisions)
+        self._resume(decisions)
         now = self._to_execute(decisions)
         if now.start is None:
             return
@@ -275,6 +290,45 @@ class MigrationManager:
             self._async_execute(forecast, action, decisions, preempted),
             f"{DOMAIN} {action.kind} {action.target or 'plant'}",
         )
+
+    def _resume(self, decisions: Decisions) -> None:
+        """At the first decision after a restart: resume each interrupted migration whose
+        remaining stages load no unit at risk now; abort the others with the reason (before the
+        engine's own actions are dispatched, so a drain of that unit is not held back by them).
+        Every stage is checked again when it comes (the executor)."""
+        pending, self._to_resume = self._to_resume, []
+        if not pending:
+            return
+        refused = self.coordinator.at_risk()
+        assignment = self.coordinator.data.assignment
+        for migration_id in pending:
+            rec = self.records.get(migration_id)
+            if rec is None or rec.state in FINAL_STATES:
+                continue
+            bad = next(
+                (
+                    m
+                    for stage in rec.stages[rec.completed_stages :]
+                    for m in stage
+                    if m.to_mpdu in refused
+                    and m.to_mpdu not in rec.accepts_risk
+                    and assignment.get(m.circuit) != m.to_mpdu
+                ),
+                None,
+            )
+            if bad is None:
+                LOGGER.info("Resuming migration %s after a restart", rec.migration_id)
+                self._launch(rec, step_interval_s=self._step_interval_s)
+                continue
+            rec.state = MigrationState.ABORTED
+            rec.reason = (
+                f"not resumed after a restart: {bad.to_mpdu} (target of {bad.circuit}) may "
+                f"take no load: {refused[bad.to_mpdu]}"
+            )
+            rec.history.append(rec.reason)
+            self.coordinator.config_entry.async_create_background_task(
+                self.hass, self._on_progress(rec, rec.reason), f"{DOMAIN} migration not resumed"
+            )
 
     def _announce(self, decisions: Decisions) -> None:
         """Fire ``failure_predicted`` for every alert that just turned on."""
@@ -325,7 +379,15 @@ class MigrationManager:
         )
         ok, note = False, ""
         try:
-            migration_id = await self.async_start(action.plan, request)
+            migration_id = await self.async_start(
+                action.plan,
+                request,
+                accepts_risk=accepted_risk(
+                    action,
+                    decisions.alerts if decisions is not None else (),
+                    self.coordinator.data.topology,
+                ),
+            )
             if self._engine_action is action:
                 self._engine_migration_id = migration_id
             if started is not None:
@@ -387,8 +449,10 @@ class MigrationManager:
         """Restore persisted migrations; reconcile any that a restart interrupted.
 
         A migration that was running is reconciled against the SBM positions the plant
-        reports now. With ``resume`` (automatic mode) it continues; otherwise it is held (its
-        circuits stay where they are, every one energised) and a repair issue asks a person.
+        reports now. With ``resume`` (automatic mode) it continues at the engine's first
+        decision, unless a remaining stage would load a unit at risk then (it is aborted with
+        the reason: :meth:`_resume`); otherwise it is held (its circuits stay where they are,
+        every one energised) and a repair issue asks a person.
         """
         data = await self._store.async_load() or {}
         raws = data.get("migrations", []) if isinstance(data, dict) else None
@@ -422,8 +486,12 @@ class MigrationManager:
             fixed = reconcile(rec, observation(self.coordinator.data))
             self.records[rec.migration_id] = fixed
             if resume:
-                LOGGER.info("Resuming migration %s after a restart", rec.migration_id)
-                self._launch(fixed, step_interval_s=self._step_interval_s)
+                LOGGER.info(
+                    "Migration %s was interrupted by a restart: it resumes at the first "
+                    "decision, if its remaining stages load no unit at risk then",
+                    rec.migration_id,
+                )
+                self._to_resume.append(rec.migration_id)
             else:
                 fixed.state = MigrationState.ABORTED
                 fixed.reason = HELD_REASON
@@ -548,9 +616,17 @@ class MigrationManager:
                 del self._switches[circuit]
         return out
 
-    async def async_start(self, plan: Plan, request: MigrationRequest) -> str:
+    async def async_start(
+        self,
+        plan: Plan,
+        request: MigrationRequest,
+        *,
+        accepts_risk: frozenset[str] = frozenset(),
+    ) -> str:
         """Start executing a plan; returns the migration id. Refuses overlapping circuits and a
-        drain in the opposite direction of a running one (each would refill the other)."""
+        drain in the opposite direction of a running one (each would refill the other).
+        ``accepts_risk``: MPDUs the plan loads deliberately although they alert (the engine's
+        urgent hand-back); every stage onto any other unit at risk is refused."""
         drained = self._drain_of(request)
         emptied, filled = self._running_ends()
         into = {m.to_mpdu for m in plan.moves} & emptied
@@ -596,6 +672,7 @@ class MigrationManager:
             migration_id=uuid.uuid4().hex[:12],
             component=request.component,
             stages=[list(step.moves) for step in plan.steps],
+            accepts_risk=accepts_risk,
         )
         self.records[rec.migration_id] = rec
         if drained:
@@ -616,7 +693,7 @@ class MigrationManager:
 
     def _launch(self, rec: MigrationRecord, *, step_interval_s: float) -> None:
         executor = MigrationExecutor(
-            HaPlantPort(self.coordinator, self._count_switch),
+            HaPlantPort(self.coordinator, self._count_switch, rec.accepts_risk),
             rec,
             step_interval_s=step_interval_s,
             on_progress=self._on_progress,

@@ -8,6 +8,11 @@ blueprint turns it into an actionable phone notification); ``datacenter_power.ap
 runs it, ``datacenter_power.dismiss_proposal`` drops it. An approval of a proposal that is no
 longer current (superseded, no longer needed, already run, dismissed, circuits moved since) is
 refused with the reason, before anything is commanded.
+
+An outcome that leaves the unit at risk (a proposal gone stale, dismissed, or approved and then
+stopped part way) makes the policy plan again within a poll, and the remainder is proposed at
+once while the risk lasts: a new plan under a new id, or the same plan again after a run that
+did not complete. Only a dismissed plan is not offered again unchanged.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVA
 from .coordinator import DataCenterPowerConfigEntry
 from .engine.planner import Plan
 from .engine.policy import Action
+from .executor import FINAL_STATES, MigrationState
 from .presentation import plan_summary, plan_text
 
 EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
@@ -73,7 +79,10 @@ class ProposalBook:
     stale: dict[str, str] = field(default_factory=dict)
     """Proposal id -> why it can no longer be approved."""
     closed: set[str] = field(default_factory=set)
-    """Proposals approved or dismissed: never offered again."""
+    """Proposals approved or dismissed: not offered again (an approved one is, when its
+    migration did not complete)."""
+    approved: dict[str, str] = field(default_factory=dict)
+    """Approved proposal id -> its migration id, until that migration ends."""
 
     @property
     def approval_mode(self) -> bool:
@@ -116,21 +125,50 @@ class ProposalBook:
             "stages": len(action.plan.steps),
         }
 
+    def _replan(self) -> None:
+        """An outcome left the unit at risk: the policy plans again within a poll."""
+        self.entry.runtime_data.forecast.decide_soon()
+
+    def _reopen(self) -> None:
+        """Approved proposals whose migration ended without completing may be proposed again
+        (the same plan, when nothing moved)."""
+        records = self.entry.runtime_data.migrations.records
+        for pid, migration_id in list(self.approved.items()):
+            rec = records.get(migration_id)
+            if rec is not None and rec.state not in FINAL_STATES:
+                continue
+            del self.approved[pid]
+            if rec is not None and rec.state is not MigrationState.COMPLETED:
+                self.closed.discard(pid)
+                self.stale.pop(pid, None)
+
     @callback
     def _on_decisions(self) -> None:
         decisions = latest_decisions(self.entry)
         if decisions is None:
             return
+        self._reopen()
+        busy = self.entry.runtime_data.migrations.busy_circuits()
         fresh = {
             proposal_id(a): a
             for a in decisions.proposals
-            if a.kind != "rebalance" and a.plan.moves  # a rebalance runs in every mode
+            if a.kind != "rebalance"  # a rebalance runs in every mode
+            and a.plan.moves
+            and not a.plan.circuits & busy  # a running migration moves them: after it ends
         }
+        assignment = self.entry.runtime_data.telemetry.data.assignment
         for pid, action in self.current.items():
             if pid in fresh:
                 continue
             replaced = next((p for p, a in fresh.items() if a.target == action.target), None)
-            if replaced is not None:
+            moved = next(
+                (m for m in action.plan.moves if assignment.get(m.circuit) != m.from_mpdu), None
+            )
+            if moved is not None:  # the concrete reason first (a hand move, another migration)
+                why = f"{moved.circuit} is no longer on {moved.from_mpdu}"
+                if replaced is not None:
+                    why += f"; superseded by proposal {replaced}"
+            elif replaced is not None:
                 why = f"superseded by proposal {replaced} (the plant or its forecast changed)"
             elif action.target is not None and action.target not in decisions.alerts:
                 why = f"no longer needed: {action.target} is no longer at risk"
@@ -171,6 +209,7 @@ class ProposalBook:
                 why = f"{move.circuit} is no longer on {move.from_mpdu}"
                 self.stale[pid] = why
                 del self.current[pid]
+                self._replan()  # the remainder is proposed within a poll
                 raise _refused("proposal_stale", proposal_id=pid, reason=why)
         busy = action.plan.circuits & self.entry.runtime_data.migrations.busy_circuits()
         if busy:
@@ -197,6 +236,7 @@ class ProposalBook:
             ) from err
         self.current.pop(pid, None)
         self.closed.add(pid)
+        self.approved[pid] = migration_id
         self.stale[pid] = f"already approved: it runs as migration {migration_id}"
         return migration_id
 
@@ -208,6 +248,7 @@ class ProposalBook:
             del self.current[pid]
             self.closed.add(pid)
             self.stale[pid] = "dismissed"
+            self._replan()
 
 
 _BOOKS: dict[str, ProposalBook] = {}

@@ -466,3 +466,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
         async_register_admin_service(
             hass, DOMAIN, name, handler, schema, supports_response=SupportsResponse.OPTIONAL
         )
+
+
+resolve = _resolve
+"""The entry owning a component and its plant id (for the actions of other modules)."""
+require_current = _require_current
+"""Refuse to act on telemetry that is not current (for the actions of other modules)."""

@@ -17,6 +17,7 @@ from custom_components.datacenter_power.engine.interlock import (
     check_sbm_output,
     check_sbm_path,
 )
+from custom_components.datacenter_power.engine.risk import refused_receivers
 from custom_components.datacenter_power.engine.topology import (
     AtsNode,
     CircuitNode,
@@ -412,6 +413,46 @@ def test_ats_inhibit_unknown_and_unread() -> None:
     assert check_ats_inhibit(replace(BASE, ats={}), "ats1", False) == ALLOWED
 
 
+# -- units at risk (issue 20) ----------------------------------------------------------------
+
+
+def test_sbm_path_onto_a_unit_at_risk_needs_the_override() -> None:
+    """mpdu3 sits under ats1, which is predicted to fail: c05 may not move onto it, unless the
+    caller accepts that deliberately (then the other rules still apply); a circuit already
+    there, or a path not at risk, is unaffected."""
+    at_risk = refused_receivers(TOPO, alerts={"ats1"})
+    assert at_risk == {
+        "mpdu1": "ats1 is predicted to fail (failure-risk alert on)",
+        "mpdu3": "ats1 is predicted to fail (failure-risk alert on)",
+    }
+    state = replace(BASE, at_risk=at_risk)
+    verdict = check_sbm_path(state, "c02", "mpdu1")
+    assert verdict.reason is Reason.TARGET_AT_RISK
+    assert verdict.element == "mpdu1"
+    assert verdict.target == "c02"
+    assert verdict.message == (
+        "c02 would move onto mpdu1: ats1 is predicted to fail (failure-risk alert on)"
+    )
+    assert verdict.placeholders()["detail"] == "ats1 is predicted to fail (failure-risk alert on)"
+    # Accepted: every other rule still applies (12 A more would take ats1 above 32 A) ...
+    assert check_sbm_path(state, "c02", "mpdu1", accept_risk=True).reason is Reason.OVER_LIMIT
+    # ... and 4 A fit.
+    light = replace(state, circuit_a={**BASE.circuit_a, "c02": 4})
+    assert check_sbm_path(light, "c02", "mpdu1").reason is Reason.TARGET_AT_RISK
+    assert check_sbm_path(light, "c02", "mpdu1", accept_risk=True) == ALLOWED
+    assert check_sbm_path(state, "c01", "mpdu1") == ALLOWED  # already there
+    assert check_sbm_path(state, "c03", "mpdu2") == ALLOWED  # mpdu2 is not at risk
+
+
+def test_refused_receivers_says_why_failed_first() -> None:
+    refused = refused_receivers(TOPO, alerts={"mpdu2"}, failed={"ats3"}, silent={"mpdu1"})
+    assert refused == {
+        "mpdu1": "mpdu1 did not answer the last poll (no fresh telemetry)",
+        "mpdu2": "mpdu2 is predicted to fail (failure-risk alert on)",
+        "mpdu4": "ats3 has failed",
+    }
+
+
 # -- messages --------------------------------------------------------------------------------
 
 
@@ -427,6 +468,7 @@ def test_over_limit_message_and_placeholders() -> None:
         "circuits": "",
         "transfer_ms": "0",
         "ride_through_ms": "20",
+        "detail": "",
     }
 
 

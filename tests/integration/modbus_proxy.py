@@ -51,6 +51,8 @@ EXCEPTION_CODES: dict[str, int] = {
 REPLACED_MODEL = "SPARE-9"
 """The model a ``replaced`` unit reports: the unit at that address was swapped for another
 (every other request is forwarded unchanged)."""
+WRITE_FUNCTIONS = frozenset({0x05, 0x06, 0x0F, 0x10})
+"""Modbus function codes that write (a command, not a read)."""
 SLOW_S = 5.0
 """How late a ``slow`` answer comes (longer than any request timeout)."""
 
@@ -72,6 +74,8 @@ class ModbusProxy:
         """A fault for the next request of that unit id only (then ``faults`` apply again)."""
         self.asked: Counter[int] = Counter()
         """Requests received, per unit id."""
+        self.written: Counter[int] = Counter()
+        """Write requests (coils or registers: a command) received, per unit id."""
         self.port = 0
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
@@ -134,6 +138,8 @@ class ModbusProxy:
         function = pdu[0]
         self.requests += 1
         self.asked[unit] += 1
+        if function in WRITE_FUNCTIONS:
+            self.written[unit] += 1
         if fault in EXCEPTION_CODES:
             return _frame(tid, unit, bytes([function | 0x80, EXCEPTION_CODES[fault]]))
         match fault:

@@ -40,9 +40,10 @@ async def setup_worn(
     step_interval: float = 0,
     *,
     settle: bool = True,
+    options: dict[str, Any] | None = None,
 ) -> MockConfigEntry:
     """Step the served plant to NOW_T_S writing the integration's history rows, then set the
-    entry up in ``mode``; returns the loaded entry."""
+    entry up in ``mode`` (with ``options`` beyond the defaults); returns the loaded entry."""
     plant = server.plant
     t0 = time.time() - NOW_T_S
     topology = topology_from_scenario(plant.scenario)
@@ -56,7 +57,12 @@ async def setup_worn(
         title="Plant ats1+ats2",
         unique_id="ats1+ats2",
         data={"host": "127.0.0.1", "port": port},
-        options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: step_interval, CONF_POLICY_MODE: mode},
+        options={
+            **DEFAULT_OPTIONS,
+            CONF_STEP_INTERVAL: step_interval,
+            CONF_POLICY_MODE: mode,
+            **(options or {}),
+        },
     )
     key = f"{DOMAIN}.{entry.entry_id}.history"
     hass_storage[key] = {

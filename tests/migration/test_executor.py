@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import copy
+from dataclasses import replace
 from typing import Any
 
 import pytest
@@ -440,3 +441,54 @@ def test_new_breaker_trip_fails_verification_at_once() -> None:
     with pytest.raises(VerificationError, match="mpdu2:breaker_trip") as err:
         verify_stage([Move("c1", "mpdu1", "mpdu2", 1.0)], after, before)
     assert not err.value.unconfirmed
+
+
+class RiskPort(SimPort):
+    """A `SimPort` whose observations say which MPDUs may take no load (as Home Assistant's
+    says from the latest decision), or that the refresh failed (``stale`` observations)."""
+
+    def __init__(self, plant: Plant, at_risk: dict[str, str], stale: int = 0) -> None:
+        super().__init__(plant)
+        self.at_risk = at_risk
+        self.stale = stale
+
+    async def observe(self) -> Observation:
+        if self.stale > 0:
+            self.stale -= 1
+            return Observation.stale("the refresh failed")
+        obs = await super().observe()
+        return replace(obs, at_risk=self.at_risk)
+
+
+async def test_no_stage_moves_load_onto_a_unit_at_risk() -> None:
+    """Issue 20: mpdu2 came at risk after the plan was made: the stage is not executed, the
+    reason says why; a record that accepts mpdu2 (the engine's urgent hand-back) runs."""
+    why = "ats2 is predicted to fail (failure-risk alert on)"
+    port = RiskPort(_plant(), {"mpdu2": why})
+    rec = _record([("c1", "mpdu1", "mpdu2")])
+    await _run(port, rec)
+    assert rec.state is MigrationState.ABORTED
+    assert rec.reason == f"mpdu2 (target of c1) may take no load: {why}"
+    assert port.commands == []
+    accepted = replace(_record([("c1", "mpdu1", "mpdu2")]), accepts_risk=frozenset({"mpdu2"}))
+    await _run(port, accepted)
+    assert accepted.state is MigrationState.COMPLETED
+    assert MigrationRecord.from_dict(accepted.as_dict()).accepts_risk == {"mpdu2"}
+
+
+async def test_nothing_is_judged_on_a_failed_refresh() -> None:
+    """Issue 20: a failed refresh gives no telemetry: the stage is observed again (bounded) and
+    runs once a refresh succeeds; when none does, it stops before the stage, nothing sent."""
+    port = RiskPort(_plant(), {}, stale=2)
+    rec = _record([("c1", "mpdu1", "mpdu2")])
+    await _run(port, rec)
+    assert rec.state is MigrationState.COMPLETED
+    port = RiskPort(_plant(), {}, stale=3)
+    rec = _record([("c1", "mpdu1", "mpdu2")])
+    await _run(port, rec)
+    assert rec.state is MigrationState.ABORTED
+    assert rec.reason == "no fresh telemetry: the refresh failed"
+    assert port.commands == []
+    with pytest.raises(VerificationError, match="no fresh telemetry") as err:
+        verify_stage([], Observation.stale("gone"), Observation({}, {}, {}, {}))
+    assert err.value.unconfirmed

@@ -13,8 +13,10 @@ model is a double-seasonal profile with a direct, per-horizon correction:
   on them is fitted on honest, out-of-sample errors.
 * **Direct correction** per lead time ``h`` (statsmodels ``WLS``, recent data weighted more):
   the residual ``h`` steps ahead regressed on the newest residual, the last hour's and the last
-  day's mean residual and the residual at the same time of the previous day. Levels only, no
-  slope: the weights come from the data and fade with lead time where the data say so.
+  day's mean residual and the residual at the same time of the previous day (these two only
+  once a day type holds three days: two days' leave-one-out residuals mirror each other). Levels
+  only, no slope: the weights come from the data and fade with lead time where the data say so.
+  On a day type the profile has never seen, the present level is followed instead.
 * **Trend and level shift** (cheap update, every forecast): a slope that is unusual against the
   slopes the history shows is carried at most as far ahead as the window it was measured on; a
   step far beyond the residual noise (circuits moved) is followed as a new level.
@@ -598,8 +600,14 @@ class LoadForecaster:
         # history must not teach it that a high day predicts a low one. Forecasts clip alike.
         clip = CLIP_K * _robust_sd(r)
         r_fit = np.clip(r, -clip, clip) if clip > 0 else r
+        # With two days of a day type, leave-one-out residuals mirror each other (each day
+        # against the other): yesterday's residual and the last day's mean would be fitted as
+        # the negative of today's. The day-lag features need three days of one day type.
+        n_rows = max(1, self._n_keys(mode, self._bpd) // self._bpd)
+        days_per_row = np.bincount(keys[valid] // self._bpd, minlength=n_rows) / self._bpd
+        day_lags = float(days_per_row.max()) >= 3.0
         coef, q10, q90, tested = self._fit_corrections(
-            r_fit, observed, scale[slots], horizon, level, mode
+            r_fit, observed, scale[slots], horizon, level, mode, day_lags=day_lags
         )
         sds = []
         for window_s in SLOPE_WINDOWS_S:
@@ -632,6 +640,8 @@ class LoadForecaster:
         horizon: int,
         level: float,
         mode: str,
+        *,
+        day_lags: bool = True,
     ) -> tuple[FloatArray, FloatArray, FloatArray, bool]:
         """Per lead time: correction weights and the P10/P90 error quantiles, fitted (WLS, recent
         origins weighted more) on the leave-one-out residuals at anchor lead times and
@@ -641,6 +651,8 @@ class LoadForecaster:
 
         n = len(r)
         feats = self._features(r)
+        if not day_lags:
+            feats[:, 2] = 0.0  # the last day's mean (see _refit): not fitted
         w_all = self._weights(np.arange(n - 1, -1, -1, dtype=np.float64))
         anchors = _anchors(horizon)
         got: list[tuple[int, FloatArray, float, float]] = []
@@ -649,7 +661,9 @@ class LoadForecaster:
                 break
             back = self._same_time(h)
             same = np.full(n, np.nan)
-            if back < n:
+            if not day_lags:
+                same[:] = 0.0
+            elif back < n:
                 same[back:] = r[: n - back] if back > 0 else r
             x = np.column_stack([feats, same])[: n - h]
             target = r[h:]
@@ -798,6 +812,20 @@ class LoadForecaster:
                     if abs(m) > SHIFT_K * fit.sigma_r and fit.sigma_r > 0:
                         shift = m + slope * (len(last) - 1) / 2.0
                         r = r - shift
+        # A day type the profile has never seen (a first working day after a weekend-only
+        # history): its residuals are not the kind the correction was fitted on, and they say
+        # how this day differs from the profile's guess. The present level (the last hour's
+        # mean residual) is followed on the days of that type, at every size of deviation.
+        unseen_level = 0.0
+        if (
+            len(finite)
+            and shift == 0.0
+            and not bool(fit.profile.seen(keys[origin : origin + 1])[0])
+        ):
+            n1 = max(1, round(H_S / step))
+            last = r[max(0, origin + 1 - n1) : origin + 1]
+            if np.any(np.isfinite(last)):
+                unseen_level = float(np.nanmean(last)) + slope * (len(last) - 1) / 2.0
         if fit.clip > 0:
             r = np.clip(r, -fit.clip, fit.clip)
         feats = np.nan_to_num(self._features(r[: origin + 1])[-1]) if len(finite) else np.zeros(3)
@@ -819,8 +847,11 @@ class LoadForecaster:
         t_keys, _ = self._keys(targets, fit.mode)
         seasonal = fit.profile.values(t_keys, self._slots(targets))
         seasonal = np.where(np.isfinite(seasonal), seasonal, fit.level)
+        t_seen = fit.profile.seen(t_keys)
+        if unseen_level != 0.0:
+            corr = np.where(t_seen, corr, unseen_level)
         base = seasonal + corr + shift + trend
-        widen = np.where(fit.profile.seen(t_keys), 0.0, UNSEEN_DAY_FRACTION * abs(fit.level))
+        widen = np.where(t_seen, 0.0, UNSEEN_DAY_FRACTION * abs(fit.level))
         sc = fit.scale[self._slots(targets)]
         # A forecast is met by single readings: add their spread around the bin mean.
         noise = Z_Q**2 * self.within_var

@@ -13,7 +13,9 @@ plant's physics (docs/scenario-format.md, "Topology and switching"):
 * an ATS source change is an open transition: its output is interrupted for its transfer time
   (50-200 ms for a mechanical ATS), so a command that makes the ATS transfer (a new preferred
   source, or lifting the inhibit while it sits on a non-preferred source) is refused while
-  critical circuits draw through it, unless its transfer time is within the ride-through.
+  critical circuits draw through it, unless its transfer time is within the ride-through;
+* no load onto an MPDU that may take none now (it or its ATS is predicted to fail, has failed,
+  or did not answer the last poll: ``risk.py``), unless the caller overrides that deliberately.
 
 The SBM path change itself is make-before-break (the device guarantees that), so only the target
 is checked. Every refusal names the element, the amps, and the circuits concerned, so a human can
@@ -62,6 +64,8 @@ class Reason(StrEnum):
     """The selected path's MPDU has no live output."""
     TRANSFER_INTERRUPTS = "transfer_interrupts"
     """The ATS would transfer, an interruption longer than the ride-through."""
+    TARGET_AT_RISK = "target_at_risk"
+    """The selected path's MPDU (or its ATS) is predicted to fail, failed or is not answering."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +107,8 @@ class InterlockState:
     """Circuits whose SBM did not answer: they may be drawing from any of their paths, so the
     interlocks treat them as drawing their demand through every one of them (the safe side).
     Also MPDUs that did not answer: switching one off is judged as if it were live."""
+    at_risk: Mapping[str, str] = field(default_factory=dict)
+    """MPDU -> why no load may move onto it now (``risk.refused_receivers``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -127,6 +133,8 @@ class Verdict:
     ride_through_ms: float = DEFAULT_RIDE_THROUGH_MS
     target: str | None = None
     """The command's target (circuit, MPDU, ATS) when it differs from ``element``."""
+    detail: str = ""
+    """TARGET_AT_RISK: why the element may take no load."""
 
     @property
     def message(self) -> str:
@@ -149,6 +157,8 @@ class Verdict:
                 )
             case Reason.PATH_NOT_ENERGIZED:
                 return f"{self.element} is not energised; {self.target} would lose power"
+            case Reason.TARGET_AT_RISK:
+                return f"{self.target} would move onto {self.element}: {self.detail}"
             case Reason.TRANSFER_INTERRUPTS:
                 return (
                     f"{self.element} would transfer, interrupting its output for about "
@@ -169,6 +179,7 @@ class Verdict:
             "circuits": ", ".join(self.circuits),
             "transfer_ms": f"{self.transfer_ms:.0f}",
             "ride_through_ms": f"{self.ride_through_ms:.0f}",
+            "detail": self.detail,
         }
 
 
@@ -241,8 +252,13 @@ def _unknown(element: str, target: str) -> Verdict:
     return Verdict(allowed=False, reason=Reason.UNKNOWN_ELEMENT, element=element, target=target)
 
 
-def check_sbm_path(state: InterlockState, circuit_id: str, mpdu_id: str) -> Verdict:
-    """Select ``mpdu_id`` as the active path of ``circuit_id`` (make-before-break)."""
+def check_sbm_path(
+    state: InterlockState, circuit_id: str, mpdu_id: str, *, accept_risk: bool = False
+) -> Verdict:
+    """Select ``mpdu_id`` as the active path of ``circuit_id`` (make-before-break).
+
+    ``accept_risk``: the caller moves the circuit onto an MPDU at risk deliberately (an operator's
+    explicit override, or the engine's urgent hand-back); the other rules still apply."""
     topo = state.topology
     circuit = topo.circuits.get(circuit_id)
     if circuit is None:
@@ -260,6 +276,17 @@ def check_sbm_path(state: InterlockState, circuit_id: str, mpdu_id: str) -> Verd
             amps=_demand(state, circuit_id),
             circuits=(circuit_id,) if circuit.critical else (),
             target=circuit_id,
+        )
+    risk = state.at_risk.get(mpdu_id)
+    if risk is not None and not accept_risk:
+        return Verdict(
+            allowed=False,
+            reason=Reason.TARGET_AT_RISK,
+            element=mpdu_id,
+            amps=_demand(state, circuit_id),
+            circuits=(circuit_id,) if circuit.critical else (),
+            target=circuit_id,
+            detail=risk,
         )
     # A circuit that draws nothing now (off, or on a dead path) may draw once there: count it
     # with its expected demand, on the safe side.

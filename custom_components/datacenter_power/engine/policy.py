@@ -176,6 +176,13 @@ class DecisionPolicy:
         del note
         self._rules.finished(action, ok=ok, now_s=self._last_t)
 
+    def replan(self) -> None:
+        """Plan again at the next tick, not only after ``replan_interval_s``: a migration ended
+        (the engine's or a person's) or a proposal's outcome left the plant as it is. The action
+        planned while a person's migration ran was never started (one action at a time); without
+        this the unit at risk waited for the interval, however near its failure."""
+        self._rules.plan_t = -math.inf
+
     def approve(self, kind: ActionKind, target: str | None) -> None:
         """Approval mode: let the next tick execute the proposal ``(kind, target)``."""
         self._rules.approved.add((kind, target))

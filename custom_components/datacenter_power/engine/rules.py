@@ -122,7 +122,9 @@ class DecisionRules:
         if self.active is action:
             self.active = None
         self.plan_t = -math.inf
-        if not ok:
+        # A failed action is held back (no retry loop), except a proposal in approval mode: a
+        # person approves every run, so the remainder is proposed again at once.
+        if not ok and (action.urgent or self.config.mode != "approval"):
             self.failed_plans[(action.kind, action.target)] = now_s
         if action.kind in ("relieve", "rebalance"):
             els = self.state.elements
@@ -308,7 +310,14 @@ class DecisionRules:
                 infeasible.append(res)
         if active is not None:
             return out
-        sig = (alerts, frozenset(dead), frozenset(self.failed_plans.items()))
+        # A changed lineup (a circuit moved by hand, a stage of a person's migration) plans
+        # again at once: a plan made for the old one is stale.
+        sig = (
+            alerts,
+            frozenset(dead),
+            frozenset(self.failed_plans.items()),
+            frozenset(assignment.items()),
+        )
         if (
             now_s - self.plan_t < cfg.replan_interval_s - _EPS
             and sig == self.plan_sig
