@@ -857,10 +857,14 @@ class Soak:
             if i.domain == DOMAIN and i.active
         }
         failed_now = {u for u, a, b in self.failures if a < t < b}
+        # What the last poll got an answer from (a request can time out on a loaded machine).
+        read = self.entry.runtime_data.telemetry.data.readings
         for unit, began, ended in self.failures:
             if not began < t < ended or self._unseen(unit, began, t):
                 continue
             m = polled.mpdus.get(unit)
+            if unit not in read or (m is not None and m.ats not in read):
+                continue  # the poll had no answer from it (or from its ATS): nothing to judge
             if m is not None and (
                 not m.output_on or m.ats in failed_now or not polled.ats[m.ats].output_energized
             ):
@@ -882,7 +886,7 @@ class Soak:
                 self.over_since.pop(eid, None)  # an episode ends well below the limit
             if load > limit:
                 self.over_since.setdefault(eid, t)
-            if load <= 1.02 * limit or self._unseen(eid, t - STEP_S, t):
+            if load <= 1.02 * limit or self._unseen(eid, t - STEP_S, t) or eid not in read:
                 continue  # at the limit itself (rounding), or the poll could not show it
             since = self.over_since[eid]
             REPORT.check(

@@ -107,7 +107,11 @@ class FaultWatch:
         over.update({e: o for e, o in self.faults.over.items() if e not in readings})
         before = self.faults
         new = (set(failed) - set(before.failed)) | (set(over) - set(before.over))
-        advice = self._advise(snapshot, failed, over)
+        try:
+            advice = self._advise(snapshot, failed, over)
+        except Exception:  # advice only: nothing may stop the alert itself
+            LOGGER.exception("No advice for %s", ", ".join(sorted({*failed, *over})))
+            advice = {}
         self.faults = Faults(failed, over, advice)
         for element in sorted(set(before.failed) - set(failed)):
             self.recovered_s[element] = snapshot.updated_at.timestamp()
@@ -145,13 +149,16 @@ class FaultWatch:
         self, snapshot: PlantSnapshot, element: str, failed: dict[str, UnitFailure]
     ) -> str:
         topology = snapshot.topology
-        circuits = sorted(topology.circuits_through(element, snapshot.assignment))
+        # Only circuits of the topology: a device found while part of its chain was not is in
+        # the assignment but outside the graph until the rescan (found by the soak: KeyError).
+        assignment = {c: p for c, p in snapshot.assignment.items() if c in topology.circuits}
+        circuits = sorted(topology.circuits_through(element, assignment))
         bad = set(failed) | {m for f in failed.values() for m in f.below}
         movable = [
             c
             for c in circuits
             if any(
-                p != snapshot.assignment.get(c)
+                p != assignment.get(c)
                 and p in snapshot.energized_mpdus
                 and p not in bad
                 and topology.ats_of(p) not in bad
