@@ -347,6 +347,8 @@ class Soak:
         """The plant as the last successful poll read it (before any command of the step)."""
         self.polled_faulty: set[int] = set()
         self.over_since: dict[str, float] = {}
+        self.live_seen: dict[str, list[float]] = {}
+        """Unit -> plant times of the polls that read it live."""
         self.silent_at_start: set[int] = set()
         """Units whose Modbus answers were faulted when the step's commands began."""
         self.commands_base: dict[str, int] = {}
@@ -856,6 +858,12 @@ class Soak:
             for i in ir.async_get(self.hass).issues.values()
             if i.domain == DOMAIN and i.active
         }
+        for uid, r in polled.mpdus.items():
+            if r.energized and r.output_on and not r.breaker_open:
+                self.live_seen.setdefault(uid, []).append(t)
+        for uid, r in polled.ats.items():
+            if r.output_energized:
+                self.live_seen.setdefault(uid, []).append(t)
         failed_now = {u for u, a, b in self.failures if a < t < b}
         # What the last poll got an answer from (a request can time out on a loaded machine).
         read = self.entry.runtime_data.telemetry.data.readings
@@ -874,10 +882,13 @@ class Soak:
                 f"{unit} failed at {began / 3600:.2f} h; the poll at {t / 3600:.2f} h read it "
                 "and no unit_failed repair is open",
             )
+            # Alerted since a poll last read it live (it may have been down already, e.g. its
+            # breaker tripped on an overload, and been alerted then).
+            since = max((x for x in self.live_seen.get(unit, []) if x < began), default=-1.0)
             REPORT.check(
-                self.alerted_at.get(unit, -1.0) >= began,
-                f"{unit} failed at {began / 3600:.2f} h; no failover event named it by "
-                f"{t / 3600:.2f} h",
+                self.alerted_at.get(unit, -2.0) >= since,
+                f"{unit} failed at {began / 3600:.2f} h; no failover event named it since a "
+                f"poll last read it live ({since / 3600:.2f} h) by {t / 3600:.2f} h",
             )
         now = self.server.plant.telemetry()
         for eid, reading in [*polled.ats.items(), *polled.mpdus.items()]:
