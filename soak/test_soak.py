@@ -488,6 +488,7 @@ class Soak:
         unit it was filling stops answering (no fresh telemetry, as much at risk as a unit
         predicted to fail). The checks then hold that nothing is commanded onto that unit."""
         manager = self.entry.runtime_data.migrations
+        self.say("  restart mid-migration: trying")
         if manager.active is not None:
             return
         component = self.rng.choice(["mpdu1", "mpdu2", "mpdu3"])
@@ -495,22 +496,25 @@ class Soak:
             started = await self.hass.services.async_call(
                 DOMAIN,
                 "migrate_load",
-                {"component": component, "max_step_amps": 1, "step_interval": 10},
+                {"component": component, "max_step_amps": 5, "step_interval": 10},
                 blocking=True,
                 return_response=True,
             )
-        except ServiceValidationError, HomeAssistantError, vol.Invalid:
+        except (ServiceValidationError, HomeAssistantError, vol.Invalid) as err:
+            self.say(f"  restart mid-migration: no migration of {component} ({err})")
             return
         assert started is not None
         record = manager.records[str(started["migration_id"])]
         later = sorted({m.to_mpdu for stage in record.stages[1:] for m in stage})
         if not later:
+            self.say(f"  restart mid-migration: {component}'s plan has one stage")
             await self.settle()
             return
         async with asyncio.timeout(60):
             while record.completed_stages < 1 and record.state not in FINAL_STATES:
                 await manager.async_wait_progress()
         if record.state in FINAL_STATES:
+            self.say(f"  restart mid-migration: {record.migration_id} ended {record.state}")
             return
         receiver = self.rng.choice(later)
         unit = self.units[receiver]
