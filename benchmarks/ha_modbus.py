@@ -83,6 +83,8 @@ def _bits(d: DeviceIdentity, f: Field) -> list[tuple[str, int]]:
 
 def modbus_config(ports: list[int], gateways: list[list[DeviceIdentity]]) -> dict[str, Any]:
     """The ``modbus:`` and ``template:`` configuration of the plant (one hub per gateway)."""
+    from homeassistant.util import slugify
+
     hubs: list[dict[str, Any]] = []
     templates: list[dict[str, Any]] = []
     for gateway, (port, devices) in enumerate(zip(ports, gateways, strict=True), 1):
@@ -93,7 +95,7 @@ def modbus_config(ports: list[int], gateways: list[list[DeviceIdentity]]) -> dic
             for f in dmap.measurements.fields:
                 if f.kind is Kind.BITS:
                     sensors.append(_sensor(d, f, f.name, f.address))
-                    word = f"sensor.{d.plant_id}_{f.name}"
+                    word = f"sensor.{slugify(sensors[-1]['name'])}"
                     templates += [
                         {
                             "name": f"{d.plant_id} {bit}",
@@ -192,7 +194,8 @@ async def _measure(n_circuits: int, rounds: int, commands: int) -> dict[str, Any
                 times.append(time.perf_counter() - started)
             per_refresh = (await sim.requests() - before) / rounds
             refresh_s = statistics.median(times)
-            inhibit = "switch.ats1_inhibit"
+            inhibit = registry.async_get_entity_id("switch", "modbus", "ats1_inhibit_switch")
+            assert inhibit is not None
             cycle = [
                 ("switch", "turn_on", {"entity_id": inhibit}),
                 ("switch", "turn_off", {"entity_id": inhibit}),
