@@ -178,6 +178,7 @@ def poll_one(n_circuits: int, rounds: int) -> dict[str, Any]:
 async def home_assistant() -> AsyncIterator[Any]:
     """A real Home Assistant core (the test harness's), with custom integrations enabled."""
     from homeassistant import loader
+    from homeassistant.helpers import frame
     from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
     import custom_components.datacenter_power  # noqa: F401  (ours, before the harness's)
@@ -185,6 +186,7 @@ async def home_assistant() -> AsyncIterator[Any]:
     with tempfile.TemporaryDirectory() as tmp:
         async with async_test_home_assistant(config_dir=tmp) as hass:
             hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
+            frame.async_setup(hass)  # as bootstrap does (the test harness's fixture does too)
             yield hass
             await hass.async_stop(force=True)
 
