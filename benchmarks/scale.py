@@ -315,6 +315,8 @@ async def _integration(n_circuits: int, rounds: int, commands: int) -> dict[str,
         "requests_per_refresh_sent": sent_per_refresh,
         "refresh_ms": round(refresh_s * 1000, 1),
         "command_latency_ms": _ms(latencies),
+        # The ATS inhibit switch alone: the command the baseline times (ha_modbus.py).
+        "switch_latency_ms": _ms(latencies[0::2]),
         "command_failures": len(COMMAND_FAILURES),
         "command_reflected": reflected,
         "gc_frozen_objects": frozen,
