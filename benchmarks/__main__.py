@@ -6,7 +6,9 @@ The scaling figures (issue 11) are top-level keys: ``cpus``, ``poll``, ``baselin
 at 14 days). ``--small`` runs everything on small plants (Home Assistant on the demo plant; what
 the test does, so that the benchmark cannot rot); CI does not time it. The engine figures
 (``engine_1000``, ``evaluate_1000``) carry their CPU time and the 1-minute load average when
-they were measured; ``--engine-only`` measures only those.
+they were measured; ``--engine-only`` measures only those. ``--baseline-only`` measures only the
+50-device comparison (``baseline_ha_modbus``: Home Assistant's own ``modbus``, and
+``integration_50``).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from . import engine, history, scale, telemetry
+from . import engine, ha_modbus, history, scale, telemetry
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -53,9 +55,15 @@ def _scaling(args: argparse.Namespace) -> dict[str, Any]:
         "load_average_at_start": scale.load_average(),
         "note": "CPUs shared with other jobs on this machine; see load averages",
     }
+    if args.baseline_only:
+        rounds = max(2, args.rounds // 5)
+        report["baseline_ha_modbus"] = ha_modbus.baseline(45, rounds, commands)
+        report["integration_50"] = scale.integration(45, rounds, commands)
+        report["load_average_at_end"] = scale.load_average()
+        return report
     if not args.engine_only:
         report["poll"] = {k: scale.poll_one(n, args.rounds) for k, n in plants.items()}
-        report["baseline_ha_modbus"] = scale.baseline(45, max(2, args.rounds // 5), commands)
+        report["baseline_ha_modbus"] = ha_modbus.baseline(45, max(2, args.rounds // 5), commands)
         report["integration_50"] = scale.integration(45, max(2, args.rounds // 5), commands)
         big = scale.integration(45 if small else 1000, max(2, args.rounds // 5), commands)
         report["integration_1000"] = big
@@ -109,12 +117,17 @@ def main() -> None:
         action="store_true",
         help="only the engine figures: forecast refresh, plan, evaluation (no Modbus, no HA)",
     )
+    parser.add_argument(
+        "--baseline-only",
+        action="store_true",
+        help="only the 50-device comparison: Home Assistant's modbus against the integration",
+    )
     args = parser.parse_args()
     logging.getLogger("pymodbus").setLevel(logging.CRITICAL)
     logging.getLogger("homeassistant").setLevel(logging.ERROR)
     started = time.perf_counter()
     report = _scaling(args)
-    if not (args.small or args.scaling_only or args.engine_only):
+    if not (args.small or args.scaling_only or args.engine_only or args.baseline_only):
         report.update(_legacy(args.rounds))
     report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
     if args.json:

@@ -1,9 +1,10 @@
-"""Scaling figures: polling 50-1,000 devices, Home Assistant's own ``modbus`` integration as the
-baseline, command latency during refreshes, and the engine on the 1,000-circuit hall.
+"""Scaling figures: polling 50-1,000 devices, command latency during refreshes, and the engine
+on the 1,000-circuit hall (Home Assistant's own ``modbus`` as the baseline: ``ha_modbus.py``).
 
-The simulator always runs in a process of its own (``python -m dcp_sim``, one port per
-gateway), so that the side being measured does not share its event loop or its CPU with the
-plant. Home Assistant runs in this process through the test harness's
+The simulator always runs in a process of its own (``benchmarks/counted_sim.py``: ``dcp_sim``'s
+server, one port per gateway, counting the requests it serves), so that the side being measured
+does not share its event loop or its CPU with the plant, and every side's requests are counted
+in the same place. Home Assistant runs in this process through the test harness's
 ``async_test_home_assistant`` (the real core, registries and integrations, no HTTP server),
 with either the integration or Home Assistant's ``modbus`` integration configured in YAML, one
 entity per value, against the same simulated plant.
@@ -40,8 +41,6 @@ from custom_components.datacenter_power.const import (
     SUBENTRY_GATEWAY,
 )
 from custom_components.datacenter_power.device.client import PlantClient
-from custom_components.datacenter_power.device.models import DeviceIdentity, DeviceType
-from custom_components.datacenter_power.device.registers import ATS_MAP, MAPS, Kind
 from custom_components.datacenter_power.engine.planner import Infeasible, Plan, plan_migration
 from custom_components.datacenter_power.engine.policy import DecisionPolicy, PolicyConfig
 from dcp_eval.harness import epoch0, observation_from_telemetry, run_evaluation
@@ -63,35 +62,59 @@ hall (1,049 devices, 8 gateways) for "1000"."""
 # -- the simulator in its own process ---------------------------------------------------------
 
 
+class Simulator:
+    """A running simulator process: its gateways' ports, and its count of requests served."""
+
+    def __init__(self, proc: asyncio.subprocess.Process, ports: list[int]) -> None:
+        self._proc = proc
+        self.ports = ports
+
+    async def requests(self) -> int:
+        """Requests the simulator has served so far (all gateways; a write counts twice)."""
+        assert self._proc.stdin is not None
+        assert self._proc.stdout is not None
+        self._proc.stdin.write(b"?\n")
+        await self._proc.stdin.drain()
+        line = (await asyncio.wait_for(self._proc.stdout.readline(), 30)).decode()
+        if not line.startswith("requests "):
+            raise RuntimeError(f"simulator answered {line!r}")
+        return int(line.split()[1])
+
+
 @contextlib.asynccontextmanager
-async def simulator(spec: dict[str, Any], speed: float = 1.0) -> AsyncIterator[list[int]]:
-    """Serve a scenario in a ``python -m dcp_sim`` process on free ports; yields the ports."""
+async def simulator(spec: dict[str, Any], speed: float = 1.0) -> AsyncIterator[Simulator]:
+    """Serve a scenario in a process of its own (``benchmarks/counted_sim.py``: ``dcp_sim``'s
+    server, which also counts the requests it serves) on free ports."""
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "plant.yaml"
         path.write_text(yaml.safe_dump(spec))
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "dcp_sim",
+            "benchmarks.counted_sim",
             str(path),
-            "--port",
-            "0",
             "--speed",
             str(speed),
             cwd=ROOT,
             env=dict(os.environ, PYTHONPATH=str(ROOT)),
+            stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             stderr=asyncio.subprocess.DEVNULL,
         )
         assert proc.stdout is not None
+        assert proc.stdin is not None
         try:
             line = (await asyncio.wait_for(proc.stdout.readline(), 120)).decode()
             if not line.startswith("gateways:"):
                 raise RuntimeError(f"simulator did not start: {line!r}")
-            yield [int(x.rsplit(":", 1)[1]) for x in line.split()[1:]]
+            yield Simulator(proc, [int(x.rsplit(":", 1)[1]) for x in line.split()[1:]])
         finally:
-            proc.terminate()
-            await proc.wait()
+            proc.stdin.close()
+            try:
+                await asyncio.wait_for(proc.wait(), 10)
+            except TimeoutError:
+                proc.terminate()
+                await proc.wait()
 
 
 def _ms(seconds: list[float]) -> dict[str, float]:
@@ -109,7 +132,8 @@ def _ms(seconds: list[float]) -> dict[str, float]:
 
 
 async def _poll(n_circuits: int, rounds: int) -> dict[str, Any]:
-    async with simulator(hall_spec(n_circuits)) as ports:
+    async with simulator(hall_spec(n_circuits)) as sim:
+        ports = sim.ports
         clients = [PlantClient("127.0.0.1", p, timeout=2.0) for p in ports]
         try:
             found = await asyncio.gather(*(c.scan() for c in clients))
@@ -123,13 +147,13 @@ async def _poll(n_circuits: int, rounds: int) -> dict[str, Any]:
                 )
 
             await refresh()  # open the connections
-            before = sum(c.request_count for c in clients)
+            before = await sim.requests()
             times = []
             for _ in range(rounds):
                 started = time.perf_counter()
                 await refresh()
                 times.append(time.perf_counter() - started)
-            requests = (sum(c.request_count for c in clients) - before) / rounds
+            requests = (await sim.requests() - before) / rounds
         finally:
             for c in clients:
                 await c.close()
@@ -154,6 +178,7 @@ def poll_one(n_circuits: int, rounds: int) -> dict[str, Any]:
 async def home_assistant() -> AsyncIterator[Any]:
     """A real Home Assistant core (the test harness's), with custom integrations enabled."""
     from homeassistant import loader
+    from homeassistant.helpers import frame
     from pytest_homeassistant_custom_component.common import async_test_home_assistant
 
     import custom_components.datacenter_power  # noqa: F401  (ours, before the harness's)
@@ -161,6 +186,7 @@ async def home_assistant() -> AsyncIterator[Any]:
     with tempfile.TemporaryDirectory() as tmp:
         async with async_test_home_assistant(config_dir=tmp) as hass:
             hass.data.pop(loader.DATA_CUSTOM_COMPONENTS, None)
+            frame.async_setup(hass)  # as bootstrap does (the test harness's fixture does too)
             yield hass
             await hass.async_stop(force=True)
 
@@ -210,7 +236,8 @@ async def _integration(n_circuits: int, rounds: int, commands: int) -> dict[str,
 
     spec = hall_spec(n_circuits)
     unique_id = "+".join(sorted(a["id"] for a in spec["ats"]))
-    async with simulator(spec) as ports, home_assistant() as hass:
+    async with simulator(spec) as sim, home_assistant() as hass:
+        ports = sim.ports
         entry = MockConfigEntry(
             domain=DOMAIN,
             title="Plant",
@@ -240,13 +267,14 @@ async def _integration(n_circuits: int, rounds: int, commands: int) -> dict[str,
             return sum(coordinator.client_request_count(k) for k in coordinator.gateways)
 
         await coordinator.async_refresh()
-        before = requests()
+        before, served_before = requests(), await sim.requests()
         times = []
         for _ in range(rounds):
             started = time.perf_counter()
             await coordinator.async_refresh()
             times.append(time.perf_counter() - started)
-        per_refresh = (requests() - before) / rounds
+        per_refresh = (await sim.requests() - served_before) / rounds
+        sent_per_refresh = (requests() - before) / rounds
         refresh_s = statistics.median(times)
         if n_circuits > HALL_CIRCUITS:
             # A hall is set up once its objects are frozen out of full garbage collections
@@ -284,235 +312,20 @@ async def _integration(n_circuits: int, rounds: int, commands: int) -> dict[str,
         "entities": entities,
         "setup_s": round(setup_s, 1),
         "requests_per_refresh": per_refresh,
+        "requests_per_refresh_sent": sent_per_refresh,
         "refresh_ms": round(refresh_s * 1000, 1),
         "command_latency_ms": _ms(latencies),
+        # The ATS inhibit switch alone: the command the baseline times (ha_modbus.py).
+        "switch_latency_ms": _ms(latencies[0::2]),
         "command_failures": len(COMMAND_FAILURES),
         "command_reflected": reflected,
         "gc_frozen_objects": frozen,
     }
 
 
-def _modbus_config(port: int, devices: list[DeviceIdentity]) -> dict[str, Any]:
-    """Home Assistant ``modbus`` YAML: one sensor per value a device reports (each one read of
-    its own), and the ATS inhibit coil of each ATS as a switch verified by reading it back."""
-    sensors: list[dict[str, Any]] = []
-    switches: list[dict[str, Any]] = []
-    types = {1: "uint16", 2: "uint32", 4: "uint64"}
-    for d in devices:
-        block = MAPS[d.device_type].measurements
-        for f in block.fields:
-            n = len(d.upstream) if f.count > 1 else 1
-            n = n or f.count
-            if f.kind is Kind.BITS and f.bits:
-                reads = [(f"{f.name}_{b}", f.address, 1) for b in f.bits]
-            else:
-                reads = [
-                    (f"{f.name}_{i}", f.address + i * f.element_words, f.element_words)
-                    for i in range(n)
-                ]
-            for name, address, words in reads:
-                sensors.append(
-                    {
-                        "name": f"{d.plant_id} {name}",
-                        "unique_id": f"{d.plant_id}_{name}",
-                        "address": address,
-                        "input_type": "input",
-                        "device_address": d.unit_id,
-                        "data_type": types.get(words, "uint16"),
-                        "scan_interval": 0,  # the timed refreshes are the only polls
-                    }
-                )
-        if d.device_type is DeviceType.ATS:
-            coil = next(c.address for c in ATS_MAP.coils if c.name == "inhibit")
-            switches.append(
-                {
-                    "name": f"{d.plant_id} inhibit",
-                    "unique_id": f"{d.plant_id}_inhibit",
-                    "address": coil,
-                    "write_type": "coil",
-                    "device_address": d.unit_id,
-                    "scan_interval": 0,
-                    "verify": {},
-                }
-            )
-    return {
-        "modbus": [
-            {
-                "name": "plant",
-                "type": "tcp",
-                "host": "127.0.0.1",
-                "port": port,
-                "timeout": 5,
-                "sensors": sensors,
-                "switches": switches,
-            }
-        ]
-    }
-
-
-async def _baseline(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
-    from homeassistant.components.modbus.modbus import ModbusHub
-    from homeassistant.setup import async_setup_component
-
-    spec = hall_spec(n_circuits)
-    async with simulator(spec) as ports:
-        async with PlantClient("127.0.0.1", ports[0]) as client:
-            devices = await client.scan()
-        async with home_assistant() as hass:
-            count = [0]
-            original = ModbusHub.low_level_pb_call
-
-            async def counted(self: ModbusHub, *args: Any, **kwargs: Any) -> Any:
-                count[0] += 1
-                return await original(self, *args, **kwargs)
-
-            ModbusHub.low_level_pb_call = counted  # type: ignore[method-assign]
-            try:
-                assert await async_setup_component(hass, "homeassistant", {})
-                config = _modbus_config(ports[0], devices)
-                setup_started = time.perf_counter()
-                assert await async_setup_component(hass, "modbus", config)
-                await hass.async_block_till_done()
-                setup_s = time.perf_counter() - setup_started
-                sensors = sorted(hass.states.async_entity_ids("sensor"))
-                switches = sorted(hass.states.async_entity_ids("switch"))
-
-                async def refresh() -> None:
-                    await hass.services.async_call(
-                        "homeassistant", "update_entity", {"entity_id": sensors}, blocking=True
-                    )
-
-                await refresh()
-                before = count[0]
-                times = []
-                for _ in range(rounds):
-                    started = time.perf_counter()
-                    await refresh()
-                    times.append(time.perf_counter() - started)
-                per_refresh = (count[0] - before) / rounds
-                refresh_s = statistics.median(times)
-                latencies = await _commands_during(
-                    hass,
-                    refresh,
-                    refresh_s,
-                    [
-                        ("switch", "turn_on", {"entity_id": switches[0]}),
-                        ("switch", "turn_off", {"entity_id": switches[0]}),
-                    ],
-                    commands,
-                )
-            finally:
-                ModbusHub.low_level_pb_call = original  # type: ignore[method-assign]
-    return {
-        "devices": len(devices),
-        "entities": len(sensors) + len(switches),
-        "setup_s": round(setup_s, 1),
-        "requests_per_refresh": per_refresh,
-        "refresh_ms": round(refresh_s * 1000, 1),
-        "command_latency_ms": _ms(latencies),
-    }
-
-
 def integration(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
     """The integration in Home Assistant: refresh time and command latency during refreshes."""
     return asyncio.run(_integration(n_circuits, rounds, commands))
-
-
-async def _baseline_emulated(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
-    """Home Assistant's ``modbus`` polling model without its code: one request per entity,
-    all through one hub lock on one connection (``ModbusHub.async_pb_call``), each value
-    written to its own entity state; a switch writes its coil through the same lock and reads
-    it back (``verify``)."""
-    from pymodbus.client import AsyncModbusTcpClient
-
-    spec = hall_spec(n_circuits)
-    async with simulator(spec) as ports:
-        async with PlantClient("127.0.0.1", ports[0]) as client:
-            devices = await client.scan()
-        config = _modbus_config(ports[0], devices)["modbus"][0]
-        async with home_assistant() as hass:
-            raw = AsyncModbusTcpClient("127.0.0.1", port=ports[0], timeout=5)
-            await raw.connect()
-            lock = asyncio.Lock()
-            count = [0]
-
-            async def read(sensor: dict[str, Any]) -> None:
-                async with lock:
-                    count[0] += 1
-                    rr = await raw.read_input_registers(
-                        sensor["address"],
-                        count={"uint16": 1, "uint32": 2}.get(sensor["data_type"], 4),
-                        device_id=sensor["device_address"],
-                    )
-                hass.states.async_set(f"sensor.{sensor['unique_id']}", str(rr.registers[0]))
-
-            async def refresh() -> None:
-                await asyncio.gather(*(read(x) for x in config["sensors"]))
-
-            switch = config["switches"][0]
-
-            async def turn(on: bool) -> None:
-                async with lock:
-                    await raw.write_coil(switch["address"], on, device_id=switch["device_address"])
-                async with lock:
-                    rr = await raw.read_coils(
-                        switch["address"], count=1, device_id=switch["device_address"]
-                    )
-                hass.states.async_set("switch.ats1_inhibit", "on" if rr.bits[0] else "off")
-
-            async def turn_on(_call: Any) -> None:
-                await turn(True)
-
-            async def turn_off(_call: Any) -> None:
-                await turn(False)
-
-            hass.services.async_register("bench", "on", turn_on)
-            hass.services.async_register("bench", "off", turn_off)
-            try:
-                await refresh()
-                before = count[0]
-                times = []
-                for _ in range(rounds):
-                    started = time.perf_counter()
-                    await refresh()
-                    times.append(time.perf_counter() - started)
-                per_refresh = (count[0] - before) / rounds
-                refresh_s = statistics.median(times)
-                latencies = await _commands_during(
-                    hass, refresh, refresh_s, [("bench", "on", {}), ("bench", "off", {})], commands
-                )
-            finally:
-                raw.close()
-    return {
-        "devices": len(devices),
-        "entities": len(config["sensors"]) + len(config["switches"]),
-        "requests_per_refresh": per_refresh,
-        "refresh_ms": round(refresh_s * 1000, 1),
-        "command_latency_ms": _ms(latencies),
-    }
-
-
-def baseline(n_circuits: int, rounds: int, commands: int) -> dict[str, Any]:
-    """Home Assistant's ``modbus`` integration on the same plant, measured the same way.
-
-    Home Assistant 2026.10's ``modbus`` needs ``modbus-connection`` and ``tmodbus``, which Home
-    Assistant installs on first use; where they are missing (no network here), its polling
-    model is emulated instead (:func:`_baseline_emulated`) and the result says so.
-    """
-    try:
-        import modbus_connection  # type: ignore[import-not-found]  # noqa: F401
-    except ImportError as err:
-        out = asyncio.run(_baseline_emulated(n_circuits, rounds, commands))
-        return {
-            "source": "emulated: one request per entity through one hub lock, as "
-            f"homeassistant.components.modbus does ({err.msg}; it needs modbus-connection "
-            "and tmodbus)",
-            **out,
-        }
-    return {
-        "source": "homeassistant.components.modbus",
-        **asyncio.run(_baseline(n_circuits, rounds, commands)),
-    }
 
 
 # -- the engine on the hall -------------------------------------------------------------------
