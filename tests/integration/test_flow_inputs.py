@@ -49,9 +49,7 @@ async def web_server(socket_enabled: None) -> AsyncIterator[int]:
     await runner.setup()
     site = web.TCPSite(runner, LOCAL, 0)
     await site.start()
-    server = site._server  # noqa: SLF001 - aiohttp exposes the bound port only here
-    assert isinstance(server, asyncio.Server)
-    yield int(server.sockets[0].getsockname()[1])
+    yield int(runner.addresses[0][1])
     await runner.cleanup()
 
 
@@ -167,10 +165,11 @@ async def test_options_opened_during_a_reload_take_every_key(
     """The form opened while the entry reloads (no runtime data then) still has a field per
     ATS and per source, so what the user enters there is not refused once the reload is done."""
     hall = ar.async_get(hass).async_get_or_create("Hall A")
+    leaving = asyncio.Event()
+    init_integration.async_on_state_change(leaving.set)
     reload = hass.async_create_task(hass.config_entries.async_reload(init_integration.entry_id))
     async with asyncio.timeout(5):
-        while init_integration.state is ConfigEntryState.LOADED:
-            await asyncio.sleep(0)
+        await leaving.wait()
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
     assert init_integration.state is not ConfigEntryState.LOADED  # opened during the reload
     assert result["type"] is FlowResultType.FORM
@@ -214,7 +213,9 @@ async def test_source_names_are_capped_and_cleaned(
             assert len(state.name) <= 128, state.entity_id
             assert state.name.isprintable(), state.entity_id
     voltage = [
-        s for s in hass.states.async_all("sensor") if s.name == "ATS ats1 Generator 2 (north) voltage"
+        s
+        for s in hass.states.async_all("sensor")
+        if s.name == "ATS ats1 Generator 2 (north) voltage"
     ]
     assert voltage
     changed = [r.getMessage() for r in caplog.records if "name of source" in r.getMessage()]
