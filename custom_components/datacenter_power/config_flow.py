@@ -372,9 +372,12 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             }
             options[CONF_POLICY_MODE] = user_input[CONF_POLICY_MODE]
             options[CONF_MAX_STEP_AMPS] = float(user_input[CONF_MAX_STEP_AMPS])
-            for key in (CONF_CALENDAR_ENTITY, CONF_WORKDAY_ENTITY):
+            for key, domain in (
+                (CONF_CALENDAR_ENTITY, "calendar"),
+                (CONF_WORKDAY_ENTITY, "binary_sensor"),
+            ):
                 if user_input.get(key):
-                    options[key] = user_input[key]
+                    options[key] = self._existing_entity(str(user_input[key]), domain)
             options.update(self._area_options(user_input.get(CONF_LINEUP_AREAS)))
             options.update(self._name_options(user_input.get(CONF_SOURCE_NAMES)))
             return self.async_create_entry(data=options)
@@ -458,7 +461,7 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             (CONF_WORKDAY_ENTITY, "binary_sensor", "unknown_workday"),
         ):
             entity_id = user_input.get(key)
-            if entity_id and not self._entity_exists(str(entity_id), domain):
+            if entity_id and self._existing_entity(str(entity_id), domain) is None:
                 errors[key] = error
         areas = ar.async_get(self.hass)
         for ats, area in sorted((user_input.get(CONF_LINEUP_AREAS) or {}).items()):
@@ -469,15 +472,16 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             break
         return errors
 
-    def _entity_exists(self, entity_id: str, domain: str) -> bool:
-        """Whether ``entity_id`` is an entity of ``domain`` that has a state or is registered
-        (an integration not loaded yet)."""
-        if not valid_entity_id(entity_id) or split_entity_id(entity_id)[0] != domain:
-            return False
-        return (
-            self.hass.states.get(entity_id) is not None
-            or er.async_get(self.hass).async_get(entity_id) is not None
-        )
+    def _existing_entity(self, value: str, domain: str) -> str | None:
+        """The entity id of ``value`` (an entity id, or an entity registry id as the entity
+        selector also takes) when it is an entity of ``domain`` that is registered (its
+        integration may not be loaded yet) or has a state; else None."""
+        registered = er.async_get(self.hass).async_get(value)
+        if registered is not None:
+            return registered.entity_id if registered.domain == domain else None
+        if not valid_entity_id(value) or split_entity_id(value)[0] != domain:
+            return None
+        return value if self.hass.states.get(value) is not None else None
 
     def _name_options(self, section_input: Mapping[str, Any] | None) -> dict[str, Any]:
         """Source names from the form's section (a name equal to the readable id is not

@@ -71,6 +71,7 @@ async def test_every_trigger_condition_and_field_has_a_name(
     strings = await translation.async_get_translations(hass, "en", "device_automation", [DOMAIN])
     base = f"component.{DOMAIN}.device_automation"
     telemetry = init_integration.runtime_data.telemetry
+    assert await async_setup_component(hass, "device_automation", {})
     client = await hass_ws_client(hass)
     for pid in ("ats1", "mpdu2", "c03"):
         device_id = telemetry.device_id(pid)
