@@ -32,7 +32,7 @@ from .errors import (
     ExceptionCode,
     GatewayUnavailable,
 )
-from .library_log import own_client_context, quiet_library_log
+from .library_log import OwnClientContext, quiet_library_log
 from .models import (
     AtsReading,
     DeviceIdentity,
@@ -153,7 +153,7 @@ class _Lane:
             return
         # The transport's callbacks and pymodbus's reconnect task inherit the context
         # created here: their log lines are this integration's (``library_log.py``).
-        with own_client_context():
+        with OwnClientContext():
             connected = await self._client.connect()
         if not connected:
             raise GatewayUnavailable(
@@ -161,7 +161,7 @@ class _Lane:
             )
 
     def close(self) -> None:
-        with own_client_context():
+        with OwnClientContext():
             self._client.close()
 
     async def call(
@@ -174,7 +174,7 @@ class _Lane:
         await self.connect()
         self._owner.request_count += 1
         try:
-            with own_client_context():
+            with OwnClientContext():
                 response: _Response = await request(self._client)
         except ConnectionException as exc:
             raise GatewayUnavailable(f"unit {unit_id}: {what}: {exc}", unit_id) from exc
