@@ -6,9 +6,10 @@ while the entry reloads still knows the plant's ATSs and sources."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import pytest
@@ -40,21 +41,22 @@ from .modbus_proxy import ModbusProxy
 LOCAL = "127.0.0.1"
 
 
-@pytest.fixture
-async def web_server(socket_enabled: None) -> AsyncIterator[int]:
+@contextlib.asynccontextmanager
+async def _web_server() -> AsyncIterator[int]:
     """A real HTTP server (aiohttp, as Home Assistant's own) on loopback; yields its port."""
     app = web.Application()
     app.router.add_get("/", lambda request: web.Response(text="hello"))
     runner = web.AppRunner(app)
     await runner.setup()
-    site = web.TCPSite(runner, LOCAL, 0)
-    await site.start()
-    yield int(runner.addresses[0][1])
-    await runner.cleanup()
+    await web.TCPSite(runner, LOCAL, 0).start()
+    try:
+        yield int(runner.addresses[0][1])
+    finally:
+        await runner.cleanup()
 
 
-@pytest.fixture
-async def echo_server(socket_enabled: None) -> AsyncIterator[int]:
+@contextlib.asynccontextmanager
+async def _echo_server() -> AsyncIterator[int]:
     """A TCP service that sends back whatever it receives; yields its port."""
 
     async def echo(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -64,9 +66,17 @@ async def echo_server(socket_enabled: None) -> AsyncIterator[int]:
         writer.close()
 
     server = await asyncio.start_server(echo, LOCAL, 0)
-    yield int(server.sockets[0].getsockname()[1])
-    server.close()
-    await server.wait_closed()
+    try:
+        yield int(server.sockets[0].getsockname()[1])
+    finally:
+        server.close()
+        await server.wait_closed()
+
+
+SERVERS: dict[str, Callable[[], contextlib.AbstractAsyncContextManager[int]]] = {
+    "http": _web_server,
+    "echo": _echo_server,
+}
 
 
 async def _add_plant(hass: HomeAssistant, port: int) -> Any:
@@ -79,20 +89,20 @@ async def _add_plant(hass: HomeAssistant, port: int) -> Any:
     return await hass.config_entries.flow.async_configure(result["flow_id"])
 
 
-@pytest.mark.usefixtures("no_platforms")
+@pytest.mark.usefixtures("no_platforms", "socket_enabled")
 @pytest.mark.parametrize(
     ("server", "says"),
-    [("web_server", 'it answered "HTTP/1.1 400 Bad Request"'), ("echo_server", "echo service")],
+    [("http", "400 Bad Request"), ("echo", "echo service")],
 )
 async def test_a_service_that_is_not_modbus_is_named_at_once(
-    hass: HomeAssistant, request: pytest.FixtureRequest, server: str, says: str
+    hass: HomeAssistant, server: str, says: str
 ) -> None:
     """An HTTP server or an echo service on the port: "not a Modbus TCP server at host:port"
     within seconds (it was a 94 s scan ending in "no devices"), with what it answered."""
-    port: int = request.getfixturevalue(server)
-    started = time.monotonic()
-    result = await _add_plant(hass, port)
-    elapsed = time.monotonic() - started
+    async with SERVERS[server]() as port:
+        started = time.monotonic()
+        result = await _add_plant(hass, port)
+        elapsed = time.monotonic() - started
     assert result["type"] is FlowResultType.FORM
     assert result["errors"] == {"base": "not_modbus"}
     assert says in result["description_placeholders"]["detail"]
