@@ -86,7 +86,7 @@ def modbus_framed(data: bytes, request: bytes, complete: bool) -> bool:
     answer. The unit id is not judged (TCP devices answer as unit 0 or 255)."""
     if len(data) < 6:
         return not complete and struct.pack(">HH", _PROBE_TID, 0).startswith(data[:4])
-    tid, protocol, length = struct.unpack(">HHH", data[:6])
+    tid, protocol, length = (int(v) for v in struct.unpack(">HHH", data[:6]))
     if tid != _PROBE_TID or protocol != 0 or not 2 <= length <= _MAX_ADU - 6:
         return False
     if not complete:
@@ -96,7 +96,7 @@ def modbus_framed(data: bytes, request: bytes, complete: bool) -> bool:
     function = data[7]
     if function == _READ_HOLDING | 0x80:
         return length == 3
-    count = struct.unpack(">H", request[10:12])[0]
+    count = int(struct.unpack(">H", request[10:12])[0])
     return function == _READ_HOLDING and length == 3 + 2 * count and data[8] == 2 * count
 
 
