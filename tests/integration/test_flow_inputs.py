@@ -44,8 +44,12 @@ LOCAL = "127.0.0.1"
 @contextlib.asynccontextmanager
 async def _web_server() -> AsyncIterator[int]:
     """A real HTTP server (aiohttp, as Home Assistant's own) on loopback; yields its port."""
+
+    async def hello(request: web.Request) -> web.Response:
+        return web.Response(text="hello")
+
     app = web.Application()
-    app.router.add_get("/", lambda request: web.Response(text="hello"))
+    app.router.add_get("/", hello)
     runner = web.AppRunner(app)
     await runner.setup()
     await web.TCPSite(runner, LOCAL, 0).start()
