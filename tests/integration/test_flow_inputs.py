@@ -19,6 +19,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.data_entry_flow import FlowResultType
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers import translation
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -286,3 +287,11 @@ async def test_names_a_device_reports_are_cleaned(
     await hass.async_block_till_done()
     said = [r.getMessage() for r in caplog.records if "The model unit 3 reports" in r.getMessage()]
     assert len(said) == 1, said
+
+    # The unit swapped for one with a proper model: the repair names the change, printable.
+    del proxy.faults[3]
+    await entry.runtime_data.telemetry.async_rescan()
+    issues = [i for i in ir.async_get(hass).issues.values() if i.domain == DOMAIN]
+    changes = [str((i.translation_placeholders or {}).get("change")) for i in issues]
+    assert any("PDU [31mX ->" in c for c in changes), changes
+    assert all(c.isprintable() for c in changes), changes
