@@ -26,6 +26,7 @@ from .interruptions import async_setup_interruptions
 from .manual_path import async_setup_path_service
 from .migration import MigrationManager
 from .options import repaired_options
+from .plant_ids import async_forget_plant_ids, async_remember_plant_ids
 from .proposals import async_setup_proposal_services, async_setup_proposals
 from .repairs import async_remove_repairs, async_setup_repairs
 from .services import async_setup_services
@@ -81,6 +82,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator, migrations=migrations, forecast=forecast
     )
+    async_remember_plant_ids(hass, entry)  # the options form's fields during a reload
     async_setup_faults(hass, entry)  # before the entities that count failed units at risk
     async_setup_proposals(hass, entry)  # before the entities that show proposals
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
@@ -101,6 +103,7 @@ async def async_unload_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEn
 async def async_remove_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
     """A removed plant leaves no repair issue and no stored history behind."""
     async_remove_repairs(hass, entry.entry_id)
+    async_forget_plant_ids(hass, entry.entry_id)
     await HistoryStore(hass, entry.entry_id).async_remove()
 
 

@@ -85,7 +85,9 @@ def latest_decisions(entry: DataCenterPowerConfigEntry) -> Decisions | None:
 
 def hub_device_id(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> str | None:
     """The plant's own device (it carries the migration sensor)."""
-    device = dr.async_get(hass).async_get_device(identifiers={(DOMAIN, f"{entry.unique_id}")})
+    device = dr.async_get(hass).async_get_device_by_identifier(
+        (DOMAIN, f"{entry.unique_id}"), entry.entry_id
+    )
     return None if device is None else device.id
 
 

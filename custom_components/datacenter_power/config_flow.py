@@ -25,8 +25,10 @@ from homeassistant.config_entries import (
     OptionsFlowWithReload,
     SubentryFlowResult,
 )
-from homeassistant.core import callback
+from homeassistant.core import callback, split_entity_id, valid_entity_id
 from homeassistant.data_entry_flow import FlowHandler, section
+from homeassistant.helpers import area_registry as ar
+from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 
 from . import const
@@ -56,9 +58,10 @@ from .device.client import PlantClient
 from .device.errors import DeviceLayerError
 from .device.models import DeviceIdentity, DeviceType
 from .device.registers import MAX_UNIT_ID
-from .naming import readable, source_name
-from .netcheck import diagnose
+from .naming import clean_name, readable, shown_name, source_name
+from .netcheck import diagnose, probe
 from .options import option_errors
+from .plant_ids import async_plant_ids
 
 SCAN_UNIT_IDS = range(1, MAX_UNIT_ID + 1)
 
@@ -96,7 +99,15 @@ class _Scan:
     detail: str = ""
 
     async def run(self, flow: FlowHandler[Any, Any, Any]) -> None:
-        """Scan every unit id; record what answered, or why the scan could not run."""
+        """Scan every unit id; record what answered, or why the scan could not run.
+
+        One Modbus request first (``netcheck.probe``, at most a few seconds): an address that
+        cannot be reached, or a service that answers but not in Modbus TCP, is named at once.
+        """
+        if (verdict := await probe(self.host, self.port)) is not None:
+            self.error, self.detail = verdict
+            LOGGER.debug("Not scanning %s:%s: %s (%s)", self.host, self.port, *verdict)
+            return
         client = PlantClient(self.host, self.port, timeout=const.SCAN_UNIT_TIMEOUT)
         shown = 0.0
 
@@ -349,7 +360,11 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
 
     async def async_step_init(self, user_input: dict[str, Any] | None = None) -> ConfigFlowResult:
         """One form with every option; saving reloads the entry."""
-        errors = {} if user_input is None else option_errors(user_input)
+        errors: dict[str, str] = {}
+        placeholders: dict[str, str] = {}
+        if user_input is not None:
+            errors = option_errors(user_input)
+            errors.update(self._reference_errors(user_input, placeholders))
         if user_input is not None and not errors:
             options: dict[str, Any] = {
                 key: int(user_input[key])
@@ -357,9 +372,12 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             }
             options[CONF_POLICY_MODE] = user_input[CONF_POLICY_MODE]
             options[CONF_MAX_STEP_AMPS] = float(user_input[CONF_MAX_STEP_AMPS])
-            for key in (CONF_CALENDAR_ENTITY, CONF_WORKDAY_ENTITY):
+            for key, domain in (
+                (CONF_CALENDAR_ENTITY, "calendar"),
+                (CONF_WORKDAY_ENTITY, "binary_sensor"),
+            ):
                 if user_input.get(key):
-                    options[key] = user_input[key]
+                    options[key] = self._existing_entity(str(user_input[key]), domain)
             options.update(self._area_options(user_input.get(CONF_LINEUP_AREAS)))
             options.update(self._name_options(user_input.get(CONF_SOURCE_NAMES)))
             return self.async_create_entry(data=options)
@@ -421,22 +439,49 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             step_id="init",
             data_schema=self.add_suggested_values_to_schema(schema, values),
             errors=errors,
+            description_placeholders=placeholders,
         )
 
     def _lineups(self) -> list[str]:
-        """The plant's ATS ids (one area field each), known while the entry is loaded."""
-        entry = self.config_entry
-        if entry.state is not ConfigEntryState.LOADED:
-            return sorted(entry.options.get(CONF_LINEUP_AREAS) or {})
-        return sorted(entry.runtime_data.telemetry.data.topology.ats)
+        """The plant's ATS ids (one area field each), also while the entry reloads."""
+        return list(async_plant_ids(self.hass, self.config_entry).ats)
 
     def _sources(self) -> list[str]:
-        """The plant's source ids (one name field each), known while the entry is loaded."""
-        entry = self.config_entry
-        if entry.state is not ConfigEntryState.LOADED:
-            return sorted(entry.options.get(CONF_SOURCE_NAMES) or {})
-        topology = entry.runtime_data.telemetry.data.topology
-        return sorted({src for node in topology.ats.values() for src in node.sources})
+        """The plant's source ids (one name field each), also while the entry reloads."""
+        return list(async_plant_ids(self.hass, self.config_entry).sources)
+
+    def _reference_errors(
+        self, user_input: Mapping[str, Any], placeholders: dict[str, str]
+    ) -> dict[str, str]:
+        """A calendar, workday sensor or area that does not exist (``placeholders`` get the
+        lineup and area of an unknown area, for the message)."""
+        errors: dict[str, str] = {}
+        for key, domain, error in (
+            (CONF_CALENDAR_ENTITY, "calendar", "unknown_calendar"),
+            (CONF_WORKDAY_ENTITY, "binary_sensor", "unknown_workday"),
+        ):
+            entity_id = user_input.get(key)
+            if entity_id and self._existing_entity(str(entity_id), domain) is None:
+                errors[key] = error
+        areas = ar.async_get(self.hass)
+        for ats, area in sorted((user_input.get(CONF_LINEUP_AREAS) or {}).items()):
+            if ats == CONF_SUGGEST_AREAS or not area or areas.async_get_area(str(area)):
+                continue
+            errors["base"] = "unknown_area"
+            placeholders.update(lineup=clean_name(str(ats)), area=clean_name(str(area)))
+            break
+        return errors
+
+    def _existing_entity(self, value: str, domain: str) -> str | None:
+        """The entity id of ``value`` (an entity id, or an entity registry id as the entity
+        selector also takes) when it is an entity of ``domain`` that is registered (its
+        integration may not be loaded yet) or has a state; else None."""
+        registered = er.async_get(self.hass).async_get(value)
+        if registered is not None:
+            return registered.entity_id if registered.domain == domain else None
+        if not valid_entity_id(value) or split_entity_id(value)[0] != domain:
+            return None
+        return value if self.hass.states.get(value) is not None else None
 
     def _name_options(self, section_input: Mapping[str, Any] | None) -> dict[str, Any]:
         """Source names from the form's section (a name equal to the readable id is not
@@ -448,11 +493,12 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                 if CONF_SOURCE_NAMES in current
                 else {}
             )
-        names = {
-            str(src): str(name).strip()
+        cleaned = {
+            str(src): shown_name(str(name), f"The name of source {str(src)!r}")
             for src, name in section_input.items()
-            if name and str(name).strip() and str(name).strip() != readable(str(src))
-        }
+            if name
+        }  # printable, one line, capped: naming.clean_name
+        names = {src: name for src, name in cleaned.items() if name and name != readable(src)}
         return {CONF_SOURCE_NAMES: names} if names else {}
 
     def _area_options(self, section_input: Mapping[str, Any] | None) -> dict[str, Any]:

@@ -61,6 +61,7 @@ from .engine.interlock import AtsState, InterlockState, Verdict
 from .engine.readings import topology_from_identities
 from .engine.risk import refused_receivers, risk_of
 from .engine.topology import Topology
+from .naming import shown_name
 
 if TYPE_CHECKING:
     from .engine.decisions import Decisions
@@ -97,8 +98,10 @@ _NAME_PREFIX: Final = {
 
 
 def device_name(identity: DeviceIdentity) -> str:
-    """Name of a plant device in Home Assistant, e.g. ``ATS ats1`` or ``Circuit c01``."""
-    return f"{_NAME_PREFIX[identity.device_type]} {identity.plant_id}"
+    """Name of a plant device in Home Assistant, e.g. ``ATS ats1`` or ``Circuit c01`` (what the
+    device reports, printable: ``naming.shown_name``)."""
+    plant_id = shown_name(identity.plant_id, f"The id unit {identity.unit_id} reports")
+    return f"{_NAME_PREFIX[identity.device_type]} {plant_id}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -859,10 +862,14 @@ class TelemetryCoordinator(DataUpdateCoordinator[PlantSnapshot]):
                 config_subentry_id=gateway.subentry_id,
                 identifiers={self.identifier(identity.plant_id)},
                 manufacturer=MANUFACTURER,
-                model=identity.model,
+                model=shown_name(identity.model, f"The model unit {identity.unit_id} reports"),
                 name=device_name(identity),
-                sw_version=identity.firmware,
-                serial_number=identity.plant_id,
+                sw_version=shown_name(
+                    identity.firmware, f"The firmware version unit {identity.unit_id} reports"
+                ),
+                serial_number=shown_name(
+                    identity.plant_id, f"The id unit {identity.unit_id} reports"
+                ),
                 via_device_id=via,
             )
             self._device_ids[identity.plant_id] = device.id

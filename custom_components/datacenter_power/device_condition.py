@@ -11,9 +11,15 @@ from __future__ import annotations
 from typing import Any
 
 import probatio as vol
-from homeassistant.const import CONF_CONDITION, CONF_DEVICE_ID, CONF_DOMAIN, CONF_TYPE
+from homeassistant.const import (
+    CONF_CONDITION,
+    CONF_DEVICE_ID,
+    CONF_DOMAIN,
+    CONF_TYPE,
+    PERCENTAGE,
+)
 from homeassistant.core import HomeAssistant, callback
-from homeassistant.helpers import condition
+from homeassistant.helpers import condition, selector
 from homeassistant.helpers.config_validation import DEVICE_CONDITION_BASE_SCHEMA
 from homeassistant.helpers.typing import ConfigType, TemplateVarsType
 
@@ -101,12 +107,23 @@ async def async_get_conditions(hass: HomeAssistant, device_id: str) -> list[dict
 async def async_get_condition_capabilities(
     hass: HomeAssistant, config: ConfigType
 ) -> dict[str, vol.Schema]:
-    """``health_below`` asks for the threshold (%)."""
+    """``health_below`` asks for the threshold, in % (a number field with its unit, labelled by
+    ``device_automation.extra_fields.below`` in the translations)."""
     if config[CONF_TYPE] != HEALTH_BELOW:
         return {}
     return {
         "extra_fields": vol.Schema(
-            {vol.Required(CONF_BELOW, default=80.0): vol.All(vol.Coerce(float), vol.Range(0, 100))}
+            {
+                vol.Required(CONF_BELOW, default=80.0): selector.NumberSelector(
+                    selector.NumberSelectorConfig(
+                        min=0,
+                        max=100,
+                        step=1,
+                        unit_of_measurement=PERCENTAGE,
+                        mode=selector.NumberSelectorMode.BOX,
+                    )
+                )
+            }
         )
     }
 

@@ -18,14 +18,17 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .device.models import DeviceIdentity
+from .naming import clean_name
 
 ISSUE_PREFIX = "unit_replaced"
 
 
 def describe_change(old: DeviceIdentity, new: DeviceIdentity) -> str:
-    """What differs between two identifications, e.g. ``model MPDU-32 -> MPDU-40``."""
+    """What differs between two identifications, e.g. ``model MPDU-32 -> MPDU-40`` (what the
+    units report made printable: ``naming.clean_name``)."""
     changes = [
-        f"{f.name} {getattr(old, f.name)} -> {getattr(new, f.name)}"
+        f"{f.name} {clean_name(str(getattr(old, f.name)), 128)} -> "
+        f"{clean_name(str(getattr(new, f.name)), 128)}"
         for f in fields(DeviceIdentity)
         if getattr(old, f.name) != getattr(new, f.name)
     ]

@@ -289,6 +289,7 @@ async def test_options_flow_stores_and_reloads(
     hass: HomeAssistant, init_integration: MockConfigEntry
 ) -> None:
     """Options are stored with their types, and the poll interval takes effect."""
+    hass.states.async_set("calendar.maintenance", "off")  # a calendar must exist to be chosen
     result = await hass.config_entries.options.async_init(init_integration.entry_id)
     assert result["type"] is FlowResultType.FORM
     assert result["step_id"] == "init"

@@ -10,12 +10,14 @@ import pytest
 from homeassistant.components import automation
 from homeassistant.components.device_automation import DeviceAutomationType
 from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.helpers import translation
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     async_get_device_automations,
     async_mock_service,
 )
+from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
 
@@ -58,6 +60,47 @@ async def test_triggers_and_conditions_are_offered_on_plant_devices(
     assert env is not None
     triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, env)
     assert not [t for t in triggers if t["domain"] == DOMAIN]
+
+
+async def test_every_trigger_condition_and_field_has_a_name(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_ws_client: WebSocketGenerator
+) -> None:
+    """The automation editor (Add trigger -> Device) shows names, not keys: every trigger and
+    condition type a device offers has an English name in Home Assistant's translations, every
+    extra field a label, and the threshold is a number field in %."""
+    strings = await translation.async_get_translations(hass, "en", "device_automation", [DOMAIN])
+    base = f"component.{DOMAIN}.device_automation"
+    telemetry = init_integration.runtime_data.telemetry
+    assert await async_setup_component(hass, "device_automation", {})
+    client = await hass_ws_client(hass)
+    for pid in ("ats1", "mpdu2", "c03"):
+        device_id = telemetry.device_id(pid)
+        assert device_id is not None
+        triggers = await async_get_device_automations(hass, DeviceAutomationType.TRIGGER, device_id)
+        conditions = await async_get_device_automations(
+            hass, DeviceAutomationType.CONDITION, device_id
+        )
+        ours = [t for t in triggers if t["domain"] == DOMAIN]
+        assert ours
+        for trigger in ours:
+            assert strings.get(f"{base}.trigger_type.{trigger['type']}"), trigger["type"]
+        ours = [c for c in conditions if c["domain"] == DOMAIN]
+        assert ours
+        for cond in ours:
+            assert strings.get(f"{base}.condition_type.{cond['type']}"), cond["type"]
+            await client.send_json_auto_id(
+                {"type": "device_automation/condition/capabilities", "condition": cond}
+            )
+            answer = await client.receive_json()
+            assert answer["success"], answer
+            for field in answer["result"].get("extra_fields", []):
+                assert strings.get(f"{base}.extra_fields.{field['name']}"), field["name"]
+                if cond["type"] == "health_below":
+                    number = field["selector"]["number"]
+                    assert number["unit_of_measurement"] == "%"
+                    assert (number["min"], number["max"]) == (0, 100)
+            if cond["type"] == "health_below":
+                assert [f["name"] for f in answer["result"]["extra_fields"]] == ["below"]
 
 
 def _automation(

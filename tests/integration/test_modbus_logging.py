@@ -1,14 +1,19 @@
 """An outage is logged once, in the integration's words: no traceback, and none of pymodbus's
 per-request ERROR lines ("No response received after 3 retries"), which stay available at DEBUG
-for whoever enables debug logging for pymodbus. Real Home Assistant, real simulator behind the
+for whoever enables debug logging for pymodbus; other pymodbus users (Home Assistant's own
+``modbus`` integration) keep theirs. Real Home Assistant, real simulator behind the
 fault-injecting gateway."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 import pytest
 from homeassistant.core import HomeAssistant
+from homeassistant.setup import async_setup_component
+from pymodbus.client import AsyncModbusTcpClient
+from pymodbus.exceptions import ModbusIOException
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power.const import CONF_HOST, CONF_PORT, DOMAIN
@@ -92,3 +97,64 @@ async def test_pymodbus_lines_remain_at_debug_when_asked_for(
     lines = _library(caplog, 0)
     assert lines
     assert all(r.levelno == logging.DEBUG for r in lines), [r.levelname for r in lines]
+
+
+async def test_other_pymodbus_users_still_log_their_warnings(
+    hass: HomeAssistant,
+    mock_config_entry: MockConfigEntry,
+    proxy: ModbusProxy,
+    free_port: int,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Only this integration's connections are quieted: Home Assistant's own ``modbus``
+    integration (its hub on a port nothing listens on) and a plain pymodbus client (asking a
+    silent unit) still log their WARNING/ERROR lines, while this integration's silent device
+    logs none, in the same process at the same time."""
+    caplog.set_level(logging.INFO)
+    entry = await _entry(hass, mock_config_entry, proxy.port)
+    telemetry = entry.runtime_data.telemetry
+    caplog.clear()
+
+    silent = telemetry.identities["mpdu2"].unit_id
+    proxy.faults[silent] = "silent"
+    await telemetry.async_refresh()  # this integration's request goes unanswered
+    assert not telemetry.data.available("mpdu2")
+    assert not _library(caplog, logging.DEBUG), [r.getMessage() for r in _library(caplog, 0)]
+
+    assert await async_setup_component(
+        hass,
+        "modbus",
+        {
+            "modbus": [
+                {
+                    "name": "other",
+                    "type": "tcp",
+                    "host": "127.0.0.1",
+                    "port": free_port,
+                    "sensors": [{"name": "other register", "address": 0, "device_address": 1}],
+                }
+            ]
+        },
+    )
+    for _ in range(200):  # the hub connects in a background task: up to 10 s
+        if _library(caplog, logging.WARNING):
+            break
+        await asyncio.sleep(0.05)
+    assert any("Failed to connect" in r.getMessage() for r in _library(caplog, logging.WARNING))
+
+    # retries=1: not the very text of this integration's line (pymodbus folds a repeated line
+    # into "Repeating...." whoever logs it)
+    other = AsyncModbusTcpClient("127.0.0.1", port=proxy.port, timeout=0.2, retries=1)
+    assert await other.connect()
+    try:
+        with pytest.raises(ModbusIOException):
+            await other.read_holding_registers(0, count=1, device_id=silent)
+    finally:
+        other.close()
+    errors = [r.getMessage() for r in _library(caplog, logging.ERROR)]
+    assert any("No response received" in m for m in errors), errors
+
+    caplog.clear()
+    await telemetry.async_refresh()  # and this integration's lines are still quiet
+    assert not telemetry.data.available("mpdu2")
+    assert not _library(caplog, logging.DEBUG), [r.getMessage() for r in _library(caplog, 0)]

@@ -15,7 +15,9 @@ from custom_components.datacenter_power.netcheck import (
     CANNOT_CONNECT,
     CANNOT_RESOLVE,
     CONNECTION_REFUSED,
+    NOT_MODBUS,
     diagnose,
+    probe,
 )
 
 
@@ -49,3 +51,28 @@ async def test_a_name_that_does_not_resolve(monkeypatch: pytest.MonkeyPatch) -> 
         CANNOT_RESOLVE,
         "Name or service not known",
     )
+
+
+async def test_probe_judges_framing_not_silence(
+    socket_enabled: None, sim_server: tuple[Any, int]
+) -> None:
+    """The probe before a scan: the simulator (a real Modbus TCP gateway) passes; a service
+    that accepts and stays silent is not judged (a gateway may be silent for an absent unit);
+    one that closes the connection without answering is not Modbus."""
+    assert await probe("127.0.0.1", sim_server[1]) is None
+
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+
+    async def closes(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.close()
+
+    for handler, expected in ((silent, None), (closes, NOT_MODBUS)):
+        server = await asyncio.start_server(handler, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        try:
+            verdict = await probe("127.0.0.1", port, timeout_s=0.5)
+        finally:
+            server.close()
+            await server.wait_closed()
+        assert (verdict[0] if verdict else None) == expected, verdict

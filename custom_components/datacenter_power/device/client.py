@@ -32,7 +32,7 @@ from .errors import (
     ExceptionCode,
     GatewayUnavailable,
 )
-from .library_log import quiet_library_log
+from .library_log import OwnClientContext, quiet_library_log
 from .models import (
     AtsReading,
     DeviceIdentity,
@@ -56,7 +56,7 @@ from .registers import (
 __all__ = ["PlantClient", "ReadAllResult"]
 
 _LOGGER = logging.getLogger(__name__)
-quiet_library_log()  # pymodbus's per-request errors: the integration reports faults itself
+quiet_library_log()  # pymodbus's per-request errors of this layer's connections (not others')
 
 _SCAN_ATTEMPTS: Final = 3
 """Tries per unit id during a scan when the event loop stalled or the connection dropped."""
@@ -151,13 +151,18 @@ class _Lane:
     async def connect(self) -> None:
         if self.connected:
             return
-        if not await self._client.connect():
+        # The transport's callbacks and pymodbus's reconnect task inherit the context
+        # created here: their log lines are this integration's (``library_log.py``).
+        with OwnClientContext():
+            connected = await self._client.connect()
+        if not connected:
             raise GatewayUnavailable(
                 f"cannot connect to Modbus gateway {self._owner.host}:{self._owner.port}"
             )
 
     def close(self) -> None:
-        self._client.close()
+        with OwnClientContext():
+            self._client.close()
 
     async def call(
         self,
@@ -169,7 +174,8 @@ class _Lane:
         await self.connect()
         self._owner.request_count += 1
         try:
-            response: _Response = await request(self._client)
+            with OwnClientContext():
+                response: _Response = await request(self._client)
         except ConnectionException as exc:
             raise GatewayUnavailable(f"unit {unit_id}: {what}: {exc}", unit_id) from exc
         except ModbusIOException as exc:
