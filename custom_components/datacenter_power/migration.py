@@ -477,7 +477,9 @@ class MigrationManager:
         and, when the migration ends, how it went); returns the migration id."""
         forecast = self._forecast
         if forecast is None:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="engine_not_running")
+            raise HomeAssistantError(
+                translation_domain=DOMAIN, translation_key="engine_not_running"
+            )
         running = self._engine_action
         if running is not None:
             raise ServiceValidationError(
@@ -859,6 +861,8 @@ class MigrationManager:
         if held:
             self._release_held(held, "cancelled by a person")
             cancelled += [r.migration_id for r in held]
+            for listener in list(self._listeners):  # the migration sensor: no longer held
+                listener()
             self.coordinator.config_entry.async_create_background_task(
                 self.hass, self._save(), f"{DOMAIN} save migrations"
             )
