@@ -19,6 +19,7 @@ from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers import issue_registry as ir
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 from pytest_homeassistant_custom_component.components.diagnostics import (
@@ -212,6 +213,8 @@ async def test_a_held_migration_shows_held_on_the_migration_sensor(
     state = hass.states.get(sensor)
     assert state is not None
     assert state.state == MigrationState.ABORTED.value
+    # The person decided: the held repair goes and is not raised again.
+    assert ir.async_get(hass).async_get_issue(DOMAIN, f"migration_held_{migration_id}") is None
 
 
 # -- b. diagnostics leak no address -------------------------------------------------------------
