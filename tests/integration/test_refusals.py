@@ -129,6 +129,16 @@ async def test_an_approval_that_cannot_start_says_why_to_the_caller_and_the_logb
     refused = [e for e in activity if e.data["type"] == REFUSED]
     assert refused, [e.data["message"] for e in activity]
     assert "flapping guard" in refused[-1].data["message"]
+    # The plant's approve button: the same refusal, the same reason in the logbook.
+    (button,) = [s.entity_id for s in hass.states.async_all("button") if "approve" in s.entity_id]
+    with pytest.raises(ServiceValidationError) as err:
+        await hass.services.async_call("button", "press", {"entity_id": button}, blocking=True)
+    assert err.value.translation_key == "proposal_not_started"
+    assert "flapping guard" in str(err.value)
+    await hass.async_block_till_done()
+    refused = [e for e in activity if e.data["type"] == REFUSED]
+    assert f"approve proposal {pid}" in refused[-1].data["message"]
+    assert "flapping guard" in refused[-1].data["message"]
     assert _paths(server) == before
     status = await _call(hass, "get_proposal", {"proposal_id": pid})
     assert status["current"] is True, status
