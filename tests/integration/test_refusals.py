@@ -363,6 +363,28 @@ async def test_a_drain_with_no_path_says_which_circuits_have_none(
     assert _paths(sim_server[0]) == before
 
 
+@pytest.mark.parametrize("plant", ["worn"], indirect=True)
+async def test_a_drain_whose_other_paths_are_not_live_names_each_and_why(
+    hass: HomeAssistant, hass_storage: dict[str, Any], sim_server: tuple[PlantServer, int]
+) -> None:
+    """ATS-1 is predicted to fail: b01-b03 (paths mpdu2, mpdu1) cannot leave mpdu2, whose
+    drain is refused naming them and why their other path is out (before: "mpdu2 would be
+    15 A above its continuous limit")."""
+    server, port = sim_server
+    entry = await setup_worn(hass, hass_storage, server, port, "monitor")
+    decisions = entry.runtime_data.forecast.data
+    assert decisions is not None
+    assert "ats1" in decisions.alerts
+    with pytest.raises(ServiceValidationError) as err:
+        await _call(hass, "migrate_load", {"component": "mpdu2"})
+    message = str(err.value)
+    assert "above its continuous limit" not in message
+    assert "b01, b02, b03 have no other live path" in message
+    assert "b01: mpdu1 is fed by ats1, which is predicted to fail" in message
+    plan = await _call(hass, "plan_migration", {"component": "mpdu2"})
+    assert plan["no_path"] == ["b01", "b02", "b03"]
+
+
 async def test_a_target_feeding_the_drained_part_is_refused_with_that_reason(
     hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
 ) -> None:
