@@ -24,7 +24,7 @@ from typing import Any, Final
 
 import probatio as vol
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
-from homeassistant.exceptions import HomeAssistantError
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
@@ -315,8 +315,14 @@ async def _create_dashboard(call: ServiceCall) -> ServiceResponse:
     entries = call.hass.config_entries.async_loaded_entries(DOMAIN)
     wanted = call.data.get("config_entry_id")
     chosen = [e for e in entries if wanted is None or e.entry_id == wanted]
+    if not chosen and wanted is not None:  # the caller's mistake: refused, not a server error
+        raise ServiceValidationError(
+            translation_domain=DOMAIN,
+            translation_key="unknown_plant",
+            translation_placeholders={"entry_id": str(wanted)[:64]},
+        )
     if not chosen:
-        raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_plant")
+        raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_plant")
     url_path, config = await async_create_dashboard(call.hass, chosen[0])
     return {"url_path": url_path, "dashboard": config}
 

@@ -1,13 +1,16 @@
 """Diagnostics downloads of a plant (config entry) and of one of its devices.
 
-Gateway addresses are redacted; identities, readings, errors and the topology are what a
-support request needs to see why a device is unavailable or a path is unexpected.
+Gateway addresses are redacted: the ``host`` fields, and every gateway host, ``host:port`` and
+IPv4 address inside any text (a device's error, a migration's reason, an exception) and key.
+Identities, readings, errors and the topology are what a support request needs to see why a
+device is unavailable or a path is unexpected.
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import asdict
-from typing import Any
+from typing import Any, cast
 
 from homeassistant.components.diagnostics import async_redact_data
 from homeassistant.core import HomeAssistant
@@ -20,6 +23,36 @@ from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import DeviceIdentity, Reading
 
 TO_REDACT = {CONF_HOST, "title"}
+REDACTED = "**REDACTED**"
+_IPV4 = r"(?<![\w.])\d{1,3}(?:\.\d{1,3}){3}(?::\d{1,5})?(?![\w-]|\.\w)"
+"""Any IPv4 address, with its port if it has one (a gateway's resolved address)."""
+
+
+def _address_pattern(entry: DataCenterPowerConfigEntry) -> re.Pattern[str]:
+    """Every gateway host of the plant (the entry's, its subentries', the coordinator's), with
+    an optional ``:port``, as a whole word; and any IPv4 address."""
+    hosts = {str(entry.data.get(CONF_HOST) or "")}
+    hosts |= {str(sub.data.get(CONF_HOST) or "") for sub in entry.subentries.values()}
+    hosts |= {g.host for g in entry.runtime_data.telemetry.gateways.values()}
+    named = [
+        rf"(?<![\w.-]){re.escape(h)}(?::\d{{1,5}})?(?![\w-]|\.\w)"
+        for h in sorted((h for h in hosts if h), key=len, reverse=True)
+    ]
+    return re.compile("|".join([*named, _IPV4]), re.IGNORECASE)
+
+
+def _scrub(data: Any, pattern: re.Pattern[str]) -> Any:
+    """``data`` with every address ``pattern`` matches in its strings (values and keys)
+    replaced by ``**REDACTED**``."""
+    if isinstance(data, str):
+        return pattern.sub(REDACTED, data)
+    if isinstance(data, dict):
+        return {_scrub(k, pattern): _scrub(v, pattern) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_scrub(v, pattern) for v in data]
+    if isinstance(data, tuple):
+        return tuple(_scrub(v, pattern) for v in data)
+    return data
 
 
 def _identity(identity: DeviceIdentity) -> dict[str, Any]:
@@ -93,6 +126,11 @@ async def async_get_config_entry_diagnostics(
     hass: HomeAssistant, entry: DataCenterPowerConfigEntry
 ) -> dict[str, Any]:
     """The whole plant: entry settings, gateways, every device's identity and reading."""
+    return cast("dict[str, Any]", _scrub(_entry_diagnostics(entry), _address_pattern(entry)))
+
+
+def _entry_diagnostics(entry: DataCenterPowerConfigEntry) -> dict[str, Any]:
+    """The entry's diagnostics before addresses inside texts are redacted."""
     coordinator = entry.runtime_data.telemetry
     snapshot = coordinator.data
     topology = snapshot.topology
@@ -133,7 +171,7 @@ async def async_get_device_diagnostics(
     plant_id = coordinator.plant_id_of_device(device.id)
     if plant_id is None or plant_id not in snapshot.identities:
         return {"plant_id": plant_id, "known": False}
-    return {
+    device_data = {
         "plant_id": plant_id,
         "known": True,
         "identity": _identity(snapshot.identities[plant_id]),
@@ -142,3 +180,4 @@ async def async_get_device_diagnostics(
         "error": snapshot.errors.get(plant_id),
         "gateway": "main" if snapshot.gateways.get(plant_id) == "main" else "subentry",
     }
+    return cast("dict[str, Any]", _scrub(device_data, _address_pattern(entry)))

@@ -45,6 +45,7 @@ from .engine.planner import Infeasible, Plan
 from .engine.policy import Action, Decisions
 from .engine.requested import plan_request
 from .engine.risk import accepted_risk
+from .engine.topology import Topology
 from .executor import (
     FINAL_STATES,
     VERIFY_ATTEMPTS,
@@ -146,7 +147,6 @@ def plan_for(
     and with the load of circuits that do not answer reserved on the elements that measure it
     (``engine/requested.py``)."""
     topology = snapshot.topology
-    dead = [m for m in topology.mpdus if m not in snapshot.energized_mpdus]
     # A device found while part of its chain was not (a rescan pending) is outside the graph.
     assignment = {c: p for c, p in snapshot.assignment.items() if c in topology.circuits}
     circuit_a = {c: a for c, a in snapshot.circuit_a.items() if c in topology.circuits}
@@ -176,18 +176,8 @@ def plan_for(
             )
     # Never a receiver (the engine's own rule): an element predicted to fail, one
     # whose meter does not answer, and everything below such an ATS.
-    unavailable = set(dead)
-    if decisions is not None:
-        unavailable |= {e for e, st in decisions.status.items() if st.alert}
-    unavailable |= {e for e in topology.elements if e not in element_a}
-    unavailable |= {m for a in topology.ats if a in unavailable for m in topology.mpdus_of(a)}
-    if not request.restore and request.target is not None:
-        # Only the target may take the load: every other element but the target's chain is out.
-        keep = set(topology.upstream(request.target)) if request.target in topology.mpdus else set()
-        if request.target in topology.ats:
-            keep = {request.target, *topology.mpdus_of(request.target)}
-        unavailable |= {m for m in topology.mpdus if m not in keep}
-    return plan_request(
+    why_out = excluded(snapshot, request, decisions, element_a)
+    result = plan_request(
         topology,
         assignment,
         circuit_a,
@@ -195,10 +185,63 @@ def plan_for(
         snapshot.updated_at.timestamp(),
         profiles=None if decisions is None else decisions.load_profiles,
         drain=None if request.restore else request.component,
-        unavailable=sorted(unavailable if request.restore else unavailable - {request.component}),
+        unavailable=sorted(why_out),
         max_step_amps=request.max_step_amps,
         restore=request.restore,
     )
+    if isinstance(result, Infeasible) and result.no_path:
+        stuck = [_no_path_detail(topology, c, request.component, why_out) for c in result.no_path]
+        result = replace(
+            result,
+            reason=f"critical circuit{'s' if len(stuck) > 1 else ''} "
+            f"{', '.join(result.no_path)} {'have' if len(stuck) > 1 else 'has'} no other live "
+            f"path ({'; '.join(stuck)})",
+        )
+    return result
+
+
+def excluded(
+    snapshot: PlantSnapshot,
+    request: MigrationRequest,
+    decisions: Decisions | None,
+    element_a: Mapping[str, float],
+) -> dict[str, str]:
+    """The ATSs and MPDUs that may take no load in this request, each with why: not
+    energised, predicted to fail, its meter silent, fed by such an ATS, or (with a target)
+    not the target."""
+    topology = snapshot.topology
+    out: dict[str, str] = {}
+    for element in topology.elements:
+        if element in topology.mpdus and element not in snapshot.energized_mpdus:
+            out[element] = "is not energised"
+        elif decisions is not None and (st := decisions.status.get(element)) and st.alert:
+            out[element] = "is predicted to fail"
+        elif element not in element_a:
+            out[element] = "did not answer the last poll"
+    for mpdu in topology.mpdus:
+        ats = topology.ats_of(mpdu)
+        if mpdu not in out and ats in out:
+            out[mpdu] = f"is fed by {ats}, which {out[ats]}"
+    if not request.restore and request.target is not None:
+        # Only the target may take the load: every other element but the target's chain is out.
+        target = request.target
+        keep = set(topology.upstream(target)) if target in topology.mpdus else set()
+        if target in topology.ats:
+            keep = {target, *topology.mpdus_of(target)}
+        for mpdu in topology.mpdus:
+            if mpdu not in keep and mpdu not in out:
+                out[mpdu] = f"is outside the target {target}"
+    if not request.restore:
+        out.pop(request.component, None)  # the drained part itself: the planner's own rule
+    return out
+
+
+def _no_path_detail(topology: Topology, circuit: str, drained: str, why: Mapping[str, str]) -> str:
+    """Why ``circuit`` cannot leave ``drained``: each of its other paths and why it is out."""
+    others = [p for p in topology.circuits[circuit].paths if not topology.depends_on(p, drained)]
+    if not others:
+        return f"{circuit}: every path it has goes through {drained}"
+    return f"{circuit}: " + ", ".join(f"{p} {why.get(p, 'is not available')}" for p in others)
 
 
 class MigrationManager:
@@ -418,7 +461,13 @@ class MigrationManager:
                 started.set_exception(err)
         finally:
             if started is not None and not started.done():
-                started.set_exception(HomeAssistantError(note or "the migration did not start"))
+                started.set_exception(
+                    HomeAssistantError(
+                        translation_domain=DOMAIN,
+                        translation_key="migration_not_started",
+                        translation_placeholders={"reason": note or "an unexpected error"},
+                    )
+                )
             if self._engine_action is action:  # (not when a later action has preempted it)
                 self._engine_action, self._engine_migration_id = None, None
             forecast.action_finished(action, ok=ok, note=note)
@@ -428,10 +477,19 @@ class MigrationManager:
         and, when the migration ends, how it went); returns the migration id."""
         forecast = self._forecast
         if forecast is None:
-            raise HomeAssistantError("the forecasting coordinator is not running")
-        if self._engine_action is not None:
             raise HomeAssistantError(
-                f"another action of the engine is running ({self._engine_action.kind})"
+                translation_domain=DOMAIN, translation_key="engine_not_running"
+            )
+        running = self._engine_action
+        if running is not None:
+            raise ServiceValidationError(
+                translation_domain=DOMAIN,
+                translation_key="engine_action_running",
+                translation_placeholders={
+                    "kind": running.kind,
+                    "component": running.target or "the plant",
+                    "migration": self._engine_migration_id or "starting",
+                },
             )
         self._engine_action, self._engine_migration_id = action, None
         forecast.action_started(action)
@@ -616,17 +674,11 @@ class MigrationManager:
                 del self._switches[circuit]
         return out
 
-    async def async_start(
-        self,
-        plan: Plan,
-        request: MigrationRequest,
-        *,
-        accepts_risk: frozenset[str] = frozenset(),
-    ) -> str:
-        """Start executing a plan; returns the migration id. Refuses overlapping circuits and a
-        drain in the opposite direction of a running one (each would refill the other).
-        ``accepts_risk``: MPDUs the plan loads deliberately although they alert (the engine's
-        urgent hand-back); every stage onto any other unit at risk is refused."""
+    def check_start(self, plan: Plan, request: MigrationRequest, *, dry_run: bool = False) -> None:
+        """Every refusal of :meth:`async_start`, before anything is recorded or commanded (a
+        dry run makes the same checks): a drain in the opposite direction of a running one
+        (each would refill the other), the flapping guard, circuits a running migration moves.
+        Only a real start logs the flapping guard's refusal."""
         drained = self._drain_of(request)
         emptied, filled = self._running_ends()
         into = {m.to_mpdu for m in plan.moves} & emptied
@@ -645,7 +697,7 @@ class MigrationManager:
         flapping = sorted(
             c for c in set(moves) if recent.get(c, 0) + moves.count(c) > MAX_PATH_CHANGES_PER_HOUR
         )
-        if flapping:
+        if flapping and not dry_run:
             LOGGER.warning(
                 "Not starting a migration of %s: %s already changed path %d times within the "
                 "hour (flapping guard)",
@@ -653,6 +705,7 @@ class MigrationManager:
                 ", ".join(flapping),
                 MAX_PATH_CHANGES_PER_HOUR,
             )
+        if flapping:
             raise ServiceValidationError(
                 translation_domain=DOMAIN,
                 translation_key="flapping_guard",
@@ -668,6 +721,19 @@ class MigrationManager:
                 translation_key="migration_overlap",
                 translation_placeholders={"circuits": ", ".join(sorted(overlap))},
             )
+
+    async def async_start(
+        self,
+        plan: Plan,
+        request: MigrationRequest,
+        *,
+        accepts_risk: frozenset[str] = frozenset(),
+    ) -> str:
+        """Start executing a plan; returns the migration id. Refuses what :meth:`check_start`
+        refuses. ``accepts_risk``: MPDUs the plan loads deliberately although they alert (the
+        engine's urgent hand-back); every stage onto any other unit at risk is refused."""
+        self.check_start(plan, request)
+        drained = self._drain_of(request)
         rec = MigrationRecord(
             migration_id=uuid.uuid4().hex[:12],
             component=request.component,
@@ -795,6 +861,8 @@ class MigrationManager:
         if held:
             self._release_held(held, "cancelled by a person")
             cancelled += [r.migration_id for r in held]
+            for listener in list(self._listeners):  # the migration sensor: no longer held
+                listener()
             self.coordinator.config_entry.async_create_background_task(
                 self.hass, self._save(), f"{DOMAIN} save migrations"
             )

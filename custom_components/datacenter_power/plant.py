@@ -14,12 +14,12 @@ from typing import Any, override
 from homeassistant.components.button import ButtonEntity
 from homeassistant.components.sensor import SensorDeviceClass, SensorEntity, SensorStateClass
 from homeassistant.const import UnitOfElectricCurrent
-from homeassistant.exceptions import HomeAssistantError, Unauthorized
+from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .activity import latest_decisions
+from .activity import async_record_refusal, latest_decisions
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import AtsReading
@@ -205,8 +205,15 @@ class ApproveButton(PlantEntity, ButtonEntity):
         book = book_of(self.entry)
         first = None if book is None else book.first()
         if book is None or first is None:
-            raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_proposal")
-        await book.async_approve(first[0], context)
+            raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_proposal")
+        pid, action = first
+        try:
+            await book.async_approve(pid, context)
+        except HomeAssistantError as err:  # the logbook says why, as for the approve action
+            async_record_refusal(
+                self.hass, self.entry, action.target, f"approve proposal {pid}", str(err), context
+            )
+            raise
 
 
 def plant_sensors(entry: DataCenterPowerConfigEntry) -> list[Entity]:

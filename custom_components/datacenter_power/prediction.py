@@ -9,7 +9,7 @@ add them through the factories at the bottom.
 
 from __future__ import annotations
 
-from typing import Any, override
+from typing import Any, Final, override
 from weakref import WeakKeyDictionary
 
 from homeassistant.components.binary_sensor import BinarySensorEntity
@@ -31,7 +31,7 @@ from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceIdentity, DeviceType
 from .engine.faults import unit_failure
 from .engine.forecast import Forecast, Quantile
-from .executor import MigrationState
+from .executor import MigrationRecord, MigrationState
 from .forecasting import ForecastCoordinator
 from .migration import MAX_PATH_CHANGES_PER_HOUR, MigrationManager, describe
 from .presentation import conservative_ttf_s, ttf_text
@@ -290,8 +290,14 @@ class FailureRiskBinarySensor(PredictionEntity, BinarySensorEntity):
         }
 
 
+HELD: Final = "held"
+"""The migration sensor's state while a migration interrupted by a restart waits for a person
+(its record says ``aborted``: nothing runs, but it is not over)."""
+
+
 class MigrationSensor(SensorEntity):
-    """The plant's migration state (idle, running, verifying, completed, aborted, rolled back)."""
+    """The plant's migration state (idle, running, verifying, completed, aborted, rolled back,
+    held)."""
 
     _attr_has_entity_name = True
     _attr_translation_key = "migration"
@@ -301,7 +307,7 @@ class MigrationSensor(SensorEntity):
     def __init__(self, entry: DataCenterPowerConfigEntry, manager: MigrationManager) -> None:
         """One per plant, on the plant's hub device."""
         self._manager = manager
-        self._attr_options = [s.value for s in MigrationState]
+        self._attr_options = [*(s.value for s in MigrationState), HELD]
         self._attr_unique_id = f"{entry.unique_id}:migration"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, f"{entry.unique_id}")},
@@ -319,12 +325,22 @@ class MigrationSensor(SensorEntity):
     def _changed(self) -> None:
         self.async_write_ha_state()
 
+    def _shown(self) -> MigrationRecord | None:
+        """The migration the sensor is about: a running one, else one held for a person (it
+        waits for a decision), else the latest."""
+        manager = self._manager
+        held = manager.held()
+        return manager.active or (held[-1] if held else None) or manager.latest
+
     @property
     @override
     def native_value(self) -> str:
-        """The latest migration's state (idle when there has been none)."""
-        latest = self._manager.latest
-        return MigrationState.IDLE.value if latest is None else latest.state.value
+        """That migration's state (``held`` while it waits for a person; idle when there has
+        been none)."""
+        shown = self._shown()
+        if shown is None:
+            return MigrationState.IDLE.value
+        return HELD if shown in self._manager.held() else shown.state.value
 
     @property
     @override
@@ -332,7 +348,7 @@ class MigrationSensor(SensorEntity):
         """Progress and what it moves, and the flapping guard: path changes sent per circuit
         within the last hour, against the limit."""
         return {
-            **describe(self._manager.latest),
+            **describe(self._shown()),
             "path_changes_last_hour": self._manager.path_changes_last_hour(),
             "path_changes_limit_per_hour": MAX_PATH_CHANGES_PER_HOUR,
         }

@@ -72,8 +72,9 @@ def plan_summary(plan: Plan, topology: Topology) -> str:
 
 
 def infeasible_text(result: Infeasible) -> str:
-    """Why no safe plan exists, in one sentence."""
-    if result.element:
+    """Why no safe plan exists, in one sentence: an excess over a limit only when that is the
+    reason (not when circuits have no other path, nor when nothing was over)."""
+    if result.element and result.excess_a > 0 and not result.no_path:
         return (
             f"No safe plan: {result.element} would be {result.excess_a:.1f} A above its "
             f"continuous limit. {result.reason}"
@@ -93,10 +94,11 @@ def plan_response(result: Plan | Infeasible, topology: Topology) -> dict[str, An
         return {
             "feasible": False,
             "goal": result.goal,
-            "element": result.element or None,
-            "excess_a": round(result.excess_a, 1),
+            "element": None if result.no_path else result.element or None,
+            "excess_a": 0.0 if result.no_path else round(result.excess_a, 1),
             "at": result.at_s,
             "reason": result.reason,
+            "no_path": list(result.no_path),
             "summary": infeasible_text(result),
         }
     return {

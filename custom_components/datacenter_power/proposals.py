@@ -49,6 +49,8 @@ SERVICE_DISMISS: Final = "dismiss_proposal"
 SERVICE_GET: Final = "get_proposal"
 ATTR_PROPOSAL_ID: Final = "proposal_id"
 PROPOSAL_SCHEMA: Final = vol.Schema({vol.Required(ATTR_PROPOSAL_ID): cv.string})
+STARTING: Final = "already approved: its migration is starting"
+"""Why a proposal taken by an approval cannot be dismissed or approved again meanwhile."""
 
 
 def proposal_id(action: Action) -> str:
@@ -221,34 +223,54 @@ class ProposalBook:
         return action
 
     async def async_approve(self, pid: str, context: Context | None = None) -> str:
-        """Run proposal ``pid`` as a staged migration; returns the migration id."""
+        """Run proposal ``pid`` as a staged migration; returns the migration id.
+
+        The proposal is taken at once, before anything is awaited: a dismissal (or a second
+        approval) that comes while the migration starts is refused with the reason. When the
+        migration cannot start, the refusal carries the real reason (translated) and the
+        proposal is current again."""
         action = self._check(pid)
+        self.current.pop(pid, None)
+        self.closed.add(pid)
+        self.stale[pid] = STARTING
         runtime = self.entry.runtime_data
         # The migration manager's own path for the engine's actions: the policy is told the
         # action started and, when the migration ends, how it went.
         try:
             migration_id = await runtime.migrations.async_run_approved(action)
         except HomeAssistantError as err:
+            if self.stale.get(pid) == STARTING:  # not taken: it may be approved or dismissed again
+                del self.stale[pid]
+                self.closed.discard(pid)
+                self.current[pid] = action
+            placeholders = {"proposal_id": pid, "reason": _reason(err)}
+            if isinstance(err, ServiceValidationError):
+                raise _refused("proposal_not_started", **placeholders) from err
             raise HomeAssistantError(
                 translation_domain=DOMAIN,
                 translation_key="proposal_not_started",
-                translation_placeholders={"proposal_id": pid},
+                translation_placeholders=placeholders,
             ) from err
-        self.current.pop(pid, None)
-        self.closed.add(pid)
         self.approved[pid] = migration_id
         self.stale[pid] = f"already approved: it runs as migration {migration_id}"
         return migration_id
 
     def dismiss(self, pid: str) -> None:
-        """Drop proposal ``pid`` (it is not offered again while the plan stays the same)."""
-        if pid not in self.current and pid not in self.stale:
+        """Drop proposal ``pid`` (it is not offered again while the plan stays the same); a
+        proposal already approved, dismissed or no longer current is refused with the reason."""
+        if pid in self.stale and pid not in self.current:
+            raise _refused("proposal_not_dismissed", proposal_id=pid, reason=self.stale[pid])
+        if pid not in self.current:
             raise _refused("proposal_unknown", proposal_id=pid)
-        if pid in self.current:
-            del self.current[pid]
-            self.closed.add(pid)
-            self.stale[pid] = "dismissed"
-            self._replan()
+        del self.current[pid]
+        self.closed.add(pid)
+        self.stale[pid] = "dismissed"
+        self._replan()
+
+
+def _reason(err: HomeAssistantError) -> str:
+    """An error's message without the final full stop (it is placed inside a sentence)."""
+    return str(err).strip().rstrip(".")
 
 
 _BOOKS: dict[str, ProposalBook] = {}

@@ -290,6 +290,7 @@ class RepairKeeper:
 
     def _migrations(self) -> list[Issue]:
         records = list(self.entry.runtime_data.migrations.records.values())
+        held = {r.migration_id for r in self.entry.runtime_data.migrations.held()}
         out: list[Issue] = []
         latest: dict[str, MigrationRecord] = {}
         for rec in records:
@@ -304,7 +305,9 @@ class RepairKeeper:
                 "stages": str(len(rec.stages)),
                 "reason": rec.reason or rec.state.value,
             }
-            if rec.reason and rec.reason.startswith(HELD_REASON):
+            if rec.migration_id not in held and (rec.reason or "").startswith(HELD_REASON):
+                continue  # held, then a person decided (cancelled, superseded): nothing to repair
+            if rec.migration_id in held:
                 # same id as the one the migration manager raises at setup
                 out.append(
                     Issue(

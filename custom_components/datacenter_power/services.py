@@ -190,6 +190,15 @@ def _request(call: ServiceCall) -> tuple[DataCenterPowerConfigEntry, MigrationRe
             raise _invalid("not_a_source", component=target)
         if target in topology.mpdus and topology.depends_on(target, component):
             raise _invalid("target_under_component", target=target, component=component)
+        if component in topology.mpdus and topology.depends_on(component, target):
+            # The target feeds the part being drained: its load already flows through it.
+            others = [m for m in topology.mpdus_of(target) if m != component]
+            raise _invalid(
+                "target_feeds_component",
+                target=target,
+                component=component,
+                others=", ".join(others) or "none",
+            )
     _require_current(entry, *(c for c in (component, target) if c is not None))
     outside = [c for c in (component, target) if c is not None and topology.kind(c) is None]
     if outside:  # found, but its chain is not (yet): nothing can be planned around it
@@ -222,16 +231,29 @@ def _check_step_limit(plan: Plan, request: MigrationRequest) -> None:
             )
 
 
+def _infeasible(request: MigrationRequest, result: Infeasible) -> ServiceValidationError:
+    """The refusal of a request no safe plan serves, with the real reason: circuits with no
+    other live path, an element over its limit (only when that is why), or the planner's own."""
+    reason = result.reason.strip().rstrip(".")
+    if result.element and result.excess_a > 0 and not result.no_path:
+        reason = (
+            f"{result.element} would be {result.excess_a:.1f} A above its continuous limit "
+            f"({reason})"
+        )
+    return _invalid(
+        "infeasible",
+        component=request.component,
+        element=result.element,
+        amps=f"{result.excess_a:.1f}",
+        circuits=", ".join(result.no_path),
+        reason=reason,
+    )
+
+
 def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
     result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.forecast.data)
     if isinstance(result, Infeasible):
-        raise _invalid(
-            "infeasible",
-            component=request.component,
-            element=result.element,
-            amps=f"{result.excess_a:.1f}",
-            reason=result.reason,
-        )
+        raise _infeasible(request, result)
     _check_step_limit(result, request)
     return result
 
@@ -249,6 +271,8 @@ async def _migrate_load(call: ServiceCall) -> ServiceResponse:
     plan = _plan(entry, request)
     topology = entry.runtime_data.telemetry.data.topology
     if call.data[ATTR_DRY_RUN]:
+        # Every check the real call makes before it commands anything: it refuses the same.
+        entry.runtime_data.migrations.check_start(plan, request, dry_run=True)
         return {"migration_id": None, "dry_run": True, "plan": plan_response(plan, topology)}
     migration_id = await entry.runtime_data.migrations.async_start(plan, request)
     return {"migration_id": migration_id, "dry_run": False, "plan": plan_response(plan, topology)}

@@ -171,13 +171,16 @@ class Plan:
 
 @dataclass(frozen=True, slots=True)
 class Infeasible:
-    """No safe plan exists: ``element`` would be ``excess_a`` over its limit at ``at_s``."""
+    """No safe plan exists: ``element`` would be ``excess_a`` over its limit at ``at_s``; or,
+    when ``no_path`` names circuits, those critical circuits have no available path off the
+    part being drained (``excess_a`` is then their load, not an excess over a limit)."""
 
     goal: str
     element: str
     excess_a: float
     at_s: float | None
     reason: str
+    no_path: tuple[str, ...] = ()
 
     def as_dict(self) -> dict[str, Any]:
         """JSON-safe form."""
@@ -188,6 +191,7 @@ class Infeasible:
             "excess_a": round(float(self.excess_a), 4),
             "at_s": None if self.at_s is None else float(self.at_s),
             "reason": self.reason,
+            **({"no_path": list(self.no_path)} if self.no_path else {}),
         }
 
 
@@ -418,6 +422,7 @@ def plan_migration(
                 f"cannot drain {drain}: critical circuit(s) {', '.join(sorted(stuck_critical))} "
                 f"have no available path that avoids {drain}"
             ),
+            no_path=tuple(sorted(stuck_critical)),
         )
 
     def describe(final: Mapping[str, str | None]) -> list[str]:
