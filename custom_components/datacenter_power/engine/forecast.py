@@ -306,7 +306,8 @@ class LoadForecaster:
         # The ring is most of a forecaster's memory (1,000 circuits in a hall): bin numbers fit
         # 32 bits until 2106 for bins of 2 s or more, and a bin's sum of readings keeps float32's
         # 7 digits (the means it gives differ from float64's by ~1e-7 relative). 40 of 80 kB.
-        self._bin = np.full(self._cap, -1, dtype=np.int32 if resample_s >= 2.0 else np.int64)
+        bin_type: type[np.signedinteger[Any]] = np.int32 if resample_s >= 2.0 else np.int64
+        self._bin: npt.NDArray[np.signedinteger[Any]] = np.full(self._cap, -1, dtype=bin_type)
         self._sum = np.zeros(self._cap, dtype=np.float32)
         # A bin's sample count fits 32 bits (a 15-minute bin holds 180 polls at 5 s).
         self._count = np.zeros(self._cap, dtype=np.int32)
