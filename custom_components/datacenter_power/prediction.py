@@ -31,10 +31,13 @@ from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceIdentity, DeviceType
 from .engine.faults import unit_failure
 from .engine.forecast import Forecast, Quantile
-from .executor import MigrationState
+from .executor import FINAL_STATES, MigrationState
+from .faults import faults_of
 from .forecasting import ForecastCoordinator
 from .migration import MAX_PATH_CHANGES_PER_HOUR, MigrationManager, describe
 from .presentation import conservative_ttf_s, ttf_text
+from .ranges import circuit_span
+from .status import load_at_risk, why_still_on
 
 UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
 """Forecast models that know no daily shape yet (too little history)."""
@@ -93,10 +96,13 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
         )
 
     def failed_now(self) -> bool:
-        """Whether the latest poll shows this unit failed (dead although fed and switched on):
-        at risk at once, before the policy's next decision says so."""
+        """Whether the latest poll shows this unit failed (dead although fed and switched on),
+        or it failed and no poll has shown it live since (switched off after it failed): at
+        risk at once, before the policy's next decision says so."""
         snapshot = self.coordinator.telemetry.data
-        return unit_failure(snapshot.topology, snapshot.readings, self.plant_id) is not None
+        if unit_failure(snapshot.topology, snapshot.readings, self.plant_id) is not None:
+            return True
+        return self.plant_id in faults_of(self.coordinator.config_entry).failed
 
 
 class HealthSensor(PredictionEntity, SensorEntity):
@@ -170,9 +176,34 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
     _attr_suggested_display_precision = 1
     _unrecorded_attributes = frozenset({"forecast"})
 
+    def _moved(self) -> list[str]:
+        """Circuits that moved onto or off this element since its forecast was summed (by hand,
+        by their bypass): the forecast is another lineup's until the next decision (within a
+        poll), never shown as this one's (it read 0 A beside 4.9 A measured). Circuits without
+        a path now (silent, off) are not counted: they are no move."""
+        lineup = self.coordinator.data.lineup
+        snapshot = self.coordinator.telemetry.data
+        topology = snapshot.topology
+        if not lineup:
+            return []
+
+        def through(path: str | None) -> bool:
+            return path is not None and path in topology.mpdus and topology.depends_on(
+                path, self.plant_id
+            )
+
+        return sorted(
+            c
+            for c, now in snapshot.assignment.items()
+            if now is not None and through(now) != through(lineup.get(c))
+        )
+
     def _forecast(self) -> Forecast | None:
         """The component's forecast once it has a daily shape to go on: a flat mean of the first
-        hours (``fallback-mean``) is no forecast of a peak (the state is unknown until then)."""
+        hours (``fallback-mean``) is no forecast of a peak (the state is unknown until then);
+        none while circuits have moved onto or off the element since it was made."""
+        if self._moved():
+            return None
         forecasts = self.coordinator.data.forecasts
         fc = forecasts.get(self.plant_id)
         if fc is None:
@@ -193,6 +224,12 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
         return fc if shaped[1] else None
 
     def _why_unknown(self) -> str:
+        if moved := self._moved():
+            return (
+                f"{circuit_span(moved)} moved onto or off {self.plant_id} since the last "
+                "forecast: the new lineup's forecast is made at the next decision (within a "
+                "poll or two)"
+            )
         policy = self.coordinator.policy
         fc = policy.element_forecast(self.plant_id)
         if fc is None:
@@ -290,8 +327,14 @@ class FailureRiskBinarySensor(PredictionEntity, BinarySensorEntity):
         }
 
 
+LOAD_AT_RISK = "load_at_risk"
+"""Migration sensor state while no migration runs and a unit predicted to fail still carries
+load: the last migration's ``completed`` would suggest that all is done."""
+
+
 class MigrationSensor(SensorEntity):
-    """The plant's migration state (idle, running, verifying, completed, aborted, rolled back)."""
+    """The plant's migration state (idle, running, verifying, completed, aborted, rolled back;
+    ``load_at_risk`` when none runs and a unit predicted to fail still carries circuits)."""
 
     _attr_has_entity_name = True
     _attr_translation_key = "migration"
@@ -301,7 +344,8 @@ class MigrationSensor(SensorEntity):
     def __init__(self, entry: DataCenterPowerConfigEntry, manager: MigrationManager) -> None:
         """One per plant, on the plant's hub device."""
         self._manager = manager
-        self._attr_options = [s.value for s in MigrationState]
+        self._entry = entry
+        self._attr_options = [*(s.value for s in MigrationState), LOAD_AT_RISK]
         self._attr_unique_id = f"{entry.unique_id}:migration"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, f"{entry.unique_id}")},
@@ -312,8 +356,12 @@ class MigrationSensor(SensorEntity):
 
     @override
     async def async_added_to_hass(self) -> None:
-        """Follow the manager's progress."""
+        """Follow the manager's progress, and the decisions and polls that say whether load is
+        still on a unit at risk."""
         self.async_on_remove(self._manager.add_listener(self._changed))
+        runtime = self._entry.runtime_data
+        self.async_on_remove(runtime.forecast.async_add_listener(self._changed))
+        self.async_on_remove(runtime.telemetry.async_add_listener(self._changed))
 
     @callback
     def _changed(self) -> None:
@@ -322,17 +370,32 @@ class MigrationSensor(SensorEntity):
     @property
     @override
     def native_value(self) -> str:
-        """The latest migration's state (idle when there has been none)."""
+        """The latest migration's state (idle when there has been none), or ``load_at_risk``
+        while none runs and a unit predicted to fail still carries circuits."""
         latest = self._manager.latest
+        if (latest is None or latest.state in FINAL_STATES) and load_at_risk(self._entry):
+            return LOAD_AT_RISK
         return MigrationState.IDLE.value if latest is None else latest.state.value
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Progress and what it moves, and the flapping guard: path changes sent per circuit
-        within the last hour, against the limit."""
+        """Progress and what it moves; the load still on units at risk and why; and the
+        flapping guard: path changes per circuit within the last hour, against the limit."""
+        latest = self._manager.latest
+        at_risk: dict[str, Any] = {}
+        if on := load_at_risk(self._entry):
+            at_risk = {
+                "last_state": MigrationState.IDLE.value if latest is None else latest.state.value,
+                "load_at_risk": {u: list(c) for u, c in on.items()},
+                "why_still_there": "; ".join(
+                    f"{unit} still carries {circuit_span(c)}: {why_still_on(self._entry, unit, c)}"
+                    for unit, c in on.items()
+                ),
+            }
         return {
-            **describe(self._manager.latest),
+            **describe(latest),
+            **at_risk,
             "path_changes_last_hour": self._manager.path_changes_last_hour(),
             "path_changes_limit_per_hour": MAX_PATH_CHANGES_PER_HOUR,
         }
