@@ -239,7 +239,9 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
         overview.append(
             {
                 "type": "conditional",
-                "conditions": [{"condition": "state", "entity": approve, "state_not": "unavailable"}],
+                "conditions": [
+                    {"condition": "state", "entity": approve, "state_not": "unavailable"}
+                ],
                 "card": {
                     "type": "button",
                     "entity": approve,

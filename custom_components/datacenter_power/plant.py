@@ -198,7 +198,11 @@ class PlantStatusSensor(PlantEntity, SensorEntity):
     colour (critical / warning / ok) and what to do, computed by ``status.py``."""
 
     _attr_device_class = SensorDeviceClass.ENUM
-    _attr_options = list(STATES)
+
+    def __init__(self, entry: DataCenterPowerConfigEntry, key: str) -> None:
+        """One per plant; its states are ``status.STATES``."""
+        super().__init__(entry, key)
+        self._attr_options = list(STATES)
 
     @property
     @override

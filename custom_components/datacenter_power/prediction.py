@@ -188,8 +188,10 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
             return []
 
         def through(path: str | None) -> bool:
-            return path is not None and path in topology.mpdus and topology.depends_on(
-                path, self.plant_id
+            return (
+                path is not None
+                and path in topology.mpdus
+                and topology.depends_on(path, self.plant_id)
             )
 
         return sorted(

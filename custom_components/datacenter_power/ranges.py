@@ -1,4 +1,4 @@
-"""Circuit lists in words: "a01–a04, b02" instead of "a01, a02, a03, a04, b02".
+"""Circuit lists in words: "a01-a04, b02" instead of "a01, a02, a03, a04, b02".
 
 A person on duty reads the plant status, the logbook and the phone at a glance; a hall's circuits
 are numbered in runs, so runs of three or more consecutive ids are written as a range.
@@ -21,7 +21,7 @@ def _key(circuit: str) -> tuple[str, int, int, str]:
 
 def circuit_span(circuits: Iterable[str]) -> str:
     """The circuits sorted, with runs of three or more consecutive ids (same prefix and digit
-    count) as ``first–last``; ``none`` when there are none."""
+    count) as ``first-last``; ``none`` when there are none."""
     keys = sorted({_key(c) for c in circuits})
     if not keys:
         return "none"
@@ -30,7 +30,7 @@ def circuit_span(circuits: Iterable[str]) -> str:
 
     def flush() -> None:
         if len(run) >= 3:
-            parts.append(f"{run[0][3]}–{run[-1][3]}")
+            parts.append(f"{run[0][3]}-{run[-1][3]}")
         else:
             parts.extend(k[3] for k in run)
         run.clear()

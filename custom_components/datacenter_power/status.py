@@ -173,7 +173,7 @@ def _plan_text(entry: DataCenterPowerConfigEntry, unit: str) -> tuple[bool, str]
     else:
         try:
             plan, why = drain_plan(entry, unit)
-        except Exception as err:  # noqa: BLE001  words only: never stop the status
+        except Exception as err:
             plan, why = None, f"no plan could be made ({err})"
         text = "+" + plan_summary(plan, snapshot.topology) if plan is not None else "-" + why
         _PLANS[(entry.entry_id, unit)] = (key, text)
@@ -361,4 +361,3 @@ def plant_status(entry: DataCenterPowerConfigEntry) -> PlantStatus:
     order = {state: i for i, state in enumerate(STATES)}
     problems.sort(key=lambda p: order[p.state])  # stable: the order within a state is kept
     return PlantStatus(tuple(problems), on)
-
