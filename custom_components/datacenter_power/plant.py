@@ -20,7 +20,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .activity import latest_decisions
+from .activity import async_fire_activity, async_who, latest_decisions
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import AtsReading
@@ -260,7 +260,18 @@ class ApproveButton(PlantEntity, ButtonEntity):
         first = None if book is None else book.first()
         if book is None or first is None:
             raise HomeAssistantError(translation_domain=DOMAIN, translation_key="no_proposal")
-        await book.async_approve(first[0], context)
+        migration_id = await book.async_approve(first[0], context)
+        who = await async_who(self.hass, context)
+        async_fire_activity(
+            self.hass,
+            self.entry,
+            first[1].target,
+            "proposal_approved",
+            f"proposal {first[0]} approved by {who} (Approve button): it runs as migration "
+            f"{migration_id}",
+            context=context,
+            extra={"proposal_id": first[0], "who": who},
+        )
 
 
 def plant_sensors(entry: DataCenterPowerConfigEntry) -> list[Entity]:
