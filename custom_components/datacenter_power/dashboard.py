@@ -1,8 +1,11 @@
 """The plant dashboard and device areas: what a person sees first.
 
 ``build_dashboard`` makes a Lovelace dashboard from Home Assistant's own cards, laid out like the
-plant: a first view with the plant's state (load, headroom, components at risk, the migration in
-progress, the proposal waiting for approval and its approve button, the repairs), then one view
+plant: a first view that opens with the plant status (red, amber or green, and what to do: the
+plant status sensor's, ``status.py``; the cards only show it), then the plant's state (load,
+headroom, components at risk, the migration in progress, the proposal waiting for approval and,
+only while there is one, its approve button, the repairs, each element's failure risk and health
+in labelled grids), then one view
 per ATS lineup: the ATS (with its Reset alarms button), each MPDU under it with its circuits
 (and their interruption counts), utilisation gauges against the
 continuous limit (100 % = the limit), health, failure risk, time to failure, the forecast peak,
