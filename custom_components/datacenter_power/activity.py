@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     Context,
     Event,
@@ -427,8 +428,13 @@ type Handler = Callable[[ServiceCall], Any]
 def _owner(
     hass: HomeAssistant, name: str | None
 ) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
+    # Also a plant still being set up: an automation may act on its first proposal meanwhile
+    # (the call was not logged at all).
     entries = [
-        e for e in hass.config_entries.async_loaded_entries(DOMAIN) if hasattr(e, "runtime_data")
+        e
+        for e in hass.config_entries.async_entries(DOMAIN)
+        if e.state in (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
+        and hasattr(e, "runtime_data")
     ]
     for entry in entries:
         telemetry = entry.runtime_data.telemetry

@@ -163,7 +163,7 @@ async def test_who_dismissed_a_proposal_and_the_prediction_comes_first(
     assert kinds.index("failure_predicted") < kinds.index("proposal"), kinds
     proposal = next(d for d in on_ats1 if d["type"] == "proposal")
     dismissed = [d for d in on_ats1 if d["type"] == "proposal_dismissed"]
-    assert len(dismissed) == 1, on_ats1
+    assert len(dismissed) == 1, [(d["type"], d["message"]) for d in on_ats1]
     assert dismissed[0]["message"] == (
         f"proposal {proposal['proposal_id']} dismissed by automation Dismiss every proposal"
     )

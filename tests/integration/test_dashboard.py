@@ -215,7 +215,7 @@ async def test_the_plant_view_says_what_is_wrong_at_a_glance(
     assert isinstance(response, dict)
     plant = response["dashboard"]["views"][0]
     top = plant["cards"]
-    status = "sensor.plant_ats1_ats2_plant_status"
+    status = "sensor.plant_ats1_ats2_status"
     assert hass.states.get(status) is not None
     colours = {
         card["card"]["color"]: set(card["conditions"][0]["state"])

@@ -30,7 +30,7 @@ from .wear import setup_worn, wear_plant
 
 pytestmark = pytest.mark.usefixtures("fast_verification")
 
-STATUS = "sensor.plant_ats1_ats2_plant_status"
+STATUS = "sensor.plant_ats1_ats2_status"
 MIGRATION = "sensor.plant_ats1_ats2_load_migration"
 PROPOSAL = "sensor.plant_ats1_ats2_proposed_migration"
 
