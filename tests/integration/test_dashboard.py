@@ -233,9 +233,7 @@ async def test_the_plant_view_says_what_is_wrong_at_a_glance(
     assert "'problems'" in advice["card"]["content"]
     buttons = [c for c in top if c["type"] == "button"]
     assert not buttons  # never a bare button: only inside a conditional
-    approve = next(
-        c for c in top if c["type"] == "conditional" and c["card"]["type"] == "button"
-    )
+    approve = next(c for c in top if c["type"] == "conditional" and c["card"]["type"] == "button")
     assert approve["conditions"] == [
         {
             "condition": "state",
