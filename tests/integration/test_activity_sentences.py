@@ -14,9 +14,13 @@ from typing import Any
 
 import pytest
 from homeassistant.components import automation
-from homeassistant.core import HomeAssistant
+from homeassistant.core import Context, HomeAssistant
 from homeassistant.setup import async_setup_component
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import (
+    MockConfigEntry,
+    MockUser,
+    async_capture_events,
+)
 
 from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
@@ -168,3 +172,48 @@ async def test_who_dismissed_a_proposal_and_the_prediction_comes_first(
         f"proposal {proposal['proposal_id']} dismissed by automation Dismiss every proposal"
     )
     assert dismissed[0]["who"] == "automation Dismiss every proposal"
+
+
+@pytest.mark.parametrize("plant", ["worn"], indirect=True)
+async def test_a_dismissal_from_the_phone_names_the_user(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_admin_user: MockUser,
+) -> None:
+    """The phone's *Dismiss* (the mobile app's notification-action event, with the user of the
+    phone) triggers an automation that dismisses: the entry names the automation and the user."""
+    events = async_capture_events(hass, EVENT_ACTIVITY)
+    assert await async_setup_component(
+        hass,
+        automation.DOMAIN,
+        {
+            automation.DOMAIN: [
+                {
+                    "alias": "Dismiss on the phone",
+                    "triggers": [
+                        {"trigger": "event", "event_type": "mobile_app_notification_action"}
+                    ],
+                    "actions": [
+                        {
+                            "action": f"{DOMAIN}.dismiss_proposal",
+                            "data": {"proposal_id": "{{ trigger.event.data.proposal_id }}"},
+                        }
+                    ],
+                }
+            ]
+        },
+    )
+    server, port = sim_server
+    entry = await setup_worn(hass, hass_storage, server, port, "approval")
+    proposal = next(d for d in _on(entry, events, "ats1") if d["type"] == "proposal")
+    hass.bus.async_fire(
+        "mobile_app_notification_action",
+        {"action": "DISMISS", "proposal_id": proposal["proposal_id"]},
+        context=Context(user_id=hass_admin_user.id),
+    )
+    await hass.async_block_till_done()
+    dismissed = [d for d in _on(entry, events, "ats1") if d["type"] == "proposal_dismissed"]
+    assert [d["who"] for d in dismissed] == [
+        f"automation Dismiss on the phone (from the phone of {hass_admin_user.name})"
+    ]
