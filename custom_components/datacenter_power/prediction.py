@@ -167,6 +167,39 @@ def _hours(seconds: float) -> float:
     return round(seconds / 3600.0, 1)
 
 
+_MOVED: WeakKeyDictionary[ForecastCoordinator, tuple[object, object, dict[str, list[str]]]] = (
+    WeakKeyDictionary()
+)
+"""Per forecasting coordinator: (the snapshot, the decision, element -> circuits moved onto or
+off it since the decision's lineup), computed once for all of the plant's forecast sensors."""
+
+
+def _moved_by_element(coordinator: ForecastCoordinator) -> dict[str, list[str]]:
+    """Element -> the circuits on another path now than in the lineup the latest decision's
+    forecasts are sums under. Circuits without a path now (silent, off) are not counted: they
+    did not move."""
+    decisions = coordinator.data
+    snapshot = coordinator.telemetry.data
+    cached = _MOVED.get(coordinator)
+    if cached is not None and cached[0] is snapshot and cached[1] is decisions:
+        return cached[2]
+    out: dict[str, list[str]] = {}
+    lineup = decisions.lineup
+    topology = snapshot.topology
+    for circuit, now in snapshot.assignment.items() if lineup else ():
+        then = lineup.get(circuit)
+        if now is None or now == then:
+            continue
+        before = (
+            set(topology.upstream(then)) if then is not None and then in topology.mpdus else set()
+        )
+        after = set(topology.upstream(now)) if now in topology.mpdus else set()
+        for element in before ^ after:
+            out.setdefault(element, []).append(circuit)
+    _MOVED[coordinator] = (snapshot, decisions, out)
+    return out
+
+
 class ForecastPeakSensor(PredictionEntity, SensorEntity):
     """The forecast (P90) peak load over the horizon, with its time and the series."""
 
@@ -179,26 +212,8 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
     def _moved(self) -> list[str]:
         """Circuits that moved onto or off this element since its forecast was summed (by hand,
         by their bypass): the forecast is another lineup's until the next decision (within a
-        poll), never shown as this one's (it read 0 A beside 4.9 A measured). Circuits without
-        a path now (silent, off) are not counted: they are no move."""
-        lineup = self.coordinator.data.lineup
-        snapshot = self.coordinator.telemetry.data
-        topology = snapshot.topology
-        if not lineup:
-            return []
-
-        def through(path: str | None) -> bool:
-            return (
-                path is not None
-                and path in topology.mpdus
-                and topology.depends_on(path, self.plant_id)
-            )
-
-        return sorted(
-            c
-            for c, now in snapshot.assignment.items()
-            if now is not None and through(now) != through(lineup.get(c))
-        )
+        poll), never shown as this one's (it read 0 A beside 4.9 A measured)."""
+        return _moved_by_element(self.coordinator).get(self.plant_id, [])
 
     def _forecast(self) -> Forecast | None:
         """The component's forecast once it has a daily shape to go on: a flat mean of the first
