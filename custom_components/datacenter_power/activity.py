@@ -462,6 +462,7 @@ CAUSES: Final = f"{DOMAIN}_causes"
 """``hass.data`` key: context id -> the automation or script that runs with it, and the user of
 a phone notification's action (the automation it triggers runs with a child context)."""
 MAX_CAUSES: Final = 256
+NO_USER: Final = "no user"
 
 
 @callback
@@ -493,14 +494,15 @@ def _async_track_causes(hass: HomeAssistant) -> None:
 
 async def async_who(hass: HomeAssistant, context: Context | None) -> str:
     """Who acted with ``context``, in words: a user's name, "automation <name>" (with the user
-    whose phone action triggered it, when known), or "no user" (an action called without one)."""
+    whose phone action triggered it, when known), or "no user" (an action called without one,
+    e.g. by another integration)."""
 
     async def user_name(user_id: str) -> str:
         user = await hass.auth.async_get_user(user_id)
         return f"user {user.name}" if user is not None and user.name else f"user {user_id}"
 
     if context is None:
-        return "no user"
+        return NO_USER
     if context.user_id is not None:
         return await user_name(context.user_id)
     causes: dict[str, str] = hass.data.get(CAUSES, {})
@@ -512,7 +514,12 @@ async def async_who(hass: HomeAssistant, context: Context | None) -> str:
         return who
     if context.parent_id is not None:
         return "an automation or script"
-    return "no user"
+    return NO_USER
+
+
+def by(who: str) -> str:
+    """``by user Ann``, ``by automation X``; ``without a user`` for a call that had none."""
+    return "without a user" if who == NO_USER else f"by {who}"
 
 
 def _describe_call(call: ServiceCall) -> str:
@@ -552,14 +559,14 @@ def _wrap(
             who = await async_who(hass, call.context)
             async_fire_activity(
                 hass, entry, component, ACTION_DONE,
-                f"{_describe_call(call)} done by {who}" + (f": migration {mid}" if mid else ""),
+                f"{_describe_call(call)} done {by(who)}" + (f": migration {mid}" if mid else ""),
                 context=call.context, extra={"who": who},
             )  # fmt: skip
             if name in PROPOSAL_DECISIONS:
                 verb = PROPOSAL_DECISIONS[name]
                 async_fire_activity(
                     hass, entry, component, f"proposal_{verb}",
-                    f"proposal {call.data.get('proposal_id')} {verb} by {who}"
+                    f"proposal {call.data.get('proposal_id')} {verb} {by(who)}"
                     + (f": it runs as migration {mid}" if mid else ""),
                     context=call.context,
                     extra={"proposal_id": call.data.get("proposal_id"), "who": who},

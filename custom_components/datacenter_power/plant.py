@@ -20,7 +20,7 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .activity import async_fire_activity, async_who, latest_decisions
+from .activity import async_fire_activity, async_who, by, latest_decisions
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import AtsReading
@@ -267,7 +267,7 @@ class ApproveButton(PlantEntity, ButtonEntity):
             self.entry,
             first[1].target,
             "proposal_approved",
-            f"proposal {first[0]} approved by {who} (Approve button): it runs as migration "
+            f"proposal {first[0]} approved {by(who)} (Approve button): it runs as migration "
             f"{migration_id}",
             context=context,
             extra={"proposal_id": first[0], "who": who},
