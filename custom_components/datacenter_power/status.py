@@ -199,8 +199,8 @@ def why_still_on(entry: DataCenterPowerConfigEntry, unit: str, circuits: tuple[s
             if action.target == unit:
                 return (
                     f"approve proposal {pid} "
-                    f"({plan_summary(action.plan, runtime.telemetry.data.topology)}): "
-                    "Approve proposed migration, or datacenter_power.approve_proposal"
+                    f"({plan_summary(action.plan, runtime.telemetry.data.topology)}) with the "
+                    "Approve proposed migration button or datacenter_power.approve_proposal"
                 )
     feasible, text = _plan_text(entry, unit)
     if not feasible:
