@@ -84,10 +84,12 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     )
     async_remember_plant_ids(hass, entry)  # the options form's fields during a reload
     async_setup_faults(hass, entry)  # before the entities that count failed units at risk
+    # The logbook's activity follows each decision before the proposals do: a prediction is
+    # logged before the proposal it causes (listeners run in the order they were added).
+    async_setup_activity(hass, entry)
     async_setup_proposals(hass, entry)  # before the entities that show proposals
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # logbook activity and repair issues follow the plant from here on
-    async_setup_activity(hass, entry)
+    # repair issues follow the plant from here on
     async_setup_repairs(hass, entry)
     async_setup_interruptions(hass, entry)
     await async_assign_areas(hass, entry)

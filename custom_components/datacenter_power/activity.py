@@ -23,6 +23,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Final, cast
 
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     Context,
     Event,
@@ -35,9 +36,11 @@ from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import device_registry as dr
 
 from .const import DOMAIN, POLICY_AUTOMATIC
+from .engine.faults import unit_failure
 from .engine.policy import Decisions
-from .executor import FINAL_STATES, MigrationState
+from .executor import FINAL_STATES, MigrationRecord, MigrationState
 from .presentation import ttf_text
+from .ranges import circuit_span
 
 if TYPE_CHECKING:
     from .coordinator import DataCenterPowerConfigEntry
@@ -76,6 +79,8 @@ ACTION_DONE: Final = "action"
 REFUSED: Final = "refused"
 
 READ_ONLY_SERVICES: Final = frozenset({"plan_migration", "get_forecast", "get_proposal"})
+PROPOSAL_DECISIONS: Final = {"approve_proposal": "approved", "dismiss_proposal": "dismissed"}
+"""The actions that decide about a proposal: logged as a decision with who took it."""
 
 
 def latest_decisions(entry: DataCenterPowerConfigEntry) -> Decisions | None:
@@ -165,6 +170,9 @@ class ActivityRecorder:
     pending: list[tuple[Context, str]] = field(default_factory=list)
     """Requests in progress: a migration that starts meanwhile is theirs (an executor's first
     step can run before the action that started it has returned)."""
+    lineups: list[tuple[object, dict[str, str | None]]] = field(default_factory=list)
+    """The last two polls' lineups (snapshot, circuit -> path): where the circuits of a unit
+    that has just failed were before it failed."""
 
     @callback
     def async_start(self) -> None:
@@ -177,8 +185,54 @@ class ActivityRecorder:
         self.entry.async_on_unload(data.forecast.async_add_listener(self._on_decisions))
         self.entry.async_on_unload(data.migrations.add_listener(self._on_migrations))
         self.entry.async_on_unload(self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover))
+        self.entry.async_on_unload(data.telemetry.async_add_listener(self._on_telemetry))
+        self._on_telemetry()
         if data.forecast.data is not None:
             self._on_decisions()
+
+    @callback
+    def _on_telemetry(self) -> None:
+        telemetry = self.entry.runtime_data.telemetry
+        snapshot = telemetry.data
+        if not telemetry.last_update_success or (self.lineups and self.lineups[-1][0] is snapshot):
+            return
+        self.lineups = [*self.lineups[-1:], (snapshot, dict(snapshot.assignment))]
+
+    def _lineup_before(self) -> dict[str, str | None]:
+        """The lineup of the poll before the latest one."""
+        current = self.entry.runtime_data.telemetry.data
+        for snapshot, lineup in reversed(self.lineups):
+            if snapshot is not current:
+                return lineup
+        return {}
+
+    def failure_sentence(self, element: str) -> str:
+        """What a failure did to the load, in one sentence: "ats1 failed (its output is dead
+        although util_a is available); a01-a04 transferred by their bypass to mpdu2; a05 left
+        without power"."""
+        snapshot = self.entry.runtime_data.telemetry.data
+        topology = snapshot.topology
+        failure = unit_failure(topology, snapshot.readings, element)
+        text = f"{element} failed" + ("" if failure is None else f" ({failure.why})")
+        before = {c: p for c, p in self._lineup_before().items() if c in topology.circuits}
+        was_on = sorted(topology.circuits_through(element, before))
+        if not was_on:
+            return text + "; it carried no load"
+        moved: dict[str, list[str]] = {}
+        dark: list[str] = []
+        for circuit in was_on:
+            now = snapshot.assignment.get(circuit)
+            if now is None:
+                dark.append(circuit)
+            elif now != before.get(circuit):
+                moved.setdefault(now, []).append(circuit)
+        parts = [
+            f"{circuit_span(circuits)} transferred by their bypass to {path}"
+            for path, circuits in sorted(moved.items())
+        ]
+        if dark:
+            parts.append(f"{circuit_span(dark)} left without power")
+        return "; ".join([text, *parts])
 
     @callback
     def _on_decisions(self) -> None:
@@ -274,7 +328,7 @@ class ActivityRecorder:
             before = self.seen.get(rec.migration_id)
             self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
             circuits = sorted(rec.circuits)
-            what = f"migration {rec.migration_id} ({'drain ' + rec.component if rec.component != 'plant' else 'rebalance'})"
+            what = f"migration {rec.migration_id} ({_label(rec)})"
             component = None if rec.component == "plant" else rec.component
             if before is None:
                 requested = self.requested.pop(rec.migration_id, None)
@@ -334,10 +388,21 @@ class ActivityRecorder:
         if event.data.get("migration_id") is None and "message" in event.data:
             # the alert of a failure or an element over its limit (``faults.py``): no rebalance
             advice: Mapping[str, str] = event.data.get("advice", {})
+            failed = set(event.data.get("failed", []))
+            over = {o["element"]: o for o in event.data.get("over_limit", [])}
             for component in event.data.get("new", []):
+                if component in failed:
+                    what = self.failure_sentence(component)
+                elif (o := over.get(component)) is not None:
+                    what = (
+                        f"{component} is above its continuous limit: {o['load_a']} A, "
+                        f"{o['excess_a']} A over its limit of {o['limit_a']} A ({o['pct']} %)"
+                    )
+                else:
+                    what = str(event.data["title"])
                 async_fire_activity(
                     self.hass, self.entry, component, FAILOVER,
-                    str(event.data["title"]) + ". " + advice.get(component, ""),
+                    f"{what}. {advice.get(component, '')}".strip(),
                     context=event.context, extra={"migration_id": None},
                 )  # fmt: skip
             return
@@ -352,14 +417,26 @@ class ActivityRecorder:
             )  # fmt: skip
 
 
+def _label(rec: MigrationRecord) -> str:
+    """What a migration does, in two words: ``drain ats1``, ``restore mpdu1``, ``rebalance``."""
+    if rec.component == "plant":
+        return "rebalance" if rec.kind in ("drain", "rebalance") else rec.kind
+    return f"{rec.kind} {rec.component}"
+
+
 type Handler = Callable[[ServiceCall], Any]
 
 
 def _owner(
     hass: HomeAssistant, name: str | None
 ) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
+    # Also a plant still being set up: an automation may act on its first proposal meanwhile
+    # (the call was not logged at all).
     entries = [
-        e for e in hass.config_entries.async_loaded_entries(DOMAIN) if hasattr(e, "runtime_data")
+        e
+        for e in hass.config_entries.async_entries(DOMAIN)
+        if e.state in (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
+        and hasattr(e, "runtime_data")
     ]
     for entry in entries:
         telemetry = entry.runtime_data.telemetry
@@ -381,6 +458,70 @@ def _proposal_owner(
         if action is not None:
             return book.entry, action.target
     return None
+
+
+CAUSES: Final = f"{DOMAIN}_causes"
+"""``hass.data`` key: context id -> the automation or script that runs with it, and the user of
+a phone notification's action (the automation it triggers runs with a child context)."""
+MAX_CAUSES: Final = 256
+NO_USER: Final = "no user"
+
+
+@callback
+def _async_track_causes(hass: HomeAssistant) -> None:
+    """Remember which automation or script runs with which context (from their own events),
+    and who tapped a phone notification's action, so the activity can say who did something."""
+    causes: dict[str, str] = hass.data.setdefault(CAUSES, {})
+
+    def remember(context_id: str, who: str) -> None:
+        causes[context_id] = who
+        while len(causes) > MAX_CAUSES:
+            del causes[next(iter(causes))]
+
+    @callback
+    def on_run(event: Event[Mapping[str, Any]]) -> None:
+        kind = "automation" if event.event_type == "automation_triggered" else "script"
+        name = event.data.get("name") or event.data.get("entity_id") or kind
+        remember(event.context.id, f"{kind} {name}")
+
+    @callback
+    def on_phone(event: Event[Mapping[str, Any]]) -> None:
+        if event.context.user_id is not None:
+            remember(event.context.id, f"user:{event.context.user_id}")
+
+    hass.bus.async_listen("automation_triggered", on_run)
+    hass.bus.async_listen("script_started", on_run)
+    hass.bus.async_listen("mobile_app_notification_action", on_phone)
+
+
+async def async_who(hass: HomeAssistant, context: Context | None) -> str:
+    """Who acted with ``context``, in words: a user's name, "automation <name>" (with the user
+    whose phone action triggered it, when known), or "no user" (an action called without one,
+    e.g. by another integration)."""
+
+    async def user_name(user_id: str) -> str:
+        user = await hass.auth.async_get_user(user_id)
+        return f"user {user.name}" if user is not None and user.name else f"user {user_id}"
+
+    if context is None:
+        return NO_USER
+    if context.user_id is not None:
+        return await user_name(context.user_id)
+    causes: dict[str, str] = hass.data.get(CAUSES, {})
+    who = causes.get(context.id)
+    if who is not None and not who.startswith("user:"):
+        parent = causes.get(context.parent_id or "")
+        if parent is not None and parent.startswith("user:"):
+            who += f" (from the phone of {(await user_name(parent[5:]))[5:]})"
+        return who
+    if context.parent_id is not None:
+        return "an automation or script"
+    return NO_USER
+
+
+def by(who: str) -> str:
+    """``by user Ann``, ``by automation X``; ``without a user`` for a call that had none."""
+    return "without a user" if who == NO_USER else f"by {who}"
 
 
 def _describe_call(call: ServiceCall) -> str:
@@ -417,11 +558,21 @@ def _wrap(
             mid = response.get("migration_id") if isinstance(response, dict) else None
             if isinstance(mid, str) and recorder is not None:
                 recorder.requested[mid] = request
+            who = await async_who(hass, call.context)
             async_fire_activity(
                 hass, entry, component, ACTION_DONE,
-                f"{_describe_call(call)} done" + (f": migration {mid}" if mid else ""),
-                context=call.context,
+                f"{_describe_call(call)} done {by(who)}" + (f": migration {mid}" if mid else ""),
+                context=call.context, extra={"who": who},
             )  # fmt: skip
+            if name in PROPOSAL_DECISIONS:
+                verb = PROPOSAL_DECISIONS[name]
+                async_fire_activity(
+                    hass, entry, component, f"proposal_{verb}",
+                    f"proposal {call.data.get('proposal_id')} {verb} {by(who)}"
+                    + (f": it runs as migration {mid}" if mid else ""),
+                    context=call.context,
+                    extra={"proposal_id": call.data.get("proposal_id"), "who": who},
+                )  # fmt: skip
         return response
 
     return logged
@@ -453,7 +604,10 @@ def async_setup_activity(hass: HomeAssistant, entry: DataCenterPowerConfigEntry)
 def async_wrap_services(hass: HomeAssistant) -> None:
     """Re-register every action of the integration so that each call is written to the
     activity (done, with its migration; or refused, with the reason). Keeps each action's
-    schema, response support and admin check (the wrapped handler is the registered one)."""
+    schema, response support and admin check (the wrapped handler is the registered one).
+    Also starts remembering which automation or script runs with which context, so entries
+    say who acted."""
+    _async_track_causes(hass)
     for name, service in hass.services.async_services_for_domain(DOMAIN).items():
         target = service.job.target
         if getattr(target, "_dcp_logged", False):

@@ -1,8 +1,11 @@
 """The plant dashboard and device areas: what a person sees first.
 
 ``build_dashboard`` makes a Lovelace dashboard from Home Assistant's own cards, laid out like the
-plant: a first view with the plant's state (load, headroom, components at risk, the migration in
-progress, the proposal waiting for approval and its approve button, the repairs), then one view
+plant: a first view that opens with the plant status (red, amber or green, and what to do: the
+plant status sensor's, ``status.py``; the cards only show it), then the plant's state (load,
+headroom, components at risk, the migration in progress, the proposal waiting for approval and,
+only while there is one, its approve button, the repairs, each element's failure risk and health
+in labelled grids), then one view
 per ATS lineup: the ATS (with its Reset alarms button), each MPDU under it with its circuits
 (and their interruption counts), utilisation gauges against the
 continuous limit (100 % = the limit), health, failure risk, time to failure, the forecast peak,
@@ -35,6 +38,7 @@ from homeassistant.helpers.storage import Store
 from .const import CONF_LINEUP_AREAS, CONF_SUGGEST_AREAS, DOMAIN, LOGGER
 from .coordinator import DataCenterPowerConfigEntry
 from .engine.topology import Topology
+from .status import OK, SEVERITY, STATES
 
 SERVICE_CREATE_DASHBOARD: Final = "create_dashboard"
 LIMIT_SEVERITY: Final = {"green": 0, "yellow": 85, "red": 100}
@@ -138,6 +142,84 @@ def _band_graph(
     }
 
 
+STATUS_COLOURS: Final = (("critical", "red", "mdi:alert-octagon"), ("warning", "amber",
+    "mdi:alert"), ("ok", "green", "mdi:check-circle"))  # fmt: skip
+"""The plant status tile's colour and icon per severity (``status.py``)."""
+
+
+def _status_cards(status: str | None) -> list[dict[str, Any]]:
+    """The plant status at the top: a tile, red when anything has failed, is predicted to fail
+    or is above its continuous limit, amber for warnings, green only when nothing is wrong;
+    below it, while anything is wrong, every problem with what to do. The status and the advice
+    are the integration's (the plant status sensor): the cards only show them."""
+    if status is None:
+        return []
+    cards: list[dict[str, Any]] = []
+    for severity, colour, icon in STATUS_COLOURS:
+        states = [s for s in STATES if SEVERITY[s] == severity]
+        cards.append(
+            {
+                "type": "conditional",
+                "conditions": [{"condition": "state", "entity": status, "state": states}],
+                "card": {
+                    "type": "tile",
+                    "entity": status,
+                    "name": "Plant status",
+                    "icon": icon,
+                    "color": colour,
+                    "state_content": ["state", "summary"],
+                    "grid_options": {"columns": "full"},
+                },
+            }
+        )
+    cards.append(
+        {
+            "type": "conditional",
+            "conditions": [{"condition": "state", "entity": status, "state_not": OK}],
+            "card": {
+                "type": "markdown",
+                "title": "What to do",
+                "content": (
+                    f"{{% for line in state_attr('{status}', 'problems') or [] %}}\n"
+                    "- {{ line }}\n{% endfor %}"
+                ),
+            },
+        }
+    )
+    return cards
+
+
+def _health_cards(
+    hass: HomeAssistant, topology: Topology, ent: Callable[[str, str], str | None]
+) -> list[dict[str, Any]]:
+    """Each ATS and MPDU once per grid, under a title saying what the grid shows: its failure
+    risk (red while it is predicted to fail or has failed) and its health in %."""
+    cards: list[dict[str, Any]] = []
+    risks = [
+        {"type": "tile", "entity": e, "name": element, "vertical": False}
+        for element in topology.elements
+        if (e := ent(element, "failure_risk")) is not None
+    ]
+    if risks:
+        cards.append(
+            {
+                "type": "grid",
+                "title": "Failure risk (red: predicted to fail or failed)",
+                "columns": 4,
+                "square": False,
+                "cards": risks,
+            }
+        )
+    health = [
+        _short(hass, e, element)
+        for element in topology.elements
+        if (e := ent(element, "health")) is not None
+    ]
+    if health:
+        cards.append({"type": "glance", "title": "Health (%)", "entities": health, "columns": 4})
+    return cards
+
+
 def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> dict[str, Any]:
     """The dashboard of one plant (Lovelace config, Home Assistant's own cards only)."""
     snapshot = entry.runtime_data.telemetry.data
@@ -146,6 +228,7 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
     def ent(pid: str, key: str) -> str | None:
         return _entity(hass, entry, pid, key)
 
+    overview: list[dict[str, Any]] = _status_cards(_plant_entity(hass, entry, "plant_status"))
     plant = _present(
         _plant_entity(hass, entry, "plant_load"),
         _plant_entity(hass, entry, "plant_headroom"),
@@ -154,29 +237,36 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
         _plant_entity(hass, entry, "proposal"),
     )
     approve = _plant_entity(hass, entry, "approve_proposal")
-    overview: list[dict[str, Any]] = [
+    if approve is not None:
+        # only while there is something to approve (the button is unavailable otherwise)
+        overview.append(
+            {
+                "type": "conditional",
+                "conditions": [
+                    {"condition": "state", "entity": approve, "state_not": "unavailable"}
+                ],
+                "card": {
+                    "type": "button",
+                    "entity": approve,
+                    "name": "Approve proposed migration",
+                    "icon": "mdi:check-decagram",
+                    "tap_action": {
+                        "action": "perform-action",
+                        "perform_action": "button.press",
+                        "target": {"entity_id": approve},
+                        "confirmation": {"text": "Run the proposed migration now?"},
+                    },
+                },
+            }
+        )
+    overview.append(
         {
             "type": "entities",
             "title": "Plant",
             "show_header_toggle": False,
             "entities": _named(hass, plant),
         },
-    ]
-    if approve is not None:
-        overview.append(
-            {
-                "type": "button",
-                "entity": approve,
-                "name": "Approve proposed migration",
-                "icon": "mdi:check-decagram",
-                "tap_action": {
-                    "action": "perform-action",
-                    "perform_action": "button.press",
-                    "target": {"entity_id": approve},
-                    "confirmation": {"text": "Run the proposed migration now?"},
-                },
-            }
-        )
+    )
     overview.append(
         {
             "type": "markdown",
@@ -188,15 +278,7 @@ def build_dashboard(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> d
             ),
         }
     )
-    risk_rows = []
-    for element in topology.elements:
-        # glance columns are narrow: named by the component (the icon says health or risk)
-        risk_rows += [
-            _short(hass, e, element)
-            for e in _present(ent(element, "health"), ent(element, "failure_risk"))
-        ]
-    if risk_rows:
-        overview.append({"type": "glance", "title": "Health", "entities": risk_rows, "columns": 4})
+    overview += _health_cards(hass, topology, ent)
     views: list[dict[str, Any]] = [{"title": "Plant", "path": "plant", "cards": overview}]
     for ats in topology.ats:
         cards: list[dict[str, Any]] = []

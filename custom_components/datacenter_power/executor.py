@@ -198,6 +198,10 @@ class MigrationRecord:
     accepts_risk: frozenset[str] = frozenset()
     """MPDUs this plan loads deliberately although they alert (the engine's urgent hand-back:
     an element far above its limit now is the surer harm); every other MPDU at risk is refused."""
+    kind: str = "drain"
+    """What it does: ``drain`` (a component emptied), ``restore`` (circuits back to their
+    normal paths), ``relieve`` (an overload relieved) or ``rebalance`` (after a failure); the
+    logbook names it so."""
 
     @property
     def circuits(self) -> frozenset[str]:
@@ -220,6 +224,7 @@ class MigrationRecord:
             "reason": self.reason,
             "history": self.history[-50:],
             "accepts_risk": sorted(self.accepts_risk),
+            "kind": self.kind,
         }
 
     @classmethod
@@ -235,6 +240,7 @@ class MigrationRecord:
             reason=data.get("reason"),
             history=[str(h) for h in data.get("history", [])],
             accepts_risk=frozenset(str(m) for m in data.get("accepts_risk", ())),
+            kind=str(data.get("kind", "rebalance" if data["component"] == "plant" else "drain")),
         )
 
 

@@ -127,6 +127,8 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         self._workdays = WorkdayCalendar(hass, workday) if workday else None
         self._non_working: frozenset[date] = frozenset()
         self._lineup: dict[str, str | None] = {}
+        self._paths: dict[str, str] = {}
+        """Each circuit's last known path (a different one is a move)."""
         """The circuits' paths at the last poll (a change while a unit is at risk re-plans)."""
         self.migrating: Callable[[], bool] = lambda: False
         """Whether a migration is running (set by the integration's setup)."""
@@ -195,6 +197,14 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
             and bool(self.data is not None and (self.data.alerts or self.data.proposals))
         )
         self._lineup = lineup
+        # A circuit on another path than last seen (a hand move, a bypass transfer): the element
+        # forecasts are sums under the old lineup until the next decision, so decide now (the
+        # forecast entities show none meanwhile). Not for a circuit that only went silent or
+        # came back on the same path, nor while a migration moves circuits (its end decides).
+        paths = {c: p for c, p in lineup.items() if p is not None}
+        repathed = any(self._paths.get(c, p) != p for c, p in paths.items())
+        self._paths.update(paths)
+        moved = moved or (repathed and not self.migrating())
         if (dead - self._dead or self._decide_after_poll or moved) and self.data is not None:
             # Something just died (rebalance), or a migration ended and this poll shows the new
             # lineup: decide now instead of at the next slow tick.

@@ -33,6 +33,10 @@ ICONS: dict[str, str] = {
     "action": "mdi:gesture-tap-button",
     "refused": "mdi:cancel",
     "interruption": "mdi:flash-off",
+    "proposal": "mdi:clipboard-text-clock",
+    "proposal_approved": "mdi:check-decagram",
+    "proposal_dismissed": "mdi:clipboard-remove",
+    "override": "mdi:hand-back-right",
 }
 """An icon per activity type, so the logbook's entries are told apart at a glance."""
 

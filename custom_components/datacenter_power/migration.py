@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
@@ -56,6 +55,7 @@ from .executor import (
     Observation,
     reconcile,
 )
+from .path_changes import PathChanges
 
 if TYPE_CHECKING:
     from .forecasting import ForecastCoordinator
@@ -71,9 +71,11 @@ HELD_REASON: Final = "interrupted by a restart; held for a person to decide"
 """Why a migration interrupted by a restart outside automatic mode stopped (a repair asks)."""
 MAX_PATH_CHANGES_PER_HOUR: Final = 4
 """Flapping guard: a migration is not started when it would change a circuit's path more often
-than this within an hour (rolling back a stage is always allowed, so at most one more). ATS
-sources are never switched by the integration."""
-GUARD_WINDOW_S: Final = 3600.0
+than this within an hour, counting every commanded change (migrations, hand moves; a bypass
+module's own transfer is not held against a plan); rolling back a stage is always allowed, so
+at most one more. ATS sources are never switched by the integration."""
+_KINDS: Final = {"migrate": "drain"}
+"""The engine's action kinds as migration kinds (the others keep their name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -260,8 +262,9 @@ class MigrationManager:
         self._tasks: dict[str, asyncio.Task[MigrationRecord]] = {}
         self._listeners: list[Callable[[], None]] = []
         self._waiters: list[asyncio.Future[None]] = []
-        self._switches: dict[str, deque[float]] = {}
-        """Circuit -> times of the path changes this integration sent within the last hour."""
+        self._changes = PathChanges()
+        """Every circuit's path changes within the last hour (hand moves, migrations, bypass
+        transfers), from the bypass modules' own counters at every poll."""
         self._drained: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         """Migration id -> (MPDUs it drains, circuits its plan leaves there), to refuse an
         opposite drain and to tell ``completed`` from "moved, but the part is not empty"."""
@@ -430,6 +433,7 @@ class MigrationManager:
                     decisions.alerts if decisions is not None else (),
                     self.coordinator.data.topology,
                 ),
+                kind=_KINDS.get(action.kind, action.kind),
             )
             if self._engine_action is action:
                 self._engine_migration_id = migration_id
@@ -515,7 +519,13 @@ class MigrationManager:
         data = await self._store.async_load() or {}
         raws = data.get("migrations", []) if isinstance(data, dict) else None
         if isinstance(data, dict):
-            self._load_switches(data.get("path_changes"))
+            self._changes.load(
+                data.get("path_changes"), data.get("bypass_changes"), dt_util.utcnow().timestamp()
+            )
+        self._changes.observe(self.coordinator.data.readings, dt_util.utcnow().timestamp())
+        self.coordinator.config_entry.async_on_unload(
+            self.coordinator.async_add_listener(self._on_telemetry)
+        )
         damaged = 0
         for raw in raws if isinstance(raws, list) else []:
             try:
@@ -609,24 +619,10 @@ class MigrationManager:
         await self._store.async_save(
             {
                 "migrations": [r.as_dict() for r in self.records.values()],
-                "path_changes": {c: list(t) for c, t in self._switches.items()},
+                "path_changes": self._changes.dump()[0],
+                "bypass_changes": self._changes.dump()[1],
             }
         )
-
-    def _load_switches(self, raw: object) -> None:
-        """The flapping guard's path changes of the last hour, as saved before a reload or a
-        restart (a guard that forgot them let a circuit be switched five times in an hour)."""
-        since = dt_util.utcnow().timestamp() - GUARD_WINDOW_S
-        if not isinstance(raw, dict):
-            return
-        for circuit, times in raw.items():
-            kept = sorted(
-                float(t)
-                for t in (times if isinstance(times, list) else [])
-                if isinstance(t, int | float) and t >= since
-            )
-            if isinstance(circuit, str) and kept:
-                self._switches[circuit] = deque(kept)
 
     # -- running -------------------------------------------------------------------------------
 
@@ -655,24 +651,22 @@ class MigrationManager:
                 filled |= {m.to_mpdu for m in stage}
         return emptied, filled
 
-    def _count_switch(self, circuit: str) -> None:
-        self._switches.setdefault(circuit, deque()).append(dt_util.utcnow().timestamp())
-        # Saved at once, not only with the migration's records: a reload may come before.
-        self.hass.async_create_task(self._save(), eager_start=True)
+    @callback
+    def _on_telemetry(self) -> None:
+        """Count every path change the poll shows (saved at once: a reload may come before the
+        next migration record is)."""
+        if not self.coordinator.last_update_success:
+            return
+        now = dt_util.utcnow().timestamp()
+        if self._changes.observe(self.coordinator.data.readings, now):
+            self.hass.async_create_task(self._save(), eager_start=True)
 
-    def path_changes_last_hour(self) -> dict[str, int]:
-        """Circuit -> path changes the integration sent within the last hour (the guard's view,
-        shown on the migration sensor)."""
-        since = dt_util.utcnow().timestamp() - GUARD_WINDOW_S
-        out: dict[str, int] = {}
-        for circuit, times in list(self._switches.items()):
-            while times and times[0] < since:
-                times.popleft()
-            if times:
-                out[circuit] = len(times)
-            else:
-                del self._switches[circuit]
-        return out
+    def path_changes_last_hour(self, *, commanded_only: bool = False) -> dict[str, int]:
+        """Circuit -> path changes within the last hour, whatever caused them (hand moves,
+        migrations, bypass transfers; shown on the migration sensor), or only the commanded
+        ones (what the flapping guard holds against a plan: a bypass module's own transfer
+        protects the load and is not flapping)."""
+        return self._changes.last_hour(dt_util.utcnow().timestamp(), commanded_only=commanded_only)
 
     def check_start(self, plan: Plan, request: MigrationRequest, *, dry_run: bool = False) -> None:
         """Every refusal of :meth:`async_start`, before anything is recorded or commanded (a
@@ -692,7 +686,7 @@ class MigrationManager:
                     "elements": ", ".join(sorted(into | out_of)),
                 },
             )
-        recent = self.path_changes_last_hour()
+        recent = self.path_changes_last_hour(commanded_only=True)
         moves = [m.circuit for m in plan.moves]
         flapping = sorted(
             c for c in set(moves) if recent.get(c, 0) + moves.count(c) > MAX_PATH_CHANGES_PER_HOUR
@@ -728,10 +722,13 @@ class MigrationManager:
         request: MigrationRequest,
         *,
         accepts_risk: frozenset[str] = frozenset(),
+        kind: str | None = None,
     ) -> str:
         """Start executing a plan; returns the migration id. Refuses what :meth:`check_start`
         refuses. ``accepts_risk``: MPDUs the plan loads deliberately although they alert (the
-        engine's urgent hand-back); every stage onto any other unit at risk is refused."""
+        engine's urgent hand-back); every stage onto any other unit at risk is refused.
+        ``kind``: what the migration does (by default a restore, a plant rebalance or a drain,
+        by the request)."""
         self.check_start(plan, request)
         drained = self._drain_of(request)
         rec = MigrationRecord(
@@ -739,6 +736,14 @@ class MigrationManager:
             component=request.component,
             stages=[list(step.moves) for step in plan.steps],
             accepts_risk=accepts_risk,
+            kind=kind
+            or (
+                "restore"
+                if request.restore
+                else "rebalance"
+                if request.component == "plant"
+                else "drain"
+            ),
         )
         self.records[rec.migration_id] = rec
         if drained:
@@ -759,7 +764,7 @@ class MigrationManager:
 
     def _launch(self, rec: MigrationRecord, *, step_interval_s: float) -> None:
         executor = MigrationExecutor(
-            HaPlantPort(self.coordinator, self._count_switch, rec.accepts_risk),
+            HaPlantPort(self.coordinator, None, rec.accepts_risk),
             rec,
             step_interval_s=step_interval_s,
             on_progress=self._on_progress,

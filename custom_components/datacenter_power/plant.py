@@ -1,10 +1,11 @@
-"""Plant-wide entities on the plant's own device: total load, headroom, components at risk, the
-proposal waiting for approval, and the button that approves it.
+"""Plant-wide entities on the plant's own device: the plant status, total load, headroom,
+components at risk, the proposal waiting for approval, and the button that approves it.
 
-They are what a dashboard's first row shows: how much the plant carries, how much room is left
-under the continuous limits, what is at risk, and (in approval mode) what the policy wants to do
-and a way to say yes. They follow both coordinators (telemetry for loads, forecasting for risks
-and proposals).
+They are what a dashboard's first row shows: whether anything is wrong and what to do
+(``status.py``), how much the plant carries, how much room is left under the continuous limits,
+what is at risk, and (in approval mode) what the policy wants to do and a way to say yes. They
+follow both coordinators (telemetry for loads, forecasting for risks and proposals) and the
+migrations.
 """
 
 from __future__ import annotations
@@ -19,12 +20,14 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .activity import async_record_refusal, latest_decisions
+from .activity import async_fire_activity, async_record_refusal, async_who, by, latest_decisions
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
 from .device.models import AtsReading
 from .faults import faults_of
 from .proposals import book_of
+from .ranges import circuit_span
+from .status import STATES, load_at_risk, plant_status, why_still_on
 
 MAX_STATE = 255
 
@@ -56,9 +59,9 @@ class PlantEntity(CoordinatorEntity[TelemetryCoordinator]):
     async def async_added_to_hass(self) -> None:
         """Follow the engine's decisions too."""
         await super().async_added_to_hass()
-        self.async_on_remove(
-            self.entry.runtime_data.forecast.async_add_listener(self._handle_coordinator_update)
-        )
+        runtime = self.entry.runtime_data
+        self.async_on_remove(runtime.forecast.async_add_listener(self._handle_coordinator_update))
+        self.async_on_remove(runtime.migrations.add_listener(self._handle_coordinator_update))
 
 
 class TotalLoadSensor(PlantEntity, SensorEntity):
@@ -150,7 +153,9 @@ class AtRiskSensor(PlantEntity, SensorEntity):
 
 
 class ProposalSensor(PlantEntity, SensorEntity):
-    """The migration waiting for approval (``none`` when there is none)."""
+    """The migration waiting for approval: ``none`` when there is none and nothing is at risk;
+    ``none_at_risk`` when there is none although a unit predicted to fail still carries load
+    (the attribute ``why_none`` says why nothing is proposed and what to do)."""
 
     @property
     @override
@@ -159,7 +164,7 @@ class ProposalSensor(PlantEntity, SensorEntity):
         book = book_of(self.entry)
         first = None if book is None else book.first()
         if book is None or first is None:
-            return "none"
+            return "none_at_risk" if load_at_risk(self.entry) else "none"
         data = book.describe(*first)
         text = f"{data['kind']} {data['component'] or 'plant'}: {data['summary']}"
         return text[:MAX_STATE]
@@ -167,15 +172,64 @@ class ProposalSensor(PlantEntity, SensorEntity):
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """The proposal id, reason and staged plan."""
+        """The proposal id, reason and staged plan; with none, the load still at risk and why
+        nothing is proposed."""
         book = book_of(self.entry)
         first = None if book is None else book.first()
         if book is None or first is None:
-            return {"approval_mode": book is not None and book.approval_mode}
+            on = load_at_risk(self.entry)
+            attrs: dict[str, Any] = {"approval_mode": book is not None and book.approval_mode}
+            if on:
+                attrs["load_at_risk"] = {u: list(c) for u, c in on.items()}
+                attrs["why_none"] = "; ".join(
+                    f"{unit} still carries {circuit_span(c)}: {why_still_on(self.entry, unit, c)}"
+                    for unit, c in on.items()
+                )
+            return attrs
         data = book.describe(*first)
         return {
             "approval_mode": book.approval_mode,
             **{k: data[k] for k in ("proposal_id", "kind", "component", "reason", "plan")},
+        }
+
+
+class PlantStatusSensor(PlantEntity, SensorEntity):
+    """Whether anything is wrong, in one word (``ok`` only when nothing is), the severity for a
+    colour (critical / warning / ok) and what to do, computed by ``status.py``."""
+
+    _attr_device_class = SensorDeviceClass.ENUM
+
+    def __init__(self, entry: DataCenterPowerConfigEntry, key: str) -> None:
+        """One per plant; its states are ``status.STATES``."""
+        super().__init__(entry, key)
+        self._attr_options = list(STATES)
+
+    @property
+    @override
+    def available(self) -> bool:
+        """Always: a poll that failed is a status to show (``no_telemetry``), not a reason to
+        hide it."""
+        return True
+
+    @property
+    @override
+    def native_value(self) -> str:
+        """The most severe problem's kind."""
+        return plant_status(self.entry).state
+
+    @property
+    @override
+    def extra_state_attributes(self) -> dict[str, Any]:
+        """Severity, the first problem, every problem with what to do, and the load still on
+        units predicted to fail."""
+        status = plant_status(self.entry)
+        return {
+            "severity": status.severity,
+            "summary": status.problems[0].sentence if status.problems else "All is well",
+            "what_to_do": status.what_to_do,
+            "problems": [p.sentence for p in status.problems],
+            "components": sorted({p.component for p in status.problems if p.component}),
+            "load_at_risk": {u: list(c) for u, c in status.load_at_risk.items()},
         }
 
 
@@ -208,17 +262,29 @@ class ApproveButton(PlantEntity, ButtonEntity):
             raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_proposal")
         pid, action = first
         try:
-            await book.async_approve(pid, context)
+            migration_id = await book.async_approve(pid, context)
         except HomeAssistantError as err:  # the logbook says why, as for the approve action
             async_record_refusal(
                 self.hass, self.entry, action.target, f"approve proposal {pid}", str(err), context
             )
             raise
+        who = await async_who(self.hass, context)
+        async_fire_activity(
+            self.hass,
+            self.entry,
+            action.target,
+            "proposal_approved",
+            f"proposal {pid} approved {by(who)} (Approve button): it runs as migration "
+            f"{migration_id}",
+            context=context,
+            extra={"proposal_id": pid, "who": who},
+        )
 
 
 def plant_sensors(entry: DataCenterPowerConfigEntry) -> list[Entity]:
     """The plant-wide sensors."""
     return [
+        PlantStatusSensor(entry, "plant_status"),
         TotalLoadSensor(entry, "plant_load"),
         HeadroomSensor(entry, "plant_headroom"),
         AtRiskSensor(entry, "components_at_risk"),

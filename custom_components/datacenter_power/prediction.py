@@ -31,10 +31,13 @@ from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceIdentity, DeviceType
 from .engine.faults import unit_failure
 from .engine.forecast import Forecast, Quantile
-from .executor import MigrationRecord, MigrationState
+from .executor import FINAL_STATES, MigrationRecord, MigrationState
+from .faults import faults_of
 from .forecasting import ForecastCoordinator
 from .migration import MAX_PATH_CHANGES_PER_HOUR, MigrationManager, describe
 from .presentation import conservative_ttf_s, ttf_text
+from .ranges import circuit_span
+from .status import load_at_risk, why_still_on
 
 UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
 """Forecast models that know no daily shape yet (too little history)."""
@@ -93,10 +96,13 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
         )
 
     def failed_now(self) -> bool:
-        """Whether the latest poll shows this unit failed (dead although fed and switched on):
-        at risk at once, before the policy's next decision says so."""
+        """Whether the latest poll shows this unit failed (dead although fed and switched on),
+        or it failed and no poll has shown it live since (switched off after it failed): at
+        risk at once, before the policy's next decision says so."""
         snapshot = self.coordinator.telemetry.data
-        return unit_failure(snapshot.topology, snapshot.readings, self.plant_id) is not None
+        if unit_failure(snapshot.topology, snapshot.readings, self.plant_id) is not None:
+            return True
+        return self.plant_id in faults_of(self.coordinator.config_entry).failed
 
 
 class HealthSensor(PredictionEntity, SensorEntity):
@@ -161,6 +167,39 @@ def _hours(seconds: float) -> float:
     return round(seconds / 3600.0, 1)
 
 
+_MOVED: WeakKeyDictionary[ForecastCoordinator, tuple[object, object, dict[str, list[str]]]] = (
+    WeakKeyDictionary()
+)
+"""Per forecasting coordinator: (the snapshot, the decision, element -> circuits moved onto or
+off it since the decision's lineup), computed once for all of the plant's forecast sensors."""
+
+
+def _moved_by_element(coordinator: ForecastCoordinator) -> dict[str, list[str]]:
+    """Element -> the circuits on another path now than in the lineup the latest decision's
+    forecasts are sums under. Circuits without a path now (silent, off) are not counted: they
+    did not move."""
+    decisions = coordinator.data
+    snapshot = coordinator.telemetry.data
+    cached = _MOVED.get(coordinator)
+    if cached is not None and cached[0] is snapshot and cached[1] is decisions:
+        return cached[2]
+    out: dict[str, list[str]] = {}
+    lineup = decisions.lineup
+    topology = snapshot.topology
+    for circuit, now in snapshot.assignment.items() if lineup else ():
+        then = lineup.get(circuit)
+        if now is None or now == then:
+            continue
+        before = (
+            set(topology.upstream(then)) if then is not None and then in topology.mpdus else set()
+        )
+        after = set(topology.upstream(now)) if now in topology.mpdus else set()
+        for element in before ^ after:
+            out.setdefault(element, []).append(circuit)
+    _MOVED[coordinator] = (snapshot, decisions, out)
+    return out
+
+
 class ForecastPeakSensor(PredictionEntity, SensorEntity):
     """The forecast (P90) peak load over the horizon, with its time and the series."""
 
@@ -170,9 +209,18 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
     _attr_suggested_display_precision = 1
     _unrecorded_attributes = frozenset({"forecast"})
 
+    def _moved(self) -> list[str]:
+        """Circuits that moved onto or off this element since its forecast was summed (by hand,
+        by their bypass): the forecast is another lineup's until the next decision (within a
+        poll), never shown as this one's (it read 0 A beside 4.9 A measured)."""
+        return _moved_by_element(self.coordinator).get(self.plant_id, [])
+
     def _forecast(self) -> Forecast | None:
         """The component's forecast once it has a daily shape to go on: a flat mean of the first
-        hours (``fallback-mean``) is no forecast of a peak (the state is unknown until then)."""
+        hours (``fallback-mean``) is no forecast of a peak (the state is unknown until then);
+        none while circuits have moved onto or off the element since it was made."""
+        if self._moved():
+            return None
         forecasts = self.coordinator.data.forecasts
         fc = forecasts.get(self.plant_id)
         if fc is None:
@@ -193,6 +241,12 @@ class ForecastPeakSensor(PredictionEntity, SensorEntity):
         return fc if shaped[1] else None
 
     def _why_unknown(self) -> str:
+        if moved := self._moved():
+            return (
+                f"{circuit_span(moved)} moved onto or off {self.plant_id} since the last "
+                "forecast: the new lineup's forecast is made at the next decision (within a "
+                "poll or two)"
+            )
         policy = self.coordinator.policy
         fc = policy.element_forecast(self.plant_id)
         if fc is None:
@@ -294,10 +348,14 @@ HELD: Final = "held"
 """The migration sensor's state while a migration interrupted by a restart waits for a person
 (its record says ``aborted``: nothing runs, but it is not over)."""
 
+LOAD_AT_RISK: Final = "load_at_risk"
+"""Migration sensor state while no migration runs and a unit predicted to fail still carries
+load: the last migration's ``completed`` would suggest that all is done."""
+
 
 class MigrationSensor(SensorEntity):
     """The plant's migration state (idle, running, verifying, completed, aborted, rolled back,
-    held)."""
+    held; ``load_at_risk`` when none runs and a unit predicted to fail still carries circuits)."""
 
     _attr_has_entity_name = True
     _attr_translation_key = "migration"
@@ -307,7 +365,8 @@ class MigrationSensor(SensorEntity):
     def __init__(self, entry: DataCenterPowerConfigEntry, manager: MigrationManager) -> None:
         """One per plant, on the plant's hub device."""
         self._manager = manager
-        self._attr_options = [*(s.value for s in MigrationState), HELD]
+        self._entry = entry
+        self._attr_options = [*(s.value for s in MigrationState), HELD, LOAD_AT_RISK]
         self._attr_unique_id = f"{entry.unique_id}:migration"
         self._attr_device_info = DeviceInfo(
             identifiers={(DOMAIN, f"{entry.unique_id}")},
@@ -318,8 +377,12 @@ class MigrationSensor(SensorEntity):
 
     @override
     async def async_added_to_hass(self) -> None:
-        """Follow the manager's progress."""
+        """Follow the manager's progress, and the decisions and polls that say whether load is
+        still on a unit at risk."""
         self.async_on_remove(self._manager.add_listener(self._changed))
+        runtime = self._entry.runtime_data
+        self.async_on_remove(runtime.forecast.async_add_listener(self._changed))
+        self.async_on_remove(runtime.telemetry.async_add_listener(self._changed))
 
     @callback
     def _changed(self) -> None:
@@ -336,19 +399,34 @@ class MigrationSensor(SensorEntity):
     @override
     def native_value(self) -> str:
         """That migration's state (``held`` while it waits for a person; idle when there has
-        been none)."""
+        been none), or ``load_at_risk`` while none runs or waits and a unit predicted to fail
+        still carries circuits."""
         shown = self._shown()
-        if shown is None:
-            return MigrationState.IDLE.value
-        return HELD if shown in self._manager.held() else shown.state.value
+        if shown is not None and shown in self._manager.held():
+            return HELD
+        if (shown is None or shown.state in FINAL_STATES) and load_at_risk(self._entry):
+            return LOAD_AT_RISK
+        return MigrationState.IDLE.value if shown is None else shown.state.value
 
     @property
     @override
     def extra_state_attributes(self) -> dict[str, Any]:
-        """Progress and what it moves, and the flapping guard: path changes sent per circuit
-        within the last hour, against the limit."""
+        """Progress and what it moves; the load still on units at risk and why; and the
+        flapping guard: path changes per circuit within the last hour, against the limit."""
+        latest = self._manager.latest
+        at_risk: dict[str, Any] = {}
+        if on := load_at_risk(self._entry):
+            at_risk = {
+                "last_state": MigrationState.IDLE.value if latest is None else latest.state.value,
+                "load_at_risk": {u: list(c) for u, c in on.items()},
+                "why_still_there": "; ".join(
+                    f"{unit} still carries {circuit_span(c)}: {why_still_on(self._entry, unit, c)}"
+                    for unit, c in on.items()
+                ),
+            }
         return {
             **describe(self._shown()),
+            **at_risk,
             "path_changes_last_hour": self._manager.path_changes_last_hour(),
             "path_changes_limit_per_hour": MAX_PATH_CHANGES_PER_HOUR,
         }

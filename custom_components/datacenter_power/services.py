@@ -442,7 +442,9 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
         result = plan_for(telemetry.data, replace(request, restore=True), decisions)
         if isinstance(result, Infeasible) or not result.steps:
             return {"migration_id": None, "plan": result.as_dict()}
-        migration_id = await entry.runtime_data.migrations.async_start(result, request)
+        migration_id = await entry.runtime_data.migrations.async_start(
+            result, request, kind="restore"
+        )
         return {"migration_id": migration_id, "plan": result.as_dict()}
 
 

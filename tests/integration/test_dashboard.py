@@ -188,3 +188,63 @@ async def test_area_suggestions_can_be_turned_off(
     assert ats1.area_id is None
     assert not [a for a in areas.async_list_areas() if a.name.startswith("Lineup")]
     assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+
+
+def _cards(node: Any) -> list[dict[str, Any]]:
+    """Every card of a view, nested ones (conditional, grid) included, in order."""
+    found: list[dict[str, Any]] = []
+    for card in node:
+        found.append(card)
+        if "card" in card:
+            found += _cards([card["card"]])
+        found += _cards(card.get("cards", []))
+    return found
+
+
+async def test_the_plant_view_says_what_is_wrong_at_a_glance(
+    hass: HomeAssistant, init_integration: MockConfigEntry
+) -> None:
+    """Issue 23, item 6. The plant view opens with the plant status: a red tile for every
+    critical state (failed, at risk, over the limit, no telemetry), amber for warnings, green
+    only for ok, then what to do while anything is wrong; the approve button only while there
+    is a proposal (a conditional card, not a large grey tile); and each element once per grid,
+    under a title saying what the grid shows."""
+    response = await hass.services.async_call(
+        DOMAIN, "create_dashboard", {}, blocking=True, return_response=True
+    )
+    assert isinstance(response, dict)
+    plant = response["dashboard"]["views"][0]
+    top = plant["cards"]
+    status = "sensor.plant_ats1_ats2_status"
+    assert hass.states.get(status) is not None
+    colours = {
+        card["card"]["color"]: set(card["conditions"][0]["state"])
+        for card in top[:3]
+        if card["type"] == "conditional" and card["card"]["type"] == "tile"
+    }
+    assert colours == {
+        "red": {"no_telemetry", "failed", "over_limit", "at_risk"},
+        "amber": {"overload_forecast", "degraded", "not_answering", "migrating"},
+        "green": {"ok"},
+    }
+    assert all(card["card"]["entity"] == status for card in top[:3])
+    advice = top[3]
+    assert advice["conditions"] == [{"condition": "state", "entity": status, "state_not": "ok"}]
+    assert "'problems'" in advice["card"]["content"]
+    buttons = [c for c in top if c["type"] == "button"]
+    assert not buttons  # never a bare button: only inside a conditional
+    approve = next(c for c in top if c["type"] == "conditional" and c["card"]["type"] == "button")
+    assert approve["conditions"] == [
+        {
+            "condition": "state",
+            "entity": "button.plant_ats1_ats2_approve_proposed_migration",
+            "state_not": "unavailable",
+        }
+    ]
+    grids = {c.get("title"): c for c in _cards(top) if c["type"] in ("grid", "glance")}
+    risk = grids["Failure risk (red: predicted to fail or failed)"]
+    assert [t["name"] for t in risk["cards"]] == ["ats1", "ats2", "mpdu1", "mpdu2"]
+    assert {t["entity"].split(".")[0] for t in risk["cards"]} == {"binary_sensor"}
+    health = grids["Health (%)"]
+    assert [r["name"] for r in health["entities"]] == ["ats1", "ats2", "mpdu1", "mpdu2"]
+    assert all(r["entity"].endswith("_health") for r in health["entities"])

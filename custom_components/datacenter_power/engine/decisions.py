@@ -120,6 +120,9 @@ class Decisions:
     load_profiles: LoadProfiles | None = None
     """What the policy plans against (None: no forecast yet): a migration a person requests is
     planned on the same basis."""
+    lineup: Mapping[str, str | None] = field(default_factory=dict)
+    """Circuit -> the MPDU it drew from as this tick saw it: the lineup the element forecasts
+    are sums under (a circuit moved since makes them another lineup's)."""
 
     @property
     def alerts(self) -> frozenset[str]:

@@ -240,4 +240,5 @@ class DecisionPolicy:
             forecasts=dict(fcs.element_fc) if refreshed else {},
             notes=tuple(notes),
             load_profiles=fcs.load_profiles() if len(fcs.times) else None,
+            lineup=dict(fcs.assignment),
         )
