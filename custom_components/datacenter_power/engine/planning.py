@@ -6,8 +6,8 @@ the plan margin shares that margin evenly: every element's rating is raised by t
 of the margin, the smallest that has a plan (min-max utilisation relative to each limit), so no
 element ends above its true limit on the measured load and none keeps the whole excess. Only
 when even that fails does it accept the smallest excess achievable on the elements already over
-their limit (every other element keeps its true limit). Moves off elements that merely stopped
-answering are dropped (they are not failing). A planner fault is reported, never raised.
+their limit (every other element keeps its true limit on the measured load). Moves off elements
+that merely stopped answering are dropped (they are not failing). A planner fault is reported, never raised.
 """
 
 from __future__ import annotations
@@ -78,7 +78,9 @@ def plan_with_retries(
     relative to its limit is minimised, and every element stays within its true limit on the
     measured load); failing that, accept the smallest excess the planner says is achievable on
     the elements that are over their limit already, and keep every other element within its
-    true limit; relieving most of an overload beats leaving all of it.
+    true limit on the measured load (the margin is not asked of them there: an element between
+    its limit less the margin and its limit must not block the relief of one over its limit);
+    relieving most of an overload beats leaving all of it.
     """
     result: Plan | Infeasible | None = None
     attempts: list[tuple[float | None, Topology, str]] = [(u, topology, "") for u in req.horizons]
@@ -95,8 +97,12 @@ def plan_with_retries(
                 )
                 for share in SHARE_STEPS
             ]
+        # The loads carry the plan margin: every element's rating is raised by it too, so an
+        # element that is within its true limit on the measured load (but not within the
+        # margin) does not make a partial relief of the overloaded ones infeasible.
+        base = relaxed(topology, topology.elements, req.margin) if req.margin > 0 else topology
         attempts += [
-            (req.now_s, relaxed(topology, req.over_now, f), "best effort: limit not reachable")
+            (req.now_s, relaxed(base, req.over_now, f), "best effort: limit not reachable")
             for f in RELAX_STEPS
         ]
     for until, plan_topo, note in attempts:
