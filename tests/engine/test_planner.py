@@ -1020,3 +1020,54 @@ def test_best_effort_relief_is_not_blocked_by_an_element_inside_its_margin() -> 
     loads = topo.element_loads(res.final_assignment, amps)
     assert loads["mpdu1"] == pytest.approx(104.0)
     assert all(loads[e] <= topo.limit_a(e) + 1e-9 for e in topo.elements if e != "mpdu1")
+
+
+def test_best_effort_relief_moves_part_of_an_excess_it_cannot_remove() -> None:
+    """mpdu1 carries 103.5 A against its 100 A limit; only x (3 A) can leave, which leaves it
+    0.5 A over. Before, the first relaxation (its rating +5 %) already covered the whole excess,
+    so the "best effort" was no move at all and the element stayed 3.5 A over for hours
+    (hard-outage_during_drain-16 and -20). Now it keeps at most a share of its excess."""
+    from custom_components.datacenter_power.engine.planning import (
+        PART_RELIEVED,
+        PlanRequest,
+        plan_with_retries,
+    )
+
+    topo = Topology.build(
+        [AtsNode("ats1", ("a", "b"), 1000.0), AtsNode("ats2", ("b", "a"), 1000.0)],
+        [MpduNode("mpdu1", "ats1", 125.0), MpduNode("mpdu2", "ats2", 100.0)],
+        [
+            CircuitNode("base1", ("mpdu1",), 125.0),
+            CircuitNode("x", ("mpdu1", "mpdu2"), 16.0),
+            CircuitNode("base2", ("mpdu2",), 100.0),
+        ],
+    )
+    amps = {"base1": 100.5, "x": 3.0, "base2": 70.0}
+    margin = 0.03
+    grid = _grid(1)
+    req = PlanRequest(
+        float(grid[0]),
+        drain=None,
+        unavailable=(),
+        goal="relieve overload",
+        max_step_amps=120.0,
+        horizons=(float(grid[0]) + 3600.0, float(grid[0])),
+        best_effort=True,
+        over_now=("mpdu1",),
+        margin=margin,
+    )
+    errors: list[str] = []
+    inflated = {c: a * (1 + margin) for c, a in amps.items()}
+    res = plan_with_retries(
+        topo,
+        topo.normal_assignment(),
+        lambda _until: (_const(inflated), grid),
+        req,
+        silent=(),
+        time_limit_s=2.0,
+        errors=errors,
+    )
+    assert not errors
+    assert isinstance(res, Plan), res
+    assert [(m.circuit, m.to_mpdu) for m in res.moves] == [("x", "mpdu2")]
+    assert PART_RELIEVED in res.notes
