@@ -6,7 +6,10 @@ import math
 
 import numpy as np
 
-from custom_components.datacenter_power.engine.element_forecast import ElementForecasts, LoadProfiles
+from custom_components.datacenter_power.engine.element_forecast import (
+    ElementForecasts,
+    LoadProfiles,
+)
 from custom_components.datacenter_power.engine.forecast import Z90
 from custom_components.datacenter_power.engine.policy import PolicyConfig
 
