@@ -6,10 +6,7 @@ import math
 
 import numpy as np
 
-from custom_components.datacenter_power.engine.element_forecast import (
-    ElementForecasts,
-    LoadProfiles,
-)
+from custom_components.datacenter_power.engine.element_forecast import ElementForecasts
 from custom_components.datacenter_power.engine.forecast import Z90
 from custom_components.datacenter_power.engine.policy import PolicyConfig
 
@@ -89,21 +86,3 @@ def test_expected_seconds_above_a_limit_follow_the_load_and_the_window() -> None
     quarter = fcs.expected_over_s(packed, now + 6 * 3600.0)
     assert day > 3 * 3600.0
     assert 0.0 <= quarter < day <= 86400.0 + 900.0
-
-
-def test_planned_loads_drop_forecast_points_at_or_before_now() -> None:
-    """Forecasts are refreshed hourly, plans every few minutes: between refreshes the grid
-    starts in the past. A past point is a stale P90 of a moment the measurement replaced; kept,
-    it made an urgent relief's "now" plan infeasible (hard-tight-22: 45 min over a limit with
-    nothing moved, the stale forecast of another element above its limit)."""
-    times = T0 + 900.0 * np.arange(1, 5, dtype=np.float64)
-    profiles = LoadProfiles(times, {"c": np.array([50.0, 11.0, 12.0, 13.0])})
-    now = T0 + 1000.0
-    loads, grid = profiles.loads(["c"], now, {"c": 10.0}, until_s=now)
-    assert grid.tolist() == [now]
-    assert loads["c"].tolist() == [10.0]
-    loads, grid = profiles.loads(["c"], now, {"c": 10.0}, until_s=now + 3600.0)
-    assert grid.tolist() == [now, *times[1:].tolist()]
-    assert loads["c"].tolist() == [10.0, 11.0, 12.0, 13.0]
-    loads, grid = profiles.loads(["c"], now, {"c": 10.0}, from_s=T0 + 2700.0)
-    assert grid.tolist() == times[2:].tolist()

@@ -108,10 +108,8 @@ class LoadProfiles:
         without a profile draws what it draws now.
 
         ``from_s`` (later than now): only the grid times from then on, without "now" (a plan
-        to be executed at ``from_s``). Grid times at or before now are dropped: the forecasts
-        are refreshed less often than plans are made, and a past point is a stale forecast of
-        a moment the measurement ("now") has replaced."""
-        keep = self.times > now_s
+        to be executed at ``from_s``)."""
+        keep = np.ones(len(self.times), dtype=bool)
         if until_s is not None:
             keep &= self.times <= until_s
         deferred = from_s is not None and from_s > now_s
