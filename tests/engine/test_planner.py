@@ -1071,3 +1071,51 @@ def test_best_effort_relief_moves_part_of_an_excess_it_cannot_remove() -> None:
     assert isinstance(res, Plan), res
     assert [(m.circuit, m.to_mpdu) for m in res.moves] == [("x", "mpdu2")]
     assert PART_RELIEVED in res.notes
+
+
+def test_best_effort_relief_judges_the_load_now_not_a_stale_forecast_point() -> None:
+    """Forecasts are refreshed hourly, plans every few minutes: between refreshes the grid up
+    to "now" holds forecast points already past (stale P90s). mpdu1 is 1.5 A over its limit
+    now and x (3 A) fits on mpdu2 now (73 of 80 A), but a stale point has mpdu2 at 79 A.
+    Before, the relaxed attempts, meant to judge the measured load, counted that point, found
+    no plan that moves x and kept mpdu1's whole excess (hard-tight-22: 30 min over a limit)."""
+    from custom_components.datacenter_power.engine.planning import PlanRequest, plan_with_retries
+
+    topo = Topology.build(
+        [AtsNode("ats1", ("a", "b"), 1000.0), AtsNode("ats2", ("b", "a"), 1000.0)],
+        [MpduNode("mpdu1", "ats1", 125.0), MpduNode("mpdu2", "ats2", 100.0)],
+        [
+            CircuitNode("base1", ("mpdu1",), 125.0),
+            CircuitNode("x", ("mpdu1", "mpdu2"), 16.0),
+            CircuitNode("base2", ("mpdu2",), 100.0),
+        ],
+    )
+    margin = 0.03
+    now = T0
+    grid = np.array([now, now - 300.0])  # [now, forecast points up to now] as the policy builds it
+    amps = {"base1": (98.5, 98.5), "x": (3.0, 3.0), "base2": (70.0, 79.0)}
+    profile = {c: np.array(a) * (1 + margin) for c, a in amps.items()}
+    req = PlanRequest(
+        now,
+        drain=None,
+        unavailable=(),
+        goal="relieve overload",
+        max_step_amps=120.0,
+        horizons=(now + 3600.0, now),
+        best_effort=True,
+        over_now=("mpdu1",),
+        margin=margin,
+    )
+    errors: list[str] = []
+    res = plan_with_retries(
+        topo,
+        topo.normal_assignment(),
+        lambda _until: (profile, grid),
+        req,
+        silent=(),
+        time_limit_s=2.0,
+        errors=errors,
+    )
+    assert not errors
+    assert isinstance(res, Plan), res
+    assert [(m.circuit, m.to_mpdu) for m in res.moves] == [("x", "mpdu2")]

@@ -135,6 +135,11 @@ def plan_with_retries(
         # A relaxed rating lets an element over its limit stay there, never take more load.
         no_receive = {*req.no_receive, *(req.over_now if plan_topo is not topology else ())}
         profile, grid = loads(until)
+        if note:
+            # The relaxed attempts judge the load now (the grid's first point) only: the
+            # forecasts are refreshed less often than plans are made, and a grid point at or
+            # before now is a stale P90 that could block the relief of a measured overload.
+            profile, grid = {c: v[:1] for c, v in profile.items()}, grid[:1]
         try:
             result = plan_migration(
                 plan_topo,
