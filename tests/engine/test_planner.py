@@ -966,7 +966,7 @@ def test_best_effort_relief_is_not_blocked_by_an_element_inside_its_margin() -> 
     under its limit, so the relief keeps the smallest excess on mpdu1. mpdu2 (79 A of its 80 A
     limit, untouched) is within its limit on the measured load but not within the 3 % plan
     margin. Before, the last resort asked mpdu2 to keep the margin too, found no plan at all
-    and left all 10 A of mpdu1's excess (hard-outage_during_drain-20 ran 2.5 h over)."""
+    and left all 10 A of mpdu1's excess (hard-tight-22: mpdu4 45 min over a limit)."""
     from custom_components.datacenter_power.engine.planning import PlanRequest, plan_with_retries
 
     topo = Topology.build(
@@ -1025,8 +1025,8 @@ def test_best_effort_relief_is_not_blocked_by_an_element_inside_its_margin() -> 
 def test_best_effort_relief_moves_part_of_an_excess_it_cannot_remove() -> None:
     """mpdu1 carries 103.5 A against its 100 A limit; only x (3 A) can leave, which leaves it
     0.5 A over. Before, the first relaxation (its rating +5 %) already covered the whole excess,
-    so the "best effort" was no move at all and the element stayed 3.5 A over for hours
-    (hard-outage_during_drain-16 and -20). Now it keeps at most a share of its excess."""
+    so the "best effort" was no move at all and the element stayed 3.5 A over (seen for hours
+    on hard-outage_during_drain-16 and -20). Now it keeps at most a share of its excess."""
     from custom_components.datacenter_power.engine.planning import (
         PART_RELIEVED,
         PlanRequest,
