@@ -307,3 +307,36 @@ def test_urgent_relief_does_not_load_an_element_it_just_relieved() -> None:
     # but nothing goes back onto the element just relieved.
     assert moves[0] == (moved.circuit, y)
     assert all(to != "mpdu1" for _, to in moves)
+
+
+def test_urgent_relief_onto_a_relieved_element_when_nothing_else_relieves() -> None:
+    """Hysteresis yields to an overload: half an hour after mpdu1 was relieved, mpdu2 and mpdu3
+    both run 1 A over their limits and only mpdu1 has room. Before, the attempt that keeps
+    mpdu1 out found only a best effort with no move (its first relaxation covered the whole
+    excess) and the relief stopped there, leaving both over; now it is planned again without
+    the hysteresis, and load goes onto mpdu1."""
+    policy = _policy()
+    t = T0
+    assignment: dict[str, str | None] = dict(TOPO.normal_assignment())
+    amps = {**_steady(4.0), **{f"a{i}": 12.0 for i in range(1, 5)}}
+    policy.observe(_obs(t, assignment, amps))
+    (first,) = policy.decide(t).actions
+    assert first.kind == "relieve"
+    (moved,) = first.plan.moves
+    assert moved.from_mpdu == "mpdu1"
+    policy.action_started(first)
+    assignment[moved.circuit] = moved.to_mpdu
+    policy.action_finished(first, ok=True)
+    t += 1800.0
+    amps = dict.fromkeys((f"a{i}" for i in range(1, 5)), 6.0)
+    for m in ("mpdu2", "mpdu3"):
+        own = [c for c, p in TOPO.normal_assignment().items() if p == m]
+        rest = sum(amps[c] for c, p in assignment.items() if p == m and c in amps)
+        amps |= dict.fromkeys(own, (41.0 - rest) / len(own))
+    loads = TOPO.element_loads(assignment, amps)
+    assert loads["mpdu2"] == pytest.approx(41.0)
+    assert loads["mpdu3"] == pytest.approx(41.0)
+    policy.observe(_obs(t, assignment, amps))
+    actions = policy.decide(t).actions
+    assert [a.kind for a in actions] == ["relieve"]
+    assert any(m.to_mpdu == "mpdu1" for m in actions[0].plan.moves)

@@ -156,7 +156,7 @@ class DecisionRules:
             # Elements relieved lately take no load first (hysteresis: no circuit goes back
             # and forth); an overload beats that rule when nothing else fits.
             res = self._plan(assignment, circuit_a, attempt)
-            if isinstance(res, Plan) and (not res.moves or not _best_effort(res)):
+            if isinstance(res, Plan) and not _best_effort(res):
                 return res
         assert res is not None
         alive = set(req.unavailable) - self.state.unavailable(frozenset())
