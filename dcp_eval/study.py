@@ -189,6 +189,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--shared", action="store_true", help="add ats-contact-wear x1.25 and x1.4")
     p.add_argument("--json", metavar="FILE", help="also write every row to FILE")
     p.add_argument(
+        "--history-days",
+        type=float,
+        default=3.0,
+        help="history the engine learns from before each generated scenario (default 3 days)",
+    )
+    p.add_argument(
         "--coverage",
         action="store_true",
         help="also measure the P10-P90 band coverage (one monitor-mode run per scenario)",
@@ -215,7 +221,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     jobs: list[tuple[str, Scenario]] = []
     for cls in args.classes:
         hc: HardClass = cls
-        jobs += [(cls, generate_hard_scenario(seed, hc)) for seed in args.seeds]
+        history_h = args.history_days * 24.0
+        jobs += [
+            (cls, generate_hard_scenario(seed, hc, history_h=history_h)) for seed in args.seeds
+        ]
     if args.shared:
         doc = yaml.safe_load(SHARED_ACW.read_text())
         for factor in (1.25, 1.4):
