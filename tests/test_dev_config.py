@@ -15,7 +15,7 @@ import pytest
 from homeassistant.util.yaml import load_yaml_dict
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
-import dev_stack  # noqa: E402
+import dev_stack
 
 OLD_CONFIG = (
     "# Written by scripts/develop (once; your changes are kept).\n"
@@ -37,7 +37,8 @@ def test_fresh_config_hosts_a_phone_and_ui_automations(tmp_path: Path, headless:
     config = _loaded(tmp_path)
     assert "mobile_app" in config
     assert config["automation"] == []  # automations.yaml, created empty
-    assert "script" in config and "scene" in config
+    assert "script" in config
+    assert "scene" in config
     assert (tmp_path / "automations.yaml").read_text() == "[]\n"
 
 
