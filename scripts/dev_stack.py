@@ -423,9 +423,10 @@ class Api:
         entries = self.call("GET", "/api/config/config_entries/entry")
         return next((e["entry_id"] for e in entries if e["domain"] == "datacenter_power"), None)
 
-    def setup_integration(self, sim_port: int) -> tuple[str, bool]:
-        """Add the plant through the integration's config flow unless it is there; returns its
-        entry id and whether it was just added."""
+    def setup_integration(self, sim_port: int, policy_mode: str = "automatic") -> tuple[str, bool]:
+        """Add the plant through the integration's config flow unless it is there (its options
+        set to ``OPTIONS`` in ``policy_mode``); returns its entry id and whether it was just
+        added."""
         if (entry_id := self.plant_entry()) is not None:
             return entry_id, False
         result = self.call(
@@ -455,7 +456,11 @@ class Api:
             f["name"]: f.get("description", {}).get("suggested_value")
             for f in flow.get("data_schema", [])
         }
-        values = {k: v for k, v in current.items() if v is not None} | OPTIONS
+        values = (
+            {k: v for k, v in current.items() if v is not None}
+            | OPTIONS
+            | {"policy_mode": policy_mode}
+        )
         done = self.call(
             "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", values
         )
@@ -642,6 +647,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", default=None, help="configuration directory (default config/)")
     parser.add_argument("--fresh", action="store_true", help="start over with a new config")
+    parser.add_argument(
+        "--policy-mode",
+        choices=("monitor", "approval", "automatic"),
+        default="automatic",
+        help="the plant's policy mode when it is added (a first start; default automatic)",
+    )
     parser.add_argument("--smoke", action="store_true", help="headless check, then exit")
     parser.add_argument(
         "--headless", action="store_true", help="no banner; print READY when set up (for checks)"
@@ -711,7 +722,7 @@ def main() -> int:
             raise SystemExit(
                 f"the simulator exited with code {sim.returncode}; see {config_dir}/simulator.log"
             )
-        entry_id, added = api.setup_integration(args.sim_port)
+        entry_id, added = api.setup_integration(args.sim_port, args.policy_mode)
         extra = range(args.sim_port + 1, args.sim_port + gateway_count(scenario))
         add_gateway_subentries(api, "127.0.0.1", list(extra))
         rows = history_rows(scenario, start_at, live_wall, args.speed, time.time())
