@@ -230,8 +230,11 @@ class FaultWatch:
     def _alert(self, snapshot: PlantSnapshot, new: list[str]) -> None:
         faults = self.faults
         parts: list[str] = []
+        decisions = latest_decisions(self.entry)
+        predicted = frozenset() if decisions is None else decisions.alerts
         for element, f in sorted(faults.failed.items()):
-            parts.append(f"{element} failed without warning: {f.why}.")
+            how = "as predicted" if element in predicted else "without warning"
+            parts.append(f"{element} failed {how}: {f.why}.")
         for element, o in sorted(faults.over.items()):
             parts.append(
                 f"{element} carries {o.load_a:.1f} A, {o.excess_a:.1f} A above its continuous "

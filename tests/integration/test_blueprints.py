@@ -338,6 +338,33 @@ async def test_failover_sends_a_critical_alert_to_every_phone(
             assert data["data"]["ttl"] == 0
 
 
+async def test_a_predicted_failure_left_with_load_alerts_the_phone_when_it_comes(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
+) -> None:
+    """Approval mode, nobody approves: ATS-1 fails with its circuits still on it. The failover
+    blueprint's phone gets a critical notification naming ATS-1 (failed as predicted) at the
+    first poll that shows the failure."""
+    phone = await Phone.register(hass, hass_client, hass_ws_client)
+    await use_blueprints(
+        hass,
+        ("failover", "failover_critical_alert.yaml", {"notify_services": [phone.notify_service]}),
+    )
+    server, port = sim_server
+    entry = await setup_worn(hass, hass_storage, server, port, "approval")
+    assert server.plant.telemetry().ats["ats1"].load_current_a > 0
+    server.advance(16.2 * 3600 - server.plant.t_s)  # fails at 16 h
+    await entry.runtime_data.telemetry.async_refresh()
+    alert = await phone.next_notification()
+    assert alert["title"].startswith("FAILURE: ats1 failed")
+    assert "ats1 failed as predicted" in alert["message"]
+    assert alert["data"]["priority"] == "high"
+    assert alert["data"]["push"]["interruption-level"] == "critical"
+
+
 @pytest.mark.parametrize("expected_lingering_timers", [True])  # the windows' time triggers
 async def test_repaired_component_is_restored_inside_the_window_only(
     hass: HomeAssistant, hass_storage: dict[str, Any], sim_server: tuple[PlantServer, int]
