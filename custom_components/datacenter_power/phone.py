@@ -11,6 +11,7 @@ notification that breaks through (``priority: high``, ``ttl: 0``; iOS ``time-sen
 from __future__ import annotations
 
 import re
+from collections.abc import Iterable
 from typing import Any, Final
 
 from .engine.degradation import HealthAssessment
@@ -26,7 +27,7 @@ EN_DASH: Final = "\u2013"
 _NUMBERED = re.compile(r"^(.*?)(\d+)$")
 
 
-def circuits_text(circuits: list[str] | set[str] | frozenset[str]) -> str:
+def circuits_text(circuits: Iterable[str]) -> str:
     """Circuit ids with consecutive runs joined: ``a01\u2013a04, b07`` (an en dash)."""
     parts: list[str] = []
     run: list[tuple[str, int, str]] = []

@@ -26,7 +26,9 @@ NOTIFICATION_ACTION = "mobile_app_notification_action"
 class Phone:
     """A registered phone with its push channel open."""
 
-    def __init__(self, hass: HomeAssistant, name: str, client: Any, ws: Any, webhook_id: str):
+    def __init__(
+        self, hass: HomeAssistant, name: str, client: Any, ws: Any, webhook_id: str
+    ) -> None:
         """Use :meth:`register`."""
         self.hass = hass
         self.name = name

@@ -181,6 +181,7 @@ async def test_predicted_failure_is_approved_on_the_phone(
     assert "already approved" in str(err.value.translation_placeholders)
 
 
+@pytest.mark.parametrize("expected_lingering_timers", [True])  # the remainder's proposal waits
 async def test_an_approved_migration_cancelled_part_way_tells_the_phone_why(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
