@@ -11,24 +11,38 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from homeassistant.components import automation
-from homeassistant.core import CoreState, Event, HomeAssistant
+from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.datacenter_power.migration import EVENT_FAILURE_PREDICTED
 from custom_components.datacenter_power.notices import _NOTICES
 from custom_components.datacenter_power.proposals import EVENT_PROPOSAL
+from dcp_sim.plant import Plant
+from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
-from .wear import setup_worn
+from .wear import setup_worn, wear_plant
+
+
+@pytest.fixture
+def plant() -> Plant:
+    """ATS-1 wearing out (served from the start of its history; ``setup_worn`` steps it)."""
+    return Plant(parse_scenario(wear_plant()), start_s=None)
 
 
 def _capture(hass: HomeAssistant) -> list[Event]:
     """Proposals and predictions, in the order they are fired."""
     events: list[Event] = []
+
+    @callback
+    def record(event: Event) -> None:
+        events.append(event)
+
     for kind in (EVENT_FAILURE_PREDICTED, EVENT_PROPOSAL):
-        hass.bus.async_listen(kind, events.append)
+        hass.bus.async_listen(kind, record)
     return events
 
 
