@@ -51,7 +51,10 @@ class Phone:
         name: str = "Pixel",
     ) -> Phone:
         """Register through the app's registration API and open the push channel."""
-        assert await async_setup_component(hass, "mobile_app", {})
+        # Everything that registers HTTP views first: the test client freezes the router
+        # (notify, which mobile_app loads once a phone registers, needs repairs' views).
+        for domain in ("repairs", "notify", "mobile_app"):
+            assert await async_setup_component(hass, domain, {})
         client = await hass_client()
         resp = await client.post(
             "/api/mobile_app/registrations",

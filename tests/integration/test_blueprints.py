@@ -143,7 +143,7 @@ async def test_predicted_failure_is_approved_on_the_phone(
     ats1 = entry.runtime_data.forecast.data.assessments["ats1"]
     low = conservative_ttf_s(ats1)  # the P10: what the sensor and the repair say first
     within = duration_text(low)
-    assert note["title"] == f"ats1 may fail within {within} {EN_DASH} move {A1_3} to mpdu2?"
+    assert note["title"] == f"ats1 may fail within {within} \u2014 move {A1_3} to mpdu2?"
     assert note["message"].startswith(f"Move {A1_3} (")
     assert "from mpdu1 to mpdu2 in 1 verified stage" in note["message"]
     assert f"time to failure {ttf_text(ats1)}" in note["message"]
