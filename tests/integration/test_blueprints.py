@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -55,6 +55,17 @@ pytestmark = pytest.mark.usefixtures("fast_verification")
 def installed_blueprints(hass: HomeAssistant) -> None:
     """The project's blueprints where Home Assistant looks for them (as an import puts them)."""
     shutil.copytree(BLUEPRINTS, hass.config.path("blueprints"), dirs_exist_ok=True)
+
+
+@pytest.fixture(autouse=True)
+async def stop_automations(hass: HomeAssistant) -> AsyncIterator[None]:
+    """Stop every automation run still waiting for a phone when the test ends (a failed test
+    would otherwise leave one waiting for hours and hang Home Assistant's shutdown)."""
+    yield
+    if hass.services.has_service(automation.DOMAIN, "turn_off"):
+        await hass.services.async_call(
+            automation.DOMAIN, "turn_off", {"entity_id": "all"}, blocking=True
+        )
 
 
 async def use_blueprints(hass: HomeAssistant, *uses: tuple[str, str, dict[str, Any]]) -> None:
