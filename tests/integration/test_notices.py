@@ -17,6 +17,7 @@ from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import async_capture_events
 
+from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.migration import EVENT_FAILURE_PREDICTED
 from custom_components.datacenter_power.notices import _NOTICES
 from custom_components.datacenter_power.proposals import EVENT_PROPOSAL
@@ -84,17 +85,21 @@ async def test_a_reload_does_not_announce_again_and_a_restart_does_once(
     """Reloading the entry (what an options change does) leaves the open proposal and the
     standing prediction announced once (before: each was fired again). A restart (Home
     Assistant's memory gone, the entry set up before the start) announces both again, once,
-    after the start, with the same proposal id."""
+    after the start. The activity events device triggers and the
+    logbook use are not repeated by the reload either."""
     events = _capture(hass)
+    activity = async_capture_events(hass, EVENT_ACTIVITY)
     entry = await setup_worn(hass, hass_storage, sim_server[0], sim_server[1], "approval")
     assert [e.event_type for e in events] == [EVENT_FAILURE_PREDICTED, EVENT_PROPOSAL]
-    proposal_id = events[1].data["proposal_id"]
 
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
     await entry.runtime_data.forecast.async_refresh()
     await hass.async_block_till_done()
     assert len(events) == 2
+    # nor do the device triggers' activity events (the logbook's entries)
+    for kind in ("failure_predicted", "proposal"):
+        assert sum(e.data["type"] == kind for e in activity) == 1, kind
 
     # A restart: a new Home Assistant remembers nothing and sets the plant up while starting.
     assert await hass.config_entries.async_unload(entry.entry_id)
@@ -106,4 +111,4 @@ async def test_a_reload_does_not_announce_again_and_a_restart_does_once(
     await hass.async_start()
     await hass.async_block_till_done()
     assert [e.event_type for e in events[2:]] == [EVENT_FAILURE_PREDICTED, EVENT_PROPOSAL]
-    assert events[3].data["proposal_id"] == proposal_id
+    assert events[3].data["component"] == "ats1"  # (its plan, and so its id, may differ)
