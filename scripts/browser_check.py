@@ -20,7 +20,10 @@ with Chromium (Debian's package) driven by Playwright:
 4. follows the demo until ATS-1 has failed with its load already migrated (migration
    completed, and ATS-1's forecast P50 within 1 A of empty within 90 s of it: the band follows
    the new lineup) and the simulator has logged no circuit interruption, within
-   ``--demo-minutes`` of the second start; a last screenshot shows ATS-1 after its failure.
+   ``--demo-minutes`` of the second start; a last screenshot shows ATS-1 after its failure;
+5. the sudden-failure plant (``--failure-only``: only this part), then the phone
+   (``--phone-only``: only this part): a phone registered through ``mobile_app`` approves the
+   demo's proposal from its webhook and must get the outcome on its push channel.
 
 Exit status 0 when everything holds; otherwise 1 with what failed.
 """
