@@ -20,7 +20,10 @@ with Chromium (Debian's package) driven by Playwright:
 4. follows the demo until ATS-1 has failed with its load already migrated (migration
    completed, and ATS-1's forecast P50 within 1 A of empty within 90 s of it: the band follows
    the new lineup) and the simulator has logged no circuit interruption, within
-   ``--demo-minutes`` of the second start; a last screenshot shows ATS-1 after its failure.
+   ``--demo-minutes`` of the second start; a last screenshot shows ATS-1 after its failure;
+5. the sudden-failure plant (``--failure-only``: only this part), then the phone
+   (``--phone-only``: only this part): a phone registered through ``mobile_app`` approves the
+   demo's proposal from its webhook and must get the outcome on its push channel.
 
 Exit status 0 when everything holds; otherwise 1 with what failed.
 """
@@ -80,6 +83,7 @@ class Develop:
         scenario: Path | None = None,
         config: Path | None = None,
         start_at: str | None = None,
+        extra: tuple[str, ...] = (),
     ) -> None:
         cmd = [
             sys.executable,
@@ -93,6 +97,7 @@ class Develop:
             "--sim-port",
             str(args.sim_port),
             *(["--from", start_at] if start_at is not None else []),
+            *extra,
         ]
         if fresh:
             cmd.append("--fresh")
@@ -310,6 +315,186 @@ def sudden_failure(args: argparse.Namespace) -> None:
             f"risk {at_risk}"
         )
     finally:
+        dev.stop()
+
+
+PHONE_NAME: Final = "Browser check phone"
+PHONE_WAIT_S: Final = 300.0
+"""How long the proposal may take to reach the phone after approval mode is set, and the
+outcome after the phone approves (the demo's one stage, verified)."""
+
+
+class PushChannel:
+    """The Companion app's local push channel: a websocket client subscribed through
+    ``mobile_app/push_notification_channel``, collecting what ``notify.mobile_app_*`` sends."""
+
+    def __init__(self, api: Api, webhook_id: str) -> None:
+        import threading
+
+        self.api, self.webhook_id = api, webhook_id
+        self.notes: list[dict[str, Any]] = []
+        self._ready = threading.Event()
+        self._stop = threading.Event()
+        self._error: str | None = None
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+        if not self._ready.wait(30):
+            raise CheckFailed(f"could not open the push channel: {self._error}")
+
+    def _run(self) -> None:
+        import asyncio
+
+        asyncio.run(self._listen())
+
+    async def _listen(self) -> None:
+        import aiohttp
+
+        url = self.api.base.replace("http", "ws", 1) + "/api/websocket"
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            await ws.receive_json()
+            await ws.send_json({"type": "auth", "access_token": self.api.token})
+            await ws.receive_json()
+            await ws.send_json(
+                {
+                    "id": 1,
+                    "type": "mobile_app/push_notification_channel",
+                    "webhook_id": self.webhook_id,
+                }
+            )
+            answer = await ws.receive_json()
+            if not answer.get("success"):
+                self._error = str(answer)
+                return
+            self._ready.set()
+            while not self._stop.is_set():
+                try:
+                    msg = await ws.receive_json(timeout=1)
+                except TimeoutError:
+                    continue
+                if msg.get("type") == "event":
+                    self.notes.append({**msg["event"], "received": time.time()})
+
+    def wait_for(self, check: Any, what: str, timeout: float) -> dict[str, Any]:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            note = next((n for n in self.notes if check(n)), None)
+            if note is not None:
+                return note
+            time.sleep(0.5)
+        raise CheckFailed(f"the phone never got {what}; it got {self.notes}")
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=10)
+
+
+def install_phone_automation(api: Api, config: Path, notify_service: str) -> None:
+    """The approval blueprint imported (copied where an import puts it) and an automation made
+    from it through the automation editor's API (written to automations.yaml)."""
+    import shutil
+
+    shutil.copytree(REPO / "blueprints", config / "blueprints", dirs_exist_ok=True)
+    api.call("POST", "/api/services/automation/reload", {})
+    api.call(
+        "POST",
+        "/api/config/automation/config/dcp_phone_approval",
+        {
+            "alias": "Approve migrations on the phone",
+            "description": "made by the browser check",
+            "use_blueprint": {
+                "path": "datacenter_power/approve_migration_on_phone.yaml",
+                "input": {"notify_service": notify_service},
+            },
+        },
+    )
+    deadline = time.monotonic() + 60
+    while api.template("{{ states('automation.approve_migrations_on_the_phone') }}") != "on":
+        if time.monotonic() > deadline:
+            raise CheckFailed("the automation made from the approval blueprint is not on")
+        time.sleep(1)
+
+
+def phone(args: argparse.Namespace) -> None:
+    """Issue 23, item 5, from outside: a phone registered through Home Assistant's
+    ``mobile_app`` (the Companion app's registration API and push channel) gets the proposal
+    of the demo's predicted failure from the approval blueprint, approves it through its
+    webhook as the app does, and gets the outcome under the same tag."""
+    config = Path(str(args.config) + "-phone")
+    # monitor first: nothing is proposed or moved until the phone and its automation are there
+    dev = Develop(args, fresh=True, config=config, extra=("--policy-mode", "monitor"))
+    channel: PushChannel | None = None
+    try:
+        ready = dev.wait_ready(timeout=600)
+        say(f"phone: scripts/develop ready after {ready:.0f} s")
+        api = api_for(args.port)
+        registration = api.call(
+            "POST",
+            "/api/mobile_app/registrations",
+            {
+                "app_id": "io.homeassistant.companion.android",
+                "app_name": "Home Assistant",
+                "app_version": "2026.10.1-full",
+                "device_name": PHONE_NAME,
+                "device_id": "browser-check-phone",
+                "manufacturer": "Google",
+                "model": "Pixel 8",
+                "os_name": "Android",
+                "os_version": "16",
+                "supports_encryption": False,
+                "app_data": {"push_websocket_channel": True},
+            },
+        )
+        webhook_id = registration["webhook_id"]
+        notify_service = "notify.mobile_app_" + PHONE_NAME.lower().replace(" ", "_")
+        channel = PushChannel(api, webhook_id)
+        say(f"phone: registered through mobile_app ({notify_service}); push channel open")
+        install_phone_automation(api, config, notify_service)
+        set_policy_mode(api, "approval")
+        t_mode = time.time()
+        note = channel.wait_for(
+            lambda n: ATS in n.get("title", "") and n.get("data", {}).get("actions"),
+            "the proposal with its buttons",
+            PHONE_WAIT_S,
+        )
+        say(f"phone: {note['received'] - t_mode:.1f} s after approval mode: {note['title']!r}")
+        if "may fail within" not in note["title"]:
+            raise CheckFailed(f"the proposal does not say when {ATS} may fail: {note['title']}")
+        tag = note["data"]["tag"]
+        approve = next(a["action"] for a in note["data"]["actions"] if "Approve" in a["title"])
+        t_press = time.time()
+        api.call(
+            "POST",
+            f"/api/webhook/{webhook_id}",
+            {
+                "type": "fire_event",
+                "data": {
+                    "event_type": "mobile_app_notification_action",
+                    "event_data": {"action": approve},
+                },
+            },
+        )
+        outcome = channel.wait_for(
+            lambda n: (
+                n.get("data", {}).get("tag") == tag and n.get("title", "").startswith("Migration ")
+            ),
+            "the migration's outcome",
+            PHONE_WAIT_S,
+        )
+        say(
+            f"phone: approved; outcome {outcome['received'] - t_press:.1f} s later under the "
+            f"same tag: {outcome['title']!r}: {outcome['message']!r}"
+        )
+        if not outcome["title"].startswith("Migration completed"):
+            raise CheckFailed(f"the approved migration did not complete: {outcome}")
+        if any(
+            n.get("data", {}).get("actions")
+            for n in channel.notes
+            if n is not note and n.get("data", {}).get("tag") == tag
+        ):
+            raise CheckFailed("a later notification under the proposal's tag carries buttons")
+    finally:
+        if channel is not None:
+            channel.close()
         dev.stop()
 
 
@@ -805,10 +990,13 @@ def main() -> int:
     parser.add_argument("--demo-minutes", type=float, default=15.0)
     parser.add_argument("--no-demo", action="store_true", help="skip following the demo")
     parser.add_argument("--failure-only", action="store_true", help="only the sudden-failure plant")
+    parser.add_argument(
+        "--phone-only", action="store_true", help="only the phone (mobile_app) approval"
+    )
     args = parser.parse_args()
-    if args.failure_only:
+    if args.failure_only or args.phone_only:
         try:
-            sudden_failure(args)
+            (sudden_failure if args.failure_only else phone)(args)
         except CheckFailed as err:
             print(f"browser-check: FAILED: {err}", file=sys.stderr)
             return 1
@@ -851,6 +1039,7 @@ def main() -> int:
         dev.stop()
         dev = None
         sudden_failure(args)
+        phone(args)
     except CheckFailed as err:
         print(f"browser-check: FAILED: {err}", file=sys.stderr)
         return 1

@@ -88,33 +88,81 @@ def log(msg: str) -> None:
 # -- configuration directory ------------------------------------------------------------------
 
 
+PHONE_AND_AUTOMATIONS = (
+    # ``mobile_app:``, not ``default_config:``: default_config also sets up cloud, dhcp, ssdp,
+    # stream, go2rtc, usb and file, whose packages (openai, aiodhcpwatcher, async-upnp-client,
+    # av, go2rtc-client, aiousbwatcher, file-read-backwards) are not in this environment and
+    # would be fetched from PyPI at every start, or fail offline. mobile_app needs only PyNaCl.
+    ("mobile_app", "mobile_app:\n"),
+    # The automation, script and scene editors read and write these files (blueprints too).
+    ("automation", "automation: !include automations.yaml\n"),
+    ("script", "script: !include scripts.yaml\n"),
+    ("scene", "scene: !include scenes.yaml\n"),
+)
+"""Top-level keys a phone (the Companion app's registration API) and UI-made automations need,
+with the YAML that provides each; added to an older configuration that lacks the key."""
+INCLUDED_FILES = ("automations.yaml", "scripts.yaml", "scenes.yaml")
+"""Files the ``!include``s above read: created when missing (automations.yaml as ``[]``)."""
+
+
+def _has_key(text: str, key: str) -> bool:
+    """Whether the YAML has the top-level key (``key:`` or a labelled ``key name:``), or
+    ``default_config:``, which includes ``mobile_app``."""
+    keys = re.findall(r"^([a-z_]+)(?:[ \t]+[^:\n]*)?:", text, re.MULTILINE)
+    return key in keys or (key == "mobile_app" and "default_config" in keys)
+
+
+def add_phone_and_automations(text: str) -> tuple[str, list[str]]:
+    """``text`` with every key of ``PHONE_AND_AUTOMATIONS`` it lacks appended (the user's own
+    blocks are kept as they are); returns the new text and the keys added. Idempotent."""
+    added = [key for key, _ in PHONE_AND_AUTOMATIONS if not _has_key(text, key)]
+    if not added:
+        return text, []
+    if text and not text.endswith("\n"):
+        text += "\n"
+    text += "".join(yaml for key, yaml in PHONE_AND_AUTOMATIONS if key in added)
+    return text, added
+
+
 def write_config(config_dir: Path, headless: bool) -> None:
-    """A minimal configuration with the integration linked in and debug logging.
+    """A minimal configuration with the integration linked in, debug logging, a phone
+    (``mobile_app``) and the automation, script and scene editors.
 
     Written once; later starts keep the user's edits, except that the ``http:`` and
     ``homeassistant:`` blocks earlier versions of this script wrote are removed (Home Assistant
-    keeps both settings in its storage now).
+    keeps both settings in its storage now), and what a phone and UI automations need is added
+    when an older version did not write it (``PHONE_AND_AUTOMATIONS``).
     """
     (config_dir / "custom_components").mkdir(parents=True, exist_ok=True)
     link = config_dir / "custom_components" / "datacenter_power"
     if not link.exists():
         link.symlink_to(REPO / "custom_components" / "datacenter_power")
+    for name in INCLUDED_FILES:
+        included = config_dir / name
+        if not included.exists():
+            # as Home Assistant's own default configuration writes them
+            included.write_text("[]\n" if name == "automations.yaml" else "")
     path = config_dir / "configuration.yaml"
     if path.exists():
         text = path.read_text()
         cleaned = LEGACY_YAML.sub("", text)
         if cleaned != text:
             log(f"removed the http:/homeassistant: YAML of an earlier version from {path}")
+        cleaned, added = add_phone_and_automations(cleaned)
+        if added:
+            log(f"added {', '.join(added)} to {path} (a phone and UI automations need them)")
+        if cleaned != text:
             path.write_text(cleaned)
         return
     ui = "" if headless else "frontend:\nhistory:\nlogbook:\nenergy:\n"
-    path.write_text(
+    text = (
         "# Written by scripts/develop (once; your changes are kept).\n"
         "api:\nconfig:\nonboarding:\nrepairs:\ndiagnostics:\n"
         + ui
         + "logger:\n  default: warning\n"
         "  logs:\n    custom_components.datacenter_power: debug\n"
     )
+    path.write_text(add_phone_and_automations(text)[0])
 
 
 def set_http_port(config_dir: Path, port: int) -> None:
@@ -375,9 +423,10 @@ class Api:
         entries = self.call("GET", "/api/config/config_entries/entry")
         return next((e["entry_id"] for e in entries if e["domain"] == "datacenter_power"), None)
 
-    def setup_integration(self, sim_port: int) -> tuple[str, bool]:
-        """Add the plant through the integration's config flow unless it is there; returns its
-        entry id and whether it was just added."""
+    def setup_integration(self, sim_port: int, policy_mode: str = "automatic") -> tuple[str, bool]:
+        """Add the plant through the integration's config flow unless it is there (its options
+        set to ``OPTIONS`` in ``policy_mode``); returns its entry id and whether it was just
+        added."""
         if (entry_id := self.plant_entry()) is not None:
             return entry_id, False
         result = self.call(
@@ -407,7 +456,11 @@ class Api:
             f["name"]: f.get("description", {}).get("suggested_value")
             for f in flow.get("data_schema", [])
         }
-        values = {k: v for k, v in current.items() if v is not None} | OPTIONS
+        values = (
+            {k: v for k, v in current.items() if v is not None}
+            | OPTIONS
+            | {"policy_mode": policy_mode}
+        )
         done = self.call(
             "POST", f"/api/config/config_entries/options/flow/{flow['flow_id']}", values
         )
@@ -594,6 +647,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--config", default=None, help="configuration directory (default config/)")
     parser.add_argument("--fresh", action="store_true", help="start over with a new config")
+    parser.add_argument(
+        "--policy-mode",
+        choices=("monitor", "approval", "automatic"),
+        default="automatic",
+        help="the plant's policy mode when it is added (a first start; default automatic)",
+    )
     parser.add_argument("--smoke", action="store_true", help="headless check, then exit")
     parser.add_argument(
         "--headless", action="store_true", help="no banner; print READY when set up (for checks)"
@@ -663,7 +722,7 @@ def main() -> int:
             raise SystemExit(
                 f"the simulator exited with code {sim.returncode}; see {config_dir}/simulator.log"
             )
-        entry_id, added = api.setup_integration(args.sim_port)
+        entry_id, added = api.setup_integration(args.sim_port, args.policy_mode)
         extra = range(args.sim_port + 1, args.sim_port + gateway_count(scenario))
         add_gateway_subentries(api, "127.0.0.1", list(extra))
         rows = history_rows(scenario, start_at, live_wall, args.speed, time.time())

@@ -25,6 +25,7 @@ from .history_store import HistoryStore
 from .interruptions import async_setup_interruptions
 from .manual_path import async_setup_path_service
 from .migration import MigrationManager
+from .notices import forget_notices
 from .options import repaired_options
 from .plant_ids import async_forget_plant_ids, async_remember_plant_ids
 from .proposals import async_setup_proposal_services, async_setup_proposals
@@ -106,6 +107,7 @@ async def async_remove_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEn
     """A removed plant leaves no repair issue and no stored history behind."""
     async_remove_repairs(hass, entry.entry_id)
     async_forget_plant_ids(hass, entry.entry_id)
+    forget_notices(hass, entry.entry_id)
     await HistoryStore(hass, entry.entry_id).async_remove()
 
 

@@ -39,6 +39,7 @@ from .const import DOMAIN, POLICY_AUTOMATIC
 from .engine.faults import unit_failure
 from .engine.policy import Decisions
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
+from .notices import notices_for
 from .presentation import ttf_text
 from .ranges import circuit_span
 
@@ -114,7 +115,7 @@ def async_fire_activity(
         telemetry.device_id(component) if component is not None else hub_device_id(hass, entry)
     )
     related_ids = [d for c in related if c != component and (d := telemetry.device_id(c))]
-    hass.bus.async_fire(
+    notices_for(hass, entry.entry_id).fire(  # device triggers: only once automations are armed
         EVENT_ACTIVITY,
         {
             **(extra or {}),
@@ -243,7 +244,13 @@ class ActivityRecorder:
         alerts = decisions.alerts
         topology = forecast.policy.topology
         assignment = self.entry.runtime_data.telemetry.data.assignment
+        notices = notices_for(self.hass, self.entry.entry_id)
+        for key in notices.claimed_with("activity:predicted:"):
+            if key.removeprefix("activity:predicted:") not in alerts:
+                notices.release(key)
         for component in sorted(alerts - self.alerting):
+            if not notices.claim(f"activity:predicted:{component}"):
+                continue  # written before a reload in this run
             a = decisions.assessments[component]
             self._fire_decision(
                 component,
@@ -301,7 +308,7 @@ class ActivityRecorder:
         )  # fmt: skip
         if event is not None:
             telemetry = self.entry.runtime_data.telemetry
-            self.hass.bus.async_fire(
+            notices_for(self.hass, self.entry.entry_id).fire(
                 event,
                 {
                     **(extra or {}),

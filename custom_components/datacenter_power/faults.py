@@ -29,6 +29,7 @@ from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot
 from .engine.faults import OverLimit, UnitFailure, is_live, over_limits, unit_failures
 from .engine.planner import Infeasible
 from .migration import MigrationRequest, plan_for
+from .notices import notices_for
 from .presentation import infeasible_text, plan_summary
 
 __all__ = [
@@ -118,6 +119,13 @@ class FaultWatch:
             LOGGER.warning("%s is live again (it had failed)", element)
         for element in sorted(set(before.over) - set(over)):
             LOGGER.warning("%s is back within its continuous limit", element)
+        # Announced once per condition in this run, after Home Assistant has started (a reload
+        # does not alert again what is still failed or over; a restart does, once).
+        notices = notices_for(self.hass, self.entry.entry_id)
+        for key in notices.claimed_with("fault:"):
+            if key.removeprefix("fault:") not in self.faults.components:
+                notices.release(key)
+        new = {e for e in new | self.faults.components if notices.claim(f"fault:{e}")}
         if new:
             self._alert(snapshot, sorted(new))
 
@@ -222,8 +230,11 @@ class FaultWatch:
     def _alert(self, snapshot: PlantSnapshot, new: list[str]) -> None:
         faults = self.faults
         parts: list[str] = []
+        decisions = latest_decisions(self.entry)
+        predicted = frozenset() if decisions is None else decisions.alerts
         for element, f in sorted(faults.failed.items()):
-            parts.append(f"{element} failed without warning: {f.why}.")
+            how = "as predicted" if element in predicted else "without warning"
+            parts.append(f"{element} failed {how}: {f.why}.")
         for element, o in sorted(faults.over.items()):
             parts.append(
                 f"{element} carries {o.load_a:.1f} A, {o.excess_a:.1f} A above its continuous "
@@ -241,7 +252,7 @@ class FaultWatch:
             else f"OVER LIMIT: {', '.join(over)}"
         )
         LOGGER.error("%s. %s", title, message)
-        self.hass.bus.async_fire(
+        notices_for(self.hass, self.entry.entry_id).fire(
             EVENT_FAILOVER,
             {
                 "entry_id": self.entry.entry_id,

@@ -55,7 +55,10 @@ from .executor import (
     Observation,
     reconcile,
 )
+from .notices import Notices, notices_for
 from .path_changes import PathChanges
+from .phone import outcome_fields
+from .presentation import conservative_ttf_s, ttf_text
 
 if TYPE_CHECKING:
     from .forecasting import ForecastCoordinator
@@ -300,6 +303,10 @@ class MigrationManager:
                 out |= rec.circuits
         return frozenset(out)
 
+    @property
+    def _notices(self) -> Notices:
+        return notices_for(self.hass, self.coordinator.config_entry.entry_id)
+
     def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` on every progress change; returns the remover."""
         self._listeners.append(listener)
@@ -377,11 +384,24 @@ class MigrationManager:
             )
 
     def _announce(self, decisions: Decisions) -> None:
-        """Fire ``failure_predicted`` for every alert that just turned on."""
+        """Fire ``failure_predicted`` for every alert not announced yet in this run (once
+        Home Assistant has started: ``notices.py``); an alert that clears may be announced
+        again."""
         entry_id = self.coordinator.config_entry.entry_id
-        for component in sorted(decisions.alerts - self._alerting):
+        notices = notices_for(self.hass, entry_id)
+        for key in notices.claimed_with("predicted:"):
+            if key.removeprefix("predicted:") not in decisions.alerts:
+                notices.release(key)
+        for component in sorted(decisions.alerts):
+            if not notices.claim(f"predicted:{component}"):
+                continue
             assessment = decisions.assessments[component]
-            self.hass.bus.async_fire(
+            low = (
+                None
+                if assessment.time_to_failure_s is None
+                else round(conservative_ttf_s(assessment))
+            )
+            notices.fire(
                 EVENT_FAILURE_PREDICTED,
                 {
                     "entry_id": entry_id,
@@ -390,8 +410,11 @@ class MigrationManager:
                     "health": round(assessment.health, 1),
                     "failure_probability": round(assessment.failure_probability, 3),
                     "time_to_failure_s": assessment.time_to_failure_s,
+                    "time_to_failure_p10_s": low,
+                    "estimate": ttf_text(assessment),
                     "signals": list(assessment.signals),
                 },
+                key=f"predicted:{component}",
             )
         self._alerting = decisions.alerts
 
@@ -443,7 +466,7 @@ class MigrationManager:
                 "Executing %s (%s) as migration %s", action.kind, action.reason, migration_id
             )
             if action.kind == "rebalance" and decisions is not None:
-                self.hass.bus.async_fire(
+                notices_for(self.hass, self.coordinator.config_entry.entry_id).fire(
                     EVENT_FAILOVER,
                     {
                         "entry_id": self.coordinator.config_entry.entry_id,
@@ -827,11 +850,19 @@ class MigrationManager:
         if rec.state in FINAL_STATES:
             self._executors.pop(rec.migration_id, None)
             self._tasks.pop(rec.migration_id, None)
-            self.hass.bus.async_fire(EVENT_MIGRATION_FINISHED, {**base, "reason": rec.reason})
+            self._notices.fire(
+                EVENT_MIGRATION_FINISHED,
+                {
+                    **base,
+                    "reason": rec.reason,
+                    "circuits": sorted(rec.circuits),
+                    **outcome_fields(rec),
+                },
+            )
             if self._forecast is not None:
                 self._forecast.migration_finished()
         else:
-            self.hass.bus.async_fire(EVENT_MIGRATION_STEP, base)
+            self._notices.fire(EVENT_MIGRATION_STEP, base)
         for listener in list(self._listeners):
             listener()
         waiters, self._waiters = self._waiters, []

@@ -155,6 +155,11 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 86400.0:.1f} days"
 
 
+def duration_text(seconds: float) -> str:
+    """A time span as the time-to-failure texts word it ("32 minutes", "3 hours")."""
+    return _duration(seconds)
+
+
 def ttf_text(assessment: HealthAssessment | None, *, failed: bool = False) -> str:
     """Time to failure in words: the conservative figure and the likely one (a healthy unit:
     none expected; a failed one: failed, not a forecast)."""

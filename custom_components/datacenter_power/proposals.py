@@ -41,9 +41,14 @@ from .coordinator import DataCenterPowerConfigEntry
 from .engine.planner import Plan
 from .engine.policy import Action
 from .executor import FINAL_STATES, MigrationState
+from .notices import Notices, notices_for
+from .phone import outcome_fields, proposal_fields, proposal_tag
 from .presentation import plan_summary, plan_text
 
 EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
+EVENT_PROPOSAL_CLOSED: Final = f"{DOMAIN}_proposal_closed"
+"""A proposal that was announced can no longer be approved: dismissed, gone stale, or approved
+and its migration ended (with the outcome); the phone's notification is replaced (its tag)."""
 SERVICE_APPROVE: Final = "approve_proposal"
 SERVICE_DISMISS: Final = "dismiss_proposal"
 SERVICE_GET: Final = "get_proposal"
@@ -85,6 +90,8 @@ class ProposalBook:
     migration did not complete)."""
     approved: dict[str, str] = field(default_factory=dict)
     """Approved proposal id -> its migration id, until that migration ends."""
+    awaiting_outcome: dict[str, str] = field(default_factory=dict)
+    """Announced proposals approved: id -> migration id, until its outcome is announced."""
 
     @property
     def approval_mode(self) -> bool:
@@ -97,6 +104,8 @@ class ProposalBook:
         """Follow the forecasting coordinator's decisions."""
         forecast = self.entry.runtime_data.forecast
         self.entry.async_on_unload(forecast.async_add_listener(self._on_decisions))
+        migrations = self.entry.runtime_data.migrations
+        self.entry.async_on_unload(migrations.add_listener(self._on_migrations))
         if forecast.data is not None:
             self._on_decisions()
 
@@ -113,6 +122,12 @@ class ProposalBook:
         """A proposal in words and numbers (event data, sensor attributes)."""
         topology = self.entry.runtime_data.telemetry.data.topology
         telemetry = self.entry.runtime_data.telemetry
+        decisions = latest_decisions(self.entry)
+        assessment = (
+            None
+            if decisions is None or action.target is None
+            else decisions.assessments.get(action.target)
+        )
         return {
             "entry_id": self.entry.entry_id,
             "proposal_id": pid,
@@ -125,7 +140,58 @@ class ProposalBook:
             "plan": plan_text(action.plan, topology),
             "circuits": sorted(action.plan.circuits),
             "stages": len(action.plan.steps),
+            **proposal_fields(pid, action, topology, assessment),
         }
+
+    @property
+    def notices(self) -> Notices:
+        """What this plant has announced in this run of Home Assistant."""
+        return notices_for(self.hass, self.entry.entry_id)
+
+    def _close(self, pid: str, outcome: str, reason: str, action: Action | None) -> None:
+        """Proposal ``pid`` can no longer be approved: when it was announced, say so (the
+        phone replaces its notification); it may be announced again if proposed again."""
+        if not self.notices.release(f"proposal:{pid}"):
+            return
+        component = None if action is None else action.target
+        self.notices.fire(
+            EVENT_PROPOSAL_CLOSED,
+            {
+                "entry_id": self.entry.entry_id,
+                "proposal_id": pid,
+                "component": component,
+                "outcome": outcome,
+                "reason": reason,
+                "migration_id": None,
+                "tag": proposal_tag(pid),
+                "title": f"{component or 'Plant'}: proposal {outcome}",
+                "message": f"Proposal {pid} can no longer be approved: {reason}. Nothing was "
+                "moved by it.",
+            },
+        )
+
+    @callback
+    def _on_migrations(self) -> None:
+        """An approved proposal's migration ended: its outcome closes the proposal."""
+        records = self.entry.runtime_data.migrations.records
+        for pid, migration_id in list(self.awaiting_outcome.items()):
+            rec = records.get(migration_id)
+            if rec is None or rec.state not in FINAL_STATES:
+                continue
+            del self.awaiting_outcome[pid]
+            fields = outcome_fields(rec)
+            self.notices.fire(
+                EVENT_PROPOSAL_CLOSED,
+                {
+                    "entry_id": self.entry.entry_id,
+                    "proposal_id": pid,
+                    "component": None if rec.component == "plant" else rec.component,
+                    "reason": rec.reason,
+                    "migration_id": migration_id,
+                    "tag": proposal_tag(pid),
+                    **fields,
+                },
+            )
 
     def _replan(self) -> None:
         """An outcome left the unit at risk: the policy plans again within a poll."""
@@ -177,13 +243,20 @@ class ProposalBook:
             else:
                 why = "no longer proposed by the policy (the plant or its forecast changed)"
             self.stale.setdefault(pid, why)
+            self._close(pid, "stale", self.stale[pid], action)
+        for key in self.notices.claimed_with("proposal:"):  # announced before a reload
+            old = key.removeprefix("proposal:")
+            if old not in fresh and old not in self.current:
+                self._close(old, "stale", "no longer proposed by the policy", None)
         for pid in fresh:
             if pid not in self.closed:
                 self.stale.pop(pid, None)  # proposed again (the same plan): current once more
         for pid, action in fresh.items():
             if pid not in self.current and pid not in self.stale and self.approval_mode:
                 data = self.describe(pid, action)
-                self.hass.bus.async_fire(EVENT_PROPOSAL, data)
+                if not self.notices.claim(f"proposal:{pid}"):
+                    continue  # announced already in this run (before a reload)
+                self.notices.fire(EVENT_PROPOSAL, data, key=f"proposal:{pid}")
                 async_fire_activity(
                     self.hass,
                     self.entry,
@@ -211,6 +284,7 @@ class ProposalBook:
                 why = f"{move.circuit} is no longer on {move.from_mpdu}"
                 self.stale[pid] = why
                 del self.current[pid]
+                self._close(pid, "stale", why, action)
                 self._replan()  # the remainder is proposed within a poll
                 raise _refused("proposal_stale", proposal_id=pid, reason=why)
         busy = action.plan.circuits & self.entry.runtime_data.migrations.busy_circuits()
@@ -253,6 +327,9 @@ class ProposalBook:
             ) from err
         self.approved[pid] = migration_id
         self.stale[pid] = f"already approved: it runs as migration {migration_id}"
+        if self.notices.release(f"proposal:{pid}"):
+            self.awaiting_outcome[pid] = migration_id
+            self._on_migrations()  # (it may have ended already)
         return migration_id
 
     def dismiss(self, pid: str) -> None:
@@ -262,9 +339,10 @@ class ProposalBook:
             raise _refused("proposal_not_dismissed", proposal_id=pid, reason=self.stale[pid])
         if pid not in self.current:
             raise _refused("proposal_unknown", proposal_id=pid)
-        del self.current[pid]
+        action = self.current.pop(pid)
         self.closed.add(pid)
         self.stale[pid] = "dismissed"
+        self._close(pid, "dismissed", "dismissed", action)
         self._replan()
 
 

@@ -1,23 +1,24 @@
 """The blueprints in ``blueprints/automation/datacenter_power/``, loaded into Home Assistant's
-automation integration, driven by the real integration against the simulator.
+automation integration, driven by the real integration against the simulator, notifying a phone
+through Home Assistant's real ``mobile_app`` integration.
 
-The only thing mocked is the phone: ``notify.mobile_app_*`` actions are registered here as fake
-services that record what they are sent (a real one needs the mobile app and a phone), and a
-button press on the phone is the ``mobile_app_notification_action`` event the mobile app fires.
+The only thing mocked is the phone itself (``companion.Phone``): it registers through the
+Companion app's registration API, receives notifications on the websocket push channel and
+presses buttons by posting ``mobile_app_notification_action`` to its webhook, as the app does.
 """
 
 from __future__ import annotations
 
 import asyncio
 import shutil
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import pytest
 from homeassistant.components import automation
-from homeassistant.core import HomeAssistant, ServiceCall
+from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.setup import async_setup_component
 from homeassistant.util import dt as dt_util
@@ -25,15 +26,27 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power.const import DOMAIN
 from custom_components.datacenter_power.executor import MigrationState
+from custom_components.datacenter_power.presentation import (
+    conservative_ttf_s,
+    duration_text,
+    ttf_text,
+)
 from custom_components.datacenter_power.proposals import book_of
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
+from .companion import Phone
 from .test_migration import FAILOVER_PLANT
 from .wear import setup_worn, wear_plant
 
 BLUEPRINTS = Path(__file__).parents[2] / "blueprints"
+EN_DASH = "\u2013"
+A1_3 = f"a01{EN_DASH}a03"
+"""The circuits on ATS-1 (the drain moves all three)."""
+
+type Client = Callable[[], Awaitable[Any]]
+type WsClient = Callable[[HomeAssistant], Awaitable[Any]]
 
 pytestmark = pytest.mark.usefixtures("fast_verification")
 
@@ -44,15 +57,15 @@ def installed_blueprints(hass: HomeAssistant) -> None:
     shutil.copytree(BLUEPRINTS, hass.config.path("blueprints"), dirs_exist_ok=True)
 
 
-def fake_phone(hass: HomeAssistant, name: str) -> list[ServiceCall]:
-    """A ``notify.<name>`` action that records its calls (THE mock: there is no phone here)."""
-    calls: list[ServiceCall] = []
-
-    async def record(call: ServiceCall) -> None:
-        calls.append(call)
-
-    hass.services.async_register("notify", name, record)
-    return calls
+@pytest.fixture(autouse=True)
+async def stop_automations(hass: HomeAssistant) -> AsyncIterator[None]:
+    """Stop every automation run still waiting for a phone when the test ends (a failed test
+    would otherwise leave one waiting for hours and hang Home Assistant's shutdown)."""
+    yield
+    if hass.services.has_service(automation.DOMAIN, "turn_off"):
+        await hass.services.async_call(
+            automation.DOMAIN, "turn_off", {"entity_id": "all"}, blocking=True
+        )
 
 
 async def use_blueprints(hass: HomeAssistant, *uses: tuple[str, str, dict[str, Any]]) -> None:
@@ -82,22 +95,32 @@ def plant(request: pytest.FixtureRequest, scenario_doc: dict[str, Any]) -> Plant
 
 
 async def _setup_approval(
-    hass: HomeAssistant, hass_storage: dict[str, Any], sim_server: tuple[PlantServer, int]
-) -> tuple[MockConfigEntry, list[ServiceCall]]:
-    phone = fake_phone(hass, "mobile_app_pixel")
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
+    step_interval: float = 0,
+    options: dict[str, Any] | None = None,
+) -> tuple[MockConfigEntry, Phone, dict[str, Any]]:
+    """A phone registered, the approval blueprint aimed at it, the worn plant set up in
+    approval mode; returns the entry, the phone and the proposal's notification."""
+    phone = await Phone.register(hass, hass_client, hass_ws_client)
     await use_blueprints(
         hass,
-        (
-            "approve",
-            "approve_migration_on_phone.yaml",
-            {"notify_service": "notify.mobile_app_pixel"},
-        ),
+        ("approve", "approve_migration_on_phone.yaml", {"notify_service": phone.notify_service}),
     )
     entry = await setup_worn(
-        hass, hass_storage, sim_server[0], sim_server[1], "approval", settle=False
+        hass,
+        hass_storage,
+        sim_server[0],
+        sim_server[1],
+        "approval",
+        step_interval,
+        settle=False,
+        options=options,
     )
-    await until(lambda: len(phone) == 1, "the notification")
-    return entry, phone
+    return entry, phone, await phone.next_notification()
 
 
 async def until(check: Callable[[], bool], what: str, timeout_s: float = 20.0) -> None:
@@ -109,36 +132,58 @@ async def until(check: Callable[[], bool], what: str, timeout_s: float = 20.0) -
         await asyncio.sleep(0.02)
 
 
-def _press(hass: HomeAssistant, action: str) -> None:
-    """What the mobile app fires when a notification button is pressed."""
-    hass.bus.async_fire("mobile_app_notification_action", {"action": action})
+def _buttons(note: dict[str, Any]) -> dict[str, str]:
+    return {b["title"]: b["action"] for b in note["data"].get("actions", [])}
 
 
 async def test_predicted_failure_is_approved_on_the_phone(
-    hass: HomeAssistant, hass_storage: dict[str, Any], sim_server: tuple[PlantServer, int]
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
 ) -> None:
-    """ATS-1 predicted to fail (approval mode): the phone gets the reason, the plan and two
-    buttons; "Approve migration" runs the proposed plan, which drains ATS-1 in verified stages;
-    approving it a second time is refused with the reason."""
-    entry, phone = await _setup_approval(hass, hass_storage, sim_server)
-    assert len(phone) == 1
-    note = phone[0].data
-    assert note["title"] == "ats1: migrate proposed"
-    assert "circuits" in note["message"]
-    assert "Plan:" in note["message"]
-    buttons = note["data"]["actions"]
-    assert [b["title"] for b in buttons] == ["Approve migration", "Dismiss"]
+    """ATS-1 predicted to fail (approval mode): the phone gets the unit, the time to failure's
+    P10 (as the sensor says it), the circuits and from -> to, urgent when under an hour, and
+    two buttons; "Approve migration" (through the app's webhook) runs the proposed plan, the
+    phone hears that it started and then that it completed, under the same tag, with no
+    buttons left; approving it a second time is refused with the reason."""
+    entry, phone, note = await _setup_approval(
+        hass, hass_storage, sim_server, hass_client, hass_ws_client
+    )
+    ats1 = entry.runtime_data.forecast.data.assessments["ats1"]
+    low = conservative_ttf_s(ats1)  # the P10: what the sensor and the repair say first
+    within = duration_text(low)
+    assert note["title"] == f"ats1 may fail within {within} \u2014 move {A1_3} to mpdu2?"
+    assert note["message"].startswith(f"Move {A1_3} (")
+    assert "from mpdu1 to mpdu2 in 1 verified stage" in note["message"]
+    assert f"time to failure {ttf_text(ats1)}" in note["message"]
+    tag = note["data"]["tag"]
+    assert tag.startswith("datacenter_power_")
+    if low < 3600:
+        assert note["data"]["priority"] == "high"
+        assert note["data"]["ttl"] == 0
+        assert note["data"]["push"] == {"interruption-level": "time-sensitive"}
+    else:
+        assert note["data"]["priority"] == "normal"
+    buttons = _buttons(note)
+    assert list(buttons) == ["Approve migration", "Dismiss"]
     assert sim_server[0].plant.telemetry().ats["ats1"].load_current_a > 0  # nothing moved yet
 
-    _press(hass, buttons[0]["action"])
-    await until(lambda: len(phone) == 2, "the answer")
-    assert phone[1].data["title"] == "Migration started"
+    await phone.press(buttons["Approve migration"])
+    started = await phone.next_notification()
+    assert started["title"] == f"Approved: moving {A1_3}"
+    assert started["data"] == {"tag": tag}
+    outcome = await phone.next_notification()
+    assert outcome["title"] == f"Migration completed: drain of ats1 ({A1_3})"
+    assert outcome["message"] == f"{A1_3} moved to mpdu2; its stage verified."
+    assert outcome["data"] == {"tag": tag}  # replaces it: no buttons left
     manager = entry.runtime_data.migrations
     record = await manager.async_wait(manager.latest.migration_id)  # type: ignore[union-attr]
     assert record.state is MigrationState.COMPLETED
     assert record.component == "ats1"
     assert sim_server[0].plant.telemetry().ats["ats1"].load_current_a == 0.0
-    proposal_id = buttons[0]["action"].removeprefix("DCP_APPROVE_")
+    proposal_id = buttons["Approve migration"].removeprefix("DCP_APPROVE_")
     with pytest.raises(ServiceValidationError) as err:
         await hass.services.async_call(
             DOMAIN, "approve_proposal", {"proposal_id": proposal_id}, blocking=True
@@ -147,13 +192,56 @@ async def test_predicted_failure_is_approved_on_the_phone(
     assert "already approved" in str(err.value.translation_placeholders)
 
 
+@pytest.mark.parametrize("expected_lingering_timers", [True])  # the remainder's proposal waits
+async def test_an_approved_migration_cancelled_part_way_tells_the_phone_why(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
+) -> None:
+    """Approved on the phone, the drain (one circuit a stage, 30 s apart) is cancelled after
+    its first stage: the phone hears "aborted" with the stage count and the reason, under the
+    proposal's tag."""
+    entry, phone, note = await _setup_approval(
+        hass,
+        hass_storage,
+        sim_server,
+        hass_client,
+        hass_ws_client,
+        step_interval=30,
+        options={"max_step_amps": 7},
+    )
+    tag = note["data"]["tag"]
+    await phone.press(_buttons(note)["Approve migration"])
+    started = await phone.next_notification()
+    assert started["data"] == {"tag": tag}
+    manager = entry.runtime_data.migrations
+    await until(
+        lambda: manager.active is not None and manager.active.completed_stages == 1,
+        "the first stage",
+    )
+    await hass.services.async_call(DOMAIN, "cancel_migration", {}, blocking=True)
+    outcome = await phone.next_notification()
+    if outcome["data"].get("tag") != tag:  # the remainder's new proposal may come first
+        outcome = await phone.next_notification()
+    assert outcome["title"] == f"Migration aborted: drain of ats1 ({A1_3})"
+    assert outcome["message"] == "Aborted after 1 of 3 stages: cancelled."
+    assert outcome["data"] == {"tag": tag}
+
+
 async def test_a_stale_proposal_is_refused_and_the_phone_told_why(
-    hass: HomeAssistant, hass_storage: dict[str, Any], sim_server: tuple[PlantServer, int]
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
 ) -> None:
     """Someone drains ATS-1 another way before the phone answers: the approval moves nothing
-    and the phone is told why."""
-    entry, phone = await _setup_approval(hass, hass_storage, sim_server)
-    approve = phone[0].data["data"]["actions"][0]["action"]
+    and the phone is told why, under the proposal's tag."""
+    entry, phone, note = await _setup_approval(
+        hass, hass_storage, sim_server, hass_client, hass_ws_client
+    )
     response = await hass.services.async_call(
         DOMAIN, "migrate_load", {"component": "ats1"}, blocking=True, return_response=True
     )
@@ -161,56 +249,95 @@ async def test_a_stale_proposal_is_refused_and_the_phone_told_why(
     manager = entry.runtime_data.migrations
     await manager.async_wait(response["migration_id"])
     count = len(manager.records)
-    _press(hass, approve)
-    await until(lambda: len(phone) == 2, "the answer")
-    assert phone[-1].data["title"] == "Not approved"
-    assert "can no longer be approved" in phone[-1].data["message"]
-    assert "no longer on mpdu1" in phone[-1].data["message"]
+    await phone.press(_buttons(note)["Approve migration"])
+    answer = await phone.next_notification()
+    assert answer["title"] == "Not approved"
+    assert "can no longer be approved" in answer["message"]
+    assert "no longer on mpdu1" in answer["message"]
+    assert answer["data"] == {"tag": note["data"]["tag"]}
     assert len(manager.records) == count
 
 
-async def test_dismiss_on_the_phone_drops_the_proposal(
-    hass: HomeAssistant, hass_storage: dict[str, Any], sim_server: tuple[PlantServer, int]
+async def test_a_proposal_gone_stale_replaces_the_notification(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
 ) -> None:
-    """ "Dismiss" drops the proposal: nothing moves and a later approval is refused."""
-    entry, phone = await _setup_approval(hass, hass_storage, sim_server)
-    dismiss = phone[0].data["data"]["actions"][1]["action"]
-    _press(hass, dismiss)
+    """ATS-1 drained another way and the plant polled: the proposal is no longer current and
+    the phone's notification is replaced at once (same tag, no buttons) saying why."""
+    entry, phone, note = await _setup_approval(
+        hass, hass_storage, sim_server, hass_client, hass_ws_client
+    )
+    response = await hass.services.async_call(
+        DOMAIN, "migrate_load", {"component": "ats1"}, blocking=True, return_response=True
+    )
+    assert isinstance(response, dict)
+    await entry.runtime_data.migrations.async_wait(response["migration_id"])
+    await entry.runtime_data.telemetry.async_refresh()
+    await entry.runtime_data.forecast.async_refresh()
+    replaced = await phone.next_notification()
+    assert replaced["title"] == "ats1: proposal stale"
+    assert "no longer on mpdu1" in replaced["message"]
+    assert replaced["data"] == {"tag": note["data"]["tag"]}
+
+
+async def test_dismiss_on_the_phone_drops_the_proposal(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
+) -> None:
+    """ "Dismiss" drops the proposal: nothing moves, the notification is replaced (same tag,
+    no buttons) and a later approval is refused."""
+    entry, phone, note = await _setup_approval(
+        hass, hass_storage, sim_server, hass_client, hass_ws_client
+    )
+    dismiss = _buttons(note)["Dismiss"]
+    await phone.press(dismiss)
+    answer = await phone.next_notification()
+    assert answer["title"] == "Dismissed: ats1 proposal"
+    assert answer["data"] == {"tag": note["data"]["tag"]}
     book = book_of(entry)
     assert book is not None
-    await until(lambda: not book.current, "the dismissal")
+    assert not book.current
     assert not entry.runtime_data.migrations.records
     proposal_id = dismiss.removeprefix("DCP_DISMISS_")
     response = await hass.services.async_call(
         DOMAIN, "get_proposal", {"proposal_id": proposal_id}, blocking=True, return_response=True
     )
     assert response == {"proposal_id": proposal_id, "current": False, "reason": "dismissed"}
+    await phone.nothing_more()
 
 
 @pytest.mark.parametrize("scenario_doc", [FAILOVER_PLANT])
 @pytest.mark.parametrize("plant", ["doc"], indirect=True)
 async def test_failover_sends_a_critical_alert_to_every_phone(
-    hass: HomeAssistant, init_integration: MockConfigEntry, sim_server: tuple[PlantServer, int]
+    hass: HomeAssistant,
+    init_integration: MockConfigEntry,
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
 ) -> None:
-    """MPDU-1 dies without warning: both phones of the group get a critical notification naming
-    it at the first poll that shows it (with MPDU-2 over its limit), and another when the
-    integration rebalances."""
-    phones = {name: fake_phone(hass, name) for name in ("mobile_app_a", "mobile_app_b")}
+    """MPDU-1 dies without warning with load on it: both phones of the group get a critical
+    notification naming it at the first poll that shows it (with MPDU-2 over its limit), and
+    another when the integration rebalances."""
+    phones = [await Phone.register(hass, hass_client, hass_ws_client, n) for n in ("A", "B")]
     await use_blueprints(
         hass,
         (
             "failover",
             "failover_critical_alert.yaml",
-            {"notify_services": ["notify.mobile_app_a", "notify.mobile_app_b"]},
+            {"notify_services": [p.notify_service for p in phones]},
         ),
     )
     sim_server[0].advance(600)
     await init_integration.runtime_data.telemetry.async_refresh()
     await init_integration.runtime_data.forecast.async_refresh()
-    await hass.async_block_till_done()
-    for calls in phones.values():
-        assert len(calls) == 2
-        alert, rebalance = (c.data for c in calls)
+    for phone in phones:
+        alert, rebalance = await phone.next_notification(), await phone.next_notification()
         assert alert["title"] == "FAILURE: mpdu1 failed, mpdu2 over its limit"
         assert "mpdu2 carries 40.0 A, 8.0 A above its continuous limit" in alert["message"]
         assert alert["data"]["tag"].startswith("datacenter_power_alert_")
@@ -219,6 +346,35 @@ async def test_failover_sends_a_critical_alert_to_every_phone(
         for data in (alert, rebalance):
             assert data["data"]["push"]["sound"]["critical"] == 1
             assert data["data"]["channel"] == "alarm_stream"
+            assert data["data"]["priority"] == "high"
+            assert data["data"]["ttl"] == 0
+
+
+async def test_a_predicted_failure_left_with_load_alerts_the_phone_when_it_comes(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
+) -> None:
+    """Approval mode, nobody approves: ATS-1 fails with its circuits still on it. The failover
+    blueprint's phone gets a critical notification naming ATS-1 (failed as predicted) at the
+    first poll that shows the failure."""
+    phone = await Phone.register(hass, hass_client, hass_ws_client)
+    await use_blueprints(
+        hass,
+        ("failover", "failover_critical_alert.yaml", {"notify_services": [phone.notify_service]}),
+    )
+    server, port = sim_server
+    entry = await setup_worn(hass, hass_storage, server, port, "approval")
+    assert server.plant.telemetry().ats["ats1"].load_current_a > 0
+    server.advance(16.2 * 3600 - server.plant.t_s)  # fails at 16 h
+    await entry.runtime_data.telemetry.async_refresh()
+    alert = await phone.next_notification()
+    assert alert["title"].startswith("FAILURE: ats1 failed")
+    assert "ats1 failed as predicted" in alert["message"]
+    assert alert["data"]["priority"] == "high"
+    assert alert["data"]["push"]["interruption-level"] == "critical"
 
 
 @pytest.mark.parametrize("expected_lingering_timers", [True])  # the windows' time triggers

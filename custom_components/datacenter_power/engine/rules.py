@@ -426,8 +426,14 @@ class DecisionRules:
             else set()
         )
         ttf = a.time_to_failure_s
+        low = a.time_to_failure_low_s
+        # The early estimate first, as the time-to-failure sensor and the repair say it.
         why = f"{e} is predicted to fail" + (
-            f" within {ttf / 3600:.1f} h" if ttf is not None else ""
+            ""
+            if ttf is None
+            else f" within {ttf / 3600:.1f} h"
+            if low is None or low >= ttf
+            else f" possibly within {low / 3600:.1f} h (most likely {ttf / 3600:.1f} h)"
         )
         horizons: tuple[float | None, ...]
         start = now_s

@@ -1,0 +1,69 @@
+"""``scripts/develop``'s configuration hosts a phone and UI automations (issue 23, item 1).
+
+A fresh configuration and one written by an older version of the script (which had no
+``mobile_app:`` and no ``automation: !include automations.yaml``, so the Companion app's
+registration answered 404 and editor or blueprint automations never loaded) both end up with
+them, without touching what a user wrote, and a second start changes nothing.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import pytest
+from homeassistant.util.yaml import load_yaml_dict
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "scripts"))
+import dev_stack
+
+OLD_CONFIG = (
+    "# Written by scripts/develop (once; your changes are kept).\n"
+    "api:\nconfig:\nonboarding:\nrepairs:\ndiagnostics:\n"
+    "frontend:\nhistory:\nlogbook:\nenergy:\n"
+    "logger:\n  default: warning\n"
+    "  logs:\n    custom_components.datacenter_power: debug\n"
+)
+"""What the previous version of ``write_config`` wrote."""
+
+
+def _loaded(config_dir: Path) -> dict[str, object]:
+    return dict(load_yaml_dict(str(config_dir / "configuration.yaml")))
+
+
+@pytest.mark.parametrize("headless", [False, True])
+def test_fresh_config_hosts_a_phone_and_ui_automations(tmp_path: Path, headless: bool) -> None:
+    dev_stack.write_config(tmp_path, headless=headless)
+    config = _loaded(tmp_path)
+    assert "mobile_app" in config
+    assert config["automation"] == []  # automations.yaml, created empty
+    assert "script" in config
+    assert "scene" in config
+    assert (tmp_path / "automations.yaml").read_text() == "[]\n"
+
+
+def test_an_older_config_gains_them_once_keeping_user_edits(tmp_path: Path) -> None:
+    path = tmp_path / "configuration.yaml"
+    path.write_text(OLD_CONFIG + "input_boolean:\n  on_call:\n    name: On call\n")
+    (tmp_path / "automations.yaml").write_text("- alias: mine\n  triggers: []\n  actions: []\n")
+    dev_stack.write_config(tmp_path, headless=False)
+    text = path.read_text()
+    assert text.startswith(OLD_CONFIG + "input_boolean:\n  on_call:\n    name: On call\n")
+    config = _loaded(tmp_path)
+    assert "mobile_app" in config
+    assert config["automation"] == [{"alias": "mine", "triggers": [], "actions": []}]
+    dev_stack.write_config(tmp_path, headless=False)  # the next start: nothing more
+    assert path.read_text() == text
+
+
+def test_a_users_own_blocks_are_not_duplicated(tmp_path: Path) -> None:
+    path = tmp_path / "configuration.yaml"
+    own = (
+        "default_config:\n"
+        "automation manual:\n  - alias: x\n    triggers: []\n    actions: []\n"
+        "automation ui: !include automations.yaml\n"
+        "script: !include_dir_named scripts\n"
+    )
+    path.write_text(own)
+    dev_stack.write_config(tmp_path, headless=False)
+    assert path.read_text() == own + "scene: !include scenes.yaml\n"
