@@ -102,9 +102,11 @@ def test_a_short_drain_window_is_taken_only_in_the_low_load_hours() -> None:
     """``hard-tight-8``: in the morning a complete drain of ats1 fits until the failure's early
     estimate, but the afternoon peak (before the failure) would push its receivers over their
     limits. That short window is for the low-load hours only: taken whenever it fits
-    (tolerance unbounded), the receivers run far above their limits before the failure (round
+    (tolerance unbounded), the receivers ran far above their limits before the failure (round
     3: 12,000 s); with the guard, only the measurement noise of the expected-load drain (the
-    last circuit, see the next test) crosses a limit, by less than 1 A."""
+    last circuit, see the next test) crosses a limit, by less than 1 A. Since round 7 the urgent
+    relief (``engine/planning.py``, part of an excess relieved when all of it cannot be) also
+    catches the afternoon overload of the unguarded window: both stay within 1 A and 20 min."""
     sc = generate_hard_scenario(8, "tight", **PLAIN)
     (wear,) = [e for e in sc.events if isinstance(e, WearEvent)]
 
@@ -121,8 +123,9 @@ def test_a_short_drain_window_is_taken_only_in_the_low_load_hours() -> None:
     guarded_s, guarded_a = over_before_failure(base)
     open_s, open_a = over_before_failure(replace(base, drain_low_load_tolerance=math.inf))
     assert guarded_a < 1.0
-    assert open_a > 2.0
-    assert open_s > 5 * guarded_s
+    assert guarded_s <= 1200.0
+    assert open_a < 1.0
+    assert open_s <= 1200.0
 
 
 def test_the_last_circuit_moves_on_its_expected_load_rather_than_be_interrupted() -> None:
