@@ -5,7 +5,10 @@ growth and memory, measured from outside the process and by a small probe integr
 The plant is served by ``python -m dcp_sim`` (8 gateways); Home Assistant is onboarded and the
 integration added through its real config flow and gateway subentry flow, as
 ``scripts/develop`` does. Memory without the integration (``rss_baseline_mb``) is measured in
-the same process before the plant is added.
+the same process before the plant is added. With ``--history-days N`` (e.g. ``42 0``: one run
+each) the plant is added on a first start and Home Assistant restarted with N days of the
+plant's history persisted (``seed_history.py``): the baseline is then taken before the entry is
+enabled, and the probe reports the span the forecasters hold.
 """
 
 from __future__ import annotations
