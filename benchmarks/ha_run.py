@@ -5,7 +5,10 @@ growth and memory, measured from outside the process and by a small probe integr
 The plant is served by ``python -m dcp_sim`` (8 gateways); Home Assistant is onboarded and the
 integration added through its real config flow and gateway subentry flow, as
 ``scripts/develop`` does. Memory without the integration (``rss_baseline_mb``) is measured in
-the same process before the plant is added.
+the same process before the plant is added. With ``--history-days N`` (e.g. ``42 0``: one run
+each) the plant is added on a first start and Home Assistant restarted with N days of the
+plant's history persisted (``seed_history.py``): the baseline is then taken before the entry is
+enabled, and the probe reports the span the forecasters hold.
 """
 
 from __future__ import annotations
@@ -21,7 +24,9 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
+
+from benchmarks import seed_history
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -105,6 +110,40 @@ def _memory_report(path):
     path.write_text(json.dumps(report, indent=1))
 
 
+def _history_span(hass):
+    """What the plant's forecasting holds (read only, from the watchdog thread: the arrays are
+    read, never flushed): the kept history log, and every circuit forecaster's ring span and
+    last fit."""
+    import numpy as np
+
+    out = []
+    for entry in hass.config_entries.async_entries("datacenter_power"):
+        data = getattr(entry, "runtime_data", None)
+        if data is None:
+            continue
+        coordinator = data.forecast
+        spans, fitted, models = [], [], collections.Counter()
+        for f in coordinator.policy._fcs.forecasters.values():
+            ok = (f._bin >= 0) & (f._count > 0) & (f._bin > f._last_bin - f._cap)
+            first = int(f._bin[ok].min()) if np.any(ok) else None
+            spans.append(0.0 if first is None else (f._last_bin - first + 1) * f.resample_s / 86400)
+            if f._fit is not None:
+                fitted.append(f._fit.history_s / 86400)
+                models[f._fit.model] += 1
+        spans.sort()
+        fitted.sort()
+        out.append({
+            "history_log_rows": len(coordinator.history),
+            "history_log_days": len(coordinator.history.days),
+            "forecasters": len(spans),
+            "ring_span_days_min_median_max": [round(spans[0], 2), round(spans[len(spans) // 2], 2), round(spans[-1], 2)] if spans else None,
+            "fitted": len(fitted),
+            "fit_span_days_min_max": [round(fitted[0], 2), round(fitted[-1], 2)] if fitted else None,
+            "models": dict(models),
+        })
+    return out
+
+
 async def async_setup(hass, config):
     stats = {"lag_ms": [], "state_changed": 0, "t": [], "stalls": [], "gc": [], "late": []}
     out = Path(hass.config.path("probe.jsonl"))
@@ -176,6 +215,10 @@ async def async_setup(hass, config):
                 if final.exists():
                     final.unlink()
                     line["gc_frozen"] = gc.get_freeze_count()
+                    try:
+                        line["forecasting"] = {"plants": _history_span(hass)}
+                    except Exception as err:  # noqa: BLE001
+                        line["forecasting"] = {"error": repr(err)}
                 with out.open("a") as stream:
                     stream.write(json.dumps(line) + "\\n")
 
@@ -343,31 +386,43 @@ def _read_probe(path: Path) -> dict[str, Any]:
     return merged
 
 
-def _frozen_objects(config: Path) -> int | None:
-    """How many objects ``gc.freeze`` moved out of the collector's reach (asked once, at the
-    end: counting them holds the GIL for ~100 ms)."""
+def _final_probe(config: Path) -> dict[str, Any]:
+    """How many objects ``gc.freeze`` moved out of the collector's reach, and what the plant's
+    forecasting holds (asked once, at the end: counting frozen objects holds the GIL for
+    ~100 ms)."""
     (config / "probe.final").touch()
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:
-        frozen = _read_probe(config / "probe.jsonl").get("gc_frozen")
-        if frozen is not None:
-            return int(frozen)
+        merged = _read_probe(config / "probe.jsonl")
+        if merged.get("gc_frozen") is not None:
+            return {"gc_frozen": int(merged["gc_frozen"]), "forecasting": merged.get("forecasting")}
         time.sleep(1)
-    return None
+    return {"gc_frozen": None, "forecasting": None}
 
 
-def _wait_live(dev: Any, api: Any, want: int, timeout: float) -> None:
+def _wait_live(dev: Any, api: Any, want: int, timeout: float, *, all_live: bool = True) -> None:
     """Wait until every device has entities and none is unavailable (asked every 10 s: the
-    template walks ~9,000 states on Home Assistant's event loop)."""
+    template walks ~9,000 states on Home Assistant's event loop); with ``all_live`` False, only
+    until every device has entities."""
     deadline = time.monotonic() + timeout
     status = ""
     while time.monotonic() < deadline:
         n_dev, n_ent, n_bad = dev.plant_status(api)
         status = f"devices: {n_dev} entities: {n_ent} unavailable: {n_bad}"
-        if n_dev >= want and n_ent > 0 and n_bad == 0:
+        if n_dev >= want and n_ent > 0 and (n_bad == 0 or not all_live):
             return
         time.sleep(10)
     raise RuntimeError(f"the plant did not go live in {timeout:.0f} s ({status})")
+
+
+def _start_hass(config: Path, env: dict[str, str], log: IO[bytes]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "homeassistant", "-c", str(config)],
+        cwd=config,
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+    )
 
 
 def _free_port() -> int:
@@ -386,6 +441,7 @@ def run(
     settle_s: float = 30.0,
     warm_s: float = 60.0,
     trace_memory: bool = False,
+    history_days: float | None = None,
 ) -> dict[str, Any]:
     """Run Home Assistant with the plant for ``minutes`` after every device is live.
 
@@ -396,6 +452,9 @@ def run(
     configuration directory and leave it (logs, database, probe.jsonl) for inspection.
     ``trace_memory``: Home Assistant runs with tracemalloc on and the largest allocation sites
     at the end are under ``memory`` (it costs memory and CPU, so not for the figures either).
+    ``history_days``: the plant is added on a first start, then Home Assistant restarts with
+    that many days of the plant's history persisted for it (``seed_history.py``; 0: none), as a
+    hall in steady state restarts; the memory baseline is taken before the entry is enabled.
     """
     dev = _dev_stack()
     http_port = _free_port() if http_port is None else http_port
@@ -420,28 +479,47 @@ def run(
             assert sim.stdout is not None
             line = sim.stdout.readline()
             ports = [int(x.rsplit(":", 1)[1]) for x in line.split()[1:]]
-            log = (config / "console.log").open("wb")
+            log = (config / "console.log").open("ab")
             # Not from the repository (nor with it on the path): Home Assistant must find both
             # custom integrations in the configuration's custom_components.
             hass_env = {k: v for k, v in env.items() if k != "PYTHONPATH"}
             if trace_memory:
                 hass_env["PYTHONTRACEMALLOC"] = "1"
-            hass = subprocess.Popen(
-                [sys.executable, "-m", "homeassistant", "-c", str(config)],
-                cwd=config,
-                env=hass_env,
-                stdout=log,
-                stderr=subprocess.STDOUT,
-            )
+            hass = _start_hass(config, hass_env, log)
             api = dev.Api(f"http://127.0.0.1:{http_port}")
             api.wait_up(hass, timeout=300)
             api.onboard()
+            want = dev.expected_devices(scenario)
+            seeded: dict[str, Any] = {}
+            entry_id = ""
+            if history_days is not None:
+                # A first start adds the plant (entry, subentries, devices, entities); the entry
+                # is disabled and Home Assistant stopped; the history is written as the
+                # integration persists it; the measured start below is then a restart.
+                entry_id, _ = api.setup_integration(ports[0])
+                dev.add_gateway_subentries(api, "127.0.0.1", ports[1:])
+                # Every device and entity registered (whether all are live yet does not matter:
+                # the measured start below waits for that).
+                _wait_live(dev, api, want, timeout=900, all_live=False)
+                time.sleep(warm_s)
+                api.set_entry_enabled(entry_id, False)
+                hass.send_signal(signal.SIGTERM)
+                hass.wait(timeout=120)
+                seeded = seed_history.seed(config, entry_id, scenario, history_days)
+                hass = _start_hass(config, hass_env, log)
+                api.wait_up(hass, timeout=300)
+                api.onboard()
             time.sleep(settle_s)  # everything Home Assistant loads at start is loaded
             rss_baseline = _rss_mb(hass.pid)
             setup_started = time.monotonic()
-            api.setup_integration(ports[0])
-            dev.add_gateway_subentries(api, "127.0.0.1", ports[1:])
-            want = dev.expected_devices(scenario)
+            if history_days is None:
+                api.setup_integration(ports[0])
+                dev.add_gateway_subentries(api, "127.0.0.1", ports[1:])
+            else:
+                # Set up as at a start: the history is loaded and replayed, the first decision
+                # fits every forecaster, before the entry's setup returns.
+                api.set_entry_enabled(entry_id, True, timeout=1800)
+                seeded["entry_setup_s"] = round(time.monotonic() - setup_started, 1)
             _wait_live(dev, api, want, timeout=900)
             live_s = time.monotonic() - setup_started
             time.sleep(warm_s)  # the first forecast refresh and registry writes
@@ -467,7 +545,7 @@ def run(
                 while not report.exists() and time.monotonic() < deadline:
                     time.sleep(2)
                 memory = json.loads(report.read_text()) if report.exists() else "no report"
-            stats["gc_frozen"] = _frozen_objects(config)
+            final = _final_probe(config)
             entities = int(api.template("{{ integration_entities('datacenter_power') | count }}"))
             hass.send_signal(signal.SIGTERM)
             hass.wait(timeout=120)
@@ -500,7 +578,9 @@ def run(
                     for s in sorted(stalls, key=lambda s: -s["lag_ms"])[:5]
                 ],
                 "stall_count": len(stalls),
-                "gc_frozen_objects": stats.get("gc_frozen", 0),
+                "gc_frozen_objects": final["gc_frozen"],
+                **seeded,
+                "forecasting": final["forecasting"],
                 "gc_pauses_ms": [
                     [round(t - t_start, 1), generation, ms]
                     for t, generation, ms in stats.get("gc", [])
@@ -528,16 +608,24 @@ def main() -> None:
     parser.add_argument(
         "--trace-memory", action="store_true", help="tracemalloc's largest sites at the end"
     )
-    args = parser.parse_args()
-    result = run(
-        args.scenario,
-        args.minutes,
-        args.port,
-        sample=args.sample,
-        keep=args.keep,
-        trace_memory=args.trace_memory,
+    parser.add_argument(
+        "--history-days",
+        type=float,
+        nargs="*",
+        help="restart with this many days of persisted history (e.g. 0 42: one run each)",
     )
-    print(json.dumps(result, indent=2))
+    args = parser.parse_args()
+    for days in args.history_days or [None]:
+        result = run(
+            args.scenario,
+            args.minutes,
+            args.port,
+            sample=args.sample,
+            keep=args.keep,
+            trace_memory=args.trace_memory,
+            history_days=days,
+        )
+        print(json.dumps(result, indent=2), flush=True)
 
 
 if __name__ == "__main__":

@@ -227,11 +227,12 @@ class Api:
             return None
         return json.loads(raw) if "json" in ctype else raw.decode()
 
-    def ws(self, *commands: dict[str, Any]) -> list[Any]:
-        """Send websocket commands in order; returns their results (raises on an error)."""
-        return asyncio.run(self._ws(list(commands)))
+    def ws(self, *commands: dict[str, Any], timeout: float = 120.0) -> list[Any]:
+        """Send websocket commands in order; returns their results (raises on an error; waits
+        ``timeout`` seconds for each)."""
+        return asyncio.run(self._ws(list(commands), timeout))
 
-    async def _ws(self, commands: list[dict[str, Any]]) -> list[Any]:
+    async def _ws(self, commands: list[dict[str, Any]], wait_s: float) -> list[Any]:
         import aiohttp
 
         url = self.base.replace("http", "ws", 1) + "/api/websocket"
@@ -245,7 +246,7 @@ class Api:
             for i, cmd in enumerate(commands, start=1):
                 await ws.send_json({"id": i, **cmd})
                 while True:
-                    msg = await ws.receive_json(timeout=120)
+                    msg = await ws.receive_json(timeout=wait_s)
                     if msg.get("id") == i and msg.get("type") == "result":
                         break
                 if not msg.get("success"):
@@ -468,13 +469,15 @@ class Api:
             raise SystemExit(f"options flow stopped: {done}")
         return entry_id, True
 
-    def set_entry_enabled(self, entry_id: str, enabled: bool) -> None:
+    def set_entry_enabled(self, entry_id: str, enabled: bool, timeout: float = 120.0) -> None:
+        """Enable (set up) or disable (unload) an entry; returns when Home Assistant has."""
         self.ws(
             {
                 "type": "config_entries/disable",
                 "entry_id": entry_id,
                 "disabled_by": None if enabled else "user",
-            }
+            },
+            timeout=timeout,
         )
 
     def template(self, tpl: str) -> str:
