@@ -681,6 +681,24 @@ def wait_texts(page: Any, texts: list[str | re.Pattern[str]], what: str, shot: P
             raise CheckFailed(f"{what} does not show {text!r}") from err
 
 
+def scroll_until_text(
+    page: Any, container: str, text: str | re.Pattern[str], what: str, shot: Path
+) -> None:
+    """``text`` visible after scrolling inside ``container`` (a virtualised list draws only the
+    rows in view), else a screenshot and a failure."""
+    box = page.locator(container).first
+    box.wait_for(state="visible", timeout=60_000)
+    box.hover()
+    for _ in range(40):
+        found = page.get_by_text(text).first
+        if found.count() and found.is_visible():
+            return
+        page.mouse.wheel(0, 150)
+        page.wait_for_timeout(250)
+    page.screenshot(path=str(shot.with_name("failed-" + shot.name)), full_page=True)
+    raise CheckFailed(f"{what} does not show {text!r}, also when scrolled")
+
+
 def fixable_repair(api: Api, timeout: float) -> dict[str, Any]:
     """ATS-1's failure-predicted repair once it is fixable (the plan is ready)."""
     deadline = time.monotonic() + timeout
@@ -773,14 +791,19 @@ def during_prediction(args: argparse.Namespace, api: Api) -> str:
             page.screenshot(path=str(shots / "demo-lineup.png"), full_page=True)
             say("demo: the dashboard shows the migration and the lineup")
 
-            # ATS-1's device page: the prediction and the migration in its Activity.
+            # ATS-1's device page: the migration at the top of its Activity, the prediction
+            # further down (the card is a scrolled list that draws only what is in view: a
+            # person scrolls it, and so does the check).
             page.goto(f"{base}/config/devices/device/{device_id}")
             wait_texts(
-                page,
-                [re.compile("failure predicted"), re.compile(f"migration {started}")],
-                f"{ATS}'s Activity",
+                page, [re.compile(f"migration {started}")], f"{ATS}'s Activity",
                 shots / "demo-activity.png",
-            )
+            )  # fmt: skip
+            scroll_until_text(
+                page, "ha-logbook", re.compile("failure predicted"), f"{ATS}'s Activity",
+                shots / "demo-activity.png",
+            )  # fmt: skip
+            page.mouse.wheel(0, -5000)  # back to the top for the screenshot
             page.wait_for_timeout(1500)
             page.screenshot(path=str(shots / "demo-activity.png"))
             say(f"demo: {ATS}'s Activity shows the prediction and migration {started}")
