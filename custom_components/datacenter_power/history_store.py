@@ -136,7 +136,7 @@ class HistoryStore:
 
     async def async_save(self, log: HistoryLog, *, every_day: bool = False) -> None:
         """Write the days that changed (and the newest, with its open bucket), then the index;
-        day files no longer kept are removed."""
+        day files no longer kept are removed (a day released from memory is still kept)."""
         self._saving = True
         self._last_save = time.monotonic()
         started = time.perf_counter()
@@ -145,7 +145,7 @@ class HistoryStore:
             dirty = log.take_dirty() | ({max(kept)} if kept else set())
             if every_day:
                 dirty |= kept
-            dirty &= kept
+            dirty &= log.hot_days  # days on disk only are written already
             snapshot = log.snapshot_days(dirty)
             for day in sorted(dirty):
                 encoded = await self.hass.async_add_executor_job(encode_day, snapshot[day])

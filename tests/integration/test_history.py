@@ -36,6 +36,7 @@ from custom_components.datacenter_power.history_columns import (
 from custom_components.datacenter_power.history_store import HistoryStore
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
+from dcp_sim.server import PlantServer
 
 
 def _v1(obs: PlantObservation) -> list[Any]:
@@ -297,3 +298,84 @@ def test_rows_without_elements_or_circuits_are_kept_and_stored(plant: Plant) -> 
     for day in log.days:
         again.add_chunks(decode_day(day, encode_day(snapshot[day])))
     assert _log_rows(again) == rows
+
+
+async def test_released_days_stay_on_disk_and_load_back(
+    hass: HomeAssistant, hass_storage: dict[str, Any], plant: Plant
+) -> None:
+    """Days released from memory (saved, then dropped: memory holds the last two days) are
+    still kept: a later save neither rewrites nor removes their files, the index lists them,
+    a load returns every row, and they leave only with the window."""
+    t0 = 1.8e9 - 1.8e9 % DAY_S - 2 * DAY_S + 600.0  # three days, two rows each
+    observations = [
+        replace(o, t_s=t0 + day * DAY_S + i * 300.0)
+        for day in range(3)
+        for i, o in enumerate(_observations(plant, 2, t0))
+    ]
+    store = HistoryStore(hass, "entry")
+    log = HistoryLog(HISTORY_BUCKET_S, 4 * DAY_S)
+    log.extend(observations[:4])
+    await store.async_save(log)
+    first, second = log.days
+    stored_first = hass_storage[f"{store.key}.{first}"]
+    log.release_days_before(second)
+    assert log.hot_days == {second}
+    assert log.days == [first, second]
+    assert len(log) == 2  # in memory: the second day's rows only
+    log.extend(observations[4:])
+    await store.async_save(log)
+    assert hass_storage[f"{store.key}.{first}"] is stored_first  # kept, not rewritten
+    assert hass_storage[store.key]["data"] == {"days": [first, second, second + 1]}
+    loaded = await HistoryStore(hass, "entry").async_load(HISTORY_BUCKET_S, 4 * DAY_S)
+    assert [r["t_s"] for r in loaded.rows()] == [round(o.t_s, 1) for o in observations]
+    # A changed day is not released before it is saved.
+    log.record(replace(observations[-1], t_s=observations[-1].t_s + 300.0))
+    log.release_days_before(second + 2)
+    assert second + 1 in log.hot_days
+    # The window moves past the released day: its file goes at the next save.
+    log.record(replace(observations[-1], t_s=first * DAY_S + 5 * DAY_S + 60.0))
+    await store.async_save(log)
+    assert f"{store.key}.{first}" not in hass_storage
+    assert first not in log.days
+
+
+async def test_the_coordinator_keeps_two_days_in_memory_and_replays_every_day(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    mock_config_entry: MockConfigEntry,
+) -> None:
+    """Four days handed over: all are replayed into the forecasters and kept on disk, only the
+    last two stay in memory, and a policy rebuilt for a changed plant learns all four again
+    (from disk)."""
+    server, _port = sim_server
+    plant = server.plant
+    topology = topology_from_scenario(plant.scenario)
+    t0 = time.time() - 4 * DAY_S
+    rows = []
+    while plant.t_s < 4 * DAY_S - 300:
+        plant.advance_to(plant.t_s + 300)
+        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
+    server.invalidate()
+    key = f"{DOMAIN}.{mock_config_entry.entry_id}.history"
+    hass_storage[key] = {"version": STORAGE_VERSION, "minor_version": 1, "key": key,
+                         "data": {"history": rows}}  # fmt: skip
+    mock_config_entry.add_to_hass(hass)
+    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
+    coordinator = mock_config_entry.runtime_data.forecast
+    history = coordinator.history
+    assert len(history.days) >= 4
+    assert len(history.hot_days) <= 2
+    assert len(history) < len(rows) / 2 + 10
+
+    def span_days(policy: Any) -> float:
+        spans = [fc.history_s for fc in policy._fcs.forecasters.values()]
+        return min(spans) / DAY_S
+
+    assert span_days(coordinator.policy) > 3.9
+    await coordinator._async_rebuild(coordinator.policy.topology)
+    assert span_days(coordinator.policy) > 3.9
+    assert len(coordinator.history.hot_days) <= 2
+    assert await hass.config_entries.async_unload(mock_config_entry.entry_id)
+    await hass.async_block_till_done()
