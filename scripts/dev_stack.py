@@ -161,6 +161,11 @@ def write_config(config_dir: Path, headless: bool) -> None:
         + ui
         + "logger:\n  default: warning\n"
         "  logs:\n    custom_components.datacenter_power: debug\n"
+        # mobile_app brings in Home Assistant's camera support, which logs an ERROR with a
+        # traceback at every start when ffmpeg and libturbojpeg are not installed: a plant has
+        # no cameras, and the demo's log should show only what concerns it.
+        "    haffmpeg: critical\n"
+        "    homeassistant.components.camera.img_util: critical\n"
     )
     path.write_text(add_phone_and_automations(text)[0])
 
