@@ -205,7 +205,7 @@ def _health_cards(
             {
                 "type": "grid",
                 "title": "Failure risk (red: predicted to fail or failed)",
-                "columns": 4,
+                "columns": 2,  # a tile needs ~160 px for "mpdu12" and its state
                 "square": False,
                 "cards": risks,
             }
