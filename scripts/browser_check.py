@@ -173,20 +173,22 @@ ALERT_WITHIN_S: Final = 30.0
 poll's own timing leave room, and a loaded CI machine more."""
 
 
-class EventListener:
-    """A websocket client subscribed to one event type, as any automation or app would be."""
+class Subscription:
+    """A websocket client of Home Assistant in a thread, subscribed with ``request`` (as an
+    automation, an app or the Companion app's push channel would be), collecting the events."""
 
-    def __init__(self, api: Api, event_type: str) -> None:
+    def __init__(self, api: Api, request: dict[str, Any]) -> None:
         import threading
 
-        self.api, self.event_type = api, event_type
+        self.api, self.request = api, request
         self.events: list[dict[str, Any]] = []
         self._ready = threading.Event()
         self._stop = threading.Event()
+        self._error: str | None = None
         self._thread = threading.Thread(target=self._run, daemon=True)
         self._thread.start()
         if not self._ready.wait(30):
-            raise CheckFailed(f"could not subscribe to {event_type}")
+            raise CheckFailed(f"could not subscribe with {request}: {self._error}")
 
     def _run(self) -> None:
         import asyncio
@@ -201,8 +203,11 @@ class EventListener:
             await ws.receive_json()
             await ws.send_json({"type": "auth", "access_token": self.api.token})
             await ws.receive_json()
-            await ws.send_json({"id": 1, "type": "subscribe_events", "event_type": self.event_type})
-            await ws.receive_json()
+            await ws.send_json({"id": 1, **self.request})
+            answer = await ws.receive_json()
+            if not answer.get("success"):
+                self._error = str(answer)
+                return
             self._ready.set()
             while not self._stop.is_set():
                 try:
@@ -215,6 +220,13 @@ class EventListener:
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=10)
+
+
+class EventListener(Subscription):
+    """Subscribed to one event type, as any automation or app would be."""
+
+    def __init__(self, api: Api, event_type: str) -> None:
+        super().__init__(api, {"type": "subscribe_events", "event_type": event_type})
 
 
 def sudden_failure(args: argparse.Namespace) -> None:
@@ -324,55 +336,18 @@ PHONE_WAIT_S: Final = 300.0
 outcome after the phone approves (the demo's one stage, verified)."""
 
 
-class PushChannel:
-    """The Companion app's local push channel: a websocket client subscribed through
+class PushChannel(Subscription):
+    """The Companion app's local push channel: subscribed through
     ``mobile_app/push_notification_channel``, collecting what ``notify.mobile_app_*`` sends."""
 
     def __init__(self, api: Api, webhook_id: str) -> None:
-        import threading
+        request = {"type": "mobile_app/push_notification_channel", "webhook_id": webhook_id}
+        super().__init__(api, request)
 
-        self.api, self.webhook_id = api, webhook_id
-        self.notes: list[dict[str, Any]] = []
-        self._ready = threading.Event()
-        self._stop = threading.Event()
-        self._error: str | None = None
-        self._thread = threading.Thread(target=self._run, daemon=True)
-        self._thread.start()
-        if not self._ready.wait(30):
-            raise CheckFailed(f"could not open the push channel: {self._error}")
-
-    def _run(self) -> None:
-        import asyncio
-
-        asyncio.run(self._listen())
-
-    async def _listen(self) -> None:
-        import aiohttp
-
-        url = self.api.base.replace("http", "ws", 1) + "/api/websocket"
-        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
-            await ws.receive_json()
-            await ws.send_json({"type": "auth", "access_token": self.api.token})
-            await ws.receive_json()
-            await ws.send_json(
-                {
-                    "id": 1,
-                    "type": "mobile_app/push_notification_channel",
-                    "webhook_id": self.webhook_id,
-                }
-            )
-            answer = await ws.receive_json()
-            if not answer.get("success"):
-                self._error = str(answer)
-                return
-            self._ready.set()
-            while not self._stop.is_set():
-                try:
-                    msg = await ws.receive_json(timeout=1)
-                except TimeoutError:
-                    continue
-                if msg.get("type") == "event":
-                    self.notes.append({**msg["event"], "received": time.time()})
+    @property
+    def notes(self) -> list[dict[str, Any]]:
+        """The notifications received so far."""
+        return self.events
 
     def wait_for(self, check: Any, what: str, timeout: float) -> dict[str, Any]:
         deadline = time.monotonic() + timeout
@@ -382,10 +357,6 @@ class PushChannel:
                 return note
             time.sleep(0.5)
         raise CheckFailed(f"the phone never got {what}; it got {self.notes}")
-
-    def close(self) -> None:
-        self._stop.set()
-        self._thread.join(timeout=10)
 
 
 def install_phone_automation(api: Api, config: Path, notify_service: str) -> None:
