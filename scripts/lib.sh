@@ -65,8 +65,8 @@ debian_mirror() {
 # Assistant's frontend imports pymicro-vad and pyspeex-noise (via assist_pipeline), which have no
 # wheel for this platform and build from source; Chromium for the browser check (Playwright drives
 # it; nothing may download a browser). Bump ROOTFS_EXTRAS_VERSION when this list changes.
-ROOTFS_EXTRAS="gcc g++ python3.14-dev chromium fonts-dejavu-core"
-ROOTFS_EXTRAS_VERSION=2
+ROOTFS_EXTRAS="gcc g++ python3.14-dev chromium fonts-dejavu-core postgresql mosquitto"
+ROOTFS_EXTRAS_VERSION=3
 
 build_rootfs() {
     if [ ! -x "$ROOTFS/usr/bin/python3.14" ]; then
