@@ -66,3 +66,59 @@ def test_the_executor_is_free_of_home_assistant() -> None:
 
 
 _NOT_IN_EXECUTOR = ("homeassistant", "dcp_sim", "dcp_eval", "pymodbus", "custom_components")
+
+
+def _engine_graph() -> dict[str, set[str]]:
+    """Engine module -> the engine modules it imports, at any place in the file (``TYPE_CHECKING``
+    blocks and imports inside functions included: a cycle hidden that way is still a cycle)."""
+    engine = INTEGRATION / "engine"
+    modules = {path.stem for path in engine.glob("*.py")}
+    graph: dict[str, set[str]] = {}
+    for path in sorted(engine.glob("*.py")):
+        tree = ast.parse(path.read_text(), filename=str(path))
+        targets: set[str] = set()
+        for node in ast.walk(tree):
+            if not isinstance(node, ast.ImportFrom) or node.level != 1:
+                continue
+            if node.module:
+                targets.add(node.module.split(".")[0])
+            else:
+                targets.update(alias.name for alias in node.names)
+        graph[path.stem] = (targets & modules) - {path.stem}
+    return graph
+
+
+def _cycle(graph: dict[str, set[str]]) -> list[str]:
+    """One import cycle of ``graph`` as a path that returns to its start ([]: none)."""
+    done: set[str] = set()
+
+    def visit(node: str, path: list[str]) -> list[str]:
+        if node in path:
+            return [*path[path.index(node) :], node]
+        if node in done:
+            return []
+        for target in sorted(graph[node]):
+            if found := visit(target, [*path, node]):
+                return found
+        done.add(node)
+        return []
+
+    for start in sorted(graph):
+        if found := visit(start, []):
+            return found
+    return []
+
+
+def test_the_engine_has_no_import_cycle() -> None:
+    """Every engine module can be read knowing only the modules below it (issue 22: ``Mode`` in
+    ``decisions.py`` once tied decisions, element_forecast and policy_config in a circle)."""
+    graph = _engine_graph()
+    assert {"decisions", "modes", "policy"} <= graph.keys()
+    assert not _cycle(graph), " -> ".join(_cycle(graph))
+
+
+def test_the_cycle_check_sees_a_cycle() -> None:
+    """The check above is not vacuous: it names the circle the engine used to have."""
+    circle = {"decisions": {"element_forecast"}, "element_forecast": {"policy_config"}}
+    circle["policy_config"] = {"decisions"}
+    assert _cycle(circle) == ["decisions", "element_forecast", "policy_config", "decisions"]

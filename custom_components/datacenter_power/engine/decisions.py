@@ -17,18 +17,16 @@ from .forecast import Forecast
 from .planner import Infeasible, Plan
 
 if TYPE_CHECKING:
-    from .element_forecast import LoadProfiles  # it needs the policy's config, which needs Mode
+    from .element_forecast import LoadProfiles
 
 __all__ = [
     "Action",
     "ActionKind",
     "Decisions",
     "ElementStatus",
-    "Mode",
     "OverloadPrediction",
 ]
 
-type Mode = Literal["monitor", "approval", "automatic"]
 type ActionKind = Literal["migrate", "relieve", "rebalance", "restore"]
 
 

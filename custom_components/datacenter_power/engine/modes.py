@@ -18,25 +18,34 @@ It runs in every mode, bounded and verified like any migration.
 from __future__ import annotations
 
 from collections.abc import Collection, Iterable
-from typing import Final
-
-from .decisions import Action, Mode
+from typing import Final, Literal, Protocol
 
 __all__ = ["ALWAYS_EXECUTED", "Mode", "split_by_mode"]
+
+type Mode = Literal["monitor", "approval", "automatic"]
 
 ALWAYS_EXECUTED: Final = frozenset({"rebalance"})
 """Action kinds executed in every mode (the failover rebalance)."""
 
 
-def split_by_mode(
-    mode: Mode, candidates: Iterable[Action], approved: Collection[tuple[str, str | None]]
-) -> tuple[list[Action], list[Action]]:
+class _Candidate(Protocol):
+    """What the split reads of an action (``decisions.Action``; this module stays below it)."""
+
+    @property
+    def kind(self) -> str: ...
+    @property
+    def target(self) -> str | None: ...
+
+
+def split_by_mode[A: _Candidate](
+    mode: Mode, candidates: Iterable[A], approved: Collection[tuple[str, str | None]]
+) -> tuple[list[A], list[A]]:
     """``(to execute now, to propose)`` of the policy's candidate actions under ``mode``.
 
     ``approved`` holds the ``(kind, target)`` pairs a person approved (approval mode).
     """
-    actions: list[Action] = []
-    proposals: list[Action] = []
+    actions: list[A] = []
+    proposals: list[A] = []
     for act in candidates:
         if (
             act.kind in ALWAYS_EXECUTED

@@ -30,7 +30,6 @@ from .decisions import (
     ActionKind,
     Decisions,
     ElementStatus,
-    Mode,
     OverloadPrediction,
 )
 from .degradation import DegradationMonitor, HealthAssessment, HealthSample
@@ -50,7 +49,6 @@ __all__ = [
     "DecisionPolicy",
     "Decisions",
     "ElementStatus",
-    "Mode",
     "OverloadPrediction",
     "PolicyConfig",
 ]

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .decisions import Mode
+from .modes import Mode
 
 __all__ = ["PolicyConfig"]
 
