@@ -22,7 +22,8 @@ import numpy.typing as npt
 from statsmodels.tsa.holtwinters import ExponentialSmoothing
 
 from custom_components.datacenter_power.engine.forecast import LoadForecaster
-from custom_components.datacenter_power.engine.planner import Plan, plan_migration
+from custom_components.datacenter_power.engine.plan import Plan
+from custom_components.datacenter_power.engine.planner import plan_migration
 from custom_components.datacenter_power.engine.policy import DecisionPolicy, PolicyConfig
 from custom_components.datacenter_power.engine.topology import (
     AtsNode,

@@ -41,7 +41,8 @@ from custom_components.datacenter_power.const import (
     SUBENTRY_GATEWAY,
 )
 from custom_components.datacenter_power.device.client import PlantClient
-from custom_components.datacenter_power.engine.planner import Infeasible, Plan, plan_migration
+from custom_components.datacenter_power.engine.plan import Infeasible, Plan
+from custom_components.datacenter_power.engine.planner import plan_migration
 from custom_components.datacenter_power.engine.policy import DecisionPolicy, PolicyConfig
 from dcp_eval.harness import epoch0, observation_from_telemetry, run_evaluation
 from dcp_eval.harness import topology_from_scenario as _topology

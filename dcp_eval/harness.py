@@ -32,7 +32,7 @@ from custom_components.datacenter_power.engine.observation import (
     PlantObservation,
     ScheduledLoad,
 )
-from custom_components.datacenter_power.engine.planner import Move
+from custom_components.datacenter_power.engine.plan import Move
 from custom_components.datacenter_power.engine.policy import (
     Action,
     DecisionPolicy,

@@ -42,7 +42,7 @@ from enum import StrEnum
 from typing import Any, Final, NamedTuple, Protocol
 
 from .device.models import AtsReading, MpduReading, Reading, SbmReading
-from .engine.planner import Move
+from .engine.plan import Move
 from .engine.topology import CONTINUOUS_FRACTION as CONTINUOUS_LIMIT
 
 __all__ = [

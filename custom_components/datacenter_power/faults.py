@@ -27,7 +27,7 @@ from .activity import EVENT_FAILOVER, latest_decisions
 from .const import CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS, LOGGER
 from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot
 from .engine.faults import OverLimit, UnitFailure, is_live, over_limits, unit_failures
-from .engine.planner import Infeasible
+from .engine.plan import Infeasible
 from .migration import MigrationRequest, plan_for
 from .notices import notices_for
 from .presentation import infeasible_text, plan_summary

@@ -40,7 +40,7 @@ from .coordinator import PlantSnapshot, TelemetryCoordinator
 from .device.models import AtsReading, MpduReading
 from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
-from .engine.planner import Infeasible, Plan
+from .engine.plan import Infeasible, Plan
 from .engine.policy import Action, Decisions
 from .engine.requested import plan_request
 from .engine.risk import accepted_risk

@@ -15,7 +15,7 @@ from collections.abc import Iterable
 from typing import Any, Final
 
 from .engine.degradation import HealthAssessment
-from .engine.planner import Plan
+from .engine.plan import Plan
 from .engine.policy import Action
 from .engine.topology import Topology
 from .executor import MigrationRecord, MigrationState

@@ -12,7 +12,7 @@ from collections.abc import Mapping
 from typing import Any, Final
 
 from .engine.degradation import HealthAssessment
-from .engine.planner import Infeasible, Plan
+from .engine.plan import Infeasible, Plan
 from .engine.topology import CONTINUOUS_FRACTION, Topology
 
 CRITICAL_TTF_S: Final = 24 * 3600.0

@@ -38,7 +38,7 @@ from homeassistant.helpers.service import async_register_admin_service
 from .activity import async_fire_activity, latest_decisions
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVAL
 from .coordinator import DataCenterPowerConfigEntry
-from .engine.planner import Plan
+from .engine.plan import Plan
 from .engine.policy import Action
 from .executor import FINAL_STATES, MigrationState
 from .notices import Notices, notices_for

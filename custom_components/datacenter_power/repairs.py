@@ -44,7 +44,7 @@ from .const import (
 )
 from .coordinator import DataCenterPowerConfigEntry
 from .device.models import AtsReading
-from .engine.planner import Infeasible, Plan
+from .engine.plan import Infeasible, Plan
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
 from .faults import faults_of
 from .migration import MigrationRequest, plan_for

@@ -34,7 +34,7 @@ from .coordinator import DataCenterPowerConfigEntry
 from .device.models import AtsReading, DeviceType
 from .engine.faults import unit_failure
 from .engine.interlock import check_mpdu_output
-from .engine.planner import Infeasible, Plan
+from .engine.plan import Infeasible, Plan
 from .executor import MigrationState
 from .faults import faults_of, recovered_s
 from .forecasting import policy_config

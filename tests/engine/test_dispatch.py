@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from custom_components.datacenter_power.engine.dispatch import Dispatch, candidates, dispatch
-from custom_components.datacenter_power.engine.planner import Move, Plan, PlanStep
+from custom_components.datacenter_power.engine.plan import Move, Plan, PlanStep
 from custom_components.datacenter_power.engine.policy import Action, ActionKind, Decisions
 
 

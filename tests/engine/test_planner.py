@@ -15,13 +15,9 @@ import numpy as np
 import numpy.typing as npt
 import pytest
 
-from custom_components.datacenter_power.engine import planner
-from custom_components.datacenter_power.engine.planner import (
-    Infeasible,
-    Plan,
-    plan_migration,
-    restore_plan,
-)
+from custom_components.datacenter_power.engine import milp
+from custom_components.datacenter_power.engine.plan import Infeasible, Plan
+from custom_components.datacenter_power.engine.planner import plan_migration, restore_plan
 from custom_components.datacenter_power.engine.topology import (
     AtsNode,
     CircuitNode,
@@ -591,7 +587,7 @@ def test_restore_is_not_blocked_by_an_unrelated_overload() -> None:
 
 def test_too_large_problem_falls_back_to_greedy(monkeypatch: pytest.MonkeyPatch) -> None:
     topo, start, loads = _drain_plant()
-    monkeypatch.setattr(planner, "MAX_MILP_NONZEROS", 10)
+    monkeypatch.setattr(milp, "MAX_MILP_NONZEROS", 10)
     plan = plan_migration(topo, start, loads, _grid(24), drain="m3")
     assert isinstance(plan, Plan)
     assert plan.solver == "greedy"
@@ -812,7 +808,10 @@ def test_drain_prefers_a_receiver_behind_another_source_when_it_costs_nothing(
 def test_best_effort_relief_never_loads_an_element_already_over_its_limit() -> None:
     """Relaxing the rating of an element that is over its limit lets it keep its excess, never
     take more load (the executor would refuse such a stage, and the relief would retry it)."""
-    from custom_components.datacenter_power.engine.planning import PlanRequest, plan_with_retries
+    from custom_components.datacenter_power.engine.plan_retries import (
+        PlanRequest,
+        plan_with_retries,
+    )
 
     topo = Topology.build(
         [AtsNode("ats1", ("a", "b"), 1000.0), AtsNode("ats2", ("b", "a"), 1000.0)],
@@ -872,7 +871,7 @@ def test_best_effort_relief_shares_the_plan_margin_before_it_keeps_an_excess(sha
     it over every element (the same share each) and so brings the overloaded element under its
     true limit without pushing any other above its own on the measured load. Without a margin
     to share (the old rule), it can only keep the excess on mpdu1."""
-    from custom_components.datacenter_power.engine.planning import (
+    from custom_components.datacenter_power.engine.plan_retries import (
         MARGIN_SHARED,
         PlanRequest,
         plan_with_retries,
@@ -967,7 +966,10 @@ def test_best_effort_relief_is_not_blocked_by_an_element_inside_its_margin() -> 
     limit, untouched) is within its limit on the measured load but not within the 3 % plan
     margin. Before, the last resort asked mpdu2 to keep the margin too, found no plan at all
     and left all 10 A of mpdu1's excess (hard-tight-22: mpdu4 45 min over a limit)."""
-    from custom_components.datacenter_power.engine.planning import PlanRequest, plan_with_retries
+    from custom_components.datacenter_power.engine.plan_retries import (
+        PlanRequest,
+        plan_with_retries,
+    )
 
     topo = Topology.build(
         [
@@ -1027,7 +1029,7 @@ def test_best_effort_relief_moves_part_of_an_excess_it_cannot_remove() -> None:
     0.5 A over. Before, the first relaxation (its rating +5 %) already covered the whole excess,
     so the "best effort" was no move at all and the element stayed 3.5 A over (seen for hours
     on hard-outage_during_drain-16 and -20). Now it keeps at most a share of its excess."""
-    from custom_components.datacenter_power.engine.planning import (
+    from custom_components.datacenter_power.engine.plan_retries import (
         PART_RELIEVED,
         PlanRequest,
         plan_with_retries,
@@ -1079,7 +1081,10 @@ def test_best_effort_relief_judges_the_load_now_not_a_stale_forecast_point() -> 
     now and x (3 A) fits on mpdu2 now (73 of 80 A), but a stale point has mpdu2 at 79 A.
     Before, the relaxed attempts, meant to judge the measured load, counted that point, found
     no plan that moves x and kept mpdu1's whole excess (hard-tight-22: 30 min over a limit)."""
-    from custom_components.datacenter_power.engine.planning import PlanRequest, plan_with_retries
+    from custom_components.datacenter_power.engine.plan_retries import (
+        PlanRequest,
+        plan_with_retries,
+    )
 
     topo = Topology.build(
         [AtsNode("ats1", ("a", "b"), 1000.0), AtsNode("ats2", ("b", "a"), 1000.0)],

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from custom_components.datacenter_power.engine.element_forecast import LoadProfiles
-from custom_components.datacenter_power.engine.planner import Infeasible, Plan
+from custom_components.datacenter_power.engine.plan import Infeasible, Plan
 from custom_components.datacenter_power.engine.requested import (
     NO_FORECAST_MARGIN,
     plan_request,

@@ -105,7 +105,7 @@ def test_a_short_drain_window_is_taken_only_in_the_low_load_hours() -> None:
     (tolerance unbounded), the receivers ran far above their limits before the failure (round
     3: 12,000 s); with the guard, only the measurement noise of the expected-load drain (the
     last circuit, see the next test) crosses a limit, by less than 1 A. Since round 7 the urgent
-    relief (``engine/planning.py``, part of an excess relieved when all of it cannot be) also
+    relief (``engine/plan_retries.py``, part of an excess relieved when all of it cannot be) also
     catches the afternoon overload of the unguarded window: both stay within 1 A and 20 min."""
     sc = generate_hard_scenario(8, "tight", **PLAIN)
     (wear,) = [e for e in sc.events if isinstance(e, WearEvent)]

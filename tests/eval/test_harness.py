@@ -7,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.datacenter_power.engine.planner import Move, Plan, PlanStep
+from custom_components.datacenter_power.engine.plan import Move, Plan, PlanStep
 from custom_components.datacenter_power.engine.policy import (
     Action,
     DecisionPolicy,

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from custom_components.datacenter_power.engine.planner import Move as PlannerMove
+from custom_components.datacenter_power.engine.plan import Move as PlannerMove
 from custom_components.datacenter_power.executor import (
     MigrationExecutor,
     MigrationRecord,

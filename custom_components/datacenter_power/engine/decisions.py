@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from .degradation import HealthAssessment
 from .forecast import Forecast
-from .planner import Infeasible, Plan
+from .plan import Infeasible, Plan
 
 if TYPE_CHECKING:
     from .element_forecast import LoadProfiles

@@ -10,7 +10,7 @@ The ideas live in their own modules; this one only wires them together:
 * ``plant_state.py``: what the policy believes about every element (alive, failed, repaired);
 * ``element_forecast.py``: element loads as sums of circuit forecasts under an assignment;
 * ``rules.py``: the decision rules (migrate, relieve, rebalance, restore) and retry bookkeeping;
-* ``planning.py``: planner calls over shorter horizons and relaxed limits;
+* ``plan_retries.py``: planner calls over shorter horizons and relaxed limits;
 * ``decisions.py``: the types a tick produces; ``policy_config.py``: every tunable.
 
 Rules enforced (the executor verifies them again): never move load onto a dead, alerting,
@@ -37,7 +37,7 @@ from .element_forecast import Calibration, ElementForecasts
 from .forecast import Forecast
 from .modes import split_by_mode
 from .observation import ElementObs, PlantObservation, ScheduledLoad
-from .planner import Infeasible
+from .plan import Infeasible
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
 from .rules import DecisionRules, find_overloads

@@ -22,8 +22,9 @@ import numpy as np
 import numpy.typing as npt
 
 from .element_forecast import LoadProfiles
-from .planner import Infeasible, Plan, restore_plan
-from .planning import PlanRequest, plan_with_retries
+from .plan import Infeasible, Plan
+from .plan_retries import PlanRequest, plan_with_retries
+from .planner import restore_plan
 from .topology import CONTINUOUS_FRACTION, Topology
 
 __all__ = ["NO_FORECAST_MARGIN", "UNSEEN_MIN_A", "plan_request", "reserve", "unseen_load"]

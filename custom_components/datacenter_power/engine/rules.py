@@ -30,8 +30,9 @@ import numpy as np
 from .decisions import Action, ActionKind, OverloadPrediction
 from .degradation import HealthAssessment
 from .element_forecast import ElementForecasts
-from .planner import Infeasible, Plan, restore_plan
-from .planning import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
+from .plan import Infeasible, Plan
+from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
+from .planner import restore_plan
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
 from .topology import Topology

@@ -19,7 +19,8 @@ from dataclasses import dataclass, replace
 import numpy as np
 import numpy.typing as npt
 
-from .planner import Infeasible, Plan, plan_migration
+from .plan import Infeasible, Plan
+from .planner import plan_migration
 from .topology import Topology
 
 __all__ = ["PlanRequest", "drop_moves_off", "plan_with_retries", "relaxed", "relaxed_each"]
