@@ -37,7 +37,6 @@ from .element_forecast import Calibration, ElementForecasts
 from .forecast import Forecast
 from .modes import split_by_mode
 from .observation import ElementObs, PlantObservation, ScheduledLoad
-from .plan import Infeasible
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
 from .rules import DecisionRules, find_overloads
@@ -208,8 +207,6 @@ class DecisionPolicy:
         overloads = find_overloads(self.topology, self._state, fcs, now_s)
         if refreshed:
             self._rules.count_confirmations(now_s, overloads)
-        notes: list[str] = []
-        infeasible: list[Infeasible] = []
         # Every mode plans (monitor too: the failover rebalance runs in every mode); what is
         # executed, proposed or only alerted is the engine's mode table (engine/modes.py).
         history = self._last_t - self._first_t if math.isfinite(self._first_t) else 0.0
@@ -223,10 +220,8 @@ class DecisionPolicy:
             unavailable=self._state.unavailable(alerts),
             overloads=overloads,
             history_s=history,
-            infeasible=infeasible,
-            notes=notes,
         )
-        actions, proposals = split_by_mode(cfg.mode, candidates, self._rules.approved)
+        actions, proposals = split_by_mode(cfg.mode, candidates.actions, self._rules.approved)
         return Decisions(
             t_s=now_s,
             assessments=dict(self._assessments),
@@ -234,9 +229,9 @@ class DecisionPolicy:
             overloads=tuple(overloads),
             actions=tuple(actions[:1]),
             proposals=tuple(proposals),
-            infeasible=tuple(infeasible),
+            infeasible=candidates.infeasible,
             forecasts=dict(fcs.element_fc) if refreshed else {},
-            notes=tuple(notes),
+            notes=candidates.notes,
             load_profiles=fcs.load_profiles() if len(fcs.times) else None,
             lineup=dict(fcs.assignment),
         )

@@ -22,7 +22,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Collection, Mapping
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from typing import Final
 
 import numpy as np
@@ -37,9 +37,21 @@ from .plant_state import PlantState
 from .policy_config import PolicyConfig
 from .topology import Topology
 
-__all__ = ["DecisionRules", "find_overloads"]
+__all__ = ["Candidates", "DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
+
+
+@dataclass(frozen=True, slots=True)
+class Candidates:
+    """What one pass of the rules found."""
+
+    actions: tuple[Action, ...] = ()
+    """The action to take now (at most one), before the mode decides to execute or propose it."""
+    infeasible: tuple[Infeasible, ...] = ()
+    """Plans the rules wanted and could not make, and why."""
+    notes: tuple[str, ...] = ()
+    """What the rules want a reader of the tick to know (a drain held back, a restore waiting)."""
 
 
 def find_overloads(
@@ -256,10 +268,42 @@ class DecisionRules:
         unavailable: set[str],
         overloads: list[OverloadPrediction],
         history_s: float,
+    ) -> Candidates:
+        """The rules in order of precedence: the action to take now (at most one) and what the
+        rules found on the way (plans that could not be made, notes)."""
+        infeasible: list[Infeasible] = []
+        notes: list[str] = []
+        actions = self._in_order(
+            now_s,
+            assignment=assignment,
+            circuit_a=circuit_a,
+            circuit_reachable=circuit_reachable,
+            assessments=assessments,
+            alerts=alerts,
+            unavailable=unavailable,
+            overloads=overloads,
+            history_s=history_s,
+            infeasible=infeasible,
+            notes=notes,
+        )
+        return Candidates(tuple(actions), tuple(infeasible), tuple(notes))
+
+    def _in_order(
+        self,
+        now_s: float,
+        *,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        circuit_reachable: Mapping[str, bool],
+        assessments: Mapping[str, HealthAssessment],
+        alerts: frozenset[str],
+        unavailable: set[str],
+        overloads: list[OverloadPrediction],
+        history_s: float,
         infeasible: list[Infeasible],
         notes: list[str],
     ) -> list[Action]:
-        """The action to take now (at most one), after the rules in order of precedence."""
+        """The action to take now (at most one); the rules add to ``infeasible`` and ``notes``."""
         cfg = self.config
         topo = self.topology
         els = self.state.elements
