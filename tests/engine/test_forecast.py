@@ -401,20 +401,10 @@ def test_two_day_history_follows_the_present_level(
     assert f.forecast(now).value_at(target) == pytest.approx(expected, rel=0.03)
 
 
-def test_ring_buffer_is_bounded_and_persistence_round_trips(run: Run) -> None:
+def test_ring_buffer_is_bounded(run: Run) -> None:
     fc = _feed(run, "mpdu1", -240, 0, max_history_s=3 * DAY)
     assert fc.history_s <= 3 * DAY
-    text = json.dumps(fc.to_dict())
-    assert len(text) < 400 + 8 * 3 * 96  # a header and about 6 bytes per bin
-    restored = LoadForecaster.from_dict(json.loads(text))
-    assert restored.history_s == fc.history_s
-    a = fc.forecast(run.epoch0, known=run.known_mpdu1)
-    b = restored.forecast(run.epoch0, known=run.known_mpdu1)
-    assert a.model == b.model
-    np.testing.assert_allclose(a.p50, b.p50, rtol=1e-4, atol=1e-3)
-    np.testing.assert_allclose(a.p90, b.p90, rtol=1e-4, atol=1e-3)
-    empty = LoadForecaster.from_dict(LoadForecaster().to_dict())
-    assert empty.history_s == 0.0
+    assert LoadForecaster().history_s == 0.0
 
 
 def test_forecast_helpers() -> None:
@@ -438,10 +428,23 @@ def test_forecast_helpers() -> None:
     assert f.as_dict()["p90"] == [2.0, 4.0, 6.0, 5.0]
 
 
+def _held(f: LoadForecaster) -> dict[str, Any]:
+    """What a forecaster holds: per bin its mean (mA) and sample count, the noise within bins
+    and the mean sample offset (``within_var`` writes the open bin to the ring first)."""
+    within_var = f.within_var
+    ok = (f._bin >= 0) & (f._count > 0)
+    bins = zip(f._bin[ok].tolist(), f._sum[ok].tolist(), f._count[ok].tolist(), strict=True)
+    return {
+        "within_var": within_var,
+        "offset_s": f.bin_offset_s,
+        "bins": {b: (round(1000.0 * total / n), n) for b, total, n in bins},
+    }
+
+
 def test_sample_by_sample_equals_all_at_once_with_reads_in_between() -> None:
     """``observe`` keeps the bin being filled in Python numbers and writes it to the ring
-    buffer before any read: reading (history, persistence) between samples, or a sample
-    arriving late into a closed bin, changes nothing."""
+    buffer before any read: reading (history, noise) between samples, or a sample arriving
+    late into a closed bin, changes nothing."""
     rng = np.random.default_rng(7)
     t0 = 1.8e9
     t = t0 + np.arange(3 * 96 * 15) * 60.0  # 3 days of 1-minute samples
@@ -454,11 +457,11 @@ def test_sample_by_sample_equals_all_at_once_with_reads_in_between() -> None:
         one.observe(ti, yi)
         if i % 997 == 0:
             assert one.history_s > 0
-            json.dumps(one.to_dict())
+            assert one.within_var >= 0
     one.observe(float(t[-400]), 9.0)  # late sample into a closed bin
     many.observe_many(t, y)
     many.observe_many([t[-400]], [9.0])
-    a_dict, b_dict = one.to_dict(), many.to_dict()
+    a_dict, b_dict = _held(one), _held(many)
     # The ring's contents are identical; the running noise and timing statistics are
     # accumulated in a different grouping, so they agree closely but not bit for bit.
     for key in ("within_var", "offset_s"):

@@ -39,7 +39,7 @@ from __future__ import annotations
 import math
 from collections import deque
 from collections.abc import Mapping
-from dataclasses import asdict, astuple, dataclass, field
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Final, Literal
 
@@ -99,7 +99,6 @@ FAILURE_FLOOR: Final = 0.05
 sign stays below this is one no monitor could have seen coming)."""
 _TTF_GRID_S: Final = np.geomspace(60.0, 400 * 86400.0, 480)
 """Remaining-life grid the time-to-failure quantiles are read from."""
-FORMAT_VERSION: Final = 2
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +435,7 @@ class DegradationMonitor:
             step = min(z, Z_CAP) - KAPPA
             self._cusum[name] = max(0.0, self._cusum[name] + step)
 
-    def _evaluate(self, now_s: float, *, step_alert: bool = True) -> None:
+    def _evaluate(self, now_s: float) -> None:
         """Fuse the CUSUMs, date a departure's onset, then the alert state machine."""
         ev = _Eval(t_s=now_s, cusum=dict(self._cusum))
         ev.fused = float(sum(self._cusum.values()))
@@ -475,8 +474,7 @@ class DegradationMonitor:
         if ev.fused >= 0.5 * H_ON and bins:
             self._fit_onset(ev, bins, per_bin, now_s)
         self._eval = ev
-        if step_alert:
-            self._step_alert(ev, now_s)
+        self._step_alert(ev, now_s)
 
     def _fit_onset(
         self,
@@ -691,95 +689,6 @@ class DegradationMonitor:
             self._cur = _Bin(self._cur.start_s)  # drop the pre-repair part of this bin
         self._clear(now_s)
 
-    # ----------------------------------------------------------- persistence
-    def to_dict(self) -> dict[str, Any]:
-        """Bounded state: the learned normal, the last days of bin sums and the alert state."""
-        return {
-            "version": FORMAT_VERSION,
-            "component": self.component,
-            "kind": self.kind,
-            "horizon_s": self.horizon_s,
-            "normal": asdict(self._normal),
-            "baseline_bins": [_pack(h) for h in self._baseline_bins],
-            "bins": [_pack(h) for h in self._bins],
-            "cur": None if self._cur is None else _pack(self._cur),
-            "first_s": self._first_s,
-            "monitor_start_s": (
-                None if math.isinf(self._monitor_start_s) else self._monitor_start_s
-            ),
-            "last": [
-                _nan_none(self._last_temp),
-                _nan_none(self._last_ambient),
-                _nan_none(self._last_ripple),
-            ],
-            "ambient_repeats": self._ambient_repeats,
-            "last_tests": self._last_tests,
-            "last_nuisance": self._last_nuisance,
-            "last_test_ms": self._last_test_ms,
-            "ops_fraction": self._ops_fraction,
-            "cusum": dict(self._cusum),
-            "streak": self._streak,
-            "quiet": self._quiet,
-            "alert": self._alert,
-            "alert_since": self._alert_since,
-            "eval_t_s": None if math.isinf(self._eval.t_s) else self._eval.t_s,
-        }
-
-    @classmethod
-    def from_dict(cls, data: Mapping[str, Any]) -> DegradationMonitor:
-        """Rebuild from :meth:`to_dict`. A record of an older format starts afresh (the normal
-        is relearned); a damaged one raises KeyError/ValueError/TypeError."""
-        kind: ComponentKind = "ats" if data["kind"] == "ats" else "mpdu"
-        self = cls(str(data["component"]), kind, horizon_s=float(data["horizon_s"]))
-        if int(data.get("version", 1)) != FORMAT_VERSION:
-            return self
-        self._normal = _Normal(**data["normal"])
-        self._baseline_bins = [_unpack(h) for h in data["baseline_bins"]]
-        self._bins.extend(_unpack(h) for h in data["bins"])
-        self._cur = None if data["cur"] is None else _unpack(data["cur"])
-        self._first_s = data["first_s"]
-        start = data["monitor_start_s"]
-        self._monitor_start_s = -math.inf if start is None else float(start)
-        last = [math.nan if v is None else float(v) for v in data["last"]]
-        self._last_temp, self._last_ambient, self._last_ripple = last
-        self._ambient_repeats = int(data["ambient_repeats"])
-        self._last_tests = data["last_tests"]
-        self._last_nuisance = data["last_nuisance"]
-        self._last_test_ms = float(data["last_test_ms"])
-        self._ops_fraction = float(data["ops_fraction"])
-        self._cusum = {k: float(data["cusum"].get(k, 0.0)) for k in SIGNALS}
-        streak, quiet, alert = int(data["streak"]), int(data["quiet"]), bool(data["alert"])
-        if data["eval_t_s"] is not None and self._bins:
-            # Re-run the judgement without stepping the state machine, which is restored as saved.
-            self._evaluate(float(data["eval_t_s"]), step_alert=False)
-        self._streak, self._quiet, self._alert = streak, quiet, alert
-        self._alert_since = data["alert_since"]
-        return self
-
-
-def _pack(b: _Bin) -> list[float]:
-    """A bin as a short list (field order of :class:`_Bin`), floats rounded for JSON."""
-    return [round(v, 6) if isinstance(v, float) else v for v in astuple(b)]
-
-
-def _unpack(v: list[float]) -> _Bin:
-    f = [float(x) for x in v]
-    return _Bin(
-        start_s=f[0],
-        temp_n=int(f[1]),
-        temp_sx=f[2],
-        temp_sxx=f[3],
-        temp_sy=f[4],
-        temp_sxy=f[5],
-        temp_syy=f[6],
-        ripple_n=int(f[7]),
-        ripple_sum=f[8],
-        ripple_sumsq=f[9],
-        test_n=int(f[10]),
-        test_sum=f[11],
-        nuisance=int(f[12]),
-    )
-
 
 def _score(resid: float, own_var: float, shared_var: float) -> float:
     """A bin's residual in standard errors of its own noise, beyond the learned normal's error.
@@ -790,10 +699,6 @@ def _score(resid: float, own_var: float, shared_var: float) -> float:
     """
     excess = max(0.0, abs(resid) - NORMAL_ERROR_SD * math.sqrt(shared_var))
     return math.copysign(excess, resid) / math.sqrt(own_var)
-
-
-def _nan_none(v: float) -> float | None:
-    return None if math.isnan(v) else v
 
 
 def _chi2_low(dof: int) -> float:

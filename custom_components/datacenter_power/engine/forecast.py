@@ -57,7 +57,6 @@ H_S: Final = 3600.0
 WEEK_S: Final = 7 * DAY_S
 Z90: Final = 1.2815515655446004
 """Standard normal 90 % quantile: P10/P90 = P50 -/+ Z90 sigma."""
-FORMAT_VERSION: Final = 2
 WEEKLY_MIN_S: Final = 21 * DAY_S
 """Each weekday its own shape once every weekday has been seen three times (with two, the
 leave-one-out residuals of a weekday rest on a single other day)."""
@@ -914,85 +913,6 @@ class LoadForecaster:
         if z <= SLOPE_K:
             return 0.0, z
         return s * (1.0 - (SLOPE_K / z) ** 2), z
-
-    # ----------------------------------------------------------- persistence
-    def to_dict(self) -> dict[str, Any]:
-        """Compact, bounded state: the configuration and the bin means (not the fit).
-
-        Bins are stored densely from the oldest held: mean in milliamps (``null`` = no data),
-        the sample counts only where they differ from the usual one; about 6 bytes per bin.
-        """
-        self._flush()
-        ok = (self._bin >= 0) & (self._count > 0)
-        data: dict[str, Any] = {
-            "version": FORMAT_VERSION,
-            "resample_s": self.resample_s,
-            "horizon_s": self.horizon_s,
-            "refit_interval_s": self.refit_interval_s,
-            "max_history_s": self.max_history_s,
-            "utc_offset_s": self.utc_offset_s,
-            "refit_phase_s": self.refit_phase_s,
-            "offset_s": round(self.bin_offset_s, 3),
-            "within_var": round(self.within_var, 6),
-            "first_bin": None,
-            "mean_ma": [],
-            "count": 0,
-            "count_except": {},
-        }
-        if not np.any(ok):
-            return data
-        bins = self._bin[ok]
-        first = int(bins.min())
-        n = int(bins.max()) - first + 1
-        counts = self._count[ok]
-        usual = int(np.bincount(counts).argmax())
-        mean: list[int | None] = [None] * n
-        except_: dict[str, int] = {}
-        for b, sm_, c in zip(bins.tolist(), self._sum[ok].tolist(), counts.tolist(), strict=True):
-            mean[b - first] = round(1000.0 * sm_ / c)
-            if c != usual:
-                except_[str(b - first)] = c
-        data.update(first_bin=first, mean_ma=mean, count=usual, count_except=except_)
-        return data
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> LoadForecaster:
-        """Rebuild from :meth:`to_dict` (this format or the previous one); the model is
-        refitted at the next forecast."""
-        self = cls(
-            resample_s=float(data["resample_s"]),
-            horizon_s=float(data["horizon_s"]),
-            refit_interval_s=float(data["refit_interval_s"]),
-            max_history_s=float(data["max_history_s"]),
-            utc_offset_s=float(data.get("utc_offset_s", 0.0)),
-            refit_phase_s=float(data.get("refit_phase_s", 0.0)),
-        )
-        if "offset_s" in data:
-            self._off_sum, self._off_n = float(data["offset_s"]), 1
-        if float(data.get("within_var", 0.0)) > 0:
-            self._within_ss, self._within_dof = float(data["within_var"]), 1.0
-        if data.get("first_bin") is None:
-            return self
-        first = int(data["first_bin"])
-        usual = int(data["count"])
-        except_ = {int(k): int(v) for k, v in data.get("count_except", {}).items()}
-        pairs = [
-            (first + i, m / 1000.0, except_.get(i, usual))
-            for i, m in enumerate(data["mean_ma"])
-            if m is not None and except_.get(i, usual) > 0
-        ]
-        if not pairs:
-            return self
-        last = max(b for b, _, _ in pairs)
-        for b, m, c in pairs:
-            if b <= last - self._cap:
-                continue
-            slot = b % self._cap
-            self._bin[slot] = b
-            self._sum[slot] = m * c
-            self._count[slot] = c
-        self._last_bin = last
-        return self
 
 
 def _best_split(r: FloatArray) -> tuple[int, float, bool]:
