@@ -4,7 +4,7 @@ In order of precedence at each tick:
 
 1. **urgent** (``relieve`` or ``rebalance``): an element is above its continuous limit now (a
    dead one means the SBMs' bypass dumped load somewhere); short stages, best effort (the plan
-   margin shared by every element first, see ``planning``);
+   margin shared by every element first, see ``plan_retries``);
 2. **migrate**: drain an ATS/MPDU whose monitor alerts (predicted failure) onto healthy paths;
    complete if the result stays within limits for at least ``drain_min_horizon_s``, otherwise
    only what fits; at the drain's deadline, circuits with a single way out move on their
