@@ -14,58 +14,26 @@ from custom_components.datacenter_power.device.models import DeviceIdentity
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
+from tests.plants import circuit, two_ats_plant
 
-SMALL: dict[str, Any] = {
-    "version": 1,
-    "name": "device-layer",
-    "seed": 11,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "0s",
-    "duration": "1d",
-    "step": "60s",
-    "environment": {"ambient_c": 24, "humidity_pct": 40},
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 100,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 120,
-            "transfer_time": "12ms",
-            "rated_operations": 10000,
-        },
+SMALL: dict[str, Any] = two_ats_plant(
+    "device-layer",
+    seed=11,
+    ats_rating_a=(100, 120),
+    mpdu_rating_a=(50, 60),
+    transfer_time=("100ms", "12ms"),
+    rated_operations=(6000, 10000),
+    ambient_c=24,
+    circuits=[
+        circuit("c01", ["mpdu1", "mpdu2"], 5, daily=0.2, noise=0.05),
+        circuit("c02", ["mpdu2", "mpdu1"], 4, rating_a=20),
+        circuit("c03", ["mpdu1"], 3, critical=False),
     ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 50},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 60},
-    ],
-    "circuits": [
-        {
-            "id": "c01",
-            "paths": ["mpdu1", "mpdu2"],
-            "rating_a": 16,
-            "load": {"mean_a": 5, "daily": 0.2, "noise": 0.05},
-        },
-        {"id": "c02", "paths": ["mpdu2", "mpdu1"], "rating_a": 20, "load": {"mean_a": 4}},
-        {
-            "id": "c03",
-            "paths": ["mpdu1"],
-            "rating_a": 16,
-            "critical": False,
-            "load": {"mean_a": 3},
-        },
-    ],
-    "events": [
+    events=[
         {"kind": "comms_loss", "target": "mpdu2", "at": "30m", "duration": "10m"},
         {"kind": "sudden_failure", "target": "ats2", "at": "2h", "repair_after": "10m"},
     ],
-}
+)
 
 
 @pytest.fixture

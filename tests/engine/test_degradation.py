@@ -18,6 +18,7 @@ from custom_components.datacenter_power.engine.degradation import (
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.telemetry import PlantTelemetry
+from tests.plants import circuit, two_ats_plant
 
 H = 3600.0
 COMPONENTS: dict[str, Literal["ats", "mpdu"]] = {
@@ -29,38 +30,26 @@ COMPONENTS: dict[str, Literal["ats", "mpdu"]] = {
 
 
 def _doc(seed: int, history_h: float, duration_h: float, events: list[dict[str, Any]]) -> Any:
-    def circuit(cid: str, paths: list[str], mean: float) -> dict[str, Any]:
-        load = {"mean_a": mean, "daily": 0.25, "weekly": 0.1, "noise": 0.03}
-        return {"id": cid, "paths": paths, "rating_a": 32, "load": load}
+    def load(cid: str, paths: list[str], mean: float) -> dict[str, Any]:
+        return circuit(cid, paths, mean, rating_a=32, daily=0.25, weekly=0.1, noise=0.03)
 
-    ats = {"rating_a": 100, "transfer_time": "100ms", "rated_operations": 6000}
     return parse_scenario(
-        {
-            "version": 1,
-            "name": "degradation-unit",
-            "seed": seed,
-            "start": "2026-03-02T00:00:00Z",
-            "history": f"{history_h:g}h",
-            "duration": f"{duration_h:g}h",
-            "step": "60s",
-            "environment": {"ambient_c": 24, "humidity_pct": 40},
-            "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-            "ats": [
-                {"id": "ats1", "sources": ["util_a", "util_b"], **ats},
-                {"id": "ats2", "sources": ["util_b", "util_a"], **ats},
+        two_ats_plant(
+            "degradation-unit",
+            seed=seed,
+            ats_rating_a=100,
+            mpdu_rating_a=63,
+            ambient_c=24,
+            history=f"{history_h:g}h",
+            duration=f"{duration_h:g}h",
+            circuits=[
+                load("a1", ["mpdu1", "mpdu2"], 14.0),
+                load("a2", ["mpdu1", "mpdu2"], 10.0),
+                load("b1", ["mpdu2", "mpdu1"], 12.0),
+                load("b2", ["mpdu2", "mpdu1"], 9.0),
             ],
-            "mpdus": [
-                {"id": "mpdu1", "ats": "ats1", "rating_a": 63},
-                {"id": "mpdu2", "ats": "ats2", "rating_a": 63},
-            ],
-            "circuits": [
-                circuit("a1", ["mpdu1", "mpdu2"], 14.0),
-                circuit("a2", ["mpdu1", "mpdu2"], 10.0),
-                circuit("b1", ["mpdu2", "mpdu1"], 12.0),
-                circuit("b2", ["mpdu2", "mpdu1"], 9.0),
-            ],
-            "events": events,
-        }
+            events=events,
+        )
     )
 
 

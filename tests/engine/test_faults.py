@@ -12,39 +12,20 @@ from custom_components.datacenter_power.engine.readings import topology_from_ide
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.units import device_identities
+from tests.plants import two_ats_plant
 
-DOC: dict[str, Any] = {
-    "version": 1,
-    "name": "faults",
-    "seed": 3,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "0s",
-    "duration": "1d",
-    "step": "60s",
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        *(
-            {
-                "id": a,
-                "sources": sources,
-                "rating_a": 100,
-                "transfer_time": "100ms",
-                "rated_operations": 6000,
-            }
-            for a, sources in (("ats1", ["util_a", "util_b"]), ("ats2", ["util_b", "util_a"]))
-        ),
-    ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 40},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 40},
-        {"id": "mpdu3", "ats": "ats2", "rating_a": 40},
-    ],
-    "circuits": [
+DOC: dict[str, Any] = two_ats_plant(
+    "faults",
+    seed=3,
+    ats_rating_a=100,
+    mpdu_rating_a=40,
+    mpdu3_on="ats2",
+    circuits=[
         *({"id": f"a{i}", "paths": ["mpdu1", "mpdu2"], "load": {"mean_a": 9}} for i in range(3)),
         {"id": "b0", "paths": ["mpdu2", "mpdu1"], "load": {"mean_a": 9}},
         {"id": "c0", "paths": ["mpdu3"], "load": {"mean_a": 2}},
     ],
-}
+)
 
 
 def _plant(events: list[dict[str, Any]]) -> Plant:

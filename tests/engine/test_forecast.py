@@ -17,6 +17,7 @@ import pytest
 from custom_components.datacenter_power.engine.forecast import Forecast, LoadForecaster
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
+from tests.plants import circuit, two_ats_plant
 
 type FloatArray = npt.NDArray[np.float64]
 H = 3600.0
@@ -25,45 +26,23 @@ TREND_ONSET_H = 30.0
 
 
 def _circuit(cid: str, paths: list[str], mean: float, daily: float) -> dict[str, Any]:
-    load = {"mean_a": mean, "daily": daily, "weekly": 0.12, "noise": 0.03}
-    return {"id": cid, "paths": paths, "rating_a": 16, "load": load}
+    return circuit(cid, paths, mean, daily=daily, weekly=0.12, noise=0.03)
 
 
-DOC: dict[str, Any] = {
-    "version": 1,
-    "name": "forecast-unit",
-    "seed": 7,
-    "start": "2026-03-06T00:00:00Z",  # a Friday: the forecast days cross into the weekend
-    "history": "10d",
-    "duration": "2d",
-    "step": "60s",
-    "environment": {"ambient_c": 23, "humidity_pct": 40},
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 200,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 200,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-    ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 100},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 100},
-    ],
-    "circuits": [
+DOC: dict[str, Any] = two_ats_plant(
+    "forecast-unit",
+    seed=7,
+    ats_rating_a=200,
+    mpdu_rating_a=100,
+    ambient_c=23,
+    start="2026-03-06T00:00:00Z",  # a Friday: the forecast days cross into the weekend
+    history="10d",
+    duration="2d",
+    circuits=[
         *(_circuit(f"a{i}", ["mpdu1", "mpdu2"], 3.0 + 0.4 * i, 0.1 + 0.05 * i) for i in range(5)),
         *(_circuit(f"b{i}", ["mpdu2", "mpdu1"], 3.5 + 0.3 * i, 0.3 - 0.04 * i) for i in range(5)),
     ],
-    "schedule": [
+    schedule=[
         {
             "start": "10h",
             "duration": "2h",
@@ -72,7 +51,7 @@ DOC: dict[str, Any] = {
             "announced": True,
         }
     ],
-    "events": [
+    events=[
         {
             "kind": "load_trend",
             "targets": ["b0", "b1", "b2", "b3"],
@@ -80,7 +59,7 @@ DOC: dict[str, Any] = {
             "growth_a_per_h": 0.25,
         }
     ],
-}
+)
 
 
 @dataclass(frozen=True)

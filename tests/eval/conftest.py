@@ -7,27 +7,17 @@ from typing import Any
 
 import pytest
 
-SMALL: dict[str, Any] = {
-    "version": 1,
-    "name": "small",
-    "seed": 4,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "1d",
-    "duration": "3h",
-    "step": "60s",
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {"id": "ats1", "sources": ["util_a", "util_b"], "rating_a": 200, "transfer_time": "100ms",
-         "rated_operations": 6000},
-        {"id": "ats2", "sources": ["util_b", "util_a"], "rating_a": 200, "transfer_time": "100ms",
-         "rated_operations": 6000},
-    ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 50},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 50},
-        {"id": "mpdu3", "ats": "ats2", "rating_a": 50},
-    ],
-    "circuit_groups": [
+from tests.plants import two_ats_plant
+
+SMALL: dict[str, Any] = two_ats_plant(
+    "small",
+    seed=4,
+    ats_rating_a=200,
+    mpdu_rating_a=50,
+    mpdu3_on="ats2",
+    history="1d",
+    duration="3h",
+    circuit_groups=[
         {"prefix": "a", "count": 4, "paths": ["mpdu1", "mpdu2", "mpdu3"], "rating_a": 16,
          "load": {"mean_a": 4, "daily": 0.2, "noise": 0.03}},
         {"prefix": "b", "count": 3, "paths": ["mpdu2", "mpdu1"], "rating_a": 16,
@@ -35,7 +25,7 @@ SMALL: dict[str, Any] = {
         {"prefix": "d", "count": 3, "paths": ["mpdu3", "mpdu1"], "rating_a": 16,
          "load": {"mean_a": 4, "daily": 0.2, "noise": 0.03}},
     ],
-}  # fmt: skip
+)  # fmt: skip
 
 
 @pytest.fixture

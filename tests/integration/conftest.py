@@ -10,7 +10,8 @@ from __future__ import annotations
 import copy
 import json
 import logging
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -19,7 +20,7 @@ import pytest
 # executor job. Under a frozen clock (the ``freezer`` fixture) pandas' import never finishes;
 # in Home Assistant nothing freezes the clock. Imported here, before any test freezes it.
 import statsmodels.regression.linear_model  # noqa: F401
-from homeassistant.config_entries import ConfigEntryState
+from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
@@ -30,67 +31,36 @@ from custom_components.datacenter_power.const import (
     CONF_PORT,
     DEFAULT_OPTIONS,
     DOMAIN,
+    SUBENTRY_GATEWAY,
 )
+from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
+from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
+from tests.plants import circuit, two_ats_plant
 
 from .modbus_proxy import ModbusProxy
 
 PLANT_UNIQUE_ID = "ats1+ats2"
 """The plant identity the config flow derives for PLANT (its sorted ATS ids)."""
 
-PLANT: dict[str, Any] = {
-    "version": 1,
-    "name": "ha-integration",
-    "seed": 7,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "0s",
-    "duration": "1d",
-    "step": "60s",
-    "environment": {"ambient_c": 24, "humidity_pct": 40},
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 80,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 80,
-            "transfer_time": "12ms",
-            "rated_operations": 10000,
-        },
+PLANT: dict[str, Any] = two_ats_plant(
+    "ha-integration",
+    seed=7,
+    ats_rating_a=80,
+    mpdu_rating_a=40,
+    transfer_time=("100ms", "12ms"),
+    rated_operations=(6000, 10000),
+    ambient_c=24,
+    circuits=[
+        circuit("c01", ["mpdu1", "mpdu2"], 5, daily=0.2, noise=0.05),
+        circuit("c02", ["mpdu1", "mpdu2"], 4),
+        circuit("c03", ["mpdu2", "mpdu1"], 6, rating_a=20),
+        circuit("c04", ["mpdu2"], 3, critical=False),
     ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 40},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 40},
-    ],
-    "circuits": [
-        {
-            "id": "c01",
-            "paths": ["mpdu1", "mpdu2"],
-            "rating_a": 16,
-            "load": {"mean_a": 5, "daily": 0.2, "noise": 0.05},
-        },
-        {"id": "c02", "paths": ["mpdu1", "mpdu2"], "rating_a": 16, "load": {"mean_a": 4}},
-        {"id": "c03", "paths": ["mpdu2", "mpdu1"], "rating_a": 20, "load": {"mean_a": 6}},
-        {
-            "id": "c04",
-            "paths": ["mpdu2"],
-            "rating_a": 16,
-            "critical": False,
-            "load": {"mean_a": 3},
-        },
-    ],
-    "events": [
-        {"kind": "comms_loss", "target": "mpdu2", "at": "30m", "duration": "10m"},
-    ],
-}
+    events=[{"kind": "comms_loss", "target": "mpdu2", "at": "30m", "duration": "10m"}],
+)
 """2 ATSs, 2 MPDUs, 4 circuits (SBMs) and the environment sensor; mpdu2 stops answering at
 30 min for 10 min."""
 
@@ -141,10 +111,102 @@ async def sim_server(plant: Plant, socket_enabled: None) -> AsyncIterator[tuple[
 
 
 @pytest.fixture
+async def split_server(
+    scenario_doc: dict[str, Any], socket_enabled: None
+) -> AsyncIterator[PlantServer]:
+    """The test plant with each ATS lineup behind its own gateway."""
+    scenario_doc["gateways"] = [{"ats": ["ats1"]}, {"ats": ["ats2"]}]
+    scenario_doc["events"] = []
+    server = PlantServer(Plant(parse_scenario(scenario_doc), start_s=0.0), speed=0)
+    await server.start("127.0.0.1", 0)
+    yield server
+    await server.stop()
+
+
+@pytest.fixture
 def entry_options() -> dict[str, Any]:
     """Options to set on the plant's entry beyond the defaults (a module overrides this, e.g.
     with ``{CONF_STEP_INTERVAL: 0}`` for migration steps back to back)."""
     return {}
+
+
+def plant_entry(
+    port: int | None = None,
+    *,
+    base: MockConfigEntry | None = None,
+    options: Mapping[str, Any] | None = None,
+    more_gateways: Sequence[int] = (),
+    **fields: Any,
+) -> MockConfigEntry:
+    """A config entry of the test plant (not added to Home Assistant yet): on the gateway at
+    127.0.0.1:``port``, or ``base``'s gateway; ``base``'s options, or the defaults, updated by
+    ``options``; a gateway subentry per port of ``more_gateways``. ``fields``: other entry
+    fields as given (title, entry_id)."""
+    if more_gateways:
+        fields["subentries_data"] = [
+            ConfigSubentryData(
+                data={CONF_HOST: "127.0.0.1", CONF_PORT: p},
+                subentry_type=SUBENTRY_GATEWAY,
+                title=f"127.0.0.1:{p}",
+                unique_id=f"127.0.0.1:{p}",
+            )
+            for p in more_gateways
+        ]
+    if base is None:
+        unique_id, data, defaults = PLANT_UNIQUE_ID, {}, DEFAULT_OPTIONS
+    else:
+        unique_id, data, defaults = base.unique_id, dict(base.data), base.options
+    if port is not None:
+        data = {CONF_HOST: "127.0.0.1", CONF_PORT: port}
+    return MockConfigEntry(
+        domain=DOMAIN,
+        unique_id=unique_id,
+        data=data,
+        options={**defaults, **(options or {})},
+        **fields,
+    )
+
+
+async def set_up(hass: HomeAssistant, entry: MockConfigEntry) -> bool:
+    """Add ``entry`` to Home Assistant, set it up and wait until Home Assistant is idle; whether
+    the set-up succeeded (a gateway that is not there yet leaves the entry to retry)."""
+    entry.add_to_hass(hass)
+    ok = await hass.config_entries.async_setup(entry.entry_id)
+    await hass.async_block_till_done()
+    return ok
+
+
+def history_rows(server: PlantServer, until_s: float, *, t0: float | None = None) -> list[Any]:
+    """Step the served plant to ``until_s`` (its own time) in 5-minute polls, returning the
+    history rows the integration would have kept of them. Plant time ``t`` is stored as
+    ``t0 + t``; by default the rows end now (the forecaster has history to learn from)."""
+    plant = server.plant
+    start = time.time() - until_s if t0 is None else t0
+    topology = topology_from_scenario(plant.scenario)
+    rows = []
+    while plant.t_s < until_s:
+        plant.advance_to(plant.t_s + 300)
+        rows.append(
+            pack_observation(observation_from_telemetry(plant.telemetry(), start, topology))
+        )
+    server.invalidate()
+    return rows
+
+
+def store_history(
+    hass_storage: dict[str, Any],
+    entry: MockConfigEntry,
+    rows: list[Any],
+    version: int = STORAGE_VERSION,
+) -> None:
+    """Hand ``rows`` to ``entry`` as its stored history (read at its next set-up)."""
+    key = f"{DOMAIN}.{entry.entry_id}.history"
+    hass_storage[key] = {
+        "version": version,
+        "minor_version": 1,
+        "key": key,
+        "data": {"history": rows},
+    }
 
 
 @pytest.fixture
@@ -152,13 +214,7 @@ def mock_config_entry(
     sim_server: tuple[PlantServer, int], entry_options: dict[str, Any]
 ) -> MockConfigEntry:
     """The config entry the config flow creates for the served plant."""
-    return MockConfigEntry(
-        domain=DOMAIN,
-        title=f"Plant {PLANT_UNIQUE_ID}",
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: sim_server[1]},
-        options={**DEFAULT_OPTIONS, **entry_options},
-    )
+    return plant_entry(sim_server[1], options=entry_options, title=f"Plant {PLANT_UNIQUE_ID}")
 
 
 @pytest.fixture
@@ -173,9 +229,7 @@ async def init_integration(
     hass: HomeAssistant, mock_config_entry: MockConfigEntry
 ) -> AsyncIterator[MockConfigEntry]:
     """The entry set up and loaded against the simulator; unloaded (clients closed) after."""
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
+    assert await set_up(hass, mock_config_entry)
     assert mock_config_entry.state is ConfigEntryState.LOADED
     yield mock_config_entry
     if mock_config_entry.state is ConfigEntryState.LOADED:

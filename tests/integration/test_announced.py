@@ -3,7 +3,6 @@ Assistant's own local calendar as the calendar)."""
 
 from __future__ import annotations
 
-import time
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -16,9 +15,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.datacenter_power.announced import parse_work, scheduled_loads
 from custom_components.datacenter_power.const import CONF_CALENDAR_ENTITY, DOMAIN
 from custom_components.datacenter_power.engine.observation import ScheduledLoad
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
-from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.server import PlantServer
+
+from .conftest import history_rows, store_history
 
 CIRCUITS = ("c01", "c02", "c03", "a01")
 
@@ -77,29 +76,6 @@ def flat_c01(scenario_doc: dict[str, Any]) -> None:
     scenario_doc["circuits"][0]["load"] = {"mean_a": 5, "noise": 0.02}
 
 
-def give_history(
-    hass_storage: dict[str, Any], entry: MockConfigEntry, server: PlantServer, hours: float
-) -> None:
-    """Step the served plant ``hours`` ahead, storing the integration's history rows of it so
-    that they end now (the forecaster has history to learn from at setup)."""
-    plant = server.plant
-    end_t = plant.t_s + hours * 3600
-    t0 = time.time() - end_t
-    topology = topology_from_scenario(plant.scenario)
-    rows = []
-    while plant.t_s < end_t:
-        plant.advance_to(plant.t_s + 300)
-        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
-    server.invalidate()
-    key = f"{DOMAIN}.{entry.entry_id}.history"
-    hass_storage[key] = {
-        "version": STORAGE_VERSION,
-        "minor_version": 1,
-        "key": key,
-        "data": {"history": rows},
-    }
-
-
 async def test_calendar_work_enters_the_forecast(
     flat_c01: None,
     hass: HomeAssistant,
@@ -110,7 +86,9 @@ async def test_calendar_work_enters_the_forecast(
 ) -> None:
     """An event "Burn-in c01 +4 A" in 1-3 h on a local calendar raises c01's forecast by 4 A
     there and nowhere else."""
-    give_history(hass_storage, mock_config_entry, sim_server[0], hours=48)
+    server = sim_server[0]
+    rows = history_rows(server, server.plant.t_s + 48 * 3600)
+    store_history(hass_storage, mock_config_entry, rows)
     (tmp_path / ".storage").mkdir()
     hass.config.config_dir = str(tmp_path)  # the local calendar keeps its .ics file there
     calendar = MockConfigEntry(domain="local_calendar", data={"calendar_name": "Work"})

@@ -9,17 +9,10 @@ import time
 from homeassistant.components.switch import DOMAIN as SWITCH_DOMAIN
 from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_ON, STATE_ON, Platform
 from homeassistant.core import HomeAssistant
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power.const import (
-    CONF_HOST,
-    CONF_PORT,
-    DEFAULT_OPTIONS,
-    DOMAIN,
-)
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_UNIQUE_ID
+from .conftest import plant_entry
 from .entity_helpers import setup_platform, state
 from .modbus_proxy import ModbusProxy
 
@@ -30,13 +23,7 @@ async def test_command_does_not_wait_behind_a_refresh(
     hass: HomeAssistant, sim_server: tuple[PlantServer, int], proxy: ModbusProxy
 ) -> None:
     server, _ = sim_server
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Plant",
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options=dict(DEFAULT_OPTIONS),
-    )
+    entry = plant_entry(proxy.port, title="Plant")
     await setup_platform(hass, entry, Platform.SWITCH)
     coordinator = entry.runtime_data.telemetry
     assert state(hass, INHIBIT).state != STATE_ON

@@ -19,6 +19,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.server import PlantServer
+from tests.plants import circuit, two_ats_plant
 
 from .conftest import PLANT
 
@@ -80,55 +81,18 @@ async def test_isolate_is_refused_by_the_interlock_like_the_output_switch(
     assert server.plant.metrics.interruptions == 0
 
 
-RESTORE_PLANT: dict[str, Any] = {
-    "version": 1,
-    "name": "restore-over-limit",
-    "seed": 5,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "0s",
-    "duration": "1d",
-    "step": "60s",
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 50,
-            "transfer_time": "12ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 200,
-            "transfer_time": "12ms",
-            "rated_operations": 6000,
-        },
+RESTORE_PLANT: dict[str, Any] = two_ats_plant(
+    "restore-over-limit",
+    seed=5,
+    ats_rating_a=(50, 200),
+    mpdu_rating_a=40,
+    mpdu3_on="ats1",
+    transfer_time="12ms",
+    circuits=[
+        circuit("x1", ["mpdu1"], 10, critical=False, daily=0, weekly=0, noise=0),
+        *(circuit(f"f{i}", ["mpdu3", "mpdu2"], 6, daily=0, weekly=0, noise=0) for i in range(1, 5)),
     ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 40},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 40},
-        {"id": "mpdu3", "ats": "ats1", "rating_a": 40},
-    ],
-    "circuits": [
-        {
-            "id": "x1",
-            "paths": ["mpdu1"],
-            "rating_a": 16,
-            "critical": False,
-            "load": {"mean_a": 10, "daily": 0, "weekly": 0, "noise": 0},
-        },
-        *(
-            {
-                "id": f"f{i}",
-                "paths": ["mpdu3", "mpdu2"],
-                "rating_a": 16,
-                "load": {"mean_a": 6, "daily": 0, "weekly": 0, "noise": 0},
-            }
-            for i in range(1, 5)
-        ),
-    ],
-    "events": [
+    events=[
         {
             "kind": "load_surge",
             "targets": ["f1", "f2", "f3", "f4"],
@@ -137,7 +101,7 @@ RESTORE_PLANT: dict[str, Any] = {
             "extra_a": 2,
         }
     ],
-}
+)
 """ats1 (limit 40 A) feeds x1 (10 A, non-critical, only path mpdu1) and four 6 A circuits on
 mpdu3: 34 A. From 5 min the four draw 2 A more each."""
 

@@ -20,8 +20,6 @@ from pytest_homeassistant_custom_component.ignore_uncaught_exceptions import (
 from custom_components.datacenter_power.const import (
     CONF_HOST,
     CONF_PORT,
-    DEFAULT_OPTIONS,
-    DOMAIN,
     RESCAN_INTERVAL,
     SUBENTRY_GATEWAY,
 )
@@ -31,7 +29,7 @@ from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_IDS, PLANT_UNIQUE_ID, renamed, serve
+from .conftest import PLANT_IDS, plant_entry, renamed, serve, set_up
 from .modbus_proxy import Fault, ModbusProxy
 
 pytestmark = pytest.mark.usefixtures("no_platforms")
@@ -45,16 +43,8 @@ def _log_count(caplog: pytest.LogCaptureFixture, text: str) -> int:
 
 
 async def _setup(hass: HomeAssistant, port: int, **kwargs: Any) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: port},
-        options=dict(DEFAULT_OPTIONS),
-        **kwargs,
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(port, **kwargs)
+    await set_up(hass, entry)
     return entry
 
 
@@ -240,14 +230,7 @@ async def test_second_gateway_and_duplicate_ids(
         entry = await _setup(
             hass,
             sim_server[1],
-            subentries_data=[
-                ConfigSubentryData(
-                    data={CONF_HOST: "127.0.0.1", CONF_PORT: other.port},
-                    subentry_type=SUBENTRY_GATEWAY,
-                    title=f"127.0.0.1:{other.port}",
-                    unique_id=f"127.0.0.1:{other.port}",
-                )
-            ],
+            more_gateways=[other.port],
         )
         assert entry.state is ConfigEntryState.LOADED
         coordinator: TelemetryCoordinator = entry.runtime_data.telemetry

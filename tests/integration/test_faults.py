@@ -24,60 +24,22 @@ from custom_components.datacenter_power import device_condition
 from custom_components.datacenter_power.activity import EVENT_FAILOVER
 from custom_components.datacenter_power.const import DOMAIN
 from dcp_sim.server import PlantServer
+from tests.plants import circuit, two_ats_plant
 
 from .entity_helpers import state
 
-SUDDEN_PLANT: dict[str, Any] = {
-    "version": 1,
-    "name": "sudden-no-rebalance",
-    "seed": 5,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "0s",
-    "duration": "1d",
-    "step": "60s",
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 200,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 200,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
+SUDDEN_PLANT: dict[str, Any] = two_ats_plant(
+    "sudden-no-rebalance",
+    seed=5,
+    ats_rating_a=200,
+    mpdu_rating_a=63,
+    circuits=[
+        circuit(f"{prefix}{i:02d}", paths, 6 + 0.2 * i)
+        for prefix, paths in (("a", ["mpdu1", "mpdu2"]), ("b", ["mpdu2", "mpdu1"]))
+        for i in range(1, 6)
     ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 63},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 63},
-    ],
-    "circuits": [
-        *(
-            {
-                "id": f"a{i:02d}",
-                "paths": ["mpdu1", "mpdu2"],
-                "rating_a": 16,
-                "load": {"mean_a": 6 + 0.2 * i},
-            }
-            for i in range(1, 6)
-        ),
-        *(
-            {
-                "id": f"b{i:02d}",
-                "paths": ["mpdu2", "mpdu1"],
-                "rating_a": 16,
-                "load": {"mean_a": 6 + 0.2 * i},
-            }
-            for i in range(1, 6)
-        ),
-    ],
-    "events": [{"kind": "sudden_failure", "target": "mpdu1", "at": "10m", "repair_after": "30m"}],
-}
+    events=[{"kind": "sudden_failure", "target": "mpdu1", "at": "10m", "repair_after": "30m"}],
+)
 
 
 def _entity(hass: HomeAssistant, platform: str, unique_id: str) -> str:

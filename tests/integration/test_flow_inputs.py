@@ -37,6 +37,7 @@ from custom_components.datacenter_power.const import (
 )
 
 from . import modbus_proxy
+from .conftest import plant_entry, set_up
 from .modbus_proxy import ModbusProxy
 
 LOCAL = "127.0.0.1"
@@ -265,15 +266,8 @@ async def test_names_a_device_reports_are_cleaned(
     monkeypatch.setattr(modbus_proxy, "REPLACED_MODEL", "PDU\n\x1b[31mX\x07")
     proxy.faults[3] = "replaced"  # unit 3 (an ATS) reports that model from the start
     caplog.set_level(logging.WARNING)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=mock_config_entry.unique_id,
-        data={CONF_HOST: LOCAL, CONF_PORT: proxy.port},
-        options=dict(mock_config_entry.options),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(proxy.port, base=mock_config_entry)
+    assert await set_up(hass, entry)
     telemetry = entry.runtime_data.telemetry
     (pid,) = [p for p, i in telemetry.identities.items() if i.unit_id == 3]
     device_id = telemetry.device_id(pid)

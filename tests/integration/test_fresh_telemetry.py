@@ -16,10 +16,7 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.const import (
-    CONF_HOST,
-    CONF_PORT,
     CONF_STEP_INTERVAL,
-    DEFAULT_OPTIONS,
     DOMAIN,
 )
 from custom_components.datacenter_power.engine.interlock import check_sbm_path
@@ -27,7 +24,7 @@ from custom_components.datacenter_power.executor import MigrationState
 from custom_components.datacenter_power.migration import MigrationManager
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_UNIQUE_ID
+from .conftest import plant_entry, set_up
 from .modbus_proxy import ModbusProxy
 
 pytestmark = pytest.mark.usefixtures("no_platforms")
@@ -40,15 +37,8 @@ def _outage(proxy: ModbusProxy, server: PlantServer) -> None:
 
 
 async def _setup(hass: HomeAssistant, port: int) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: port},
-        options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: 0},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(port, options={CONF_STEP_INTERVAL: 0})
+    assert await set_up(hass, entry)
     return entry
 
 

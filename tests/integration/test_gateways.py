@@ -3,42 +3,15 @@ in Home Assistant as the entry's gateway plus one gateway subentry: every device
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from typing import Any
-
-import pytest
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power.const import (
-    CONF_HOST,
-    CONF_PORT,
-    DEFAULT_OPTIONS,
-    DOMAIN,
-    SUBENTRY_GATEWAY,
-)
-from dcp_sim.plant import Plant
-from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_IDS, PLANT_UNIQUE_ID
-
-
-@pytest.fixture
-async def split_server(
-    scenario_doc: dict[str, Any], socket_enabled: None
-) -> AsyncIterator[PlantServer]:
-    """The test plant with each ATS lineup behind its own gateway."""
-    scenario_doc["gateways"] = [{"ats": ["ats1"]}, {"ats": ["ats2"]}]
-    scenario_doc["events"] = []
-    server = PlantServer(Plant(parse_scenario(scenario_doc), start_s=0.0), speed=0)
-    await server.start("127.0.0.1", 0)
-    yield server
-    await server.stop()
+from .conftest import PLANT_IDS, plant_entry, set_up
 
 
 async def test_plant_over_two_gateways_all_live(
@@ -46,23 +19,8 @@ async def test_plant_over_two_gateways_all_live(
 ) -> None:
     ports = split_server.ports
     assert len(ports) == 2
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: ports[0]},
-        options=dict(DEFAULT_OPTIONS),
-        subentries_data=[
-            ConfigSubentryData(
-                data={CONF_HOST: "127.0.0.1", CONF_PORT: ports[1]},
-                subentry_type=SUBENTRY_GATEWAY,
-                title=f"127.0.0.1:{ports[1]}",
-                unique_id=f"127.0.0.1:{ports[1]}",
-            )
-        ],
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(ports[0], more_gateways=[ports[1]])
+    assert await set_up(hass, entry)
     assert entry.state is ConfigEntryState.LOADED
     coordinator = entry.runtime_data.telemetry
     assert set(coordinator.data.readings) == set(PLANT_IDS)

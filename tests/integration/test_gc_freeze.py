@@ -14,6 +14,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry, async_
 
 from custom_components.datacenter_power import const, gc_freeze
 
+from .conftest import set_up
+
 
 @pytest.fixture
 def freezes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
@@ -52,9 +54,7 @@ async def test_a_hall_is_frozen_once_when_set_up_and_unfrozen_on_unload(
     freezes: list[int],
 ) -> None:
     monkeypatch.setattr(const, "HALL_CIRCUITS", 3)  # the test plant has 4 circuits
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
+    assert await set_up(hass, mock_config_entry)
     assert freezes == []
     await _poll_then_wait(hass, mock_config_entry, const.GC_FREEZE_QUIET / 2)
     assert freezes == []  # not before the plant has stayed the same for the quiet period
@@ -82,9 +82,7 @@ async def test_a_small_plant_is_never_frozen(
     sim_server: object,
     freezes: list[int],
 ) -> None:
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
+    assert await set_up(hass, mock_config_entry)
     for seconds in (const.GC_FREEZE_QUIET + 1,) * 3 + (
         const.HEAP_TRIM_INTERVAL.total_seconds() + 1,
     ):

@@ -38,6 +38,8 @@ from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.server import PlantServer
 
+from .conftest import history_rows, set_up, store_history
+
 
 def _v1(obs: PlantObservation) -> list[Any]:
     """A row as storage version 1 wrote it (positional lists)."""
@@ -349,20 +351,9 @@ async def test_the_coordinator_keeps_two_days_in_memory_and_replays_every_day(
     last two stay in memory, and a policy rebuilt for a changed plant learns all four again
     (from disk)."""
     server, _port = sim_server
-    plant = server.plant
-    topology = topology_from_scenario(plant.scenario)
-    t0 = time.time() - 4 * DAY_S
-    rows = []
-    while plant.t_s < 4 * DAY_S - 300:
-        plant.advance_to(plant.t_s + 300)
-        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
-    server.invalidate()
-    key = f"{DOMAIN}.{mock_config_entry.entry_id}.history"
-    hass_storage[key] = {"version": STORAGE_VERSION, "minor_version": 1, "key": key,
-                         "data": {"history": rows}}  # fmt: skip
-    mock_config_entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
+    rows = history_rows(server, 4 * DAY_S - 300, t0=time.time() - 4 * DAY_S)
+    store_history(hass_storage, mock_config_entry, rows)
+    assert await set_up(hass, mock_config_entry)
     coordinator = mock_config_entry.runtime_data.forecast
     history = coordinator.history
     assert len(history.days) >= 4

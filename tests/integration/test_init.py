@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from typing import Any
 
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.setup import async_setup_component
@@ -15,16 +15,12 @@ from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
 from custom_components.datacenter_power import async_remove_config_entry_device
 from custom_components.datacenter_power.const import (
-    CONF_HOST,
-    CONF_PORT,
-    DEFAULT_OPTIONS,
     DOMAIN,
-    SUBENTRY_GATEWAY,
 )
 from dcp_sim.plant import Plant
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_IDS, PLANT_UNIQUE_ID, renamed, serve
+from .conftest import PLANT_IDS, PLANT_UNIQUE_ID, plant_entry, renamed, serve, set_up
 from .modbus_proxy import ModbusProxy
 
 C04_UNIT = 43
@@ -93,15 +89,8 @@ async def test_setup_retries_until_gateway_reachable(
 ) -> None:
     """Nothing listens yet: ConfigEntryNotReady; once the gateway is up, Home Assistant's own
     retry sets the entry up."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: free_port},
-        options=dict(DEFAULT_OPTIONS),
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(free_port)
+    await set_up(hass, entry)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert str(free_port) in (entry.reason or "")
     server = PlantServer(plant, speed=0)
@@ -120,15 +109,8 @@ async def test_setup_not_ready_when_no_device_answers(
     hass: HomeAssistant, empty_gateway: int
 ) -> None:
     """A reachable gateway with nothing behind it is not a plant (yet)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: empty_gateway},
-        options=dict(DEFAULT_OPTIONS),
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(empty_gateway)
+    await set_up(hass, entry)
     assert entry.state is ConfigEntryState.SETUP_RETRY
     assert "No device" in (entry.reason or "")
 
@@ -139,15 +121,8 @@ async def test_remove_only_devices_the_plant_no_longer_reports(
     """A device that still answers cannot be removed; once the rescan no longer finds it and
     it does not answer, it can, and polling stops; if it returns, it is added again."""
     assert await async_setup_component(hass, "config", {})
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options=dict(DEFAULT_OPTIONS),
-    )
-    entry.add_to_hass(hass)
-    await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(proxy.port)
+    await set_up(hass, entry)
     coordinator = entry.runtime_data.telemetry
     registry = dr.async_get(hass)
     c04 = coordinator.device_id("c04")
@@ -210,23 +185,8 @@ async def test_devices_behind_a_gateway_subentry_stay_in_it(
     doc = renamed(scenario_doc, {p: f"x{p}" for p in PLANT_IDS if p != "env1"})
     other = await serve(doc)
     try:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id=PLANT_UNIQUE_ID,
-            data={CONF_HOST: "127.0.0.1", CONF_PORT: sim_server[1]},
-            options=dict(DEFAULT_OPTIONS),
-            subentries_data=[
-                ConfigSubentryData(
-                    data={CONF_HOST: "127.0.0.1", CONF_PORT: other.port},
-                    subentry_type=SUBENTRY_GATEWAY,
-                    title=f"127.0.0.1:{other.port}",
-                    unique_id=f"127.0.0.1:{other.port}",
-                )
-            ],
-        )
-        entry.add_to_hass(hass)
-        await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        entry = plant_entry(sim_server[1], more_gateways=[other.port])
+        await set_up(hass, entry)
         assert entry.state is ConfigEntryState.LOADED
         (subentry_id,) = entry.subentries
         coordinator = entry.runtime_data.telemetry

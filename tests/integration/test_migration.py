@@ -26,6 +26,9 @@ from custom_components.datacenter_power.migration import (
 )
 from dcp_sim.plant import Plant
 from dcp_sim.server import PlantServer
+from tests.plants import circuit, two_ats_plant
+
+from .conftest import plant_entry, set_up
 
 pytestmark = pytest.mark.usefixtures("fast_verification")
 
@@ -227,15 +230,8 @@ async def test_cancel_stops_at_the_next_safe_point_and_overlaps_are_refused(
 ) -> None:
     """With a long pause between stages: a second migration of the same circuits is refused,
     and cancel stops after the verified first stage."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 600},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(base=mock_config_entry, options={CONF_STEP_INTERVAL: 600})
+    assert await set_up(hass, entry)
     manager = entry.runtime_data.migrations
     first = await _call(hass, "migrate_load", {"component": "mpdu1", "max_step_amps": 6})
     record = manager.records[first["migration_id"]]
@@ -265,15 +261,10 @@ async def test_restart_mid_migration_holds_or_resumes(
     SBM positions and either held with a repair issue (monitor, approval) or resumed
     (automatic). The repair goes once a person decides: a new migration of the component
     (monitor) or cancelling the held one (approval)."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options={**mock_config_entry.options, CONF_STEP_INTERVAL: 600, CONF_POLICY_MODE: mode},
+    entry = plant_entry(
+        base=mock_config_entry, options={CONF_STEP_INTERVAL: 600, CONF_POLICY_MODE: mode}
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    assert await set_up(hass, entry)
     manager = entry.runtime_data.migrations
     started = await _call(hass, "migrate_load", {"component": "mpdu1", "max_step_amps": 6})
     migration_id = started["migration_id"]
@@ -364,53 +355,18 @@ async def test_get_forecast_returns_intervals(
         assert all(a <= b <= c for a, b, c in zip(p10, p50, p90, strict=True))
 
 
-FAILOVER_PLANT: dict[str, Any] = {
-    "version": 1,
-    "name": "failover",
-    "seed": 3,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "0s",
-    "duration": "1d",
-    "step": "60s",
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 200,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 200,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
+FAILOVER_PLANT: dict[str, Any] = two_ats_plant(
+    "failover",
+    seed=3,
+    ats_rating_a=200,
+    mpdu_rating_a=40,
+    mpdu3_on="ats2",
+    circuits=[
+        *(circuit(f"f{i}", ["mpdu1", "mpdu2", "mpdu3"], 8) for i in range(1, 4)),
+        *(circuit(f"g{i}", ["mpdu2", "mpdu1"], 8) for i in range(1, 3)),
     ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 40},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 40},
-        {"id": "mpdu3", "ats": "ats2", "rating_a": 40},
-    ],
-    "circuits": [
-        *(
-            {
-                "id": f"f{i}",
-                "paths": ["mpdu1", "mpdu2", "mpdu3"],
-                "rating_a": 16,
-                "load": {"mean_a": 8},
-            }
-            for i in range(1, 4)
-        ),
-        *(
-            {"id": f"g{i}", "paths": ["mpdu2", "mpdu1"], "rating_a": 16, "load": {"mean_a": 8}}
-            for i in range(1, 3)
-        ),
-    ],
-    "events": [{"kind": "sudden_failure", "target": "mpdu1", "at": "10m"}],
-}
+    events=[{"kind": "sudden_failure", "target": "mpdu1", "at": "10m"}],
+)
 
 
 @pytest.mark.parametrize("scenario_doc", [FAILOVER_PLANT])

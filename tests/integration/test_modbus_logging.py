@@ -16,8 +16,7 @@ from pymodbus.client import AsyncModbusTcpClient
 from pymodbus.exceptions import ModbusIOException
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power.const import CONF_HOST, CONF_PORT, DOMAIN
-
+from .conftest import plant_entry, set_up
 from .modbus_proxy import ModbusProxy
 
 
@@ -29,15 +28,8 @@ def library_log_at_default() -> None:
 
 
 async def _entry(hass: HomeAssistant, base: MockConfigEntry, port: int) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=base.unique_id,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: port},
-        options=dict(base.options),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(port, base=base)
+    assert await set_up(hass, entry)
     return entry
 
 

@@ -18,13 +18,13 @@ from homeassistant.const import ATTR_ENTITY_ID, SERVICE_TURN_OFF
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power.const import CONF_HOST, CONF_PORT, DEFAULT_OPTIONS, DOMAIN
+from custom_components.datacenter_power.const import DOMAIN
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_UNIQUE_ID
+from .conftest import plant_entry, set_up
 from .entity_helpers import refresh, state
 from .modbus_proxy import ModbusProxy
 from .test_faults import SUDDEN_PLANT
@@ -212,16 +212,8 @@ async def test_a_plant_that_does_not_answer_is_red_not_hidden(
 ) -> None:
     """Every device behind the gateway stops answering: the status stays available and reads
     ``no_telemetry`` (critical) with what to do; green again once the plant answers."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Plant ats1+ats2",
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options=dict(DEFAULT_OPTIONS),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(proxy.port, title="Plant ats1+ats2")
+    assert await set_up(hass, entry)
     assert state(hass, STATUS).state == "ok"
     for unit in sim_server[0].unit_ids.values():
         proxy.faults[unit] = "absent"

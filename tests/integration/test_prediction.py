@@ -4,79 +4,48 @@ failure (automatic mode), from history the integration persisted itself."""
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 import pytest
 from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.util import dt as dt_util
-from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
+from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.datacenter_power.const import (
     CONF_POLICY_MODE,
     CONF_STEP_INTERVAL,
-    DEFAULT_OPTIONS,
     DOMAIN,
 )
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION
-from custom_components.datacenter_power.history import pack_observation
 from custom_components.datacenter_power.migration import (
     EVENT_FAILURE_PREDICTED,
     EVENT_MIGRATION_FINISHED,
 )
-from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
+from tests.plants import two_ats_plant
 
-WEAR_PLANT: dict[str, Any] = {
-    "version": 1,
-    "name": "wear",
-    "seed": 5,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "2d",
-    "duration": "1d",
-    "step": "60s",
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
+from .conftest import history_rows, plant_entry, set_up, store_history
+
+WEAR_PLANT: dict[str, Any] = two_ats_plant(
+    "wear",
+    seed=5,
+    ats_rating_a=100,
+    mpdu_rating_a=60,
+    history="2d",
+    circuit_groups=[
         {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 100,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 100,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-    ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 60},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 60},
-    ],
-    "circuit_groups": [
-        {
-            "prefix": "a",
+            "prefix": prefix,
             "count": 3,
-            "paths": ["mpdu1", "mpdu2"],
+            "paths": paths,
             "rating_a": 16,
             "load": {"mean_a": 5, "daily": 0.2, "noise": 0.03},
-        },
-        {
-            "prefix": "b",
-            "count": 3,
-            "paths": ["mpdu2", "mpdu1"],
-            "rating_a": 16,
-            "load": {"mean_a": 5, "daily": 0.2, "noise": 0.03},
-        },
+        }
+        for prefix, paths in (("a", ["mpdu1", "mpdu2"]), ("b", ["mpdu2", "mpdu1"]))
     ],
-    "events": [{"kind": "ats_contact_wear", "target": "ats1", "onset": "1h", "failure": "16h"}],
-}
+    events=[{"kind": "ats_contact_wear", "target": "ats1", "onset": "1h", "failure": "16h"}],
+)
 """ATS-1 wears from 1 h and fails at 16 h; mpdu2 has room for everything."""
 NOW_T_S = 12 * 3600.0
 """Where the served plant stands when Home Assistant starts: 11 h into the wear."""
@@ -106,32 +75,12 @@ async def test_predicted_failure_is_drained_before_it_happens(
     is left on it: no interruption."""
     server, port = sim_server
     plant = server.plant
-    now = time.time()
-    t0 = now - NOW_T_S
-    rows = []
-    topology = topology_from_scenario(plant.scenario)
-    while plant.t_s < NOW_T_S:
-        plant.advance_to(plant.t_s + 300)
-        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
-    server.invalidate()
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id="ats1+ats2",
-        data={"host": "127.0.0.1", "port": port},
-        options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: "automatic"},
-    )
-    key = f"{DOMAIN}.{entry.entry_id}.history"
-    hass_storage[key] = {
-        "version": STORAGE_VERSION,
-        "minor_version": 1,
-        "key": key,
-        "data": {"history": rows},
-    }
+    rows = history_rows(server, NOW_T_S)
+    entry = plant_entry(port, options={CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: "automatic"})
+    store_history(hass_storage, entry, rows)
     predicted = async_capture_events(hass, EVENT_FAILURE_PREDICTED)
     finished = async_capture_events(hass, EVENT_MIGRATION_FINISHED)
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    assert await set_up(hass, entry)
     assert [e.data["component"] for e in predicted] == ["ats1"]
     assert predicted[0].data["signals"]
     risk = hass.states.get("binary_sensor.ats_ats1_failure_risk")

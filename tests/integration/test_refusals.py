@@ -10,12 +10,11 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from collections.abc import AsyncIterator
 from http import HTTPStatus
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import device_registry as dr
@@ -31,13 +30,9 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 from custom_components.datacenter_power import migration
 from custom_components.datacenter_power.activity import EVENT_ACTIVITY, REFUSED
 from custom_components.datacenter_power.const import (
-    CONF_HOST,
     CONF_POLICY_MODE,
-    CONF_PORT,
     CONF_STEP_INTERVAL,
-    DEFAULT_OPTIONS,
     DOMAIN,
-    SUBENTRY_GATEWAY,
 )
 from custom_components.datacenter_power.executor import MigrationState
 from custom_components.datacenter_power.migration import HaPlantPort
@@ -46,7 +41,7 @@ from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_UNIQUE_ID
+from .conftest import plant_entry, set_up
 from .modbus_proxy import ModbusProxy
 from .wear import setup_worn, wear_plant
 
@@ -187,19 +182,10 @@ async def test_a_held_migration_shows_held_on_the_migration_sensor(
 ) -> None:
     """Interrupted by a restart in approval mode, a migration is held for a person: the sensor
     says ``held`` (before: ``aborted``, as if it were over); once cancelled, ``aborted``."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=mock_config_entry.unique_id,
-        data=dict(mock_config_entry.data),
-        options={
-            **mock_config_entry.options,
-            CONF_STEP_INTERVAL: 600,
-            CONF_POLICY_MODE: "approval",
-        },
+    entry = plant_entry(
+        base=mock_config_entry, options={CONF_STEP_INTERVAL: 600, CONF_POLICY_MODE: "approval"}
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    assert await set_up(hass, entry)
     manager = entry.runtime_data.migrations
     started = await _call(hass, "migrate_load", {"component": "mpdu1", "max_step_amps": 6})
     migration_id = started["migration_id"]
@@ -229,19 +215,6 @@ async def test_a_held_migration_shows_held_on_the_migration_sensor(
 # -- b. diagnostics leak no address -------------------------------------------------------------
 
 
-@pytest.fixture
-async def split_server(
-    scenario_doc: dict[str, Any], socket_enabled: None
-) -> AsyncIterator[PlantServer]:
-    """The test plant with each ATS lineup behind its own gateway."""
-    scenario_doc["gateways"] = [{"ats": ["ats1"]}, {"ats": ["ats2"]}]
-    scenario_doc["events"] = []
-    server = PlantServer(Plant(parse_scenario(scenario_doc), start_s=0.0), speed=0)
-    await server.start("127.0.0.1", 0)
-    yield server
-    await server.stop()
-
-
 async def test_diagnostics_redact_addresses_inside_errors_and_reasons(
     hass: HomeAssistant,
     hass_client: ClientSessionGenerator,
@@ -255,23 +228,10 @@ async def test_diagnostics_redact_addresses_inside_errors_and_reasons(
     second = ModbusProxy(split_server.ports[1])
     port = await second.start()
     try:
-        entry = MockConfigEntry(
-            domain=DOMAIN,
-            unique_id=PLANT_UNIQUE_ID,
-            data={CONF_HOST: "127.0.0.1", CONF_PORT: split_server.ports[0]},
-            options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: 0},
-            subentries_data=[
-                ConfigSubentryData(
-                    data={CONF_HOST: "127.0.0.1", CONF_PORT: port},
-                    subentry_type=SUBENTRY_GATEWAY,
-                    title=f"127.0.0.1:{port}",
-                    unique_id=f"127.0.0.1:{port}",
-                )
-            ],
+        entry = plant_entry(
+            split_server.ports[0], options={CONF_STEP_INTERVAL: 0}, more_gateways=[port]
         )
-        entry.add_to_hass(hass)
-        assert await hass.config_entries.async_setup(entry.entry_id)
-        await hass.async_block_till_done()
+        assert await set_up(hass, entry)
         assert entry.state is ConfigEntryState.LOADED
         real = HaPlantPort.set_path
 

@@ -34,6 +34,8 @@ from custom_components.datacenter_power.const import (
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.server import PlantServer
 
+from .conftest import plant_entry, set_up
+
 
 @pytest.fixture(autouse=True)
 def fast_verification(monkeypatch: pytest.MonkeyPatch, short_modbus_timeouts: None) -> None:
@@ -45,16 +47,8 @@ def fast_verification(monkeypatch: pytest.MonkeyPatch, short_modbus_timeouts: No
 
 
 async def _entry(hass: HomeAssistant, base: MockConfigEntry, **options: Any) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title=base.title,
-        unique_id=base.unique_id,
-        data=dict(base.data),
-        options={**base.options, **options},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(base=base, options=options, title=base.title)
+    assert await set_up(hass, entry)
     return entry
 
 
@@ -507,15 +501,8 @@ async def test_devices_outside_the_plant_graph_do_not_break_planning(
     graph until a rescan finds it. Planning mpdu1 then answers (it raised ValueError, a 500),
     and mpdu2 itself is refused as unavailable."""
     proxy.faults[11] = "silent"  # mpdu2's unit id
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=mock_config_entry.unique_id,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options=dict(mock_config_entry.options),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(proxy.port, base=mock_config_entry)
+    assert await set_up(hass, entry)
     assert "mpdu2" not in entry.runtime_data.telemetry.data.topology.mpdus
     plan = await _call(hass, "plan_migration", {"component": "mpdu1"})
     assert "feasible" in plan

@@ -17,8 +17,6 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power import migration, replaced
 from custom_components.datacenter_power.const import (
-    CONF_HOST,
-    CONF_PORT,
     CONF_STEP_INTERVAL,
     DOMAIN,
 )
@@ -26,6 +24,7 @@ from custom_components.datacenter_power.engine.interlock import Verdict
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.server import PlantServer
 
+from .conftest import plant_entry, set_up
 from .modbus_proxy import REPLACED_MODEL, ModbusProxy
 
 
@@ -37,15 +36,8 @@ def fast_verification(monkeypatch: pytest.MonkeyPatch) -> None:
 async def _entry(
     hass: HomeAssistant, base: MockConfigEntry, proxy: ModbusProxy, **options: Any
 ) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=base.unique_id,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options={**base.options, **options},
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(proxy.port, base=base, options=options)
+    assert await set_up(hass, entry)
     return entry
 
 

@@ -12,10 +12,10 @@ from homeassistant.core import HomeAssistant
 from homeassistant.exceptions import ServiceValidationError
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power.const import CONF_HOST, CONF_PORT, DOMAIN
+from custom_components.datacenter_power.const import DOMAIN
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT
+from .conftest import PLANT, plant_entry, set_up
 from .modbus_proxy import ModbusProxy
 
 
@@ -50,15 +50,8 @@ async def test_a_silent_circuit_still_counts_on_its_receiver(
     """c04 stops answering: the planner no longer knows its path or current. Planning on the
     circuits alone saw mpdu2 at 6 A and drained mpdu1 onto it (35 A on a 32 A limit); mpdu2's
     meter still reads 14 A, so the drain is refused, naming mpdu2, and nothing moves."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        unique_id=mock_config_entry.unique_id,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options=dict(mock_config_entry.options),
-    )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    entry = plant_entry(proxy.port, base=mock_config_entry)
+    assert await set_up(hass, entry)
     telemetry = entry.runtime_data.telemetry
     proxy.faults[telemetry.identities["c04"].unit_id] = "illegal_address"
     await telemetry.async_refresh()

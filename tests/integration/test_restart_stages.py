@@ -27,6 +27,8 @@ from custom_components.datacenter_power.executor import FINAL_STATES, MigrationS
 from custom_components.datacenter_power.migration import HaPlantPort, MigrationManager
 from dcp_sim.server import PlantServer
 
+from .conftest import plant_entry, set_up
+
 STAGES = {
     "planned": "stage 1/2",
     "mid_verify": "verifying stage 1",
@@ -71,16 +73,10 @@ def _stop_at_note(monkeypatch: pytest.MonkeyPatch, note: str) -> _Stop:
 
 
 async def _setup(hass: HomeAssistant, base: MockConfigEntry, mode: str) -> MockConfigEntry:
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        entry_id=base.entry_id,
-        unique_id=base.unique_id,
-        data=dict(base.data),
-        options={**base.options, CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: mode},
+    entry = plant_entry(
+        base=base, options={CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: mode}, entry_id=base.entry_id
     )
-    entry.add_to_hass(hass)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    await hass.async_block_till_done()
+    assert await set_up(hass, entry)
     return entry
 
 

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import time
 from typing import Any
 
 import pytest
@@ -20,17 +19,15 @@ from custom_components.datacenter_power import const, migration
 from custom_components.datacenter_power.const import (
     CONF_POLICY_MODE,
     CONF_STEP_INTERVAL,
-    DEFAULT_OPTIONS,
     DOMAIN,
 )
 from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
 from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED, MigrationManager
-from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
+from .conftest import history_rows, plant_entry, store_history
 from .test_prediction import NOW_T_S
 from .wear import wear_plant
 
@@ -69,20 +66,6 @@ def _timeouts(monkeypatch: pytest.MonkeyPatch, short_modbus_timeouts: None) -> N
     look silent)."""
     monkeypatch.setattr(migration, "VERIFY_DELAY_S", 0.05)
     monkeypatch.setattr(const, "REQUEST_TIMEOUT", 1.0)
-
-
-def _history(server: PlantServer) -> list[Any]:
-    """Step the served plant to NOW_T_S (11 h into ATS-1's wear), returning the history rows the
-    integration would have kept."""
-    plant = server.plant
-    t0 = time.time() - NOW_T_S
-    topology = topology_from_scenario(plant.scenario)
-    rows = []
-    while plant.t_s < NOW_T_S:
-        plant.advance_to(plant.t_s + 300)
-        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
-    server.invalidate()
-    return rows
 
 
 def _stop_after(monkeypatch: pytest.MonkeyPatch, note: str) -> asyncio.Event:
@@ -133,13 +116,9 @@ async def _in_flight_then_restart(
     until the engine has acted on its first decision (as a migration with a step interval of a
     minute did in the issue: it was still running then). Returns the entry, the migration id and
     its remaining moves."""
-    rows = _history(server)
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Plant",
-        unique_id="ats1+ats2",
-        data={"host": "127.0.0.1", "port": port},
-        options={**DEFAULT_OPTIONS, CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: "automatic"},
+    rows = history_rows(server, NOW_T_S)  # 11 h into ATS-1's wear
+    entry = plant_entry(
+        port, options={CONF_STEP_INTERVAL: 0, CONF_POLICY_MODE: "automatic"}, title="Plant"
     )
     entry.add_to_hass(hass)
     reached = _stop_after(monkeypatch, "stage 1 verified")
@@ -169,13 +148,7 @@ async def _in_flight_then_restart(
     monkeypatch.setattr(const, "SCAN_UNIT_TIMEOUT", 0.2)
     if hold_resumed:
         _hold_until_decided(monkeypatch, "stage 2 verified")
-    key = f"{DOMAIN}.{entry.entry_id}.history"
-    hass_storage[key] = {
-        "version": STORAGE_VERSION,
-        "minor_version": 1,
-        "key": key,
-        "data": {"history": rows},
-    }
+    store_history(hass_storage, entry, rows)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED

@@ -24,14 +24,12 @@ from syrupy.assertion import SnapshotAssertion
 from custom_components.datacenter_power.const import (
     CONF_HOST,
     CONF_PORT,
-    DEFAULT_OPTIONS,
-    DOMAIN,
     SUBENTRY_GATEWAY,
 )
 from custom_components.datacenter_power.sensor import _limit_pct
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_IDS, PLANT_UNIQUE_ID, renamed, serve
+from .conftest import PLANT_IDS, plant_entry, renamed, serve
 from .entity_helpers import (
     entity_registry_enabled_by_default,
     refresh,
@@ -157,13 +155,7 @@ async def test_device_found_later_gets_entities(
     server, _ = sim_server
     c04 = server.unit_ids["c04"]
     proxy.faults[c04] = "absent"
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Plant",
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options=dict(DEFAULT_OPTIONS),
-    )
+    entry = plant_entry(proxy.port, title="Plant")
     await setup_platform(hass, entry, Platform.SENSOR)
     assert hass.states.get("sensor.circuit_c04_current") is None
     assert state(hass, "sensor.circuit_c03_current").state == "6.0"

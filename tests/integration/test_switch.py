@@ -26,10 +26,9 @@ from pytest_homeassistant_custom_component.common import (
 )
 from syrupy.assertion import SnapshotAssertion
 
-from custom_components.datacenter_power.const import CONF_HOST, CONF_PORT, DEFAULT_OPTIONS, DOMAIN
 from dcp_sim.server import PlantServer
 
-from .conftest import PLANT_UNIQUE_ID
+from .conftest import plant_entry
 from .entity_helpers import (
     entity_registry_enabled_by_default,
     refresh,
@@ -167,13 +166,7 @@ async def test_ats_inhibit(
 @pytest.fixture
 async def proxied_entry(hass: HomeAssistant, proxy: ModbusProxy) -> MockConfigEntry:
     """The plant set up through the fault-injecting gateway."""
-    entry = MockConfigEntry(
-        domain=DOMAIN,
-        title="Plant",
-        unique_id=PLANT_UNIQUE_ID,
-        data={CONF_HOST: "127.0.0.1", CONF_PORT: proxy.port},
-        options=dict(DEFAULT_OPTIONS),
-    )
+    entry = plant_entry(proxy.port, title="Plant")
     await setup_platform(hass, entry, Platform.SWITCH)
     return entry
 

@@ -4,7 +4,6 @@ tests of what people see during a predicted failure (repairs, proposals, bluepri
 from __future__ import annotations
 
 import copy
-import time
 from typing import Any
 
 from homeassistant.core import HomeAssistant
@@ -13,13 +12,10 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.datacenter_power.const import (
     CONF_POLICY_MODE,
     CONF_STEP_INTERVAL,
-    DEFAULT_OPTIONS,
-    DOMAIN,
 )
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
-from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.server import PlantServer
 
+from .conftest import history_rows, plant_entry, store_history
 from .test_prediction import NOW_T_S, WEAR_PLANT
 
 
@@ -44,33 +40,13 @@ async def setup_worn(
 ) -> MockConfigEntry:
     """Step the served plant to NOW_T_S writing the integration's history rows, then set the
     entry up in ``mode`` (with ``options`` beyond the defaults); returns the loaded entry."""
-    plant = server.plant
-    t0 = time.time() - NOW_T_S
-    topology = topology_from_scenario(plant.scenario)
-    rows = []
-    while plant.t_s < NOW_T_S:
-        plant.advance_to(plant.t_s + 300)
-        rows.append(pack_observation(observation_from_telemetry(plant.telemetry(), t0, topology)))
-    server.invalidate()
-    entry = MockConfigEntry(
-        domain=DOMAIN,
+    rows = history_rows(server, NOW_T_S)
+    entry = plant_entry(
+        port,
+        options={CONF_STEP_INTERVAL: step_interval, CONF_POLICY_MODE: mode, **(options or {})},
         title="Plant ats1+ats2",
-        unique_id="ats1+ats2",
-        data={"host": "127.0.0.1", "port": port},
-        options={
-            **DEFAULT_OPTIONS,
-            CONF_STEP_INTERVAL: step_interval,
-            CONF_POLICY_MODE: mode,
-            **(options or {}),
-        },
     )
-    key = f"{DOMAIN}.{entry.entry_id}.history"
-    hass_storage[key] = {
-        "version": STORAGE_VERSION,
-        "minor_version": 1,
-        "key": key,
-        "data": {"history": rows},
-    }
+    store_history(hass_storage, entry, rows)
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     if settle:  # not while an automation waits for a phone (that would wait for its timeout)

@@ -24,42 +24,18 @@ from custom_components.datacenter_power.executor import (
 from dcp_eval.harness import executor_observation
 from dcp_sim.plant import CommandRejected, Plant
 from dcp_sim.scenario import parse_scenario
+from tests.plants import circuit, two_ats_plant
 
-_DOC: dict[str, Any] = {
-    "version": 1,
-    "name": "executor",
-    "seed": 1,
-    "start": "2026-03-02T00:00:00Z",
-    "history": "0s",
-    "duration": "1d",
-    "step": "60s",
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 100,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 100,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
+_DOC: dict[str, Any] = two_ats_plant(
+    "executor",
+    seed=1,
+    ats_rating_a=100,
+    mpdu_rating_a=50,
+    circuits=[
+        *(circuit(f"c{i}", ["mpdu1", "mpdu2"], 6) for i in range(1, 5)),
+        circuit("d1", ["mpdu2", "mpdu1"], 18, rating_a=32),
     ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 50},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 50},
-    ],
-    "circuits": [
-        {"id": f"c{i}", "paths": ["mpdu1", "mpdu2"], "rating_a": 16, "load": {"mean_a": 6}}
-        for i in range(1, 5)
-    ]
-    + [{"id": "d1", "paths": ["mpdu2", "mpdu1"], "rating_a": 32, "load": {"mean_a": 18}}],
-}
+)
 
 
 class SimPort:

@@ -10,43 +10,21 @@ import pytest
 
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
+from tests.plants import circuit, two_ats_plant
 
-_BASE: dict[str, Any] = {
-    "version": 1,
-    "name": "unit",
-    "seed": 5,
-    "start": "2026-03-02T00:00:00Z",  # a Monday
-    "history": "0s",
-    "duration": "2d",
-    "step": "60s",
-    "environment": {"ambient_c": 24, "humidity_pct": 40},
-    "sources": [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}],
-    "ats": [
-        {
-            "id": "ats1",
-            "sources": ["util_a", "util_b"],
-            "rating_a": 100,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
-        {
-            "id": "ats2",
-            "sources": ["util_b", "util_a"],
-            "rating_a": 100,
-            "transfer_time": "100ms",
-            "rated_operations": 6000,
-        },
+_BASE: dict[str, Any] = two_ats_plant(
+    "unit",
+    seed=5,
+    ats_rating_a=100,
+    mpdu_rating_a=50,
+    ambient_c=24,
+    duration="2d",
+    circuits=[
+        circuit("c01", ["mpdu1", "mpdu2"], 5),
+        circuit("c02", ["mpdu2", "mpdu1"], 4),
+        circuit("c03", ["mpdu1"], 3),
     ],
-    "mpdus": [
-        {"id": "mpdu1", "ats": "ats1", "rating_a": 50},
-        {"id": "mpdu2", "ats": "ats2", "rating_a": 50},
-    ],
-    "circuits": [
-        {"id": "c01", "paths": ["mpdu1", "mpdu2"], "rating_a": 16, "load": {"mean_a": 5}},
-        {"id": "c02", "paths": ["mpdu2", "mpdu1"], "rating_a": 16, "load": {"mean_a": 4}},
-        {"id": "c03", "paths": ["mpdu1"], "rating_a": 16, "load": {"mean_a": 3}},
-    ],
-}
+)
 
 type Doc = dict[str, Any]
 

@@ -1,0 +1,104 @@
+"""The one builder of the small plants the tests run on the simulator.
+
+Most tests need the same shape: two utility sources, two ATSs fed from them in opposite
+preference, an MPDU behind each (sometimes a third), and a handful of circuits. Each test file
+used to write that scenario document out by hand; here it is written once, and a test states
+only what its plant has of its own (ratings, circuits, events). The result is a plain scenario
+document (docs/scenario-format.md), a fresh one on every call, for ``parse_scenario``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+type Doc = dict[str, Any]
+
+MONDAY = "2026-03-02T00:00:00Z"
+"""The usual start: a Monday, so the plant's first day is a working day."""
+
+
+def _pair[T](value: T | tuple[T, T]) -> tuple[T, T]:
+    return value if isinstance(value, tuple) else (value, value)
+
+
+def circuit(
+    cid: str,
+    paths: Sequence[str],
+    mean_a: float,
+    *,
+    rating_a: float = 16,
+    critical: bool | None = None,
+    **load: Any,
+) -> Doc:
+    """One circuit (SBM) drawing ``mean_a`` on average; ``load`` adds the load model's other
+    fields (``daily``, ``weekly``, ``noise``, ...); ``critical`` is written only when given."""
+    doc: Doc = {"id": cid, "paths": list(paths), "rating_a": rating_a}
+    if critical is not None:
+        doc["critical"] = critical
+    doc["load"] = {"mean_a": mean_a, **load}
+    return doc
+
+
+def two_ats_plant(
+    name: str,
+    *,
+    seed: int,
+    ats_rating_a: float | tuple[float, float],
+    mpdu_rating_a: float | tuple[float, float],
+    mpdu3_on: str | None = None,
+    transfer_time: str | tuple[str, str] = "100ms",
+    rated_operations: int | tuple[int, int] = 6000,
+    ambient_c: float | None = None,
+    start: str = MONDAY,
+    history: str = "0s",
+    duration: str = "1d",
+    step: str = "60s",
+    circuits: Sequence[Doc] = (),
+    circuit_groups: Sequence[Doc] = (),
+    **sections: Any,
+) -> Doc:
+    """A scenario document: sources ``util_a`` and ``util_b``; ``ats1`` prefers ``util_a``,
+    ``ats2`` prefers ``util_b``; ``mpdu1`` behind ``ats1`` and ``mpdu2`` behind ``ats2`` (a pair
+    of values: ATS 1's, then ATS 2's); ``mpdu3_on`` adds an ``mpdu3`` of ``mpdu2``'s rating
+    behind that ATS. ``ambient_c`` adds the environment sensor. ``sections`` (``events``,
+    ``schedule``, ...) are added as given, in their order."""
+    ats_a, tt, ops = _pair(ats_rating_a), _pair(transfer_time), _pair(rated_operations)
+    mpdu_a = _pair(mpdu_rating_a)
+    mpdus = [
+        {"id": "mpdu1", "ats": "ats1", "rating_a": mpdu_a[0]},
+        {"id": "mpdu2", "ats": "ats2", "rating_a": mpdu_a[1]},
+    ]
+    if mpdu3_on is not None:
+        mpdus.append({"id": "mpdu3", "ats": mpdu3_on, "rating_a": mpdu_a[1]})
+    doc: Doc = {
+        "version": 1,
+        "name": name,
+        "seed": seed,
+        "start": start,
+        "history": history,
+        "duration": duration,
+        "step": step,
+    }
+    if ambient_c is not None:
+        doc["environment"] = {"ambient_c": ambient_c, "humidity_pct": 40}
+    doc["sources"] = [{"id": "util_a", "nominal_v": 230}, {"id": "util_b", "nominal_v": 230}]
+    doc["ats"] = [
+        {
+            "id": aid,
+            "sources": sources,
+            "rating_a": ats_a[i],
+            "transfer_time": tt[i],
+            "rated_operations": ops[i],
+        }
+        for i, (aid, sources) in enumerate(
+            (("ats1", ["util_a", "util_b"]), ("ats2", ["util_b", "util_a"]))
+        )
+    ]
+    doc["mpdus"] = mpdus
+    if circuits:
+        doc["circuits"] = [dict(c) for c in circuits]
+    if circuit_groups:
+        doc["circuit_groups"] = [dict(g) for g in circuit_groups]
+    doc.update(sections)
+    return doc
