@@ -19,6 +19,7 @@ TOLERANCE_A = 1e-4
 
 
 def fmt_time(t_s: float) -> str:
+    """A grid time as the reasons of an infeasible plan name it (UTC, to the minute)."""
     return datetime.fromtimestamp(t_s, tz=UTC).strftime("%Y-%m-%d %H:%M UTC")
 
 
@@ -89,6 +90,8 @@ def prepare_problem(
     unavailable: Collection[str],
     goal: str,
 ) -> Problem:
+    """The problem for ``assignment`` (circuit -> MPDU, None: off) under the load profiles
+    ``load_a`` on the grid ``times_s``; raises ValueError on inputs that do not fit the topology."""
     times = np.atleast_1d(np.asarray(times_s, dtype=np.float64))
     if times.ndim != 1 or times.size < 1:
         raise ValueError("times_s must be a 1-D grid with at least one point")
