@@ -254,16 +254,9 @@ async def test_older_history_loads_and_a_damaged_row_is_dropped(
     observations = _observations(Plant(plant.scenario, start_s=0.0), 12, t0)
     rows: list[Any] = [_v1(o) if version == 1 else pack_observation(o) for o in observations]
     rows.insert(5, [t0, None, {"c01": ["broken"]}, {}] if version == 1 else {"t_s": t0})
-    mock_config_entry.add_to_hass(hass)
+    store_history(hass_storage, mock_config_entry, rows, version)
+    assert await set_up(hass, mock_config_entry)
     key = f"{DOMAIN}.{mock_config_entry.entry_id}.history"
-    hass_storage[key] = {
-        "version": version,
-        "minor_version": 1,
-        "key": key,
-        "data": {"history": rows},
-    }
-    assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
-    await hass.async_block_till_done()
 
     if version == 1:
         assert "Dropped 1 damaged history row(s) of storage version 1" in caplog.text
