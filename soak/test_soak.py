@@ -54,7 +54,6 @@ from custom_components.datacenter_power.migration import (
     EVENT_MIGRATION_FINISHED,
     KEEP_FINISHED,
 )
-from custom_components.datacenter_power.proposals import book_of
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -533,7 +532,7 @@ class Soak:
         """Issue 20, item 3: in approval mode, a person moves one circuit of the open proposal
         by hand, which makes it stale. While the unit stays at risk with load on it, the
         remainder must be proposed at the next decision (checked in ``check_stale``)."""
-        book = book_of(self.entry)
+        book = self.entry.runtime_data.proposals
         first = book.first() if book is not None and book.approval_mode else None
         if first is None:
             return
@@ -569,7 +568,7 @@ class Soak:
         if self.step == since:
             return
         self.stale = None
-        book = book_of(self.entry)
+        book = self.entry.runtime_data.proposals
         if book is None or not book.approval_mode or target not in decisions.alerts:
             return
         tel = self.server.plant.telemetry()

@@ -14,22 +14,23 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .activity import async_setup_activity, async_wrap_services
+from .activity import ActivityRecorder, async_wrap_services
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
-from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
-from .faults import async_setup_faults
+from .faults import FaultWatch
 from .forecasting import ForecastCoordinator
 from .gc_freeze import async_setup_gc_freeze
 from .history_store import HistoryStore
 from .interruptions import async_setup_interruptions
 from .manual_path import async_setup_path_service
 from .migration import MigrationManager
-from .notices import forget_notices
+from .notices import forget_notices, notices_for
 from .options import repaired_options
 from .plant_ids import async_forget_plant_ids, async_remember_plant_ids
-from .proposals import async_setup_proposal_services, async_setup_proposals
-from .repairs import async_remove_repairs, async_setup_repairs
+from .proposals import ProposalBook, async_setup_proposal_services
+from .repairs import RepairKeeper, async_remove_repairs
+from .runtime import DataCenterPowerConfigEntry, DataCenterPowerData
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -69,7 +70,8 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
         hass.config_entries.async_update_entry(entry, options=options)
     coordinator = TelemetryCoordinator(hass, entry)
     await coordinator.async_config_entry_first_refresh()
-    migrations = MigrationManager(hass, coordinator)
+    notices = notices_for(hass, entry.entry_id)
+    migrations = MigrationManager(hass, coordinator, notices)
     automatic = entry.options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE) == POLICY_AUTOMATIC
     await migrations.async_load(resume=automatic)
     entry.async_on_unload(migrations.async_shutdown)
@@ -80,18 +82,26 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     forecast.migrating = lambda: migrations.active is not None
     await forecast.async_config_entry_first_refresh()
     entry.async_on_unload(migrations.async_follow(forecast))
-    entry.runtime_data = DataCenterPowerData(
-        telemetry=coordinator, migrations=migrations, forecast=forecast
+    runtime = entry.runtime_data = DataCenterPowerData(
+        telemetry=coordinator,
+        migrations=migrations,
+        forecast=forecast,
+        notices=notices,
+        faults=FaultWatch(hass, entry),
+        activity=ActivityRecorder(hass, entry),
+        proposals=ProposalBook(hass, entry),
+        repairs=RepairKeeper(hass, entry),
     )
     async_remember_plant_ids(hass, entry)  # the options form's fields during a reload
-    async_setup_faults(hass, entry)  # before the entities that count failed units at risk
+    runtime.faults.async_start()  # before the entities that count failed units at risk
     # The logbook's activity follows each decision before the proposals do: a prediction is
     # logged before the proposal it causes (listeners run in the order they were added).
-    async_setup_activity(hass, entry)
-    async_setup_proposals(hass, entry)  # before the entities that show proposals
+    runtime.activity.async_start()
+    runtime.proposals.async_start()  # before the entities that show proposals
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # repair issues follow the plant from here on
-    async_setup_repairs(hass, entry)
+    # repair issues follow the plant from here on (until it unloads: they stay in the registry
+    # then, and are brought up to date at the next setup; removing the entry deletes them)
+    runtime.repairs.async_start()
     async_setup_interruptions(hass, entry)
     await async_assign_areas(hass, entry)
     async_setup_gc_freeze(hass, entry)  # a hall's objects out of full collections, once set up

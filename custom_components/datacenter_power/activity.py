@@ -21,9 +21,8 @@ from __future__ import annotations
 
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, Final, cast
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     Context,
     Event,
@@ -39,12 +38,9 @@ from .const import DOMAIN, POLICY_AUTOMATIC
 from .engine.faults import unit_failure
 from .engine.policy import Decisions
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
-from .notices import notices_for
 from .presentation import ttf_text
 from .ranges import circuit_span
-
-if TYPE_CHECKING:
-    from .coordinator import DataCenterPowerConfigEntry
+from .runtime import DataCenterPowerConfigEntry, async_plants
 
 
 def _count(n: int, noun: str) -> str:
@@ -115,7 +111,7 @@ def async_fire_activity(
         telemetry.device_id(component) if component is not None else hub_device_id(hass, entry)
     )
     related_ids = [d for c in related if c != component and (d := telemetry.device_id(c))]
-    notices_for(hass, entry.entry_id).fire(  # device triggers: only once automations are armed
+    entry.runtime_data.notices.fire(  # device triggers: only once automations are armed
         EVENT_ACTIVITY,
         {
             **(extra or {}),
@@ -244,7 +240,7 @@ class ActivityRecorder:
         alerts = decisions.alerts
         topology = forecast.policy.topology
         assignment = self.entry.runtime_data.telemetry.data.assignment
-        notices = notices_for(self.hass, self.entry.entry_id)
+        notices = self.entry.runtime_data.notices
         for key in notices.claimed_with("activity:predicted:"):
             if key.removeprefix("activity:predicted:") not in alerts:
                 notices.release(key)
@@ -308,7 +304,7 @@ class ActivityRecorder:
         )  # fmt: skip
         if event is not None:
             telemetry = self.entry.runtime_data.telemetry
-            notices_for(self.hass, self.entry.entry_id).fire(
+            self.entry.runtime_data.notices.fire(
                 event,
                 {
                     **(extra or {}),
@@ -439,12 +435,7 @@ def _owner(
 ) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
     # Also a plant still being set up: an automation may act on its first proposal meanwhile
     # (the call was not logged at all).
-    entries = [
-        e
-        for e in hass.config_entries.async_entries(DOMAIN)
-        if e.state in (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
-        and hasattr(e, "runtime_data")
-    ]
+    entries = async_plants(hass)
     for entry in entries:
         telemetry = entry.runtime_data.telemetry
         if name is not None and name in telemetry.identities:
@@ -458,12 +449,10 @@ def _proposal_owner(
     hass: HomeAssistant, pid: str
 ) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
     """The plant and component a proposal concerns (its activity goes on that device)."""
-    from .proposals import all_books
-
-    for book in all_books():
-        action = book.current.get(pid)
+    for entry in async_plants(hass):
+        action = entry.runtime_data.proposals.current.get(pid)
         if action is not None:
-            return book.entry, action.target
+            return entry, action.target
     return None
 
 
@@ -544,7 +533,7 @@ def _wrap(
         owner = _owner(hass, call.data.get("component"))
         if owner is not None and owner[1] is None and "proposal_id" in call.data:
             owner = _proposal_owner(hass, str(call.data["proposal_id"])) or owner
-        recorder = None if owner is None else recorder_of(owner[0])
+        recorder = None if owner is None else owner[0].runtime_data.activity
         request = (call.context, f"requested through {DOMAIN}.{name}")
         if recorder is not None:
             recorder.pending.append(request)
@@ -583,28 +572,6 @@ def _wrap(
         return response
 
     return logged
-
-
-_RECORDERS: dict[str, ActivityRecorder] = {}
-
-
-def recorder_of(entry: DataCenterPowerConfigEntry) -> ActivityRecorder | None:
-    """The activity recorder of a loaded entry."""
-    return _RECORDERS.get(entry.entry_id)
-
-
-@callback
-def async_setup_activity(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Start recording one plant's activity (called at the end of the entry's setup)."""
-    recorder = ActivityRecorder(hass, entry)
-    _RECORDERS[entry.entry_id] = recorder
-
-    @callback
-    def forget() -> None:
-        _RECORDERS.pop(entry.entry_id, None)
-
-    entry.async_on_unload(forget)
-    recorder.async_start()
 
 
 @callback

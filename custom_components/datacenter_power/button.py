@@ -19,11 +19,12 @@ from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
 from .activity import ACTION_DONE, async_fire_activity
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.models import AtsReading, DeviceIdentity, DeviceType
 from .engine.interlock import Verdict
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
 from .plant import plant_buttons
+from .runtime import DataCenterPowerConfigEntry
 
 PARALLEL_UPDATES = 1
 

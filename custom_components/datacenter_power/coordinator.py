@@ -27,7 +27,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Final, override
 
 from homeassistant.auth.permissions.const import POLICY_CONTROL
-from homeassistant.config_entries import ConfigEntry
 from homeassistant.core import CALLBACK_TYPE, Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError, Unauthorized
 from homeassistant.helpers import device_registry as dr
@@ -62,17 +61,14 @@ from .engine.readings import topology_from_identities
 from .engine.risk import refused_receivers, risk_of
 from .engine.topology import Topology
 from .naming import shown_name
+from .runtime import DataCenterPowerConfigEntry
 
 if TYPE_CHECKING:
     from .engine.decisions import Decisions
-    from .forecasting import ForecastCoordinator
-    from .migration import MigrationManager
 
 __all__ = [
     "CommandCheck",
     "CommandSend",
-    "DataCenterPowerConfigEntry",
-    "DataCenterPowerData",
     "Gateway",
     "PlantSnapshot",
     "TelemetryCoordinator",
@@ -144,18 +140,6 @@ class PlantSnapshot:
     def available(self, plant_id: str) -> bool:
         """Whether the device answered in this refresh."""
         return plant_id in self.readings
-
-
-@dataclass
-class DataCenterPowerData:
-    """Runtime data of a config entry."""
-
-    telemetry: TelemetryCoordinator
-    migrations: MigrationManager
-    forecast: ForecastCoordinator
-
-
-type DataCenterPowerConfigEntry = ConfigEntry[DataCenterPowerData]
 
 
 def _assignment(

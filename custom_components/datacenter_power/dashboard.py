@@ -36,8 +36,8 @@ from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.helpers.storage import Store
 
 from .const import CONF_LINEUP_AREAS, CONF_SUGGEST_AREAS, DOMAIN, LOGGER
-from .coordinator import DataCenterPowerConfigEntry
 from .engine.topology import Topology
+from .runtime import DataCenterPowerConfigEntry
 from .status import OK, SEVERITY, STATES
 
 SERVICE_CREATE_DASHBOARD: Final = "create_dashboard"

@@ -19,8 +19,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from .const import CONF_HOST, DOMAIN
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.models import DeviceIdentity, Reading
+from .runtime import DataCenterPowerConfigEntry
 
 TO_REDACT = {CONF_HOST, "title"}
 REDACTED = "**REDACTED**"

@@ -28,13 +28,9 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.update_coordinator import BaseCoordinatorEntity, CoordinatorEntity
 
 from . import const
-from .coordinator import (
-    CommandCheck,
-    CommandSend,
-    DataCenterPowerConfigEntry,
-    TelemetryCoordinator,
-)
+from .coordinator import CommandCheck, CommandSend, TelemetryCoordinator
 from .device.models import DeviceIdentity, DeviceType, Reading
+from .runtime import DataCenterPowerConfigEntry
 
 __all__ = ["DataCenterPowerEntity", "async_setup_plant_entities"]
 

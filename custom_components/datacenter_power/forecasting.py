@@ -53,7 +53,7 @@ from .const import (
     LOGGER,
     POLICY_MODES,
 )
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .engine.forecast import Forecast
 from .engine.modes import Mode
 from .engine.observation import PlantObservation
@@ -63,6 +63,7 @@ from .engine.topology import Topology
 from .history import pack_observation  # noqa: F401  (re-exported: the hand-over form of a row)
 from .history_columns import DAY_S, HistoryLog
 from .history_store import HISTORY_VERSION, HistoryStore
+from .runtime import DataCenterPowerConfigEntry
 from .workdays import WorkdayCalendar
 
 FORECAST_INTERVAL: Final = timedelta(minutes=5)

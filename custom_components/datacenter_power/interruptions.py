@@ -18,8 +18,8 @@ from homeassistant.util import dt as dt_util
 
 from .activity import async_fire_activity
 from .const import LOGGER
-from .coordinator import DataCenterPowerConfigEntry
 from .device.models import SbmReading
+from .runtime import DataCenterPowerConfigEntry
 
 INTERRUPTION: Final = "interruption"
 """Activity type of a circuit interruption."""

@@ -55,7 +55,7 @@ from .executor import (
     Observation,
     reconcile,
 )
-from .notices import Notices, notices_for
+from .notices import Notices
 from .path_changes import PathChanges
 from .phone import outcome_fields
 from .presentation import conservative_ttf_s, ttf_text
@@ -252,10 +252,13 @@ def _no_path_detail(topology: Topology, circuit: str, drained: str, why: Mapping
 class MigrationManager:
     """Every migration of one plant: running ones, their persistence and their events."""
 
-    def __init__(self, hass: HomeAssistant, coordinator: TelemetryCoordinator) -> None:
+    def __init__(
+        self, hass: HomeAssistant, coordinator: TelemetryCoordinator, notices: Notices
+    ) -> None:
         """Create the manager; call :meth:`async_load` before use."""
         self.hass = hass
         self.coordinator = coordinator
+        self._notices = notices
         entry = coordinator.config_entry
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.migrations"
@@ -302,10 +305,6 @@ class MigrationManager:
             if rec.state not in FINAL_STATES:
                 out |= rec.circuits
         return frozenset(out)
-
-    @property
-    def _notices(self) -> Notices:
-        return notices_for(self.hass, self.coordinator.config_entry.entry_id)
 
     def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` on every progress change; returns the remover."""
@@ -388,7 +387,7 @@ class MigrationManager:
         Home Assistant has started: ``notices.py``); an alert that clears may be announced
         again."""
         entry_id = self.coordinator.config_entry.entry_id
-        notices = notices_for(self.hass, entry_id)
+        notices = self._notices
         for key in notices.claimed_with("predicted:"):
             if key.removeprefix("predicted:") not in decisions.alerts:
                 notices.release(key)
@@ -466,7 +465,7 @@ class MigrationManager:
                 "Executing %s (%s) as migration %s", action.kind, action.reason, migration_id
             )
             if action.kind == "rebalance" and decisions is not None:
-                notices_for(self.hass, self.coordinator.config_entry.entry_id).fire(
+                self._notices.fire(
                     EVENT_FAILOVER,
                     {
                         "entry_id": self.coordinator.config_entry.entry_id,

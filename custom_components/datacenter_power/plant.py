@@ -22,11 +22,10 @@ from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from .activity import async_fire_activity, async_record_refusal, async_who, by, latest_decisions
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.models import AtsReading
-from .faults import faults_of
-from .proposals import book_of
 from .ranges import circuit_span
+from .runtime import DataCenterPowerConfigEntry
 from .status import STATES, load_at_risk, plant_status, why_still_on
 
 MAX_STATE = 255
@@ -125,7 +124,7 @@ class AtRiskSensor(PlantEntity, SensorEntity):
         decisions = latest_decisions(self.entry)
         if decisions is None:
             return None
-        failed = frozenset(faults_of(self.entry).failed)
+        failed = frozenset(self.entry.runtime_data.faults.current().failed)
         return decisions.alerts | failed, failed
 
     @property
@@ -147,7 +146,7 @@ class AtRiskSensor(PlantEntity, SensorEntity):
         return {
             "components": sorted(at_risk[0]),
             "failed": sorted(at_risk[1]),
-            "over_limit": sorted(faults_of(self.entry).over),
+            "over_limit": sorted(self.entry.runtime_data.faults.current().over),
             "overload_forecast": sorted({o.element for o in decisions.overloads}),
         }
 
@@ -161,9 +160,9 @@ class ProposalSensor(PlantEntity, SensorEntity):
     @override
     def native_value(self) -> str:
         """The proposal in one line."""
-        book = book_of(self.entry)
-        first = None if book is None else book.first()
-        if book is None or first is None:
+        book = self.entry.runtime_data.proposals
+        first = book.first()
+        if first is None:
             return "none_at_risk" if load_at_risk(self.entry) else "none"
         data = book.describe(*first)
         text = f"{data['kind']} {data['component'] or 'plant'}: {data['summary']}"
@@ -174,11 +173,11 @@ class ProposalSensor(PlantEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """The proposal id, reason and staged plan; with none, the load still at risk and why
         nothing is proposed."""
-        book = book_of(self.entry)
-        first = None if book is None else book.first()
-        if book is None or first is None:
+        book = self.entry.runtime_data.proposals
+        first = book.first()
+        if first is None:
             on = load_at_risk(self.entry)
-            attrs: dict[str, Any] = {"approval_mode": book is not None and book.approval_mode}
+            attrs: dict[str, Any] = {"approval_mode": book.approval_mode}
             if on:
                 attrs["load_at_risk"] = {u: list(c) for u, c in on.items()}
                 attrs["why_none"] = "; ".join(
@@ -240,13 +239,8 @@ class ApproveButton(PlantEntity, ButtonEntity):
     @override
     def available(self) -> bool:
         """Only while a proposal waits (in approval mode)."""
-        book = book_of(self.entry)
-        return (
-            super().available
-            and book is not None
-            and book.approval_mode
-            and book.first() is not None
-        )
+        book = self.entry.runtime_data.proposals
+        return super().available and book.approval_mode and book.first() is not None
 
     @override
     async def async_press(self) -> None:
@@ -256,9 +250,9 @@ class ApproveButton(PlantEntity, ButtonEntity):
             user = await self.hass.auth.async_get_user(context.user_id)
             if user is not None and not user.is_admin:
                 raise Unauthorized(context=context)
-        book = book_of(self.entry)
-        first = None if book is None else book.first()
-        if book is None or first is None:
+        book = self.entry.runtime_data.proposals
+        first = book.first()
+        if first is None:
             raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_proposal")
         pid, action = first
         try:

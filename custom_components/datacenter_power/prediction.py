@@ -28,16 +28,15 @@ from homeassistant.util import dt as dt_util
 
 from . import migration
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import DataCenterPowerConfigEntry
 from .device.models import DeviceIdentity, DeviceType
 from .engine.faults import unit_failure
 from .engine.forecast import Forecast, Quantile
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
-from .faults import faults_of
 from .forecasting import ForecastCoordinator
 from .migration import MigrationManager, describe
 from .presentation import conservative_ttf_s, ttf_text
 from .ranges import circuit_span
+from .runtime import DataCenterPowerConfigEntry
 from .status import load_at_risk, why_still_on
 
 UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
@@ -103,7 +102,7 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
         snapshot = self.coordinator.telemetry.data
         if unit_failure(snapshot.topology, snapshot.readings, self.plant_id) is not None:
             return True
-        return self.plant_id in faults_of(self.coordinator.config_entry).failed
+        return self.plant_id in self.coordinator.config_entry.runtime_data.faults.current().failed
 
 
 class HealthSensor(PredictionEntity, SensorEntity):

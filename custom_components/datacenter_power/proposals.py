@@ -37,13 +37,13 @@ from homeassistant.helpers.service import async_register_admin_service
 
 from .activity import async_fire_activity, latest_decisions
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVAL
-from .coordinator import DataCenterPowerConfigEntry
 from .engine.planner import Plan
 from .engine.policy import Action
 from .executor import FINAL_STATES, MigrationState
-from .notices import Notices, notices_for
+from .notices import Notices
 from .phone import outcome_fields, proposal_fields, proposal_tag
 from .presentation import plan_summary, plan_text
+from .runtime import DataCenterPowerConfigEntry, async_plants
 
 EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
 EVENT_PROPOSAL_CLOSED: Final = f"{DOMAIN}_proposal_closed"
@@ -146,7 +146,7 @@ class ProposalBook:
     @property
     def notices(self) -> Notices:
         """What this plant has announced in this run of Home Assistant."""
-        return notices_for(self.hass, self.entry.entry_id)
+        return self.entry.runtime_data.notices
 
     def _close(self, pid: str, outcome: str, reason: str, action: Action | None) -> None:
         """Proposal ``pid`` can no longer be approved: when it was announced, say so (the
@@ -351,35 +351,9 @@ def _reason(err: HomeAssistantError) -> str:
     return str(err).strip().rstrip(".")
 
 
-_BOOKS: dict[str, ProposalBook] = {}
-
-
-def all_books() -> list[ProposalBook]:
-    """The proposal books of every loaded plant."""
-    return list(_BOOKS.values())
-
-
-def book_of(entry: DataCenterPowerConfigEntry) -> ProposalBook | None:
-    """The proposal book of a loaded entry."""
-    return _BOOKS.get(entry.entry_id)
-
-
-@callback
-def async_setup_proposals(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Start keeping one plant's proposals."""
-    book = ProposalBook(hass, entry)
-    _BOOKS[entry.entry_id] = book
-
-    @callback
-    def forget() -> None:
-        _BOOKS.pop(entry.entry_id, None)
-
-    entry.async_on_unload(forget)
-    book.async_start()
-
-
 def _find(hass: HomeAssistant, pid: str) -> ProposalBook:
-    for book in _BOOKS.values():
+    for entry in async_plants(hass):
+        book = entry.runtime_data.proposals
         if pid in book.current or pid in book.stale:
             return book
     raise _refused("proposal_unknown", proposal_id=pid)

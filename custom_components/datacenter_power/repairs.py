@@ -33,7 +33,7 @@ from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 
-from .activity import latest_decisions, recorder_of
+from .activity import latest_decisions
 from .const import (
     CONF_MAX_STEP_AMPS,
     CONF_STEP_INTERVAL,
@@ -42,11 +42,9 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .coordinator import DataCenterPowerConfigEntry
 from .device.models import AtsReading
 from .engine.planner import Infeasible, Plan
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
-from .faults import faults_of
 from .migration import MigrationRequest, plan_for
 from .presentation import (
     infeasible_text,
@@ -56,7 +54,7 @@ from .presentation import (
     signals_text,
     ttf_text,
 )
-from .proposals import book_of
+from .runtime import DataCenterPowerConfigEntry
 
 FAILURE_PREDICTED: Final = "failure_predicted"
 DEGRADED: Final = "degraded"
@@ -97,10 +95,9 @@ def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan 
     same forecast basis, present currents plus a margin before any forecast). Returns
     ``(plan, text)``; ``plan`` is None (and ``text`` says why) when there is none."""
     runtime = entry.runtime_data
-    book = book_of(entry)
     decisions = latest_decisions(entry)
     topology = runtime.telemetry.data.topology
-    candidates = list(book.current.values()) if book is not None else []
+    candidates = list(runtime.proposals.current.values())
     if decisions is not None:
         candidates += [a for a in decisions.proposals if a.kind != "rebalance"]
     assignment = runtime.telemetry.data.assignment
@@ -186,7 +183,7 @@ class RepairKeeper:
 
     def _faults(self) -> list[Issue]:
         """Failed units and elements over their limit, as of the latest refresh."""
-        faults = faults_of(self.entry)
+        faults = self.entry.runtime_data.faults.current()
         snapshot = self.entry.runtime_data.telemetry.data
         topology = snapshot.topology
         out: list[Issue] = []
@@ -418,14 +415,13 @@ class MigrationRepairFlow(RepairsFlow):
         request_of = MigrationRequest(
             self._component, max_step_amps=max_step, step_interval_s=interval
         )
-        book = book_of(entry)
-        proposal = None if book is None or not book.approval_mode else book.proposal_for(plan)
-        recorder = recorder_of(entry)
+        book = entry.runtime_data.proposals
+        proposal = book.proposal_for(plan) if book.approval_mode else None
+        recorder = entry.runtime_data.activity
         request = (Context(), "confirmed in its repair (Settings > Repairs)")
-        if recorder is not None:
-            recorder.pending.append(request)
+        recorder.pending.append(request)
         try:
-            if book is not None and proposal is not None:
+            if proposal is not None:
                 # the policy's own proposal: approving it keeps the policy informed
                 migration_id = await book.async_approve(proposal)
             else:
@@ -435,10 +431,8 @@ class MigrationRepairFlow(RepairsFlow):
                 reason="not_started", description_placeholders={"why": str(err)}
             )
         finally:
-            if recorder is not None:
-                recorder.pending.remove(request)
-        if recorder is not None:
-            recorder.requested[migration_id] = request
+            recorder.pending.remove(request)
+        recorder.requested[migration_id] = request
         return self.async_create_entry(data={"migration_id": migration_id})
 
 
@@ -448,24 +442,6 @@ async def async_create_fix_flow(
     """The fix flow of one of this integration's fixable issues."""
     data = data or {}
     return MigrationRepairFlow(str(data.get("entry_id")), str(data.get("component")), issue_id)
-
-
-_KEEPERS: dict[str, RepairKeeper] = {}
-
-
-@callback
-def async_setup_repairs(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Keep one plant's repair issues until it unloads (they stay in the registry then, and
-    are brought up to date at the next setup); removing the entry deletes them."""
-    keeper = RepairKeeper(hass, entry)
-    _KEEPERS[entry.entry_id] = keeper
-
-    @callback
-    def forget() -> None:
-        _KEEPERS.pop(entry.entry_id, None)
-
-    entry.async_on_unload(forget)
-    keeper.async_start()
 
 
 @callback
@@ -482,6 +458,5 @@ __all__ = [
     "RepairKeeper",
     "async_create_fix_flow",
     "async_remove_repairs",
-    "async_setup_repairs",
     "drain_plan",
 ]

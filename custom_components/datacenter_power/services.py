@@ -30,17 +30,16 @@ from .const import (
     DEFAULT_STEP_INTERVAL,
     DOMAIN,
 )
-from .coordinator import DataCenterPowerConfigEntry
 from .device.models import AtsReading, DeviceType
 from .engine.faults import unit_failure
 from .engine.interlock import check_mpdu_output
 from .engine.planner import Infeasible, Plan
 from .executor import MigrationState
-from .faults import faults_of, recovered_s
 from .forecasting import policy_config
 from .migration import MigrationRequest, plan_for
 from .options import MIN_STEP_INTERVAL
 from .presentation import plan_response
+from .runtime import DataCenterPowerConfigEntry
 
 ATTR_COMPONENT: Final = "component"
 ATTR_TARGET: Final = "target"
@@ -373,7 +372,7 @@ def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: 
     if assessment is not None and assessment.alert:
         raise _invalid("component_at_risk", component=component)
     units = _restore_units(entry, component)
-    failed_now = faults_of(entry).failed
+    failed_now = entry.runtime_data.faults.current().failed
     for unit in units:
         failure = failed_now.get(unit) or unit_failure(snapshot.topology, snapshot.readings, unit)
         if failure is not None:
@@ -400,7 +399,7 @@ def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: 
         status = None if decisions is None else decisions.status.get(unit)
         since = max(
             -math.inf if status is None else status.healthy_since_s,
-            recovered_s(entry, unit) or -math.inf,
+            entry.runtime_data.faults.recovered_s.get(unit) or -math.inf,
         )
         if now_s - since < soak_s:
             raise _invalid(

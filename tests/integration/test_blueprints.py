@@ -31,7 +31,6 @@ from custom_components.datacenter_power.presentation import (
     duration_text,
     ttf_text,
 )
-from custom_components.datacenter_power.proposals import book_of
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -300,8 +299,7 @@ async def test_dismiss_on_the_phone_drops_the_proposal(
     answer = await phone.next_notification()
     assert answer["title"] == "Dismissed: ats1 proposal"
     assert answer["data"] == {"tag": note["data"]["tag"]}
-    book = book_of(entry)
-    assert book is not None
+    book = entry.runtime_data.proposals
     assert not book.current
     assert not entry.runtime_data.migrations.records
     proposal_id = dismiss.removeprefix("DCP_DISMISS_")
