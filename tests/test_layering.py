@@ -73,6 +73,9 @@ HA_LAYERS: tuple[str, ...] = (
     # What needs nothing of the integration but its constants (words, numbers, storage rows).
     "const",
     "naming",
+    "devices",
+    "device_listeners",
+    "snapshot",
     "options",
     "ranges",
     "presentation",
@@ -90,9 +93,11 @@ HA_LAYERS: tuple[str, ...] = (
     "replaced",
     # The plant's objects, as a type: every module below reaches the others through it.
     "runtime",
-    # Activity (the logbook's events), then the coordinators and what acts on their data.
-    "activity",
+    # The poller; activity (the logbook's events); the command path (it writes refusals to the
+    # activity); the decisions and what acts on them.
     "coordinator",
+    "activity",
+    "commands",
     "forecasting",
     "migration",
     "faults",

@@ -15,6 +15,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .activity import ActivityRecorder, async_wrap_services
+from .commands import CommandPath
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
@@ -71,19 +72,21 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     coordinator = TelemetryCoordinator(hass, entry)
     await coordinator.async_config_entry_first_refresh()
     notices = notices_for(hass, entry.entry_id)
-    migrations = MigrationManager(hass, coordinator, notices)
+    commands = CommandPath(hass, coordinator)
+    migrations = MigrationManager(hass, commands, notices)
     automatic = entry.options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE) == POLICY_AUTOMATIC
     await migrations.async_load(resume=automatic)
     entry.async_on_unload(migrations.async_shutdown)
     forecast = ForecastCoordinator(hass, entry, coordinator)
     # Commands (the SBM path interlock) refuse load onto units the latest decision says are at
     # risk; interrupted migrations resume at the first decision (MigrationManager._resume).
-    coordinator.follow_decisions(lambda: forecast.data)
+    commands.follow_decisions(lambda: forecast.data)
     forecast.migrating = lambda: migrations.active is not None
     await forecast.async_config_entry_first_refresh()
     entry.async_on_unload(migrations.async_follow(forecast))
     runtime = entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator,
+        commands=commands,
         migrations=migrations,
         forecast=forecast,
         notices=notices,

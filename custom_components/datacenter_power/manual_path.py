@@ -58,11 +58,11 @@ async def _set_path(call: ServiceCall) -> ServiceResponse:
         raise _invalid("not_a_path", circuit=circuit, path=path, paths=", ".join(identity.paths))
     require_current(entry, circuit)
     force = bool(call.data[ATTR_FORCE])
-    risk = telemetry.at_risk().get(path)
+    risk = entry.runtime_data.commands.at_risk().get(path)
     what = f"path {path}"
     if force and risk is not None:
         what += " (forced onto a unit at risk)"
-    await telemetry.async_command(
+    await entry.runtime_data.commands.async_command(
         circuit,
         lambda state: check_sbm_path(state, circuit, path, accept_risk=force),
         lambda client, ident: client.set_sbm_path(ident, path),

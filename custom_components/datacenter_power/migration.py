@@ -28,6 +28,7 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
+from .commands import CommandPath
 from .const import (
     CONF_MAX_STEP_AMPS,
     CONF_STEP_INTERVAL,
@@ -36,7 +37,6 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .coordinator import PlantSnapshot, TelemetryCoordinator
 from .device.models import AtsReading, MpduReading
 from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
@@ -59,6 +59,7 @@ from .notices import Notices
 from .path_changes import PathChanges
 from .phone import outcome_fields
 from .presentation import conservative_ttf_s, ttf_text
+from .snapshot import PlantSnapshot
 
 if TYPE_CHECKING:
     from .forecasting import ForecastCoordinator
@@ -97,14 +98,14 @@ class HaPlantPort:
 
     def __init__(
         self,
-        coordinator: TelemetryCoordinator,
+        commands: CommandPath,
         on_switch: Callable[[str], None] | None = None,
         accepts_risk: frozenset[str] = frozenset(),
     ) -> None:
-        """Drive the plant through a telemetry coordinator; ``on_switch(circuit)`` is told of
-        every path change sent (the flapping guard counts them); ``accepts_risk``: the MPDUs the
-        plan loads deliberately although they alert (the engine's urgent hand-back)."""
-        self._coordinator = coordinator
+        """Drive the plant through its command path; ``on_switch(circuit)`` is told of every
+        path change sent (the flapping guard counts them); ``accepts_risk``: the MPDUs the plan
+        loads deliberately although they alert (the engine's urgent hand-back)."""
+        self._commands = commands
         self._on_switch = on_switch
         self._accepts_risk = accepts_risk
 
@@ -112,7 +113,7 @@ class HaPlantPort:
         """Command the circuit's SBM (make-before-break in the device) through the plant's
         command path: the same lock and interlock as every other command."""
         accept = mpdu_id in self._accepts_risk
-        await self._coordinator.async_command(
+        await self._commands.async_command(
             circuit_id,
             lambda state: check_sbm_path(state, circuit_id, mpdu_id, accept_risk=accept),
             lambda client, identity: client.set_sbm_path(identity, mpdu_id),
@@ -125,12 +126,12 @@ class HaPlantPort:
         """Refresh telemetry now and describe it for verification, with the units at risk by
         the latest decision; a failed refresh gives no telemetry at all (only why), never the
         previous snapshot."""
-        coordinator = self._coordinator
+        coordinator = self._commands.telemetry
         await coordinator.async_refresh()
         if not coordinator.last_update_success:
             error = coordinator.last_exception
             return Observation.stale(f"the refresh failed ({error or 'no answer'})")
-        return replace(observation(coordinator.data), at_risk=coordinator.at_risk())
+        return replace(observation(coordinator.data), at_risk=self._commands.at_risk())
 
     async def sleep(self, seconds: float) -> None:
         """The executor's clock: real time here."""
@@ -252,14 +253,13 @@ def _no_path_detail(topology: Topology, circuit: str, drained: str, why: Mapping
 class MigrationManager:
     """Every migration of one plant: running ones, their persistence and their events."""
 
-    def __init__(
-        self, hass: HomeAssistant, coordinator: TelemetryCoordinator, notices: Notices
-    ) -> None:
+    def __init__(self, hass: HomeAssistant, commands: CommandPath, notices: Notices) -> None:
         """Create the manager; call :meth:`async_load` before use."""
         self.hass = hass
-        self.coordinator = coordinator
+        self.commands = commands
+        self.coordinator = commands.telemetry
         self._notices = notices
-        entry = coordinator.config_entry
+        entry = self.coordinator.config_entry
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.migrations"
         )
@@ -351,7 +351,7 @@ class MigrationManager:
         pending, self._to_resume = self._to_resume, []
         if not pending:
             return
-        refused = self.coordinator.at_risk()
+        refused = self.commands.at_risk()
         assignment = self.coordinator.data.assignment
         for migration_id in pending:
             rec = self.records.get(migration_id)
@@ -786,7 +786,7 @@ class MigrationManager:
 
     def _launch(self, rec: MigrationRecord, *, step_interval_s: float) -> None:
         executor = MigrationExecutor(
-            HaPlantPort(self.coordinator, None, rec.accepts_risk),
+            HaPlantPort(self.commands, None, rec.accepts_risk),
             rec,
             step_interval_s=step_interval_s,
             on_progress=self._on_progress,

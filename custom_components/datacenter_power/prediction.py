@@ -75,8 +75,8 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
         poll in one go, held the event loop ~40 ms."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.telemetry.async_add_device_listener(
-                self.plant_id, self._handle_coordinator_update
+            self.coordinator.telemetry.async_add_listener(
+                self._handle_coordinator_update, self.plant_id
             )
         )
 

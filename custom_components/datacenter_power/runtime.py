@@ -2,7 +2,7 @@
 
 A config entry is one plant. Its objects are made by ``async_setup_entry`` (``__init__.py``),
 kept here for as long as the entry is loaded, and dropped with it: the coordinators, the
-migration manager, the fault watch, the activity recorder, the proposal book, the repair keeper
+command path, the migration manager, the fault watch, the activity recorder, the proposal book, the repair keeper
 and the plant's notices. No module keeps a plant's object in a module-level dictionary; each
 reaches the others through the entry (``entry.runtime_data.proposals``, ...).
 
@@ -22,6 +22,7 @@ from .const import DOMAIN
 
 if TYPE_CHECKING:
     from .activity import ActivityRecorder
+    from .commands import CommandPath
     from .coordinator import TelemetryCoordinator
     from .faults import FaultWatch
     from .forecasting import ForecastCoordinator
@@ -38,6 +39,8 @@ class DataCenterPowerData:
     """Runtime data of a config entry: the plant's objects (see the module docstring)."""
 
     telemetry: TelemetryCoordinator
+    commands: CommandPath
+    """The one way anything is sent to a device."""
     migrations: MigrationManager
     forecast: ForecastCoordinator
     notices: Notices

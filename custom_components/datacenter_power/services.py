@@ -295,7 +295,7 @@ async def _switch_mpdu(
 ) -> None:
     """Switch an MPDU's output through the plant's command path: the command lock and the same
     interlock as the MPDU's output switch (refused with the element and the amps)."""
-    await entry.runtime_data.telemetry.async_command(
+    await entry.runtime_data.commands.async_command(
         mpdu,
         lambda state: check_mpdu_output(state, mpdu, on),
         lambda client, identity: client.set_mpdu_output(identity, on),

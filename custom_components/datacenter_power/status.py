@@ -24,8 +24,8 @@ from .presentation import plan_summary, ttf_text
 from .ranges import circuit_span
 
 if TYPE_CHECKING:
-    from .coordinator import PlantSnapshot
     from .runtime import DataCenterPowerConfigEntry
+    from .snapshot import PlantSnapshot
 
 CRITICAL: Final = "critical"
 WARNING: Final = "warning"
