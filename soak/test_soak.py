@@ -47,13 +47,10 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
+from custom_components.datacenter_power.events import EVENT_FAILOVER, EVENT_MIGRATION_FINISHED
 from custom_components.datacenter_power.executor import FINAL_STATES, MigrationState
 from custom_components.datacenter_power.faults import CLEAR_FRACTION
-from custom_components.datacenter_power.migration import (
-    EVENT_FAILOVER,
-    EVENT_MIGRATION_FINISHED,
-    KEEP_FINISHED,
-)
+from custom_components.datacenter_power.migration import KEEP_FINISHED
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer

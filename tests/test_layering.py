@@ -72,6 +72,7 @@ _NOT_IN_EXECUTOR = ("homeassistant", "dcp_sim", "dcp_eval", "pymodbus", "custom_
 HA_LAYERS: tuple[str, ...] = (
     # What needs nothing of the integration but its constants (words, numbers, storage rows).
     "const",
+    "events",
     "naming",
     "devices",
     "device_listeners",

@@ -37,6 +37,24 @@ from homeassistant.helpers import device_registry as dr
 from .const import DOMAIN, POLICY_AUTOMATIC
 from .engine.faults import unit_failure
 from .engine.policy import Decisions
+from .events import (
+    ACTION_DONE,
+    CIRCUIT_MOVED,
+    EVENT_ACTIVITY,
+    EVENT_FAILOVER,
+    EVENT_FAILURE_RISK_CLEARED,
+    EVENT_OVERLOAD_FORECAST,
+    FAILOVER,
+    FAILURE_PREDICTED,
+    FAILURE_RISK_CLEARED,
+    MIGRATION_FAILED,
+    MIGRATION_FINISHED,
+    MIGRATION_STARTED,
+    OVERLOAD_FORECAST,
+    PROPOSAL_APPROVED,
+    PROPOSAL_DISMISSED,
+    REFUSED,
+)
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
 from .presentation import ttf_text
 from .ranges import circuit_span
@@ -48,35 +66,11 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-EVENT_ACTIVITY: Final = f"{DOMAIN}_activity"
-EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
-"""Fired by the forecasting coordinator (named here: that module imports this one)."""
-EVENT_FAILURE_RISK_CLEARED: Final = f"{DOMAIN}_failure_risk_cleared"
-EVENT_OVERLOAD_FORECAST: Final = f"{DOMAIN}_overload_forecast"
-
-# activity types that are also device triggers
-FAILURE_PREDICTED: Final = "failure_predicted"
-FAILURE_RISK_CLEARED: Final = "failure_risk_cleared"
-MIGRATION_FINISHED: Final = "migration_finished"
-MIGRATION_FAILED: Final = "migration_failed"
-FAILOVER: Final = "failover"
-OVERLOAD_FORECAST: Final = "overload_forecast"
-TRIGGER_TYPES: Final = (
-    FAILURE_PREDICTED,
-    FAILURE_RISK_CLEARED,
-    MIGRATION_FINISHED,
-    MIGRATION_FAILED,
-    FAILOVER,
-    OVERLOAD_FORECAST,
-)
-# further activity types (logbook only)
-MIGRATION_STARTED: Final = "migration_started"
-CIRCUIT_MOVED: Final = "circuit_moved"
-ACTION_DONE: Final = "action"
-REFUSED: Final = "refused"
-
 READ_ONLY_SERVICES: Final = frozenset({"plan_migration", "get_forecast", "get_proposal"})
-PROPOSAL_DECISIONS: Final = {"approve_proposal": "approved", "dismiss_proposal": "dismissed"}
+PROPOSAL_DECISIONS: Final = {
+    "approve_proposal": ("approved", PROPOSAL_APPROVED),
+    "dismiss_proposal": ("dismissed", PROPOSAL_DISMISSED),
+}
 """The actions that decide about a proposal: logged as a decision with who took it."""
 
 
@@ -561,9 +555,9 @@ def _wrap(
                 context=call.context, extra={"who": who},
             )  # fmt: skip
             if name in PROPOSAL_DECISIONS:
-                verb = PROPOSAL_DECISIONS[name]
+                verb, kind = PROPOSAL_DECISIONS[name]
                 async_fire_activity(
-                    hass, entry, component, f"proposal_{verb}",
+                    hass, entry, component, kind,
                     f"proposal {call.data.get('proposal_id')} {verb} {by(who)}"
                     + (f": it runs as migration {mid}" if mid else ""),
                     context=call.context,

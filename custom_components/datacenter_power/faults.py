@@ -23,10 +23,11 @@ from typing import Final
 
 from homeassistant.core import Context, HomeAssistant, callback
 
-from .activity import EVENT_FAILOVER, latest_decisions
+from .activity import latest_decisions
 from .const import CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS, LOGGER
 from .engine.faults import OverLimit, UnitFailure, is_live, over_limits, unit_failures
 from .engine.planner import Infeasible
+from .events import EVENT_FAILOVER
 from .migration import MigrationRequest, plan_for
 from .presentation import infeasible_text, plan_summary
 from .runtime import DataCenterPowerConfigEntry

@@ -22,6 +22,7 @@ from .activity import async_fire_activity
 from .const import DOMAIN, LOGGER
 from .device.models import DeviceType
 from .engine.interlock import check_sbm_path
+from .events import OVERRIDE
 from .services import MAX_NAME_LENGTH, require_current, resolve
 
 SERVICE_SET_PATH: Final = "set_path"
@@ -75,7 +76,7 @@ async def _set_path(call: ServiceCall) -> ServiceResponse:
             call.hass,
             entry,
             circuit,
-            "override",
+            OVERRIDE,
             f"moved onto {path} by an explicit override (force) although {risk}",
             context=call.context,
             related=(path,),

@@ -45,6 +45,15 @@ from .engine.policy import Action, Decisions
 from .engine.requested import plan_request
 from .engine.risk import accepted_risk
 from .engine.topology import Topology
+from .events import (
+    EVENT_FAILOVER,
+    EVENT_FAILURE_PREDICTED,
+    EVENT_MIGRATION_FINISHED,
+    EVENT_MIGRATION_STEP,
+    ISSUE_MIGRATION_HELD,
+    ISSUE_MIGRATIONS_DAMAGED,
+    held_issue_id,
+)
 from .executor import (
     FINAL_STATES,
     VERIFY_ATTEMPTS,
@@ -64,10 +73,6 @@ from .snapshot import PlantSnapshot
 if TYPE_CHECKING:
     from .forecasting import ForecastCoordinator
 
-EVENT_FAILURE_PREDICTED: Final = f"{DOMAIN}_failure_predicted"
-EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
-EVENT_MIGRATION_STEP: Final = f"{DOMAIN}_migration_step"
-EVENT_MIGRATION_FINISHED: Final = f"{DOMAIN}_migration_finished"
 STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
@@ -566,7 +571,7 @@ class MigrationManager:
                 f"storage_damaged_{self.coordinator.config_entry.entry_id}_migrations",
                 is_fixable=False,
                 severity=ir.IssueSeverity.WARNING,
-                translation_key="migrations_damaged",
+                translation_key=ISSUE_MIGRATIONS_DAMAGED,
                 translation_placeholders={"count": str(damaged) if damaged else "all"},
             )
         self._drop_stale_held_issues()
@@ -588,11 +593,11 @@ class MigrationManager:
                 ir.async_create_issue(
                     self.hass,
                     DOMAIN,
-                    _held_issue(fixed.migration_id),
+                    held_issue_id(fixed.migration_id),
                     data={"entry_id": self.coordinator.config_entry.entry_id},
                     is_fixable=False,
                     severity=ir.IssueSeverity.WARNING,
-                    translation_key="migration_held",
+                    translation_key=ISSUE_MIGRATION_HELD,
                     translation_placeholders={
                         "migration_id": fixed.migration_id,
                         "component": fixed.component,
@@ -616,19 +621,19 @@ class MigrationManager:
         for rec in records:
             rec.reason = f"{HELD_REASON}; then {why}"
             rec.history.append(why)
-            ir.async_delete_issue(self.hass, DOMAIN, _held_issue(rec.migration_id))
+            ir.async_delete_issue(self.hass, DOMAIN, held_issue_id(rec.migration_id))
             LOGGER.info("Held migration %s: %s", rec.migration_id, why)
 
     def _drop_stale_held_issues(self) -> None:
         """Delete this plant's held-migration repairs whose migration is no longer held (its
         record was released, or pruned from storage)."""
-        held = {_held_issue(r.migration_id) for r in self.held()}
+        held = {held_issue_id(r.migration_id) for r in self.held()}
         entry_id = self.coordinator.config_entry.entry_id
         registry = ir.async_get(self.hass)
         for (domain, issue_id), issue in list(registry.issues.items()):
             if (
                 domain == DOMAIN
-                and issue_id.startswith("migration_held_")
+                and issue_id.startswith(held_issue_id(""))
                 and (issue.data or {}).get("entry_id") == entry_id
                 and issue_id not in held
             ):
@@ -911,10 +916,6 @@ class MigrationManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # unloading regardless
                 await task
         await self._save()
-
-
-def _held_issue(migration_id: str) -> str:
-    return f"migration_held_{migration_id}"
 
 
 def describe(rec: MigrationRecord | None) -> Mapping[str, Any]:

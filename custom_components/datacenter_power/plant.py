@@ -24,6 +24,7 @@ from .activity import async_fire_activity, async_record_refusal, async_who, by, 
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import TelemetryCoordinator
 from .device.models import AtsReading
+from .events import PROPOSAL_APPROVED
 from .ranges import circuit_span
 from .runtime import DataCenterPowerConfigEntry
 from .status import STATES, load_at_risk, plant_status, why_still_on
@@ -267,7 +268,7 @@ class ApproveButton(PlantEntity, ButtonEntity):
             self.hass,
             self.entry,
             action.target,
-            "proposal_approved",
+            PROPOSAL_APPROVED,
             f"proposal {pid} approved {by(who)} (Approve button): it runs as migration "
             f"{migration_id}",
             context=context,

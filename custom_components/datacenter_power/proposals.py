@@ -39,16 +39,13 @@ from .activity import async_fire_activity, latest_decisions
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVAL
 from .engine.planner import Plan
 from .engine.policy import Action
+from .events import EVENT_PROPOSAL, EVENT_PROPOSAL_CLOSED, PROPOSAL
 from .executor import FINAL_STATES, MigrationState
 from .notices import Notices
 from .phone import outcome_fields, proposal_fields, proposal_tag
 from .presentation import plan_summary, plan_text
 from .runtime import DataCenterPowerConfigEntry, async_plants
 
-EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
-EVENT_PROPOSAL_CLOSED: Final = f"{DOMAIN}_proposal_closed"
-"""A proposal that was announced can no longer be approved: dismissed, gone stale, or approved
-and its migration ended (with the outcome); the phone's notification is replaced (its tag)."""
 SERVICE_APPROVE: Final = "approve_proposal"
 SERVICE_DISMISS: Final = "dismiss_proposal"
 SERVICE_GET: Final = "get_proposal"
@@ -261,7 +258,7 @@ class ProposalBook:
                     self.hass,
                     self.entry,
                     action.target,
-                    "proposal",
+                    PROPOSAL,
                     f"proposes {action.kind} ({data['summary']}): {action.reason}; waiting for "
                     f"approval (proposal {pid})",
                     related=action.plan.circuits,

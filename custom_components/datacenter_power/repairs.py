@@ -44,6 +44,16 @@ from .const import (
 )
 from .device.models import AtsReading
 from .engine.planner import Infeasible, Plan
+from .events import (
+    ISSUE_DEGRADED,
+    ISSUE_FAILURE_PREDICTED,
+    ISSUE_INHIBIT_ON,
+    ISSUE_MIGRATION_FAILED,
+    ISSUE_MIGRATION_HELD,
+    ISSUE_OVER_LIMIT,
+    ISSUE_UNIT_FAILED,
+    held_issue_id,
+)
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
 from .migration import MigrationRequest, plan_for
 from .presentation import (
@@ -56,13 +66,6 @@ from .presentation import (
 )
 from .runtime import DataCenterPowerConfigEntry
 
-FAILURE_PREDICTED: Final = "failure_predicted"
-DEGRADED: Final = "degraded"
-MIGRATION_HELD: Final = "migration_held"
-MIGRATION_FAILED: Final = "migration_failed"
-INHIBIT_ON: Final = "inhibit_on"
-UNIT_FAILED: Final = "unit_failed"
-OVER_LIMIT: Final = "over_limit"
 DEGRADED_HEALTH: Final = 80.0
 """Health below this (without a failure prediction) is a warning."""
 HELD_REASON: Final = "interrupted by a restart"
@@ -199,8 +202,8 @@ class RepairKeeper:
             moved = [c for c in normal if c not in dark and snapshot.available(c)]
             out.append(
                 Issue(
-                    self._id(UNIT_FAILED, element),
-                    UNIT_FAILED,
+                    self._id(ISSUE_UNIT_FAILED, element),
+                    ISSUE_UNIT_FAILED,
                     element,
                     ir.IssueSeverity.CRITICAL,
                     False,
@@ -217,8 +220,8 @@ class RepairKeeper:
         for element, o in sorted(faults.over.items()):
             out.append(
                 Issue(
-                    self._id(OVER_LIMIT, element),
-                    OVER_LIMIT,
+                    self._id(ISSUE_OVER_LIMIT, element),
+                    ISSUE_OVER_LIMIT,
                     element,
                     ir.IssueSeverity.CRITICAL,
                     False,
@@ -256,8 +259,8 @@ class RepairKeeper:
                 plan, text = drain_plan(self.entry, component)
                 out.append(
                     Issue(
-                        self._id(FAILURE_PREDICTED, component),
-                        FAILURE_PREDICTED,
+                        self._id(ISSUE_FAILURE_PREDICTED, component),
+                        ISSUE_FAILURE_PREDICTED,
                         component,
                         ir.IssueSeverity.CRITICAL
                         if severity_is_critical(a)
@@ -274,8 +277,8 @@ class RepairKeeper:
             elif a.health < DEGRADED_HEALTH:
                 out.append(
                     Issue(
-                        self._id(DEGRADED, component),
-                        DEGRADED,
+                        self._id(ISSUE_DEGRADED, component),
+                        ISSUE_DEGRADED,
                         component,
                         ir.IssueSeverity.WARNING,
                         False,
@@ -308,8 +311,8 @@ class RepairKeeper:
                 # same id as the one the migration manager raises at setup
                 out.append(
                     Issue(
-                        f"{MIGRATION_HELD}_{rec.migration_id}",
-                        MIGRATION_HELD,
+                        held_issue_id(rec.migration_id),
+                        ISSUE_MIGRATION_HELD,
                         component,
                         ir.IssueSeverity.WARNING,
                         component != "plant",
@@ -320,8 +323,8 @@ class RepairKeeper:
             elif rec.reason != "cancelled":
                 out.append(
                     Issue(
-                        self._id(MIGRATION_FAILED, component),
-                        MIGRATION_FAILED,
+                        self._id(ISSUE_MIGRATION_FAILED, component),
+                        ISSUE_MIGRATION_FAILED,
                         component,
                         ir.IssueSeverity.ERROR,
                         component != "plant",
@@ -345,8 +348,8 @@ class RepairKeeper:
             critical = [c for c in circuits if topology.circuits[c].critical]
             out.append(
                 Issue(
-                    self._id(INHIBIT_ON, pid),
-                    INHIBIT_ON,
+                    self._id(ISSUE_INHIBIT_ON, pid),
+                    ISSUE_INHIBIT_ON,
                     pid,
                     ir.IssueSeverity.WARNING,
                     False,

@@ -18,12 +18,12 @@ from custom_components.datacenter_power.const import (
     CONF_STEP_INTERVAL,
     DOMAIN,
 )
-from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.migration import (
+from custom_components.datacenter_power.events import (
     EVENT_FAILOVER,
     EVENT_MIGRATION_FINISHED,
     EVENT_MIGRATION_STEP,
 )
+from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.plant import Plant
 from dcp_sim.server import PlantServer
 

@@ -17,10 +17,12 @@ from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import async_capture_events
 
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY
-from custom_components.datacenter_power.migration import EVENT_FAILURE_PREDICTED
+from custom_components.datacenter_power.events import (
+    EVENT_ACTIVITY,
+    EVENT_FAILURE_PREDICTED,
+    EVENT_PROPOSAL,
+)
 from custom_components.datacenter_power.notices import _NOTICES
-from custom_components.datacenter_power.proposals import EVENT_PROPOSAL
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer

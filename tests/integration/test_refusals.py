@@ -29,7 +29,6 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.datacenter_power import migration
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY, REFUSED
 from custom_components.datacenter_power.const import (
     CONF_HOST,
     CONF_POLICY_MODE,
@@ -39,9 +38,9 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
     SUBENTRY_GATEWAY,
 )
+from custom_components.datacenter_power.events import EVENT_ACTIVITY, EVENT_PROPOSAL, REFUSED
 from custom_components.datacenter_power.executor import MigrationState
 from custom_components.datacenter_power.migration import HaPlantPort
-from custom_components.datacenter_power.proposals import EVENT_PROPOSAL
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer

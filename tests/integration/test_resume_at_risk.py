@@ -23,9 +23,10 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
+from custom_components.datacenter_power.events import EVENT_MIGRATION_FINISHED
 from custom_components.datacenter_power.executor import MigrationState
 from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
-from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED, MigrationManager
+from custom_components.datacenter_power.migration import MigrationManager
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
