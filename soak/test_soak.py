@@ -33,8 +33,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.datacenter_power import (
     const,
     coordinator,
+    decisions,
     diagnostics,
-    forecasting,
     migration,
     services,
 )
@@ -559,7 +559,7 @@ class Soak:
         if self.stale is None or not self.loaded:
             return
         target, since = self.stale
-        decisions = self.entry.runtime_data.forecast.data
+        decisions = self.entry.runtime_data.decisions.data
         if decisions is None or decisions.t_s < self.clock.time() - STEP_S / 2:
             return  # no decision since the hand move yet
         if self.step == since:
@@ -737,7 +737,7 @@ class Soak:
             self.polled = None
         t1 = os.times().elapsed
         if self.step % DECIDE_EVERY == 0:
-            await self.entry.runtime_data.forecast.async_refresh()
+            await self.entry.runtime_data.decisions.async_refresh()
         t2 = os.times().elapsed
         await self.settle()
         self.say(
@@ -932,7 +932,7 @@ class Soak:
                 )
         finished = [r for r in manager.records.values() if r.state in FINAL_STATES]
         REPORT.check(len(finished) <= KEEP_FINISHED, f"{len(finished)} finished records kept")
-        history = runtime.forecast.history
+        history = runtime.decisions.history
         REPORT.check(len(history) <= history.max_rows, "history unbounded")
 
     def check_finished(self) -> set[str]:
@@ -1031,9 +1031,9 @@ async def test_soak(
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("homeassistant").setLevel(logging.WARNING)
     soak = Soak(hass, hass_storage, hass_read_only_user.id, seed)
-    for module in (coordinator, services, diagnostics, forecasting, migration):
+    for module in (coordinator, services, diagnostics, decisions, migration):
         monkeypatch.setattr(module, "dt_util", soak.clock)
-    monkeypatch.setattr(forecasting, "time", soak.clock)
+    monkeypatch.setattr(decisions, "time", soak.clock)
     await soak.start(scenario(seed, hours))
     try:
         await soak.run(hours)

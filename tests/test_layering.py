@@ -99,7 +99,7 @@ HA_LAYERS: tuple[str, ...] = (
     "coordinator",
     "activity",
     "commands",
-    "forecasting",
+    "decisions",
     "migration",
     "faults",
     "proposals",

@@ -19,8 +19,8 @@ from .commands import CommandPath
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
+from .decisions import DecisionCoordinator
 from .faults import FaultWatch
-from .forecasting import ForecastCoordinator
 from .gc_freeze import async_setup_gc_freeze
 from .history_store import HistoryStore
 from .interruptions import async_setup_interruptions
@@ -77,18 +77,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     automatic = entry.options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE) == POLICY_AUTOMATIC
     await migrations.async_load(resume=automatic)
     entry.async_on_unload(migrations.async_shutdown)
-    forecast = ForecastCoordinator(hass, entry, coordinator)
+    decider = DecisionCoordinator(hass, entry, coordinator)
     # Commands (the SBM path interlock) refuse load onto units the latest decision says are at
     # risk; interrupted migrations resume at the first decision (MigrationManager._resume).
-    commands.follow_decisions(lambda: forecast.data)
-    forecast.migrating = lambda: migrations.active is not None
-    await forecast.async_config_entry_first_refresh()
-    entry.async_on_unload(migrations.async_follow(forecast))
+    commands.follow_decisions(lambda: decider.data)
+    decider.migrating = lambda: migrations.active is not None
+    await decider.async_config_entry_first_refresh()
+    entry.async_on_unload(migrations.async_follow(decider))
     runtime = entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator,
         commands=commands,
         migrations=migrations,
-        forecast=forecast,
+        decisions=decider,
         notices=notices,
         faults=FaultWatch(hass, entry),
         activity=ActivityRecorder(hass, entry),

@@ -9,7 +9,7 @@ get a fresh context and say "automatically" in the message. The same events driv
 triggers (``device_trigger.py``).
 
 Sources, all hooked from outside the modules that act (so those stay as they are):
-* the decisions of the forecasting coordinator (failure predicted / risk cleared / overload
+* the decisions of the decision coordinator (failure predicted / risk cleared / overload
   forecast, which also get their own bus events for plain event automations);
 * the migration manager's progress (started, each circuit moved, finished or failed);
 * the ``failover`` event;
@@ -75,8 +75,8 @@ PROPOSAL_DECISIONS: Final = {
 
 
 def latest_decisions(entry: DataCenterPowerConfigEntry) -> Decisions | None:
-    """The forecasting coordinator's latest decisions (None before its first refresh)."""
-    return cast("Decisions | None", entry.runtime_data.forecast.data)
+    """The decision coordinator's latest decisions (None before its first refresh)."""
+    return cast("Decisions | None", entry.runtime_data.decisions.data)
 
 
 def hub_device_id(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> str | None:
@@ -173,12 +173,12 @@ class ActivityRecorder:
             if rec.state in FINAL_STATES:  # running ones (started during setup, or resumed
                 # after a restart) are written when they next make progress
                 self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
-        self.entry.async_on_unload(data.forecast.async_add_listener(self._on_decisions))
+        self.entry.async_on_unload(data.decisions.async_add_listener(self._on_decisions))
         self.entry.async_on_unload(data.migrations.add_listener(self._on_migrations))
         self.entry.async_on_unload(self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover))
         self.entry.async_on_unload(data.telemetry.async_add_listener(self._on_telemetry))
         self._on_telemetry()
-        if data.forecast.data is not None:
+        if data.decisions.data is not None:
             self._on_decisions()
 
     @callback
@@ -227,7 +227,7 @@ class ActivityRecorder:
 
     @callback
     def _on_decisions(self) -> None:
-        forecast = self.entry.runtime_data.forecast
+        forecast = self.entry.runtime_data.decisions
         decisions = latest_decisions(self.entry)
         if decisions is None:
             return

@@ -175,7 +175,7 @@ class CommandPath:
         judged on the snapshot refreshed after the previous one, so two commands that fit alone
         cannot overload together."""
         self._decisions: Callable[[], Decisions | None] = lambda: None
-        """The latest decision of the engine (set once the forecasting coordinator runs)."""
+        """The latest decision of the engine (set once the decision coordinator runs)."""
 
     def follow_decisions(self, latest: Callable[[], Decisions | None]) -> None:
         """Judge commands with the engine's latest decision too (``latest()`` returns it)."""

@@ -7,7 +7,7 @@ observations from a fresh refresh), persists every migration's progress in a
 ``migration_finished`` events, and refuses two migrations touching the same circuits.
 
 It is also the part of the integration that acts on the engine's decisions
-(:meth:`MigrationManager.async_follow`, a listener of the forecasting coordinator): it fires
+(:meth:`MigrationManager.async_follow`, a listener of the decision coordinator): it fires
 ``failure_predicted`` for every alert that turns on, runs what the engine orders now
 (``Decisions.actions``: what each mode executes is ``engine/modes.py``'s), fires ``failover`` when
 that is a rebalance after a sudden failure, and tells the policy how each action ended.
@@ -71,7 +71,7 @@ from .presentation import conservative_ttf_s, ttf_text
 from .snapshot import PlantSnapshot
 
 if TYPE_CHECKING:
-    from .forecasting import ForecastCoordinator
+    from .decisions import DecisionCoordinator
 
 STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
@@ -279,7 +279,7 @@ class MigrationManager:
         self._drained: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         """Migration id -> (MPDUs it drains, circuits its plan leaves there), to refuse an
         opposite drain and to tell ``completed`` from "moved, but the part is not empty"."""
-        self._forecast: ForecastCoordinator | None = None
+        self._forecast: DecisionCoordinator | None = None
         self._seen: Decisions | None = None
         self._alerting: frozenset[str] = frozenset()
         self._engine_action: Action | None = None
@@ -318,7 +318,7 @@ class MigrationManager:
 
     # -- acting on the engine's decisions --------------------------------------------------
 
-    def async_follow(self, forecast: ForecastCoordinator) -> CALLBACK_TYPE:
+    def async_follow(self, forecast: DecisionCoordinator) -> CALLBACK_TYPE:
         """Act on every new decision of ``forecast`` from now on (the latest one at once);
         returns the remover."""
         self._forecast = forecast
@@ -432,7 +432,7 @@ class MigrationManager:
 
     async def _async_execute(
         self,
-        forecast: ForecastCoordinator,
+        forecast: DecisionCoordinator,
         action: Action,
         decisions: Decisions | None,
         preempted: str | None = None,

@@ -4,7 +4,7 @@ components at risk, the proposal waiting for approval, and the button that appro
 They are what a dashboard's first row shows: whether anything is wrong and what to do
 (``status.py``), how much the plant carries, how much room is left under the continuous limits,
 what is at risk, and (in approval mode) what the policy wants to do and a way to say yes. They
-follow both coordinators (telemetry for loads, forecasting for risks and proposals) and the
+follow both coordinators (telemetry for loads, decisions for risks and proposals) and the
 migrations.
 """
 
@@ -43,7 +43,7 @@ def plant_device_info(entry: DataCenterPowerConfigEntry) -> DeviceInfo:
 
 
 class PlantEntity(CoordinatorEntity[TelemetryCoordinator]):
-    """An entity of the plant as a whole; also follows the forecasting coordinator."""
+    """An entity of the plant as a whole; also follows the decision coordinator."""
 
     _attr_has_entity_name = True
 
@@ -60,7 +60,7 @@ class PlantEntity(CoordinatorEntity[TelemetryCoordinator]):
         """Follow the engine's decisions too."""
         await super().async_added_to_hass()
         runtime = self.entry.runtime_data
-        self.async_on_remove(runtime.forecast.async_add_listener(self._handle_coordinator_update))
+        self.async_on_remove(runtime.decisions.async_add_listener(self._handle_coordinator_update))
         self.async_on_remove(runtime.migrations.add_listener(self._handle_coordinator_update))
 
 

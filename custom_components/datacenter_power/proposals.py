@@ -98,8 +98,8 @@ class ProposalBook:
 
     @callback
     def async_start(self) -> None:
-        """Follow the forecasting coordinator's decisions."""
-        forecast = self.entry.runtime_data.forecast
+        """Follow the decision coordinator's decisions."""
+        forecast = self.entry.runtime_data.decisions
         self.entry.async_on_unload(forecast.async_add_listener(self._on_decisions))
         migrations = self.entry.runtime_data.migrations
         self.entry.async_on_unload(migrations.add_listener(self._on_migrations))
@@ -192,7 +192,7 @@ class ProposalBook:
 
     def _replan(self) -> None:
         """An outcome left the unit at risk: the policy plans again within a poll."""
-        self.entry.runtime_data.forecast.decide_soon()
+        self.entry.runtime_data.decisions.decide_soon()
 
     def _reopen(self) -> None:
         """Approved proposals whose migration ended without completing may be proposed again

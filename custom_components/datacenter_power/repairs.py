@@ -119,7 +119,7 @@ def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan 
     result = plan_for(
         runtime.telemetry.data,
         MigrationRequest(component, max_step_amps=max_step, step_interval_s=interval),
-        runtime.forecast.data,
+        runtime.decisions.data,
     )
     if isinstance(result, Infeasible):
         return None, infeasible_text(result)
@@ -140,7 +140,7 @@ class RepairKeeper:
     def async_start(self) -> None:
         """Follow the plant until the entry unloads."""
         runtime = self.entry.runtime_data
-        self.entry.async_on_unload(runtime.forecast.async_add_listener(self.async_update))
+        self.entry.async_on_unload(runtime.decisions.async_add_listener(self.async_update))
         self.entry.async_on_unload(runtime.telemetry.async_add_listener(self.async_update))
         self.entry.async_on_unload(runtime.migrations.add_listener(self.async_update))
         self.async_update()

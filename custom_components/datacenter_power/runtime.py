@@ -24,8 +24,8 @@ if TYPE_CHECKING:
     from .activity import ActivityRecorder
     from .commands import CommandPath
     from .coordinator import TelemetryCoordinator
+    from .decisions import DecisionCoordinator
     from .faults import FaultWatch
-    from .forecasting import ForecastCoordinator
     from .migration import MigrationManager
     from .notices import Notices
     from .proposals import ProposalBook
@@ -42,7 +42,8 @@ class DataCenterPowerData:
     commands: CommandPath
     """The one way anything is sent to a device."""
     migrations: MigrationManager
-    forecast: ForecastCoordinator
+    decisions: DecisionCoordinator
+    """The engine's decisions (its data), with every element's and circuit's latest forecast."""
     notices: Notices
     """What the plant has announced in this run (kept across reloads: ``notices.py``)."""
     faults: FaultWatch

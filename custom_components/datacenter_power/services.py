@@ -30,12 +30,12 @@ from .const import (
     DEFAULT_STEP_INTERVAL,
     DOMAIN,
 )
+from .decisions import policy_config
 from .device.models import AtsReading, DeviceType
 from .engine.faults import unit_failure
 from .engine.interlock import check_mpdu_output
 from .engine.planner import Infeasible, Plan
 from .executor import MigrationState
-from .forecasting import policy_config
 from .migration import MigrationRequest, plan_for
 from .options import MIN_STEP_INTERVAL
 from .presentation import plan_response
@@ -250,7 +250,7 @@ def _infeasible(request: MigrationRequest, result: Infeasible) -> ServiceValidat
 
 
 def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
-    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.forecast.data)
+    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.decisions.data)
     if isinstance(result, Infeasible):
         raise _infeasible(request, result)
     _check_step_limit(result, request)
@@ -259,7 +259,7 @@ def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
 
 async def _plan_migration(call: ServiceCall) -> ServiceResponse:
     entry, request = _request(call)
-    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.forecast.data)
+    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.decisions.data)
     if isinstance(result, Plan):
         _check_step_limit(result, request)
     return plan_response(result, entry.runtime_data.telemetry.data.topology)
@@ -367,7 +367,7 @@ def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: 
     healthy for the policy's soak time."""
     runtime = entry.runtime_data
     snapshot = runtime.telemetry.data
-    decisions = runtime.forecast.data
+    decisions = runtime.decisions.data
     assessment = None if decisions is None else decisions.assessments.get(component)
     if assessment is not None and assessment.alert:
         raise _invalid("component_at_risk", component=component)
@@ -425,7 +425,7 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
     async with lock:
         _check_restore(entry, component, force=bool(call.data.get(ATTR_FORCE, False)))
         telemetry = entry.runtime_data.telemetry
-        decisions = entry.runtime_data.forecast.data
+        decisions = entry.runtime_data.decisions.data
         topology = telemetry.data.topology
         mpdus = topology.mpdus_of(component) if component in topology.ats else (component,)
         off = [m for m in mpdus if m not in telemetry.data.energized_mpdus]
@@ -452,7 +452,7 @@ async def _get_forecast(call: ServiceCall) -> ServiceResponse:
     entry, component = _resolve(call.hass, call.data[ATTR_COMPONENT])
     if entry.runtime_data.telemetry.identity(component).device_type not in _FORECASTABLE:
         raise _invalid("not_forecastable", component=component)
-    coordinator = entry.runtime_data.forecast
+    coordinator = entry.runtime_data.decisions
     forecast = coordinator.forecast_of(component)
     policy = coordinator.policy
     circuits = [component] if component in policy.topology.circuits else policy.topology.circuits

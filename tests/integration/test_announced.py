@@ -15,8 +15,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power.announced import parse_work, scheduled_loads
 from custom_components.datacenter_power.const import CONF_CALENDAR_ENTITY, DOMAIN
+from custom_components.datacenter_power.decisions import STORAGE_VERSION, pack_observation
 from custom_components.datacenter_power.engine.observation import ScheduledLoad
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.server import PlantServer
 
@@ -136,7 +136,7 @@ async def test_calendar_work_enters_the_forecast(
     )
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    forecast = mock_config_entry.runtime_data.forecast
+    forecast = mock_config_entry.runtime_data.decisions
     assert [(w.circuits, w.extra_a) for w in forecast.policy.schedule] == [(("c01",), 4.0)]
     response = await hass.services.async_call(
         DOMAIN, "get_forecast", {"component": "c01"}, blocking=True, return_response=True

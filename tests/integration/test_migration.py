@@ -99,7 +99,7 @@ async def test_a_finished_migration_is_decided_on_at_the_next_poll(
     which the bands kept the old lineup's sums beside the new readings). A poll without a
     finished migration decides nothing."""
     telemetry = init_integration.runtime_data.telemetry
-    forecast = init_integration.runtime_data.forecast
+    forecast = init_integration.runtime_data.decisions
     before = forecast.data
     await telemetry.async_refresh()
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -355,7 +355,7 @@ async def test_get_forecast_returns_intervals(
     for _ in range(4):
         freezer.tick(15 * 60)
         await init_integration.runtime_data.telemetry.async_refresh()
-    await init_integration.runtime_data.forecast.async_refresh()
+    await init_integration.runtime_data.decisions.async_refresh()
     for component in ("mpdu1", "c01"):
         forecast = await _call(hass, "get_forecast", {"component": component})
         assert forecast["component"] == component
@@ -428,7 +428,7 @@ async def test_sudden_failure_is_rebalanced_in_monitor_mode(
     tel = server.plant.telemetry()
     assert not tel.mpdus["mpdu1"].energized
     assert tel.mpdus["mpdu2"].current_a > 32
-    forecast = init_integration.runtime_data.forecast
+    forecast = init_integration.runtime_data.decisions
     await forecast.async_refresh()
     await hass.async_block_till_done(wait_background_tasks=True)
     assert failovers, "no failover event"

@@ -96,7 +96,7 @@ async def test_a_reload_does_not_announce_again_and_a_restart_does_once(
 
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await entry.runtime_data.forecast.async_refresh()
+    await entry.runtime_data.decisions.async_refresh()
     await hass.async_block_till_done()
     assert len(events) == 2
     # nor do the device triggers' activity events (the logbook's entries)

@@ -19,11 +19,11 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
+from custom_components.datacenter_power.decisions import STORAGE_VERSION
 from custom_components.datacenter_power.events import (
     EVENT_FAILURE_PREDICTED,
     EVENT_MIGRATION_FINISHED,
 )
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION
 from custom_components.datacenter_power.history import pack_observation
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant

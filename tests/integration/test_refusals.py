@@ -371,7 +371,7 @@ async def test_a_drain_whose_other_paths_are_not_live_names_each_and_why(
     15 A above its continuous limit")."""
     server, port = sim_server
     entry = await setup_worn(hass, hass_storage, server, port, "monitor")
-    decisions = entry.runtime_data.forecast.data
+    decisions = entry.runtime_data.decisions.data
     assert decisions is not None
     assert "ats1" in decisions.alerts
     with pytest.raises(ServiceValidationError) as err:

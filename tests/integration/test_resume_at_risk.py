@@ -23,9 +23,9 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
+from custom_components.datacenter_power.decisions import STORAGE_VERSION, pack_observation
 from custom_components.datacenter_power.events import EVENT_MIGRATION_FINISHED
 from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
 from custom_components.datacenter_power.migration import MigrationManager
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
@@ -146,7 +146,7 @@ async def _in_flight_then_restart(
     reached = _stop_after(monkeypatch, "stage 1 verified")
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    forecast = entry.runtime_data.forecast
+    forecast = entry.runtime_data.decisions
     assert forecast.data is not None
     assert not forecast.data.alerts  # no history yet: nothing is at risk
     started = await hass.services.async_call(
@@ -180,7 +180,7 @@ async def _in_flight_then_restart(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    decisions = entry.runtime_data.forecast.data
+    decisions = entry.runtime_data.decisions.data
     assert decisions is not None
     assert "ats1" in decisions.alerts
     return entry, migration_id, rest

@@ -16,7 +16,7 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
-from custom_components.datacenter_power.forecasting import STORAGE_VERSION, pack_observation
+from custom_components.datacenter_power.decisions import STORAGE_VERSION, pack_observation
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.server import PlantServer
 

@@ -1,4 +1,4 @@
-"""Forecasting coordinator: fetches what the engine needs and runs its decisions, off the event loop.
+"""Decision coordinator: fetches what the engine needs and runs its decisions, off the event loop.
 
 It only fetches and decides. Every telemetry refresh becomes one ``PlantObservation`` that the
 policy takes in (cheap: it appends samples); announced work is read from the calendar chosen in
@@ -92,7 +92,7 @@ def policy_config(entry: DataCenterPowerConfigEntry) -> PolicyConfig:
     )
 
 
-class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
+class DecisionCoordinator(DataUpdateCoordinator[Decisions]):
     """Runs the decision policy for one plant on a slow interval."""
 
     config_entry: DataCenterPowerConfigEntry
