@@ -101,6 +101,7 @@ HA_LAYERS: tuple[str, ...] = (
     "commands",
     "decisions",
     "migration",
+    "decision_follower",
     "faults",
     "proposals",
     "repairs",

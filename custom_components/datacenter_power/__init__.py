@@ -19,6 +19,7 @@ from .commands import CommandPath
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
+from .decision_follower import DecisionFollower
 from .decisions import DecisionCoordinator
 from .faults import FaultWatch
 from .gc_freeze import async_setup_gc_freeze
@@ -79,16 +80,18 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     entry.async_on_unload(migrations.async_shutdown)
     decider = DecisionCoordinator(hass, entry, coordinator)
     # Commands (the SBM path interlock) refuse load onto units the latest decision says are at
-    # risk; interrupted migrations resume at the first decision (MigrationManager._resume).
+    # risk; interrupted migrations resume at the first decision (MigrationManager.resume_interrupted).
     commands.follow_decisions(lambda: decider.data)
     decider.migrating = lambda: migrations.active is not None
     await decider.async_config_entry_first_refresh()
-    entry.async_on_unload(migrations.async_follow(decider))
+    follower = DecisionFollower(hass, migrations, decider, notices)
+    entry.async_on_unload(follower.async_start())
     runtime = entry.runtime_data = DataCenterPowerData(
         telemetry=coordinator,
         commands=commands,
         migrations=migrations,
         decisions=decider,
+        follower=follower,
         notices=notices,
         faults=FaultWatch(hass, entry),
         activity=ActivityRecorder(hass, entry),

@@ -12,7 +12,7 @@ module touches it at all.
 Its data is the engine's ``Decisions``, with ``forecasts`` holding the latest forecast of every
 ATS, MPDU and circuit (copied out of the policy in the same executor job): the entities and the
 ``get_forecast`` action read them there. Acting on decisions (alert events, migrations, the
-failover event) is the migration manager's listener (``MigrationManager.async_follow``); what
+failover event) is the decision follower's (``decision_follower.py``); what
 each mode executes is the engine's (``engine/modes.py``).
 
 The history the policy learns from is kept compact and bounded (the last poll of every

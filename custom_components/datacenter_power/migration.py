@@ -1,16 +1,14 @@
 """Staged migrations inside Home Assistant: plan, run, persist, reconcile after a restart.
 
 The engine plans (``engine.planner``) and the HA-free ``executor`` switches, verifies and rolls
-back; this module gives them the plant (commands through the telemetry coordinator's clients,
+back; this module gives them the plant (commands through the plant's command path,
 observations from a fresh refresh), persists every migration's progress in a
 ``helpers.storage.Store`` so a restart loses nothing, fires the ``migration_step`` and
 ``migration_finished`` events, and refuses two migrations touching the same circuits.
 
-It is also the part of the integration that acts on the engine's decisions
-(:meth:`MigrationManager.async_follow`, a listener of the decision coordinator): it fires
-``failure_predicted`` for every alert that turns on, runs what the engine orders now
-(``Decisions.actions``: what each mode executes is ``engine/modes.py``'s), fires ``failover`` when
-that is a rebalance after a sudden failure, and tells the policy how each action ended.
+What the engine's decisions start is the decision follower's (``decision_follower.py``): it runs
+them as migrations of this manager, and lets it resume what a restart interrupted
+(:meth:`MigrationManager.resume_interrupted`) at the first decision.
 """
 
 from __future__ import annotations
@@ -20,17 +18,16 @@ import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
 from .commands import CommandPath
 from .const import (
-    CONF_MAX_STEP_AMPS,
     CONF_STEP_INTERVAL,
     DEFAULT_MAX_STEP_AMPS,
     DEFAULT_STEP_INTERVAL,
@@ -38,16 +35,12 @@ from .const import (
     LOGGER,
 )
 from .device.models import AtsReading, MpduReading
-from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
 from .engine.planner import Infeasible, Plan
-from .engine.policy import Action, Decisions
+from .engine.policy import Decisions
 from .engine.requested import plan_request
-from .engine.risk import accepted_risk
 from .engine.topology import Topology
 from .events import (
-    EVENT_FAILOVER,
-    EVENT_FAILURE_PREDICTED,
     EVENT_MIGRATION_FINISHED,
     EVENT_MIGRATION_STEP,
     ISSUE_MIGRATION_HELD,
@@ -67,11 +60,7 @@ from .executor import (
 from .notices import Notices
 from .path_changes import PathChanges
 from .phone import outcome_fields
-from .presentation import conservative_ttf_s, ttf_text
 from .snapshot import PlantSnapshot
-
-if TYPE_CHECKING:
-    from .decisions import DecisionCoordinator
 
 STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
@@ -83,8 +72,6 @@ MAX_PATH_CHANGES_PER_HOUR: Final = 4
 than this within an hour, counting every commanded change (migrations, hand moves; a bypass
 module's own transfer is not held against a plan); rolling back a stage is always allowed, so
 at most one more. ATS sources are never switched by the integration."""
-_KINDS: Final = {"migrate": "drain"}
-"""The engine's action kinds as migration kinds (the others keep their name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -279,13 +266,10 @@ class MigrationManager:
         self._drained: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         """Migration id -> (MPDUs it drains, circuits its plan leaves there), to refuse an
         opposite drain and to tell ``completed`` from "moved, but the part is not empty"."""
-        self._forecast: DecisionCoordinator | None = None
-        self._seen: Decisions | None = None
-        self._alerting: frozenset[str] = frozenset()
-        self._engine_action: Action | None = None
-        """The engine's action being executed (one at a time)."""
-        self._engine_migration_id: str | None = None
-        """Its migration, once started (what an urgent action preempts)."""
+        self.on_finished: Callable[[], None] = lambda: None
+        """Called when a migration ends (the decision coordinator decides at the next poll)."""
+        self.awaiting_decision = True
+        """Until the decision follower has acted on a first decision."""
         self._to_resume: list[str] = []
         """Migrations a restart interrupted in automatic mode: resumed only once the engine's
         first decision says where load may go (not on the plant as it was before the restart)."""
@@ -316,43 +300,15 @@ class MigrationManager:
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    # -- acting on the engine's decisions --------------------------------------------------
+    # -- after a restart ----------------------------------------------------------------------
 
-    def async_follow(self, forecast: DecisionCoordinator) -> CALLBACK_TYPE:
-        """Act on every new decision of ``forecast`` from now on (the latest one at once);
-        returns the remover."""
-        self._forecast = forecast
-        remove = forecast.async_add_listener(self._on_decisions)
-        self._on_decisions()
-        return remove
-
-    @callback
-    def _on_decisions(self) -> None:
-        forecast = self._forecast
-        decisions = None if forecast is None else forecast.data
-        if forecast is None or decisions is None or decisions is self._seen:
-            return
-        self._seen = decisions
-        self._announce(decisions)
-        self._resume(decisions)
-        now = self._to_execute(decisions)
-        if now.start is None:
-            return
-        action = now.start
-        preempted = self._engine_migration_id if now.preempt else None
-        self._engine_action, self._engine_migration_id = action, None
-        forecast.action_started(action)
-        self.coordinator.config_entry.async_create_background_task(
-            self.hass,
-            self._async_execute(forecast, action, decisions, preempted),
-            f"{DOMAIN} {action.kind} {action.target or 'plant'}",
-        )
-
-    def _resume(self, decisions: Decisions) -> None:
-        """At the first decision after a restart: resume each interrupted migration whose
-        remaining stages load no unit at risk now; abort the others with the reason (before the
-        engine's own actions are dispatched, so a drain of that unit is not held back by them).
-        Every stage is checked again when it comes (the executor)."""
+    def resume_interrupted(self) -> None:
+        """At the first decision after a restart (the decision follower calls this at every
+        decision, before it dispatches the engine's actions, so a drain of a unit at risk is not
+        held back by them): resume each interrupted migration whose remaining stages load no
+        unit at risk now; abort the others with the reason. Every stage is checked again when
+        it comes (the executor)."""
+        self.awaiting_decision = False
         pending, self._to_resume = self._to_resume, []
         if not pending:
             return
@@ -387,151 +343,6 @@ class MigrationManager:
                 self.hass, self._on_progress(rec, rec.reason), f"{DOMAIN} migration not resumed"
             )
 
-    def _announce(self, decisions: Decisions) -> None:
-        """Fire ``failure_predicted`` for every alert not announced yet in this run (once
-        Home Assistant has started: ``notices.py``); an alert that clears may be announced
-        again."""
-        entry_id = self.coordinator.config_entry.entry_id
-        notices = self._notices
-        for key in notices.claimed_with("predicted:"):
-            if key.removeprefix("predicted:") not in decisions.alerts:
-                notices.release(key)
-        for component in sorted(decisions.alerts):
-            if not notices.claim(f"predicted:{component}"):
-                continue
-            assessment = decisions.assessments[component]
-            low = (
-                None
-                if assessment.time_to_failure_s is None
-                else round(conservative_ttf_s(assessment))
-            )
-            notices.fire(
-                EVENT_FAILURE_PREDICTED,
-                {
-                    "entry_id": entry_id,
-                    "component": component,
-                    "device_id": self.coordinator.device_id(component),
-                    "health": round(assessment.health, 1),
-                    "failure_probability": round(assessment.failure_probability, 3),
-                    "time_to_failure_s": assessment.time_to_failure_s,
-                    "time_to_failure_p10_s": low,
-                    "estimate": ttf_text(assessment),
-                    "signals": list(assessment.signals),
-                },
-                key=f"predicted:{component}",
-            )
-        self._alerting = decisions.alerts
-
-    def _to_execute(self, decisions: Decisions) -> Dispatch:
-        """What to run now: the engine's ``dispatch`` rule, the one the evaluation runs (one
-        action at a time; an urgent action preempts a running engine action at its next safe
-        point; a person's migration is never preempted). The mode is already applied by the
-        engine."""
-        manual = self._engine_action is None and self.active is not None
-        return dispatch(decisions, self._engine_action, manual_running=manual)
-
-    async def _async_execute(
-        self,
-        forecast: DecisionCoordinator,
-        action: Action,
-        decisions: Decisions | None,
-        preempted: str | None = None,
-        started: asyncio.Future[str] | None = None,
-    ) -> None:
-        """Run one of the engine's actions as a migration and tell the policy how it ended;
-        ``preempted`` is the engine migration to stop at its next safe point first; ``started``
-        (when given) gets the migration id as soon as it runs, or the error that stopped it."""
-        if preempted is not None:
-            self.cancel(preempted, reason="preempted by an urgent action")
-            await self.async_wait(preempted)
-        options = self.coordinator.config_entry.options
-        request = MigrationRequest(
-            component=action.target or "plant",
-            max_step_amps=float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
-            step_interval_s=action.step_interval_s,
-        )
-        ok, note = False, ""
-        try:
-            migration_id = await self.async_start(
-                action.plan,
-                request,
-                accepts_risk=accepted_risk(
-                    action,
-                    decisions.alerts if decisions is not None else (),
-                    self.coordinator.data.topology,
-                ),
-                kind=_KINDS.get(action.kind, action.kind),
-            )
-            if self._engine_action is action:
-                self._engine_migration_id = migration_id
-            if started is not None:
-                started.set_result(migration_id)
-            LOGGER.info(
-                "Executing %s (%s) as migration %s", action.kind, action.reason, migration_id
-            )
-            if action.kind == "rebalance" and decisions is not None:
-                self._notices.fire(
-                    EVENT_FAILOVER,
-                    {
-                        "entry_id": self.coordinator.config_entry.entry_id,
-                        "failed": sorted(
-                            e
-                            for e, st in decisions.status.items()
-                            if st.reachable and not st.energized
-                        ),
-                        "migration_id": migration_id,
-                        "reason": action.reason,
-                        "plan": action.plan.as_dict(),
-                    },
-                )
-            record = await self.async_wait(migration_id)
-            ok, note = record.state is MigrationState.COMPLETED, record.reason or ""
-        except HomeAssistantError as err:
-            note = str(err)
-            if started is not None and not started.done():
-                started.set_exception(err)
-        finally:
-            if started is not None and not started.done():
-                started.set_exception(
-                    HomeAssistantError(
-                        translation_domain=DOMAIN,
-                        translation_key="migration_not_started",
-                        translation_placeholders={"reason": note or "an unexpected error"},
-                    )
-                )
-            if self._engine_action is action:  # (not when a later action has preempted it)
-                self._engine_action, self._engine_migration_id = None, None
-            forecast.action_finished(action, ok=ok, note=note)
-
-    async def async_run_approved(self, action: Action) -> str:
-        """Run an approved proposal now as the engine's action (the policy is told it started
-        and, when the migration ends, how it went); returns the migration id."""
-        forecast = self._forecast
-        if forecast is None:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="engine_not_running"
-            )
-        running = self._engine_action
-        if running is not None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="engine_action_running",
-                translation_placeholders={
-                    "kind": running.kind,
-                    "component": running.target or "the plant",
-                    "migration": self._engine_migration_id or "starting",
-                },
-            )
-        self._engine_action, self._engine_migration_id = action, None
-        forecast.action_started(action)
-        started: asyncio.Future[str] = self.hass.loop.create_future()
-        self.coordinator.config_entry.async_create_background_task(
-            self.hass,
-            self._async_execute(forecast, action, self._seen, None, started),
-            f"{DOMAIN} approved {action.kind} {action.target or 'plant'}",
-        )
-        return await started
-
     # -- persistence ---------------------------------------------------------------------------
 
     async def async_load(self, *, resume: bool) -> None:
@@ -540,7 +351,7 @@ class MigrationManager:
         A migration that was running is reconciled against the SBM positions the plant
         reports now. With ``resume`` (automatic mode) it continues at the engine's first
         decision, unless a remaining stage would load a unit at risk then (it is aborted with
-        the reason: :meth:`_resume`); otherwise it is held (its circuits stay where they are,
+        the reason: :meth:`resume_interrupted`); otherwise it is held (its circuits stay where they are,
         every one energised) and a repair issue asks a person.
         """
         data = await self._store.async_load() or {}
@@ -863,8 +674,7 @@ class MigrationManager:
                     **outcome_fields(rec),
                 },
             )
-            if self._forecast is not None:
-                self._forecast.migration_finished()
+            self.on_finished()
         else:
             self._notices.fire(EVENT_MIGRATION_STEP, base)
         for listener in list(self._listeners):

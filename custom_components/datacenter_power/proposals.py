@@ -305,10 +305,10 @@ class ProposalBook:
         self.closed.add(pid)
         self.stale[pid] = STARTING
         runtime = self.entry.runtime_data
-        # The migration manager's own path for the engine's actions: the policy is told the
+        # The decision follower's own path for the engine's actions: the policy is told the
         # action started and, when the migration ends, how it went.
         try:
-            migration_id = await runtime.migrations.async_run_approved(action)
+            migration_id = await runtime.follower.async_run_approved(action)
         except HomeAssistantError as err:
             if self.stale.get(pid) == STARTING:  # not taken: it may be approved or dismissed again
                 del self.stale[pid]

@@ -2,8 +2,8 @@
 
 A config entry is one plant. Its objects are made by ``async_setup_entry`` (``__init__.py``),
 kept here for as long as the entry is loaded, and dropped with it: the coordinators, the
-command path, the migration manager, the fault watch, the activity recorder, the proposal book, the repair keeper
-and the plant's notices. No module keeps a plant's object in a module-level dictionary; each
+command path, the migration manager, the decision follower, the fault watch, the activity
+recorder, the proposal book, the repair keeper and the plant's notices. No module keeps a plant's object in a module-level dictionary; each
 reaches the others through the entry (``entry.runtime_data.proposals``, ...).
 
 This module imports none of them at run time (only for type checking), so every module of the
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     from .activity import ActivityRecorder
     from .commands import CommandPath
     from .coordinator import TelemetryCoordinator
+    from .decision_follower import DecisionFollower
     from .decisions import DecisionCoordinator
     from .faults import FaultWatch
     from .migration import MigrationManager
@@ -44,6 +45,8 @@ class DataCenterPowerData:
     migrations: MigrationManager
     decisions: DecisionCoordinator
     """The engine's decisions (its data), with every element's and circuit's latest forecast."""
+    follower: DecisionFollower
+    """Acts on the decisions: alerts announced, the engine's actions run as migrations."""
     notices: Notices
     """What the plant has announced in this run (kept across reloads: ``notices.py``)."""
     faults: FaultWatch

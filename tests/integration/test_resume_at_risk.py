@@ -111,7 +111,7 @@ def _hold_until_decided(monkeypatch: pytest.MonkeyPatch, note: str) -> None:
         if seen == note:
             async with asyncio.timeout(30):
                 # No event says so: the manager's own state, polled.
-                while self._seen is None:  # noqa: ASYNC110
+                while self.awaiting_decision:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
 
     monkeypatch.setattr(MigrationManager, "_on_progress", on_progress)
