@@ -94,10 +94,11 @@ HA_LAYERS: tuple[str, ...] = (
     "replaced",
     # The plant's objects, as a type: every module below reaches the others through it.
     "runtime",
-    # The poller; activity (the logbook's events); the command path (it writes refusals to the
-    # activity); the decisions and what acts on them.
+    # The poller; activity (the logbook's events) and the actions' record; the command path (it
+    # writes refusals to the activity); the decisions and what acts on them.
     "coordinator",
     "activity",
+    "recorded",
     "commands",
     "decisions",
     "migration",

@@ -14,7 +14,7 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .activity import ActivityRecorder, async_wrap_services
+from .activity import ActivityRecorder
 from .commands import CommandPath
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import TelemetryCoordinator
@@ -31,6 +31,7 @@ from .notices import forget_notices, notices_for
 from .options import repaired_options
 from .plant_ids import async_forget_plant_ids, async_remember_plant_ids
 from .proposals import ProposalBook, async_setup_proposal_services
+from .recorded import async_track_causes
 from .repairs import RepairKeeper, async_remove_repairs
 from .runtime import DataCenterPowerConfigEntry, DataCenterPowerData
 from .services import async_setup_services
@@ -52,7 +53,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_path_service(hass)
     async_setup_proposal_services(hass)
     async_setup_dashboard_service(hass)
-    async_wrap_services(hass)  # every action's calls and refusals go to the logbook
+    async_track_causes(hass)  # the activity says which automation or script acted
     return True
 
 

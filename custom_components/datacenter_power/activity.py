@@ -13,32 +13,28 @@ Sources, all hooked from outside the modules that act (so those stay as they are
   forecast, which also get their own bus events for plain event automations);
 * the migration manager's progress (started, each circuit moved, finished or failed);
 * the ``failover`` event;
-* every action of the integration, wrapped once after registration (requested, done, refused);
+* every action of the integration that acts (``recorded.py``: requested, done, refused);
 * refused entity commands (:func:`async_record_refusal`, called by the command path).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, Final, cast
+from typing import Any, cast
 
 from homeassistant.core import (
     Context,
     Event,
     HomeAssistant,
-    ServiceCall,
-    ServiceResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import device_registry as dr
 
 from .const import DOMAIN, POLICY_AUTOMATIC
 from .engine.faults import unit_failure
 from .engine.policy import Decisions
 from .events import (
-    ACTION_DONE,
     CIRCUIT_MOVED,
     EVENT_ACTIVITY,
     EVENT_FAILOVER,
@@ -51,27 +47,17 @@ from .events import (
     MIGRATION_FINISHED,
     MIGRATION_STARTED,
     OVERLOAD_FORECAST,
-    PROPOSAL_APPROVED,
-    PROPOSAL_DISMISSED,
     REFUSED,
 )
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
 from .presentation import ttf_text
 from .ranges import circuit_span
-from .runtime import DataCenterPowerConfigEntry, async_plants
+from .runtime import DataCenterPowerConfigEntry
 
 
 def _count(n: int, noun: str) -> str:
     """``1 stage``, ``4 circuits``."""
     return f"{n} {noun}{'' if n == 1 else 's'}"
-
-
-READ_ONLY_SERVICES: Final = frozenset({"plan_migration", "get_forecast", "get_proposal"})
-PROPOSAL_DECISIONS: Final = {
-    "approve_proposal": ("approved", PROPOSAL_APPROVED),
-    "dismiss_proposal": ("dismissed", PROPOSAL_DISMISSED),
-}
-"""The actions that decide about a proposal: logged as a decision with who took it."""
 
 
 def latest_decisions(entry: DataCenterPowerConfigEntry) -> Decisions | None:
@@ -419,173 +405,3 @@ def _label(rec: MigrationRecord) -> str:
     if rec.component == "plant":
         return "rebalance" if rec.kind in ("drain", "rebalance") else rec.kind
     return f"{rec.kind} {rec.component}"
-
-
-type Handler = Callable[[ServiceCall], Any]
-
-
-def _owner(
-    hass: HomeAssistant, name: str | None
-) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
-    # Also a plant still being set up: an automation may act on its first proposal meanwhile
-    # (the call was not logged at all).
-    entries = async_plants(hass)
-    for entry in entries:
-        telemetry = entry.runtime_data.telemetry
-        if name is not None and name in telemetry.identities:
-            return entry, name
-        if name is not None and (pid := telemetry.plant_id_of_device(name)) is not None:
-            return entry, pid
-    return (entries[0], None) if len(entries) == 1 else None
-
-
-def _proposal_owner(
-    hass: HomeAssistant, pid: str
-) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
-    """The plant and component a proposal concerns (its activity goes on that device)."""
-    for entry in async_plants(hass):
-        action = entry.runtime_data.proposals.current.get(pid)
-        if action is not None:
-            return entry, action.target
-    return None
-
-
-CAUSES: Final = f"{DOMAIN}_causes"
-"""``hass.data`` key: context id -> the automation or script that runs with it, and the user of
-a phone notification's action (the automation it triggers runs with a child context)."""
-MAX_CAUSES: Final = 256
-NO_USER: Final = "no user"
-
-
-@callback
-def _async_track_causes(hass: HomeAssistant) -> None:
-    """Remember which automation or script runs with which context (from their own events),
-    and who tapped a phone notification's action, so the activity can say who did something."""
-    causes: dict[str, str] = hass.data.setdefault(CAUSES, {})
-
-    def remember(context_id: str, who: str) -> None:
-        causes[context_id] = who
-        while len(causes) > MAX_CAUSES:
-            del causes[next(iter(causes))]
-
-    @callback
-    def on_run(event: Event[Mapping[str, Any]]) -> None:
-        kind = "automation" if event.event_type == "automation_triggered" else "script"
-        name = event.data.get("name") or event.data.get("entity_id") or kind
-        remember(event.context.id, f"{kind} {name}")
-
-    @callback
-    def on_phone(event: Event[Mapping[str, Any]]) -> None:
-        if event.context.user_id is not None:
-            remember(event.context.id, f"user:{event.context.user_id}")
-
-    hass.bus.async_listen("automation_triggered", on_run)
-    hass.bus.async_listen("script_started", on_run)
-    hass.bus.async_listen("mobile_app_notification_action", on_phone)
-
-
-async def async_who(hass: HomeAssistant, context: Context | None) -> str:
-    """Who acted with ``context``, in words: a user's name, "automation <name>" (with the user
-    whose phone action triggered it, when known), or "no user" (an action called without one,
-    e.g. by another integration)."""
-
-    async def user_name(user_id: str) -> str:
-        user = await hass.auth.async_get_user(user_id)
-        return f"user {user.name}" if user is not None and user.name else f"user {user_id}"
-
-    if context is None:
-        return NO_USER
-    if context.user_id is not None:
-        return await user_name(context.user_id)
-    causes: dict[str, str] = hass.data.get(CAUSES, {})
-    who = causes.get(context.id)
-    if who is not None and not who.startswith("user:"):
-        parent = causes.get(context.parent_id or "")
-        if parent is not None and parent.startswith("user:"):
-            who += f" (from the phone of {(await user_name(parent[5:]))[5:]})"
-        return who
-    if context.parent_id is not None:
-        return "an automation or script"
-    return NO_USER
-
-
-def by(who: str) -> str:
-    """``by user Ann``, ``by automation X``; ``without a user`` for a call that had none."""
-    return "without a user" if who == NO_USER else f"by {who}"
-
-
-def _describe_call(call: ServiceCall) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in call.data.items())
-    return f"{DOMAIN}.{call.service}({args})"
-
-
-def _wrap(
-    name: str, handler: Handler
-) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
-    async def logged(call: ServiceCall) -> ServiceResponse:
-        hass = call.hass
-        owner = _owner(hass, call.data.get("component"))
-        if owner is not None and owner[1] is None and "proposal_id" in call.data:
-            owner = _proposal_owner(hass, str(call.data["proposal_id"])) or owner
-        recorder = None if owner is None else owner[0].runtime_data.activity
-        request = (call.context, f"requested through {DOMAIN}.{name}")
-        if recorder is not None:
-            recorder.pending.append(request)
-        try:
-            response = cast("ServiceResponse", await handler(call))
-        except (HomeAssistantError, Unauthorized) as err:
-            if owner is not None and name not in READ_ONLY_SERVICES:
-                why = "not an administrator" if isinstance(err, Unauthorized) else str(err)
-                async_record_refusal(
-                    hass, owner[0], owner[1], _describe_call(call), why, call.context
-                )
-            raise
-        finally:
-            if recorder is not None:
-                recorder.pending.remove(request)
-        if owner is not None and name not in READ_ONLY_SERVICES:
-            entry, component = owner
-            mid = response.get("migration_id") if isinstance(response, dict) else None
-            if isinstance(mid, str) and recorder is not None:
-                recorder.requested[mid] = request
-            who = await async_who(hass, call.context)
-            async_fire_activity(
-                hass, entry, component, ACTION_DONE,
-                f"{_describe_call(call)} done {by(who)}" + (f": migration {mid}" if mid else ""),
-                context=call.context, extra={"who": who},
-            )  # fmt: skip
-            if name in PROPOSAL_DECISIONS:
-                verb, kind = PROPOSAL_DECISIONS[name]
-                async_fire_activity(
-                    hass, entry, component, kind,
-                    f"proposal {call.data.get('proposal_id')} {verb} {by(who)}"
-                    + (f": it runs as migration {mid}" if mid else ""),
-                    context=call.context,
-                    extra={"proposal_id": call.data.get("proposal_id"), "who": who},
-                )  # fmt: skip
-        return response
-
-    return logged
-
-
-@callback
-def async_wrap_services(hass: HomeAssistant) -> None:
-    """Re-register every action of the integration so that each call is written to the
-    activity (done, with its migration; or refused, with the reason). Keeps each action's
-    schema, response support and admin check (the wrapped handler is the registered one).
-    Also starts remembering which automation or script runs with which context, so entries
-    say who acted."""
-    _async_track_causes(hass)
-    for name, service in hass.services.async_services_for_domain(DOMAIN).items():
-        target = service.job.target
-        if getattr(target, "_dcp_logged", False):
-            continue
-        wrapped = _wrap(name, target)
-        wrapped._dcp_logged = True  # type: ignore[attr-defined]
-        hass.services.async_register(
-            DOMAIN,
-            name,
-            wrapped,
-            schema=service.schema,
-            supports_response=service.supports_response,
-        )

@@ -16,13 +16,13 @@ import probatio as vol
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.service import async_register_admin_service
 
 from .activity import async_fire_activity
 from .const import DOMAIN, LOGGER
 from .device.models import DeviceType
 from .engine.interlock import check_sbm_path
 from .events import OVERRIDE
+from .recorded import recorded_action
 from .services import MAX_NAME_LENGTH, require_current, resolve
 
 SERVICE_SET_PATH: Final = "set_path"
@@ -46,6 +46,7 @@ def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
     )
 
 
+@recorded_action()
 async def _set_path(call: ServiceCall) -> ServiceResponse:
     """Select a circuit's path through the plant's command path; ``force`` waives only the
     rule that no load goes onto a unit at risk."""
@@ -86,8 +87,7 @@ async def _set_path(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_path_service(hass: HomeAssistant) -> None:
     """Register ``set_path`` (admin-only)."""
-    async_register_admin_service(
-        hass,
+    hass.services.async_register(  # admin-only: @recorded_action checks
         DOMAIN,
         SERVICE_SET_PATH,
         _set_path,

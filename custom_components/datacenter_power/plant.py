@@ -20,12 +20,13 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .activity import async_fire_activity, async_record_refusal, async_who, by, latest_decisions
+from .activity import async_fire_activity, async_record_refusal, latest_decisions
 from .const import DOMAIN, MANUFACTURER
 from .coordinator import TelemetryCoordinator
 from .device.models import AtsReading
 from .events import PROPOSAL_APPROVED
 from .ranges import circuit_span
+from .recorded import async_who, by
 from .runtime import DataCenterPowerConfigEntry
 from .status import STATES, load_at_risk, plant_status, why_still_on
 

@@ -33,7 +33,6 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.service import async_register_admin_service
 
 from .activity import async_fire_activity, latest_decisions
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVAL
@@ -44,6 +43,7 @@ from .executor import FINAL_STATES, MigrationState
 from .notices import Notices
 from .phone import outcome_fields, proposal_fields, proposal_tag
 from .presentation import plan_summary, plan_text
+from .recorded import recorded_action
 from .runtime import DataCenterPowerConfigEntry, async_plants
 
 SERVICE_APPROVE: Final = "approve_proposal"
@@ -356,6 +356,7 @@ def _find(hass: HomeAssistant, pid: str) -> ProposalBook:
     raise _refused("proposal_unknown", proposal_id=pid)
 
 
+@recorded_action()
 async def _approve(call: ServiceCall) -> ServiceResponse:
     pid = call.data[ATTR_PROPOSAL_ID]
     book = _find(call.hass, pid)
@@ -363,6 +364,7 @@ async def _approve(call: ServiceCall) -> ServiceResponse:
     return {"proposal_id": pid, "migration_id": migration_id}
 
 
+@recorded_action()
 async def _dismiss(call: ServiceCall) -> ServiceResponse:
     pid = call.data[ATTR_PROPOSAL_ID]
     _find(call.hass, pid).dismiss(pid)
@@ -389,8 +391,7 @@ def async_setup_proposal_services(hass: HomeAssistant) -> None:
         DOMAIN, SERVICE_GET, _get, schema=PROPOSAL_SCHEMA, supports_response=SupportsResponse.ONLY
     )
     for name, handler in ((SERVICE_APPROVE, _approve), (SERVICE_DISMISS, _dismiss)):
-        async_register_admin_service(
-            hass,
+        hass.services.async_register(  # admin-only: @recorded_action checks
             DOMAIN,
             name,
             handler,

@@ -20,7 +20,6 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 
 from .const import (
@@ -39,6 +38,7 @@ from .executor import MigrationState
 from .migration import MigrationRequest, plan_for
 from .options import MIN_STEP_INTERVAL
 from .presentation import plan_response
+from .recorded import recorded_action
 from .runtime import DataCenterPowerConfigEntry
 
 ATTR_COMPONENT: Final = "component"
@@ -265,6 +265,7 @@ async def _plan_migration(call: ServiceCall) -> ServiceResponse:
     return plan_response(result, entry.runtime_data.telemetry.data.topology)
 
 
+@recorded_action()
 async def _migrate_load(call: ServiceCall) -> ServiceResponse:
     entry, request = _request(call)
     plan = _plan(entry, request)
@@ -277,6 +278,7 @@ async def _migrate_load(call: ServiceCall) -> ServiceResponse:
     return {"migration_id": migration_id, "dry_run": False, "plan": plan_response(plan, topology)}
 
 
+@recorded_action()
 async def _cancel_migration(call: ServiceCall) -> ServiceResponse:
     wanted = call.data.get(ATTR_MIGRATION_ID)
     cancelled: list[str] = []
@@ -304,6 +306,7 @@ async def _switch_mpdu(
     )
 
 
+@recorded_action()
 async def _isolate(call: ServiceCall) -> ServiceResponse:
     """Drain a component, then take it out of service (MPDU outputs off)."""
     entry, request = _request(call)
@@ -410,6 +413,7 @@ def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: 
             )
 
 
+@recorded_action()
 async def _restore(call: ServiceCall) -> ServiceResponse:
     """Re-energise an isolated component and move circuits back to their normal paths.
 
@@ -487,9 +491,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_ISOLATE, _isolate, COMPONENT_SCHEMA),
         (SERVICE_RESTORE, _restore, RESTORE_SCHEMA),
     ]
-    for name, handler, schema in admin:
-        async_register_admin_service(
-            hass, DOMAIN, name, handler, schema, supports_response=SupportsResponse.OPTIONAL
+    for name, handler, schema in admin:  # admin-only: @recorded_action checks
+        hass.services.async_register(
+            DOMAIN, name, handler, schema, supports_response=SupportsResponse.OPTIONAL
         )
 
 
