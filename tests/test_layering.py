@@ -92,6 +92,7 @@ HA_LAYERS: tuple[str, ...] = (
     "notices",
     "phone",
     "replaced",
+    "decision_changes",
     # The plant's objects, as a type: every module below reaches the others through it.
     "runtime",
     # The poller; activity (the logbook's events) and the actions' record; the command path (it

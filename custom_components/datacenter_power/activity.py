@@ -9,8 +9,8 @@ get a fresh context and say "automatically" in the message. The same events driv
 triggers (``device_trigger.py``).
 
 Sources, all hooked from outside the modules that act (so those stay as they are):
-* the decisions of the decision coordinator (failure predicted / risk cleared / overload
-  forecast, which also get their own bus events for plain event automations);
+* each decision tick's changes (``decision_changes.py``: failure predicted / risk cleared /
+  overload forecast, which also get their own bus events for plain event automations);
 * the migration manager's progress (started, each circuit moved, finished or failed);
 * the ``failover`` event;
 * every action of the integration that acts (``recorded.py``: requested, done, refused);
@@ -32,6 +32,7 @@ from homeassistant.core import (
 from homeassistant.helpers import device_registry as dr
 
 from .const import DOMAIN, POLICY_AUTOMATIC
+from .decision_changes import DecisionChanges
 from .engine.faults import unit_failure
 from .engine.policy import Decisions
 from .events import (
@@ -139,8 +140,6 @@ class ActivityRecorder:
 
     hass: HomeAssistant
     entry: DataCenterPowerConfigEntry
-    alerting: frozenset[str] = frozenset()
-    overloaded: frozenset[str] = frozenset()
     seen: dict[str, _Seen] = field(default_factory=dict)
     requested: dict[str, tuple[Context, str]] = field(default_factory=dict)
     """Migration id -> (context, how) of migrations a person or automation asked for."""
@@ -159,13 +158,13 @@ class ActivityRecorder:
             if rec.state in FINAL_STATES:  # running ones (started during setup, or resumed
                 # after a restart) are written when they next make progress
                 self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
-        self.entry.async_on_unload(data.decisions.async_add_listener(self._on_decisions))
+        self.entry.async_on_unload(data.decisions.async_add_tick_listener(self._on_tick))
+        self.entry.async_on_unload(data.decisions.async_add_listener(self._catch_up))
         self.entry.async_on_unload(data.migrations.add_listener(self._on_migrations))
         self.entry.async_on_unload(self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover))
         self.entry.async_on_unload(data.telemetry.async_add_listener(self._on_telemetry))
         self._on_telemetry()
-        if data.decisions.data is not None:
-            self._on_decisions()
+        self._catch_up()
 
     @callback
     def _on_telemetry(self) -> None:
@@ -212,19 +211,15 @@ class ActivityRecorder:
         return "; ".join([text, *parts])
 
     @callback
-    def _on_decisions(self) -> None:
-        forecast = self.entry.runtime_data.decisions
-        decisions = latest_decisions(self.entry)
-        if decisions is None:
-            return
-        alerts = decisions.alerts
-        topology = forecast.policy.topology
+    def _on_tick(self, changes: DecisionChanges) -> None:
+        """A new decision: each alert that turned on or off, each element newly forecast over
+        its limit (an alert once per run: a reload does not write it again)."""
+        decisions = changes.decisions
+        topology = self.entry.runtime_data.decisions.policy.topology
         assignment = self.entry.runtime_data.telemetry.data.assignment
         notices = self.entry.runtime_data.notices
-        for key in notices.claimed_with("activity:predicted:"):
-            if key.removeprefix("activity:predicted:") not in alerts:
-                notices.release(key)
-        for component in sorted(alerts - self.alerting):
+        notices.release_closed("activity:predicted:", decisions.alerts)
+        for component in sorted(changes.alerts_on):
             if not notices.claim(f"activity:predicted:{component}"):
                 continue  # written before a reload in this run
             a = decisions.assessments[component]
@@ -236,7 +231,7 @@ class ActivityRecorder:
                 related=topology.circuits_through(component, assignment),
                 extra={"health": round(a.health, 1), "time_to_failure_s": a.time_to_failure_s},
             )
-        for component in sorted(self.alerting - alerts):
+        for component in sorted(changes.alerts_off):
             now = decisions.assessments.get(component)
             health = "" if now is None else f" (health {now.health:.0f} %)"
             self._fire_decision(
@@ -246,10 +241,8 @@ class ActivityRecorder:
                 related=topology.circuits_through(component, assignment),
                 event=EVENT_FAILURE_RISK_CLEARED,
             )
-        self.alerting = alerts
-        overloads = {o.element: o for o in decisions.overloads}
-        for element in sorted(set(overloads) - self.overloaded):
-            o = overloads[element]
+        for o in changes.new_overloads:
+            element = o.element
             when = "now" if o.urgent else "within the forecast horizon"
             self._fire_decision(
                 element,
@@ -260,7 +253,13 @@ class ActivityRecorder:
                 event=EVENT_OVERLOAD_FORECAST,
                 extra={"peak_a": round(o.peak_a, 1), "limit_a": round(o.limit_a, 1)},
             )
-        self.overloaded = frozenset(overloads)
+
+    @callback
+    def _catch_up(self) -> None:
+        """After every decision refresh: a migration not written yet (started while the plant
+        was being set up) is written now."""
+        if latest_decisions(self.entry) is None:
+            return
         for rec in self.entry.runtime_data.migrations.records.values():
             if rec.migration_id not in self.seen:
                 self._on_migrations()

@@ -26,6 +26,7 @@ from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 
 from .const import CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS, DOMAIN, LOGGER
+from .decision_changes import DecisionChanges
 from .decisions import DecisionCoordinator
 from .engine.dispatch import Dispatch, dispatch
 from .engine.policy import Action, Decisions
@@ -71,17 +72,12 @@ class DecisionFollower:
     def async_start(self) -> CALLBACK_TYPE:
         """Act on every new decision from now on (the latest one at once); returns the
         remover."""
-        remove = self._decider.async_add_listener(self._on_decisions)
-        self._on_decisions()
-        return remove
+        return self._decider.async_add_tick_listener(self._on_tick)
 
     @callback
-    def _on_decisions(self) -> None:
-        decisions = self._decider.data
-        if decisions is None or decisions is self.seen:
-            return
-        self.seen = decisions
-        self._announce(decisions)
+    def _on_tick(self, changes: DecisionChanges) -> None:
+        decisions = self.seen = changes.decisions
+        self._announce(changes)
         self._manager.resume_interrupted()
         now = self._to_execute(decisions)
         if now.start is None:
@@ -96,16 +92,15 @@ class DecisionFollower:
             f"{DOMAIN} {action.kind} {action.target or 'plant'}",
         )
 
-    def _announce(self, decisions: Decisions) -> None:
-        """Fire ``failure_predicted`` for every alert not announced yet in this run (once
-        Home Assistant has started: ``notices.py``); an alert that clears may be announced
-        again."""
+    def _announce(self, changes: DecisionChanges) -> None:
+        """Fire ``failure_predicted`` for every alert that turned on and is not announced yet
+        in this run (once Home Assistant has started: ``notices.py``); an alert that clears may
+        be announced again."""
+        decisions = changes.decisions
         entry_id = self._entry.entry_id
         notices = self._notices
-        for key in notices.claimed_with("predicted:"):
-            if key.removeprefix("predicted:") not in decisions.alerts:
-                notices.release(key)
-        for component in sorted(decisions.alerts):
+        notices.release_closed("predicted:", decisions.alerts)
+        for component in sorted(changes.alerts_on):
             if not notices.claim(f"predicted:{component}"):
                 continue
             assessment = decisions.assessments[component]

@@ -122,9 +122,7 @@ class FaultWatch:
         # Announced once per condition in this run, after Home Assistant has started (a reload
         # does not alert again what is still failed or over; a restart does, once).
         notices = self.entry.runtime_data.notices
-        for key in notices.claimed_with("fault:"):
-            if key.removeprefix("fault:") not in self.faults.components:
-                notices.release(key)
+        notices.release_closed("fault:", self.faults.components)
         new = {e for e in new | self.faults.components if notices.claim(f"fault:{e}")}
         if new:
             self._alert(snapshot, sorted(new))

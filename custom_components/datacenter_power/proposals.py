@@ -17,8 +17,6 @@ did not complete. Only a dismissed plan is not offered again unchanged.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -53,18 +51,6 @@ ATTR_PROPOSAL_ID: Final = "proposal_id"
 PROPOSAL_SCHEMA: Final = vol.Schema({vol.Required(ATTR_PROPOSAL_ID): cv.string})
 STARTING: Final = "already approved: its migration is starting"
 """Why a proposal taken by an approval cannot be dismissed or approved again meanwhile."""
-
-
-def proposal_id(action: Action) -> str:
-    """A short id that names what the proposal does (stable while the plan is the same)."""
-    key = json.dumps(
-        [
-            action.kind,
-            action.target,
-            [[m.circuit, m.from_mpdu, m.to_mpdu] for m in action.plan.moves],
-        ]
-    )
-    return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def _refused(key: str, **placeholders: str) -> ServiceValidationError:
@@ -209,14 +195,15 @@ class ProposalBook:
 
     @callback
     def _on_decisions(self) -> None:
-        decisions = latest_decisions(self.entry)
-        if decisions is None:
+        changes = self.entry.runtime_data.decisions.changes
+        if changes is None:
             return
+        decisions = changes.decisions
         self._reopen()
         busy = self.entry.runtime_data.migrations.busy_circuits()
         fresh = {
-            proposal_id(a): a
-            for a in decisions.proposals
+            pid: a
+            for pid, a in changes.proposals.items()
             if a.kind != "rebalance"  # a rebalance runs in every mode
             and a.plan.moves
             and not a.plan.circuits & busy  # a running migration moves them: after it ends
