@@ -131,8 +131,8 @@ HA_LAYERS: tuple[str, ...] = (
     "config_flow",
     "__init__",
 )
-"""The Home Assistant layer's modules, lowest first: a module imports only modules above it in
-this list (and the device layer and the engine). An import made only for type checking (under
+"""The Home Assistant layer's modules, lowest first: a module imports only modules listed before
+it (and the device layer and the engine). An import made only for type checking (under
 ``if TYPE_CHECKING:``) never runs and is not counted; one inside a function (a lazy import) runs
 and is."""
 

@@ -1,4 +1,4 @@
-"""Base entity of every platform, the per-device entity discovery, and the command path.
+"""Base entity of every platform, the per-device entity discovery, and entity commands.
 
 Every entity belongs to one plant device (an ATS, MPDU, circuit SBM or environment sensor) and
 reads that device's typed reading from the telemetry coordinator's latest snapshot. Devices found
