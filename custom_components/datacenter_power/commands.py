@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable, Coroutine, Mapping
-from typing import TYPE_CHECKING, Any, Concatenate
+from typing import TYPE_CHECKING, Any, Concatenate, Final
 
 from homeassistant.auth.permissions.const import POLICY_CONTROL
 from homeassistant.core import Context, HomeAssistant
@@ -51,7 +51,7 @@ type CommandCheck = Callable[[InterlockState], Verdict]
 type CommandSend = Callable[[PlantClient, DeviceIdentity], Awaitable[None]]
 """What a command sends, given the device's gateway client and identity."""
 
-REJECTED: str = "command_rejected"
+REJECTED: Final = "command_rejected"
 """Translation key of a command the device itself refused (a refusal for the activity)."""
 
 
