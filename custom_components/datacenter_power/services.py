@@ -2,10 +2,11 @@
 
 Registered once in ``async_setup`` (not per entry). A component is named by its Home Assistant
 device id or by its plant id (``ats1``); the entry that owns it is found from that. Actions that
-change the power path are admin-only. Every invalid call raises ``ServiceValidationError`` with
+change the power path are admin-only, and each call of one is written to the plant's activity
+(``@recorded_action``, ``recorded.py``). Every invalid call raises ``ServiceValidationError`` with
 a translation key, before anything is commanded. Every command an action sends (the MPDU
-outputs of ``isolate`` and ``restore``, the SBM moves of a migration) goes through the telemetry
-coordinator's ``async_command``: the plant's command lock and the interlocks, as for the entities.
+outputs of ``isolate`` and ``restore``, the SBM moves of a migration) goes through the plant's
+command path (``commands.py``): its command lock and the interlocks, as for the entities.
 """
 
 from __future__ import annotations
