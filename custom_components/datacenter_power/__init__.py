@@ -84,6 +84,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     # risk; interrupted migrations resume at the first decision (MigrationManager.resume_interrupted).
     commands.follow_decisions(lambda: decider.data)
     decider.migrating = lambda: migrations.active is not None
+    migrations.on_finished = decider.migration_finished  # it decides at the next poll then
     await decider.async_config_entry_first_refresh()
     follower = DecisionFollower(hass, migrations, decider, notices)
     entry.async_on_unload(follower.async_start())

@@ -54,7 +54,7 @@ class DecisionFollower:
         notices: Notices,
     ) -> None:
         """Follow ``decider``'s decisions (from :meth:`async_start`), running actions as
-        ``manager``'s migrations; the manager tells the coordinator when one ends."""
+        ``manager``'s migrations."""
         self.hass = hass
         self._manager = manager
         self._decider = decider
@@ -66,7 +66,6 @@ class DecisionFollower:
         """The engine's action being executed (one at a time)."""
         self._engine_migration_id: str | None = None
         """Its migration, once started (what an urgent action preempts)."""
-        manager.on_finished = decider.migration_finished
 
     @callback
     def async_start(self) -> CALLBACK_TYPE:
