@@ -121,7 +121,7 @@ def _history_span(hass):
         data = getattr(entry, "runtime_data", None)
         if data is None:
             continue
-        coordinator = data.forecast
+        coordinator = data.decisions
         spans, fitted, models = [], [], collections.Counter()
         for f in coordinator.policy._fcs.forecasters.values():
             ok = (f._bin >= 0) & (f._count > 0) & (f._bin > f._last_bin - f._cap)

@@ -22,7 +22,7 @@ DAY_S = 86400.0
 
 def history_log(scenario_path: Path, days: float, end_wall: float) -> Any:
     """``days`` of the scenario's plant, one row per bucket, ending at ``end_wall``."""
-    from custom_components.datacenter_power.forecasting import HISTORY_BUCKET_S, HISTORY_MAX_S
+    from custom_components.datacenter_power.decisions import HISTORY_BUCKET_S, HISTORY_MAX_S
     from custom_components.datacenter_power.history_columns import HistoryLog
     from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
     from dcp_sim.plant import Plant

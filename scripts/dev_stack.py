@@ -510,7 +510,7 @@ def history_rows(
     wall-clock time at which the live plant (started at ``live_wall`` at scenario time
     ``start_at``, running at ``speed``) has, or would have had, that state.
     """
-    from custom_components.datacenter_power.forecasting import (
+    from custom_components.datacenter_power.decisions import (
         HISTORY_BUCKET_S,
         pack_observation,
     )
@@ -540,7 +540,7 @@ def history_rows(
 
 def give_history(api: Api, config_dir: Path, entry_id: str, rows: list[Any]) -> None:
     """Replace the integration's persisted history while its entry is unloaded."""
-    from custom_components.datacenter_power.forecasting import STORAGE_VERSION
+    from custom_components.datacenter_power.decisions import STORAGE_VERSION
 
     api.set_entry_enabled(entry_id, False)
     key = f"datacenter_power.{entry_id}.history"

@@ -33,8 +33,8 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.datacenter_power import (
     const,
     coordinator,
+    decisions,
     diagnostics,
-    forecasting,
     migration,
     services,
 )
@@ -47,14 +47,10 @@ from custom_components.datacenter_power.const import (
     DEFAULT_OPTIONS,
     DOMAIN,
 )
+from custom_components.datacenter_power.events import EVENT_FAILOVER, EVENT_MIGRATION_FINISHED
 from custom_components.datacenter_power.executor import FINAL_STATES, MigrationState
 from custom_components.datacenter_power.faults import CLEAR_FRACTION
-from custom_components.datacenter_power.migration import (
-    EVENT_FAILOVER,
-    EVENT_MIGRATION_FINISHED,
-    KEEP_FINISHED,
-)
-from custom_components.datacenter_power.proposals import book_of
+from custom_components.datacenter_power.migration import KEEP_FINISHED
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -533,7 +529,7 @@ class Soak:
         """Issue 20, item 3: in approval mode, a person moves one circuit of the open proposal
         by hand, which makes it stale. While the unit stays at risk with load on it, the
         remainder must be proposed at the next decision (checked in ``check_stale``)."""
-        book = book_of(self.entry)
+        book = self.entry.runtime_data.proposals
         first = book.first() if book is not None and book.approval_mode else None
         if first is None:
             return
@@ -563,13 +559,13 @@ class Soak:
         if self.stale is None or not self.loaded:
             return
         target, since = self.stale
-        decisions = self.entry.runtime_data.forecast.data
+        decisions = self.entry.runtime_data.decisions.data
         if decisions is None or decisions.t_s < self.clock.time() - STEP_S / 2:
             return  # no decision since the hand move yet
         if self.step == since:
             return
         self.stale = None
-        book = book_of(self.entry)
+        book = self.entry.runtime_data.proposals
         if book is None or not book.approval_mode or target not in decisions.alerts:
             return
         tel = self.server.plant.telemetry()
@@ -741,7 +737,7 @@ class Soak:
             self.polled = None
         t1 = os.times().elapsed
         if self.step % DECIDE_EVERY == 0:
-            await self.entry.runtime_data.forecast.async_refresh()
+            await self.entry.runtime_data.decisions.async_refresh()
         t2 = os.times().elapsed
         await self.settle()
         self.say(
@@ -936,7 +932,7 @@ class Soak:
                 )
         finished = [r for r in manager.records.values() if r.state in FINAL_STATES]
         REPORT.check(len(finished) <= KEEP_FINISHED, f"{len(finished)} finished records kept")
-        history = runtime.forecast.history
+        history = runtime.decisions.history
         REPORT.check(len(history) <= history.max_rows, "history unbounded")
 
     def check_finished(self) -> set[str]:
@@ -1035,9 +1031,9 @@ async def test_soak(
     logging.getLogger().setLevel(logging.WARNING)
     logging.getLogger("homeassistant").setLevel(logging.WARNING)
     soak = Soak(hass, hass_storage, hass_read_only_user.id, seed)
-    for module in (coordinator, services, diagnostics, forecasting, migration):
+    for module in (coordinator, services, diagnostics, decisions, migration):
         monkeypatch.setattr(module, "dt_util", soak.clock)
-    monkeypatch.setattr(forecasting, "time", soak.clock)
+    monkeypatch.setattr(decisions, "time", soak.clock)
     await soak.start(scenario(seed, hours))
     try:
         await soak.run(hours)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -122,3 +123,145 @@ def test_the_cycle_check_sees_a_cycle() -> None:
     circle = {"decisions": {"element_forecast"}, "element_forecast": {"policy_config"}}
     circle["policy_config"] = {"decisions"}
     assert _cycle(circle) == ["decisions", "element_forecast", "policy_config", "decisions"]
+
+
+HA_LAYERS: tuple[str, ...] = (
+    # What needs nothing of the integration but its constants (words, numbers, storage rows).
+    "const",
+    "events",
+    "naming",
+    "devices",
+    "device_listeners",
+    "snapshot",
+    "options",
+    "ranges",
+    "presentation",
+    "executor",
+    "path_changes",
+    "history",
+    "history_columns",
+    "history_store",
+    "announced",
+    "workdays",
+    "netcheck",
+    "plant_ids",
+    "notices",
+    "phone",
+    "replaced",
+    "decision_changes",
+    # The plant's objects, as a type: every module below reaches the others through it.
+    "runtime",
+    # The poller; activity (the logbook's events) and the actions' record; the command path (it
+    # writes refusals to the activity); the decisions and what acts on them.
+    "coordinator",
+    "activity",
+    "recorded",
+    "commands",
+    "decisions",
+    "migration",
+    "decision_follower",
+    "faults",
+    "proposals",
+    "repairs",
+    "status",
+    # Actions, the dashboard, and what runs once per plant beside the entities.
+    "services",
+    "manual_path",
+    "dashboard",
+    "interruptions",
+    "gc_freeze",
+    "diagnostics",
+    # Entities.
+    "entity",
+    "prediction",
+    "plant",
+    "binary_sensor",
+    "button",
+    "select",
+    "sensor",
+    "switch",
+    # Automations and the logbook, the config flow, and the entry points.
+    "device_condition",
+    "device_trigger",
+    "logbook",
+    "config_flow",
+    "__init__",
+)
+"""The Home Assistant layer's modules, lowest first: a module imports only modules listed before
+it (and the device layer and the engine). An import made only for type checking (under
+``if TYPE_CHECKING:``) never runs and is not counted; one inside a function (a lazy import) runs
+and is."""
+
+
+def _in_type_checking(tree: ast.Module) -> set[int]:
+    """The ids of the nodes under ``if TYPE_CHECKING:``."""
+    return {
+        id(inner)
+        for node in ast.walk(tree)
+        if isinstance(node, ast.If) and ast.unparse(node.test).endswith("TYPE_CHECKING")
+        for statement in node.body
+        for inner in ast.walk(statement)
+    }
+
+
+def _sibling_imports(path: Path, siblings: set[str]) -> Iterator[tuple[int, str]]:
+    """(line, module) of every run-time import of a sibling module, lazy ones included."""
+    tree = ast.parse(path.read_text(), filename=str(path))
+    skipped = _in_type_checking(tree)
+    for node in ast.walk(tree):
+        if id(node) in skipped or not isinstance(node, ast.ImportFrom) or node.level != 1:
+            continue
+        if node.module:
+            if (top := node.module.split(".")[0]) in siblings:
+                yield node.lineno, top
+        else:  # from . import a, b
+            yield from ((node.lineno, a.name) for a in node.names if a.name in siblings)
+
+
+def _ha_graph() -> dict[str, set[str]]:
+    modules = {p.stem: p for p in INTEGRATION.glob("*.py")}
+    return {m: {d for _, d in _sibling_imports(p, set(modules))} for m, p in modules.items()}
+
+
+def test_every_ha_module_has_its_place() -> None:
+    """A new module is placed in ``HA_LAYERS`` (and a removed one taken out)."""
+    modules = {p.stem for p in INTEGRATION.glob("*.py")}
+    assert len(HA_LAYERS) == len(set(HA_LAYERS))
+    assert modules == set(HA_LAYERS), {
+        "not placed": sorted(modules - set(HA_LAYERS)),
+        "gone": sorted(set(HA_LAYERS) - modules),
+    }
+
+
+def test_ha_modules_import_only_lower_ones() -> None:
+    """No module of the Home Assistant layer imports one placed above it."""
+    rank = {m: i for i, m in enumerate(HA_LAYERS)}
+    modules = {p.stem: p for p in INTEGRATION.glob("*.py")}
+    offenders = [
+        f"{name}.py:{line} imports {dep}"
+        for name, path in sorted(modules.items())
+        for line, dep in _sibling_imports(path, set(modules))
+        if name in rank and dep in rank and rank[dep] >= rank[name]
+    ]
+    assert not offenders, offenders
+
+
+def test_no_import_cycle() -> None:
+    """No circle of run-time imports among the Home Assistant layer's modules (named when
+    there is one)."""
+    graph = _ha_graph()
+    done: set[str] = set()
+
+    def walk(module: str, path: tuple[str, ...]) -> tuple[str, ...] | None:
+        if module in path:
+            return (*path[path.index(module) :], module)
+        if module in done:
+            return None
+        for dep in sorted(graph[module]):
+            if (cycle := walk(dep, (*path, module))) is not None:
+                return cycle
+        done.add(module)
+        return None
+
+    cycles = [c for m in sorted(graph) if (c := walk(m, ())) is not None]
+    assert not cycles, " -> ".join(cycles[0])

@@ -14,22 +14,26 @@ from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
-from .activity import async_setup_activity, async_wrap_services
+from .activity import ActivityRecorder
+from .commands import CommandPath
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
-from .coordinator import DataCenterPowerConfigEntry, DataCenterPowerData, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .dashboard import async_assign_areas, async_setup_dashboard_service
-from .faults import async_setup_faults
-from .forecasting import ForecastCoordinator
+from .decision_follower import DecisionFollower
+from .decisions import DecisionCoordinator
+from .faults import FaultWatch
 from .gc_freeze import async_setup_gc_freeze
 from .history_store import HistoryStore
 from .interruptions import async_setup_interruptions
 from .manual_path import async_setup_path_service
 from .migration import MigrationManager
-from .notices import forget_notices
+from .notices import forget_notices, notices_for
 from .options import repaired_options
 from .plant_ids import async_forget_plant_ids, async_remember_plant_ids
-from .proposals import async_setup_proposal_services, async_setup_proposals
-from .repairs import async_remove_repairs, async_setup_repairs
+from .proposals import ProposalBook, async_setup_proposal_services
+from .recorded import async_track_causes
+from .repairs import RepairKeeper, async_remove_repairs
+from .runtime import DataCenterPowerConfigEntry, DataCenterPowerData
 from .services import async_setup_services
 
 CONFIG_SCHEMA = cv.config_entry_only_config_schema(DOMAIN)
@@ -49,7 +53,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_path_service(hass)
     async_setup_proposal_services(hass)
     async_setup_dashboard_service(hass)
-    async_wrap_services(hass)  # every action's calls and refusals go to the logbook
+    async_track_causes(hass)  # the activity says which automation or script acted
     return True
 
 
@@ -69,29 +73,43 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
         hass.config_entries.async_update_entry(entry, options=options)
     coordinator = TelemetryCoordinator(hass, entry)
     await coordinator.async_config_entry_first_refresh()
-    migrations = MigrationManager(hass, coordinator)
+    notices = notices_for(hass, entry.entry_id)
+    commands = CommandPath(hass, coordinator)
+    migrations = MigrationManager(hass, commands, notices)
     automatic = entry.options.get(CONF_POLICY_MODE, DEFAULT_POLICY_MODE) == POLICY_AUTOMATIC
     await migrations.async_load(resume=automatic)
     entry.async_on_unload(migrations.async_shutdown)
-    forecast = ForecastCoordinator(hass, entry, coordinator)
+    decider = DecisionCoordinator(hass, entry, coordinator)
     # Commands (the SBM path interlock) refuse load onto units the latest decision says are at
-    # risk; interrupted migrations resume at the first decision (MigrationManager._resume).
-    coordinator.follow_decisions(lambda: forecast.data)
-    forecast.migrating = lambda: migrations.active is not None
-    await forecast.async_config_entry_first_refresh()
-    entry.async_on_unload(migrations.async_follow(forecast))
-    entry.runtime_data = DataCenterPowerData(
-        telemetry=coordinator, migrations=migrations, forecast=forecast
+    # risk; interrupted migrations resume at the first decision (MigrationManager.resume_interrupted).
+    commands.follow_decisions(lambda: decider.data)
+    decider.migrating = lambda: migrations.active is not None
+    migrations.on_finished = decider.migration_finished  # it decides at the next poll then
+    await decider.async_config_entry_first_refresh()
+    follower = DecisionFollower(hass, migrations, decider, notices)
+    entry.async_on_unload(follower.async_start())
+    runtime = entry.runtime_data = DataCenterPowerData(
+        telemetry=coordinator,
+        commands=commands,
+        migrations=migrations,
+        decisions=decider,
+        follower=follower,
+        notices=notices,
+        faults=FaultWatch(hass, entry),
+        activity=ActivityRecorder(hass, entry),
+        proposals=ProposalBook(hass, entry),
+        repairs=RepairKeeper(hass, entry),
     )
     async_remember_plant_ids(hass, entry)  # the options form's fields during a reload
-    async_setup_faults(hass, entry)  # before the entities that count failed units at risk
+    runtime.faults.async_start()  # before the entities that count failed units at risk
     # The logbook's activity follows each decision before the proposals do: a prediction is
     # logged before the proposal it causes (listeners run in the order they were added).
-    async_setup_activity(hass, entry)
-    async_setup_proposals(hass, entry)  # before the entities that show proposals
+    runtime.activity.async_start()
+    runtime.proposals.async_start()  # before the entities that show proposals
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
-    # repair issues follow the plant from here on
-    async_setup_repairs(hass, entry)
+    # repair issues follow the plant from here on (until it unloads: they stay in the registry
+    # then, and are brought up to date at the next setup; removing the entry deletes them)
+    runtime.repairs.async_start()
     async_setup_interruptions(hass, entry)
     await async_assign_areas(hass, entry)
     async_setup_gc_freeze(hass, entry)  # a hall's objects out of full collections, once set up

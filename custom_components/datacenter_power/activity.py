@@ -9,42 +9,51 @@ get a fresh context and say "automatically" in the message. The same events driv
 triggers (``device_trigger.py``).
 
 Sources, all hooked from outside the modules that act (so those stay as they are):
-* the decisions of the forecasting coordinator (failure predicted / risk cleared / overload
-  forecast, which also get their own bus events for plain event automations);
+* each decision tick's changes (``decision_changes.py``: failure predicted / risk cleared /
+  overload forecast, which also get their own bus events for plain event automations);
 * the migration manager's progress (started, each circuit moved, finished or failed);
 * the ``failover`` event;
-* every action of the integration, wrapped once after registration (requested, done, refused);
+* every action of the integration that acts (``recorded.py``: requested, done, refused);
 * refused entity commands (:func:`async_record_refusal`, called by the command path).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Coroutine, Iterable, Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import Any, cast
 
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import (
     Context,
     Event,
     HomeAssistant,
-    ServiceCall,
-    ServiceResponse,
     callback,
 )
-from homeassistant.exceptions import HomeAssistantError, Unauthorized
 from homeassistant.helpers import device_registry as dr
 
 from .const import DOMAIN, POLICY_AUTOMATIC
+from .decision_changes import DecisionChanges
 from .engine.faults import unit_failure
 from .engine.policy import Decisions
+from .events import (
+    CIRCUIT_MOVED,
+    EVENT_ACTIVITY,
+    EVENT_FAILOVER,
+    EVENT_FAILURE_RISK_CLEARED,
+    EVENT_OVERLOAD_FORECAST,
+    FAILOVER,
+    FAILURE_PREDICTED,
+    FAILURE_RISK_CLEARED,
+    MIGRATION_FAILED,
+    MIGRATION_FINISHED,
+    MIGRATION_STARTED,
+    OVERLOAD_FORECAST,
+    REFUSED,
+)
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
-from .notices import notices_for
 from .presentation import ttf_text
 from .ranges import circuit_span
-
-if TYPE_CHECKING:
-    from .coordinator import DataCenterPowerConfigEntry
+from .runtime import DataCenterPowerConfigEntry
 
 
 def _count(n: int, noun: str) -> str:
@@ -52,41 +61,9 @@ def _count(n: int, noun: str) -> str:
     return f"{n} {noun}{'' if n == 1 else 's'}"
 
 
-EVENT_ACTIVITY: Final = f"{DOMAIN}_activity"
-EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
-"""Fired by the forecasting coordinator (named here: that module imports this one)."""
-EVENT_FAILURE_RISK_CLEARED: Final = f"{DOMAIN}_failure_risk_cleared"
-EVENT_OVERLOAD_FORECAST: Final = f"{DOMAIN}_overload_forecast"
-
-# activity types that are also device triggers
-FAILURE_PREDICTED: Final = "failure_predicted"
-FAILURE_RISK_CLEARED: Final = "failure_risk_cleared"
-MIGRATION_FINISHED: Final = "migration_finished"
-MIGRATION_FAILED: Final = "migration_failed"
-FAILOVER: Final = "failover"
-OVERLOAD_FORECAST: Final = "overload_forecast"
-TRIGGER_TYPES: Final = (
-    FAILURE_PREDICTED,
-    FAILURE_RISK_CLEARED,
-    MIGRATION_FINISHED,
-    MIGRATION_FAILED,
-    FAILOVER,
-    OVERLOAD_FORECAST,
-)
-# further activity types (logbook only)
-MIGRATION_STARTED: Final = "migration_started"
-CIRCUIT_MOVED: Final = "circuit_moved"
-ACTION_DONE: Final = "action"
-REFUSED: Final = "refused"
-
-READ_ONLY_SERVICES: Final = frozenset({"plan_migration", "get_forecast", "get_proposal"})
-PROPOSAL_DECISIONS: Final = {"approve_proposal": "approved", "dismiss_proposal": "dismissed"}
-"""The actions that decide about a proposal: logged as a decision with who took it."""
-
-
 def latest_decisions(entry: DataCenterPowerConfigEntry) -> Decisions | None:
-    """The forecasting coordinator's latest decisions (None before its first refresh)."""
-    return cast("Decisions | None", entry.runtime_data.forecast.data)
+    """The decision coordinator's latest decisions (None before its first refresh)."""
+    return cast("Decisions | None", entry.runtime_data.decisions.data)
 
 
 def hub_device_id(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> str | None:
@@ -115,7 +92,7 @@ def async_fire_activity(
         telemetry.device_id(component) if component is not None else hub_device_id(hass, entry)
     )
     related_ids = [d for c in related if c != component and (d := telemetry.device_id(c))]
-    notices_for(hass, entry.entry_id).fire(  # device triggers: only once automations are armed
+    entry.runtime_data.notices.fire(  # device triggers: only once automations are armed
         EVENT_ACTIVITY,
         {
             **(extra or {}),
@@ -163,8 +140,6 @@ class ActivityRecorder:
 
     hass: HomeAssistant
     entry: DataCenterPowerConfigEntry
-    alerting: frozenset[str] = frozenset()
-    overloaded: frozenset[str] = frozenset()
     seen: dict[str, _Seen] = field(default_factory=dict)
     requested: dict[str, tuple[Context, str]] = field(default_factory=dict)
     """Migration id -> (context, how) of migrations a person or automation asked for."""
@@ -183,13 +158,13 @@ class ActivityRecorder:
             if rec.state in FINAL_STATES:  # running ones (started during setup, or resumed
                 # after a restart) are written when they next make progress
                 self.seen[rec.migration_id] = _Seen(rec.state, rec.completed_stages)
-        self.entry.async_on_unload(data.forecast.async_add_listener(self._on_decisions))
+        self.entry.async_on_unload(data.decisions.async_add_tick_listener(self._on_tick))
+        self.entry.async_on_unload(data.decisions.async_add_listener(self._catch_up))
         self.entry.async_on_unload(data.migrations.add_listener(self._on_migrations))
         self.entry.async_on_unload(self.hass.bus.async_listen(EVENT_FAILOVER, self._on_failover))
         self.entry.async_on_unload(data.telemetry.async_add_listener(self._on_telemetry))
         self._on_telemetry()
-        if data.forecast.data is not None:
-            self._on_decisions()
+        self._catch_up()
 
     @callback
     def _on_telemetry(self) -> None:
@@ -236,19 +211,15 @@ class ActivityRecorder:
         return "; ".join([text, *parts])
 
     @callback
-    def _on_decisions(self) -> None:
-        forecast = self.entry.runtime_data.forecast
-        decisions = latest_decisions(self.entry)
-        if decisions is None:
-            return
-        alerts = decisions.alerts
-        topology = forecast.policy.topology
+    def _on_tick(self, changes: DecisionChanges) -> None:
+        """A new decision: each alert that turned on or off, each element newly forecast over
+        its limit (an alert once per run: a reload does not write it again)."""
+        decisions = changes.decisions
+        topology = self.entry.runtime_data.decisions.policy.topology
         assignment = self.entry.runtime_data.telemetry.data.assignment
-        notices = notices_for(self.hass, self.entry.entry_id)
-        for key in notices.claimed_with("activity:predicted:"):
-            if key.removeprefix("activity:predicted:") not in alerts:
-                notices.release(key)
-        for component in sorted(alerts - self.alerting):
+        notices = self.entry.runtime_data.notices
+        notices.release_closed("activity:predicted:", decisions.alerts)
+        for component in sorted(changes.alerts_on):
             if not notices.claim(f"activity:predicted:{component}"):
                 continue  # written before a reload in this run
             a = decisions.assessments[component]
@@ -260,7 +231,7 @@ class ActivityRecorder:
                 related=topology.circuits_through(component, assignment),
                 extra={"health": round(a.health, 1), "time_to_failure_s": a.time_to_failure_s},
             )
-        for component in sorted(self.alerting - alerts):
+        for component in sorted(changes.alerts_off):
             now = decisions.assessments.get(component)
             health = "" if now is None else f" (health {now.health:.0f} %)"
             self._fire_decision(
@@ -270,10 +241,8 @@ class ActivityRecorder:
                 related=topology.circuits_through(component, assignment),
                 event=EVENT_FAILURE_RISK_CLEARED,
             )
-        self.alerting = alerts
-        overloads = {o.element: o for o in decisions.overloads}
-        for element in sorted(set(overloads) - self.overloaded):
-            o = overloads[element]
+        for o in changes.new_overloads:
+            element = o.element
             when = "now" if o.urgent else "within the forecast horizon"
             self._fire_decision(
                 element,
@@ -284,7 +253,13 @@ class ActivityRecorder:
                 event=EVENT_OVERLOAD_FORECAST,
                 extra={"peak_a": round(o.peak_a, 1), "limit_a": round(o.limit_a, 1)},
             )
-        self.overloaded = frozenset(overloads)
+
+    @callback
+    def _catch_up(self) -> None:
+        """After every decision refresh: a migration not written yet (started while the plant
+        was being set up) is written now."""
+        if latest_decisions(self.entry) is None:
+            return
         for rec in self.entry.runtime_data.migrations.records.values():
             if rec.migration_id not in self.seen:
                 self._on_migrations()
@@ -308,7 +283,7 @@ class ActivityRecorder:
         )  # fmt: skip
         if event is not None:
             telemetry = self.entry.runtime_data.telemetry
-            notices_for(self.hass, self.entry.entry_id).fire(
+            self.entry.runtime_data.notices.fire(
                 event,
                 {
                     **(extra or {}),
@@ -429,202 +404,3 @@ def _label(rec: MigrationRecord) -> str:
     if rec.component == "plant":
         return "rebalance" if rec.kind in ("drain", "rebalance") else rec.kind
     return f"{rec.kind} {rec.component}"
-
-
-type Handler = Callable[[ServiceCall], Any]
-
-
-def _owner(
-    hass: HomeAssistant, name: str | None
-) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
-    # Also a plant still being set up: an automation may act on its first proposal meanwhile
-    # (the call was not logged at all).
-    entries = [
-        e
-        for e in hass.config_entries.async_entries(DOMAIN)
-        if e.state in (ConfigEntryState.LOADED, ConfigEntryState.SETUP_IN_PROGRESS)
-        and hasattr(e, "runtime_data")
-    ]
-    for entry in entries:
-        telemetry = entry.runtime_data.telemetry
-        if name is not None and name in telemetry.identities:
-            return entry, name
-        if name is not None and (pid := telemetry.plant_id_of_device(name)) is not None:
-            return entry, pid
-    return (entries[0], None) if len(entries) == 1 else None
-
-
-def _proposal_owner(
-    hass: HomeAssistant, pid: str
-) -> tuple[DataCenterPowerConfigEntry, str | None] | None:
-    """The plant and component a proposal concerns (its activity goes on that device)."""
-    from .proposals import all_books
-
-    for book in all_books():
-        action = book.current.get(pid)
-        if action is not None:
-            return book.entry, action.target
-    return None
-
-
-CAUSES: Final = f"{DOMAIN}_causes"
-"""``hass.data`` key: context id -> the automation or script that runs with it, and the user of
-a phone notification's action (the automation it triggers runs with a child context)."""
-MAX_CAUSES: Final = 256
-NO_USER: Final = "no user"
-
-
-@callback
-def _async_track_causes(hass: HomeAssistant) -> None:
-    """Remember which automation or script runs with which context (from their own events),
-    and who tapped a phone notification's action, so the activity can say who did something."""
-    causes: dict[str, str] = hass.data.setdefault(CAUSES, {})
-
-    def remember(context_id: str, who: str) -> None:
-        causes[context_id] = who
-        while len(causes) > MAX_CAUSES:
-            del causes[next(iter(causes))]
-
-    @callback
-    def on_run(event: Event[Mapping[str, Any]]) -> None:
-        kind = "automation" if event.event_type == "automation_triggered" else "script"
-        name = event.data.get("name") or event.data.get("entity_id") or kind
-        remember(event.context.id, f"{kind} {name}")
-
-    @callback
-    def on_phone(event: Event[Mapping[str, Any]]) -> None:
-        if event.context.user_id is not None:
-            remember(event.context.id, f"user:{event.context.user_id}")
-
-    hass.bus.async_listen("automation_triggered", on_run)
-    hass.bus.async_listen("script_started", on_run)
-    hass.bus.async_listen("mobile_app_notification_action", on_phone)
-
-
-async def async_who(hass: HomeAssistant, context: Context | None) -> str:
-    """Who acted with ``context``, in words: a user's name, "automation <name>" (with the user
-    whose phone action triggered it, when known), or "no user" (an action called without one,
-    e.g. by another integration)."""
-
-    async def user_name(user_id: str) -> str:
-        user = await hass.auth.async_get_user(user_id)
-        return f"user {user.name}" if user is not None and user.name else f"user {user_id}"
-
-    if context is None:
-        return NO_USER
-    if context.user_id is not None:
-        return await user_name(context.user_id)
-    causes: dict[str, str] = hass.data.get(CAUSES, {})
-    who = causes.get(context.id)
-    if who is not None and not who.startswith("user:"):
-        parent = causes.get(context.parent_id or "")
-        if parent is not None and parent.startswith("user:"):
-            who += f" (from the phone of {(await user_name(parent[5:]))[5:]})"
-        return who
-    if context.parent_id is not None:
-        return "an automation or script"
-    return NO_USER
-
-
-def by(who: str) -> str:
-    """``by user Ann``, ``by automation X``; ``without a user`` for a call that had none."""
-    return "without a user" if who == NO_USER else f"by {who}"
-
-
-def _describe_call(call: ServiceCall) -> str:
-    args = ", ".join(f"{k}={v}" for k, v in call.data.items())
-    return f"{DOMAIN}.{call.service}({args})"
-
-
-def _wrap(
-    name: str, handler: Handler
-) -> Callable[[ServiceCall], Coroutine[Any, Any, ServiceResponse]]:
-    async def logged(call: ServiceCall) -> ServiceResponse:
-        hass = call.hass
-        owner = _owner(hass, call.data.get("component"))
-        if owner is not None and owner[1] is None and "proposal_id" in call.data:
-            owner = _proposal_owner(hass, str(call.data["proposal_id"])) or owner
-        recorder = None if owner is None else recorder_of(owner[0])
-        request = (call.context, f"requested through {DOMAIN}.{name}")
-        if recorder is not None:
-            recorder.pending.append(request)
-        try:
-            response = cast("ServiceResponse", await handler(call))
-        except (HomeAssistantError, Unauthorized) as err:
-            if owner is not None and name not in READ_ONLY_SERVICES:
-                why = "not an administrator" if isinstance(err, Unauthorized) else str(err)
-                async_record_refusal(
-                    hass, owner[0], owner[1], _describe_call(call), why, call.context
-                )
-            raise
-        finally:
-            if recorder is not None:
-                recorder.pending.remove(request)
-        if owner is not None and name not in READ_ONLY_SERVICES:
-            entry, component = owner
-            mid = response.get("migration_id") if isinstance(response, dict) else None
-            if isinstance(mid, str) and recorder is not None:
-                recorder.requested[mid] = request
-            who = await async_who(hass, call.context)
-            async_fire_activity(
-                hass, entry, component, ACTION_DONE,
-                f"{_describe_call(call)} done {by(who)}" + (f": migration {mid}" if mid else ""),
-                context=call.context, extra={"who": who},
-            )  # fmt: skip
-            if name in PROPOSAL_DECISIONS:
-                verb = PROPOSAL_DECISIONS[name]
-                async_fire_activity(
-                    hass, entry, component, f"proposal_{verb}",
-                    f"proposal {call.data.get('proposal_id')} {verb} {by(who)}"
-                    + (f": it runs as migration {mid}" if mid else ""),
-                    context=call.context,
-                    extra={"proposal_id": call.data.get("proposal_id"), "who": who},
-                )  # fmt: skip
-        return response
-
-    return logged
-
-
-_RECORDERS: dict[str, ActivityRecorder] = {}
-
-
-def recorder_of(entry: DataCenterPowerConfigEntry) -> ActivityRecorder | None:
-    """The activity recorder of a loaded entry."""
-    return _RECORDERS.get(entry.entry_id)
-
-
-@callback
-def async_setup_activity(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Start recording one plant's activity (called at the end of the entry's setup)."""
-    recorder = ActivityRecorder(hass, entry)
-    _RECORDERS[entry.entry_id] = recorder
-
-    @callback
-    def forget() -> None:
-        _RECORDERS.pop(entry.entry_id, None)
-
-    entry.async_on_unload(forget)
-    recorder.async_start()
-
-
-@callback
-def async_wrap_services(hass: HomeAssistant) -> None:
-    """Re-register every action of the integration so that each call is written to the
-    activity (done, with its migration; or refused, with the reason). Keeps each action's
-    schema, response support and admin check (the wrapped handler is the registered one).
-    Also starts remembering which automation or script runs with which context, so entries
-    say who acted."""
-    _async_track_causes(hass)
-    for name, service in hass.services.async_services_for_domain(DOMAIN).items():
-        target = service.job.target
-        if getattr(target, "_dcp_logged", False):
-            continue
-        wrapped = _wrap(name, target)
-        wrapped._dcp_logged = True  # type: ignore[attr-defined]
-        hass.services.async_register(
-            DOMAIN,
-            name,
-            wrapped,
-            schema=service.schema,
-            supports_response=service.supports_response,
-        )

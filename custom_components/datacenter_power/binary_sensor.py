@@ -18,11 +18,12 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.models import AtsReading, DeviceIdentity, DeviceType, MpduReading, Reading, SbmReading
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
 from .naming import source_name
 from .prediction import prediction_binary_sensors
+from .runtime import DataCenterPowerConfigEntry
 
 PARALLEL_UPDATES = 0
 

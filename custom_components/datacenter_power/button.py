@@ -18,12 +18,14 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .activity import ACTION_DONE, async_fire_activity
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .activity import async_fire_activity
+from .coordinator import TelemetryCoordinator
 from .device.models import AtsReading, DeviceIdentity, DeviceType
 from .engine.interlock import Verdict
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .events import ACTION_DONE
 from .plant import plant_buttons
+from .runtime import DataCenterPowerConfigEntry
 
 PARALLEL_UPDATES = 1
 

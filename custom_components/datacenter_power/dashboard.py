@@ -32,12 +32,12 @@ from homeassistant.helpers import area_registry as ar
 from homeassistant.helpers import config_validation as cv
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
-from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.helpers.storage import Store
 
 from .const import CONF_LINEUP_AREAS, CONF_SUGGEST_AREAS, DOMAIN, LOGGER
-from .coordinator import DataCenterPowerConfigEntry
 from .engine.topology import Topology
+from .recorded import recorded_action
+from .runtime import DataCenterPowerConfigEntry
 from .status import OK, SEVERITY, STATES
 
 SERVICE_CREATE_DASHBOARD: Final = "create_dashboard"
@@ -393,6 +393,7 @@ async def async_create_dashboard(
     return url_path, config
 
 
+@recorded_action()
 async def _create_dashboard(call: ServiceCall) -> ServiceResponse:
     entries = call.hass.config_entries.async_loaded_entries(DOMAIN)
     wanted = call.data.get("config_entry_id")
@@ -411,8 +412,7 @@ async def _create_dashboard(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_dashboard_service(hass: HomeAssistant) -> None:
     """Register ``create_dashboard`` (admin-only: it adds a dashboard for everyone)."""
-    async_register_admin_service(
-        hass,
+    hass.services.async_register(  # admin-only: @recorded_action checks
         DOMAIN,
         SERVICE_CREATE_DASHBOARD,
         _create_dashboard,

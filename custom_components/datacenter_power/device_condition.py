@@ -25,9 +25,8 @@ from homeassistant.helpers.typing import ConfigType, TemplateVarsType
 
 from .activity import latest_decisions
 from .const import DOMAIN
-from .coordinator import DataCenterPowerConfigEntry
 from .engine.degradation import HealthAssessment
-from .faults import faults_of
+from .runtime import DataCenterPowerConfigEntry
 
 HEALTH_BELOW = "health_below"
 FAILURE_RISK = "failure_risk"
@@ -74,7 +73,7 @@ def _elements_of(entry: DataCenterPowerConfigEntry, plant_id: str) -> set[str]:
 
 def failed_of(entry: DataCenterPowerConfigEntry, plant_id: str) -> bool:
     """Whether an element that matters to the component has failed (the latest poll)."""
-    return bool(_elements_of(entry, plant_id) & set(faults_of(entry).failed))
+    return bool(_elements_of(entry, plant_id) & set(entry.runtime_data.faults.current().failed))
 
 
 def assessments_of(entry: DataCenterPowerConfigEntry, plant_id: str) -> list[HealthAssessment]:

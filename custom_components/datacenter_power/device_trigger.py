@@ -19,9 +19,9 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.trigger import TriggerActionType, TriggerInfo
 from homeassistant.helpers.typing import ConfigType
 
-from .activity import EVENT_ACTIVITY, TRIGGER_TYPES
 from .const import DOMAIN
 from .device_condition import plant_component
+from .events import EVENT_ACTIVITY, TRIGGER_TYPES
 
 TRIGGER_SCHEMA = DEVICE_TRIGGER_BASE_SCHEMA.extend({vol.Required(CONF_TYPE): vol.In(TRIGGER_TYPES)})
 

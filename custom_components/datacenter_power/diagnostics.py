@@ -19,8 +19,9 @@ from homeassistant.helpers import issue_registry as ir
 from homeassistant.util import dt as dt_util
 
 from .const import CONF_HOST, DOMAIN
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.models import DeviceIdentity, Reading
+from .runtime import DataCenterPowerConfigEntry
 
 TO_REDACT = {CONF_HOST, "title"}
 REDACTED = "**REDACTED**"
@@ -96,7 +97,7 @@ def _errors(coordinator: TelemetryCoordinator) -> dict[str, str]:
 def _health(entry: DataCenterPowerConfigEntry) -> dict[str, Any]:
     """Is the telemetry current, did the engine run, what did migrations do, which repairs."""
     telemetry = entry.runtime_data.telemetry
-    forecast = entry.runtime_data.forecast
+    forecast = entry.runtime_data.decisions
     age = (dt_util.utcnow() - telemetry.data.updated_at).total_seconds()
     return {
         "telemetry": {

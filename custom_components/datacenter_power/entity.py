@@ -1,16 +1,17 @@
-"""Base entity of every platform, the per-device entity discovery, and the command path.
+"""Base entity of every platform, the per-device entity discovery, and entity commands.
 
 Every entity belongs to one plant device (an ATS, MPDU, circuit SBM or environment sensor) and
 reads that device's typed reading from the telemetry coordinator's latest snapshot. Devices found
 after setup (a rescan) get their entities through a coordinator listener, without a restart.
-An entity's command goes through the plant's one command path, the telemetry coordinator's
-``async_command`` (administrators only, one at a time per plant, judged by ``engine/interlock.py``
-against the latest snapshot, a re-read of the device and its
-neighbours after every command sent, ahead of any poll in progress); the entity adds only its own
-device and the caller's context. This module keeps no plant state.
+An entity's command goes through the plant's one command path, ``CommandPath.async_command``
+(``commands.py``: administrators only, one at a time per plant, judged by ``engine/interlock.py``
+against the latest snapshot, a re-read of the device and its neighbours after every command sent,
+ahead of any poll in progress); the entity adds only its own device and the caller's context.
+This module keeps no plant state.
 
-A refresh calls an entity only when its device's reading changed (the coordinator compares each
-device once: ``TelemetryCoordinator.async_add_device_listener``), and the entity writes its state
+A refresh calls an entity only when its device's reading changed (the entity listens with its
+plant id as the context; the coordinator compares each device once: ``device_listeners.py``),
+and the entity writes its state
 only when what it shows changed (availability, state at its display resolution, attributes): at
 1,000 circuits most of ~9,000 entities are unchanged in any one poll, and calling or writing them
 all would be most of Home Assistant's CPU.
@@ -25,16 +26,13 @@ from homeassistant.core import callback
 from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity, EntityDescription
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
-from homeassistant.helpers.update_coordinator import BaseCoordinatorEntity, CoordinatorEntity
+from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
 from . import const
-from .coordinator import (
-    CommandCheck,
-    CommandSend,
-    DataCenterPowerConfigEntry,
-    TelemetryCoordinator,
-)
+from .commands import CommandCheck, CommandSend
+from .coordinator import TelemetryCoordinator
 from .device.models import DeviceIdentity, DeviceType, Reading
+from .runtime import DataCenterPowerConfigEntry
 
 __all__ = ["DataCenterPowerEntity", "async_setup_plant_entities"]
 
@@ -84,8 +82,10 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
         plant_id: str,
         description: EntityDescription,
     ) -> None:
-        """Attach the entity to its device (registered by the coordinator)."""
-        super().__init__(coordinator)
+        """Attach the entity to its device (registered by the coordinator): it is told of a
+        refresh only when that device's reading changed (its listener's context is the plant
+        id: ``TelemetryCoordinator.async_add_listener``)."""
+        super().__init__(coordinator, context=plant_id)
         self.entity_description = description
         self.plant_id = plant_id
         self._attr_unique_id = f"{coordinator.config_entry.unique_id}:{plant_id}:{description.key}"
@@ -102,17 +102,6 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
             self._attr_entity_registry_enabled_default = False
         self._written: tuple[Any, ...] | None = None
         self._seen: tuple[Reading | None, bool] | None = None
-
-    @override
-    async def async_added_to_hass(self) -> None:
-        """Follow this device's readings only (not every refresh of the plant)."""
-        # Entity's own setup, without CoordinatorEntity's listener on every refresh.
-        await super(BaseCoordinatorEntity, self).async_added_to_hass()
-        self.async_on_remove(
-            self.coordinator.async_add_device_listener(
-                self.plant_id, self._handle_coordinator_update
-            )
-        )
 
     def state_key(self) -> tuple[Any, ...]:
         """What the entity shows, at its resolution: a refresh that leaves it equal writes no
@@ -148,9 +137,10 @@ class DataCenterPowerEntity[R: Reading](CoordinatorEntity[TelemetryCoordinator])
 
     async def async_command(self, check: CommandCheck, send: CommandSend, what: str) -> None:
         """Run a command on this device through the plant's command path (see
-        ``TelemetryCoordinator.async_command``), as the user who asked for it.
+        ``CommandPath.async_command``), as the user who asked for it.
 
         Home Assistant itself calls no action on an unavailable entity (a device that did not
         answer its last poll).
         """
-        await self.coordinator.async_command(self.plant_id, check, send, what, self._context)
+        commands = self.coordinator.config_entry.runtime_data.commands
+        await commands.async_command(self.plant_id, check, send, what, self._context)

@@ -23,23 +23,17 @@ from typing import Final
 
 from homeassistant.core import Context, HomeAssistant, callback
 
-from .activity import EVENT_FAILOVER, latest_decisions
+from .activity import latest_decisions
 from .const import CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS, LOGGER
-from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot
 from .engine.faults import OverLimit, UnitFailure, is_live, over_limits, unit_failures
 from .engine.plan import Infeasible
+from .events import EVENT_FAILOVER
 from .migration import MigrationRequest, plan_for
-from .notices import notices_for
 from .presentation import infeasible_text, plan_summary
+from .runtime import DataCenterPowerConfigEntry
+from .snapshot import PlantSnapshot
 
-__all__ = [
-    "CLEAR_FRACTION",
-    "FaultWatch",
-    "Faults",
-    "async_setup_faults",
-    "faults_of",
-    "recovered_s",
-]
+__all__ = ["CLEAR_FRACTION", "FaultWatch", "Faults"]
 
 CLEAR_FRACTION: Final = 0.95
 """An element that went above its limit counts as over until it is below this fraction of it."""
@@ -85,6 +79,12 @@ class FaultWatch:
         self.async_update()
 
     @callback
+    def current(self) -> Faults:
+        """The plant's conditions as of its latest refresh (brought up to date first)."""
+        self.async_update()
+        return self.faults
+
+    @callback
     def async_update(self) -> None:
         """Bring the conditions up to date with the latest refresh (once per refresh), and alert
         on the ones that are new."""
@@ -121,10 +121,8 @@ class FaultWatch:
             LOGGER.warning("%s is back within its continuous limit", element)
         # Announced once per condition in this run, after Home Assistant has started (a reload
         # does not alert again what is still failed or over; a restart does, once).
-        notices = notices_for(self.hass, self.entry.entry_id)
-        for key in notices.claimed_with("fault:"):
-            if key.removeprefix("fault:") not in self.faults.components:
-                notices.release(key)
+        notices = self.entry.runtime_data.notices
+        notices.release_closed("fault:", self.faults.components)
         new = {e for e in new | self.faults.components if notices.claim(f"fault:{e}")}
         if new:
             self._alert(snapshot, sorted(new))
@@ -252,7 +250,7 @@ class FaultWatch:
             else f"OVER LIMIT: {', '.join(over)}"
         )
         LOGGER.error("%s. %s", title, message)
-        notices_for(self.hass, self.entry.entry_id).fire(
+        self.entry.runtime_data.notices.fire(
             EVENT_FAILOVER,
             {
                 "entry_id": self.entry.entry_id,
@@ -279,36 +277,3 @@ class FaultWatch:
             },
             context=Context(),
         )
-
-
-_WATCHES: dict[str, FaultWatch] = {}
-
-
-def recovered_s(entry: DataCenterPowerConfigEntry, element: str) -> float | None:
-    """When the polls last saw ``element`` come back after a failure (None: not since setup)."""
-    watch = _WATCHES.get(entry.entry_id)
-    return None if watch is None else watch.recovered_s.get(element)
-
-
-def faults_of(entry: DataCenterPowerConfigEntry) -> Faults:
-    """The plant's conditions as of its latest refresh (brought up to date first)."""
-    watch = _WATCHES.get(entry.entry_id)
-    if watch is None:
-        return Faults()
-    watch.async_update()
-    return watch.faults
-
-
-@callback
-def async_setup_faults(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Watch one plant for failures and limits until it unloads."""
-    watch = FaultWatch(hass, entry)
-    _WATCHES[entry.entry_id] = watch
-
-    @callback
-    def forget() -> None:
-        if _WATCHES.get(entry.entry_id) is watch:
-            del _WATCHES[entry.entry_id]
-
-    entry.async_on_unload(forget)
-    watch.async_start()

@@ -35,7 +35,7 @@ from homeassistant.helpers.event import async_call_later, async_track_time_inter
 
 from . import const
 from .const import LOGGER
-from .coordinator import DataCenterPowerConfigEntry
+from .runtime import DataCenterPowerConfigEntry
 
 __all__ = ["async_setup_gc_freeze"]
 

@@ -1,4 +1,4 @@
-"""The history rows the forecasting coordinator learns from: typed, named, versioned.
+"""The history rows the decision coordinator learns from: typed, named, versioned.
 
 One row per ``HISTORY_BUCKET_S`` is what a restart replays into a fresh policy. Rows are
 ``TypedDict`` s with named fields, so a reader never depends on the position of a value. They are

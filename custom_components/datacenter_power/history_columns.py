@@ -1,4 +1,4 @@
-"""The forecasting coordinator's history in memory and on disk as columns, not as dicts.
+"""The decision coordinator's history in memory and on disk as columns, not as dicts.
 
 At 1,000 circuits one typed row (``history.HistoryRow``) is 44 kB of JSON and ~1,000 dicts in
 memory; 14 days of them (4,032 rows) were 177 MB on disk, ~1 GB in memory, and 2.7 s of

@@ -1,4 +1,4 @@
-"""Where the forecasting coordinator's history lives on disk: one small index and one file a day.
+"""Where the decision coordinator's history lives on disk: one small index and one file a day.
 
 Storage version 3 (``HISTORY_VERSION``): the index ``datacenter_power.<entry>.history`` lists the
 UTC days kept; each day is ``datacenter_power.<entry>.history.<day>`` holding that day's rows as

@@ -11,17 +11,16 @@ found later) and a counter that went back (a replaced or restarted module) are o
 from __future__ import annotations
 
 from datetime import datetime
-from typing import Final
 
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.util import dt as dt_util
 
 from .activity import async_fire_activity
 from .const import LOGGER
-from .coordinator import DataCenterPowerConfigEntry
 from .device.models import SbmReading
+from .events import INTERRUPTION
+from .runtime import DataCenterPowerConfigEntry
 
-INTERRUPTION: Final = "interruption"
 """Activity type of a circuit interruption."""
 
 

@@ -18,25 +18,43 @@ from homeassistant.components.logbook.const import (
 from homeassistant.core import Event, HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
 
-from .activity import EVENT_ACTIVITY
+from .const import DOMAIN
+from .events import (
+    ACTION_DONE,
+    CIRCUIT_MOVED,
+    EVENT_ACTIVITY,
+    FAILOVER,
+    FAILURE_PREDICTED,
+    FAILURE_RISK_CLEARED,
+    INTERRUPTION,
+    MIGRATION_FAILED,
+    MIGRATION_FINISHED,
+    MIGRATION_STARTED,
+    OVERLOAD_FORECAST,
+    OVERRIDE,
+    PROPOSAL,
+    PROPOSAL_APPROVED,
+    PROPOSAL_DISMISSED,
+    REFUSED,
+)
 
 PLANT_NAME = "Data Center Power"
 ICONS: dict[str, str] = {
-    "failure_predicted": "mdi:alert-decagram",
-    "failure_risk_cleared": "mdi:shield-check",
-    "overload_forecast": "mdi:chart-bell-curve-cumulative",
-    "failover": "mdi:flash-alert",
-    "migration_started": "mdi:transfer",
-    "circuit_moved": "mdi:source-branch",
-    "migration_finished": "mdi:check-circle",
-    "migration_failed": "mdi:close-circle",
-    "action": "mdi:gesture-tap-button",
-    "refused": "mdi:cancel",
-    "interruption": "mdi:flash-off",
-    "proposal": "mdi:clipboard-text-clock",
-    "proposal_approved": "mdi:check-decagram",
-    "proposal_dismissed": "mdi:clipboard-remove",
-    "override": "mdi:hand-back-right",
+    FAILURE_PREDICTED: "mdi:alert-decagram",
+    FAILURE_RISK_CLEARED: "mdi:shield-check",
+    OVERLOAD_FORECAST: "mdi:chart-bell-curve-cumulative",
+    FAILOVER: "mdi:flash-alert",
+    MIGRATION_STARTED: "mdi:transfer",
+    CIRCUIT_MOVED: "mdi:source-branch",
+    MIGRATION_FINISHED: "mdi:check-circle",
+    MIGRATION_FAILED: "mdi:close-circle",
+    ACTION_DONE: "mdi:gesture-tap-button",
+    REFUSED: "mdi:cancel",
+    INTERRUPTION: "mdi:flash-off",
+    PROPOSAL: "mdi:clipboard-text-clock",
+    PROPOSAL_APPROVED: "mdi:check-decagram",
+    PROPOSAL_DISMISSED: "mdi:clipboard-remove",
+    OVERRIDE: "mdi:hand-back-right",
 }
 """An icon per activity type, so the logbook's entries are told apart at a glance."""
 
@@ -59,4 +77,4 @@ def async_describe_events(
             LOGBOOK_ENTRY_ICON: ICONS.get(str(event.data.get("type")), "mdi:flash"),
         }
 
-    async_describe_event("datacenter_power", EVENT_ACTIVITY, describe)
+    async_describe_event(DOMAIN, EVENT_ACTIVITY, describe)

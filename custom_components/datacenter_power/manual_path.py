@@ -16,12 +16,13 @@ import probatio as vol
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.service import async_register_admin_service
 
 from .activity import async_fire_activity
 from .const import DOMAIN, LOGGER
 from .device.models import DeviceType
 from .engine.interlock import check_sbm_path
+from .events import OVERRIDE
+from .recorded import recorded_action
 from .services import MAX_NAME_LENGTH, require_current, resolve
 
 SERVICE_SET_PATH: Final = "set_path"
@@ -45,6 +46,7 @@ def _invalid(key: str, **placeholders: str) -> ServiceValidationError:
     )
 
 
+@recorded_action()
 async def _set_path(call: ServiceCall) -> ServiceResponse:
     """Select a circuit's path through the plant's command path; ``force`` waives only the
     rule that no load goes onto a unit at risk."""
@@ -58,11 +60,11 @@ async def _set_path(call: ServiceCall) -> ServiceResponse:
         raise _invalid("not_a_path", circuit=circuit, path=path, paths=", ".join(identity.paths))
     require_current(entry, circuit)
     force = bool(call.data[ATTR_FORCE])
-    risk = telemetry.at_risk().get(path)
+    risk = entry.runtime_data.commands.at_risk().get(path)
     what = f"path {path}"
     if force and risk is not None:
         what += " (forced onto a unit at risk)"
-    await telemetry.async_command(
+    await entry.runtime_data.commands.async_command(
         circuit,
         lambda state: check_sbm_path(state, circuit, path, accept_risk=force),
         lambda client, ident: client.set_sbm_path(ident, path),
@@ -75,7 +77,7 @@ async def _set_path(call: ServiceCall) -> ServiceResponse:
             call.hass,
             entry,
             circuit,
-            "override",
+            OVERRIDE,
             f"moved onto {path} by an explicit override (force) although {risk}",
             context=call.context,
             related=(path,),
@@ -85,8 +87,7 @@ async def _set_path(call: ServiceCall) -> ServiceResponse:
 
 def async_setup_path_service(hass: HomeAssistant) -> None:
     """Register ``set_path`` (admin-only)."""
-    async_register_admin_service(
-        hass,
+    hass.services.async_register(  # admin-only: @recorded_action checks
         DOMAIN,
         SERVICE_SET_PATH,
         _set_path,

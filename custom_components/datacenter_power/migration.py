@@ -1,16 +1,14 @@
 """Staged migrations inside Home Assistant: plan, run, persist, reconcile after a restart.
 
 The engine plans (``engine.planner``) and the HA-free ``executor`` switches, verifies and rolls
-back; this module gives them the plant (commands through the telemetry coordinator's clients,
+back; this module gives them the plant (commands through the plant's command path,
 observations from a fresh refresh), persists every migration's progress in a
 ``helpers.storage.Store`` so a restart loses nothing, fires the ``migration_step`` and
 ``migration_finished`` events, and refuses two migrations touching the same circuits.
 
-It is also the part of the integration that acts on the engine's decisions
-(:meth:`MigrationManager.async_follow`, a listener of the forecasting coordinator): it fires
-``failure_predicted`` for every alert that turns on, runs what the engine orders now
-(``Decisions.actions``: what each mode executes is ``engine/modes.py``'s), fires ``failover`` when
-that is a rebalance after a sudden failure, and tells the policy how each action ended.
+What the engine's decisions start is the decision follower's (``decision_follower.py``): it runs
+them as migrations of this manager, and lets it resume what a restart interrupted
+(:meth:`MigrationManager.resume_interrupted`) at the first decision.
 """
 
 from __future__ import annotations
@@ -20,31 +18,35 @@ import contextlib
 import uuid
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING, Any, Final
+from typing import Any, Final
 
-from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
-from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
+from homeassistant.core import HomeAssistant, callback
+from homeassistant.exceptions import ServiceValidationError
 from homeassistant.helpers import issue_registry as ir
 from homeassistant.helpers.storage import Store
 from homeassistant.util import dt as dt_util
 
+from .commands import CommandPath
 from .const import (
-    CONF_MAX_STEP_AMPS,
     CONF_STEP_INTERVAL,
     DEFAULT_MAX_STEP_AMPS,
     DEFAULT_STEP_INTERVAL,
     DOMAIN,
     LOGGER,
 )
-from .coordinator import PlantSnapshot, TelemetryCoordinator
 from .device.models import AtsReading, MpduReading
-from .engine.dispatch import Dispatch, dispatch
 from .engine.interlock import check_sbm_path
 from .engine.plan import Infeasible, Plan
-from .engine.policy import Action, Decisions
+from .engine.policy import Decisions
 from .engine.requested import plan_request
-from .engine.risk import accepted_risk
 from .engine.topology import Topology
+from .events import (
+    EVENT_MIGRATION_FINISHED,
+    EVENT_MIGRATION_STEP,
+    ISSUE_MIGRATION_HELD,
+    ISSUE_MIGRATIONS_DAMAGED,
+    held_issue_id,
+)
 from .executor import (
     FINAL_STATES,
     VERIFY_ATTEMPTS,
@@ -55,18 +57,11 @@ from .executor import (
     Observation,
     reconcile,
 )
-from .notices import Notices, notices_for
+from .notices import Notices
 from .path_changes import PathChanges
 from .phone import outcome_fields
-from .presentation import conservative_ttf_s, ttf_text
+from .snapshot import PlantSnapshot
 
-if TYPE_CHECKING:
-    from .forecasting import ForecastCoordinator
-
-EVENT_FAILURE_PREDICTED: Final = f"{DOMAIN}_failure_predicted"
-EVENT_FAILOVER: Final = f"{DOMAIN}_failover"
-EVENT_MIGRATION_STEP: Final = f"{DOMAIN}_migration_step"
-EVENT_MIGRATION_FINISHED: Final = f"{DOMAIN}_migration_finished"
 STORAGE_VERSION: Final = 1
 KEEP_FINISHED: Final = 20
 """Finished migrations kept in storage (for the migration sensor and diagnostics)."""
@@ -77,8 +72,6 @@ MAX_PATH_CHANGES_PER_HOUR: Final = 4
 than this within an hour, counting every commanded change (migrations, hand moves; a bypass
 module's own transfer is not held against a plan); rolling back a stage is always allowed, so
 at most one more. ATS sources are never switched by the integration."""
-_KINDS: Final = {"migrate": "drain"}
-"""The engine's action kinds as migration kinds (the others keep their name)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,14 +90,14 @@ class HaPlantPort:
 
     def __init__(
         self,
-        coordinator: TelemetryCoordinator,
+        commands: CommandPath,
         on_switch: Callable[[str], None] | None = None,
         accepts_risk: frozenset[str] = frozenset(),
     ) -> None:
-        """Drive the plant through a telemetry coordinator; ``on_switch(circuit)`` is told of
-        every path change sent (the flapping guard counts them); ``accepts_risk``: the MPDUs the
-        plan loads deliberately although they alert (the engine's urgent hand-back)."""
-        self._coordinator = coordinator
+        """Drive the plant through its command path; ``on_switch(circuit)`` is told of every
+        path change sent (the flapping guard counts them); ``accepts_risk``: the MPDUs the plan
+        loads deliberately although they alert (the engine's urgent hand-back)."""
+        self._commands = commands
         self._on_switch = on_switch
         self._accepts_risk = accepts_risk
 
@@ -112,7 +105,7 @@ class HaPlantPort:
         """Command the circuit's SBM (make-before-break in the device) through the plant's
         command path: the same lock and interlock as every other command."""
         accept = mpdu_id in self._accepts_risk
-        await self._coordinator.async_command(
+        await self._commands.async_command(
             circuit_id,
             lambda state: check_sbm_path(state, circuit_id, mpdu_id, accept_risk=accept),
             lambda client, identity: client.set_sbm_path(identity, mpdu_id),
@@ -125,12 +118,12 @@ class HaPlantPort:
         """Refresh telemetry now and describe it for verification, with the units at risk by
         the latest decision; a failed refresh gives no telemetry at all (only why), never the
         previous snapshot."""
-        coordinator = self._coordinator
+        coordinator = self._commands.telemetry
         await coordinator.async_refresh()
         if not coordinator.last_update_success:
             error = coordinator.last_exception
             return Observation.stale(f"the refresh failed ({error or 'no answer'})")
-        return replace(observation(coordinator.data), at_risk=coordinator.at_risk())
+        return replace(observation(coordinator.data), at_risk=self._commands.at_risk())
 
     async def sleep(self, seconds: float) -> None:
         """The executor's clock: real time here."""
@@ -252,11 +245,13 @@ def _no_path_detail(topology: Topology, circuit: str, drained: str, why: Mapping
 class MigrationManager:
     """Every migration of one plant: running ones, their persistence and their events."""
 
-    def __init__(self, hass: HomeAssistant, coordinator: TelemetryCoordinator) -> None:
+    def __init__(self, hass: HomeAssistant, commands: CommandPath, notices: Notices) -> None:
         """Create the manager; call :meth:`async_load` before use."""
         self.hass = hass
-        self.coordinator = coordinator
-        entry = coordinator.config_entry
+        self.commands = commands
+        self.coordinator = commands.telemetry
+        self._notices = notices
+        entry = self.coordinator.config_entry
         self._store: Store[dict[str, Any]] = Store(
             hass, STORAGE_VERSION, f"{DOMAIN}.{entry.entry_id}.migrations"
         )
@@ -271,13 +266,10 @@ class MigrationManager:
         self._drained: dict[str, tuple[frozenset[str], frozenset[str]]] = {}
         """Migration id -> (MPDUs it drains, circuits its plan leaves there), to refuse an
         opposite drain and to tell ``completed`` from "moved, but the part is not empty"."""
-        self._forecast: ForecastCoordinator | None = None
-        self._seen: Decisions | None = None
-        self._alerting: frozenset[str] = frozenset()
-        self._engine_action: Action | None = None
-        """The engine's action being executed (one at a time)."""
-        self._engine_migration_id: str | None = None
-        """Its migration, once started (what an urgent action preempts)."""
+        self.on_finished: Callable[[], None] = lambda: None
+        """Called when a migration ends (the decision coordinator decides at the next poll)."""
+        self.awaiting_decision = True
+        """Until the decision follower has acted on a first decision."""
         self._to_resume: list[str] = []
         """Migrations a restart interrupted in automatic mode: resumed only once the engine's
         first decision says where load may go (not on the plant as it was before the restart)."""
@@ -303,56 +295,24 @@ class MigrationManager:
                 out |= rec.circuits
         return frozenset(out)
 
-    @property
-    def _notices(self) -> Notices:
-        return notices_for(self.hass, self.coordinator.config_entry.entry_id)
-
     def add_listener(self, listener: Callable[[], None]) -> Callable[[], None]:
         """Call ``listener()`` on every progress change; returns the remover."""
         self._listeners.append(listener)
         return lambda: self._listeners.remove(listener)
 
-    # -- acting on the engine's decisions --------------------------------------------------
+    # -- after a restart ----------------------------------------------------------------------
 
-    def async_follow(self, forecast: ForecastCoordinator) -> CALLBACK_TYPE:
-        """Act on every new decision of ``forecast`` from now on (the latest one at once);
-        returns the remover."""
-        self._forecast = forecast
-        remove = forecast.async_add_listener(self._on_decisions)
-        self._on_decisions()
-        return remove
-
-    @callback
-    def _on_decisions(self) -> None:
-        forecast = self._forecast
-        decisions = None if forecast is None else forecast.data
-        if forecast is None or decisions is None or decisions is self._seen:
-            return
-        self._seen = decisions
-        self._announce(decisions)
-        self._resume(decisions)
-        now = self._to_execute(decisions)
-        if now.start is None:
-            return
-        action = now.start
-        preempted = self._engine_migration_id if now.preempt else None
-        self._engine_action, self._engine_migration_id = action, None
-        forecast.action_started(action)
-        self.coordinator.config_entry.async_create_background_task(
-            self.hass,
-            self._async_execute(forecast, action, decisions, preempted),
-            f"{DOMAIN} {action.kind} {action.target or 'plant'}",
-        )
-
-    def _resume(self, decisions: Decisions) -> None:
-        """At the first decision after a restart: resume each interrupted migration whose
-        remaining stages load no unit at risk now; abort the others with the reason (before the
-        engine's own actions are dispatched, so a drain of that unit is not held back by them).
-        Every stage is checked again when it comes (the executor)."""
+    def resume_interrupted(self) -> None:
+        """At the first decision after a restart (the decision follower calls this at every
+        decision, before it dispatches the engine's actions, so a drain of a unit at risk is not
+        held back by them): resume each interrupted migration whose remaining stages load no
+        unit at risk now; abort the others with the reason. Every stage is checked again when
+        it comes (the executor)."""
+        self.awaiting_decision = False
         pending, self._to_resume = self._to_resume, []
         if not pending:
             return
-        refused = self.coordinator.at_risk()
+        refused = self.commands.at_risk()
         assignment = self.coordinator.data.assignment
         for migration_id in pending:
             rec = self.records.get(migration_id)
@@ -383,151 +343,6 @@ class MigrationManager:
                 self.hass, self._on_progress(rec, rec.reason), f"{DOMAIN} migration not resumed"
             )
 
-    def _announce(self, decisions: Decisions) -> None:
-        """Fire ``failure_predicted`` for every alert not announced yet in this run (once
-        Home Assistant has started: ``notices.py``); an alert that clears may be announced
-        again."""
-        entry_id = self.coordinator.config_entry.entry_id
-        notices = notices_for(self.hass, entry_id)
-        for key in notices.claimed_with("predicted:"):
-            if key.removeprefix("predicted:") not in decisions.alerts:
-                notices.release(key)
-        for component in sorted(decisions.alerts):
-            if not notices.claim(f"predicted:{component}"):
-                continue
-            assessment = decisions.assessments[component]
-            low = (
-                None
-                if assessment.time_to_failure_s is None
-                else round(conservative_ttf_s(assessment))
-            )
-            notices.fire(
-                EVENT_FAILURE_PREDICTED,
-                {
-                    "entry_id": entry_id,
-                    "component": component,
-                    "device_id": self.coordinator.device_id(component),
-                    "health": round(assessment.health, 1),
-                    "failure_probability": round(assessment.failure_probability, 3),
-                    "time_to_failure_s": assessment.time_to_failure_s,
-                    "time_to_failure_p10_s": low,
-                    "estimate": ttf_text(assessment),
-                    "signals": list(assessment.signals),
-                },
-                key=f"predicted:{component}",
-            )
-        self._alerting = decisions.alerts
-
-    def _to_execute(self, decisions: Decisions) -> Dispatch:
-        """What to run now: the engine's ``dispatch`` rule, the one the evaluation runs (one
-        action at a time; an urgent action preempts a running engine action at its next safe
-        point; a person's migration is never preempted). The mode is already applied by the
-        engine."""
-        manual = self._engine_action is None and self.active is not None
-        return dispatch(decisions, self._engine_action, manual_running=manual)
-
-    async def _async_execute(
-        self,
-        forecast: ForecastCoordinator,
-        action: Action,
-        decisions: Decisions | None,
-        preempted: str | None = None,
-        started: asyncio.Future[str] | None = None,
-    ) -> None:
-        """Run one of the engine's actions as a migration and tell the policy how it ended;
-        ``preempted`` is the engine migration to stop at its next safe point first; ``started``
-        (when given) gets the migration id as soon as it runs, or the error that stopped it."""
-        if preempted is not None:
-            self.cancel(preempted, reason="preempted by an urgent action")
-            await self.async_wait(preempted)
-        options = self.coordinator.config_entry.options
-        request = MigrationRequest(
-            component=action.target or "plant",
-            max_step_amps=float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
-            step_interval_s=action.step_interval_s,
-        )
-        ok, note = False, ""
-        try:
-            migration_id = await self.async_start(
-                action.plan,
-                request,
-                accepts_risk=accepted_risk(
-                    action,
-                    decisions.alerts if decisions is not None else (),
-                    self.coordinator.data.topology,
-                ),
-                kind=_KINDS.get(action.kind, action.kind),
-            )
-            if self._engine_action is action:
-                self._engine_migration_id = migration_id
-            if started is not None:
-                started.set_result(migration_id)
-            LOGGER.info(
-                "Executing %s (%s) as migration %s", action.kind, action.reason, migration_id
-            )
-            if action.kind == "rebalance" and decisions is not None:
-                notices_for(self.hass, self.coordinator.config_entry.entry_id).fire(
-                    EVENT_FAILOVER,
-                    {
-                        "entry_id": self.coordinator.config_entry.entry_id,
-                        "failed": sorted(
-                            e
-                            for e, st in decisions.status.items()
-                            if st.reachable and not st.energized
-                        ),
-                        "migration_id": migration_id,
-                        "reason": action.reason,
-                        "plan": action.plan.as_dict(),
-                    },
-                )
-            record = await self.async_wait(migration_id)
-            ok, note = record.state is MigrationState.COMPLETED, record.reason or ""
-        except HomeAssistantError as err:
-            note = str(err)
-            if started is not None and not started.done():
-                started.set_exception(err)
-        finally:
-            if started is not None and not started.done():
-                started.set_exception(
-                    HomeAssistantError(
-                        translation_domain=DOMAIN,
-                        translation_key="migration_not_started",
-                        translation_placeholders={"reason": note or "an unexpected error"},
-                    )
-                )
-            if self._engine_action is action:  # (not when a later action has preempted it)
-                self._engine_action, self._engine_migration_id = None, None
-            forecast.action_finished(action, ok=ok, note=note)
-
-    async def async_run_approved(self, action: Action) -> str:
-        """Run an approved proposal now as the engine's action (the policy is told it started
-        and, when the migration ends, how it went); returns the migration id."""
-        forecast = self._forecast
-        if forecast is None:
-            raise HomeAssistantError(
-                translation_domain=DOMAIN, translation_key="engine_not_running"
-            )
-        running = self._engine_action
-        if running is not None:
-            raise ServiceValidationError(
-                translation_domain=DOMAIN,
-                translation_key="engine_action_running",
-                translation_placeholders={
-                    "kind": running.kind,
-                    "component": running.target or "the plant",
-                    "migration": self._engine_migration_id or "starting",
-                },
-            )
-        self._engine_action, self._engine_migration_id = action, None
-        forecast.action_started(action)
-        started: asyncio.Future[str] = self.hass.loop.create_future()
-        self.coordinator.config_entry.async_create_background_task(
-            self.hass,
-            self._async_execute(forecast, action, self._seen, None, started),
-            f"{DOMAIN} approved {action.kind} {action.target or 'plant'}",
-        )
-        return await started
-
     # -- persistence ---------------------------------------------------------------------------
 
     async def async_load(self, *, resume: bool) -> None:
@@ -536,7 +351,7 @@ class MigrationManager:
         A migration that was running is reconciled against the SBM positions the plant
         reports now. With ``resume`` (automatic mode) it continues at the engine's first
         decision, unless a remaining stage would load a unit at risk then (it is aborted with
-        the reason: :meth:`_resume`); otherwise it is held (its circuits stay where they are,
+        the reason: :meth:`resume_interrupted`); otherwise it is held (its circuits stay where they are,
         every one energised) and a repair issue asks a person.
         """
         data = await self._store.async_load() or {}
@@ -567,7 +382,7 @@ class MigrationManager:
                 f"storage_damaged_{self.coordinator.config_entry.entry_id}_migrations",
                 is_fixable=False,
                 severity=ir.IssueSeverity.WARNING,
-                translation_key="migrations_damaged",
+                translation_key=ISSUE_MIGRATIONS_DAMAGED,
                 translation_placeholders={"count": str(damaged) if damaged else "all"},
             )
         self._drop_stale_held_issues()
@@ -589,11 +404,11 @@ class MigrationManager:
                 ir.async_create_issue(
                     self.hass,
                     DOMAIN,
-                    _held_issue(fixed.migration_id),
+                    held_issue_id(fixed.migration_id),
                     data={"entry_id": self.coordinator.config_entry.entry_id},
                     is_fixable=False,
                     severity=ir.IssueSeverity.WARNING,
-                    translation_key="migration_held",
+                    translation_key=ISSUE_MIGRATION_HELD,
                     translation_placeholders={
                         "migration_id": fixed.migration_id,
                         "component": fixed.component,
@@ -617,19 +432,19 @@ class MigrationManager:
         for rec in records:
             rec.reason = f"{HELD_REASON}; then {why}"
             rec.history.append(why)
-            ir.async_delete_issue(self.hass, DOMAIN, _held_issue(rec.migration_id))
+            ir.async_delete_issue(self.hass, DOMAIN, held_issue_id(rec.migration_id))
             LOGGER.info("Held migration %s: %s", rec.migration_id, why)
 
     def _drop_stale_held_issues(self) -> None:
         """Delete this plant's held-migration repairs whose migration is no longer held (its
         record was released, or pruned from storage)."""
-        held = {_held_issue(r.migration_id) for r in self.held()}
+        held = {held_issue_id(r.migration_id) for r in self.held()}
         entry_id = self.coordinator.config_entry.entry_id
         registry = ir.async_get(self.hass)
         for (domain, issue_id), issue in list(registry.issues.items()):
             if (
                 domain == DOMAIN
-                and issue_id.startswith("migration_held_")
+                and issue_id.startswith(held_issue_id(""))
                 and (issue.data or {}).get("entry_id") == entry_id
                 and issue_id not in held
             ):
@@ -787,7 +602,7 @@ class MigrationManager:
 
     def _launch(self, rec: MigrationRecord, *, step_interval_s: float) -> None:
         executor = MigrationExecutor(
-            HaPlantPort(self.coordinator, None, rec.accepts_risk),
+            HaPlantPort(self.commands, None, rec.accepts_risk),
             rec,
             step_interval_s=step_interval_s,
             on_progress=self._on_progress,
@@ -859,8 +674,7 @@ class MigrationManager:
                     **outcome_fields(rec),
                 },
             )
-            if self._forecast is not None:
-                self._forecast.migration_finished()
+            self.on_finished()
         else:
             self._notices.fire(EVENT_MIGRATION_STEP, base)
         for listener in list(self._listeners):
@@ -912,10 +726,6 @@ class MigrationManager:
             with contextlib.suppress(asyncio.CancelledError, Exception):  # unloading regardless
                 await task
         await self._save()
-
-
-def _held_issue(migration_id: str) -> str:
-    return f"migration_held_{migration_id}"
 
 
 def describe(rec: MigrationRecord | None) -> Mapping[str, Any]:

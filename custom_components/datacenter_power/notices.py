@@ -20,7 +20,7 @@ reloaded setup finds its claims taken and adds nothing); a removed plant's is dr
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,13 @@ class Notices:
         waiting = [q for q in self.queued if q.key == key]
         self.queued = [q for q in self.queued if q.key != key]
         return not waiting
+
+    def release_closed(self, prefix: str, still_open: Collection[str]) -> None:
+        """Release every claim ``prefix + name`` whose ``name`` is not in ``still_open`` (the
+        conditions that closed, including while the entry was reloading)."""
+        for key in self.claimed_with(prefix):
+            if key.removeprefix(prefix) not in still_open:
+                self.release(key)
 
     def claimed_with(self, prefix: str) -> set[str]:
         """The claimed keys that start with ``prefix``."""

@@ -4,7 +4,7 @@ components at risk, the proposal waiting for approval, and the button that appro
 They are what a dashboard's first row shows: whether anything is wrong and what to do
 (``status.py``), how much the plant carries, how much room is left under the continuous limits,
 what is at risk, and (in approval mode) what the policy wants to do and a way to say yes. They
-follow both coordinators (telemetry for loads, forecasting for risks and proposals) and the
+follow both coordinators (telemetry for loads, decisions for risks and proposals) and the
 migrations.
 """
 
@@ -20,13 +20,14 @@ from homeassistant.helpers.device_registry import DeviceInfo
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.update_coordinator import CoordinatorEntity
 
-from .activity import async_fire_activity, async_record_refusal, async_who, by, latest_decisions
+from .activity import async_fire_activity, async_record_refusal, latest_decisions
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.models import AtsReading
-from .faults import faults_of
-from .proposals import book_of
+from .events import PROPOSAL_APPROVED
 from .ranges import circuit_span
+from .recorded import async_who, by
+from .runtime import DataCenterPowerConfigEntry
 from .status import STATES, load_at_risk, plant_status, why_still_on
 
 MAX_STATE = 255
@@ -43,7 +44,7 @@ def plant_device_info(entry: DataCenterPowerConfigEntry) -> DeviceInfo:
 
 
 class PlantEntity(CoordinatorEntity[TelemetryCoordinator]):
-    """An entity of the plant as a whole; also follows the forecasting coordinator."""
+    """An entity of the plant as a whole; also follows the decision coordinator."""
 
     _attr_has_entity_name = True
 
@@ -60,7 +61,7 @@ class PlantEntity(CoordinatorEntity[TelemetryCoordinator]):
         """Follow the engine's decisions too."""
         await super().async_added_to_hass()
         runtime = self.entry.runtime_data
-        self.async_on_remove(runtime.forecast.async_add_listener(self._handle_coordinator_update))
+        self.async_on_remove(runtime.decisions.async_add_listener(self._handle_coordinator_update))
         self.async_on_remove(runtime.migrations.add_listener(self._handle_coordinator_update))
 
 
@@ -125,7 +126,7 @@ class AtRiskSensor(PlantEntity, SensorEntity):
         decisions = latest_decisions(self.entry)
         if decisions is None:
             return None
-        failed = frozenset(faults_of(self.entry).failed)
+        failed = frozenset(self.entry.runtime_data.faults.current().failed)
         return decisions.alerts | failed, failed
 
     @property
@@ -147,7 +148,7 @@ class AtRiskSensor(PlantEntity, SensorEntity):
         return {
             "components": sorted(at_risk[0]),
             "failed": sorted(at_risk[1]),
-            "over_limit": sorted(faults_of(self.entry).over),
+            "over_limit": sorted(self.entry.runtime_data.faults.current().over),
             "overload_forecast": sorted({o.element for o in decisions.overloads}),
         }
 
@@ -161,9 +162,9 @@ class ProposalSensor(PlantEntity, SensorEntity):
     @override
     def native_value(self) -> str:
         """The proposal in one line."""
-        book = book_of(self.entry)
-        first = None if book is None else book.first()
-        if book is None or first is None:
+        book = self.entry.runtime_data.proposals
+        first = book.first()
+        if first is None:
             return "none_at_risk" if load_at_risk(self.entry) else "none"
         data = book.describe(*first)
         text = f"{data['kind']} {data['component'] or 'plant'}: {data['summary']}"
@@ -174,11 +175,11 @@ class ProposalSensor(PlantEntity, SensorEntity):
     def extra_state_attributes(self) -> dict[str, Any]:
         """The proposal id, reason and staged plan; with none, the load still at risk and why
         nothing is proposed."""
-        book = book_of(self.entry)
-        first = None if book is None else book.first()
-        if book is None or first is None:
+        book = self.entry.runtime_data.proposals
+        first = book.first()
+        if first is None:
             on = load_at_risk(self.entry)
-            attrs: dict[str, Any] = {"approval_mode": book is not None and book.approval_mode}
+            attrs: dict[str, Any] = {"approval_mode": book.approval_mode}
             if on:
                 attrs["load_at_risk"] = {u: list(c) for u, c in on.items()}
                 attrs["why_none"] = "; ".join(
@@ -240,13 +241,8 @@ class ApproveButton(PlantEntity, ButtonEntity):
     @override
     def available(self) -> bool:
         """Only while a proposal waits (in approval mode)."""
-        book = book_of(self.entry)
-        return (
-            super().available
-            and book is not None
-            and book.approval_mode
-            and book.first() is not None
-        )
+        book = self.entry.runtime_data.proposals
+        return super().available and book.approval_mode and book.first() is not None
 
     @override
     async def async_press(self) -> None:
@@ -256,9 +252,9 @@ class ApproveButton(PlantEntity, ButtonEntity):
             user = await self.hass.auth.async_get_user(context.user_id)
             if user is not None and not user.is_admin:
                 raise Unauthorized(context=context)
-        book = book_of(self.entry)
-        first = None if book is None else book.first()
-        if book is None or first is None:
+        book = self.entry.runtime_data.proposals
+        first = book.first()
+        if first is None:
             raise ServiceValidationError(translation_domain=DOMAIN, translation_key="no_proposal")
         pid, action = first
         try:
@@ -273,7 +269,7 @@ class ApproveButton(PlantEntity, ButtonEntity):
             self.hass,
             self.entry,
             action.target,
-            "proposal_approved",
+            PROPOSAL_APPROVED,
             f"proposal {pid} approved {by(who)} (Approve button): it runs as migration "
             f"{migration_id}",
             context=context,

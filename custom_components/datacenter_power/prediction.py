@@ -1,7 +1,7 @@
 """Prediction and migration entities: health, failure risk, time to failure, forecast peak, and
 the plant's migration sensor.
 
-They read the forecasting coordinator's data (the engine's decisions, forecasts included; never
+They read the decision coordinator's data (the engine's decisions, forecasts included; never
 the policy object, which an executor job changes) and the migration manager, not the telemetry,
 so they live apart from the per-device telemetry entities; ``sensor.py`` and ``binary_sensor.py``
 add them through the factories at the bottom.
@@ -28,16 +28,15 @@ from homeassistant.util import dt as dt_util
 
 from . import migration
 from .const import DOMAIN, MANUFACTURER
-from .coordinator import DataCenterPowerConfigEntry
+from .decisions import DecisionCoordinator
 from .device.models import DeviceIdentity, DeviceType
 from .engine.faults import unit_failure
 from .engine.forecast import Forecast, Quantile
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
-from .faults import faults_of
-from .forecasting import ForecastCoordinator
 from .migration import MigrationManager, describe
 from .presentation import conservative_ttf_s, ttf_text
 from .ranges import circuit_span
+from .runtime import DataCenterPowerConfigEntry
 from .status import load_at_risk, why_still_on
 
 UNSHAPED_MODELS = frozenset({"no-data", "fallback-mean"})
@@ -48,17 +47,17 @@ QUANTILES: tuple[Quantile, ...] = ("p10", "p50", "p90")
 """The forecast band's sensors (the dashboard draws them beside the measured load)."""
 FORECAST_POINTS = 24
 """Points of the forecast series kept as an attribute (small enough for the recorder)."""
-_SHAPED: WeakKeyDictionary[ForecastCoordinator, tuple[object, bool]] = WeakKeyDictionary()
-"""Per forecasting coordinator: its latest forecasts (by identity) and whether any circuit's
+_SHAPED: WeakKeyDictionary[DecisionCoordinator, tuple[object, bool]] = WeakKeyDictionary()
+"""Per decision coordinator: its latest forecasts (by identity) and whether any circuit's
 forecast there has a daily shape (``ForecastPeakSensor._forecast``)."""
 
 
-class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
+class PredictionEntity(CoordinatorEntity[DecisionCoordinator]):
     """An entity of one ATS/MPDU device fed by the engine's decisions."""
 
     _attr_has_entity_name = True
 
-    def __init__(self, coordinator: ForecastCoordinator, plant_id: str, key: str) -> None:
+    def __init__(self, coordinator: DecisionCoordinator, plant_id: str, key: str) -> None:
         """Attach to the component's device (registered by the telemetry coordinator)."""
         super().__init__(coordinator)
         telemetry = coordinator.telemetry
@@ -76,8 +75,8 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
         poll in one go, held the event loop ~40 ms."""
         await super().async_added_to_hass()
         self.async_on_remove(
-            self.coordinator.telemetry.async_add_device_listener(
-                self.plant_id, self._handle_coordinator_update
+            self.coordinator.telemetry.async_add_listener(
+                self._handle_coordinator_update, self.plant_id
             )
         )
 
@@ -103,7 +102,7 @@ class PredictionEntity(CoordinatorEntity[ForecastCoordinator]):
         snapshot = self.coordinator.telemetry.data
         if unit_failure(snapshot.topology, snapshot.readings, self.plant_id) is not None:
             return True
-        return self.plant_id in faults_of(self.coordinator.config_entry).failed
+        return self.plant_id in self.coordinator.config_entry.runtime_data.faults.current().failed
 
 
 class HealthSensor(PredictionEntity, SensorEntity):
@@ -168,14 +167,14 @@ def _hours(seconds: float) -> float:
     return round(seconds / 3600.0, 1)
 
 
-_MOVED: WeakKeyDictionary[ForecastCoordinator, tuple[object, object, dict[str, list[str]]]] = (
+_MOVED: WeakKeyDictionary[DecisionCoordinator, tuple[object, object, dict[str, list[str]]]] = (
     WeakKeyDictionary()
 )
-"""Per forecasting coordinator: (the snapshot, the decision, element -> circuits moved onto or
+"""Per decision coordinator: (the snapshot, the decision, element -> circuits moved onto or
 off it since the decision's lineup), computed once for all of the plant's forecast sensors."""
 
 
-def _moved_by_element(coordinator: ForecastCoordinator) -> dict[str, list[str]]:
+def _moved_by_element(coordinator: DecisionCoordinator) -> dict[str, list[str]]:
     """Element -> the circuits on another path now than in the lineup the latest decision's
     forecasts are sums under. Circuits without a path now (silent, off) are not counted: they
     did not move."""
@@ -290,7 +289,7 @@ class ForecastBandSensor(ForecastPeakSensor):
 
     _unrecorded_attributes = frozenset()
 
-    def __init__(self, coordinator: ForecastCoordinator, plant_id: str, quantile: Quantile) -> None:
+    def __init__(self, coordinator: DecisionCoordinator, plant_id: str, quantile: Quantile) -> None:
         """One quantile of one component's forecast."""
         super().__init__(coordinator, plant_id, f"load_forecast_{quantile}")
         self.quantile: Quantile = quantile
@@ -382,7 +381,7 @@ class MigrationSensor(SensorEntity):
         still on a unit at risk."""
         self.async_on_remove(self._manager.add_listener(self._changed))
         runtime = self._entry.runtime_data
-        self.async_on_remove(runtime.forecast.async_add_listener(self._changed))
+        self.async_on_remove(runtime.decisions.async_add_listener(self._changed))
         self.async_on_remove(runtime.telemetry.async_add_listener(self._changed))
 
     @callback
@@ -438,7 +437,7 @@ def prediction_sensors(entry: DataCenterPowerConfigEntry, identity: DeviceIdenti
     """Health, time to failure and forecast peak of an ATS or MPDU (nothing for others)."""
     if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
         return []
-    forecast, pid = entry.runtime_data.forecast, identity.plant_id
+    forecast, pid = entry.runtime_data.decisions, identity.plant_id
     return [
         HealthSensor(forecast, pid, "health"),
         TimeToFailureSensor(forecast, pid, "time_to_failure"),
@@ -453,4 +452,6 @@ def prediction_binary_sensors(
     """The failure-risk binary sensor of an ATS or MPDU (nothing for others)."""
     if identity.device_type not in (DeviceType.ATS, DeviceType.MPDU):
         return []
-    return [FailureRiskBinarySensor(entry.runtime_data.forecast, identity.plant_id, "failure_risk")]
+    return [
+        FailureRiskBinarySensor(entry.runtime_data.decisions, identity.plant_id, "failure_risk")
+    ]

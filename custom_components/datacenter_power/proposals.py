@@ -17,8 +17,6 @@ did not complete. Only a dismissed plan is not offered again unchanged.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -33,22 +31,19 @@ from homeassistant.core import (
 )
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.service import async_register_admin_service
 
 from .activity import async_fire_activity, latest_decisions
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVAL
-from .coordinator import DataCenterPowerConfigEntry
 from .engine.plan import Plan
 from .engine.policy import Action
+from .events import EVENT_PROPOSAL, EVENT_PROPOSAL_CLOSED, PROPOSAL
 from .executor import FINAL_STATES, MigrationState
-from .notices import Notices, notices_for
+from .notices import Notices
 from .phone import outcome_fields, proposal_fields, proposal_tag
 from .presentation import plan_summary, plan_text
+from .recorded import recorded_action
+from .runtime import DataCenterPowerConfigEntry, async_plants
 
-EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
-EVENT_PROPOSAL_CLOSED: Final = f"{DOMAIN}_proposal_closed"
-"""A proposal that was announced can no longer be approved: dismissed, gone stale, or approved
-and its migration ended (with the outcome); the phone's notification is replaced (its tag)."""
 SERVICE_APPROVE: Final = "approve_proposal"
 SERVICE_DISMISS: Final = "dismiss_proposal"
 SERVICE_GET: Final = "get_proposal"
@@ -56,18 +51,6 @@ ATTR_PROPOSAL_ID: Final = "proposal_id"
 PROPOSAL_SCHEMA: Final = vol.Schema({vol.Required(ATTR_PROPOSAL_ID): cv.string})
 STARTING: Final = "already approved: its migration is starting"
 """Why a proposal taken by an approval cannot be dismissed or approved again meanwhile."""
-
-
-def proposal_id(action: Action) -> str:
-    """A short id that names what the proposal does (stable while the plan is the same)."""
-    key = json.dumps(
-        [
-            action.kind,
-            action.target,
-            [[m.circuit, m.from_mpdu, m.to_mpdu] for m in action.plan.moves],
-        ]
-    )
-    return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
 def _refused(key: str, **placeholders: str) -> ServiceValidationError:
@@ -101,8 +84,8 @@ class ProposalBook:
 
     @callback
     def async_start(self) -> None:
-        """Follow the forecasting coordinator's decisions."""
-        forecast = self.entry.runtime_data.forecast
+        """Follow the decision coordinator's decisions."""
+        forecast = self.entry.runtime_data.decisions
         self.entry.async_on_unload(forecast.async_add_listener(self._on_decisions))
         migrations = self.entry.runtime_data.migrations
         self.entry.async_on_unload(migrations.add_listener(self._on_migrations))
@@ -146,7 +129,7 @@ class ProposalBook:
     @property
     def notices(self) -> Notices:
         """What this plant has announced in this run of Home Assistant."""
-        return notices_for(self.hass, self.entry.entry_id)
+        return self.entry.runtime_data.notices
 
     def _close(self, pid: str, outcome: str, reason: str, action: Action | None) -> None:
         """Proposal ``pid`` can no longer be approved: when it was announced, say so (the
@@ -195,7 +178,7 @@ class ProposalBook:
 
     def _replan(self) -> None:
         """An outcome left the unit at risk: the policy plans again within a poll."""
-        self.entry.runtime_data.forecast.decide_soon()
+        self.entry.runtime_data.decisions.decide_soon()
 
     def _reopen(self) -> None:
         """Approved proposals whose migration ended without completing may be proposed again
@@ -212,14 +195,15 @@ class ProposalBook:
 
     @callback
     def _on_decisions(self) -> None:
-        decisions = latest_decisions(self.entry)
-        if decisions is None:
+        changes = self.entry.runtime_data.decisions.changes
+        if changes is None:
             return
+        decisions = changes.decisions
         self._reopen()
         busy = self.entry.runtime_data.migrations.busy_circuits()
         fresh = {
-            proposal_id(a): a
-            for a in decisions.proposals
+            pid: a
+            for pid, a in changes.proposals.items()
             if a.kind != "rebalance"  # a rebalance runs in every mode
             and a.plan.moves
             and not a.plan.circuits & busy  # a running migration moves them: after it ends
@@ -261,7 +245,7 @@ class ProposalBook:
                     self.hass,
                     self.entry,
                     action.target,
-                    "proposal",
+                    PROPOSAL,
                     f"proposes {action.kind} ({data['summary']}): {action.reason}; waiting for "
                     f"approval (proposal {pid})",
                     related=action.plan.circuits,
@@ -308,10 +292,10 @@ class ProposalBook:
         self.closed.add(pid)
         self.stale[pid] = STARTING
         runtime = self.entry.runtime_data
-        # The migration manager's own path for the engine's actions: the policy is told the
+        # The decision follower's own path for the engine's actions: the policy is told the
         # action started and, when the migration ends, how it went.
         try:
-            migration_id = await runtime.migrations.async_run_approved(action)
+            migration_id = await runtime.follower.async_run_approved(action)
         except HomeAssistantError as err:
             if self.stale.get(pid) == STARTING:  # not taken: it may be approved or dismissed again
                 del self.stale[pid]
@@ -351,40 +335,15 @@ def _reason(err: HomeAssistantError) -> str:
     return str(err).strip().rstrip(".")
 
 
-_BOOKS: dict[str, ProposalBook] = {}
-
-
-def all_books() -> list[ProposalBook]:
-    """The proposal books of every loaded plant."""
-    return list(_BOOKS.values())
-
-
-def book_of(entry: DataCenterPowerConfigEntry) -> ProposalBook | None:
-    """The proposal book of a loaded entry."""
-    return _BOOKS.get(entry.entry_id)
-
-
-@callback
-def async_setup_proposals(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Start keeping one plant's proposals."""
-    book = ProposalBook(hass, entry)
-    _BOOKS[entry.entry_id] = book
-
-    @callback
-    def forget() -> None:
-        _BOOKS.pop(entry.entry_id, None)
-
-    entry.async_on_unload(forget)
-    book.async_start()
-
-
 def _find(hass: HomeAssistant, pid: str) -> ProposalBook:
-    for book in _BOOKS.values():
+    for entry in async_plants(hass):
+        book = entry.runtime_data.proposals
         if pid in book.current or pid in book.stale:
             return book
     raise _refused("proposal_unknown", proposal_id=pid)
 
 
+@recorded_action()
 async def _approve(call: ServiceCall) -> ServiceResponse:
     pid = call.data[ATTR_PROPOSAL_ID]
     book = _find(call.hass, pid)
@@ -392,6 +351,7 @@ async def _approve(call: ServiceCall) -> ServiceResponse:
     return {"proposal_id": pid, "migration_id": migration_id}
 
 
+@recorded_action()
 async def _dismiss(call: ServiceCall) -> ServiceResponse:
     pid = call.data[ATTR_PROPOSAL_ID]
     _find(call.hass, pid).dismiss(pid)
@@ -418,8 +378,7 @@ def async_setup_proposal_services(hass: HomeAssistant) -> None:
         DOMAIN, SERVICE_GET, _get, schema=PROPOSAL_SCHEMA, supports_response=SupportsResponse.ONLY
     )
     for name, handler in ((SERVICE_APPROVE, _approve), (SERVICE_DISMISS, _dismiss)):
-        async_register_admin_service(
-            hass,
+        hass.services.async_register(  # admin-only: @recorded_action checks
             DOMAIN,
             name,
             handler,

@@ -33,7 +33,7 @@ from homeassistant.core import Context, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers import issue_registry as ir
 
-from .activity import latest_decisions, recorder_of
+from .activity import latest_decisions
 from .const import (
     CONF_MAX_STEP_AMPS,
     CONF_STEP_INTERVAL,
@@ -42,11 +42,19 @@ from .const import (
     DOMAIN,
     LOGGER,
 )
-from .coordinator import DataCenterPowerConfigEntry
 from .device.models import AtsReading
 from .engine.plan import Infeasible, Plan
+from .events import (
+    ISSUE_DEGRADED,
+    ISSUE_FAILURE_PREDICTED,
+    ISSUE_INHIBIT_ON,
+    ISSUE_MIGRATION_FAILED,
+    ISSUE_MIGRATION_HELD,
+    ISSUE_OVER_LIMIT,
+    ISSUE_UNIT_FAILED,
+    held_issue_id,
+)
 from .executor import FINAL_STATES, MigrationRecord, MigrationState
-from .faults import faults_of
 from .migration import MigrationRequest, plan_for
 from .presentation import (
     infeasible_text,
@@ -56,15 +64,8 @@ from .presentation import (
     signals_text,
     ttf_text,
 )
-from .proposals import book_of
+from .runtime import DataCenterPowerConfigEntry
 
-FAILURE_PREDICTED: Final = "failure_predicted"
-DEGRADED: Final = "degraded"
-MIGRATION_HELD: Final = "migration_held"
-MIGRATION_FAILED: Final = "migration_failed"
-INHIBIT_ON: Final = "inhibit_on"
-UNIT_FAILED: Final = "unit_failed"
-OVER_LIMIT: Final = "over_limit"
 DEGRADED_HEALTH: Final = 80.0
 """Health below this (without a failure prediction) is a warning."""
 HELD_REASON: Final = "interrupted by a restart"
@@ -97,10 +98,9 @@ def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan 
     same forecast basis, present currents plus a margin before any forecast). Returns
     ``(plan, text)``; ``plan`` is None (and ``text`` says why) when there is none."""
     runtime = entry.runtime_data
-    book = book_of(entry)
     decisions = latest_decisions(entry)
     topology = runtime.telemetry.data.topology
-    candidates = list(book.current.values()) if book is not None else []
+    candidates = list(runtime.proposals.current.values())
     if decisions is not None:
         candidates += [a for a in decisions.proposals if a.kind != "rebalance"]
     assignment = runtime.telemetry.data.assignment
@@ -119,7 +119,7 @@ def drain_plan(entry: DataCenterPowerConfigEntry, component: str) -> tuple[Plan 
     result = plan_for(
         runtime.telemetry.data,
         MigrationRequest(component, max_step_amps=max_step, step_interval_s=interval),
-        runtime.forecast.data,
+        runtime.decisions.data,
     )
     if isinstance(result, Infeasible):
         return None, infeasible_text(result)
@@ -140,7 +140,7 @@ class RepairKeeper:
     def async_start(self) -> None:
         """Follow the plant until the entry unloads."""
         runtime = self.entry.runtime_data
-        self.entry.async_on_unload(runtime.forecast.async_add_listener(self.async_update))
+        self.entry.async_on_unload(runtime.decisions.async_add_listener(self.async_update))
         self.entry.async_on_unload(runtime.telemetry.async_add_listener(self.async_update))
         self.entry.async_on_unload(runtime.migrations.add_listener(self.async_update))
         self.async_update()
@@ -186,7 +186,7 @@ class RepairKeeper:
 
     def _faults(self) -> list[Issue]:
         """Failed units and elements over their limit, as of the latest refresh."""
-        faults = faults_of(self.entry)
+        faults = self.entry.runtime_data.faults.current()
         snapshot = self.entry.runtime_data.telemetry.data
         topology = snapshot.topology
         out: list[Issue] = []
@@ -202,8 +202,8 @@ class RepairKeeper:
             moved = [c for c in normal if c not in dark and snapshot.available(c)]
             out.append(
                 Issue(
-                    self._id(UNIT_FAILED, element),
-                    UNIT_FAILED,
+                    self._id(ISSUE_UNIT_FAILED, element),
+                    ISSUE_UNIT_FAILED,
                     element,
                     ir.IssueSeverity.CRITICAL,
                     False,
@@ -220,8 +220,8 @@ class RepairKeeper:
         for element, o in sorted(faults.over.items()):
             out.append(
                 Issue(
-                    self._id(OVER_LIMIT, element),
-                    OVER_LIMIT,
+                    self._id(ISSUE_OVER_LIMIT, element),
+                    ISSUE_OVER_LIMIT,
                     element,
                     ir.IssueSeverity.CRITICAL,
                     False,
@@ -259,8 +259,8 @@ class RepairKeeper:
                 plan, text = drain_plan(self.entry, component)
                 out.append(
                     Issue(
-                        self._id(FAILURE_PREDICTED, component),
-                        FAILURE_PREDICTED,
+                        self._id(ISSUE_FAILURE_PREDICTED, component),
+                        ISSUE_FAILURE_PREDICTED,
                         component,
                         ir.IssueSeverity.CRITICAL
                         if severity_is_critical(a)
@@ -277,8 +277,8 @@ class RepairKeeper:
             elif a.health < DEGRADED_HEALTH:
                 out.append(
                     Issue(
-                        self._id(DEGRADED, component),
-                        DEGRADED,
+                        self._id(ISSUE_DEGRADED, component),
+                        ISSUE_DEGRADED,
                         component,
                         ir.IssueSeverity.WARNING,
                         False,
@@ -311,8 +311,8 @@ class RepairKeeper:
                 # same id as the one the migration manager raises at setup
                 out.append(
                     Issue(
-                        f"{MIGRATION_HELD}_{rec.migration_id}",
-                        MIGRATION_HELD,
+                        held_issue_id(rec.migration_id),
+                        ISSUE_MIGRATION_HELD,
                         component,
                         ir.IssueSeverity.WARNING,
                         component != "plant",
@@ -323,8 +323,8 @@ class RepairKeeper:
             elif rec.reason != "cancelled":
                 out.append(
                     Issue(
-                        self._id(MIGRATION_FAILED, component),
-                        MIGRATION_FAILED,
+                        self._id(ISSUE_MIGRATION_FAILED, component),
+                        ISSUE_MIGRATION_FAILED,
                         component,
                         ir.IssueSeverity.ERROR,
                         component != "plant",
@@ -348,8 +348,8 @@ class RepairKeeper:
             critical = [c for c in circuits if topology.circuits[c].critical]
             out.append(
                 Issue(
-                    self._id(INHIBIT_ON, pid),
-                    INHIBIT_ON,
+                    self._id(ISSUE_INHIBIT_ON, pid),
+                    ISSUE_INHIBIT_ON,
                     pid,
                     ir.IssueSeverity.WARNING,
                     False,
@@ -418,14 +418,13 @@ class MigrationRepairFlow(RepairsFlow):
         request_of = MigrationRequest(
             self._component, max_step_amps=max_step, step_interval_s=interval
         )
-        book = book_of(entry)
-        proposal = None if book is None or not book.approval_mode else book.proposal_for(plan)
-        recorder = recorder_of(entry)
+        book = entry.runtime_data.proposals
+        proposal = book.proposal_for(plan) if book.approval_mode else None
+        recorder = entry.runtime_data.activity
         request = (Context(), "confirmed in its repair (Settings > Repairs)")
-        if recorder is not None:
-            recorder.pending.append(request)
+        recorder.pending.append(request)
         try:
-            if book is not None and proposal is not None:
+            if proposal is not None:
                 # the policy's own proposal: approving it keeps the policy informed
                 migration_id = await book.async_approve(proposal)
             else:
@@ -435,10 +434,8 @@ class MigrationRepairFlow(RepairsFlow):
                 reason="not_started", description_placeholders={"why": str(err)}
             )
         finally:
-            if recorder is not None:
-                recorder.pending.remove(request)
-        if recorder is not None:
-            recorder.requested[migration_id] = request
+            recorder.pending.remove(request)
+        recorder.requested[migration_id] = request
         return self.async_create_entry(data={"migration_id": migration_id})
 
 
@@ -448,24 +445,6 @@ async def async_create_fix_flow(
     """The fix flow of one of this integration's fixable issues."""
     data = data or {}
     return MigrationRepairFlow(str(data.get("entry_id")), str(data.get("component")), issue_id)
-
-
-_KEEPERS: dict[str, RepairKeeper] = {}
-
-
-@callback
-def async_setup_repairs(hass: HomeAssistant, entry: DataCenterPowerConfigEntry) -> None:
-    """Keep one plant's repair issues until it unloads (they stay in the registry then, and
-    are brought up to date at the next setup); removing the entry deletes them."""
-    keeper = RepairKeeper(hass, entry)
-    _KEEPERS[entry.entry_id] = keeper
-
-    @callback
-    def forget() -> None:
-        _KEEPERS.pop(entry.entry_id, None)
-
-    entry.async_on_unload(forget)
-    keeper.async_start()
 
 
 @callback
@@ -482,6 +461,5 @@ __all__ = [
     "RepairKeeper",
     "async_create_fix_flow",
     "async_remove_repairs",
-    "async_setup_repairs",
     "drain_plan",
 ]

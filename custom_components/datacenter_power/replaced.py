@@ -18,9 +18,8 @@ from homeassistant.helpers import issue_registry as ir
 
 from .const import DOMAIN
 from .device.models import DeviceIdentity
+from .events import ISSUE_UNIT_REPLACED
 from .naming import clean_name
-
-ISSUE_PREFIX = "unit_replaced"
 
 
 def describe_change(old: DeviceIdentity, new: DeviceIdentity) -> str:
@@ -37,7 +36,7 @@ def describe_change(old: DeviceIdentity, new: DeviceIdentity) -> str:
 
 def issue_id(entry_id: str, plant_id: str) -> str:
     """The repair issue of one replaced device of one entry."""
-    return f"{ISSUE_PREFIX}_{entry_id}_{plant_id}"
+    return f"{ISSUE_UNIT_REPLACED}_{entry_id}_{plant_id}"
 
 
 def async_raise(hass: HomeAssistant, entry_id: str, plant_id: str, change: str) -> None:
@@ -49,7 +48,7 @@ def async_raise(hass: HomeAssistant, entry_id: str, plant_id: str, change: str) 
         is_fixable=False,
         is_persistent=False,
         severity=ir.IssueSeverity.ERROR,
-        translation_key=ISSUE_PREFIX,
+        translation_key=ISSUE_UNIT_REPLACED,
         translation_placeholders={"device": plant_id, "change": change},
     )
 

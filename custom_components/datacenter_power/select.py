@@ -18,7 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.client import PlantClient
 from .device.models import AtsReading, DeviceIdentity, DeviceType, Reading, SbmReading
 from .engine.interlock import (
@@ -28,6 +28,7 @@ from .engine.interlock import (
     check_sbm_path,
 )
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .runtime import DataCenterPowerConfigEntry
 
 PARALLEL_UPDATES = 1
 

@@ -40,7 +40,7 @@ from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 from homeassistant.helpers.typing import StateType
 from homeassistant.util import dt as dt_util
 
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.models import (
     AtsReading,
     DeviceIdentity,
@@ -55,6 +55,7 @@ from .entity import DataCenterPowerEntity, async_setup_plant_entities
 from .naming import source_name
 from .plant import plant_sensors
 from .prediction import MigrationSensor, prediction_sensors
+from .runtime import DataCenterPowerConfigEntry
 
 PARALLEL_UPDATES = 0
 

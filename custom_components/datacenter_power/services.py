@@ -2,10 +2,11 @@
 
 Registered once in ``async_setup`` (not per entry). A component is named by its Home Assistant
 device id or by its plant id (``ats1``); the entry that owns it is found from that. Actions that
-change the power path are admin-only. Every invalid call raises ``ServiceValidationError`` with
+change the power path are admin-only, and each call of one is written to the plant's activity
+(``@recorded_action``, ``recorded.py``). Every invalid call raises ``ServiceValidationError`` with
 a translation key, before anything is commanded. Every command an action sends (the MPDU
-outputs of ``isolate`` and ``restore``, the SBM moves of a migration) goes through the telemetry
-coordinator's ``async_command``: the plant's command lock and the interlocks, as for the entities.
+outputs of ``isolate`` and ``restore``, the SBM moves of a migration) goes through the plant's
+command path (``commands.py``): its command lock and the interlocks, as for the entities.
 """
 
 from __future__ import annotations
@@ -20,7 +21,6 @@ from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant, ServiceCall, ServiceResponse, SupportsResponse
 from homeassistant.exceptions import HomeAssistantError, ServiceValidationError
 from homeassistant.helpers import config_validation as cv
-from homeassistant.helpers.service import async_register_admin_service
 from homeassistant.util import dt as dt_util
 
 from .const import (
@@ -30,17 +30,17 @@ from .const import (
     DEFAULT_STEP_INTERVAL,
     DOMAIN,
 )
-from .coordinator import DataCenterPowerConfigEntry
+from .decisions import policy_config
 from .device.models import AtsReading, DeviceType
 from .engine.faults import unit_failure
 from .engine.interlock import check_mpdu_output
 from .engine.plan import Infeasible, Plan
 from .executor import MigrationState
-from .faults import faults_of, recovered_s
-from .forecasting import policy_config
 from .migration import MigrationRequest, plan_for
 from .options import MIN_STEP_INTERVAL
 from .presentation import plan_response
+from .recorded import recorded_action
+from .runtime import DataCenterPowerConfigEntry
 
 ATTR_COMPONENT: Final = "component"
 ATTR_TARGET: Final = "target"
@@ -251,7 +251,7 @@ def _infeasible(request: MigrationRequest, result: Infeasible) -> ServiceValidat
 
 
 def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
-    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.forecast.data)
+    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.decisions.data)
     if isinstance(result, Infeasible):
         raise _infeasible(request, result)
     _check_step_limit(result, request)
@@ -260,12 +260,13 @@ def _plan(entry: DataCenterPowerConfigEntry, request: MigrationRequest) -> Plan:
 
 async def _plan_migration(call: ServiceCall) -> ServiceResponse:
     entry, request = _request(call)
-    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.forecast.data)
+    result = plan_for(entry.runtime_data.telemetry.data, request, entry.runtime_data.decisions.data)
     if isinstance(result, Plan):
         _check_step_limit(result, request)
     return plan_response(result, entry.runtime_data.telemetry.data.topology)
 
 
+@recorded_action()
 async def _migrate_load(call: ServiceCall) -> ServiceResponse:
     entry, request = _request(call)
     plan = _plan(entry, request)
@@ -278,6 +279,7 @@ async def _migrate_load(call: ServiceCall) -> ServiceResponse:
     return {"migration_id": migration_id, "dry_run": False, "plan": plan_response(plan, topology)}
 
 
+@recorded_action()
 async def _cancel_migration(call: ServiceCall) -> ServiceResponse:
     wanted = call.data.get(ATTR_MIGRATION_ID)
     cancelled: list[str] = []
@@ -296,7 +298,7 @@ async def _switch_mpdu(
 ) -> None:
     """Switch an MPDU's output through the plant's command path: the command lock and the same
     interlock as the MPDU's output switch (refused with the element and the amps)."""
-    await entry.runtime_data.telemetry.async_command(
+    await entry.runtime_data.commands.async_command(
         mpdu,
         lambda state: check_mpdu_output(state, mpdu, on),
         lambda client, identity: client.set_mpdu_output(identity, on),
@@ -305,6 +307,7 @@ async def _switch_mpdu(
     )
 
 
+@recorded_action()
 async def _isolate(call: ServiceCall) -> ServiceResponse:
     """Drain a component, then take it out of service (MPDU outputs off)."""
     entry, request = _request(call)
@@ -368,12 +371,12 @@ def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: 
     healthy for the policy's soak time."""
     runtime = entry.runtime_data
     snapshot = runtime.telemetry.data
-    decisions = runtime.forecast.data
+    decisions = runtime.decisions.data
     assessment = None if decisions is None else decisions.assessments.get(component)
     if assessment is not None and assessment.alert:
         raise _invalid("component_at_risk", component=component)
     units = _restore_units(entry, component)
-    failed_now = faults_of(entry).failed
+    failed_now = entry.runtime_data.faults.current().failed
     for unit in units:
         failure = failed_now.get(unit) or unit_failure(snapshot.topology, snapshot.readings, unit)
         if failure is not None:
@@ -400,7 +403,7 @@ def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: 
         status = None if decisions is None else decisions.status.get(unit)
         since = max(
             -math.inf if status is None else status.healthy_since_s,
-            recovered_s(entry, unit) or -math.inf,
+            entry.runtime_data.faults.recovered_s.get(unit) or -math.inf,
         )
         if now_s - since < soak_s:
             raise _invalid(
@@ -411,6 +414,7 @@ def _check_restore(entry: DataCenterPowerConfigEntry, component: str, *, force: 
             )
 
 
+@recorded_action()
 async def _restore(call: ServiceCall) -> ServiceResponse:
     """Re-energise an isolated component and move circuits back to their normal paths.
 
@@ -426,7 +430,7 @@ async def _restore(call: ServiceCall) -> ServiceResponse:
     async with lock:
         _check_restore(entry, component, force=bool(call.data.get(ATTR_FORCE, False)))
         telemetry = entry.runtime_data.telemetry
-        decisions = entry.runtime_data.forecast.data
+        decisions = entry.runtime_data.decisions.data
         topology = telemetry.data.topology
         mpdus = topology.mpdus_of(component) if component in topology.ats else (component,)
         off = [m for m in mpdus if m not in telemetry.data.energized_mpdus]
@@ -453,7 +457,7 @@ async def _get_forecast(call: ServiceCall) -> ServiceResponse:
     entry, component = _resolve(call.hass, call.data[ATTR_COMPONENT])
     if entry.runtime_data.telemetry.identity(component).device_type not in _FORECASTABLE:
         raise _invalid("not_forecastable", component=component)
-    coordinator = entry.runtime_data.forecast
+    coordinator = entry.runtime_data.decisions
     forecast = coordinator.forecast_of(component)
     policy = coordinator.policy
     circuits = [component] if component in policy.topology.circuits else policy.topology.circuits
@@ -488,9 +492,9 @@ def async_setup_services(hass: HomeAssistant) -> None:
         (SERVICE_ISOLATE, _isolate, COMPONENT_SCHEMA),
         (SERVICE_RESTORE, _restore, RESTORE_SCHEMA),
     ]
-    for name, handler, schema in admin:
-        async_register_admin_service(
-            hass, DOMAIN, name, handler, schema, supports_response=SupportsResponse.OPTIONAL
+    for name, handler, schema in admin:  # admin-only: @recorded_action checks
+        hass.services.async_register(
+            DOMAIN, name, handler, schema, supports_response=SupportsResponse.OPTIONAL
         )
 
 

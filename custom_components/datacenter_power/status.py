@@ -20,13 +20,12 @@ from .activity import latest_decisions
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, POLICY_APPROVAL, POLICY_AUTOMATIC
 from .device.models import SbmReading
 from .executor import FINAL_STATES
-from .faults import faults_of
 from .presentation import plan_summary, ttf_text
-from .proposals import book_of
 from .ranges import circuit_span
 
 if TYPE_CHECKING:
-    from .coordinator import DataCenterPowerConfigEntry, PlantSnapshot
+    from .runtime import DataCenterPowerConfigEntry
+    from .snapshot import PlantSnapshot
 
 CRITICAL: Final = "critical"
 WARNING: Final = "warning"
@@ -151,23 +150,17 @@ def load_at_risk(entry: DataCenterPowerConfigEntry) -> dict[str, tuple[str, ...]
     return out
 
 
-_PLANS: dict[tuple[str, str], tuple[object, str]] = {}
-"""(entry id, unit) -> (what the answer was computed from, the answer): a plan is made only
-when the decision, the lineup or the proposals change, not at every poll."""
-
-
 def _plan_text(entry: DataCenterPowerConfigEntry, unit: str) -> tuple[bool, str]:
     """(whether a safe plan drains ``unit``, the plan's summary or why there is none)."""
     from .repairs import drain_plan  # repairs imports the proposals this module reads too
 
     snapshot = entry.runtime_data.telemetry.data
-    book = book_of(entry)
     key = (
         id(latest_decisions(entry)),
         frozenset(snapshot.assignment.items()),
-        None if book is None else frozenset(book.current),
+        frozenset(entry.runtime_data.proposals.current),
     )
-    cached = _PLANS.get((entry.entry_id, unit))
+    cached = entry.runtime_data.drain_plans.get(unit)
     if cached is not None and cached[0] == key:
         text = cached[1]
     else:
@@ -176,7 +169,7 @@ def _plan_text(entry: DataCenterPowerConfigEntry, unit: str) -> tuple[bool, str]
         except Exception as err:
             plan, why = None, f"no plan could be made ({err})"
         text = "+" + plan_summary(plan, snapshot.topology) if plan is not None else "-" + why
-        _PLANS[(entry.entry_id, unit)] = (key, text)
+        entry.runtime_data.drain_plans[unit] = (key, text)
     return text.startswith("+"), text[1:].rstrip(".")
 
 
@@ -193,8 +186,8 @@ def why_still_on(entry: DataCenterPowerConfigEntry, unit: str, circuits: tuple[s
             f"{len(active.stages)}); wait for it to finish"
         )
     mode = policy_mode(entry)
-    book = book_of(entry)
-    if mode == POLICY_APPROVAL and book is not None:
+    book = runtime.proposals
+    if mode == POLICY_APPROVAL:
         for pid, action in book.current.items():
             if action.target == unit:
                 return (
@@ -210,7 +203,7 @@ def why_still_on(entry: DataCenterPowerConfigEntry, unit: str, circuits: tuple[s
             f"the policy drains it automatically before the predicted failure ({text}); to "
             f"drain it now: datacenter_power.migrate_load component {unit}"
         )
-    if mode == POLICY_APPROVAL and book is not None:
+    if mode == POLICY_APPROVAL:
         dismissed = [
             pid
             for pid, why in book.stale.items()
@@ -232,7 +225,7 @@ def why_still_on(entry: DataCenterPowerConfigEntry, unit: str, circuits: tuple[s
 
 
 def _failed(entry: DataCenterPowerConfigEntry) -> list[Problem]:
-    faults = faults_of(entry)
+    faults = entry.runtime_data.faults.current()
     snapshot = entry.runtime_data.telemetry.data
     out = []
     for element, failure in sorted(faults.failed.items()):
@@ -258,7 +251,7 @@ def _at_risk(entry: DataCenterPowerConfigEntry, on: Mapping[str, tuple[str, ...]
     decisions = latest_decisions(entry)
     if decisions is None:
         return []
-    failed = faults_of(entry).failed
+    failed = entry.runtime_data.faults.current().failed
     out = []
     for unit in sorted(decisions.alerts - set(failed)):
         a = decisions.assessments[unit]

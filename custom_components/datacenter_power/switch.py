@@ -18,7 +18,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.entity import Entity
 from homeassistant.helpers.entity_platform import AddConfigEntryEntitiesCallback
 
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
 from .device.client import PlantClient
 from .device.models import AtsReading, DeviceIdentity, DeviceType, MpduReading, Reading, SbmReading
 from .engine.interlock import (
@@ -29,6 +29,7 @@ from .engine.interlock import (
     check_sbm_output,
 )
 from .entity import DataCenterPowerEntity, async_setup_plant_entities
+from .runtime import DataCenterPowerConfigEntry
 
 PARALLEL_UPDATES = 1
 

@@ -22,8 +22,8 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
+from custom_components.datacenter_power.events import EVENT_ACTIVITY
 from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario

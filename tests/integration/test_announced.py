@@ -114,7 +114,7 @@ async def test_calendar_work_enters_the_forecast(
     )
     assert await hass.config_entries.async_setup(mock_config_entry.entry_id)
     await hass.async_block_till_done()
-    forecast = mock_config_entry.runtime_data.forecast
+    forecast = mock_config_entry.runtime_data.decisions
     assert [(w.circuits, w.extra_a) for w in forecast.policy.schedule] == [(("c01",), 4.0)]
     response = await hass.services.async_call(
         DOMAIN, "get_forecast", {"component": "c01"}, blocking=True, return_response=True

@@ -31,7 +31,6 @@ from custom_components.datacenter_power.presentation import (
     duration_text,
     ttf_text,
 )
-from custom_components.datacenter_power.proposals import book_of
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -151,7 +150,7 @@ async def test_predicted_failure_is_approved_on_the_phone(
     entry, phone, note = await _setup_approval(
         hass, hass_storage, sim_server, hass_client, hass_ws_client
     )
-    ats1 = entry.runtime_data.forecast.data.assessments["ats1"]
+    ats1 = entry.runtime_data.decisions.data.assessments["ats1"]
     low = conservative_ttf_s(ats1)  # the P10: what the sensor and the repair say first
     within = duration_text(low)
     assert note["title"] == f"ats1 may fail within {within} \u2014 move {A1_3} to mpdu2?"
@@ -276,7 +275,7 @@ async def test_a_proposal_gone_stale_replaces_the_notification(
     assert isinstance(response, dict)
     await entry.runtime_data.migrations.async_wait(response["migration_id"])
     await entry.runtime_data.telemetry.async_refresh()
-    await entry.runtime_data.forecast.async_refresh()
+    await entry.runtime_data.decisions.async_refresh()
     replaced = await phone.next_notification()
     assert replaced["title"] == "ats1: proposal stale"
     assert "no longer on mpdu1" in replaced["message"]
@@ -300,8 +299,7 @@ async def test_dismiss_on_the_phone_drops_the_proposal(
     answer = await phone.next_notification()
     assert answer["title"] == "Dismissed: ats1 proposal"
     assert answer["data"] == {"tag": note["data"]["tag"]}
-    book = book_of(entry)
-    assert book is not None
+    book = entry.runtime_data.proposals
     assert not book.current
     assert not entry.runtime_data.migrations.records
     proposal_id = dismiss.removeprefix("DCP_DISMISS_")
@@ -335,7 +333,7 @@ async def test_failover_sends_a_critical_alert_to_every_phone(
     )
     sim_server[0].advance(600)
     await init_integration.runtime_data.telemetry.async_refresh()
-    await init_integration.runtime_data.forecast.async_refresh()
+    await init_integration.runtime_data.decisions.async_refresh()
     for phone in phones:
         alert, rebalance = await phone.next_notification(), await phone.next_notification()
         assert alert["title"] == "FAILURE: mpdu1 failed, mpdu2 over its limit"
@@ -387,7 +385,7 @@ async def test_repaired_component_is_restored_inside_the_window_only(
     the test does not wait for the soak time; ``test_restore_guards.py`` covers that.)"""
     server, port = sim_server
     entry = await setup_worn(hass, hass_storage, server, port, "monitor")
-    telemetry, forecast = entry.runtime_data.telemetry, entry.runtime_data.forecast
+    telemetry, forecast = entry.runtime_data.telemetry, entry.runtime_data.decisions
     ats1 = telemetry.device_id("ats1")
     now = dt_util.now()
 

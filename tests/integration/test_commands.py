@@ -1,4 +1,4 @@
-"""The plant's one command path (``TelemetryCoordinator.async_command``): the actions' own
+"""The plant's one command path (``CommandPath.async_command``, commands.py): the actions' own
 commands (``isolate``, ``restore``) are judged by the same interlocks as the entities', entity
 commands and actions share one lock, and the circuits' demand is remembered with no platform
 loaded. Real Home Assistant, real simulator over Modbus TCP."""
@@ -142,7 +142,7 @@ async def test_entity_commands_and_actions_share_the_plant_command_lock(
     move reaches the plant; released, both are carried out, one after the other."""
     server = sim_server[0]
     runtime = init_integration.runtime_data
-    lock = runtime.telemetry.command_lock
+    lock = runtime.commands.lock
     await lock.acquire()
     try:
         switched = asyncio.create_task(

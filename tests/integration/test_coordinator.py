@@ -197,7 +197,7 @@ async def test_device_silent_at_setup_found_by_rescan(
     assert device is not None
     assert device.via_device_id == coordinator.device_id("ats2")
     # the engine's policy follows the plant it now knows
-    policy = entry.runtime_data.forecast.policy
+    policy = entry.runtime_data.decisions.policy
     assert policy.topology == snapshot.topology
     assert set(policy.assignment) == {"c01", "c02", "c03", "c04"}
 

@@ -42,7 +42,7 @@ async def test_entities_are_updated_in_slices_with_the_loop_running_between(
         calls.append(pid)
 
     for pid in PLANT_IDS:
-        coordinator.async_add_device_listener(pid, lambda pid=pid: called(pid))
+        coordinator.async_add_listener(lambda pid=pid: called(pid), pid)
     await coordinator.async_refresh()  # nothing moved: no device's listeners are called
     await hass.async_block_till_done()
     assert calls == []

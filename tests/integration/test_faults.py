@@ -21,8 +21,8 @@ from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
 from custom_components.datacenter_power import device_condition
-from custom_components.datacenter_power.activity import EVENT_FAILOVER
 from custom_components.datacenter_power.const import DOMAIN
+from custom_components.datacenter_power.events import EVENT_FAILOVER
 from dcp_sim.server import PlantServer
 from tests.plants import circuit, two_ats_plant
 

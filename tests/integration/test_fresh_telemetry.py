@@ -111,7 +111,7 @@ async def test_no_command_and_no_republication_on_the_snapshot_of_a_failed_refre
     written = proxy.written.copy()
 
     async def move(path: str) -> None:
-        await telemetry.async_command(
+        await entry.runtime_data.commands.async_command(
             "c01",
             lambda state: check_sbm_path(state, "c01", path),
             lambda client, identity: client.set_sbm_path(identity, path),

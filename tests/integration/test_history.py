@@ -15,12 +15,12 @@ from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power.const import DOMAIN
-from custom_components.datacenter_power.engine.observation import PlantObservation
-from custom_components.datacenter_power.forecasting import (
+from custom_components.datacenter_power.decisions import (
     HISTORY_BUCKET_S,
     HISTORY_MAX_S,
     STORAGE_VERSION,
 )
+from custom_components.datacenter_power.engine.observation import PlantObservation
 from custom_components.datacenter_power.history import (
     HistoryRow,
     pack_observation,
@@ -266,7 +266,7 @@ async def test_older_history_loads_and_a_damaged_row_is_dropped(
     assert hass_storage[key]["version"] == STORAGE_VERSION
     days = sorted({int(round(o.t_s, 1) // DAY_S) for o in observations})
     assert hass_storage[key]["data"] == {"days": days}
-    forecast = mock_config_entry.runtime_data.forecast
+    forecast = mock_config_entry.runtime_data.decisions
     assert len(forecast.history) == 13  # the 12 rows and this setup's first poll
     await forecast.async_persist()
     loaded = await HistoryStore(hass, mock_config_entry.entry_id).async_load(
@@ -347,7 +347,7 @@ async def test_the_coordinator_keeps_two_days_in_memory_and_replays_every_day(
     rows = history_rows(server, 4 * DAY_S - 300, t0=time.time() - 4 * DAY_S)
     store_history(hass_storage, mock_config_entry, rows)
     assert await set_up(hass, mock_config_entry)
-    coordinator = mock_config_entry.runtime_data.forecast
+    coordinator = mock_config_entry.runtime_data.decisions
     history = coordinator.history
     assert len(history.days) >= 4
     assert len(history.hot_days) <= 2

@@ -11,7 +11,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY
+from custom_components.datacenter_power.events import EVENT_ACTIVITY
 from dcp_sim.server import PlantServer
 
 from .entity_helpers import refresh, state

@@ -23,8 +23,8 @@ from pytest_homeassistant_custom_component.components.recorder.common import (
 )
 from pytest_homeassistant_custom_component.typing import WebSocketGenerator
 
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
+from custom_components.datacenter_power.events import EVENT_ACTIVITY
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer

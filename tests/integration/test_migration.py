@@ -18,12 +18,14 @@ from custom_components.datacenter_power.const import (
     CONF_STEP_INTERVAL,
     DOMAIN,
 )
-from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.migration import (
+from custom_components.datacenter_power.events import (
+    EVENT_ACTIVITY,
     EVENT_FAILOVER,
     EVENT_MIGRATION_FINISHED,
     EVENT_MIGRATION_STEP,
+    REFUSED,
 )
+from custom_components.datacenter_power.executor import MigrationState
 from dcp_sim.plant import Plant
 from dcp_sim.server import PlantServer
 from tests.plants import circuit, two_ats_plant
@@ -102,7 +104,7 @@ async def test_a_finished_migration_is_decided_on_at_the_next_poll(
     which the bands kept the old lineup's sums beside the new readings). A poll without a
     finished migration decides nothing."""
     telemetry = init_integration.runtime_data.telemetry
-    forecast = init_integration.runtime_data.forecast
+    forecast = init_integration.runtime_data.decisions
     before = forecast.data
     await telemetry.async_refresh()
     await hass.async_block_till_done(wait_background_tasks=True)
@@ -193,6 +195,34 @@ async def test_mutating_actions_are_admin_only(
             await _call(hass, service, {"component": "mpdu1"}, context)
     with pytest.raises(Unauthorized):
         await _call(hass, "cancel_migration", {}, context)
+
+
+async def test_every_acting_action_refuses_a_non_admin_and_the_activity_says_so(
+    hass: HomeAssistant, init_integration: MockConfigEntry, hass_read_only_user: Any
+) -> None:
+    """Each action that acts (``@recorded_action``) refuses a user who is not an administrator,
+    before it does anything, and writes the refusal to the activity with that reason."""
+    context = Context(user_id=hass_read_only_user.id)
+    refused = async_capture_events(hass, EVENT_ACTIVITY)
+    calls: list[tuple[str, dict[str, Any]]] = [
+        ("migrate_load", {"component": "mpdu1"}),
+        ("cancel_migration", {}),
+        ("isolate", {"component": "mpdu1"}),
+        ("restore", {"component": "mpdu1"}),
+        ("set_path", {"circuit": "c01", "path": "mpdu2"}),
+        ("approve_proposal", {"proposal_id": "abc"}),
+        ("dismiss_proposal", {"proposal_id": "abc"}),
+        ("create_dashboard", {}),
+    ]
+    for service, data in calls:
+        with pytest.raises(Unauthorized):
+            await _call(hass, service, data, context)
+    await hass.async_block_till_done()
+    whys = {
+        e.data["what"].split("(")[0]: e.data["why"] for e in refused if e.data["type"] == REFUSED
+    }
+    assert whys == {f"{DOMAIN}.{service}": "not an administrator" for service, _ in calls}
+    assert not init_integration.runtime_data.migrations.records
 
 
 async def test_a_stage_that_does_not_verify_is_rolled_back(
@@ -346,7 +376,7 @@ async def test_get_forecast_returns_intervals(
     for _ in range(4):
         freezer.tick(15 * 60)
         await init_integration.runtime_data.telemetry.async_refresh()
-    await init_integration.runtime_data.forecast.async_refresh()
+    await init_integration.runtime_data.decisions.async_refresh()
     for component in ("mpdu1", "c01"):
         forecast = await _call(hass, "get_forecast", {"component": component})
         assert forecast["component"] == component
@@ -384,7 +414,7 @@ async def test_sudden_failure_is_rebalanced_in_monitor_mode(
     tel = server.plant.telemetry()
     assert not tel.mpdus["mpdu1"].energized
     assert tel.mpdus["mpdu2"].current_a > 32
-    forecast = init_integration.runtime_data.forecast
+    forecast = init_integration.runtime_data.decisions
     await forecast.async_refresh()
     await hass.async_block_till_done(wait_background_tasks=True)
     assert failovers, "no failover event"

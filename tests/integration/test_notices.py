@@ -17,10 +17,12 @@ from homeassistant.core import CoreState, Event, HomeAssistant, callback
 from homeassistant.setup import async_setup_component
 from pytest_homeassistant_custom_component.common import async_capture_events
 
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY
-from custom_components.datacenter_power.migration import EVENT_FAILURE_PREDICTED
+from custom_components.datacenter_power.events import (
+    EVENT_ACTIVITY,
+    EVENT_FAILURE_PREDICTED,
+    EVENT_PROPOSAL,
+)
 from custom_components.datacenter_power.notices import _NOTICES
-from custom_components.datacenter_power.proposals import EVENT_PROPOSAL
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -94,7 +96,7 @@ async def test_a_reload_does_not_announce_again_and_a_restart_does_once(
 
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    await entry.runtime_data.forecast.async_refresh()
+    await entry.runtime_data.decisions.async_refresh()
     await hass.async_block_till_done()
     assert len(events) == 2
     # nor do the device triggers' activity events (the logbook's entries)

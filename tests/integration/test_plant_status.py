@@ -182,7 +182,7 @@ async def test_after_a_hand_move_the_forecast_follows_the_lineup(
     # the poll after the migration asks for a decision (the new lineup's forecasts)
     await refresh(hass, entry)
     await hass.async_block_till_done()
-    assert not entry.runtime_data.forecast._decide_after_poll
+    assert not entry.runtime_data.decisions._decide_after_poll
     assert float(state(hass, "sensor.mpdu_mpdu1_load_forecast_p50").state) == 0.0
     await hass.services.async_call(
         "select",

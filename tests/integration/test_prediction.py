@@ -19,7 +19,7 @@ from custom_components.datacenter_power.const import (
     CONF_STEP_INTERVAL,
     DOMAIN,
 )
-from custom_components.datacenter_power.migration import (
+from custom_components.datacenter_power.events import (
     EVENT_FAILURE_PREDICTED,
     EVENT_MIGRATION_FINISHED,
 )

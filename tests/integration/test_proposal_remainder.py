@@ -15,9 +15,9 @@ from homeassistant.exceptions import ServiceValidationError
 from pytest_homeassistant_custom_component.common import async_capture_events
 
 from custom_components.datacenter_power.const import CONF_MAX_STEP_AMPS, DOMAIN
+from custom_components.datacenter_power.events import EVENT_PROPOSAL
 from custom_components.datacenter_power.executor import MigrationState
 from custom_components.datacenter_power.migration import MigrationManager
-from custom_components.datacenter_power.proposals import EVENT_PROPOSAL
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer

@@ -28,15 +28,14 @@ from pytest_homeassistant_custom_component.components.diagnostics import (
 from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.datacenter_power import migration
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY, REFUSED
 from custom_components.datacenter_power.const import (
     CONF_POLICY_MODE,
     CONF_STEP_INTERVAL,
     DOMAIN,
 )
+from custom_components.datacenter_power.events import EVENT_ACTIVITY, EVENT_PROPOSAL, REFUSED
 from custom_components.datacenter_power.executor import MigrationState
 from custom_components.datacenter_power.migration import HaPlantPort
-from custom_components.datacenter_power.proposals import EVENT_PROPOSAL
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -332,7 +331,7 @@ async def test_a_drain_whose_other_paths_are_not_live_names_each_and_why(
     15 A above its continuous limit")."""
     server, port = sim_server
     entry = await setup_worn(hass, hass_storage, server, port, "monitor")
-    decisions = entry.runtime_data.forecast.data
+    decisions = entry.runtime_data.decisions.data
     assert decisions is not None
     assert "ats1" in decisions.alerts
     with pytest.raises(ServiceValidationError) as err:

@@ -11,8 +11,9 @@ from homeassistant.core import Event, HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY, async_fire_activity
+from custom_components.datacenter_power.activity import async_fire_activity
 from custom_components.datacenter_power.const import DOMAIN
+from custom_components.datacenter_power.events import EVENT_ACTIVITY
 
 
 async def test_plant_activity_finds_the_plant_device_without_deprecated_calls(

@@ -239,7 +239,7 @@ async def test_setup_survives_a_stored_invalid_option(
     entry = await _entry(hass, mock_config_entry, **{CONF_MAX_STEP_AMPS: stored})
     assert entry.state is ConfigEntryState.LOADED
     assert entry.options[CONF_MAX_STEP_AMPS] == DEFAULT_MAX_STEP_AMPS
-    assert entry.runtime_data.forecast.policy.config.max_step_amps == DEFAULT_MAX_STEP_AMPS
+    assert entry.runtime_data.decisions.policy.config.max_step_amps == DEFAULT_MAX_STEP_AMPS
     assert await hass.config_entries.async_unload(entry.entry_id)
     assert entry.state is ConfigEntryState.NOT_LOADED
 

@@ -101,7 +101,7 @@ async def test_predicted_failure_repair_shows_evidence_and_runs_the_plan(
     assert "drained" in (issue.translation_placeholders or {})["plan"]
 
     # ATS-1 fails at 16 h (nothing on it), is repaired 1 h later: the condition goes.
-    forecast, telemetry = entry.runtime_data.forecast, entry.runtime_data.telemetry
+    forecast, telemetry = entry.runtime_data.decisions, entry.runtime_data.telemetry
     server.advance(16.5 * 3600 - server.plant.t_s)
     await telemetry.async_refresh()
     await forecast.async_refresh()

@@ -91,7 +91,7 @@ async def test_a_unit_replaced_mid_migration_is_not_commanded(
     assert "replaced" in telemetry.data.errors[second]
     # Every command to it is refused from now on, with the reason.
     with pytest.raises(HomeAssistantError) as err:
-        await telemetry.async_command(
+        await entry.runtime_data.commands.async_command(
             second,
             lambda _state: Verdict(True),  # the interlock has nothing against it
             lambda client, identity: client.set_sbm_path(identity, "mpdu2"),

@@ -25,9 +25,9 @@ from pytest_homeassistant_custom_component.common import (
     async_capture_events,
 )
 
-from custom_components.datacenter_power.activity import EVENT_ACTIVITY
 from custom_components.datacenter_power.const import CONF_STEP_INTERVAL, DOMAIN
 from custom_components.datacenter_power.engine.policy_config import PolicyConfig
+from custom_components.datacenter_power.events import EVENT_ACTIVITY
 from dcp_sim.server import PlantServer
 
 from .conftest import PLANT

@@ -21,8 +21,9 @@ from custom_components.datacenter_power.const import (
     CONF_STEP_INTERVAL,
     DOMAIN,
 )
+from custom_components.datacenter_power.events import EVENT_MIGRATION_FINISHED
 from custom_components.datacenter_power.executor import MigrationState
-from custom_components.datacenter_power.migration import EVENT_MIGRATION_FINISHED, MigrationManager
+from custom_components.datacenter_power.migration import MigrationManager
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
@@ -93,7 +94,7 @@ def _hold_until_decided(monkeypatch: pytest.MonkeyPatch, note: str) -> None:
         if seen == note:
             async with asyncio.timeout(30):
                 # No event says so: the manager's own state, polled.
-                while self._seen is None:  # noqa: ASYNC110
+                while self.awaiting_decision:  # noqa: ASYNC110
                     await asyncio.sleep(0.05)
 
     monkeypatch.setattr(MigrationManager, "_on_progress", on_progress)
@@ -124,7 +125,7 @@ async def _in_flight_then_restart(
     reached = _stop_after(monkeypatch, "stage 1 verified")
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    forecast = entry.runtime_data.forecast
+    forecast = entry.runtime_data.decisions
     assert forecast.data is not None
     assert not forecast.data.alerts  # no history yet: nothing is at risk
     started = await hass.services.async_call(
@@ -152,7 +153,7 @@ async def _in_flight_then_restart(
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
     assert entry.state is ConfigEntryState.LOADED
-    decisions = entry.runtime_data.forecast.data
+    decisions = entry.runtime_data.decisions.data
     assert decisions is not None
     assert "ats1" in decisions.alerts
     return entry, migration_id, rest

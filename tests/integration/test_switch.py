@@ -22,10 +22,12 @@ from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import (
     MockConfigEntry,
     MockUser,
+    async_capture_events,
     snapshot_platform,
 )
 from syrupy.assertion import SnapshotAssertion
 
+from custom_components.datacenter_power.events import EVENT_ACTIVITY, REFUSED
 from dcp_sim.server import PlantServer
 
 from .conftest import plant_entry
@@ -178,14 +180,20 @@ async def test_device_errors_on_command(
     sim_server: tuple[PlantServer, int],
 ) -> None:
     """A device that answers a command with an exception, or not at all, gives a translated
-    error; the refresh after it shows the silent device unavailable."""
+    error (the device's refusal is written to the activity too); the refresh after it shows the
+    silent device unavailable."""
     server, _ = sim_server
     c04 = server.unit_ids["c04"]
     proxy.faults[c04] = "exception"
+    activity = async_capture_events(hass, EVENT_ACTIVITY)
     err = await _refused(hass, "switch.circuit_c04_output", False)
     assert err.translation_key == "command_rejected"
     assert str(err) == "c04 refused the command (SERVER_DEVICE_FAILURE); nothing changed"
     assert server.plant.telemetry().circuits["c04"].output_on
+    await hass.async_block_till_done()
+    assert [
+        (e.data["component"], e.data["why"]) for e in activity if e.data["type"] == REFUSED
+    ] == [("c04", "the device refused it (SERVER_DEVICE_FAILURE)")]
 
     del proxy.faults[c04]
     await refresh(hass, proxied_entry)

@@ -65,7 +65,7 @@ async def test_time_to_failure_is_conservative_then_shows_the_failure(
     server.advance(FAILURE_T_S + 1800.0 - server.plant.t_s)
     assert not server.plant.telemetry().ats["ats1"].output_energized
     await entry.runtime_data.telemetry.async_refresh()
-    await entry.runtime_data.forecast.async_refresh()
+    await entry.runtime_data.decisions.async_refresh()
     await hass.async_block_till_done()
     ttf = _sensor(hass, "ats1", "time_to_failure")
     assert ttf.state == "0"

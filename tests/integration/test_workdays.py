@@ -88,7 +88,7 @@ def _weekday_near(day: date) -> date:
 async def test_the_forecasts_learn_the_chosen_sensors_non_working_days(
     hass: HomeAssistant, sim_server: tuple[PlantServer, int]
 ) -> None:
-    """The option names a workday sensor; at its next tick the forecasting coordinator hands
+    """The option names a workday sensor; at its next tick the decision coordinator hands
     the policy the non-working days of the kept history and of the horizon."""
     today = dt_util.now().date()
     ahead, past = (
@@ -123,9 +123,9 @@ async def test_the_forecasts_learn_the_chosen_sensors_non_working_days(
     entry.add_to_hass(hass)
     assert await hass.config_entries.async_setup(entry.entry_id)
     await hass.async_block_till_done()
-    await entry.runtime_data.forecast.async_refresh()
+    await entry.runtime_data.decisions.async_refresh()
     await hass.async_block_till_done()
-    days = entry.runtime_data.forecast.policy.non_working_days
+    days = entry.runtime_data.decisions.policy.non_working_days
     assert {ahead, past} <= days  # a company holiday ahead and one in the history
     assert _weekday_near(today + timedelta(days=8)) not in days
     assert min(days) <= today - timedelta(days=40)  # the six weeks the history keeps

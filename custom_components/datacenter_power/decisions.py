@@ -1,4 +1,4 @@
-"""Forecasting coordinator: fetches what the engine needs and runs its decisions, off the event loop.
+"""Decision coordinator: fetches what the engine needs and runs its decisions, off the event loop.
 
 It only fetches and decides. Every telemetry refresh becomes one ``PlantObservation`` that the
 policy takes in (cheap: it appends samples); announced work is read from the calendar chosen in
@@ -11,8 +11,9 @@ module touches it at all.
 
 Its data is the engine's ``Decisions``, with ``forecasts`` holding the latest forecast of every
 ATS, MPDU and circuit (copied out of the policy in the same executor job): the entities and the
-``get_forecast`` action read them there. Acting on decisions (alert events, migrations, the
-failover event) is the migration manager's listener (``MigrationManager.async_follow``); what
+``get_forecast`` action read them there. With every decision it publishes what that decision
+changed, once for every consumer (``decision_changes.py``, :meth:`async_add_tick_listener`). Acting on decisions (alert events, migrations, the
+failover event) is the decision follower's (``decision_follower.py``); what
 each mode executes is the engine's (``engine/modes.py``).
 
 The history the policy learns from is kept compact and bounded (the last poll of every
@@ -30,7 +31,7 @@ from dataclasses import replace
 from datetime import date, timedelta
 from typing import Any, Final, override
 
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import CALLBACK_TYPE, HomeAssistant, callback
 from homeassistant.exceptions import HomeAssistantError
 from homeassistant.helpers.update_coordinator import DataUpdateCoordinator
 from homeassistant.util import dt as dt_util
@@ -53,7 +54,8 @@ from .const import (
     LOGGER,
     POLICY_MODES,
 )
-from .coordinator import DataCenterPowerConfigEntry, TelemetryCoordinator
+from .coordinator import TelemetryCoordinator
+from .decision_changes import DecisionChanges, changes_between
 from .engine.forecast import Forecast
 from .engine.modes import Mode
 from .engine.observation import PlantObservation
@@ -63,6 +65,7 @@ from .engine.topology import Topology
 from .history import pack_observation  # noqa: F401  (re-exported: the hand-over form of a row)
 from .history_columns import DAY_S, HistoryLog
 from .history_store import HISTORY_VERSION, HistoryStore
+from .runtime import DataCenterPowerConfigEntry
 from .workdays import WorkdayCalendar
 
 FORECAST_INTERVAL: Final = timedelta(minutes=5)
@@ -91,7 +94,7 @@ def policy_config(entry: DataCenterPowerConfigEntry) -> PolicyConfig:
     )
 
 
-class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
+class DecisionCoordinator(DataUpdateCoordinator[Decisions]):
     """Runs the decision policy for one plant on a slow interval."""
 
     config_entry: DataCenterPowerConfigEntry
@@ -132,6 +135,27 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         """The circuits' paths at the last poll (a change while a unit is at risk re-plans)."""
         self.migrating: Callable[[], bool] = lambda: False
         """Whether a migration is running (set by the integration's setup)."""
+        self.changes: DecisionChanges | None = None
+        """What the latest decision changed (``decision_changes.py``; None before the first)."""
+
+    @callback
+    def async_add_tick_listener(self, on_tick: Callable[[DecisionChanges], None]) -> CALLBACK_TYPE:
+        """Call ``on_tick(changes)`` once for every new decision (the latest one at once, if
+        there is one), in the order listeners were added among all of this coordinator's;
+        returns the remover. A refresh that failed is no new decision."""
+        told: DecisionChanges | None = None
+
+        @callback
+        def listener() -> None:
+            nonlocal told
+            changes = self.changes
+            if changes is not None and changes is not told:
+                told = changes
+                on_tick(changes)
+
+        remove = self.async_add_listener(listener)
+        listener()
+        return remove
 
     @override
     async def _async_setup(self) -> None:
@@ -325,6 +349,7 @@ class ForecastCoordinator(DataUpdateCoordinator[Decisions]):
         finally:
             self._deciding = False
             self._drain()
+        self.changes = changes_between(self.changes, decisions)
         return decisions
 
     def _decide(self, now_s: float) -> Decisions:
