@@ -20,7 +20,6 @@ import pytest
 # executor job. Under a frozen clock (the ``freezer`` fixture) pandas' import never finishes;
 # in Home Assistant nothing freezes the clock. Imported here, before any test freezes it.
 import statsmodels.regression.linear_model  # noqa: F401
-from custom_components.datacenter_power.decisions import STORAGE_VERSION, pack_observation
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -34,6 +33,7 @@ from custom_components.datacenter_power.const import (
     DOMAIN,
     SUBENTRY_GATEWAY,
 )
+from custom_components.datacenter_power.decisions import STORAGE_VERSION, pack_observation
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
