@@ -46,6 +46,8 @@ URGENT_INTERVAL: Final = 1.0
 """Seconds between two documents of one device when what changed is urgent."""
 COALESCE_S: Final = 0.25
 """Changes within this time (one poll's state writes) go out as one document per device."""
+SUBSCRIBE_TIMEOUT_S: Final = 10.0
+"""How long the first publication waits for the broker to confirm the command subscription."""
 REBUILD_DELAY_S: Final = 2.0
 """Entity registry changes (devices found by a rescan) are followed after this pause."""
 ELEMENT_MEASUREMENTS: Final = frozenset(
@@ -96,6 +98,8 @@ class HallPublisher:
         """Subscribe to the command topic, follow the entities, publish everything."""
         from homeassistant.components import mqtt
 
+        subscribed = asyncio.Event()
+        watch = mqtt.async_on_subscribe_done(self.hass, self.topics.command, 1, subscribed.set)
         self._unsubs.append(
             await mqtt.async_subscribe(self.hass, self.topics.command, self._on_command, qos=1)
         )
@@ -113,7 +117,14 @@ class HallPublisher:
             self.topics.base,
         )
         if mqtt.is_connected(self.hass):
+            # Nothing is shown to the campus before its commands can arrive.
+            try:
+                async with asyncio.timeout(SUBSCRIBE_TIMEOUT_S):
+                    await subscribed.wait()
+            except TimeoutError:
+                LOGGER.warning("Hall %s: the broker has not confirmed the command topic", self.hall)
             await self._publish_all()
+        watch()
 
     async def async_stop(self) -> None:
         """Say ``offline`` and stop following anything."""
