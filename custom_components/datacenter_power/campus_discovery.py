@@ -24,7 +24,7 @@ HALL_SLUG: Final = "hall"
 """The hall's own device in the topics (plant ids of ATSs and MPDUs never take this name)."""
 NO_PROPOSAL: Final = "0000000000"
 """The buttons' proposal id while none is open (never a current proposal: refused)."""
-_ORIGIN: Final = {"name": "datacenter_power", "support_url": "docs/scaling.md"}
+_ORIGIN: Final = {"name": "datacenter_power"}
 
 
 def _availability(topics: HallTopics, slug: str, condition: str) -> dict[str, Any]:
@@ -176,7 +176,7 @@ def hall_config(
         "origin": {**_ORIGIN, "sw_version": version},
         "state_topic": state,
         "qos": 1,
-        "availability_topic": topics.availability,
+        "availability": [{"topic": topics.availability}],  # the buttons have their own
         "components": {
             "status": sensor("status", "Status", "status", **attributes("status_detail")),
             "headroom": sensor("headroom", "Headroom", "headroom_a", **_AMPS),
