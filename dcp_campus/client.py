@@ -28,6 +28,9 @@ class Message:
     payload: bytes
     retain: bool
     at: float
+    """``time.monotonic()`` when received."""
+    wall: float
+    """``time.time()`` when received (to compare with another process's timestamps)."""
 
     @property
     def text(self) -> str:
@@ -68,7 +71,7 @@ class Client:
     def _on_message(self, client: Any, userdata: Any, msg: mqtt.MQTTMessage) -> None:
         with self._lock:
             self.messages.append(
-                Message(msg.topic, msg.payload, bool(msg.retain), time.monotonic())
+                Message(msg.topic, msg.payload, bool(msg.retain), time.monotonic(), time.time())
             )
 
     def subscribe(self, topic: str) -> None:

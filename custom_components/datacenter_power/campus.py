@@ -80,6 +80,8 @@ class HallPublisher:
         self._sent: dict[str, _Sent] = {}
         self._dirty: set[str] = set()
         self._flush_handle: CALLBACK_TYPE | None = None
+        self._flush_at = 0.0
+        """When the scheduled flush runs (``time.monotonic()``)."""
         self._rebuild_handle: CALLBACK_TYPE | None = None
         self._unsubs: list[Callable[[], None]] = []
         self._track: CALLBACK_TYPE | None = None
@@ -186,8 +188,17 @@ class HallPublisher:
         self._schedule(COALESCE_S)
 
     def _schedule(self, delay: float) -> None:
-        if self._flush_handle is None and not self._stopped:
-            self._flush_handle = async_call_later(self.hass, delay, self._flush)
+        """Flush in ``delay`` seconds, or earlier if a flush is already due sooner (a change
+        of failure risk never waits behind a measurement's 30 s)."""
+        if self._stopped:
+            return
+        at = time.monotonic() + delay
+        if self._flush_handle is not None:
+            if self._flush_at <= at:
+                return
+            self._flush_handle()
+        self._flush_at = at
+        self._flush_handle = async_call_later(self.hass, delay, self._flush)
 
     # -- documents ---------------------------------------------------------------------------------
 
