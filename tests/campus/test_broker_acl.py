@@ -7,6 +7,8 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -99,3 +101,21 @@ async def test_retained_messages_survive_a_restart(broker: Broker) -> None:
         assert msg.retain
     finally:
         campus.close()
+
+
+def test_the_command_line_writes_the_users_and_acl(tmp_path: Path) -> None:
+    """``python -m dcp_campus DIR --halls ...`` writes the config, passwords and ACL."""
+    out = subprocess.run(
+        [sys.executable, "-m", "dcp_campus", str(tmp_path), "--halls", "hall1", "hall2",
+         "--password", "campus=s3cret", "--port", "18883"],
+        check=True, capture_output=True, text=True,
+    )  # fmt: skip
+    users = json.loads(out.stdout)["users"]
+    assert users["campus"] == "s3cret"
+    assert set(users) == {"campus", "hall1", "hall2"}
+    assert (tmp_path / "acl").read_text() == acl.render_acl(["hall1", "hall2"])
+    passwd = (tmp_path / "passwd").read_text()
+    assert passwd.startswith("campus:")
+    assert "hall2:" in passwd
+    assert "s3cret" not in passwd  # hashed
+    assert "listener 18883 127.0.0.1" in (tmp_path / "mosquitto.conf").read_text()

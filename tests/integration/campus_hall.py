@@ -16,6 +16,9 @@ from pytest_homeassistant_custom_component.common import MockConfigEntry
 from custom_components.datacenter_power.campus_topics import OFFLINE, ONLINE, HallTopics
 from dcp_campus.broker import Broker
 
+KEEPALIVE_S = 30
+"""A hall that vanishes without closing its connection is offline after 1.5 keepalives."""
+
 
 async def async_setup_mqtt(
     hass: HomeAssistant, broker: Broker, hall: str, port: int | None = None
@@ -37,6 +40,7 @@ async def async_setup_mqtt(
             "username": user,
             "password": password,
             mqtt.CONF_PROTOCOL: "5",
+            "keepalive": KEEPALIVE_S,
         },
         options={
             mqtt.CONF_DISCOVERY: False,

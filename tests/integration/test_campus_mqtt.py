@@ -297,6 +297,7 @@ async def test_a_hall_that_dies_is_marked_offline_by_its_last_will(
         TOPICS.availability, lambda m: m.text == "offline", after=t0, within=10
     )
     assert offline.at - t0 < 5
+    logging.getLogger(__name__).warning("last will after %.0f ms", (offline.at - t0) * 1000)
 
 
 async def test_without_the_option_nothing_is_published(

@@ -12,11 +12,13 @@ from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
+import yaml
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant, callback
 from homeassistant.helpers import device_registry as dr
+from homeassistant.helpers.template import Template
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power.campus_discovery import element_config, hall_config
@@ -26,6 +28,7 @@ from dcp_campus.client import Client
 
 pytestmark = pytest.mark.usefixtures("mock_hass_config")
 
+DASHBOARD = Path(__file__).parents[2] / "docs" / "campus-dashboard.yaml"
 HALL = "hall1"
 TOPICS = HallTopics(HALL)
 PID = "3f2a9c1d0e"
@@ -94,6 +97,13 @@ async def campus(hass: HomeAssistant, broker: Broker) -> AsyncIterator[MockConfi
         await hass.async_block_till_done()
 
 
+def _dashboard_tables(hass: HomeAssistant) -> list[str]:
+    """The campus dashboard's (docs/campus-dashboard.yaml) markdown cards, rendered."""
+    doc = yaml.safe_load(DASHBOARD.read_text())
+    cards = [c for c in doc["views"][0]["cards"] if c["type"] == "markdown"]
+    return [str(Template(c["content"], hass).async_render(parse_result=False)) for c in cards]
+
+
 async def _state(hass: HomeAssistant, entity_id: str, want: str) -> None:
     for _ in range(200):
         state = hass.states.get(entity_id)
@@ -142,6 +152,14 @@ async def test_a_plain_campus_shows_the_hall_and_its_buttons_send_the_approval(
         assert hall_device is not None
         assert ats.via_device_id == hall_device.id
         assert ats.name == "hall1 ATS ats1"
+
+        tables = _dashboard_tables(hass)
+        assert (
+            "| hall1 | failure_predicted | 22.5 A | 1 | idle | drain ats1: 3 circuits |"
+            in tables[0]
+        )
+        assert "| hall1 ATS ats1 | 38.0 % | about 12 h | 41.5 A | 52.3 A | 64.0 A |" in tables[1]
+        assert "| hall1 ATS ats1 | 22.5 A | 41.5 A | 64.0 A |" in tables[2]
 
         approve = "button.dcp_hall1_approve_proposal"
         button = hass.states.get(approve)
