@@ -7,6 +7,7 @@ for one that matches (asyncio), e.g. to measure how long a hall's alert takes to
 from __future__ import annotations
 
 import asyncio
+import json
 import threading
 import time
 from collections.abc import Callable
@@ -17,6 +18,7 @@ import paho.mqtt.client as mqtt
 from paho.mqtt.enums import CallbackAPIVersion
 from paho.mqtt.reasoncodes import ReasonCode
 
+from .acl import TOPIC_ROOT
 from .broker import Broker
 
 
@@ -108,6 +110,27 @@ class Client:
                 seen = [m.text[:200] for m in self.received(topic)]
                 raise TimeoutError(f"nothing matching on {topic} within {within} s: {seen}")
             await asyncio.sleep(0.05)
+
+    async def command(
+        self, hall: str, action: str, proposal_id: str, within: float = 10.0
+    ) -> tuple[dict[str, Any], float]:
+        """Send a hall ``action`` (approve/dismiss) of ``proposal_id`` and wait for its result
+        (the caller subscribed to ``dcp/<hall>/result``); returns the result and the round
+        trip in seconds."""
+        request_id = f"r{time.monotonic_ns()}"
+        payload = {"hall": hall, "action": action, "proposal_id": proposal_id}
+        start = time.monotonic()
+        self.publish(
+            f"{TOPIC_ROOT}/{hall}/command", json.dumps({**payload, "request_id": request_id})
+        )
+        msg = await self.wait_for(
+            f"{TOPIC_ROOT}/{hall}/result",
+            lambda m: json.loads(m.payload).get("request_id") == request_id,
+            within=within,
+            after=start,
+        )
+        result: dict[str, Any] = json.loads(msg.payload)
+        return result, msg.at - start
 
     def close(self) -> None:
         """Disconnect and stop the network thread."""
