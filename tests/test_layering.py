@@ -149,6 +149,8 @@ HA_LAYERS: tuple[str, ...] = (
     "phone",
     "replaced",
     "decision_changes",
+    "campus_topics",
+    "campus_discovery",
     # The plant's objects, as a type: every module below reaches the others through it.
     "runtime",
     # The poller; activity (the logbook's events) and the actions' record; the command path (it
@@ -164,12 +166,15 @@ HA_LAYERS: tuple[str, ...] = (
     "proposals",
     "repairs",
     "status",
+    "campus_state",
+    "campus_commands",
     # Actions, the dashboard, and what runs once per plant beside the entities.
     "services",
     "manual_path",
     "dashboard",
     "interruptions",
     "gc_freeze",
+    "campus",
     "diagnostics",
     # Entities.
     "entity",

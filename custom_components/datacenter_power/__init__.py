@@ -15,6 +15,7 @@ from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.typing import ConfigType
 
 from .activity import ActivityRecorder
+from .campus import async_setup_campus
 from .commands import CommandPath
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, LOGGER, POLICY_AUTOMATIC
 from .coordinator import TelemetryCoordinator
@@ -113,6 +114,7 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
     async_setup_interruptions(hass, entry)
     await async_assign_areas(hass, entry)
     async_setup_gc_freeze(hass, entry)  # a hall's objects out of full collections, once set up
+    await async_setup_campus(hass, entry)  # published over MQTT when a campus hall id is set
     return True
 
 

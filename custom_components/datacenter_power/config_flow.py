@@ -32,8 +32,10 @@ from homeassistant.helpers import entity_registry as er
 from homeassistant.helpers import selector
 
 from . import const
+from .campus_topics import valid_hall
 from .const import (
     CONF_CALENDAR_ENTITY,
+    CONF_CAMPUS_HALL,
     CONF_FORECAST_HORIZON,
     CONF_HOST,
     CONF_LINEUP_AREAS,
@@ -365,6 +367,9 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
         if user_input is not None:
             errors = option_errors(user_input)
             errors.update(self._reference_errors(user_input, placeholders))
+            hall = str(user_input.get(CONF_CAMPUS_HALL) or "").strip()
+            if hall and not valid_hall(hall):
+                errors[CONF_CAMPUS_HALL] = "invalid_campus_hall"
         if user_input is not None and not errors:
             options: dict[str, Any] = {
                 key: int(user_input[key])
@@ -378,6 +383,8 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
             ):
                 if user_input.get(key):
                     options[key] = self._existing_entity(str(user_input[key]), domain)
+            if hall := str(user_input.get(CONF_CAMPUS_HALL) or "").strip():
+                options[CONF_CAMPUS_HALL] = hall
             options.update(self._area_options(user_input.get(CONF_LINEUP_AREAS)))
             options.update(self._name_options(user_input.get(CONF_SOURCE_NAMES)))
             return self.async_create_entry(data=options)
@@ -402,6 +409,7 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                 vol.Optional(CONF_WORKDAY_ENTITY): selector.EntitySelector(
                     selector.EntitySelectorConfig(domain="binary_sensor", integration="workday")
                 ),
+                vol.Optional(CONF_CAMPUS_HALL): selector.TextSelector(),
                 vol.Optional(CONF_LINEUP_AREAS): section(
                     vol.Schema(
                         {

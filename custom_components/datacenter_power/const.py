@@ -38,6 +38,8 @@ CONF_LINEUP_AREAS: Final = "lineup_areas"
 """Option (and options-form section): ATS id -> the area its lineup's devices go to."""
 CONF_SOURCE_NAMES: Final = "source_names"
 """Option (and options-form section): source id -> the name its entities use."""
+CONF_CAMPUS_HALL: Final = "campus_hall"
+"""Option: this plant's hall id on the campus MQTT broker (empty: not published; ``campus.py``)."""
 CONF_SUGGEST_AREAS: Final = "suggest_areas"
 """Option: put devices seen for the first time in a "Lineup <ats>" area (default on)."""
 
