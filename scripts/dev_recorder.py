@@ -19,6 +19,7 @@ import contextlib
 import hashlib
 import json
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -30,10 +31,26 @@ SQLITE_FILE = "home-assistant_v2.db"
 """Home Assistant's default recorder database (``recorder.const.DEFAULT_DB_FILE``)."""
 
 
-def server_for(config_dir: Path, port: int | None = None) -> PostgresServer:
-    """The PostgreSQL server of this configuration directory (its data under the cache)."""
+def server_dir(config_dir: Path) -> Path:
+    """Where this configuration directory's PostgreSQL keeps its data (under the cache)."""
     tag = hashlib.sha256(str(config_dir.resolve()).encode()).hexdigest()[:8]
-    return PostgresServer(hall_dir(f"develop-{config_dir.name}-{tag}"), port)
+    name = re.sub(r"[^A-Za-z0-9_.-]", "_", config_dir.name)
+    return hall_dir(f"develop-{name}-{tag}")
+
+
+def server_for(config_dir: Path, port: int | None = None) -> PostgresServer:
+    """The PostgreSQL server of this configuration directory."""
+    return PostgresServer(server_dir(config_dir), port)
+
+
+def forget(config_dir: Path) -> bool:
+    """Delete the configuration's PostgreSQL data (``--fresh``: its history goes with the
+    configuration's, whichever recorder this start uses); True when there was some."""
+    path = server_dir(config_dir)
+    if not path.exists():
+        return False
+    shutil.rmtree(path)
+    return True
 
 
 def sqlite_url(config_dir: Path) -> str:

@@ -46,7 +46,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # dcp_sim, dcp_eval and the integration's history format
 sys.path.insert(1, str(REPO / "scripts"))
-from dev_recorder import recorded_states, server_for, set_recorder  # noqa: E402
+from dev_recorder import forget, recorded_states, server_for, set_recorder  # noqa: E402
 from pg_server import PostgresError, PostgresServer  # noqa: E402
 from stack_procs import ignore_further_stops, spawn, stop_all  # noqa: E402
 
@@ -643,14 +643,13 @@ def port_in_use(port: int) -> bool:
 def start_recorder(config_dir: Path, args: argparse.Namespace) -> PostgresServer | None:
     """Point the recorder at SQLite, or start the configuration's PostgreSQL server and point
     it there (``--fresh`` and ``--smoke`` start its database over too)."""
+    if (args.fresh or args.smoke) and forget(config_dir):
+        log("removed this configuration's PostgreSQL data (a fresh start)")
     if args.recorder != "postgresql":
         set_recorder(config_dir, None)
         return None
-    pg = server_for(config_dir, args.pg_port)
     try:
-        if args.fresh or args.smoke:
-            pg.remove()
-        pg.start()
+        pg = server_for(config_dir, args.pg_port).start()
     except PostgresError as err:
         raise SystemExit(f"develop: PostgreSQL: {err}") from None
     try:

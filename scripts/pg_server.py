@@ -45,6 +45,8 @@ SUPERUSER = "postgres"
 DATABASE = "homeassistant"
 ROLE = "homeassistant"
 PR_SET_PDEATHSIG = 1
+LOG_KEEP_BYTES = 10_000_000
+"""``server.log`` past this size is moved to ``server.log.1`` at the next start."""
 
 
 class PostgresError(RuntimeError):
@@ -217,6 +219,8 @@ class PostgresServer:
             self._initdb()
         self._check_version()
         self._clear_stale_pid()
+        if self.log_path.exists() and self.log_path.stat().st_size > LOG_KEEP_BYTES:
+            self.log_path.replace(self.log_path.with_suffix(".log.1"))
         if self.port is None:
             self.port = free_port()
         elif _port_in_use(self.port):

@@ -117,3 +117,14 @@ def test_a_users_own_recorder_block_is_not_overridden(tmp_path: Path) -> None:
     path.write_text("recorder:\n  purge_keep_days: 3\n  db_url: !secret recorder_db_url\n")
     assert dev_recorder.set_recorder(tmp_path, PG_URL) is None
     assert _loaded(tmp_path)["recorder"] == {"purge_keep_days": 3, "db_url": PG_URL}
+
+
+def test_each_configuration_has_its_own_postgresql_data(tmp_path: Path) -> None:
+    a = dev_recorder.server_dir(tmp_path / "config")
+    b = dev_recorder.server_dir(tmp_path / "other" / "config")
+    odd = dev_recorder.server_dir(tmp_path / "my config (2)")
+    assert a != b
+    assert a.parent == b.parent == odd.parent
+    assert a.name.startswith("develop-config-")
+    assert odd.name.startswith("develop-my_config__2_-")
+    assert dev_recorder.forget(tmp_path / "never-used") is False
