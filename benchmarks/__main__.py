@@ -8,7 +8,10 @@ the test does, so that the benchmark cannot rot); CI does not time it. The engin
 (``engine_1000``, ``evaluate_1000``) carry their CPU time and the 1-minute load average when
 they were measured; ``--engine-only`` measures only those. ``--baseline-only`` measures only the
 50-device comparison (``baseline_ha_modbus``: Home Assistant's own ``modbus``, and
-``integration_50``).
+``integration_50``). ``--recorder postgresql`` runs the Home Assistant hall twice, with the
+recorder on SQLite (``ha_1000``) and on a real PostgreSQL server (``ha_1000_postgresql``), and
+puts their recorder figures side by side (``recorder_comparison``). ``--ha-only`` measures only
+the Home Assistant hall.
 """
 
 from __future__ import annotations
@@ -47,9 +50,7 @@ def _legacy(rounds: int) -> dict[str, Any]:
 
 
 def _scaling(args: argparse.Namespace) -> dict[str, Any]:
-    small = args.small
-    plants = {"50": 45} if small else dict(scale.PLANTS)
-    commands = 4 if small else args.commands
+    commands = 4 if args.small else args.commands
     report: dict[str, Any] = {
         "cpus": scale.cpus(),
         "load_average_at_start": scale.load_average(),
@@ -61,6 +62,21 @@ def _scaling(args: argparse.Namespace) -> dict[str, Any]:
         report["integration_50"] = scale.integration(45, rounds, commands)
         report["load_average_at_end"] = scale.load_average()
         return report
+    if not args.ha_only:
+        _device_and_engine(args, report)
+    if args.ha_minutes > 0 and not args.engine_only:
+        report.update(_ha_hall(args))
+    else:
+        report["ha_1000"] = None
+    report["load_average_at_end"] = scale.load_average()
+    return report
+
+
+def _device_and_engine(args: argparse.Namespace, report: dict[str, Any]) -> None:
+    """Polling, the modbus baseline, commands, the engine's figures, the history store."""
+    small = args.small
+    plants = {"50": 45} if small else dict(scale.PLANTS)
+    commands = 4 if small else args.commands
     if not args.engine_only:
         report["poll"] = {k: scale.poll_one(n, args.rounds) for k, n in plants.items()}
         report["baseline_ha_modbus"] = ha_modbus.baseline(45, max(2, args.rounds // 5), commands)
@@ -80,21 +96,50 @@ def _scaling(args: argparse.Namespace) -> dict[str, Any]:
         report["history_store"] = (
             history.run(50, sampled_hours=0.5, days=2) if small else history.run(1000)
         )
-    if args.ha_minutes > 0 and not args.engine_only:
-        from . import ha_run
 
-        scenario = ROOT / "scenarios" / ("demo.yaml" if small else "hall-1000.yaml")
-        report["ha_1000"] = ha_run.run(
+
+def _ha_hall(args: argparse.Namespace) -> dict[str, Any]:
+    """Home Assistant running the hall (``ha_1000``, recorder on SQLite); with ``--recorder
+    postgresql`` a second run of the same hall with the recorder on a real PostgreSQL server
+    (``ha_1000_postgresql``), one run each, and the two side by side."""
+    from . import ha_run
+
+    small = args.small
+    scenario = ROOT / "scenarios" / ("demo.yaml" if small else "hall-1000.yaml")
+    recorders = ["sqlite", "postgresql"] if args.recorder == "postgresql" else ["sqlite"]
+    out: dict[str, Any] = {}
+    for recorder in recorders:
+        key = "ha_1000" if recorder == "sqlite" else f"ha_1000_{recorder}"
+        out[key] = ha_run.run(
             scenario,
             args.ha_minutes,
             settle_s=5.0 if small else 30.0,
             warm_s=10.0 if small else 60.0,
+            recorder=recorder,
         )
-        report["ha_1000"]["scenario"] = scenario.name
-    else:
-        report["ha_1000"] = None
-    report["load_average_at_end"] = scale.load_average()
-    return report
+        out[key]["scenario"] = scenario.name
+    if "ha_1000_postgresql" in out:
+        out["recorder_comparison"] = _recorder_comparison(out["ha_1000"], out["ha_1000_postgresql"])
+    return out
+
+
+def _recorder_comparison(sqlite: dict[str, Any], postgresql: dict[str, Any]) -> dict[str, Any]:
+    """The figures that concern the recorder, SQLite's run beside PostgreSQL's."""
+    keys = (
+        "cpu_pct",
+        "database_server_cpu_pct",
+        "loop_lag_p99_ms",
+        "loop_lag_max_ms",
+        "state_writes_per_s",
+        "recorder_commit",
+        "recorder_mb_per_day",
+        "rss_added_mb",
+        "load_average_1min",
+    )
+    return {
+        "sqlite": {k: sqlite.get(k) for k in keys},
+        "postgresql": {k: postgresql.get(k) for k in keys},
+    }
 
 
 def main() -> None:
@@ -107,6 +152,18 @@ def main() -> None:
         type=float,
         default=10.0,
         help="minutes Home Assistant runs the 1,000-circuit hall (0: skip)",
+    )
+    parser.add_argument(
+        "--recorder",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="postgresql: Home Assistant runs the hall a second time with its recorder on a "
+        "real PostgreSQL server (ha_1000_postgresql, recorder_comparison); SQLite's run stays",
+    )
+    parser.add_argument(
+        "--ha-only",
+        action="store_true",
+        help="only Home Assistant running the hall (ha_1000; with --recorder, both runs)",
     )
     parser.add_argument("--small", action="store_true", help="small plants only (the test)")
     parser.add_argument(
@@ -127,7 +184,9 @@ def main() -> None:
     logging.getLogger("homeassistant").setLevel(logging.ERROR)
     started = time.perf_counter()
     report = _scaling(args)
-    if not (args.small or args.scaling_only or args.engine_only or args.baseline_only):
+    if not (
+        args.small or args.scaling_only or args.engine_only or args.baseline_only or args.ha_only
+    ):
         report.update(_legacy(args.rounds))
     report["benchmark_wall_s"] = round(time.perf_counter() - started, 1)
     if args.json:

@@ -17,6 +17,7 @@ import argparse
 import importlib.util
 import json
 import os
+import shutil
 import signal
 import socket
 import subprocess
@@ -38,6 +39,7 @@ _PROBE_MANIFEST = {
     "codeowners": [],
     "iot_class": "calculated",
     "requirements": [],
+    "dependencies": ["recorder"],  # its commits are timed
 }
 _PROBE = '''
 """Event-loop lag (a 100 ms ticker), state writes and what blocked the loop, appended to
@@ -144,8 +146,30 @@ def _history_span(hass):
     return out
 
 
+def _time_commits(hass, out):
+    """Each commit of the recorder's batch of states and events ([end time, ms]), timed in
+    the recorder's own thread around the method that commits it (SQLite or PostgreSQL alike;
+    a commit with nothing pending is not counted)."""
+    from homeassistant.components.recorder import get_instance
+
+    instance = get_instance(hass)
+    commit = instance._commit_event_session_or_retry
+
+    def timed():
+        if not instance._event_session_has_pending_writes:
+            return commit()
+        started = time.perf_counter()
+        try:
+            return commit()
+        finally:
+            out.append([round(time.time(), 2), round((time.perf_counter() - started) * 1000, 2)])
+
+    instance._commit_event_session_or_retry = timed
+
+
 async def async_setup(hass, config):
-    stats = {"lag_ms": [], "state_changed": 0, "t": [], "stalls": [], "gc": [], "late": []}
+    stats = {"lag_ms": [], "state_changed": 0, "t": [], "stalls": [], "gc": [], "late": [],
+             "commits": []}
     out = Path(hass.config.path("probe.jsonl"))
     loop_thread = threading.get_ident()
     beat = [time.monotonic()]
@@ -163,7 +187,7 @@ async def async_setup(hass, config):
         samples = 0
         stall = None
         last_dump = time.monotonic()
-        written = {"lag_ms": 0, "t": 0, "late": 0, "stalls": 0, "gc": 0}
+        written = {"lag_ms": 0, "t": 0, "late": 0, "stalls": 0, "gc": 0, "commits": 0}
         while True:
             time.sleep(0.01)
             now = time.monotonic()
@@ -201,7 +225,7 @@ async def async_setup(hass, config):
                     request.unlink()
                     _memory_report(out.with_name("tracemalloc.json"))
                 line = {"state_changed": stats["state_changed"]}
-                for key in ("lag_ms", "t", "late", "stalls", "gc"):
+                for key in ("lag_ms", "t", "late", "stalls", "gc", "commits"):
                     values = stats[key]
                     line[key] = values[written[key]:]
                     written[key] += len(line[key])
@@ -272,6 +296,7 @@ async def async_setup(hass, config):
                 ])
 
     hass.async_create_background_task(tick(), "dcp_probe ticker")
+    _time_commits(hass, stats["commits"])
 
     async def confirm_http() -> None:
         # The http port comes from YAML; Home Assistant 2026.10 treats it as a pending config
@@ -296,7 +321,7 @@ def _dev_stack() -> Any:
     return module
 
 
-def _write_config(config: Path, http_port: int) -> None:
+def _write_config(config: Path, http_port: int, db_url: str | None = None) -> None:
     components = config / "custom_components"
     (components / "dcp_probe").mkdir(parents=True)
     (components / "datacenter_power").symlink_to(ROOT / "custom_components" / "datacenter_power")
@@ -305,8 +330,9 @@ def _write_config(config: Path, http_port: int) -> None:
     (config / "configuration.yaml").write_text(
         "homeassistant:\n  name: Hall\n  time_zone: UTC\n"
         f"http:\n  server_port: {http_port}\n"
-        "api:\nconfig:\nonboarding:\nrecorder:\ndcp_probe:\n"
-        "logger:\n  default: warning\n"
+        "api:\nconfig:\nonboarding:\ndcp_probe:\n"
+        + ("recorder:\n" if db_url is None else f"recorder:\n  db_url: {json.dumps(db_url)}\n")
+        + "logger:\n  default: warning\n"
     )
 
 
@@ -324,6 +350,81 @@ def _rss_mb(pid: int) -> float:
 
 def _db_mb(config: Path) -> float:
     return sum(p.stat().st_size for p in config.glob("home-assistant_v2.db*")) / 1e6
+
+
+def _tree_cpu_s(pid: int) -> float:
+    """CPU seconds of a process, of its children that ended (reaped) and of those still
+    running: a PostgreSQL server's postmaster and its backends."""
+    tick = os.sysconf("SC_CLK_TCK")
+
+    def fields(p: int) -> list[str]:
+        return Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+
+    own = fields(pid)
+    total = sum(int(x) for x in own[11:15])  # utime stime cutime cstime
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit() and entry.name != str(pid):
+            try:
+                child = fields(int(entry.name))
+            except OSError:
+                continue
+            if child[1] == str(pid):  # its parent
+                total += sum(int(x) for x in child[11:15])
+    return total / tick
+
+
+class _Database:
+    """Where the recorder writes: SQLite in the configuration (Home Assistant's default) or
+    a real PostgreSQL server started for the run (``scripts/pg_server.py``)."""
+
+    def __init__(self, kind: str, config: Path) -> None:
+        self.kind = kind
+        self.config = config
+        self.server: Any = None
+        self._dir: Path | None = None
+        if kind == "postgresql":
+            sys.path.insert(0, str(ROOT / "scripts"))
+            from pg_server import PostgresServer
+
+            # Beside the configuration (both on the same file system); reachable by the
+            # postgres user when we are root.
+            self._dir = Path(tempfile.mkdtemp(prefix="dcp-bench-pg-"))
+            self._dir.chmod(0o755)
+            self.server = PostgresServer(self._dir / "hall").start()
+        elif kind != "sqlite":
+            raise ValueError(f"recorder {kind!r}: sqlite or postgresql")
+
+    @property
+    def url(self) -> str | None:
+        return None if self.server is None else str(self.server.url)
+
+    def mb(self) -> float:
+        if self.server is None:
+            return _db_mb(self.config)
+        return float(self.server.database_bytes()) / 1e6
+
+    def cpu_s(self) -> float | None:
+        if self.server is None or self.server.proc is None:
+            return None
+        return _tree_cpu_s(int(self.server.proc.pid))
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.stop()
+        if self._dir is not None:
+            shutil.rmtree(self._dir, ignore_errors=True)
+
+
+def _commits(stats: dict[str, Any], t_start: float, window_s: float) -> dict[str, Any]:
+    """The recorder's commits in the window: how long each took, and their share of time."""
+    took = [ms for t, ms in stats.get("commits", []) if t >= t_start]
+    return {
+        "count": len(took),
+        "ms_p50": round(_percentile(took, 0.5), 1),
+        "ms_p99": round(_percentile(took, 0.99), 1),
+        "ms_max": round(max(took, default=0.0), 1),
+        "ms_per_s": round(sum(took) / window_s, 2),
+    }
 
 
 def _percentile(values: list[float], q: float) -> float:
@@ -375,7 +476,14 @@ def _late_ticks(stats: dict[str, Any], t_start: float) -> dict[str, Any]:
 
 def _read_probe(path: Path) -> dict[str, Any]:
     """Everything the probe wrote so far: its lines' lists joined, its last counters."""
-    merged: dict[str, Any] = {"lag_ms": [], "t": [], "late": [], "stalls": [], "gc": []}
+    merged: dict[str, Any] = {
+        "lag_ms": [],
+        "t": [],
+        "late": [],
+        "stalls": [],
+        "gc": [],
+        "commits": [],
+    }
     for line in path.read_text().splitlines():
         entry = json.loads(line)
         for key, value in entry.items():
@@ -442,6 +550,7 @@ def run(
     warm_s: float = 60.0,
     trace_memory: bool = False,
     history_days: float | None = None,
+    recorder: str = "sqlite",
 ) -> dict[str, Any]:
     """Run Home Assistant with the plant for ``minutes`` after every device is live.
 
@@ -455,6 +564,8 @@ def run(
     ``history_days``: the plant is added on a first start, then Home Assistant restarts with
     that many days of the plant's history persisted for it (``seed_history.py``; 0: none), as a
     hall in steady state restarts; the memory baseline is taken before the entry is enabled.
+    ``recorder``: ``sqlite`` (Home Assistant's default) or ``postgresql`` (a real server started
+    for the run and stopped after; its CPU is reported beside Home Assistant's).
     """
     dev = _dev_stack()
     http_port = _free_port() if http_port is None else http_port
@@ -465,7 +576,8 @@ def run(
     with tempfile.TemporaryDirectory() as tmp:
         config = Path(tmp) if keep is None else keep
         config.mkdir(parents=True, exist_ok=True)
-        _write_config(config, http_port)
+        database = _Database(recorder, config)
+        _write_config(config, http_port, database.url)
         sim = subprocess.Popen(
             [sys.executable, "-m", "dcp_sim", str(scenario), "--port", "0"],
             cwd=ROOT,
@@ -524,13 +636,15 @@ def run(
             live_s = time.monotonic() - setup_started
             time.sleep(warm_s)  # the first forecast refresh and registry writes
             probe = config / "probe.jsonl"
-            cpu0, wall0, db0 = _cpu_s(hass.pid), time.monotonic(), _db_mb(config)
+            cpu0, wall0, db0 = _cpu_s(hass.pid), time.monotonic(), database.mb()
+            db_cpu0 = database.cpu_s()
             writes0 = _read_probe(probe)["state_changed"]
             t_start = time.time()
             load_start = os.getloadavg()[0]
             time.sleep(minutes * 60)
             load_end = os.getloadavg()[0]
-            cpu1, wall1, db1 = _cpu_s(hass.pid), time.monotonic(), _db_mb(config)
+            cpu1, wall1, db1 = _cpu_s(hass.pid), time.monotonic(), database.mb()
+            db_cpu1 = database.cpu_s()
             stats = _read_probe(probe)
             lags = [
                 lag for lag, t in zip(stats["lag_ms"], stats["t"], strict=False) if t >= t_start
@@ -562,7 +676,15 @@ def run(
                 "loop_lag_p99_ms": round(_percentile(lags, 0.99), 1),
                 "loop_lag_max_ms": round(max(lags, default=0.0), 1),
                 "state_writes_per_s": round((stats["state_changed"] - writes0) / window, 1),
+                "recorder": recorder,
                 "recorder_mb_per_day": round((db1 - db0) * 86400 / window, 1),
+                "recorder_db_mb": round(db1, 1),
+                "recorder_commit": _commits(stats, t_start, window),
+                "database_server_cpu_pct": (
+                    None
+                    if db_cpu0 is None or db_cpu1 is None
+                    else round(100 * (db_cpu1 - db_cpu0) / window, 1)
+                ),
                 "rss_mb": round(rss, 1),
                 "rss_baseline_mb": round(rss_baseline, 1),
                 "rss_added_mb": round(rss - rss_baseline, 1),
@@ -595,6 +717,7 @@ def run(
                 hass.kill()
             sim.terminate()
             sim.wait()
+            database.close()
 
 
 def main() -> None:
@@ -614,8 +737,15 @@ def main() -> None:
         nargs="*",
         help="restart with this many days of persisted history (e.g. 0 42: one run each)",
     )
+    parser.add_argument(
+        "--recorder",
+        nargs="+",
+        choices=("sqlite", "postgresql"),
+        default=["sqlite"],
+        help="the recorder's database (e.g. sqlite postgresql: one run each)",
+    )
     args = parser.parse_args()
-    for days in args.history_days or [None]:
+    for days, recorder in [(d, r) for d in args.history_days or [None] for r in args.recorder]:
         result = run(
             args.scenario,
             args.minutes,
@@ -624,6 +754,7 @@ def main() -> None:
             keep=args.keep,
             trace_memory=args.trace_memory,
             history_days=days,
+            recorder=recorder,
         )
         print(json.dumps(result, indent=2), flush=True)
 

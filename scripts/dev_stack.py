@@ -14,6 +14,8 @@ Assistant's public HTTP and websocket APIs, as a person in the UI would:
   would treat as a trial and revert five minutes later);
 * the simulator may stop and start again (``scripts/simulate`` on the same port): Home Assistant
   stays up and the integration reconnects.
+* ``--recorder postgresql``: Home Assistant records into a PostgreSQL server started (first)
+  and stopped (last) with the stack (``dev_recorder.py``, ``pg_server.py``); SQLite otherwise.
 
 The plant goes live at ``--from`` (scenario time; by default seven minutes before the scenario's
 first wear failure) and Home Assistant is given the plant's telemetry up to that moment — the
@@ -44,6 +46,8 @@ from typing import Any
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))  # dcp_sim, dcp_eval and the integration's history format
 sys.path.insert(1, str(REPO / "scripts"))
+from dev_recorder import forget, recorded_states, server_for, set_recorder  # noqa: E402
+from pg_server import PostgresError, PostgresServer  # noqa: E402
 from stack_procs import ignore_further_stops, spawn, stop_all  # noqa: E402
 
 CLIENT_ID = "http://localhost:8123/"
@@ -633,6 +637,48 @@ def port_in_use(port: int) -> bool:
         return sock.connect_ex(("127.0.0.1", port)) == 0
 
 
+# -- the recorder's database -------------------------------------------------------------------
+
+
+def start_recorder(config_dir: Path, args: argparse.Namespace) -> PostgresServer | None:
+    """Point the recorder at SQLite, or start the configuration's PostgreSQL server and point
+    it there (``--fresh`` and ``--smoke`` start its database over too)."""
+    if (args.fresh or args.smoke) and forget(config_dir):
+        log("removed this configuration's PostgreSQL data (a fresh start)")
+    if args.recorder != "postgresql":
+        set_recorder(config_dir, None)
+        return None
+    try:
+        pg = server_for(config_dir, args.pg_port).start()
+    except PostgresError as err:
+        raise SystemExit(f"develop: PostgreSQL: {err}") from None
+    try:
+        if changed := set_recorder(config_dir, pg.url):
+            log(changed)
+    except BaseException:
+        pg.stop()
+        raise
+    log(f"PostgreSQL for the recorder on 127.0.0.1:{pg.port} (data {pg.data})")
+    return pg
+
+
+def recorder_summary(config_dir: Path, pg: PostgresServer | None) -> str:
+    if pg is None:
+        return f"Recorder: SQLite, {config_dir / 'home-assistant_v2.db'}"
+    return f"Recorder: PostgreSQL on 127.0.0.1:{pg.port}  data: {pg.data}  log: {pg.log_path}"
+
+
+def smoke_recorder(api: Api, pg: PostgresServer) -> bool:
+    """The recorder writes the plant's states to PostgreSQL."""
+    out = api.template("{{ integration_entities('datacenter_power') | join(',') }}")
+    entity_ids = [e for e in out.split(",") if e]
+    count = recorded_states(pg, entity_ids, timeout_s=60)
+    print(f"recorder: postgresql, {count} states of the plant's entities recorded", flush=True)
+    if count == 0:
+        print("smoke check failed: nothing recorded in PostgreSQL", file=sys.stderr)
+    return count > 0
+
+
 # -- main -------------------------------------------------------------------------------------
 
 
@@ -661,6 +707,16 @@ def _parser() -> argparse.ArgumentParser:
         default="automatic",
         help="the plant's policy mode when it is added (a first start; default automatic)",
     )
+    parser.add_argument(
+        "--recorder",
+        choices=("sqlite", "postgresql"),
+        default="sqlite",
+        help="Home Assistant's recorder database: SQLite in the configuration directory "
+        "(default) or a PostgreSQL server this script starts and stops (data under the cache)",
+    )
+    parser.add_argument(
+        "--pg-port", type=int, default=None, help="PostgreSQL's port (default: a free one)"
+    )
     parser.add_argument("--smoke", action="store_true", help="headless check, then exit")
     parser.add_argument(
         "--headless", action="store_true", help="no banner; print READY when set up (for checks)"
@@ -681,6 +737,7 @@ def main() -> int:
     env = dict(os.environ, PYTHONPATH=str(REPO), SETUP_PORT=str(args.port))
     procs: dict[str, subprocess.Popen[bytes]] = {}
     stop = False
+    pg: PostgresServer | None = None
 
     def on_term(*_: object) -> None:
         raise KeyboardInterrupt
@@ -694,6 +751,7 @@ def main() -> int:
                 "running?); choose another with --port / --sim-port"
             )
     try:
+        pg = start_recorder(config_dir, args)
         sim_log = open(config_dir / "simulator.log", "ab")  # noqa: SIM115
         sim = spawn(
             [
@@ -749,6 +807,8 @@ def main() -> int:
                     f"smoke check failed: expected {want} devices with live entities",
                     file=sys.stderr,
                 )
+            if ok and pg is not None:
+                ok = smoke_recorder(api, pg)
             return 0 if ok else 1
         api.ignore_foreign_issues(timeout=120)
         if first:
@@ -769,6 +829,7 @@ def main() -> int:
                 f"Simulator (pid {sim.pid}): Modbus TCP 127.0.0.1:{args.sim_port}  "
                 f"log: {config_dir / 'simulator.log'}\n"
                 f"Home Assistant log: {config_dir / 'home-assistant.log'}\n"
+                f"{recorder_summary(config_dir, pg)}\n"
                 "Ctrl-C stops both. Stopping the simulator alone (kill its pid) keeps Home "
                 "Assistant up;\nstart a plant again with scripts/simulate SCENARIO "
                 f"--port {args.sim_port}.",
@@ -796,6 +857,8 @@ def main() -> int:
         if stop:
             log("stopping Home Assistant (it saves its state; a second Ctrl-C is ignored)")
         codes = stop_all([p for name in ("hass", "sim") if (p := procs.get(name)) is not None])
+        if pg is not None:  # last: Home Assistant's final commit goes to it
+            codes.append(pg.stop())
         if stop:
             log(f"stopped (exit codes {codes})")
 

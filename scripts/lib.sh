@@ -114,6 +114,10 @@ venv_dir() {
     if [ "$(env_kind)" = native ]; then echo "$DCP_CACHE/venv"; else echo "/opt/dcp-venv"; fi
 }
 
+# Commands see the project's cache as DCP_CACHE (scripts/pg_server.py keeps PostgreSQL's data
+# there). Inside the root filesystem it is /var/cache/datacenter-power: the root filesystem
+# itself lives in the cache, and the postgres user can reach it there (not under /root).
+export DCP_CACHE
 # run_in_env CMD... : run a command with the project's venv first on PATH, in the repository root.
 # One BLAS thread: the engine does many small least-squares fits, where BLAS threads cost more in
 # hand-offs than they save (measured: a forecaster refit 37-66 ms threaded, 2-5 ms single).
@@ -170,7 +174,7 @@ _chroot_env() {
             mount --bind "$REPO" "$R$REPO"
             [ -z "$SHARED" ] || { mkdir -p "$R$SHARED" && mount --bind -o ro "$SHARED" "$R$SHARED"; }
             exec chroot "$R" /usr/bin/env PATH="$VENV/bin:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin" \
-                VIRTUAL_ENV="$VENV" HOME=/root PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
+                VIRTUAL_ENV="$VENV" HOME=/root DCP_CACHE=/var/cache/datacenter-power PIP_CERT=/etc/ssl/certs/ca-certificates.crt \
                 SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt PIP_CONSTRAINT= PIP_FIND_LINKS= \
                 PIP_EXTRA_INDEX_URL= /bin/bash -c "cd \"\$0\" && exec \"\$@\"" "$REPO" "$@"
         ' _ "$ROOTFS" "$REPO_ROOT" "$venv" "$shared" "$@"

@@ -30,6 +30,8 @@ def test_benchmark_small_runs_and_reports_every_key() -> None:
             "2",
             "--ha-minutes",
             "0.3",
+            "--recorder",
+            "postgresql",
         ],
         cwd=ROOT,
         env=env,
@@ -101,6 +103,18 @@ def test_benchmark_small_runs_and_reports_every_key() -> None:
     assert ha["cpu_pct"] > 0
     assert ha["loop_lag_max_ms"] >= ha["loop_lag_p99_ms"] >= 0
     assert len(ha["load_average_1min"]) == 2
+    # The same plant again with the recorder on a real PostgreSQL server, beside SQLite's run.
+    pg = report["ha_1000_postgresql"]
+    assert ha["recorder"] == "sqlite"
+    assert pg["recorder"] == "postgresql"
+    assert pg["entities"] == ha["entities"]
+    for run in (ha, pg):
+        assert run["recorder_commit"]["count"] > 0  # the probe timed the recorder's commits
+        assert 0 < run["recorder_commit"]["ms_p50"] <= run["recorder_commit"]["ms_max"]
+        assert run["recorder_db_mb"] > 0
+    assert ha["database_server_cpu_pct"] is None  # SQLite runs inside Home Assistant
+    assert pg["database_server_cpu_pct"] >= 0
+    assert set(report["recorder_comparison"]) == {"sqlite", "postgresql"}
     # The history as columns is far smaller than the typed rows it replaced.
     store = report["history_store"]
     assert store["rows"] == 2 * 288
