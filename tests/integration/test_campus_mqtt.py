@@ -206,8 +206,9 @@ async def test_an_approval_shown_before_the_hall_restarted_is_refused(
 ) -> None:
     """The hall restarts (its entry reloads) and raises the same proposal again, with the same
     id (a hash of the plan): an approval of what the campus saw before the restart (the old
-    run) is refused with the reason, logged and published, and nothing runs; one naming the
-    proposal as the hall shows it now (the new run) is accepted."""
+    run) is refused with the reason, logged and published, and nothing runs (nor does the
+    publisher of before the reload answer: the reload comes while its start still publishes);
+    one naming the proposal as the hall shows it now (the new run) is accepted."""
     entry = await _hall(hass, hass_storage, sim_server, broker)
     pid, old_run = await _open_proposal(campus_client)
     reloaded = time.monotonic()
@@ -230,6 +231,9 @@ async def test_an_approval_shown_before_the_hall_restarted_is_refused(
     stale, _ = await campus_client.command(HALL, "approve", pid, old_run)
     assert stale["ok"] is False, stale
     assert f"the hall restarted since proposal {pid} was shown" in stale["reason"]
+    await asyncio.sleep(0.5)  # a publisher left over from before the reload would answer too
+    answers = [m for m in campus_client.received(TOPICS.result) if stale["request_id"] in m.text]
+    assert len(answers) == 1, [m.text for m in answers]
     assert entry.runtime_data.migrations.active is None
     assert not entry.runtime_data.migrations.records
 
