@@ -111,14 +111,33 @@ class Client:
                 raise TimeoutError(f"nothing matching on {topic} within {within} s: {seen}")
             await asyncio.sleep(0.05)
 
+    def shown_proposal(self, hall: str) -> tuple[str, str] | None:
+        """The open proposal as the hall last showed it (the caller subscribed to its state
+        documents): its id and the hall's run, as a command must name them; ``None`` if none."""
+        for msg in reversed(self.received(f"{TOPIC_ROOT}/{hall}/state/hall")):
+            doc = json.loads(msg.payload)
+            proposal = doc.get("proposal")
+            return (str(proposal["id"]), str(doc["run"])) if proposal else None
+        return None
+
+    async def wait_for_proposal(self, hall: str, within: float = 10.0) -> tuple[str, str]:
+        """``shown_proposal`` once the hall shows one (bounded by ``within`` seconds)."""
+        deadline = time.monotonic() + within
+        while (shown := self.shown_proposal(hall)) is None:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"hall {hall} showed no open proposal within {within} s")
+            await asyncio.sleep(0.05)
+        return shown
+
     async def command(
-        self, hall: str, action: str, proposal_id: str, within: float = 10.0
+        self, hall: str, action: str, proposal_id: str, run: str, within: float = 10.0
     ) -> tuple[dict[str, Any], float]:
-        """Send a hall ``action`` (approve/dismiss) of ``proposal_id`` and wait for its result
-        (the caller subscribed to ``dcp/<hall>/result``); returns the result and the round
-        trip in seconds."""
+        """Send a hall ``action`` (approve/dismiss) of ``proposal_id`` as shown in the hall's
+        ``run`` (``shown_proposal``, read before: the round trip is the command's alone) and
+        wait for its result (the caller subscribed to ``dcp/<hall>/result``); returns the result
+        and the round trip in seconds."""
         request_id = f"r{time.monotonic_ns()}"
-        payload = {"hall": hall, "action": action, "proposal_id": proposal_id}
+        payload = {"hall": hall, "action": action, "proposal_id": proposal_id, "run": run}
         start = time.monotonic()
         self.publish(
             f"{TOPIC_ROOT}/{hall}/command", json.dumps({**payload, "request_id": request_id})

@@ -6,7 +6,8 @@ discovery configs (``campus_discovery.py``) and one retained JSON state document
 and the hall (``campus_state.py``, read from this integration's entities), and its availability
 (``online`` now, ``offline`` when unloaded; the MQTT client's last will says ``offline`` when the
 hall dies: configure the mqtt entry's will on the same topic, docs/scaling.md). It reads only its
-command topic (``campus_commands.py``).
+command topic (``campus_commands.py``). Each start of the publisher (a reload, a restart) is a new
+``run``, published with the open proposal: a command must name it.
 
 Publishing follows state changes, not polls: a poll's burst of changes is coalesced, a document
 is sent only when it changed, a change of availability, failure risk, proposal or migration at
@@ -19,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import secrets
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -74,6 +76,9 @@ class HallPublisher:
         self.version = version
         self.entry = entry
         self.topics = HallTopics(hall)
+        self.run = secrets.token_hex(4)
+        """This start of the hall (a reload or restart makes a new one): published with the open
+        proposal, and a command must name it (the same plan raised again has the same id)."""
         self.entities = HallEntities()
         self.published = 0
         """Messages published (for measurements)."""
@@ -102,19 +107,23 @@ class HallPublisher:
 
         subscribed = asyncio.Event()
         watch = mqtt.async_on_subscribe_done(self.hass, self.topics.command, 1, subscribed.set)
-        self._unsubs.append(
+        self._keep(
             await mqtt.async_subscribe(self.hass, self.topics.command, self._on_command, qos=1)
         )
-        self._unsubs.append(mqtt.async_subscribe_connection_status(self.hass, self._on_connection))
-        self._unsubs.append(
+        self._keep(mqtt.async_subscribe_connection_status(self.hass, self._on_connection))
+        self._keep(
             self.hass.bus.async_listen(
                 er.EVENT_ENTITY_REGISTRY_UPDATED, self._on_registry, self._ours
             )
         )
+        if self._stopped:
+            watch()
+            return
         self._follow()
         LOGGER.info(
-            "Hall %s publishes %d ATS/MPDU devices under %s",
+            "Hall %s (run %s) publishes %d ATS/MPDU devices under %s",
             self.hall,
+            self.run,
             len(self.entities.elements),
             self.topics.base,
         )
@@ -125,8 +134,19 @@ class HallPublisher:
                     await subscribed.wait()
             except TimeoutError:
                 LOGGER.warning("Hall %s: the broker has not confirmed the command topic", self.hall)
-            await self._publish_all()
-        watch()
+            finally:
+                watch()
+            if not self._stopped:
+                await self._publish_all()
+        else:
+            watch()
+
+    def _keep(self, unsubscribe: Callable[[], None]) -> None:
+        """Keep ``unsubscribe`` for ``async_stop``; call it at once if stopped already."""
+        if self._stopped:
+            unsubscribe()
+        else:
+            self._unsubs.append(unsubscribe)
 
     async def async_stop(self) -> None:
         """Say ``offline`` and stop following anything."""
@@ -220,7 +240,7 @@ class HallPublisher:
         for pid in which:
             if pid == HALL_SLUG:
                 out[HALL_SLUG] = hall_document(
-                    self.hass, self.entities.plant, len(self.entities.elements)
+                    self.hass, self.entities.plant, len(self.entities.elements), self.run
                 )
             elif (ids := self.entities.elements.get(pid)) is not None:
                 out[device_slug(pid)] = element_document(
@@ -294,9 +314,11 @@ class HallPublisher:
         await self._publish(topic, payload)
 
     async def _publish_discovery_hall(self, doc: dict[str, Any]) -> None:
-        """The hall's config: its buttons carry the open proposal's id."""
+        """The hall's config: its buttons carry the open proposal's id and this run."""
         proposal = doc.get("proposal") or {}
-        config = hall_config(self.topics, self.entry.title, self.version, proposal.get("id"))
+        config = hall_config(
+            self.topics, self.entry.title, self.version, proposal.get("id"), self.run
+        )
         await self._publish_discovery(self.topics.discovery(HALL_SLUG), config)
 
     async def _publish_all(self) -> None:
@@ -325,7 +347,7 @@ class HallPublisher:
             self._spawn(self._publish_all())
 
     async def _on_command(self, msg: ReceiveMessage) -> None:
-        result = await async_handle_command(self.hass, self.entry, self.hall, msg.payload)
+        result = await async_handle_command(self.hass, self.entry, self.hall, self.run, msg.payload)
         await self._publish(self.topics.result, _json(result))
 
     def _spawn(self, coro: Any) -> None:
@@ -361,8 +383,11 @@ async def async_setup_campus(hass: HomeAssistant, entry: DataCenterPowerConfigEn
             return
         integration = await async_get_integration(hass, DOMAIN)
         publisher = HallPublisher(hass, entry, hall, str(integration.version or "0"))
-        await publisher.async_start()
+        # Before anything is awaited: an unload while the start still waits for the broker
+        # (this task is then cancelled) must stop the publisher, not leave its command
+        # subscription behind to act on commands beside the next run's.
         entry.async_on_unload(publisher.async_stop)
+        await publisher.async_start()
 
     if "mqtt" not in hass.config.components and not hass.config_entries.async_entries("mqtt"):
         LOGGER.warning(

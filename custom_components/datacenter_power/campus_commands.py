@@ -1,9 +1,10 @@
 """Campus commands of a hall: approve or dismiss the open proposal by its id, nothing else.
 
 A message on the hall's command topic is checked first (``campus_topics.parse_command``: JSON,
-addressed to this hall, ``approve`` or ``dismiss``, a proposal id) and then handed to the
-integration's own ``datacenter_power.approve_proposal`` / ``dismiss_proposal`` actions, which
-refuse a stale id with the reason (and record calls and refusals in the logbook). A proposal of
+addressed to this hall, ``approve`` or ``dismiss``, a proposal id; ``check_run``: shown in the
+hall's current run, not before a restart, since a proposal raised again after a restart has the
+same id) and then handed to the integration's own ``datacenter_power.approve_proposal`` /
+``dismiss_proposal`` actions, which refuse a stale id with the reason (and record calls and refusals in the logbook). A proposal of
 another plant on the same Home Assistant is refused here. Every outcome is logged and published
 on the hall's result topic; a refused message is never acted on.
 """
@@ -16,7 +17,7 @@ from typing import Any
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 
-from .campus_topics import CommandRefused, parse_command
+from .campus_topics import CommandRefused, check_run, parse_command
 from .const import DOMAIN, LOGGER
 from .proposals import ATTR_PROPOSAL_ID, SERVICE_APPROVE, SERVICE_DISMISS, SERVICE_GET
 from .runtime import DataCenterPowerConfigEntry
@@ -34,9 +35,11 @@ async def async_handle_command(
     hass: HomeAssistant,
     entry: DataCenterPowerConfigEntry,
     hall: str,
+    run: str,
     payload: str | bytes | bytearray,
 ) -> dict[str, Any]:
-    """Act on one command message; returns the result document (``ok`` and why not)."""
+    """Act on one command message to ``hall`` in its ``run``; returns the result document
+    (``ok`` and why not)."""
     result: dict[str, Any] = {"hall": hall, "at": datetime.now(UTC).isoformat()}
     try:
         command = parse_command(hall, payload)
@@ -44,11 +47,15 @@ async def async_handle_command(
         LOGGER.warning("Campus command on hall %s refused: %s", hall, err)
         return {**result, "ok": False, "action": None, "proposal_id": None, "reason": str(err)}
     result.update(
-        action=command.action, proposal_id=command.proposal_id, request_id=command.request_id
+        action=command.action,
+        proposal_id=command.proposal_id,
+        run=command.run,
+        request_id=command.request_id,
     )
     context = Context()
     data = {ATTR_PROPOSAL_ID: command.proposal_id}
     try:
+        check_run(command, run)
         found = await hass.services.async_call(
             DOMAIN, SERVICE_GET, data, blocking=True, return_response=True, context=context
         )

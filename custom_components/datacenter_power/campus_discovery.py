@@ -9,9 +9,11 @@ retained JSON state document per device (``campus_topics.HallTopics.state``) and
 while the hall is ``online`` and its device reports. Entity ids are fixed
 (``sensor.dcp_<hall>_...``) so that a campus dashboard can name them.
 
-The buttons carry the id of the proposal open when the config was published: pressing one
-commands exactly that proposal, and the hall refuses it with the reason once it is stale. The
-hall publishes the config again when the open proposal changes.
+The buttons carry the id of the proposal open when the config was published and the hall's run
+(made when its publisher starts): pressing one commands exactly that proposal as the hall showed
+it, and the hall refuses it with the reason once it is stale or the hall has restarted since (the
+same plan raised again has the same id). The hall publishes the config again when the open
+proposal changes and when it starts.
 """
 
 from __future__ import annotations
@@ -133,9 +135,10 @@ def element_config(
 
 
 def hall_config(
-    topics: HallTopics, title: str, version: str, proposal_id: str | None
+    topics: HallTopics, title: str, version: str, proposal_id: str | None, run: str
 ) -> dict[str, Any]:
-    """The discovery config of the hall's own device; its buttons command ``proposal_id``."""
+    """The discovery config of the hall's own device; its buttons command ``proposal_id`` as
+    shown in the hall's ``run``."""
     hall = topics.hall
     uid = f"dcp_{hall}"
     state = topics.state(HALL_SLUG)
@@ -156,12 +159,13 @@ def hall_config(
             "unique_id": f"{uid}_{action}",
             "name": label,
             "command_topic": topics.command,
-            "payload_press": command_payload(hall, action, pid),
+            "payload_press": command_payload(hall, action, pid, run),
             "default_entity_id": f"button.{uid}_{action}_proposal",
             **_availability(
                 topics,
                 HALL_SLUG,
-                f"value_json.proposal and value_json.proposal.id == '{pid}'",
+                f"value_json.proposal and value_json.proposal.id == '{pid}' "
+                f"and value_json.run == '{run}'",
             ),
         }
 

@@ -132,8 +132,11 @@ def element_document(
     }
 
 
-def hall_document(hass: HomeAssistant, plant: Mapping[str, str], elements: int) -> dict[str, Any]:
-    """The hall's own document: status, headroom, risk, migration and the open proposal."""
+def hall_document(
+    hass: HomeAssistant, plant: Mapping[str, str], elements: int, run: str
+) -> dict[str, Any]:
+    """The hall's own document: status, headroom, risk, migration, the open proposal and the
+    hall's ``run`` (a command names the proposal by its id and the run it was shown in)."""
     states = {name: hass.states.get(eid) for name, eid in plant.items()}
     status = states.get("status")
     headroom = states.get("headroom")
@@ -165,5 +168,6 @@ def hall_document(hass: HomeAssistant, plant: Mapping[str, str], elements: int) 
         "migration_detail": dict(_attrs(migration)),
         "proposal_text": None if proposal is None else proposal.state,
         "proposal": open_proposal,
+        "run": run,
         "approval_mode": bool(p_attrs.get("approval_mode", False)),
     }

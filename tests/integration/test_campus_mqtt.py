@@ -1,8 +1,9 @@
 """Issue 25, items 2-3: a hall federated over MQTT through Home Assistant's own ``mqtt``
 integration and a real Mosquitto. A campus (a paho client of the campus broker user) sees the
-hall's discovery configs and states, approves a proposal by id, and is refused with the reason
-for a stale id, a message for another hall or a bad payload; a broker restart and a hall that
-dies are survived as the design says. Real Home Assistant, real simulator over Modbus TCP
+hall's discovery configs and states, approves a proposal by id and the hall's run, and is refused
+with the reason for a stale id, an approval shown before the hall restarted, a message for
+another hall or a bad payload; a broker restart and a hall that dies are survived as the design
+says. Real Home Assistant, real simulator over Modbus TCP
 (ATS-1 wearing, approval mode: a proposal is open), real broker."""
 
 from __future__ import annotations
@@ -100,9 +101,9 @@ def _doc(msg: Message) -> dict[str, Any]:
     return doc
 
 
-async def _open_proposal(client: Client) -> str:
-    msg = await client.wait_for(TOPICS.state("hall"), lambda m: bool(_doc(m).get("proposal")))
-    return str(_doc(msg)["proposal"]["id"])
+async def _open_proposal(client: Client) -> tuple[str, str]:
+    """The open proposal's id and the hall's run, as the hall shows them."""
+    return await client.wait_for_proposal(HALL, within=SETUP_TIMEOUT_S)
 
 
 async def _births(caplog: pytest.LogCaptureFixture, count: int) -> None:
@@ -144,8 +145,9 @@ async def test_the_campus_sees_every_device_and_its_state(
     ats1 = _doc(await campus_client.wait_for(TOPICS.state("ats1")))
     assert ats1["failure_risk"] == "ON"
     assert isinstance(ats1["time_to_failure_h"], float)
-    pid = await _open_proposal(campus_client)
+    pid, run = await _open_proposal(campus_client)
     hall = _doc(await campus_client.wait_for(TOPICS.state("hall")))
+    assert hall["run"] == run
     assert hall["proposal"]["component"] == "ats1"
     assert hall["proposal"]["plan"]
     assert hall["approval_mode"] is True
@@ -153,7 +155,7 @@ async def test_the_campus_sees_every_device_and_its_state(
     config = _doc(await campus_client.wait_for(TOPICS.discovery("hall"), lambda m: pid in m.text))
     buttons = config["components"]
     assert json.loads(buttons["approve"]["payload_press"]) == {
-        "hall": HALL, "action": "approve", "proposal_id": pid,
+        "hall": HALL, "action": "approve", "proposal_id": pid, "run": run,
     }  # fmt: skip
     assert buttons["dismiss"]["command_topic"] == TOPICS.command
     await campus_client.wait_for(TOPICS.availability, lambda m: m.text == "online")
@@ -177,15 +179,15 @@ async def test_an_approval_from_the_campus_runs_and_a_stale_one_is_refused(
     """The campus presses Approve (the button's payload): the hall runs ``approve_proposal``,
     a migration starts; the same id again is refused with the reason, published and logged."""
     entry = await _hall(hass, hass_storage, sim_server, broker)
-    pid = await _open_proposal(campus_client)
+    pid, run = await _open_proposal(campus_client)
     t0 = time.monotonic()
-    result, round_trip_s = await campus_client.command(HALL, "approve", pid)
+    result, round_trip_s = await campus_client.command(HALL, "approve", pid, run)
     assert result["ok"] is True, result
     logging.getLogger(__name__).warning("approval round trip %.0f ms", round_trip_s * 1000)
     migration_id = result["migration_id"]
     assert entry.runtime_data.migrations.records[migration_id].component == "ats1"
     t1 = time.monotonic()
-    campus_client.publish(TOPICS.command, command_payload(HALL, "dismiss", pid))
+    campus_client.publish(TOPICS.command, command_payload(HALL, "dismiss", pid, run))
     refused = await _result(campus_client, t1)
     assert refused["ok"] is False
     assert f"already approved: it runs as migration {migration_id}" in refused["reason"]
@@ -193,6 +195,51 @@ async def test_an_approval_from_the_campus_runs_and_a_stale_one_is_refused(
         TOPICS.state("hall"), lambda m: _doc(m)["migration"] != "idle", after=t0, within=20
     )
     assert _doc(hall)["migration"] in ("running", "verifying", "completed")
+
+
+async def test_an_approval_shown_before_the_hall_restarted_is_refused(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    broker: Broker,
+    campus_client: Client,
+) -> None:
+    """The hall restarts (its entry reloads) and raises the same proposal again, with the same
+    id (a hash of the plan): an approval of what the campus saw before the restart (the old
+    run) is refused with the reason, logged and published, and nothing runs (nor does the
+    publisher of before the reload answer: the reload comes while its start still publishes);
+    one naming the proposal as the hall shows it now (the new run) is accepted."""
+    entry = await _hall(hass, hass_storage, sim_server, broker)
+    pid, old_run = await _open_proposal(campus_client)
+    reloaded = time.monotonic()
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    again = await campus_client.wait_for(
+        TOPICS.state("hall"),
+        lambda m: bool(_doc(m).get("proposal")) and _doc(m).get("run") != old_run,
+        after=reloaded,
+        within=SETUP_TIMEOUT_S,
+    )
+    new_run = _doc(again)["run"]
+    assert _doc(again)["proposal"]["id"] == pid  # the same plan, the same id
+    config = _doc(
+        await campus_client.wait_for(
+            TOPICS.discovery("hall"), lambda m: new_run in m.text, after=reloaded
+        )
+    )
+    assert json.loads(config["components"]["approve"]["payload_press"])["run"] == new_run
+
+    stale, _ = await campus_client.command(HALL, "approve", pid, old_run)
+    assert stale["ok"] is False, stale
+    assert f"the hall restarted since proposal {pid} was shown" in stale["reason"]
+    await asyncio.sleep(0.5)  # a publisher left over from before the reload would answer too
+    answers = [m for m in campus_client.received(TOPICS.result) if stale["request_id"] in m.text]
+    assert len(answers) == 1, [m.text for m in answers]
+    assert entry.runtime_data.migrations.active is None
+    assert not entry.runtime_data.migrations.records
+
+    result, _ = await campus_client.command(HALL, "approve", pid, new_run)
+    assert result["ok"] is True, result
+    assert entry.runtime_data.migrations.records[result["migration_id"]].component == "ats1"
 
 
 @pytest.mark.parametrize(
@@ -204,7 +251,10 @@ async def test_an_approval_from_the_campus_runs_and_a_stale_one_is_refused(
         ('{"hall": "hall1", "action": "set_path", "proposal_id": "PID"}', "cannot be commanded"),
         ('{"hall": "hall1", "action": "approve", "proposal_id": "PID", "force": true}', "unknown field"),
         ('{"hall": "hall1", "action": "approve", "proposal_id": "../x"}', "is not a proposal id"),
-        ('{"hall": "hall1", "action": "approve", "proposal_id": "0123456789"}', "0123456789"),
+        ('{"hall": "hall1", "action": "approve", "proposal_id": "PID", "run": "x"}', "is not a hall's run"),
+        ('{"hall": "hall1", "action": "approve", "proposal_id": "PID"}', "may have been shown before the hall restarted"),
+        ('{"hall": "hall1", "action": "approve", "proposal_id": "PID", "run": "00000000"}', "the hall restarted since proposal"),
+        ('{"hall": "hall1", "action": "approve", "proposal_id": "0123456789", "run": "RUN"}', "0123456789"),
     ],
 )  # fmt: skip
 async def test_a_bad_or_misaddressed_command_is_refused_and_logged(
@@ -219,10 +269,10 @@ async def test_a_bad_or_misaddressed_command_is_refused_and_logged(
 ) -> None:
     """Nothing is acted on: the proposal stays open and no migration starts."""
     entry = await _hall(hass, hass_storage, sim_server, broker)
-    pid = await _open_proposal(campus_client)
+    pid, run = await _open_proposal(campus_client)
     caplog.set_level(logging.WARNING, "custom_components.datacenter_power")
     t0 = time.monotonic()
-    campus_client.publish(TOPICS.command, payload.replace("PID", pid))
+    campus_client.publish(TOPICS.command, payload.replace("PID", pid).replace("RUN", run))
     result = await _result(campus_client, t0)
     assert result["ok"] is False
     assert reason in result["reason"]

@@ -32,6 +32,7 @@ DASHBOARD = Path(__file__).parents[2] / "docs" / "campus-dashboard.yaml"
 HALL = "hall1"
 TOPICS = HallTopics(HALL)
 PID = "3f2a9c1d0e"
+RUN = "5b1e09c4"
 ELEMENT = {
     "available": True, "load_a": 41.5, "limit_a": 64.0, "utilization_pct": 64.8,
     "forecast_peak_a": 52.3, "headroom_a": 22.5, "health_pct": 38.0, "failure_risk": "ON",
@@ -42,7 +43,7 @@ HALL_DOC = {
     "elements": 1, "status": "failure_predicted", "status_detail": {"severity": "critical"},
     "headroom_a": 22.5, "tightest": "ats1", "at_risk": 1,
     "at_risk_detail": {"components": ["ats1"]}, "migration": "idle", "migration_detail": {},
-    "proposal_text": "drain ats1: 3 circuits", "approval_mode": True,
+    "proposal_text": "drain ats1: 3 circuits", "approval_mode": True, "run": RUN,
     "proposal": {"id": PID, "kind": "drain", "component": "ats1", "reason": "wearing",
                  "plan": ["stage 1: a01 to mpdu2"]},
 }  # fmt: skip
@@ -117,13 +118,13 @@ async def test_a_plain_campus_shows_the_hall_and_its_buttons_send_the_approval(
     hass: HomeAssistant, broker: Broker, campus: MockConfigEntry
 ) -> None:
     """The hall's retained configs and documents become devices and entities on the campus;
-    Approve sends the hall its command with the proposal id; ``offline`` makes them
-    unavailable."""
+    Approve sends the hall its command with the proposal id and the hall's run; ``offline``
+    makes them unavailable (and a new run of the hall, until its new config comes)."""
     hall = Client(broker, HALL)
     try:
         hall.subscribe(TOPICS.command)
         hall.publish(TOPICS.discovery("ats1"), json.dumps(element_config(TOPICS, "ats1", "ATS ats1", "ATS", "0.1.0")), retain=True)  # fmt: skip
-        hall.publish(TOPICS.discovery("hall"), json.dumps(hall_config(TOPICS, "Plant", "0.1.0", PID)), retain=True)  # fmt: skip
+        hall.publish(TOPICS.discovery("hall"), json.dumps(hall_config(TOPICS, "Plant", "0.1.0", PID, RUN)), retain=True)  # fmt: skip
         hall.publish(TOPICS.state("ats1"), json.dumps(ELEMENT), retain=True)
         hall.publish(TOPICS.state("hall"), json.dumps(HALL_DOC), retain=True)
         hall.publish(TOPICS.availability, "online", retain=True)
@@ -167,8 +168,14 @@ async def test_a_plain_campus_shows_the_hall_and_its_buttons_send_the_approval(
         assert button.state != STATE_UNAVAILABLE
         await hass.services.async_call("button", "press", {"entity_id": approve}, blocking=True)
         command = await hall.wait_for(TOPICS.command)
-        assert json.loads(command.payload) == json.loads(command_payload(HALL, "approve", PID))
+        assert json.loads(command.payload) == json.loads(command_payload(HALL, "approve", PID, RUN))
+        pressed = hass.states.get(approve)
+        assert pressed is not None
 
+        hall.publish(TOPICS.state("hall"), json.dumps({**HALL_DOC, "run": "0badc0de"}))
+        await _state(hass, approve, STATE_UNAVAILABLE)  # restarted: the old buttons are stale
+        hall.publish(TOPICS.state("hall"), json.dumps(HALL_DOC))
+        await _state(hass, approve, pressed.state)
         hall.publish(TOPICS.state("hall"), json.dumps({**HALL_DOC, "proposal": None}))
         await _state(hass, approve, STATE_UNAVAILABLE)  # no open proposal: nothing to press
         hall.publish(TOPICS.availability, "offline", retain=True)
