@@ -417,9 +417,11 @@ class _Database:
 
 def _commits(stats: dict[str, Any], t_start: float, window_s: float) -> dict[str, Any]:
     """The recorder's commits in the window: how long each took, and their share of time."""
-    took = [ms for t, ms in stats.get("commits", []) if t >= t_start]
+    timed = stats.get("commits", [])
+    took = [ms for t, ms in timed if t >= t_start]
     return {
         "count": len(took),
+        "timed_since_start": len(timed),  # setup included
         "ms_p50": round(_percentile(took, 0.5), 1),
         "ms_p99": round(_percentile(took, 0.99), 1),
         "ms_max": round(max(took, default=0.0), 1),

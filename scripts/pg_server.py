@@ -144,14 +144,23 @@ class PostgresServer:
         self.role = role
         self.proc: subprocess.Popen[bytes] | None = None
         self._bin = bin_dir()
-        self._user = pwd.getpwnam(SUPERUSER) if os.geteuid() == 0 else None
-        if os.geteuid() == 0 and self._user is None:  # pragma: no cover (getpwnam raises)
-            raise PostgresError("no 'postgres' user to run PostgreSQL as (it refuses root)")
+        self._user: pwd.struct_passwd | None = None
+        if os.geteuid() == 0:
+            try:
+                self._user = pwd.getpwnam(SUPERUSER)
+            except KeyError:
+                raise PostgresError(
+                    "no 'postgres' user to run PostgreSQL as (it refuses to run as root)"
+                ) from None
 
     # -- what clients need ------------------------------------------------------------------
 
     @property
     def credentials(self) -> dict[str, str]:
+        return self._credentials(self.role)
+
+    def _credentials(self, *roles: str) -> dict[str, str]:
+        """Every role's password (generated once for the superuser and ``roles``)."""
         path = self.directory / "credentials.json"
         try:
             data: dict[str, str] = json.loads(path.read_text())
@@ -160,7 +169,7 @@ class PostgresServer:
         except (OSError, ValueError) as err:
             raise PostgresError(f"cannot read {path}: {err}") from None
         changed = False
-        for who in (SUPERUSER, self.role):
+        for who in (SUPERUSER, *roles):
             if who not in data:
                 data[who] = secrets.token_urlsafe(24)
                 changed = True
@@ -177,8 +186,22 @@ class PostgresServer:
         """Home Assistant's ``recorder: db_url`` for this server (after ``start``)."""
         if self.port is None:
             raise PostgresError("the server has not been started (no port yet)")
-        password = self.credentials[self.role]
-        return f"postgresql://{self.role}:{password}@127.0.0.1:{self.port}/{self.database}"
+        return self.url_for(self.database, self.role)
+
+    def url_for(self, database: str, role: str) -> str:
+        """The URL of ``database`` as ``role`` on this server (see ``add_database``)."""
+        if self.port is None:
+            raise PostgresError("the server has not been started (no port yet)")
+        password = self._credentials(role)[role]
+        return f"postgresql://{role}:{password}@127.0.0.1:{self.port}/{database}"
+
+    def add_database(self, database: str, role: str) -> str:
+        """Another recorder's database and role on this running server (a campus: one server,
+        one database and role per hall); returns its URL. Idempotent."""
+        if not self.running():
+            raise PostgresError(f"cannot add database {database!r}: the server is not running")
+        self._ensure_role_and_database(database, role)
+        return self.url_for(database, role)
 
     def connect(self, *, superuser: bool = False, database: str | None = None) -> Any:
         """A psycopg2 connection (autocommit) as the recorder's role, or as the superuser."""
@@ -249,7 +272,7 @@ class PostgresServer:
                 preexec_fn=_pdeathsig_sigint,  # noqa: PLW1509 (fork of a small parent)
             )
         self._wait_ready(timeout_s)
-        self._ensure_role_and_database()
+        self._ensure_role_and_database(self.database, self.role)
         return self
 
     def _as_postgres(self) -> dict[str, Any]:
@@ -378,24 +401,24 @@ class PostgresServer:
                     ) from None
             time.sleep(0.1)
 
-    def _ensure_role_and_database(self) -> None:
+    def _ensure_role_and_database(self, database: str, role: str) -> None:
         from psycopg2 import sql
 
-        password = self.credentials[self.role]
+        password = self._credentials(role)[role]
         with contextlib.closing(self.connect(superuser=True)) as conn, conn.cursor() as cur:
-            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (self.role,))
+            cur.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,))
             verb = "ALTER" if cur.fetchone() else "CREATE"
             cur.execute(
                 sql.SQL(verb + " ROLE {} LOGIN PASSWORD {}").format(
-                    sql.Identifier(self.role), sql.Literal(password)
+                    sql.Identifier(role), sql.Literal(password)
                 )
             )
-            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (self.database,))
+            cur.execute("SELECT 1 FROM pg_database WHERE datname = %s", (database,))
             if cur.fetchone() is None:
                 cur.execute(
                     sql.SQL(
                         "CREATE DATABASE {} OWNER {} ENCODING 'UTF8' TEMPLATE template0"
-                    ).format(sql.Identifier(self.database), sql.Identifier(self.role))
+                    ).format(sql.Identifier(database), sql.Identifier(role))
                 )
 
     # -- stop -------------------------------------------------------------------------------

@@ -109,8 +109,12 @@ def test_benchmark_small_runs_and_reports_every_key() -> None:
     assert pg["recorder"] == "postgresql"
     assert pg["entities"] == ha["entities"]
     for run in (ha, pg):
-        assert run["recorder_commit"]["count"] > 0  # the probe timed the recorder's commits
-        assert 0 < run["recorder_commit"]["ms_p50"] <= run["recorder_commit"]["ms_max"]
+        commits = run["recorder_commit"]
+        # The probe timed the recorder's commits (the demo's plant changes once a minute, so the
+        # short window may hold none; the setup before it holds many).
+        assert commits["timed_since_start"] >= commits["count"] >= 0
+        assert commits["timed_since_start"] > 0
+        assert 0 <= commits["ms_p50"] <= commits["ms_max"]
         assert run["recorder_db_mb"] > 0
     assert ha["database_server_cpu_pct"] is None  # SQLite runs inside Home Assistant
     assert pg["database_server_cpu_pct"] >= 0

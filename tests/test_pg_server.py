@@ -62,6 +62,21 @@ def test_start_write_stop_start_again_keeps_the_data(directory: Path) -> None:
     assert (directory / "credentials.json").stat().st_mode & 0o077 == 0
 
 
+def test_one_server_holds_a_database_and_role_per_hall(directory: Path) -> None:
+    """A campus: one server, each hall's recorder in its own database as its own role."""
+    import psycopg2
+
+    with PostgresServer(directory) as server:
+        url = server.add_database("hall_b", "hall_b")
+        assert url.endswith(f"@127.0.0.1:{server.port}/hall_b")
+        assert server.add_database("hall_b", "hall_b") == url  # idempotent
+        with contextlib.closing(psycopg2.connect(url)) as conn, conn.cursor() as cur:
+            cur.execute("SELECT current_user, current_database()")
+            assert cur.fetchone() == ("hall_b", "hall_b")
+    with pytest.raises(PostgresError, match="not running"):
+        server.add_database("hall_c", "hall_c")
+
+
 def test_a_stale_pid_file_from_a_killed_server_is_handled(directory: Path) -> None:
     server = PostgresServer(directory).start()
     _query(server, "CREATE TABLE t (x int); INSERT INTO t VALUES (7)")
