@@ -81,8 +81,13 @@ class Watch:
                 if msg.get("type") != "event":
                     continue
                 data = msg["event"]["data"]
-                new = data.get("new_state")
-                if data["entity_id"] in self.entity_ids and new is not None:
+                new, old = data.get("new_state"), data.get("old_state")
+                # A change of state, not of attributes alone (those are not alerts).
+                if (
+                    data["entity_id"] in self.entity_ids
+                    and new is not None
+                    and (old is None or old["state"] != new["state"])
+                ):
                     fired = datetime.fromisoformat(msg["event"]["time_fired"]).timestamp()
                     self.changes.append(Change(data["entity_id"], new["state"], fired))
 
@@ -108,6 +113,14 @@ def _rss_mb(pid: int) -> float:
         if line.startswith("VmRSS:"):
             return round(int(line.split()[1]) / 1024, 1)
     return float("nan")
+
+
+def _running(pid: int) -> bool:
+    """Whether ``pid`` runs (an exited child its parent has not reaped yet does not)."""
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] != "Z"
+    except FileNotFoundError:
+        return False
 
 
 def _children(pid: int) -> list[int]:
@@ -175,17 +188,22 @@ def paired_entities(hall: Hall) -> dict[str, str]:
 
 def alert_latencies(
     hall_changes: list[Change], campus: list[Change], pairs: dict[str, str]
-) -> list[float]:
-    """For each hall change, the first later change of its campus entity to the same value."""
-    out: list[float] = []
-    for ch in hall_changes:
+) -> list[tuple[float, str, str]]:
+    """For each hall change, the first later change of its campus entity to the same value:
+    (milliseconds, hall entity, value). A hall change undone before the campus saw it (a
+    flicker shorter than one publication) has no match and is not counted."""
+    out: list[tuple[float, str, str]] = []
+    for i, ch in enumerate(hall_changes):
         target = pairs.get(ch.entity_id)
+        undone = next(
+            (n.at for n in hall_changes[i + 1 :] if n.entity_id == ch.entity_id), float("inf")
+        )
         match = next(
-            (c for c in campus if c.entity_id == target and c.state == ch.state and c.at >= ch.at),
+            (c for c in campus if c.entity_id == target and c.state == ch.state and ch.at <= c.at),
             None,
         )
-        if match is not None:
-            out.append(1000.0 * (match.at - ch.at))
+        if match is not None and match.at <= undone + 5.0:
+            out.append((1000.0 * (match.at - ch.at), ch.entity_id, ch.state))
     return out
 
 
@@ -281,11 +299,12 @@ def measure(
         for n, p in pids.items()
     ]
     live = [m for m in client.messages[messages0:] if not m.retain]
-    alerts = [
-        lat
+    alert_samples = [
+        sample
         for h, w in zip(halls, hall_watches, strict=True)
-        for lat in alert_latencies(w.changes, campus_watch.changes, pairs[h.name])
+        for sample in alert_latencies(w.changes, campus_watch.changes, pairs[h.name])
     ]
+    alerts = [ms for ms, _e, _v in alert_samples]
     result: dict[str, Any] = {
         "halls_visible_s": round(visible_s, 1),
         "alert_to_campus_ms": _percentiles(alerts),
@@ -296,8 +315,13 @@ def measure(
         "samples": {"alerts": len(alerts), "approvals": len(approvals), "commands": len(commands)},
         "command_round_trip_ms": _percentiles(commands),
         "window_s": round(wall, 1),
+        "slowest_alerts": [
+            {"ms": round(ms, 1), "entity": e, "state": v}
+            for ms, e, v in sorted(alert_samples, reverse=True)[:3]
+        ],
     }
     client.close()
+    print(f"campus: measured {json.dumps(result)}; now the faults", flush=True)
     result["faults"] = faults(broker, halls, campus, restart_hall, shown)
     return result
 
@@ -315,7 +339,9 @@ def faults(
     """Each fault's outcome: "ok", or what went wrong."""
     out: dict[str, str] = {}
     out["broker_restart"] = _broker_restart(broker, halls, campus)
+    print(f"campus: broker restart: {out['broker_restart']}", flush=True)
     out["postgresql_restart"] = _postgresql_restart(halls[0])
+    print(f"campus: PostgreSQL restart: {out['postgresql_restart']}", flush=True)
     last = halls[-1]
     out["hall_down"], out["stale_approval"] = _hall_down_and_stale(
         broker, last, campus, restart_hall, shown.get(last.name)
@@ -329,8 +355,12 @@ def _broker_restart(broker: Broker, halls: Sequence[Hall], campus: Api) -> str:
     client = Client(broker, "campus")
     try:
         client.subscribe("dcp/#")
-        retained = {m.topic.split("/")[1] for m in client.messages if m.retain}
-        missing = [h.name for h in halls if h.name not in retained]
+
+        def retained_halls() -> set[str]:
+            return {m.topic.split("/")[1] for m in client.messages if m.retain}
+
+        _wait(lambda: all(h.name in retained_halls() for h in halls), 5.0, every_s=0.1)
+        missing = [h.name for h in halls if h.name not in retained_halls()]
         if missing:
             return f"retained state of {', '.join(missing)} not back after the restart"
 
@@ -362,7 +392,7 @@ def _postgresql_restart(hall: Hall) -> str:
     # (SIGINT: fast shutdown), then start it again on the same data and port from here.
     postmaster = int((server.data / "postmaster.pid").read_text().split()[0])
     os.kill(postmaster, signal.SIGINT)
-    if _wait(lambda: not Path(f"/proc/{postmaster}").exists(), 60) is None:
+    if _wait(lambda: not _running(postmaster), 60) is None:
         return "PostgreSQL did not stop within 60 s"
     time.sleep(5)
     server.start()
