@@ -38,7 +38,9 @@ if TYPE_CHECKING:
     from dev_stack import Api
 
 WINDOW_S = 180.0
-"""The measurement window after the approvals (messages, CPU, alerts)."""
+"""The shortest measurement window (messages, CPU, alerts)."""
+AFTER_FAILURE_S = 90.0
+"""The window goes on this long after the last hall's failure (its alerts reach the campus)."""
 COMMANDS_PER_HALL = 10
 BROKER_RESUME_S = 30.0
 HALL_DOWN_S = 60.0
@@ -283,7 +285,9 @@ def measure(
                 run = runs[h.name]  # no such proposal: refused, with its answer
                 _result, rtt = await client.command(h.name, "dismiss", "0000000001", run)
                 commands.append(1000.0 * rtt)
-        await asyncio.sleep(max(0.0, WINDOW_S - (time.time() - t0)))
+        # Until every hall's ATS has failed (its alerts) and at least WINDOW_S.
+        end = max(t0 + WINDOW_S, max(h.failure_at for h in halls) + AFTER_FAILURE_S)
+        await asyncio.sleep(max(0.0, end - time.time()))
         stop.set()
         await asyncio.gather(*tasks)
         return approvals, commands

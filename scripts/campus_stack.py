@@ -47,9 +47,10 @@ from dcp_campus.broker import Broker  # noqa: E402
 WORK = REPO / "config-campus"
 FAILURE_H = 14.0
 """Scenario hour at which each hall's worn ATS fails (its wear shows from hour 2)."""
-LIVE_BEFORE_FAILURE_S = 20 * 60.0
-"""Each hall goes live this long before its failure: the alert and a proposal are up at once,
-the failure comes during the measurement."""
+LIVE_BEFORE_FAILURE_S = 15 * 60.0
+"""Each hall goes live this long before its failure: the alert and a proposal are up at once
+(time to approve from the campus), and the failure comes during the measurement, which lasts
+until every hall's failure is past."""
 READY_TIMEOUT_S = 900.0
 CAMPUS_CONFIG = (
     "# Written by scripts/campus: a plain Home Assistant; the halls arrive over MQTT.\n"
@@ -74,6 +75,8 @@ class Hall:
     proc: subprocess.Popen[bytes] | None = None
     ready_from: int = 0
     """Where this start's lines begin in the stack's log."""
+    failure_at: float = 0.0
+    """Wall-clock time of this start's ATS failure."""
     api: Api = field(init=False)
 
     def __post_init__(self) -> None:
@@ -129,6 +132,7 @@ def start_hall(hall: Hall, scenario: Path, env: dict[str, str]) -> None:
         "--headless",
     ]
     hall.ready_from = hall.console.stat().st_size if hall.console.exists() else 0
+    hall.failure_at = time.time() + LIVE_BEFORE_FAILURE_S  # the simulator runs in real time
     hall.proc = spawn(cmd, env=env, cwd=REPO, log=hall.console.open("ab"))
 
 
