@@ -177,7 +177,7 @@ def paired_entities(hall: Hall) -> dict[str, str]:
     pairs: dict[str, str] = {}
     for e in ours:
         uid = str(e.get("unique_id") or "")
-        if uid.endswith(":plant:status"):
+        if uid.endswith(":plant:plant_status"):
             pairs[e["entity_id"]] = f"sensor.dcp_{hall.name}_status"
         elif uid.endswith(":migration"):
             pairs[e["entity_id"]] = f"sensor.dcp_{hall.name}_migration"
