@@ -273,37 +273,6 @@ class DecisionRules:
         rules found on the way (plans that could not be made, notes)."""
         infeasible: list[Infeasible] = []
         notes: list[str] = []
-        actions = self._in_order(
-            now_s,
-            assignment=assignment,
-            circuit_a=circuit_a,
-            circuit_reachable=circuit_reachable,
-            assessments=assessments,
-            alerts=alerts,
-            unavailable=unavailable,
-            overloads=overloads,
-            history_s=history_s,
-            infeasible=infeasible,
-            notes=notes,
-        )
-        return Candidates(tuple(actions), tuple(infeasible), tuple(notes))
-
-    def _in_order(
-        self,
-        now_s: float,
-        *,
-        assignment: Mapping[str, str | None],
-        circuit_a: Mapping[str, float],
-        circuit_reachable: Mapping[str, bool],
-        assessments: Mapping[str, HealthAssessment],
-        alerts: frozenset[str],
-        unavailable: set[str],
-        overloads: list[OverloadPrediction],
-        history_s: float,
-        infeasible: list[Infeasible],
-        notes: list[str],
-    ) -> list[Action]:
-        """The action to take now (at most one); the rules add to ``infeasible`` and ``notes``."""
         cfg = self.config
         topo = self.topology
         els = self.state.elements
@@ -350,11 +319,11 @@ class DecisionRules:
             )
             if isinstance(res, Plan) and res.moves:
                 out.append(self._action(kind, None, res, urgent=True, now_s=now_s, why=goal))
-                return out
+                return Candidates(tuple(out), tuple(infeasible), tuple(notes))
             if isinstance(res, Infeasible):
                 infeasible.append(res)
         if active is not None:
-            return out
+            return Candidates(tuple(out), tuple(infeasible), tuple(notes))
         # A changed lineup (a circuit moved by hand, a stage of a person's migration) plans
         # again at once: a plan made for the old one is stale.
         sig = (
@@ -368,7 +337,7 @@ class DecisionRules:
             and sig == self.plan_sig
             and not self.approved
         ):
-            return out
+            return Candidates(tuple(out), tuple(infeasible), tuple(notes))
         self.plan_t = now_s
         self.plan_sig = sig
         # 2. Drain components predicted to fail (a deadline lasts as long as its alert).
@@ -385,7 +354,7 @@ class DecisionRules:
             )
             if act is not None:
                 out.append(act)
-                return out
+                return Candidates(tuple(out), tuple(infeasible), tuple(notes))
         # 3. Relieve predicted overloads (enough history only: a young forecast is not trusted).
         soon = [
             o
@@ -422,7 +391,7 @@ class DecisionRules:
                         why=f"forecast P90 load of {names} reaches the continuous limit",
                     )
                 )
-                return out
+                return Candidates(tuple(out), tuple(infeasible), tuple(notes))
             if isinstance(res, Infeasible):
                 infeasible.append(res)
         # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
@@ -432,7 +401,7 @@ class DecisionRules:
             restore = self._restore(now_s, assignment, circuit_a, unavailable, notes)
             if restore is not None:
                 out.append(restore)
-        return out
+        return Candidates(tuple(out), tuple(infeasible), tuple(notes))
 
     def _drain(
         self,
