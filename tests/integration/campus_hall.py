@@ -25,28 +25,47 @@ async def async_setup_mqtt(
 ) -> MockConfigEntry:
     """The mqtt config entry of a hall: its user, birth and last will on its availability
     topic, no discovery of its own (it reads only its command topic); set up and connected."""
-    user, password = broker.credentials(hall)
     availability = HallTopics(hall).availability
 
     def message(payload: str) -> dict[str, Any]:
         return {"topic": availability, "payload": payload, "qos": 1, "retain": True}
 
-    entry = MockConfigEntry(
-        domain=mqtt.DOMAIN,
-        title="MQTT",
-        data={
-            mqtt.CONF_BROKER: broker.host,
-            "port": port or broker.port,
-            "username": user,
-            "password": password,
-            mqtt.CONF_PROTOCOL: "5",
-            "keepalive": KEEPALIVE_S,
-        },
+    return await async_connect_mqtt(
+        hass,
+        broker,
+        hall,
+        data={"port": port or broker.port, "keepalive": KEEPALIVE_S},
         options={
             mqtt.CONF_DISCOVERY: False,
             mqtt.CONF_BIRTH_MESSAGE: message(ONLINE),
             mqtt.CONF_WILL_MESSAGE: message(OFFLINE),
         },
+    )
+
+
+async def async_connect_mqtt(
+    hass: HomeAssistant,
+    broker: Broker,
+    user: str,
+    *,
+    options: dict[str, Any],
+    data: dict[str, Any] | None = None,
+) -> MockConfigEntry:
+    """Home Assistant's mqtt config entry for a broker ``user`` (MQTT 5), set up and connected
+    (``data`` adds to or replaces the connection settings)."""
+    name, password = broker.credentials(user)
+    entry = MockConfigEntry(
+        domain=mqtt.DOMAIN,
+        title="MQTT",
+        data={
+            mqtt.CONF_BROKER: broker.host,
+            "port": broker.port,
+            "username": name,
+            "password": password,
+            mqtt.CONF_PROTOCOL: "5",
+            **(data or {}),
+        },
+        options=options,
         version=1,
         minor_version=2,
     )

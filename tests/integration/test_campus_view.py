@@ -16,7 +16,7 @@ import yaml
 from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
-from homeassistant.core import HomeAssistant, callback
+from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers.template import Template
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -25,6 +25,8 @@ from custom_components.datacenter_power.campus_discovery import element_config, 
 from custom_components.datacenter_power.campus_topics import HallTopics, command_payload
 from dcp_campus.broker import Broker
 from dcp_campus.client import Client
+
+from .campus_hall import async_connect_mqtt
 
 pytestmark = pytest.mark.usefixtures("mock_hass_config")
 
@@ -60,38 +62,16 @@ def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
 async def campus(hass: HomeAssistant, broker: Broker) -> AsyncIterator[MockConfigEntry]:
     """Home Assistant as the campus: its mqtt integration with discovery, as the campus user
     (no birth or will: the campus user writes only command topics)."""
-    user, password = broker.credentials("campus")
-    entry = MockConfigEntry(
-        domain=mqtt.DOMAIN,
-        title="MQTT",
-        data={
-            mqtt.CONF_BROKER: broker.host,
-            "port": broker.port,
-            "username": user,
-            "password": password,
-            mqtt.CONF_PROTOCOL: "5",
-        },
+    entry = await async_connect_mqtt(
+        hass,
+        broker,
+        "campus",
         options={
             mqtt.CONF_DISCOVERY: True,
             mqtt.CONF_BIRTH_MESSAGE: {},
             mqtt.CONF_WILL_MESSAGE: {},
         },
-        version=1,
-        minor_version=2,
     )
-    entry.add_to_hass(hass)
-    connected = asyncio.Event()
-
-    @callback
-    def changed(up: bool) -> None:
-        if up:
-            connected.set()
-
-    unsubscribe = mqtt.async_subscribe_connection_status(hass, changed)
-    assert await hass.config_entries.async_setup(entry.entry_id)
-    async with asyncio.timeout(10):
-        await connected.wait()
-    unsubscribe()
     yield entry
     if entry.state is ConfigEntryState.LOADED:
         await hass.config_entries.async_unload(entry.entry_id)
