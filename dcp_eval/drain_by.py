@@ -16,33 +16,47 @@ from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import replace
 
 from dcp_sim.scenario import Event, Scenario, WearEvent
 
 from .generator import HARD_CLASSES, generate_hard_scenario
-from .oracle import OracleResult, solve_oracle
+from .oracle import FloatArray, OracleResult, solve_oracle
 
 __all__ = ["drained_by", "main"]
 
 
-def drained_by(scenario: Scenario, at_s: float, *, time_limit_s: float = 60.0) -> OracleResult:
+def drained_by(
+    scenario: Scenario,
+    at_s: float | Mapping[str, float],
+    *,
+    time_limit_s: float = 60.0,
+    demand: FloatArray | None = None,
+) -> OracleResult:
     """The oracle on ``scenario`` with every wearing unit failing at ``at_s`` (scenario
     seconds) and repaired when it was going to be: the best schedule that has emptied it by
-    then. ``at_s`` must lie after every wear's onset."""
+    then. A mapping gives each unit its own time (units it does not name keep their failure).
+    ``at_s`` must lie after the wear's onset. ``demand``: the scenario's
+    ``oracle.demand_matrix``, when the caller has it (the wear's time does not change it)."""
     events: list[Event] = []
     for ev in scenario.events:
         if not isinstance(ev, WearEvent):
             events.append(ev)
             continue
-        if not ev.onset_s < at_s:
-            raise ValueError(f"{ev.target}: {at_s:.0f} s is not after its wear's onset")
+        at = at_s.get(ev.target) if isinstance(at_s, Mapping) else at_s
+        if at is None:
+            events.append(ev)
+            continue
+        if not ev.onset_s < at:
+            raise ValueError(f"{ev.target}: {at:.0f} s is not after its wear's onset")
         repair = None
         if ev.repair_after_s is not None:
-            repair = ev.failure_s + ev.repair_after_s - at_s
-        events.append(replace(ev, failure_s=at_s, repair_after_s=repair))
-    return solve_oracle(replace(scenario, events=tuple(events)), time_limit_s=time_limit_s)
+            repair = ev.failure_s + ev.repair_after_s - at
+        events.append(replace(ev, failure_s=at, repair_after_s=repair))
+    return solve_oracle(
+        replace(scenario, events=tuple(events)), time_limit_s=time_limit_s, demand=demand
+    )
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -21,7 +21,7 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
-from typing import Literal
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -260,6 +260,13 @@ class Evaluation:
     """Faults the engine met and survived (e.g. a planner exception)."""
     calibration: Calibration | None = None
     """How often the engine's element P10-P90 bands held the outcomes (proactive only)."""
+    drain_deadlines: dict[str, list[tuple[float, float | None]]] = field(default_factory=dict)
+    """Per unit: (t_s, the engine's drain deadline in scenario seconds, None once dropped) at
+    every decision tick where it changed (proactive only; ``dcp_eval.study`` runs ``drain_by``
+    at it)."""
+    decisions_needed: list[dict[str, Any]] = field(default_factory=list)
+    """Every decision-needed record the engine raised, as its ``Decisions.as_dict()`` gives it
+    (element, raised_s, deadline_s, choices), with ``seen_s``: the tick it first appeared."""
 
 
 @dataclass(slots=True)
@@ -467,6 +474,8 @@ async def _evaluate(
     infeasible: list[tuple[float, str]] = []
     versions = dict.fromkeys(elements, 0)
     members_prev: dict[str, frozenset[str]] = {}
+    deadlines: dict[str, list[tuple[float, float | None]]] = {}
+    needed: list[dict[str, Any]] = []
 
     end = sc.duration_s
     next_progress = 0.0
@@ -495,6 +504,8 @@ async def _evaluate(
                 for e, fc in dec.forecasts.items():
                     target = fc.value_at(t0 + t + FORECAST_LEAD_S, "p50")
                     pending.append(_PendingForecast(e, t, t + FORECAST_LEAD_S, target, versions[e]))
+                _record_deadlines(engine, t, t0, deadlines)
+                _record_decisions_needed(dec, t, needed)
                 await execution.apply(dec)
             if progress is not None and t >= next_progress:
                 progress(t)
@@ -528,6 +539,8 @@ async def _evaluate(
         wall_s=time.perf_counter() - started,
         errors=list(engine.errors) if engine is not None else [],
         calibration=engine.calibration() if engine is not None else None,
+        drain_deadlines=deadlines,
+        decisions_needed=needed,
     )
 
 
@@ -591,6 +604,35 @@ def _match_forecasts(
             continue
         pairs.append(ForecastPair(p.element, p.made_s, p.target_s, p.forecast_a, actual))
     return keep
+
+
+def _record_deadlines(
+    engine: DecisionPolicy,
+    t: float,
+    t0: float,
+    changes: dict[str, list[tuple[float, float | None]]],
+) -> None:
+    """Note every change of the engine's drain deadlines (scenario seconds; None: dropped).
+
+    The engine keeps them on its decision rules (``engine/rules.py``,
+    ``DecisionRules.drain_deadline``: per alerting unit, the failure's early estimate less a
+    margin, never receding while the alert lasts); read here, never written."""
+    held = engine._rules.drain_deadline
+    for e in held.keys() | changes.keys():
+        value = held.get(e)
+        now = None if value is None else value - t0
+        if (changes[e][-1][1] if e in changes else None) != now:
+            changes.setdefault(e, []).append((t, now))
+
+
+def _record_decisions_needed(dec: Decisions, t: float, seen: list[dict[str, Any]]) -> None:
+    """Keep each decision-needed record at its first sighting (read through ``as_dict`` so
+    the harness works with and without the engine's ``decisions_needed``)."""
+    raised = dec.as_dict().get("decisions_needed", [])
+    known = {(d.get("element"), d.get("raised_s")) for d in seen}
+    for d in raised:
+        if (d.get("element"), d.get("raised_s")) not in known:
+            seen.append({**d, "seen_s": t})
 
 
 def _record_alerts(
