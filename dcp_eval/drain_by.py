@@ -8,6 +8,8 @@ schedule that has emptied the failing unit by time X (every wearing unit is made
 instead, its repair kept at the same moment, the rest of the scenario unchanged). Read against
 the issue's floors it says how close to the true failure a drain must come to meet them, i.e.
 whether a miss is the engine's or the price of not knowing the time to failure.
+``dcp_eval.study`` runs it at the engine's own drain deadline (issue 24: a scenario where even
+that misses a floor is *information-limited*, see ``floors.py``).
 
 Example: ``scripts/run python -m dcp_eval.drain_by tight 8 --at-h 12 13 14 14.5 15``.
 """

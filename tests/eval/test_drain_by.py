@@ -7,7 +7,7 @@ import pytest
 
 from dcp_eval.drain_by import drained_by, main
 from dcp_eval.generator import generate_hard_scenario
-from dcp_eval.oracle import solve_oracle
+from dcp_eval.oracle import demand_matrix, solve_oracle
 from dcp_eval.study import TARGET_OVER_S
 
 H = 3600.0
@@ -16,7 +16,8 @@ H = 3600.0
 def test_draining_by_the_true_failure_is_the_oracle_and_earlier_costs_time_over_a_limit() -> None:
     sc = generate_hard_scenario(8, "tight", realistic_loads=False)  # the plant of this story
     (wear,) = sc.wear_events
-    at_failure = drained_by(sc, wear.failure_s).metrics
+    # Per unit (a mapping), on the demand the caller already has (the wear does not change it).
+    at_failure = drained_by(sc, {wear.target: wear.failure_s}, demand=demand_matrix(sc)).metrics
     assert at_failure["over_limit_s"] == solve_oracle(sc).metrics["over_limit_s"] == 0.0
     # Emptied by 12 h (3 h before the failure, before the afternoon peak): the receivers carry
     # everything through the peak, and no schedule stays within the floor.

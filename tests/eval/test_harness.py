@@ -14,6 +14,7 @@ from custom_components.datacenter_power.engine.policy import (
     Decisions,
     PolicyConfig,
 )
+from dcp_eval.generator import generate_hard_scenario
 from dcp_eval.harness import (
     ActionRecord,
     ActionRunner,
@@ -260,3 +261,23 @@ def test_sudden_failure_is_rebalanced_within_two_polls(small: Doc) -> None:
     kinds = [a["kind"] for a in proactive["actions"]]
     assert kinds[0] == "rebalance"
     assert proactive["false_alarms"] == 0
+
+
+def test_the_engines_drain_deadline_and_decisions_needed_are_recorded() -> None:
+    """``hard-tight-8``: the engine alerts on ats1 and holds a drain deadline before its
+    failure (scenario seconds, never receding while held), which ``dcp_eval.study`` runs
+    ``drain_by`` at; decision-needed records are kept as a list (empty while the engine
+    raises none)."""
+    sc = generate_hard_scenario(8, "tight", realistic_loads=False)
+    (wear,) = sc.wear_events
+    ev = run_evaluation(sc, "proactive")
+    held = [
+        (t, d) for t, d in ev.drain_deadlines[wear.target] if d is not None and t < wear.failure_s
+    ]
+    assert held
+    assert all(wear.onset_s < t for t, _ in held)
+    assert all(0.0 < d < wear.failure_s for _, d in held)
+    values = [d for _, d in held]
+    assert values == sorted(values, reverse=True)
+    assert isinstance(ev.decisions_needed, list)
+    assert all("seen_s" in d for d in ev.decisions_needed)
