@@ -75,8 +75,13 @@ def test_scaled_shared_scenario_has_bigger_loads_only() -> None:
 @pytest.mark.parametrize(("cls", "seed"), [("tight", 1)])
 def test_engine_meets_the_floors_against_the_oracle(cls: HardClass, seed: int) -> None:
     """No load on the failing ATS where the oracle has none, at most 10 min over a limit beyond
-    the oracle's, no element above 90 % because of us; and the oracle does drain it."""
-    row = evaluate_one(generate_hard_scenario(seed, cls, **PLAIN), oracle_time_limit_s=30.0)
+    the oracle's, no element above 90 % because of us; and the oracle does drain it. (The
+    perfect oracle's floors only: ``drain_by`` at the engine's deadline, 8.6 h, runs 21,720 s
+    over a limit, so the study also asks for a decision needed here; see
+    ``test_study_floors.py``.)"""
+    row = evaluate_one(
+        generate_hard_scenario(seed, cls, **PLAIN), oracle_time_limit_s=30.0, with_drain_by=False
+    )
     assert row["oracle"]["load_on_failing_at_failure_a"] == 0.0
     assert check_targets(row) == []
     assert row["engine"]["interruptions"] <= row["oracle"]["interruptions"]
@@ -88,10 +93,12 @@ def test_scaled_shared_wear_is_drained_in_the_low_load_hours_before_the_failure(
     holds through the failure's hold window (the morning rise, and the plant is over its limits
     after the failure in any assignment). The rest moves in the low-load hours before the
     failure's early estimate: nothing left on ats1, no interruption, every floor met (main
-    before this rule: 14.7 A on ats1 at failure, 2 interruptions)."""
+    before this rule: 14.7 A on ats1 at failure, 2 interruptions). The perfect oracle's floors
+    only: ``drain_by`` at the engine's deadline, 14.1 h, runs 54,900 s over a limit, so the study
+    also asks for a decision needed here."""
     doc = yaml.safe_load(SHARED.read_text())
     sc = parse_scenario(scale_loads(doc, 1.4), source="x1.4")
-    row = evaluate_one(sc, oracle_time_limit_s=30.0)
+    row = evaluate_one(sc, oracle_time_limit_s=30.0, with_drain_by=False)
     assert row["oracle"]["load_on_failing_at_failure_a"] == 0.0
     assert row["engine"]["load_on_failing_at_failure_a"] == 0.0
     assert row["engine"]["interruptions"] == 0
