@@ -59,6 +59,14 @@ ELEMENT_MEASUREMENTS: Final = frozenset(
 HALL_MEASUREMENTS: Final = frozenset({"headroom_a", "tightest"})
 
 
+def is_urgent(slug: str, sent: dict[str, Any], doc: dict[str, Any]) -> bool:
+    """Whether ``doc`` differs from the document ``sent`` last for device ``slug`` in more than
+    measurements: any field not named a measurement is an alert (migration, proposal, status,
+    components at risk, failure risk, failed, availability) and goes out within a second."""
+    measured = HALL_MEASUREMENTS if slug == HALL_SLUG else ELEMENT_MEASUREMENTS
+    return any(doc.get(k) != sent.get(k) for k in (doc.keys() | sent.keys()) - measured)
+
+
 @dataclass(slots=True)
 class _Sent:
     at: float
@@ -266,10 +274,7 @@ class HallPublisher:
             last = self._sent.get(topic)
             if last is not None and last.doc == doc:
                 continue
-            measured = HALL_MEASUREMENTS if slug == HALL_SLUG else ELEMENT_MEASUREMENTS
-            urgent = last is None or any(
-                doc.get(k) != last.doc.get(k) for k in doc.keys() - measured
-            )
+            urgent = last is None or is_urgent(slug, last.doc, doc)
             ready = (last.at if last else 0.0) + (
                 URGENT_INTERVAL if urgent else MEASUREMENT_INTERVAL
             )
