@@ -48,38 +48,48 @@ def test_no_safe_drain_asks_a_person_with_every_choice_in_numbers() -> None:
     assert keys == ["drain_now", "keep_load", "partial_drain", "shed:b03"]
 
     drain_now = asked.choice("drain_now")
-    assert drain_now is not None and drain_now.plan is not None
+    assert drain_now is not None
+    assert drain_now.plan is not None
     assert not drain_now.within_limits
     assert drain_now.plan.circuits == {"a01", "a02", "a03"}
     (over,) = drain_now.excursions
     assert over.element == "mpdu2"
     assert over.limit_a == 0.8 * 42
-    assert 0 < over.over_a < 10 and over.over_pct == 100 * over.over_a / over.limit_a
+    assert 0 < over.over_a < 10
+    assert over.over_pct == 100 * over.over_a / over.limit_a
     assert over.over_s >= 3600  # hours above the limit at the P90
     assert f"{over.over_a:.1f} A" in drain_now.summary
 
     keep = asked.choice("keep_load")
-    assert keep is not None and keep.plan is None
-    assert keep.left == ("a01", "a02", "a03") and keep.left_critical == 3
+    assert keep is not None
+    assert keep.plan is None
+    assert keep.left == ("a01", "a02", "a03")
+    assert keep.left_critical == 3
     assert 15 < keep.left_a < 20
     assert keep.at_risk_until_s == asked.failure_low_s
 
     partial = asked.choice("partial_drain")
-    assert partial is not None and partial.plan is not None and partial.within_limits
+    assert partial is not None
+    assert partial.plan is not None
+    assert partial.within_limits
     assert set(partial.moved) | set(partial.left) == {"a01", "a02", "a03"}
-    assert partial.moved and partial.left
+    assert partial.moved
+    assert partial.left
     (action,) = decisions.actions  # automatic: what fits runs, as before the question
     assert action.plan is partial.plan
 
     shed = asked.choice("shed:b03")
-    assert shed is not None and shed.shed == "b03" and shed.plan is not None
+    assert shed is not None
+    assert shed.shed == "b03"
+    assert shed.plan is not None
     assert shed.plan.circuits == {"a01", "a02", "a03"}
 
     assert asked.fallback == "partial_drain"
     assert asked.answer_by_s == asked.raised_s + 900.0
     data = decisions.as_dict()["decisions_needed"]
     assert data == [asked.as_dict()]
-    assert data[0]["id"] == asked.id and len(asked.id) == 10
+    assert data[0]["id"] == asked.id
+    assert len(asked.id) == 10
     assert data[0]["choices"][0]["excursions"][0]["element"] == "mpdu2"
 
 
@@ -92,7 +102,8 @@ def test_approval_mode_waits_and_without_a_non_critical_circuit_offers_no_shed()
     (asked,) = decisions.decisions_needed
     assert asked.answer_by_s is None
     assert [c.key for c in asked.choices] == ["drain_now", "keep_load", "partial_drain"]
-    assert not decisions.actions and len(decisions.proposals) == 1
+    assert not decisions.actions
+    assert len(decisions.proposals) == 1
 
 
 def test_a_plant_with_room_asks_nothing() -> None:
