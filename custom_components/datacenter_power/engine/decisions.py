@@ -200,8 +200,8 @@ class DecisionNeeded:
 
     @property
     def id(self) -> str:
-        """A short id naming what is asked (stable while the element, its deadline and the
-        choices' moves stay the same; a changed question gets a new one)."""
+        """A short id naming what is asked (stable while the element and the circuits each
+        choice moves stay the same, across restarts too; a changed question gets a new one)."""
         return decision_id(self.element, self.deadline_s, self.choices)
 
     def choice(self, key: str) -> DecisionChoice | None:
@@ -226,10 +226,10 @@ class DecisionNeeded:
 
 def decision_id(element: str, deadline_s: float, choices: tuple[DecisionChoice, ...]) -> str:
     """The content hash of a decision (what :attr:`DecisionNeeded.id` gives)."""
+    del deadline_s  # it moves earlier from plan to plan: the same question keeps its id
     key = json.dumps(
         [
             element,
-            round(deadline_s) if math.isfinite(deadline_s) else None,
             [
                 [c.key, sorted(c.plan.circuits) if c.plan is not None else []]
                 for c in sorted(choices, key=lambda c: c.key)
