@@ -211,7 +211,7 @@ class QuestionBook:
             "title": title,
             "message": f"{q.element}: no plan is safe before {_when(q.deadline_s)}. "
             + " ".join(lines),
-            "tag": f"{DOMAIN}_decision_{q.element}",
+            "tag": f"{DOMAIN}_decision_{did}",
             "notification_data": notification_data(True),
         }
 
