@@ -113,3 +113,16 @@ def test_a_plant_with_room_asks_nothing() -> None:
     decisions = _decide(doc=doc)
     assert decisions.decisions_needed == ()
     assert decisions.as_dict()["decisions_needed"] == []
+
+
+def test_the_browser_checks_scenario_is_this_plant() -> None:
+    """``scenarios/decision-needed.yaml`` (scripts/browser-check --decision-only) is the plant
+    these tests ask on."""
+    from pathlib import Path
+
+    from dcp_sim.scenario import load_scenario
+
+    path = Path(__file__).parents[2] / "scenarios" / "decision-needed.yaml"
+    served, built = load_scenario(path), parse_scenario(tight_wear_plant())
+    assert served.circuits == built.circuits
+    assert (served.ats, served.mpdus, served.events) == (built.ats, built.mpdus, built.events)
