@@ -1056,11 +1056,15 @@ def decision(args: argparse.Namespace) -> None:
                 wait_texts(
                     page,
                     [
+                        # the description: each choice in full
                         re.compile(r"Drain now: all 3 circuits move off ats1; at the P90 mpdu2"),
                         re.compile(r"Keep the load: nothing moves; 3 circuits"),
-                        re.compile(r"Partial drain: \d+ circuits"),
-                        re.compile(r"Shed b03 \(non-critical"),
                         re.compile(r"If nobody answers"),
+                        # the menu: each choice in a few words with its key number
+                        re.compile(r"Drain now: mpdu2 up to \d+ % over its limit for"),
+                        re.compile(r"Keep the load: [\d.]+ A on 3 circuits at risk"),
+                        re.compile(r"Partial drain: \d circuits move, \d stay"),
+                        re.compile(r"Shed b03 \([\d.]+ A\), then drain everything"),
                     ],
                     "the decision's fix flow",
                     shots / "decision-choices.png",
@@ -1068,7 +1072,7 @@ def decision(args: argparse.Namespace) -> None:
                 page.wait_for_timeout(1000)
                 page.screenshot(path=str(shots / "decision-choices.png"))
                 say("decision plant: the fix flow offers drain now, keep, partial drain, shed b03")
-                dialog.get_by_text(re.compile(r"Shed b03 \(non-critical")).first.click()
+                dialog.get_by_text(re.compile(r"Shed b03 \([\d.]+ A\), then")).first.click()
                 started = wait_migration(api, before, timeout=60)
                 page.wait_for_timeout(1500)
                 page.screenshot(path=str(shots / "decision-done.png"))

@@ -73,7 +73,13 @@ from .phone import notification_data
 from .recorded import recorded_action
 from .runtime import DataCenterPowerConfigEntry, async_plants
 
-__all__ = ["CHOICE_LABELS", "QuestionBook", "async_setup_question_services", "choice_step"]
+__all__ = [
+    "CHOICE_LABELS",
+    "QuestionBook",
+    "async_setup_question_services",
+    "choice_label",
+    "choice_step",
+]
 
 SERVICE_ANSWER: Final = "answer_decision"
 ATTR_DECISION_ID: Final = "decision_id"
@@ -96,6 +102,23 @@ MAX_KEPT: Final = 200
 def choice_step(key: str) -> str:
     """The fix flow's step (and the phone button's word) of a choice: ``shed:<c>`` -> shed."""
     return key.split(":", 1)[0]
+
+
+def choice_label(c: DecisionChoice) -> str:
+    """A choice in a few words with its key number (the fix flow's menu entry)."""
+    if c.key == "drain_now":
+        worst = max(c.excursions, key=lambda x: x.over_pct, default=None)
+        if worst is None:
+            return "Drain now: within the limits, without the plan margin"
+        return (
+            f"Drain now: {worst.element} up to {worst.over_pct:.0f} % over its limit for "
+            f"{worst.over_s / 3600:.1f} h"
+        )
+    if c.key == "keep_load":
+        return f"Keep the load: {c.left_a:.1f} A on {len(c.left)} circuits at risk"
+    if c.shed is not None:
+        return f"Shed {c.shed} ({c.shed_a:.1f} A), then drain everything"
+    return f"Partial drain: {len(c.moved)} circuits move, {len(c.left)} stay ({c.left_a:.1f} A)"
 
 
 def _refused(key: str, **placeholders: str) -> ServiceValidationError:

@@ -69,7 +69,7 @@ from .presentation import (
     signals_text,
     ttf_text,
 )
-from .questions import choice_step
+from .questions import choice_label, choice_step
 from .runtime import DataCenterPowerConfigEntry
 
 DEGRADED_HEALTH: Final = 80.0
@@ -364,7 +364,7 @@ class RepairKeeper:
                         "choices": "\n".join(f"- {c.summary}" for c in q.choices),
                         "rule": str(data["rule"]),
                         **{
-                            step: c.summary if (c := offered.get(step)) else "not offered"
+                            step: choice_label(c) if (c := offered.get(step)) else "not offered"
                             for step in ("drain_now", "keep_load", "partial_drain", "shed")
                         },
                         "shed_circuit": shed.shed or "" if shed is not None else "",

@@ -110,8 +110,9 @@ async def test_repair_offers_the_choices_and_runs_the_chosen_staged_plan(
     assert issue.is_fixable
     placeholders = issue.translation_placeholders or {}
     assert placeholders["component"] == "ats1"
-    assert "mpdu2 up to" in placeholders["drain_now"]
-    assert placeholders["shed"].startswith("Shed b03 (non-critical")
+    assert placeholders["drain_now"].startswith("Drain now: mpdu2 up to ")  # the menu's words
+    assert placeholders["shed"].startswith("Shed b03 (")
+    assert "- Drain now: all 3 circuits move off ats1; at the P90 mpdu2" in placeholders["choices"]
 
     client = await hass_client()
     resp = await client.post(
