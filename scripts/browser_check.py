@@ -1063,7 +1063,7 @@ def decision(args: argparse.Namespace) -> None:
                         # the menu: each choice in a few words with its key number
                         re.compile(r"Drain now: mpdu2 up to \d+ % over its limit for"),
                         re.compile(r"Keep the load: [\d.]+ A on 3 circuits at risk"),
-                        re.compile(r"Partial drain: \d circuits move, \d stay"),
+                        re.compile(r"Partial drain: \d move, \d left"),
                         re.compile(r"Shed b03 \([\d.]+ A\), then drain everything"),
                     ],
                     "the decision's fix flow",

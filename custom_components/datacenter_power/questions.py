@@ -115,10 +115,11 @@ def choice_label(c: DecisionChoice) -> str:
             f"{worst.over_s / 3600:.1f} h"
         )
     if c.key == "keep_load":
-        return f"Keep the load: {c.left_a:.1f} A on {len(c.left)} circuits at risk"
+        n = len(c.left)
+        return f"Keep the load: {c.left_a:.1f} A on {n} circuit{'s' if n != 1 else ''} at risk"
     if c.shed is not None:
         return f"Shed {c.shed} ({c.shed_a:.1f} A), then drain everything"
-    return f"Partial drain: {len(c.moved)} circuits move, {len(c.left)} stay ({c.left_a:.1f} A)"
+    return f"Partial drain: {len(c.moved)} move, {len(c.left)} left ({c.left_a:.1f} A)"
 
 
 def _refused(key: str, **placeholders: str) -> ServiceValidationError:

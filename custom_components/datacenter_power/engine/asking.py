@@ -56,6 +56,10 @@ class Question:
     failure_low_s: float | None
 
 
+def _circuits(n: int) -> str:
+    return f"{n} circuit" if n == 1 else f"{n} circuits"
+
+
 def _hours(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
@@ -118,7 +122,7 @@ def ask(
             key="keep_load",
             plan=None,
             summary=(
-                f"Keep the load: nothing moves; {len(now_left)} circuits ({critical} critical), "
+                f"Keep the load: nothing moves; {_circuits(len(now_left))} ({critical} critical), "
                 f"{now_left_a:.1f} A, are interrupted if {e} fails before {until}."
             ),
             left=tuple(now_left),
@@ -137,8 +141,8 @@ def ask(
                 key="partial_drain",
                 plan=partial,
                 summary=(
-                    f"Partial drain: {len(moved)} circuits ({moved_a:.1f} A) move within every "
-                    f"limit; {len(left)} ({left_a:.1f} A) stay on {e} and are interrupted if "
+                    f"Partial drain: {_circuits(len(moved))} ({moved_a:.1f} A) move within "
+                    f"every limit; {len(left)} ({left_a:.1f} A) left on {e}, interrupted if "
                     "it fails."
                 ),
                 moved=tuple(moved),
@@ -184,7 +188,11 @@ def _drain_now(
     plan (balanced: lowest worst utilisation), with its excursions at the P90."""
     e = q.element
     others = [x for x in topology.elements if x != e and x not in topology.mpdus_of(e)]
-    req = replace(drain, goal=f"drain {e} (over the limits)", balance=True)
+    # The whole window only (the excursions are reported over it): a bounded number of
+    # planner calls, one per raise of the limits.
+    req = replace(
+        drain, goal=f"drain {e} (over the limits)", balance=True, horizons=drain.horizons[:1]
+    )
     for frac in RELAX_STEPS:
         res = planner(relaxed(topology, others, frac), assignment, req)
         if isinstance(res, Plan) and res.moves:
