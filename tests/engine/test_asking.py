@@ -126,3 +126,16 @@ def test_the_browser_checks_scenario_is_this_plant() -> None:
     served, built = load_scenario(path), parse_scenario(tight_wear_plant())
     assert served.circuits == built.circuits
     assert (served.ats, served.mpdus, served.events) == (built.ats, built.mpdus, built.events)
+
+
+def test_drain_now_says_when_the_interlock_would_refuse_it_now() -> None:
+    """mpdu2 so small that ATS-1's load would put it above its limit on the load measured now:
+    drain now is still offered (its numbers), saying that the interlock refuses it until the
+    load allows (no choice bypasses the interlock)."""
+    doc = tight_wear_plant()
+    doc["mpdus"][1]["rating_a"] = 34
+    (asked,) = _decide(doc=doc).decisions_needed
+    drain_now = asked.choice("drain_now")
+    assert drain_now is not None
+    assert "now it would put mpdu2" in drain_now.summary
+    assert "which the interlock refuses until the load allows" in drain_now.summary

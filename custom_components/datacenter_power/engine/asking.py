@@ -202,6 +202,19 @@ def _drain_now(
     over = excursions(topology, forecasts, res.final_assignment, q.end_s)
     before = {x.element: x for x in excursions(topology, forecasts, assignment, q.end_s)}
     worse = tuple(x for x in over if x.element not in before or x.over_s > before[x.element].over_s)
+    # The interlock and the stage verification still refuse a move that puts an element above
+    # its limit on the load measured now: the choice accepts the forecast excursion, not that.
+    before_now = topology.overloads(assignment, circuit_a)
+    now_over = {
+        x: a
+        for x, a in topology.overloads(res.final_assignment, circuit_a).items()
+        if a > before_now.get(x, 0.0)
+    }
+    refused = "; ".join(
+        f"now it would put {x} {a:.1f} A above its limit, which the interlock refuses until "
+        "the load allows"
+        for x, a in sorted(now_over.items())
+    )
     words = "; ".join(
         f"{x.element} up to {x.over_a:.1f} A ({x.over_pct:.0f} %) above its {x.limit_a:.1f} A "
         f"limit for {_hours(x.over_s)}"
@@ -213,6 +226,7 @@ def _drain_now(
         summary=(
             f"Drain now: all {len(res.circuits)} circuits move off {e}; at the P90 "
             + (words or "no element exceeds its limit, but none keeps the plan margin")
+            + (f" ({refused})" if refused else "")
             + "."
         ),
         within_limits=False,
