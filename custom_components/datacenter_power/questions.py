@@ -174,8 +174,9 @@ class QuestionBook:
         # At once (rare writes): an answer must survive a restart that follows it.
         if self._store is not None:
             data = {"first_seen": dict(self.first_seen), "closed": dict(self.closed)}
-            self.entry.async_create_background_task(
-                self.hass, self._store.async_save(data), f"{DOMAIN} save decisions"
+            # (Home Assistant's task, not the entry's: an unload must not cancel the write.)
+            self.hass.async_create_background_task(
+                self._store.async_save(data), f"{DOMAIN} save decisions"
             )
 
     @callback

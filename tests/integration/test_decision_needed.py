@@ -301,3 +301,28 @@ async def test_an_answer_survives_a_restart(
     with pytest.raises(ServiceValidationError) as err:
         await _answer(hass, did, "partial_drain")
     assert err.value.translation_key == "decision_stale"
+
+
+async def test_a_question_no_longer_asked_after_a_restart_is_refused_as_stale(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+) -> None:
+    """a01 moved by hand, then the plant restarts (its entry set up again from storage): the
+    engine asks another question (another id); an answer to the one asked before the restart
+    is refused as stale, with why, and nothing moves."""
+    entry = await _setup(hass, hass_storage, sim_server, "approval")
+    did, _ = _question(entry)
+    await hass.services.async_call(
+        DOMAIN, "set_path", {"circuit": "a01", "path": "mpdu2"}, blocking=True
+    )
+    assert await hass.config_entries.async_reload(entry.entry_id)
+    await hass.async_block_till_done()
+    now, _ = _question(entry)
+    assert now != did
+    count = len(entry.runtime_data.migrations.records)
+    with pytest.raises(ServiceValidationError) as err:
+        await _answer(hass, did, "keep_load")
+    assert err.value.translation_key == "decision_stale"
+    assert "no longer asked" in str(err.value.translation_placeholders)
+    assert len(entry.runtime_data.migrations.records) == count
