@@ -144,7 +144,10 @@ class QuestionBook:
     first_seen: dict[str, float] = field(default_factory=dict)
     """Question id -> when it was first seen (epoch s; stored)."""
     closed: dict[str, str] = field(default_factory=dict)
-    """Question id -> why it can no longer be answered (answered, no longer asked; stored)."""
+    """Answered question id -> by whom and with what (stored: not asked again)."""
+    gone: dict[str, str] = field(default_factory=dict)
+    """Question id -> why it is no longer asked (it is current again if the engine asks it
+    again)."""
     _store: Store[dict[str, Any]] | None = None
     _answering: set[str] = field(default_factory=set)
 
@@ -172,6 +175,9 @@ class QuestionBook:
 
     def _save(self) -> None:
         # At once (rare writes): an answer must survive a restart that follows it.
+        for kept in (self.closed, self.first_seen, self.gone):
+            while len(kept) > MAX_KEPT:
+                del kept[next(iter(kept))]
         if self._store is not None:
             data = {"first_seen": dict(self.first_seen), "closed": dict(self.closed)}
             # (Home Assistant's task, not the entry's: an unload must not cancel the write.)
@@ -246,10 +252,11 @@ class QuestionBook:
         now = time.time()
         asked = {q.id: q for q in decisions.decisions_needed}
         for did in set(self.current) - set(asked):
-            self.closed.setdefault(did, "no longer asked: the plant or its forecast changed")
+            self.gone[did] = "no longer asked: the plant or its forecast changed"
             self.notices.release(f"decision:{did}")
-            self._save()
         self.current = {d: q for d, q in asked.items() if d not in self.closed}
+        for did in self.current:
+            self.gone.pop(did, None)
         for did, q in self.current.items():
             if did not in self.first_seen:
                 self.first_seen[did] = now
@@ -271,20 +278,17 @@ class QuestionBook:
         for did, q in list(self.current.items()):
             by = self.answer_by(did)
             if by is not None and now >= by and did not in self._answering:
-                self.entry.async_create_background_task(
-                    self.hass, self._async_fallback(did, q.fallback), f"{DOMAIN} decision {did}"
-                )
+                self._fallback(q)
 
-    async def _async_fallback(self, did: str, key: str) -> None:
+    def _fallback(self, q: DecisionNeeded) -> None:
         """The no-answer rule (automatic mode): the fallback stands as the answer. Nothing more
         is run for it: in automatic mode the engine itself runs the partial drain that fits
         within the limits (before and after the question), and keeping the load moves
         nothing; never drain_now or a shed."""
-        q = self.current.get(did)
-        if q is None or did in self._answering:
-            return
-        LOGGER.info("Decision %s at %s: nobody answered in time; %s stands", did, q.element, key)
-        self._close(q, key, "the no-answer rule (automatic mode)", None, None)
+        LOGGER.info(
+            "Decision %s at %s: nobody answered in time; %s stands", q.id, q.element, q.fallback
+        )
+        self._close(q, q.fallback, "the no-answer rule (automatic mode)", None, None)
 
     def check(self, did: str, key: str) -> tuple[DecisionNeeded, DecisionChoice]:
         """The open question ``did`` and its choice ``key``, or a refusal saying why not."""
@@ -293,6 +297,8 @@ class QuestionBook:
         if did in self.closed:
             raise _refused("decision_stale", decision_id=did, reason=self.closed[did])
         q = self.current.get(did)
+        if q is None and did in self.gone:
+            raise _refused("decision_stale", decision_id=did, reason=self.gone[did])
         if q is None and did in self.first_seen:
             why = "no longer asked: the plant, its forecast or a restart changed the question"
             raise _refused("decision_stale", decision_id=did, reason=why)
@@ -345,10 +351,6 @@ class QuestionBook:
         self.closed[did] = f"answered by {by}: {key}" + (
             f" (migration {migration_id})" if migration_id else ""
         )
-        while len(self.closed) > MAX_KEPT:
-            del self.closed[next(iter(self.closed))]
-        while len(self.first_seen) > MAX_KEPT:
-            del self.first_seen[next(iter(self.first_seen))]
         self.current.pop(did, None)
         self._save()
         self.notices.release(f"decision:{did}")
@@ -406,7 +408,7 @@ class QuestionBook:
 def _find(hass: HomeAssistant, did: str) -> QuestionBook:
     for entry in async_plants(hass):
         book = entry.runtime_data.questions
-        if did in book.current or did in book.closed or did in book.first_seen:
+        if did in book.current or did in book.closed or did in book.gone or did in book.first_seen:
             return book
     raise _refused("decision_unknown", decision_id=did)
 
