@@ -162,6 +162,7 @@ def ask(
         raised_s=q.now_s,
         deadline_s=q.deadline_s,
         choices=tuple(choices),
+        at_stake=tuple(sorted(now_left)),
         reason=q.reason,
         failure_s=q.failure_s,
         failure_low_s=q.failure_low_s,

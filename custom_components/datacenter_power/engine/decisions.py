@@ -188,6 +188,8 @@ class DecisionNeeded:
     deadline_s: float
     """The drain's deadline (``DecisionRules.drain_deadline``)."""
     choices: tuple[DecisionChoice, ...]
+    at_stake: tuple[str, ...] = ()
+    """The circuits on ``element`` drawing load: what the question is about."""
     reason: str = ""
     failure_s: float | None = None
     """The predicted failure (P50), when there is an estimate."""
@@ -200,9 +202,11 @@ class DecisionNeeded:
 
     @property
     def id(self) -> str:
-        """A short id naming what is asked (stable while the element and the circuits each
-        choice moves stay the same, across restarts too; a changed question gets a new one)."""
-        return decision_id(self.element, self.deadline_s, self.choices)
+        """A short id naming what is asked: the unit and the circuits at stake on it. It stays
+        the same while they do (across restarts too) although the choices' plans and numbers
+        are refreshed at every plan: a question is announced once, not at every change of a
+        forecast; a circuit moved on or off the unit makes it a new question."""
+        return decision_id(self.element, self.at_stake)
 
     def choice(self, key: str) -> DecisionChoice | None:
         """The choice ``key``, if offered."""
@@ -213,6 +217,7 @@ class DecisionNeeded:
         return {
             "id": self.id,
             "element": self.element,
+            "at_stake": list(self.at_stake),
             "raised_s": self.raised_s,
             "deadline_s": self.deadline_s,
             "failure_s": self.failure_s,
@@ -224,18 +229,9 @@ class DecisionNeeded:
         }
 
 
-def decision_id(element: str, deadline_s: float, choices: tuple[DecisionChoice, ...]) -> str:
+def decision_id(element: str, at_stake: tuple[str, ...]) -> str:
     """The content hash of a decision (what :attr:`DecisionNeeded.id` gives)."""
-    del deadline_s  # it moves earlier from plan to plan: the same question keeps its id
-    key = json.dumps(
-        [
-            element,
-            [
-                [c.key, sorted(c.plan.circuits) if c.plan is not None else []]
-                for c in sorted(choices, key=lambda c: c.key)
-            ],
-        ]
-    )
+    key = json.dumps([element, sorted(at_stake)])
     return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
