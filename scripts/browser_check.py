@@ -1061,7 +1061,7 @@ def decision(args: argparse.Namespace) -> None:
                         re.compile(r"Keep the load: nothing moves; 3 circuits"),
                         re.compile(r"If nobody answers"),
                         # the menu: each choice in a few words with its key number
-                        re.compile(r"Drain now: mpdu2 up to \d+ % over its limit for"),
+                        re.compile(r"Drain now: mpdu2 up to \d+ % over its limit for [\d.]+ h"),
                         re.compile(r"Keep the load: [\d.]+ A on 3 circuits at risk"),
                         re.compile(r"Partial drain: \d move, \d left"),
                         re.compile(r"Shed b03 \([\d.]+ A\), then drain everything"),

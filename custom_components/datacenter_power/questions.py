@@ -108,11 +108,12 @@ def choice_label(c: DecisionChoice) -> str:
     """A choice in a few words with its key number (the fix flow's menu entry)."""
     if c.key == "drain_now":
         worst = max(c.excursions, key=lambda x: x.over_pct, default=None)
+        refused = " (refused now)" if c.over_now else ""
         if worst is None:
-            return "Drain now: within the limits, without the plan margin"
+            return "Drain now: within the limits, without the plan margin" + refused
         return (
             f"Drain now: {worst.element} up to {worst.over_pct:.0f} % over its limit for "
-            f"{worst.over_s / 3600:.1f} h"
+            f"{worst.over_s / 3600:.1f} h{refused}"
         )
     if c.key == "keep_load":
         n = len(c.left)

@@ -139,3 +139,4 @@ def test_drain_now_says_when_the_interlock_would_refuse_it_now() -> None:
     assert drain_now is not None
     assert "now it would put mpdu2" in drain_now.summary
     assert "which the interlock refuses until the load allows" in drain_now.summary
+    assert [e for e, _ in drain_now.over_now] == ["mpdu2"]

@@ -232,6 +232,7 @@ def _drain_now(
         ),
         within_limits=False,
         excursions=worse,
+        over_now=tuple(sorted(now_over.items())),
         moved=tuple(sorted(res.circuits)),
         moved_a=sum(circuit_a.get(c, 0.0) for c in res.circuits),
     )

@@ -146,6 +146,9 @@ class DecisionChoice:
     within_limits: bool = True
     """False only for a plan that takes an element above its continuous limit (drain_now)."""
     excursions: tuple[Excursion, ...] = ()
+    over_now: tuple[tuple[str, float], ...] = ()
+    """drain_now: elements the plan would put above their limit on the load measured now, with
+    the amps: the interlock refuses those moves until the load allows."""
     moved: tuple[str, ...] = ()
     moved_a: float = 0.0
     left: tuple[str, ...] = ()
@@ -162,6 +165,7 @@ class DecisionChoice:
             "summary": self.summary,
             "within_limits": self.within_limits,
             "excursions": [x.as_dict() for x in self.excursions],
+            "over_now": {e: round(a, 2) for e, a in self.over_now},
             "moved": list(self.moved),
             "moved_a": round(self.moved_a, 2),
             "left": list(self.left),
