@@ -23,7 +23,12 @@ with Chromium (Debian's package) driven by Playwright:
    ``--demo-minutes`` of the second start; a last screenshot shows ATS-1 after its failure;
 5. the sudden-failure plant (``--failure-only``: only this part), then the phone
    (``--phone-only``: only this part): a phone registered through ``mobile_app`` approves the
-   demo's proposal from its webhook and must get the outcome on its push channel.
+   demo's proposal from its webhook and must get the outcome on its push channel;
+6. a plant where no plan is safe (``--decision-only``: only this part;
+   ``scenarios/decision-needed.yaml``, approval mode): Settings > Repairs shows the critical
+   *Decision needed at ats1*; its fix flow is a menu of the choices in numbers; choosing the
+   shed of the non-critical b03 there switches b03 off and runs the drain as a staged migration,
+   which completes; the repair then goes.
 
 Exit status 0 when everything holds; otherwise 1 with what failed.
 """
@@ -975,6 +980,120 @@ def _last_start(sim_log: Path) -> int:
     return max(0, text.rfind("serving from"))
 
 
+DECISION_SCENARIO: Final = REPO / "scenarios" / "decision-needed.yaml"
+DECISION_FROM: Final = "12h"
+"""The decision plant goes live 11 h into ATS-1's wear (as the integration tests stand)."""
+
+
+def decision_repair(api: Api, timeout: float) -> dict[str, Any]:
+    """The critical, fixable "Decision needed at ats1" repair, once raised."""
+    deadline = time.monotonic() + timeout
+    while True:
+        (issues,) = api.ws({"type": "repairs/list_issues"})
+        for issue in issues["issues"]:
+            if (
+                issue["domain"] == "datacenter_power"
+                and issue["issue_id"].startswith(f"decision_needed_{ATS}_")
+                and issue["is_fixable"]
+            ):
+                return dict(issue)
+        if time.monotonic() > deadline:
+            raise CheckFailed(
+                f"no fixable decision-needed repair for {ATS} within {timeout:.0f} s: "
+                + ", ".join(i["issue_id"] for i in issues["issues"])
+            )
+        time.sleep(5)
+
+
+def decision(args: argparse.Namespace) -> None:
+    """Issue 24, "a person asked when no plan is safe", from outside: the repair, the choice in
+    the fix flow's dialog, the staged plan run."""
+    from playwright.sync_api import sync_playwright
+
+    config = Path(str(args.config) + "-decision")
+    dev = Develop(
+        args,
+        fresh=True,
+        scenario=DECISION_SCENARIO,
+        config=config,
+        start_at=DECISION_FROM,
+        extra=("--policy-mode", "approval"),
+    )
+    try:
+        ready = dev.wait_ready(timeout=600)
+        say(f"decision plant: scripts/develop ready after {ready:.0f} s")
+        api = api_for(args.port)
+        issue = decision_repair(api, PREDICTION_WAIT_S)
+        if issue["severity"] != "critical":
+            raise CheckFailed(f"the decision-needed repair is not critical: {issue}")
+        say(f"decision plant: repair {issue['issue_id']} (critical) is fixable")
+        _state, attrs = migration_state(api)
+        before = attrs.get("migration_id")
+        base = f"http://127.0.0.1:{args.port}"
+        shots = Path(args.screenshots)
+        shots.mkdir(parents=True, exist_ok=True)
+        with (
+            tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile,
+            sync_playwright() as pw,
+        ):
+            ctx = pw.chromium.launch_persistent_context(
+                profile,
+                executable_path=CHROMIUM,
+                args=CHROMIUM_ARGS,
+                headless=True,
+                viewport=VIEWPORT,
+            )
+            try:
+                page = login(ctx, base)
+                page.goto(base + "/config/repairs")
+                title = f"Decision needed at {ATS}"
+                wait_texts(page, [title], "Settings > Repairs", shots / "decision-repairs.png")
+                page.wait_for_timeout(1000)
+                page.screenshot(path=str(shots / "decision-repairs.png"))
+                page.get_by_text(title).first.click()
+                dialog = page.locator("dialog-data-entry-flow")
+                # The menu: every choice with its numbers (the placeholders rendered).
+                wait_texts(
+                    page,
+                    [
+                        # the description: each choice in full
+                        re.compile(r"Drain now: all 3 circuits move off ats1; at the P90 mpdu2"),
+                        re.compile(r"Keep the load: nothing moves; 3 circuits"),
+                        re.compile(r"If nobody answers"),
+                        # the menu: each choice in a few words with its key number
+                        re.compile(r"Drain now: mpdu2 up to \d+ % over its limit for [\d.]+ h"),
+                        re.compile(r"Keep the load: [\d.]+ A on 3 circuits at risk"),
+                        re.compile(r"Partial drain: \d move, \d left"),
+                        re.compile(r"Shed b03 \([\d.]+ A\), then drain everything"),
+                    ],
+                    "the decision's fix flow",
+                    shots / "decision-choices.png",
+                )
+                page.wait_for_timeout(1000)
+                page.screenshot(path=str(shots / "decision-choices.png"))
+                say("decision plant: the fix flow offers drain now, keep, partial drain, shed b03")
+                dialog.get_by_text(re.compile(r"Shed b03 \([\d.]+ A\), then")).first.click()
+                started = wait_migration(api, before, timeout=60)
+                page.wait_for_timeout(1500)
+                page.screenshot(path=str(shots / "decision-done.png"))
+                say(f"decision plant: shed b03 chosen in the dialog: migration {started} started")
+                wait_migration_done(api, started, timeout=240)
+            finally:
+                ctx.close()
+        b03 = api.template(
+            "{{ integration_entities('datacenter_power') | select('search', 'b03_output') "
+            "| map('states') | first }}"
+        )
+        if b03 != "off":
+            raise CheckFailed(f"b03's output is {b03!r} after the shed was chosen")
+        (issues,) = api.ws({"type": "repairs/list_issues"})
+        if any(i["issue_id"] == issue["issue_id"] for i in issues["issues"]):
+            raise CheckFailed("the decision-needed repair is still there after the answer")
+        say(f"decision plant: migration {started} completed; b03 off; the repair is gone")
+    finally:
+        dev.stop()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=8123)
@@ -987,10 +1106,14 @@ def main() -> int:
     parser.add_argument(
         "--phone-only", action="store_true", help="only the phone (mobile_app) approval"
     )
+    parser.add_argument(
+        "--decision-only", action="store_true", help="only the decision-needed plant"
+    )
     args = parser.parse_args()
-    if args.failure_only or args.phone_only:
+    if args.failure_only or args.phone_only or args.decision_only:
+        only = sudden_failure if args.failure_only else phone if args.phone_only else decision
         try:
-            (sudden_failure if args.failure_only else phone)(args)
+            only(args)
         except CheckFailed as err:
             print(f"browser-check: FAILED: {err}", file=sys.stderr)
             return 1
@@ -1034,6 +1157,7 @@ def main() -> int:
         dev = None
         sudden_failure(args)
         phone(args)
+        decision(args)
     except CheckFailed as err:
         print(f"browser-check: FAILED: {err}", file=sys.stderr)
         return 1

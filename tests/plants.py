@@ -102,3 +102,24 @@ def two_ats_plant(
         doc["circuit_groups"] = [dict(g) for g in circuit_groups]
     doc.update(sections)
     return doc
+
+
+def tight_wear_plant() -> Doc:
+    """ATS-1 wears from 1 h and fails at 16 h (as the integration tests' wear plant) but
+    ``mpdu2`` (42 A, a 33.6 A continuous limit) cannot take all of ATS-1's load at the
+    afternoon's P90: no complete drain is safe, a partial one is, and shedding the non-critical
+    ``b03`` makes room for everything. The question to a person (decision needed) comes up."""
+    group = {"rating_a": 16, "load": {"mean_a": 5, "daily": 0.2, "noise": 0.03}}
+    return two_ats_plant(
+        "tight_wear",
+        seed=5,
+        ats_rating_a=100,
+        mpdu_rating_a=(60, 42),
+        history="2d",
+        circuit_groups=[
+            {"prefix": "a", "count": 3, "paths": ["mpdu1", "mpdu2"], **group},
+            {"prefix": "b", "count": 2, "paths": ["mpdu2", "mpdu1"], **group},
+        ],
+        circuits=[{"id": "b03", "paths": ["mpdu2", "mpdu1"], "critical": False, **group}],
+        events=[{"kind": "ats_contact_wear", "target": "ats1", "onset": "1h", "failure": "16h"}],
+    )

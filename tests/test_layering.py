@@ -164,6 +164,7 @@ HA_LAYERS: tuple[str, ...] = (
     "decision_follower",
     "faults",
     "proposals",
+    "questions",
     "repairs",
     "status",
     "campus_state",

@@ -32,6 +32,7 @@ from .notices import forget_notices, notices_for
 from .options import repaired_options
 from .plant_ids import async_forget_plant_ids, async_remember_plant_ids
 from .proposals import ProposalBook, async_setup_proposal_services
+from .questions import QuestionBook, async_setup_question_services
 from .recorded import async_track_causes
 from .repairs import RepairKeeper, async_remove_repairs
 from .runtime import DataCenterPowerConfigEntry, DataCenterPowerData
@@ -53,6 +54,7 @@ async def async_setup(hass: HomeAssistant, config: ConfigType) -> bool:
     async_setup_services(hass)
     async_setup_path_service(hass)
     async_setup_proposal_services(hass)
+    async_setup_question_services(hass)
     async_setup_dashboard_service(hass)
     async_track_causes(hass)  # the activity says which automation or script acted
     return True
@@ -99,14 +101,17 @@ async def async_setup_entry(hass: HomeAssistant, entry: DataCenterPowerConfigEnt
         faults=FaultWatch(hass, entry),
         activity=ActivityRecorder(hass, entry),
         proposals=ProposalBook(hass, entry),
+        questions=QuestionBook(hass, entry),
         repairs=RepairKeeper(hass, entry),
     )
+    await runtime.questions.async_load()
     async_remember_plant_ids(hass, entry)  # the options form's fields during a reload
     runtime.faults.async_start()  # before the entities that count failed units at risk
     # The logbook's activity follows each decision before the proposals do: a prediction is
     # logged before the proposal it causes (listeners run in the order they were added).
     runtime.activity.async_start()
     runtime.proposals.async_start()  # before the entities that show proposals
+    runtime.questions.async_start()
     await hass.config_entries.async_forward_entry_setups(entry, PLATFORMS)
     # repair issues follow the plant from here on (until it unloads: they stay in the registry
     # then, and are brought up to date at the next setup; removing the entry deletes them)

@@ -36,6 +36,7 @@ from .campus_topics import valid_hall
 from .const import (
     CONF_CALENDAR_ENTITY,
     CONF_CAMPUS_HALL,
+    CONF_DECISION_TIMEOUT,
     CONF_FORECAST_HORIZON,
     CONF_HOST,
     CONF_LINEUP_AREAS,
@@ -375,6 +376,8 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                 key: int(user_input[key])
                 for key in (CONF_SCAN_INTERVAL, CONF_STEP_INTERVAL, CONF_FORECAST_HORIZON)
             }
+            if user_input.get(CONF_DECISION_TIMEOUT) is not None:
+                options[CONF_DECISION_TIMEOUT] = int(user_input[CONF_DECISION_TIMEOUT])
             options[CONF_POLICY_MODE] = user_input[CONF_POLICY_MODE]
             options[CONF_MAX_STEP_AMPS] = float(user_input[CONF_MAX_STEP_AMPS])
             for key, domain in (
@@ -403,6 +406,7 @@ class DataCenterPowerOptionsFlow(OptionsFlowWithReload):
                 vol.Required(CONF_MAX_STEP_AMPS): _number(1, 500, "A", step=0.5),
                 vol.Required(CONF_STEP_INTERVAL): _number(10, 3600, "s"),
                 vol.Required(CONF_FORECAST_HORIZON): _number(1, 168, "h"),
+                vol.Optional(CONF_DECISION_TIMEOUT): _number(1, 1440, "min"),
                 vol.Optional(CONF_CALENDAR_ENTITY): selector.EntitySelector(
                     selector.EntitySelectorConfig(domain="calendar")
                 ),

@@ -40,6 +40,9 @@ CONF_SOURCE_NAMES: Final = "source_names"
 """Option (and options-form section): source id -> the name its entities use."""
 CONF_CAMPUS_HALL: Final = "campus_hall"
 """Option: this plant's hall id on the campus MQTT broker (empty: not published; ``campus.py``)."""
+CONF_DECISION_TIMEOUT: Final = "decision_timeout_min"
+"""Option: minutes a decision (no plan is safe) waits for a person in automatic mode before
+its fallback is taken (``questions.py``)."""
 CONF_SUGGEST_AREAS: Final = "suggest_areas"
 """Option: put devices seen for the first time in a "Lineup <ats>" area (default on)."""
 
@@ -61,6 +64,8 @@ DEFAULT_STEP_INTERVAL: Final = round(_ENGINE_DEFAULTS.step_interval_s)
 """Seconds between migration steps (time to verify each one): ``PolicyConfig``'s default."""
 DEFAULT_FORECAST_HORIZON: Final = 24
 """Hours the load forecast looks ahead."""
+DEFAULT_DECISION_TIMEOUT: Final = round(_ENGINE_DEFAULTS.decision_timeout_s / 60)
+"""Minutes a decision waits for an answer in automatic mode: ``PolicyConfig``'s default."""
 
 DEFAULT_OPTIONS: Final[dict[str, object]] = {
     CONF_SCAN_INTERVAL: DEFAULT_SCAN_INTERVAL,
@@ -68,6 +73,7 @@ DEFAULT_OPTIONS: Final[dict[str, object]] = {
     CONF_MAX_STEP_AMPS: DEFAULT_MAX_STEP_AMPS,
     CONF_STEP_INTERVAL: DEFAULT_STEP_INTERVAL,
     CONF_FORECAST_HORIZON: DEFAULT_FORECAST_HORIZON,
+    CONF_DECISION_TIMEOUT: DEFAULT_DECISION_TIMEOUT,
 }
 
 # -- Modbus timing --------------------------------------------------------------------------------

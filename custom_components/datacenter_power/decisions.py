@@ -39,12 +39,14 @@ from homeassistant.util import dt as dt_util
 from .announced import scheduled_loads
 from .const import (
     CONF_CALENDAR_ENTITY,
+    CONF_DECISION_TIMEOUT,
     CONF_FORECAST_HORIZON,
     CONF_MAX_STEP_AMPS,
     CONF_POLICY_MODE,
     CONF_SCAN_INTERVAL,
     CONF_STEP_INTERVAL,
     CONF_WORKDAY_ENTITY,
+    DEFAULT_DECISION_TIMEOUT,
     DEFAULT_FORECAST_HORIZON,
     DEFAULT_MAX_STEP_AMPS,
     DEFAULT_POLICY_MODE,
@@ -91,6 +93,8 @@ def policy_config(entry: DataCenterPowerConfigEntry) -> PolicyConfig:
         poll_s=float(options.get(CONF_SCAN_INTERVAL, DEFAULT_SCAN_INTERVAL)),
         max_step_amps=float(options.get(CONF_MAX_STEP_AMPS, DEFAULT_MAX_STEP_AMPS)),
         step_interval_s=float(options.get(CONF_STEP_INTERVAL, DEFAULT_STEP_INTERVAL)),
+        decision_timeout_s=60.0
+        * float(options.get(CONF_DECISION_TIMEOUT, DEFAULT_DECISION_TIMEOUT)),
     )
 
 

@@ -31,6 +31,8 @@ EVENT_PROPOSAL: Final = f"{DOMAIN}_proposal"
 EVENT_PROPOSAL_CLOSED: Final = f"{DOMAIN}_proposal_closed"
 """A proposal that was announced can no longer be approved: dismissed, gone stale, or approved
 and its migration ended (with the outcome); the phone's notification is replaced (its tag)."""
+EVENT_DECISION_NEEDED: Final = f"{DOMAIN}_decision_needed"
+"""No plan is safe: a person is asked to choose (once per question and run: ``questions.py``)."""
 
 # -- activity types (the ``type`` of an activity event) -------------------------------------------
 
@@ -49,6 +51,8 @@ PROPOSAL: Final = "proposal"
 PROPOSAL_APPROVED: Final = "proposal_approved"
 PROPOSAL_DISMISSED: Final = "proposal_dismissed"
 OVERRIDE: Final = "override"
+DECISION_NEEDED: Final = "decision_needed"
+DECISION_ANSWERED: Final = "decision_answered"
 ACTIVITY_TYPES: Final = (
     FAILURE_PREDICTED,
     FAILURE_RISK_CLEARED,
@@ -65,6 +69,8 @@ ACTIVITY_TYPES: Final = (
     PROPOSAL_APPROVED,
     PROPOSAL_DISMISSED,
     OVERRIDE,
+    DECISION_NEEDED,
+    DECISION_ANSWERED,
 )
 
 TRIGGER_TYPES: Final = (
@@ -74,6 +80,7 @@ TRIGGER_TYPES: Final = (
     MIGRATION_FAILED,
     FAILOVER,
     OVERLOAD_FORECAST,
+    DECISION_NEEDED,
 )
 """The activity types a device trigger offers (``device_trigger.py``)."""
 
@@ -88,6 +95,7 @@ ISSUE_UNIT_FAILED: Final = "unit_failed"
 ISSUE_OVER_LIMIT: Final = "over_limit"
 ISSUE_UNIT_REPLACED: Final = "unit_replaced"
 ISSUE_MIGRATIONS_DAMAGED: Final = "migrations_damaged"
+ISSUE_DECISION_NEEDED: Final = "decision_needed"
 
 
 def held_issue_id(migration_id: str) -> str:

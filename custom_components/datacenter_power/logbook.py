@@ -22,6 +22,8 @@ from .const import DOMAIN
 from .events import (
     ACTION_DONE,
     CIRCUIT_MOVED,
+    DECISION_ANSWERED,
+    DECISION_NEEDED,
     EVENT_ACTIVITY,
     FAILOVER,
     FAILURE_PREDICTED,
@@ -55,6 +57,8 @@ ICONS: dict[str, str] = {
     PROPOSAL_APPROVED: "mdi:check-decagram",
     PROPOSAL_DISMISSED: "mdi:clipboard-remove",
     OVERRIDE: "mdi:hand-back-right",
+    DECISION_NEEDED: "mdi:account-question",
+    DECISION_ANSWERED: "mdi:account-check",
 }
 """An icon per activity type, so the logbook's entries are told apart at a glance."""
 

@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 from .const import (
+    CONF_DECISION_TIMEOUT,
     CONF_FORECAST_HORIZON,
     CONF_MAX_STEP_AMPS,
     CONF_POLICY_MODE,
@@ -63,6 +64,7 @@ LIMITS: Final[Mapping[str, Limits]] = {
     CONF_MAX_STEP_AMPS: Limits(MIN_STEP_AMPS, MAX_STEP_AMPS_OPTION, whole=False),
     CONF_STEP_INTERVAL: Limits(MIN_STEP_INTERVAL, MAX_STEP_INTERVAL, whole=True),
     CONF_FORECAST_HORIZON: Limits(1, 168, whole=True),
+    CONF_DECISION_TIMEOUT: Limits(1, 1440, whole=True),
 }
 
 

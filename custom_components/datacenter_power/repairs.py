@@ -15,7 +15,10 @@ updated while it lasts, deleted when it goes, created again if it returns):
 * ``unit_failed`` - an ATS or MPDU failed without warning (critical, from the poll that shows
   it: ``faults.py``): why, its circuits, what to do;
 * ``over_limit`` - an ATS or MPDU carries more than its continuous limit (critical, from the poll
-  that shows it): by how much, and what can be moved, or that nothing can and why.
+  that shows it): by how much, and what can be moved, or that nothing can and why;
+* ``decision_needed`` - no plan is safe through a drain's deadline (``questions.py``): critical,
+  every choice in numbers; its fix flow offers them as a menu and runs the chosen one (not
+  fixable in monitor mode, which only reports).
 
 Issue ids carry the entry id so two plants never share one; every issue's ``data`` names the
 entry and the component so the fix flow finds them.
@@ -41,10 +44,12 @@ from .const import (
     DEFAULT_STEP_INTERVAL,
     DOMAIN,
     LOGGER,
+    POLICY_MONITOR,
 )
 from .device.models import AtsReading
 from .engine.plan import Infeasible, Plan
 from .events import (
+    ISSUE_DECISION_NEEDED,
     ISSUE_DEGRADED,
     ISSUE_FAILURE_PREDICTED,
     ISSUE_INHIBIT_ON,
@@ -64,6 +69,7 @@ from .presentation import (
     signals_text,
     ttf_text,
 )
+from .questions import choice_label, choice_step
 from .runtime import DataCenterPowerConfigEntry
 
 DEGRADED_HEALTH: Final = 80.0
@@ -157,6 +163,7 @@ class RepairKeeper:
             *self._predictions(),
             *self._migrations(),
             *self._inhibits(),
+            *self._questions(),
         ):
             wanted[issue.issue_id] = issue
         registry = ir.async_get(self.hass)
@@ -334,6 +341,39 @@ class RepairKeeper:
                 )
         return out
 
+    def _questions(self) -> list[Issue]:
+        """Open decisions a person must take (no plan is safe), one per unit."""
+        book = self.entry.runtime_data.questions
+        out: list[Issue] = []
+        for did, q in sorted(book.current.items(), key=lambda kv: kv[1].element):
+            data = book.describe(q)
+            offered = {choice_step(c.key): c for c in q.choices}
+            shed = offered.get("shed")
+            out.append(
+                Issue(
+                    self._id(ISSUE_DECISION_NEEDED, q.element),
+                    ISSUE_DECISION_NEEDED,
+                    q.element,
+                    ir.IssueSeverity.CRITICAL,
+                    book.mode != POLICY_MONITOR,
+                    {
+                        "component": q.element,
+                        "decision_id": did,
+                        "deadline": str(data["deadline"]),
+                        "reason": q.reason,
+                        "choices": "\n".join(f"- {c.summary}" for c in q.choices),
+                        "rule": str(data["rule"]),
+                        **{
+                            step: choice_label(c) if (c := offered.get(step)) else "not offered"
+                            for step in ("drain_now", "keep_load", "partial_drain", "shed")
+                        },
+                        "shed_circuit": shed.shed or "" if shed is not None else "",
+                    },
+                    {"decision_id": did},
+                )
+            )
+        return out
+
     def _inhibits(self) -> list[Issue]:
         snapshot = self.entry.runtime_data.telemetry.data
         topology = snapshot.topology
@@ -439,11 +479,92 @@ class MigrationRepairFlow(RepairsFlow):
         return self.async_create_entry(data={"migration_id": migration_id})
 
 
+class DecisionRepairFlow(RepairsFlow):
+    """Offers the choices of a decision a person must take (a menu, each with its numbers) and
+    runs the chosen one (``questions.py``: a staged, verified migration; nothing for keep_load)."""
+
+    def __init__(self, entry_id: str, decision_id: str, issue_id: str) -> None:
+        """A flow for one open decision of one plant."""
+        self._entry_id = entry_id
+        self._decision_id = decision_id
+        self._issue_id = issue_id
+
+    def _placeholders(self) -> dict[str, str]:
+        issue = ir.async_get(self.hass).async_get_issue(DOMAIN, self._issue_id)
+        return dict(issue.translation_placeholders or {}) if issue is not None else {}
+
+    async def async_step_init(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """The menu of the choices offered."""
+        entry = _loaded(self.hass, self._entry_id)
+        if entry is None:
+            return self.async_abort(reason="not_loaded")
+        q = entry.runtime_data.questions.current.get(self._decision_id)
+        if q is None:
+            return self.async_abort(reason="decision_gone")
+        return self.async_show_menu(
+            step_id="init",
+            menu_options=[choice_step(c.key) for c in q.choices],
+            description_placeholders=self._placeholders(),
+        )
+
+    async def _async_answer(self, step: str) -> RepairsFlowResult:
+        entry = _loaded(self.hass, self._entry_id)
+        if entry is None:
+            return self.async_abort(reason="not_loaded")
+        book = entry.runtime_data.questions
+        q = book.current.get(self._decision_id)
+        choice = (
+            None if q is None else next((c for c in q.choices if choice_step(c.key) == step), None)
+        )
+        if choice is None:
+            return self.async_abort(reason="decision_gone")
+        recorder = entry.runtime_data.activity
+        request = (Context(), "chosen in its repair (Settings > Repairs)")
+        recorder.pending.append(request)
+        try:
+            migration_id = await book.async_answer(
+                self._decision_id, choice.key, request[0], by="a person (Settings > Repairs)"
+            )
+        except HomeAssistantError as err:
+            return self.async_abort(
+                reason="not_started", description_placeholders={"why": str(err)}
+            )
+        finally:
+            recorder.pending.remove(request)
+        if migration_id is not None:
+            recorder.requested[migration_id] = request
+        return self.async_create_entry(data={"migration_id": migration_id or ""})
+
+    async def async_step_drain_now(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """Drain now, above a limit: only ever on this explicit choice."""
+        return await self._async_answer("drain_now")
+
+    async def async_step_keep_load(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """Keep the load: nothing moves."""
+        return await self._async_answer("keep_load")
+
+    async def async_step_partial_drain(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """The partial drain that fits within every limit."""
+        return await self._async_answer("partial_drain")
+
+    async def async_step_shed(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
+        """Switch the named non-critical circuit off, then the complete drain."""
+        return await self._async_answer("shed")
+
+
 async def async_create_fix_flow(
     hass: HomeAssistant, issue_id: str, data: dict[str, str | int | float | None] | None
 ) -> RepairsFlow:
     """The fix flow of one of this integration's fixable issues."""
     data = data or {}
+    if data.get("kind") == ISSUE_DECISION_NEEDED:
+        return DecisionRepairFlow(str(data.get("entry_id")), str(data.get("decision_id")), issue_id)
     return MigrationRepairFlow(str(data.get("entry_id")), str(data.get("component")), issue_id)
 
 
@@ -457,6 +578,7 @@ def async_remove_repairs(hass: HomeAssistant, entry_id: str) -> None:
 
 
 __all__ = [
+    "DecisionRepairFlow",
     "MigrationRepairFlow",
     "RepairKeeper",
     "async_create_fix_flow",

@@ -30,6 +30,7 @@ if TYPE_CHECKING:
     from .migration import MigrationManager
     from .notices import Notices
     from .proposals import ProposalBook
+    from .questions import QuestionBook
     from .repairs import RepairKeeper
 
 __all__ = ["DataCenterPowerConfigEntry", "DataCenterPowerData", "async_plants"]
@@ -52,6 +53,8 @@ class DataCenterPowerData:
     faults: FaultWatch
     activity: ActivityRecorder
     proposals: ProposalBook
+    questions: QuestionBook
+    """Decisions a person must take (no plan is safe): open, answered, the no-answer rule."""
     repairs: RepairKeeper
     drain_plans: dict[str, tuple[object, str]] = field(default_factory=dict)
     """Unit -> (what the answer was computed from, whether and how it can be drained): the

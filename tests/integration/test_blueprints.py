@@ -34,6 +34,7 @@ from custom_components.datacenter_power.presentation import (
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
+from tests.plants import tight_wear_plant
 
 from .companion import Phone
 from .test_migration import FAILOVER_PLANT
@@ -90,6 +91,8 @@ def plant(request: pytest.FixtureRequest, scenario_doc: dict[str, Any]) -> Plant
     """The worn plant (default here), or ``scenario_doc`` when parametrized with "doc"."""
     if getattr(request, "param", "worn") == "doc":
         return Plant(parse_scenario(scenario_doc), start_s=0.0)
+    if getattr(request, "param", "worn") == "tight":  # no complete drain is safe
+        return Plant(parse_scenario(tight_wear_plant()), start_s=None)
     return Plant(parse_scenario(wear_plant(repair_after="1h")), start_s=None)
 
 
@@ -430,3 +433,54 @@ async def test_repaired_component_is_restored_inside_the_window_only(
     assert states["closed"] is not None
     assert states["closed"].attributes["last_triggered"] is None
     assert server.plant.metrics.interruptions == 0
+
+
+@pytest.mark.parametrize("plant", ["tight"], indirect=True)
+async def test_a_decision_is_answered_on_the_phone(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
+) -> None:
+    """No complete drain of ATS-1 is safe (approval mode): the phone gets "Decision needed at
+    ats1", urgent, with the choices in numbers and one button each; "Partial drain" answers
+    through datacenter_power.answer_decision, the partial drain runs as a verified migration and
+    the phone hears so under the same tag; pressing a button of the answered decision again is
+    refused and the phone is told, with nothing moved."""
+    phone = await Phone.register(hass, hass_client, hass_ws_client)
+    await use_blueprints(
+        hass, ("decide", "decide_on_phone.yaml", {"notify_service": phone.notify_service})
+    )
+    entry = await setup_worn(
+        hass, hass_storage, sim_server[0], sim_server[1], "approval", settle=False
+    )
+    note = await phone.next_notification()
+    assert note["title"] == "Decision needed at ats1"
+    assert "mpdu2 up to" in note["message"]  # drain now: how far above the limit
+    assert "are interrupted if ats1 fails before" in note["message"]  # keep the load
+    assert "Nothing moves beyond what fits" in note["message"]  # approval mode waits
+    assert note["data"]["priority"] == "high"
+    buttons = _buttons(note)
+    assert list(buttons) == ["Drain now", "Keep the load", "Partial drain", "Shed b03"]
+    ((did, question),) = entry.runtime_data.questions.current.items()
+    assert note["data"]["tag"] == f"datacenter_power_decision_{did}"
+    manager = entry.runtime_data.migrations
+    assert not manager.records
+
+    await phone.press(buttons["Partial drain"])
+    answer = await phone.next_notification()
+    assert answer["title"] == "Answered: partial_drain"
+    assert answer["message"].startswith("Migration ")
+    assert answer["data"] == {"tag": note["data"]["tag"]}  # replaces it: no buttons left
+    record = await manager.async_wait(manager.latest.migration_id)  # type: ignore[union-attr]
+    assert record.state is MigrationState.COMPLETED, record.reason
+    moved = question.choice("partial_drain").moved
+    assignment = entry.runtime_data.telemetry.data.assignment
+    assert all(assignment[c] == "mpdu2" for c in moved)
+
+    await phone.press(buttons["Drain now"])
+    refused = await phone.next_notification()
+    assert refused["title"] == "Not answered: drain_now"
+    assert "can no longer be answered" in refused["message"]
+    assert len(manager.records) == 1  # nothing more moved

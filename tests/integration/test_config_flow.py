@@ -20,6 +20,7 @@ from pytest_homeassistant_custom_component.typing import ClientSessionGenerator
 
 from custom_components.datacenter_power.const import (
     CONF_CALENDAR_ENTITY,
+    CONF_DECISION_TIMEOUT,
     CONF_FORECAST_HORIZON,
     CONF_HOST,
     CONF_MAX_STEP_AMPS,
@@ -301,6 +302,7 @@ async def test_options_flow_stores_and_reloads(
             CONF_MAX_STEP_AMPS: 25.5,
             CONF_STEP_INTERVAL: 60,
             CONF_FORECAST_HORIZON: 48,
+            CONF_DECISION_TIMEOUT: 45,
             CONF_CALENDAR_ENTITY: "calendar.maintenance",
         },
     )
@@ -312,6 +314,7 @@ async def test_options_flow_stores_and_reloads(
         CONF_MAX_STEP_AMPS: 25.5,
         CONF_STEP_INTERVAL: 60,
         CONF_FORECAST_HORIZON: 48,
+        CONF_DECISION_TIMEOUT: 45,
         CONF_CALENDAR_ENTITY: "calendar.maintenance",
     }
     assert init_integration.state is ConfigEntryState.LOADED

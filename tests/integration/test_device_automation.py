@@ -28,6 +28,7 @@ TRIGGERS = {
     "migration_failed",
     "failover",
     "overload_forecast",
+    "decision_needed",
 }
 
 pytestmark = pytest.mark.usefixtures("fast_verification")

@@ -234,4 +234,5 @@ class DecisionPolicy:
             notes=candidates.notes,
             load_profiles=fcs.load_profiles() if len(fcs.times) else None,
             lineup=dict(fcs.assignment),
+            decisions_needed=candidates.decisions_needed,
         )

@@ -73,6 +73,10 @@ class PolicyConfig:
     element above its limit before the predicted failure (the failure's bypass would move it
     anyway, unmanaged and interrupting it): ten minutes, the issue's tolerance for seconds
     above a limit."""
+    decision_timeout_s: float = 1800.0
+    """Automatic mode: when nobody answers a decision (no plan is safe through a drain's
+    deadline) within this long, its fallback is taken (the partial drain that fits, else the
+    load stays: never a drain above a limit). The integration's option sets it."""
     ttf_fast_fall: float = 2.0
     """The risk is rising fast when the predicted failure moves earlier, between two plans, by
     more than this many deadline margins (and more than the deadline fraction of the time to

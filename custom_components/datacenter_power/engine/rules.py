@@ -27,7 +27,8 @@ from typing import Final
 
 import numpy as np
 
-from .decisions import Action, ActionKind, OverloadPrediction
+from .asking import Question, ask
+from .decisions import Action, ActionKind, DecisionNeeded, OverloadPrediction
 from .degradation import HealthAssessment
 from .element_forecast import ElementForecasts
 from .plan import Infeasible, Plan
@@ -52,6 +53,8 @@ class Candidates:
     """Plans the rules wanted and could not make, and why."""
     notes: tuple[str, ...] = ()
     """What the rules want a reader of the tick to know (a drain held back, a restore waiting)."""
+    decisions_needed: tuple[DecisionNeeded, ...] = ()
+    """Open questions to a person (no plan is safe through a drain's deadline)."""
 
 
 def find_overloads(
@@ -118,6 +121,11 @@ class DecisionRules:
         """Per alerting unit: the earliest drain deadline of its alert so far."""
         self.returned_s: dict[str, float] = {}
         """When relief last handed load back to an alerting (still working) ATS."""
+        self.asked: dict[str, DecisionNeeded] = {}
+        """Per alerting unit: the open question to a person (no plan is safe), kept between
+        plans until a plan fits, the unit is drained, or its alert ends."""
+        self._ask_deadline: dict[str, float] = {}
+        """The deadline of a question about a unit without a time-to-failure estimate."""
 
     # ------------------------------------------------------------------------ bookkeeping
     def count_confirmations(self, now_s: float, overloads: list[OverloadPrediction]) -> None:
@@ -144,6 +152,16 @@ class DecisionRules:
             for mv in action.plan.moves:
                 els[mv.from_mpdu].relieved_s = now_s
                 els[self.topology.ats_of(mv.from_mpdu)].relieved_s = now_s
+
+    def _candidates(
+        self, out: list[Action], infeasible: list[Infeasible], notes: list[str]
+    ) -> Candidates:
+        return Candidates(
+            tuple(out),
+            tuple(infeasible),
+            tuple(notes),
+            tuple(self.asked[e] for e in sorted(self.asked)),
+        )
 
     def _blocked(self, kind: ActionKind, target: str | None, now_s: float) -> bool:
         held = now_s - self.failed_plans.get((kind, target), -math.inf)
@@ -212,6 +230,7 @@ class DecisionRules:
         spread: float = 1.0,
         margin: float | None = None,
         from_s: float | None = None,
+        topology: Topology | None = None,
     ) -> Plan | Infeasible:
         """Plan on the circuits' P50 plus ``spread`` of their P50-P90 spread (1: the effective
         P90, 0: the expected load), inflated by ``margin`` (default: the plan margin);
@@ -221,7 +240,7 @@ class DecisionRules:
         if margin is None:
             margin = cfg.plan_margin
         return plan_with_retries(
-            self.topology,
+            topology or self.topology,
             assignment,
             lambda until: fcs.loads(
                 req.now_s, circuit_a, until_s=until, from_s=from_s, margin=margin, spread=spread
@@ -319,11 +338,11 @@ class DecisionRules:
             )
             if isinstance(res, Plan) and res.moves:
                 out.append(self._action(kind, None, res, urgent=True, now_s=now_s, why=goal))
-                return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+                return self._candidates(out, infeasible, notes)
             if isinstance(res, Infeasible):
                 infeasible.append(res)
         if active is not None:
-            return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+            return self._candidates(out, infeasible, notes)
         # A changed lineup (a circuit moved by hand, a stage of a person's migration) plans
         # again at once: a plan made for the old one is stale.
         sig = (
@@ -337,12 +356,23 @@ class DecisionRules:
             and sig == self.plan_sig
             and not self.approved
         ):
-            return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+            return self._candidates(out, infeasible, notes)
         self.plan_t = now_s
         self.plan_sig = sig
         # 2. Drain components predicted to fail (a deadline lasts as long as its alert).
         for e in set(self.drain_deadline) - alerts:
             del self.drain_deadline[e]
+        for e in set(self._ask_deadline) - alerts:
+            del self._ask_deadline[e]
+        for e in list(self.asked):
+            st = els[e]
+            if (
+                e not in alerts
+                or st.failed
+                or not st.energized
+                or not [c for c in topo.circuits_through(e, assignment) if circuit_a.get(c)]
+            ):
+                del self.asked[e]
         for e in sorted(alerts):
             if not topo.circuits_through(e, assignment) or self._blocked("migrate", e, now_s):
                 continue
@@ -354,7 +384,7 @@ class DecisionRules:
             )
             if act is not None:
                 out.append(act)
-                return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+                return self._candidates(out, infeasible, notes)
         # 3. Relieve predicted overloads (enough history only: a young forecast is not trusted).
         soon = [
             o
@@ -391,7 +421,7 @@ class DecisionRules:
                         why=f"forecast P90 load of {names} reaches the continuous limit",
                     )
                 )
-                return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+                return self._candidates(out, infeasible, notes)
             if isinstance(res, Infeasible):
                 infeasible.append(res)
         # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
@@ -401,7 +431,7 @@ class DecisionRules:
             restore = self._restore(now_s, assignment, circuit_a, unavailable, notes)
             if restore is not None:
                 out.append(restore)
-        return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+        return self._candidates(out, infeasible, notes)
 
     def _drain(
         self,
@@ -510,11 +540,14 @@ class DecisionRules:
                 f"(predicted failure in {(ttf or 0.0) / 3600:.1f} h)"
             )
             return None
+        if isinstance(res, Plan):
+            self.asked.pop(e, None)  # a complete drain fits: nothing to ask
         if isinstance(res, Infeasible):
             # No complete drain keeps every element within its limit over the window: move
             # what fits (never pushing anything over its limit), report the rest, and leave
             # the trade-off to a person.
             infeasible.append(res)
+            drain = self._drain_request(e, now_s, unavailable, horizons, no_receive=no_receive)
             if last_call and ttf is not None:
                 act = self._expected_drain(
                     e,
@@ -528,6 +561,7 @@ class DecisionRules:
                     notes,
                 )
                 if act is not None:
+                    self.asked.pop(e, None)  # within the limits on the expected load
                     return act
             res = self._plan(
                 assignment,
@@ -552,9 +586,54 @@ class DecisionRules:
                     f"{amps:.1f} A, would be interrupted if it fails)"
                 )
                 notes.append(why)
+            if ttf is None:
+                deadline = self._ask_deadline.setdefault(e, now_s + cfg.drain_min_horizon_s)
+            self._ask(
+                Question(
+                    element=e,
+                    now_s=now_s,
+                    deadline_s=deadline,
+                    end_s=float(horizons[0]) if horizons[0] is not None else deadline,
+                    reason=why,
+                    failure_s=None if ttf is None else now_s + ttf,
+                    failure_low_s=None
+                    if ttf is None
+                    else now_s + min(ttf, a.time_to_failure_low_s or ttf),
+                ),
+                assignment,
+                circuit_a,
+                drain,
+                res if isinstance(res, Plan) else None,
+            )
         if isinstance(res, Plan) and res.moves:
             return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
         return None
+
+    def _ask(
+        self,
+        q: Question,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        drain: PlanRequest,
+        partial: Plan | None,
+    ) -> None:
+        """Put the question to a person (``asking.py``): the same question keeps the time it
+        was first raised."""
+        before = self.asked.get(q.element)
+        self.asked[q.element] = ask(
+            self.topology,
+            self.forecasts,
+            self.config,
+            lambda topology, lineup, req: self._plan(lineup, circuit_a, req, topology=topology),
+            q,
+            assignment=assignment,
+            circuit_a=circuit_a,
+            drain=drain,
+            partial=partial,
+            raised_s=lambda rid: (
+                before.raised_s if before is not None and before.id == rid else q.now_s
+            ),
+        )
 
     def _expected_drain(
         self,
