@@ -116,6 +116,8 @@ class DecisionRules:
         self.ttf_seen: dict[str, tuple[float, float]] = {}
         self.drain_deadline: dict[str, float] = {}
         """Per alerting unit: the earliest drain deadline of its alert so far."""
+        self.evac_sig: tuple[object, ...] = ()
+        self.evac_t = -math.inf
         self.returned_s: dict[str, float] = {}
         """When relief last handed load back to an alerting (still working) ATS."""
 
@@ -324,6 +326,15 @@ class DecisionRules:
                 infeasible.append(res)
         if active is not None:
             return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+        # 1b. An ATS on its alternate source: the load that can leave it goes before the
+        # retransfer interrupts it again (a source event, not a forecast: no replan wait).
+        on_alt = self.state.on_alternate()
+        evacuate = self._evacuate(
+            now_s, assignment, circuit_a, unavailable, alerts, on_alt, assessments
+        )
+        if evacuate is not None:
+            out.append(evacuate)
+            return Candidates(tuple(out), tuple(infeasible), tuple(notes))
         # A changed lineup (a circuit moved by hand, a stage of a person's migration) plans
         # again at once: a plan made for the old one is stale.
         sig = (
@@ -331,6 +342,7 @@ class DecisionRules:
             frozenset(dead),
             frozenset(self.failed_plans.items()),
             frozenset(assignment.items()),
+            frozenset(on_alt),
         )
         if (
             now_s - self.plan_t < cfg.replan_interval_s - _EPS
@@ -350,7 +362,15 @@ class DecisionRules:
             if st.failed or not st.energized:
                 continue
             act = self._drain(
-                e, assessments[e], now_s, assignment, circuit_a, unavailable, infeasible, notes
+                e,
+                assessments[e],
+                now_s,
+                assignment,
+                circuit_a,
+                unavailable,
+                infeasible,
+                notes,
+                avoid=on_alt,
             )
             if act is not None:
                 out.append(act)
@@ -395,13 +415,95 @@ class DecisionRules:
             if isinstance(res, Infeasible):
                 infeasible.append(res)
         # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
-        if self._restorable(assignment, circuit_reachable, alerts, unavailable) and not (
+        if self._restorable(assignment, circuit_reachable, alerts, unavailable | on_alt) and not (
             self._blocked("restore", None, now_s)
         ):
-            restore = self._restore(now_s, assignment, circuit_a, unavailable, notes)
+            restore = self._restore(now_s, assignment, circuit_a, unavailable | on_alt, notes)
             if restore is not None:
                 out.append(restore)
         return Candidates(tuple(out), tuple(infeasible), tuple(notes))
+
+    def _drain_due(self, a: HealthAssessment) -> bool:
+        """Whether, on the *present* estimate, a drain of the unit is at its last call: its
+        early failure estimate less the drain margin is within a plan. (The drain's own
+        deadline never recedes; a hand-back weighs the risk of the next minutes instead.)"""
+        cfg = self.config
+        ttf = a.time_to_failure_s
+        if ttf is None:
+            return False
+        low = min(ttf, a.time_to_failure_low_s if a.time_to_failure_low_s is not None else ttf)
+        margin = max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * low)
+        return low - margin <= cfg.replan_interval_s
+
+    def _evacuate(
+        self,
+        now_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        alerts: frozenset[str],
+        on_alt: set[str],
+        assessments: Mapping[str, HealthAssessment],
+    ) -> Action | None:
+        """Move load off an ATS that runs on an alternate source, before it retransfers.
+
+        Its preferred source is lost: the transfer away has already interrupted every circuit
+        on it, and the retransfer when the source returns (an open transition) will interrupt
+        them all again. A circuit that leaves it now, make-before-break, is spared the second
+        one. Circuits whose normal path is a unit that alerts but still works may go back
+        there while, on the present estimate, that unit's drain is not due
+        (:meth:`_drain_due`): the drain waits for the source and runs again after the
+        retransfer; once it is due the failure is the surer harm and they stay. Every element stays within its
+        limit over the next hours, and nothing moves onto another ATS on its alternate.
+        """
+        cfg = self.config
+        topo = self.topology
+        els = self.state.elements
+        sig = (frozenset(on_alt), alerts, frozenset(assignment.items()))
+        if not on_alt or (sig == self.evac_sig and now_s - self.evac_t < cfg.replan_interval_s):
+            return None
+        self.evac_sig, self.evac_t = sig, now_s
+        for x in sorted(a for a in on_alt if a in topo.ats):
+            if not topo.circuits_through(x, assignment) or self._blocked("migrate", x, now_s):
+                continue
+            back = {
+                e
+                for e in alerts
+                if not els[e].failed
+                and els[e].energized
+                and e not in on_alt
+                and not self._drain_due(assessments[e])
+            }
+            back |= {m for e in back if e in topo.ats for m in topo.mpdus_of(e)}
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=None,
+                    unavailable=unavailable | on_alt,
+                    goal=f"move load off {x} before it returns to its preferred source",
+                    max_step_amps=cfg.urgent_max_step_amps,
+                    horizons=(now_s + cfg.relieve_lead_s, now_s + 3600.0, now_s),
+                    may_return=back,
+                ),
+            )
+            if not isinstance(res, Plan) or not res.moves:
+                continue
+            onto = sorted({topo.ats_of(m.to_mpdu) for m in res.moves} & back)
+            why = (
+                f"{x} runs on an alternate source (its preferred one is lost): "
+                f"{len(res.moves)} circuits leave it before it retransfers, which would "
+                "interrupt them again"
+                + (
+                    f"; drained load goes back to {', '.join(onto)}, which alerts but still "
+                    "works, until its drain's deadline"
+                    if onto
+                    else ""
+                )
+            )
+            return self._action("migrate", x, res, urgent=True, now_s=now_s, why=why)
+        return None
 
     def _drain(
         self,
@@ -413,6 +515,8 @@ class DecisionRules:
         unavailable: set[str],
         infeasible: list[Infeasible],
         notes: list[str],
+        *,
+        avoid: Collection[str] = (),
     ) -> Action | None:
         """Drain ``e``, predicted to fail: complete when a plan keeps every element within its
         limit over the window the receivers must carry the load, at the best time.
@@ -429,6 +533,13 @@ class DecisionRules:
         The deadline (the early estimate less a margin) never moves later while the alert
         lasts: when the wear's end is unknown the early estimate can stay about as far ahead
         at every plan, and a deadline recomputed each time would never come.
+
+        ``avoid`` (elements behind an ATS running on its alternate source) takes no drained
+        load before the deadline: a circuit drained there is interrupted when that ATS
+        retransfers, and again if it stays until the unit fails, where left alone it would be
+        interrupted once, by the failure. Until the drain is due on the present estimate
+        (:meth:`_drain_due`) it goes elsewhere or waits for the source to return; then the
+        failure is the surer harm.
         """
         cfg = self.config
         topo = self.topology
@@ -493,11 +604,22 @@ class DecisionRules:
                 start = self._best_start(now_s, deadline, end, circuit_a)
             # The last plan before the drain's deadline (or a fast-rising risk).
             last_call = fast or deadline <= now_s + cfg.replan_interval_s
+        if set(avoid) - unavailable and not self._drain_due(a):
+            unavailable = unavailable | set(avoid)
+        else:
+            avoid = ()
         res = self._plan(
             assignment,
             circuit_a,
             self._drain_request(e, now_s, unavailable, horizons, no_receive=no_receive),
         )
+        if avoid and isinstance(res, Infeasible):
+            notes.append(
+                f"drain of {e} waits: its receivers behind {', '.join(sorted(avoid))} run on "
+                "an alternate source and would interrupt the drained circuits when they "
+                "retransfer"
+            )
+            return None
         if start > now_s + cfg.replan_interval_s - _EPS and not (
             # A drain that leaves every receiver comfortable through the whole window does
             # not wait: waiting only pays where the load is hard to place.

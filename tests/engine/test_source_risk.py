@@ -1,0 +1,115 @@
+"""A receiver's source risk: load on an ATS running on its alternate source (issue 24).
+
+An ATS whose preferred source is lost has transferred (every circuit on it interrupted once) and
+retransfers when the source returns (every circuit on it interrupted again). Drained load sits
+there twice exposed where, left on the unit predicted to fail, it would be interrupted once, by
+the failure. The rules are called directly (alerts and failure estimates given), on a policy
+that has learnt a steady day of loads.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import replace
+
+from custom_components.datacenter_power.engine.decisions import Action
+from custom_components.datacenter_power.engine.degradation import HealthAssessment
+from custom_components.datacenter_power.engine.observation import PlantObservation
+from custom_components.datacenter_power.engine.policy import DecisionPolicy
+from custom_components.datacenter_power.engine.rules import Candidates
+
+from .test_policy import TOPO, _history, _obs, _policy, _steady
+
+H = 3600.0
+DRAINED = {f"a{i}": "mpdu2" if i <= 2 else "mpdu3" for i in range(1, 5)}
+"""ats1's circuits (normal path mpdu1) drained onto ats2's MPDUs."""
+
+
+def _on_alternate(obs: PlantObservation, ats: str) -> PlantObservation:
+    elements = dict(obs.elements)
+    elements[ats] = replace(elements[ats], on_alternate=True)
+    return replace(obs, elements=elements)
+
+
+def _wearing(low_h: float, median_h: float = 10.0) -> HealthAssessment:
+    return HealthAssessment(
+        component="ats1",
+        health=40.0,
+        failure_probability=0.5,
+        time_to_failure_s=median_h * H,
+        alert=True,
+        signals=("contact_temperature",),
+        scores={},
+        time_to_failure_low_s=low_h * H,
+    )
+
+
+def _candidates(
+    policy: DecisionPolicy, t: float, assignment: Mapping[str, str | None], low_h: float
+) -> Candidates:
+    """ats2 on its alternate source; ats1 alerts with an early failure estimate ``low_h``."""
+    policy.observe(_on_alternate(_obs(t, assignment, _steady()), "ats2"))
+    policy.decide(t)  # forecasts refreshed on this lineup
+    rules = policy._rules
+    alerts = frozenset({"ats1"})
+    assessments = {e: replace(_wearing(low_h), component=e) for e in TOPO.elements}
+    return rules.candidates(
+        t + 1.0,
+        assignment=assignment,
+        circuit_a=_steady(),
+        circuit_reachable=dict.fromkeys(TOPO.circuits, True),
+        assessments=assessments,
+        alerts=alerts,
+        unavailable=policy._state.unavailable(alerts),
+        overloads=[],
+        history_s=26 * H,
+    )
+
+
+def _only(c: Candidates) -> Action:
+    (act,) = c.actions
+    return act
+
+
+def test_drained_load_leaves_an_ats_on_its_alternate_source_before_it_retransfers() -> None:
+    """ats1's four circuits were drained onto ats2; ats2 loses its preferred source. They go
+    back to ats1 (which alerts but still works, its early failure estimate 8 h away) before
+    ats2 retransfers, urgently (the source may return any minute). Before: nothing moved (no
+    rule looked at the ATS's source) and the retransfer interrupted them a second time."""
+    policy = _policy()
+    t = _history(policy)
+    assignment = {**TOPO.normal_assignment(), **DRAINED}
+    act = _only(_candidates(policy, t, assignment, low_h=8.0))
+    assert act.kind == "migrate"
+    assert act.target == "ats2"
+    assert act.urgent
+    assert {(m.circuit, m.to_mpdu) for m in act.plan.moves} == {(c, "mpdu1") for c in DRAINED}
+
+
+def test_drained_load_stays_on_the_alternate_source_when_the_failure_may_come_first() -> None:
+    """The same, but ats1's early failure estimate is 40 min away (its drain at its last call
+    on the present estimate): the failure is the surer harm, the drained circuits stay."""
+    policy = _policy()
+    t = _history(policy)
+    assignment = {**TOPO.normal_assignment(), **DRAINED}
+    c = _candidates(policy, t, assignment, low_h=40 / 60)
+    assert not [m for a in c.actions for m in a.plan.moves if m.to_mpdu == "mpdu1"]
+
+
+def test_a_drain_waits_for_a_receiver_on_its_alternate_source_until_it_is_due() -> None:
+    """ats1 alerts (early estimate 8 h) and its only receivers are behind ats2, which runs on
+    its alternate source: the drain waits for the source (a note says why) rather than put
+    the circuits where the retransfer interrupts them. Before: drained onto ats2 at once. At
+    the drain's last call (early estimate 40 min) it drains there all the same."""
+    policy = _policy()
+    t = _history(policy)
+    normal = TOPO.normal_assignment()
+    c = _candidates(policy, t, normal, low_h=8.0)
+    assert not c.actions
+    assert any("alternate source" in n for n in c.notes)
+    policy = _policy()
+    t = _history(policy)
+    act = _only(_candidates(policy, t, normal, low_h=40 / 60))
+    assert act.kind == "migrate"
+    assert act.target == "ats1"
+    assert {m.from_mpdu for m in act.plan.moves} == {"mpdu1"}
