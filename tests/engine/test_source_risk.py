@@ -12,8 +12,13 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import replace
 
+import pytest
+
 from custom_components.datacenter_power.engine.decisions import Action
-from custom_components.datacenter_power.engine.degradation import HealthAssessment
+from custom_components.datacenter_power.engine.degradation import (
+    HealthAssessment,
+    failure_within,
+)
 from custom_components.datacenter_power.engine.observation import PlantObservation
 from custom_components.datacenter_power.engine.policy import DecisionPolicy
 from custom_components.datacenter_power.engine.rules import Candidates
@@ -45,14 +50,19 @@ def _wearing(low_h: float, median_h: float = 10.0) -> HealthAssessment:
 
 
 def _candidates(
-    policy: DecisionPolicy, t: float, assignment: Mapping[str, str | None], low_h: float
+    policy: DecisionPolicy,
+    t: float,
+    assignment: Mapping[str, str | None],
+    low_h: float,
+    median_h: float = 10.0,
 ) -> Candidates:
-    """ats2 on its alternate source; ats1 alerts with an early failure estimate ``low_h``."""
+    """ats2 on its alternate source; ats1 alerts with failure estimates ``low_h`` (P10) and
+    ``median_h``."""
     policy.observe(_on_alternate(_obs(t, assignment, _steady()), "ats2"))
     policy.decide(t)  # forecasts refreshed on this lineup
     rules = policy._rules
     alerts = frozenset({"ats1"})
-    assessments = {e: replace(_wearing(low_h), component=e) for e in TOPO.elements}
+    assessments = {e: replace(_wearing(low_h, median_h), component=e) for e in TOPO.elements}
     return rules.candidates(
         t + 1.0,
         assignment=assignment,
@@ -87,20 +97,21 @@ def test_drained_load_leaves_an_ats_on_its_alternate_source_before_it_retransfer
 
 
 def test_drained_load_stays_on_the_alternate_source_when_the_failure_may_come_first() -> None:
-    """The same, but ats1's early failure estimate is 40 min away (its drain at its last call
-    on the present estimate): the failure is the surer harm, the drained circuits stay."""
+    """The same, but ats1 is as likely as not to fail within the hour (P10 20 min, median
+    1 h) the source is assumed to take: the failure is the surer harm, the drained circuits
+    stay."""
     policy = _policy()
     t = _history(policy)
     assignment = {**TOPO.normal_assignment(), **DRAINED}
-    c = _candidates(policy, t, assignment, low_h=40 / 60)
+    c = _candidates(policy, t, assignment, low_h=1 / 3, median_h=1.0)
     assert not [m for a in c.actions for m in a.plan.moves if m.to_mpdu == "mpdu1"]
 
 
 def test_a_drain_waits_for_a_receiver_on_its_alternate_source_until_it_is_due() -> None:
     """ats1 alerts (early estimate 8 h) and its only receivers are behind ats2, which runs on
     its alternate source: the drain waits for the source (a note says why) rather than put
-    the circuits where the retransfer interrupts them. Before: drained onto ats2 at once. At
-    the drain's last call (early estimate 40 min) it drains there all the same."""
+    the circuits where the retransfer interrupts them. Before: drained onto ats2 at once. When
+    ats1 is as likely as not to fail within the hour it drains there all the same."""
     policy = _policy()
     t = _history(policy)
     normal = TOPO.normal_assignment()
@@ -109,7 +120,19 @@ def test_a_drain_waits_for_a_receiver_on_its_alternate_source_until_it_is_due() 
     assert any("alternate source" in n for n in c.notes)
     policy = _policy()
     t = _history(policy)
-    act = _only(_candidates(policy, t, normal, low_h=40 / 60))
+    act = _only(_candidates(policy, t, normal, low_h=1 / 3, median_h=1.0))
     assert act.kind == "migrate"
     assert act.target == "ats1"
     assert {m.from_mpdu for m in act.plan.moves} == {"mpdu1"}
+
+
+def test_failure_within_reads_the_time_to_failure_quantiles() -> None:
+    """0.1 at the P10, 0.5 at the median, 0.9 at the P90, log-linear in between."""
+    a = replace(_wearing(1.0, 4.0), time_to_failure_high_s=16 * H)
+    assert failure_within(a, 0.5 * H) == pytest.approx(0.05)
+    assert failure_within(a, 1.0 * H) == pytest.approx(0.1)
+    assert failure_within(a, 2.0 * H) == pytest.approx(0.3)
+    assert failure_within(a, 4.0 * H) == pytest.approx(0.5)
+    assert failure_within(a, 8.0 * H) == pytest.approx(0.7)
+    assert failure_within(a, 16.0 * H) == pytest.approx(0.9)
+    assert failure_within(replace(a, time_to_failure_s=None), H) == 1.0

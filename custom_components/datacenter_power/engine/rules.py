@@ -28,7 +28,7 @@ from typing import Final
 import numpy as np
 
 from .decisions import Action, ActionKind, OverloadPrediction
-from .degradation import HealthAssessment
+from .degradation import HealthAssessment, failure_within
 from .element_forecast import ElementForecasts
 from .plan import Infeasible, Plan
 from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
@@ -423,17 +423,16 @@ class DecisionRules:
                 out.append(restore)
         return Candidates(tuple(out), tuple(infeasible), tuple(notes))
 
-    def _drain_due(self, a: HealthAssessment) -> bool:
-        """Whether, on the *present* estimate, a drain of the unit is at its last call: its
-        early failure estimate less the drain margin is within a plan. (The drain's own
-        deadline never recedes; a hand-back weighs the risk of the next minutes instead.)"""
+    def _hand_back_ok(self, a: HealthAssessment) -> bool:
+        """Whether load may wait on (or go back to) a unit predicted to fail rather than sit
+        on an ATS running on its alternate source. Left there, a circuit is interrupted again
+        for certain (the retransfer); on the unit, only if the unit fails before the source
+        returns and the drain runs again: once or twice (the failure, and the retransfer of
+        the receiver its bypass lands on). So the unit takes it while the chance that it
+        fails within ``source_return_s`` (the present estimate: P10, median, P90) is at most
+        ``hand_back_risk``."""
         cfg = self.config
-        ttf = a.time_to_failure_s
-        if ttf is None:
-            return False
-        low = min(ttf, a.time_to_failure_low_s if a.time_to_failure_low_s is not None else ttf)
-        margin = max(cfg.drain_deadline_margin_s, cfg.drain_deadline_fraction * low)
-        return low - margin <= cfg.replan_interval_s
+        return failure_within(a, cfg.source_return_s) <= cfg.hand_back_risk
 
     def _evacuate(
         self,
@@ -451,9 +450,9 @@ class DecisionRules:
         on it, and the retransfer when the source returns (an open transition) will interrupt
         them all again. A circuit that leaves it now, make-before-break, is spared the second
         one. Circuits whose normal path is a unit that alerts but still works may go back
-        there while, on the present estimate, that unit's drain is not due
-        (:meth:`_drain_due`): the drain waits for the source and runs again after the
-        retransfer; once it is due the failure is the surer harm and they stay. Every element stays within its
+        there while that unit is unlikely to fail before the source returns
+        (:meth:`_hand_back_ok`): the drain waits for the source and runs again after the
+        retransfer; otherwise the failure is the surer harm and they stay. Every element stays within its
         limit over the next hours, and nothing moves onto another ATS on its alternate.
         """
         cfg = self.config
@@ -472,7 +471,7 @@ class DecisionRules:
                 if not els[e].failed
                 and els[e].energized
                 and e not in on_alt
-                and not self._drain_due(assessments[e])
+                and self._hand_back_ok(assessments[e])
             }
             back |= {m for e in back if e in topo.ats for m in topo.mpdus_of(e)}
             res = self._plan(
@@ -537,9 +536,9 @@ class DecisionRules:
         ``avoid`` (elements behind an ATS running on its alternate source) takes no drained
         load before the deadline: a circuit drained there is interrupted when that ATS
         retransfers, and again if it stays until the unit fails, where left alone it would be
-        interrupted once, by the failure. Until the drain is due on the present estimate
-        (:meth:`_drain_due`) it goes elsewhere or waits for the source to return; then the
-        failure is the surer harm.
+        interrupted once, by the failure. While the unit is unlikely to fail before the source
+        returns (:meth:`_hand_back_ok`) the drain goes elsewhere or waits for the source;
+        otherwise the failure is the surer harm.
         """
         cfg = self.config
         topo = self.topology
@@ -604,7 +603,7 @@ class DecisionRules:
                 start = self._best_start(now_s, deadline, end, circuit_a)
             # The last plan before the drain's deadline (or a fast-rising risk).
             last_call = fast or deadline <= now_s + cfg.replan_interval_s
-        if set(avoid) - unavailable and not self._drain_due(a):
+        if set(avoid) - unavailable and self._hand_back_ok(a):
             unavailable = unavailable | set(avoid)
         else:
             avoid = ()
