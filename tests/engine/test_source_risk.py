@@ -55,11 +55,16 @@ def _candidates(
     assignment: Mapping[str, str | None],
     low_h: float,
     median_h: float = 10.0,
+    *,
+    on_alternate: bool = True,
+    decide: bool = True,
 ) -> Candidates:
     """ats2 on its alternate source; ats1 alerts with failure estimates ``low_h`` (P10) and
     ``median_h``."""
-    policy.observe(_on_alternate(_obs(t, assignment, _steady()), "ats2"))
-    policy.decide(t)  # forecasts refreshed on this lineup
+    obs = _obs(t, assignment, _steady())
+    policy.observe(_on_alternate(obs, "ats2") if on_alternate else obs)
+    if decide:
+        policy.decide(t)  # forecasts refreshed (the policy's own rules see no alert)
     rules = policy._rules
     alerts = frozenset({"ats1"})
     assessments = {e: replace(_wearing(low_h, median_h), component=e) for e in TOPO.elements}
@@ -94,6 +99,28 @@ def test_drained_load_leaves_an_ats_on_its_alternate_source_before_it_retransfer
     assert act.target == "ats2"
     assert act.urgent
     assert {(m.circuit, m.to_mpdu) for m in act.plan.moves} == {(c, "mpdu1") for c in DRAINED}
+
+
+def test_load_handed_back_for_a_source_is_drained_again_at_the_urgent_pace() -> None:
+    """After the hand-back, once ats2 is back on its preferred source, ats1's drain runs again
+    as an urgent action (large stages, a poll apart): the load was drained before and went
+    back only to spare it the retransfer; the failure estimate has not moved. Before: the
+    ordinary drain pace (40 A stages two minutes apart), which on hard-outage_during_drain-21
+    left 34 A on ats1 at its failure three minutes after the source returned."""
+    policy = _policy()
+    t = _history(policy)
+    assignment = {**TOPO.normal_assignment(), **DRAINED}
+    act = _only(_candidates(policy, t, assignment, low_h=8.0))
+    assert act.target == "ats2"
+    policy.action_started(act)
+    policy.action_finished(act, ok=True)
+    t += 600.0
+    normal = TOPO.normal_assignment()
+    again = _only(_candidates(policy, t, normal, 8.0, on_alternate=False, decide=False))
+    assert again.kind == "migrate"
+    assert again.target == "ats1"
+    assert again.urgent
+    assert again.step_interval_s == policy.config.poll_s
 
 
 def test_drained_load_stays_on_the_alternate_source_when_the_failure_may_come_first() -> None:

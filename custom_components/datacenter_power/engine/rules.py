@@ -118,6 +118,9 @@ class DecisionRules:
         """Per alerting unit: the earliest drain deadline of its alert so far."""
         self.evac_sig: tuple[object, ...] = ()
         self.evac_t = -math.inf
+        self.returned_for_source: set[str] = set()
+        """Units predicted to fail that took drained load back from an ATS on its alternate
+        source: their next drain runs at the urgent pace."""
         self.returned_s: dict[str, float] = {}
         """When relief last handed load back to an alerting (still working) ATS."""
 
@@ -246,12 +249,13 @@ class DecisionRules:
         balance: bool = False,
     ) -> PlanRequest:
         """A complete drain of ``e`` (``variant`` names it in the goal: "expected load", ...)."""
+        again = e in self.returned_for_source
         return PlanRequest(
             now_s,
             drain=e,
             unavailable=unavailable,
             goal=f"drain {e} ({variant})" if variant else f"drain {e}",
-            max_step_amps=self.config.max_step_amps,
+            max_step_amps=self.config.urgent_max_step_amps if again else self.config.max_step_amps,
             horizons=horizons,
             no_receive=no_receive,
             balance=balance,
@@ -355,8 +359,12 @@ class DecisionRules:
         # 2. Drain components predicted to fail (a deadline lasts as long as its alert).
         for e in set(self.drain_deadline) - alerts:
             del self.drain_deadline[e]
+        self.returned_for_source &= alerts
         for e in sorted(alerts):
-            if not topo.circuits_through(e, assignment) or self._blocked("migrate", e, now_s):
+            if not topo.circuits_through(e, assignment):
+                self.returned_for_source.discard(e)
+                continue
+            if self._blocked("migrate", e, now_s):
                 continue
             st = els[e]
             if st.failed or not st.energized:
@@ -458,7 +466,9 @@ class DecisionRules:
         cfg = self.config
         topo = self.topology
         els = self.state.elements
-        sig = (frozenset(on_alt), alerts, frozenset(assignment.items()))
+        # Once per plan interval (the lineup it leaves is not a reason to plan again: a
+        # second plan a minute later would only shuffle a circuit or two more).
+        sig = (frozenset(on_alt), alerts)
         if not on_alt or (sig == self.evac_sig and now_s - self.evac_t < cfg.replan_interval_s):
             return None
         self.evac_sig, self.evac_t = sig, now_s
@@ -490,6 +500,13 @@ class DecisionRules:
             if not isinstance(res, Plan) or not res.moves:
                 continue
             onto = sorted({topo.ats_of(m.to_mpdu) for m in res.moves} & back)
+            # Their drain runs again at the urgent pace once the source is back: the load
+            # was drained before and went back only to spare it the retransfer.
+            self.returned_for_source.update(
+                e
+                for e in alerts
+                if e in back and any(topo.depends_on(m.to_mpdu, e) for m in res.moves)
+            )
             why = (
                 f"{x} runs on an alternate source (its preferred one is lost): "
                 f"{len(res.moves)} circuits leave it before it retransfers, which would "
@@ -674,7 +691,9 @@ class DecisionRules:
                 )
                 notes.append(why)
         if isinstance(res, Plan) and res.moves:
-            return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+            return self._action(
+                "migrate", e, res, urgent=e in self.returned_for_source, now_s=now_s, why=why
+            )
         return None
 
     def _expected_drain(
@@ -761,7 +780,9 @@ class DecisionRules:
             "rather than being interrupted and put on their only other path by the failure's "
             "bypass"
         )
-        return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+        return self._action(
+            "migrate", e, res, urgent=e in self.returned_for_source, now_s=now_s, why=why
+        )
 
     def _later_drain(
         self,
