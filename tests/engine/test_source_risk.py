@@ -163,3 +163,20 @@ def test_failure_within_reads_the_time_to_failure_quantiles() -> None:
     assert failure_within(a, 8.0 * H) == pytest.approx(0.7)
     assert failure_within(a, 16.0 * H) == pytest.approx(0.9)
     assert failure_within(replace(a, time_to_failure_s=None), H) == 1.0
+
+
+def test_an_ats_on_its_alternate_source_keeps_its_own_circuits() -> None:
+    """A source outage on a quiet plant moves nothing: ats2's own circuits could leave for
+    mpdu1 and be spared the retransfer, but switching a quiet plant for every source event
+    is not the engine's to do (the shared quiet week expects no switch operation). Before
+    (the first version of the rule took every circuit that could leave): b1-b3 and d1-d3
+    moved to mpdu1."""
+    policy = _policy()
+    t = _history(policy)
+    normal = TOPO.normal_assignment()
+    for k in range(5):
+        obs = _on_alternate(_obs(t + k * 60.0, normal, _steady()), "ats2")
+        policy.observe(obs)
+        decided = policy.decide(t + k * 60.0)
+        assert not decided.actions
+        assert not decided.proposals

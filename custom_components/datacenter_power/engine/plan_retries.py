@@ -65,6 +65,8 @@ class PlanRequest:
     """The plan with the lowest worst utilisation, not the fewest moves (see the planner)."""
     may_return: Collection[str] = ()
     """Unavailable elements that may take back circuits whose normal path they are on."""
+    leave: Collection[str] = ()
+    """Circuits that should leave where they are (strongly preferred, not required)."""
     margin: float = 0.0
     """The plan margin already in the loads (a fraction): a best-effort relief may share it
     out before it lets an overloaded element keep an excess."""
@@ -157,6 +159,7 @@ def plan_with_retries(
                 no_receive=sorted(no_receive),
                 balance=req.balance,
                 may_return=sorted(req.may_return),
+                leave=sorted(req.leave),
             )
         except (ValueError, ArithmeticError, RuntimeError) as err:
             # A planner fault must not take the monitoring down with it: report, move nothing.

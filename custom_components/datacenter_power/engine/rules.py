@@ -457,11 +457,13 @@ class DecisionRules:
         Its preferred source is lost: the transfer away has already interrupted every circuit
         on it, and the retransfer when the source returns (an open transition) will interrupt
         them all again. A circuit that leaves it now, make-before-break, is spared the second
-        one. Circuits whose normal path is a unit that alerts but still works may go back
-        there while that unit is unlikely to fail before the source returns
-        (:meth:`_hand_back_ok`): the drain waits for the source and runs again after the
-        retransfer; otherwise the failure is the surer harm and they stay. Every element stays within its
-        limit over the next hours, and nothing moves onto another ATS on its alternate.
+        one. Only load moved there leaves (its own circuits stay: a source event does not
+        make a quiet plant switch). Circuits whose normal path is a unit that alerts but
+        still works may go back there while that unit is unlikely to fail before the source
+        returns (:meth:`_hand_back_ok`): the drain waits for the source and runs again after
+        the retransfer (at the urgent pace); otherwise the failure is the surer harm and they
+        stay. Every element stays within its limit over the next hours, and nothing moves
+        onto an ATS on its alternate.
         """
         cfg = self.config
         topo = self.topology
@@ -473,7 +475,14 @@ class DecisionRules:
             return None
         self.evac_sig, self.evac_t = sig, now_s
         for x in sorted(a for a in on_alt if a in topo.ats):
-            if not topo.circuits_through(x, assignment) or self._blocked("migrate", x, now_s):
+            # Only load moved there (drained, relieved): the ATS's own circuits stay (moving
+            # them for a source event would be switching a quiet plant).
+            away = [
+                c
+                for c in topo.circuits_through(x, assignment)
+                if not topo.depends_on(topo.circuits[c].normal_path, x)
+            ]
+            if not away or self._blocked("migrate", x, now_s):
                 continue
             back = {
                 e
@@ -490,11 +499,13 @@ class DecisionRules:
                 PlanRequest(
                     now_s,
                     drain=None,
-                    unavailable=unavailable | on_alt,
+                    unavailable=unavailable,
                     goal=f"move load off {x} before it returns to its preferred source",
                     max_step_amps=cfg.urgent_max_step_amps,
                     horizons=(now_s + cfg.relieve_lead_s, now_s + 3600.0, now_s),
+                    no_receive=on_alt,
                     may_return=back,
+                    leave=away,
                 ),
             )
             if not isinstance(res, Plan) or not res.moves:
