@@ -14,6 +14,11 @@ In order of precedence at each tick:
 4. **restore**: circuits away from their normal path go back once that path has been healthy and
    stable for a while and the forecast says it is safe with margin.
 
+Between 1 and 2, **source risk**: load moved onto an ATS that now runs on its alternate source
+(its preferred one lost) leaves it before the retransfer interrupts it a second time, back to
+the unit it was drained from while that unit is unlikely to fail before the source returns
+(:meth:`DecisionRules._evacuate`); drains and restores put no load there meanwhile.
+
 :class:`DecisionRules` also keeps the bookkeeping that stops plans from being retried too often
 (failed plans held back, non-urgent planning at most every ``replan_interval_s``).
 """
@@ -118,6 +123,7 @@ class DecisionRules:
         """Per alerting unit: the earliest drain deadline of its alert so far."""
         self.evac_sig: tuple[object, ...] = ()
         self.evac_t = -math.inf
+        """What the last plan to move load off an ATS on its alternate source saw, and when."""
         self.returned_for_source: set[str] = set()
         """Units predicted to fail that took drained load back from an ATS on its alternate
         source: their next drain runs at the urgent pace."""
@@ -524,7 +530,7 @@ class DecisionRules:
                 "interrupt them again"
                 + (
                     f"; drained load goes back to {', '.join(onto)}, which alerts but still "
-                    "works, until its drain's deadline"
+                    "works and is unlikely to fail before the source returns"
                     if onto
                     else ""
                 )
@@ -562,7 +568,7 @@ class DecisionRules:
         at every plan, and a deadline recomputed each time would never come.
 
         ``avoid`` (elements behind an ATS running on its alternate source) takes no drained
-        load before the deadline: a circuit drained there is interrupted when that ATS
+        load while waiting is the smaller risk: a circuit drained there is interrupted when that ATS
         retransfers, and again if it stays until the unit fails, where left alone it would be
         interrupted once, by the failure. While the unit is unlikely to fail before the source
         returns (:meth:`_hand_back_ok`) the drain goes elsewhere or waits for the source;
