@@ -637,6 +637,13 @@ class DecisionRules:
                 start = self._best_start(now_s, deadline, end, circuit_a)
             # The last plan before the drain's deadline (or a fast-rising risk).
             last_call = fast or deadline <= now_s + cfg.replan_interval_s
+        if e in self.returned_for_source:
+            # Load parked back on ``e`` during a source outage goes where it was: that lineup
+            # held until the outage, so the windows are the next hour and now (later crossings
+            # are the relief's, as before the outage), and it goes at once.
+            horizons = (now_s + 3600.0, now_s)
+            start = now_s
+            last_call = True
         if set(avoid) - unavailable and self._hand_back_ok(a):
             unavailable = unavailable | set(avoid)
         else:
@@ -692,7 +699,11 @@ class DecisionRules:
                     drain=None,
                     unavailable=unavailable | {e, *topo.mpdus_of(e)},
                     goal=f"partial drain {e}",
-                    max_step_amps=cfg.max_step_amps,
+                    max_step_amps=(
+                        cfg.urgent_max_step_amps
+                        if e in self.returned_for_source
+                        else cfg.max_step_amps
+                    ),
                     horizons=horizons[:1],
                     no_receive=no_receive,
                 ),
