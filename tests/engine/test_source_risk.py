@@ -19,7 +19,10 @@ from custom_components.datacenter_power.engine.degradation import (
     HealthAssessment,
     failure_within,
 )
-from custom_components.datacenter_power.engine.observation import PlantObservation
+from custom_components.datacenter_power.engine.observation import (
+    PlantObservation,
+    ScheduledLoad,
+)
 from custom_components.datacenter_power.engine.policy import DecisionPolicy
 from custom_components.datacenter_power.engine.rules import Candidates
 
@@ -121,6 +124,30 @@ def test_load_handed_back_for_a_source_is_drained_again_at_the_urgent_pace() -> 
     assert again.target == "ats1"
     assert again.urgent
     assert again.step_interval_s == policy.config.poll_s
+
+
+def test_load_handed_back_for_a_source_goes_back_where_it_was_on_the_next_hour() -> None:
+    """After the hand-back, announced work will raise ats2's own circuits by 6 A each from
+    in 2 h: no drain of ats1 keeps ats2's MPDUs within their limits through the failure's
+    window any more, but the lineup held until the outage holds for the next hour. The load
+    parked on ats1 goes back there at once, all of it (later crossings are the relief's, as
+    they would have been without the outage). Before: only what fits the long window moved
+    (hard-outage_during_drain-16: 20.9 A left on ats2 at its failure)."""
+    policy = _policy()
+    t = _history(policy)
+    assignment = {**TOPO.normal_assignment(), **DRAINED}
+    act = _only(_candidates(policy, t, assignment, low_h=8.0))
+    assert act.target == "ats2"
+    policy.action_started(act)
+    policy.action_finished(act, ok=True)
+    t += 600.0
+    own2 = tuple(c for c in TOPO.circuits if not c.startswith("a"))
+    policy.schedule = (ScheduledLoad(t + 2 * H, t + 30 * H, own2, 6.0),)
+    policy._fcs.refresh(t, policy.schedule, TOPO.normal_assignment())
+    normal = TOPO.normal_assignment()
+    again = _only(_candidates(policy, t, normal, 8.0, on_alternate=False, decide=False))
+    assert again.target == "ats1"
+    assert {m.circuit for m in again.plan.moves} == set(DRAINED)
 
 
 def test_drained_load_stays_on_the_alternate_source_when_the_failure_may_come_first() -> None:
