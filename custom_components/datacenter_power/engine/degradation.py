@@ -36,6 +36,7 @@ shape, size or healthy level. It
 
 from __future__ import annotations
 
+import itertools
 import math
 from collections import deque
 from collections.abc import Mapping
@@ -759,3 +760,28 @@ def _learn_level(sums: list[tuple[float, float, int]]) -> tuple[float, float, fl
     # The median of N bin means: efficiency pi/2 against the mean.
     se = math.sqrt(math.pi / 2.0) * expected / math.sqrt(len(means))
     return level, sigma, phi, se
+
+
+def failure_within(a: HealthAssessment, horizon_s: float) -> float:
+    """The chance that the component fails within ``horizon_s``, read off its time-to-failure
+    estimate: 0.1 at the P10, 0.5 at the median, 0.9 at the P90, log-linear in between (the
+    estimate's spread is multiplicative), proportional below the P10; 1 without an estimate
+    while it alerts (nothing says the failure is not near), 0 without one otherwise."""
+    med = a.time_to_failure_s
+    if med is None:
+        return 1.0 if a.alert else 0.0
+    low = min(med, a.time_to_failure_low_s if a.time_to_failure_low_s is not None else med)
+    high = max(med, a.time_to_failure_high_s if a.time_to_failure_high_s is not None else med)
+    if horizon_s <= 0.0:
+        return 0.0
+    if low <= 0.0:
+        return 1.0
+    points = ((low, 0.1), (med, 0.5), (high, 0.9))
+    if horizon_s <= low:
+        return 0.1 * horizon_s / low
+    for (t0, p0), (t1, p1) in itertools.pairwise(points):
+        if horizon_s <= t1:
+            if t1 <= t0:
+                return p1
+            return p0 + (p1 - p0) * math.log(horizon_s / t0) / math.log(t1 / t0)
+    return 0.9 + 0.1 * (1.0 - high / horizon_s)

@@ -54,6 +54,9 @@ class ElementObs:
     nuisance_trips: int = 0
     sources_available: bool = True
     """ATS: whether at least one of its sources is live (a dead ATS with no source is not failed)."""
+    on_alternate: bool = False
+    """ATS: running on another source because its preferred one is lost; it retransfers (an
+    open transition: every circuit on it is interrupted again) as soon as that source returns."""
     alarms: frozenset[str] = frozenset()
     """Active alarm names, e.g. ``breaker_trip``, ``over_temperature``."""
 

@@ -63,6 +63,10 @@ class PlanRequest:
     """Elements that take no new load (hysteresis) though their circuits may stay."""
     balance: bool = False
     """The plan with the lowest worst utilisation, not the fewest moves (see the planner)."""
+    may_return: Collection[str] = ()
+    """Unavailable elements that may take back circuits whose normal path they are on."""
+    leave: Collection[str] = ()
+    """Circuits that should leave where they are (strongly preferred, not required)."""
     margin: float = 0.0
     """The plan margin already in the loads (a fraction): a best-effort relief may share it
     out before it lets an overloaded element keep an excess."""
@@ -154,6 +158,8 @@ def plan_with_retries(
                 time_limit_s=time_limit_s,
                 no_receive=sorted(no_receive),
                 balance=req.balance,
+                may_return=sorted(req.may_return),
+                leave=sorted(req.leave),
             )
         except (ValueError, ArithmeticError, RuntimeError) as err:
             # A planner fault must not take the monitoring down with it: report, move nothing.

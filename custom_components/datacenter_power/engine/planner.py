@@ -86,6 +86,8 @@ def plan_migration(
     time_limit_s: float = 2.0,
     no_receive: Collection[str] = (),
     balance: bool = False,
+    may_return: Collection[str] = (),
+    leave: Collection[str] = (),
 ) -> Plan | Infeasible:
     """Plan staged moves that leave every element within its limit at every grid time.
 
@@ -94,6 +96,10 @@ def plan_migration(
     elements where it can). ``no_receive``: elements that take no new load (hysteresis after a
     relief) but whose circuits need not leave. ``balance``: among the plans within limits,
     the one with the lowest worst utilisation (extra moves allowed), not the fewest moves.
+    ``may_return``: unavailable elements (alerting but still working) that may take back the
+    circuits whose *normal* path runs through them, and no other load. ``leave``: circuits
+    that should leave where they are (strongly preferred, not required, as off an unavailable
+    element).
     ``time_limit_s <= 0`` skips HiGHS and uses the greedy heuristic.
     """
     if drain is not None and topology.kind(drain) not in ("ats", "mpdu"):
@@ -110,6 +116,7 @@ def plan_migration(
     blocked = set(unavailable) | ({drain} if drain is not None else set())
     hold = set(no_receive)
     unavailable_set = set(unavailable)
+    leave_set = set(leave)
     stay_penalty = 2.0 * (len(prob.on) + 1)
     stuck_critical: list[str] = []
     for c in prob.on:
@@ -119,13 +126,19 @@ def plan_migration(
         # A no-receive element takes no *new* load: a move that stays behind it (another
         # MPDU of the same ATS) adds nothing to it.
         held = hold - set(topology.upstream(cur))
+        home = set(topology.upstream(node.normal_path)) & blocked
         alts = tuple(
             p
             for p in node.paths
-            if p != cur and _available(topology, p, blocked) and _available(topology, p, held)
+            if p != cur
+            and (
+                _available(topology, p, blocked)
+                or (p == node.normal_path and home and home <= set(may_return))
+            )
+            and _available(topology, p, held)
         )
         must_leave = drain is not None and topology.depends_on(cur, drain)
-        should_leave = not _available(topology, cur, unavailable_set)
+        should_leave = not _available(topology, cur, unavailable_set) or c in leave_set
         if must_leave and not alts:
             if node.critical:
                 stuck_critical.append(c)

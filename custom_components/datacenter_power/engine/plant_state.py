@@ -40,6 +40,7 @@ class PlantState:
         self.topology = topology
         self.elements = {e: ElementState() for e in topology.elements}
         self.ats_fed: dict[str, bool] = {}
+        self.ats_on_alternate: dict[str, bool] = {}
 
     def observe_element(self, t: float, e: ElementObs) -> bool:
         """Update from one element reading; False when it was unreachable (nothing to learn)."""
@@ -54,6 +55,7 @@ class PlantState:
             st.load_a = e.current_a
         if e.kind == "ats":
             self.ats_fed[e.id] = e.sources_available
+            self.ats_on_alternate[e.id] = e.on_alternate
         return True
 
     def update_failures(self) -> list[str]:
@@ -96,6 +98,18 @@ class PlantState:
             if a in bad:
                 bad.update(topo.mpdus_of(a))
         return bad
+
+    def on_alternate(self) -> set[str]:
+        """ATSs running on an alternate source because their preferred one is lost, and their
+        MPDUs: load placed there now is interrupted again when the ATS retransfers."""
+        topo = self.topology
+        out: set[str] = set()
+        for a in topo.ats:
+            st = self.elements[a]
+            if self.ats_on_alternate.get(a, False) and st.reachable and st.energized:
+                out.add(a)
+                out.update(topo.mpdus_of(a))
+        return out
 
     def silent(self) -> set[str]:
         """MPDUs that are only unreachable (comms), not failed: nobody needs to leave them."""

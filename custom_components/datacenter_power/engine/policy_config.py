@@ -94,6 +94,15 @@ class PolicyConfig:
     """Only an element measured above this share of its rating (not merely above its
     continuous limit) makes an urgent relief hand load back to a unit predicted to fail but
     still working: a mild excess is the lesser harm next to dropping circuits at the failure."""
+    source_return_s: float = 3600.0
+    """When an ATS runs on its alternate source, how long its preferred source is assumed to
+    take to return when weighing where drained load waits (re-weighed at every plan while it
+    lasts): utility outages are mostly minutes to an hour."""
+    hand_back_risk: float = 0.25
+    """Drained load goes back to (or waits on) a unit predicted to fail, rather than sit on
+    an ATS that will retransfer (a certain second interruption), while the chance that the
+    unit fails within ``source_return_s`` is at most this (then an interruption, at worst
+    two): a quarter keeps the expected interruptions well under the certain one."""
     error_correlation: float = 0.3
     """Assumed correlation of circuit forecast errors when summing them to element P90s (a
     prior: the calibration below rescales the resulting spread to what the outcomes show)."""

@@ -123,11 +123,23 @@ def _ats(pid: str, r: AtsReading) -> ElementObs:
         operations=r.operations,
         rated_operations=r.rated_operations,
         sources_available=any(r.source_available),
+        on_alternate=_on_alternate(r),
         alarms=_alarms(
             ("over_temperature", r.alarm_over_temperature),
             ("output_lost", r.alarm_output_lost),
             ("over_limit", r.alarm_over_limit),
         ),
+    )
+
+
+def _on_alternate(r: AtsReading) -> bool:
+    """Live on a source other than its preferred one, which is lost (it will retransfer)."""
+    pref = r.preferred_source
+    return (
+        r.output_energized
+        and 0 <= pref < len(r.source_available)
+        and not r.source_available[pref]
+        and r.active_source != pref
     )
 
 

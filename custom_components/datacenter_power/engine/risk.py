@@ -54,8 +54,9 @@ def refused_receivers(
 
 def accepted_risk(action: Action, alerts: Collection[str], topology: Topology) -> frozenset[str]:
     """The MPDUs an action loads although they (or their ATS) alert: only an urgent action does,
-    as the rules' hand-back (an element far above its limit now and no room elsewhere: the plan's
-    notes say so). A non-urgent action accepts no unit at risk."""
+    as the rules' hand-backs (an element far above its limit now and no room elsewhere; drained
+    load leaving an ATS on its alternate source before it retransfers: the reason says so). A
+    non-urgent action accepts no unit at risk."""
     if not action.urgent:
         return frozenset()
     return frozenset(

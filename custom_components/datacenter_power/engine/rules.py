@@ -14,6 +14,11 @@ In order of precedence at each tick:
 4. **restore**: circuits away from their normal path go back once that path has been healthy and
    stable for a while and the forecast says it is safe with margin.
 
+Between 1 and 2, **source risk**: load moved onto an ATS that now runs on its alternate source
+(its preferred one lost) leaves it before the retransfer interrupts it a second time, back to
+the unit it was drained from while that unit is unlikely to fail before the source returns
+(:meth:`DecisionRules._evacuate`); drains and restores put no load there meanwhile.
+
 :class:`DecisionRules` also keeps the bookkeeping that stops plans from being retried too often
 (failed plans held back, non-urgent planning at most every ``replan_interval_s``).
 """
@@ -29,7 +34,7 @@ import numpy as np
 
 from .asking import Question, ask
 from .decisions import Action, ActionKind, DecisionNeeded, OverloadPrediction
-from .degradation import HealthAssessment
+from .degradation import HealthAssessment, failure_within
 from .element_forecast import ElementForecasts
 from .plan import Infeasible, Plan
 from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
@@ -119,6 +124,12 @@ class DecisionRules:
         self.ttf_seen: dict[str, tuple[float, float]] = {}
         self.drain_deadline: dict[str, float] = {}
         """Per alerting unit: the earliest drain deadline of its alert so far."""
+        self.evac_sig: tuple[object, ...] = ()
+        self.evac_t = -math.inf
+        """What the last plan to move load off an ATS on its alternate source saw, and when."""
+        self.returned_for_source: set[str] = set()
+        """Units predicted to fail that took drained load back from an ATS on its alternate
+        source: their next drain runs at the urgent pace."""
         self.returned_s: dict[str, float] = {}
         """When relief last handed load back to an alerting (still working) ATS."""
         self.asked: dict[str, DecisionNeeded] = {}
@@ -263,12 +274,13 @@ class DecisionRules:
         balance: bool = False,
     ) -> PlanRequest:
         """A complete drain of ``e`` (``variant`` names it in the goal: "expected load", ...)."""
+        again = e in self.returned_for_source
         return PlanRequest(
             now_s,
             drain=e,
             unavailable=unavailable,
             goal=f"drain {e} ({variant})" if variant else f"drain {e}",
-            max_step_amps=self.config.max_step_amps,
+            max_step_amps=self.config.urgent_max_step_amps if again else self.config.max_step_amps,
             horizons=horizons,
             no_receive=no_receive,
             balance=balance,
@@ -343,6 +355,15 @@ class DecisionRules:
                 infeasible.append(res)
         if active is not None:
             return self._candidates(out, infeasible, notes)
+        # 1b. An ATS on its alternate source: the load that can leave it goes before the
+        # retransfer interrupts it again (a source event, not a forecast: no replan wait).
+        on_alt = self.state.on_alternate()
+        evacuate = self._evacuate(
+            now_s, assignment, circuit_a, unavailable, alerts, on_alt, assessments
+        )
+        if evacuate is not None:
+            out.append(evacuate)
+            return self._candidates(out, infeasible, notes)
         # A changed lineup (a circuit moved by hand, a stage of a person's migration) plans
         # again at once: a plan made for the old one is stale.
         sig = (
@@ -350,6 +371,7 @@ class DecisionRules:
             frozenset(dead),
             frozenset(self.failed_plans.items()),
             frozenset(assignment.items()),
+            frozenset(on_alt),
         )
         if (
             now_s - self.plan_t < cfg.replan_interval_s - _EPS
@@ -362,6 +384,7 @@ class DecisionRules:
         # 2. Drain components predicted to fail (a deadline lasts as long as its alert).
         for e in set(self.drain_deadline) - alerts:
             del self.drain_deadline[e]
+        self.returned_for_source &= alerts
         for e in set(self._ask_deadline) - alerts:
             del self._ask_deadline[e]
         for e in list(self.asked):
@@ -374,13 +397,24 @@ class DecisionRules:
             ):
                 del self.asked[e]
         for e in sorted(alerts):
-            if not topo.circuits_through(e, assignment) or self._blocked("migrate", e, now_s):
+            if not topo.circuits_through(e, assignment):
+                self.returned_for_source.discard(e)
+                continue
+            if self._blocked("migrate", e, now_s):
                 continue
             st = els[e]
             if st.failed or not st.energized:
                 continue
             act = self._drain(
-                e, assessments[e], now_s, assignment, circuit_a, unavailable, infeasible, notes
+                e,
+                assessments[e],
+                now_s,
+                assignment,
+                circuit_a,
+                unavailable,
+                infeasible,
+                notes,
+                avoid=on_alt,
             )
             if act is not None:
                 out.append(act)
@@ -425,13 +459,114 @@ class DecisionRules:
             if isinstance(res, Infeasible):
                 infeasible.append(res)
         # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
-        if self._restorable(assignment, circuit_reachable, alerts, unavailable) and not (
+        if self._restorable(assignment, circuit_reachable, alerts, unavailable | on_alt) and not (
             self._blocked("restore", None, now_s)
         ):
-            restore = self._restore(now_s, assignment, circuit_a, unavailable, notes)
+            restore = self._restore(now_s, assignment, circuit_a, unavailable | on_alt, notes)
             if restore is not None:
                 out.append(restore)
         return self._candidates(out, infeasible, notes)
+
+    def _hand_back_ok(self, a: HealthAssessment) -> bool:
+        """Whether load may wait on (or go back to) a unit predicted to fail rather than sit
+        on an ATS running on its alternate source. Left there, a circuit is interrupted again
+        for certain (the retransfer); on the unit, only if the unit fails before the source
+        returns and the drain runs again: once or twice (the failure, and the retransfer of
+        the receiver its bypass lands on). So the unit takes it while the chance that it
+        fails within ``source_return_s`` (the present estimate: P10, median, P90) is at most
+        ``hand_back_risk``."""
+        cfg = self.config
+        return failure_within(a, cfg.source_return_s) <= cfg.hand_back_risk
+
+    def _evacuate(
+        self,
+        now_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        alerts: frozenset[str],
+        on_alt: set[str],
+        assessments: Mapping[str, HealthAssessment],
+    ) -> Action | None:
+        """Move load off an ATS that runs on an alternate source, before it retransfers.
+
+        Its preferred source is lost: the transfer away has already interrupted every circuit
+        on it, and the retransfer when the source returns (an open transition) will interrupt
+        them all again. A circuit that leaves it now, make-before-break, is spared the second
+        one. Only load moved there leaves (its own circuits stay: a source event does not
+        make a quiet plant switch). Circuits whose normal path is a unit that alerts but
+        still works may go back there while that unit is unlikely to fail before the source
+        returns (:meth:`_hand_back_ok`): the drain waits for the source and runs again after
+        the retransfer (at the urgent pace); otherwise the failure is the surer harm and they
+        stay. Every element stays within its limit over the next hours, and nothing moves
+        onto an ATS on its alternate.
+        """
+        cfg = self.config
+        topo = self.topology
+        els = self.state.elements
+        # Once per plan interval (the lineup it leaves is not a reason to plan again: a
+        # second plan a minute later would only shuffle a circuit or two more).
+        sig = (frozenset(on_alt), alerts)
+        if not on_alt or (sig == self.evac_sig and now_s - self.evac_t < cfg.replan_interval_s):
+            return None
+        self.evac_sig, self.evac_t = sig, now_s
+        for x in sorted(a for a in on_alt if a in topo.ats):
+            # Only load moved there (drained, relieved): the ATS's own circuits stay (moving
+            # them for a source event would be switching a quiet plant).
+            away = [
+                c
+                for c in topo.circuits_through(x, assignment)
+                if not topo.depends_on(topo.circuits[c].normal_path, x)
+            ]
+            if not away or self._blocked("migrate", x, now_s):
+                continue
+            back = {
+                e
+                for e in alerts
+                if not els[e].failed
+                and els[e].energized
+                and e not in on_alt
+                and self._hand_back_ok(assessments[e])
+            }
+            back |= {m for e in back if e in topo.ats for m in topo.mpdus_of(e)}
+            res = self._plan(
+                assignment,
+                circuit_a,
+                PlanRequest(
+                    now_s,
+                    drain=None,
+                    unavailable=unavailable,
+                    goal=f"move load off {x} before it returns to its preferred source",
+                    max_step_amps=cfg.urgent_max_step_amps,
+                    horizons=(now_s + cfg.relieve_lead_s, now_s + 3600.0, now_s),
+                    no_receive=on_alt,
+                    may_return=back,
+                    leave=away,
+                ),
+            )
+            if not isinstance(res, Plan) or not res.moves:
+                continue
+            onto = sorted({topo.ats_of(m.to_mpdu) for m in res.moves} & back)
+            # Their drain runs again at the urgent pace once the source is back: the load
+            # was drained before and went back only to spare it the retransfer.
+            self.returned_for_source.update(
+                e
+                for e in alerts
+                if e in back and any(topo.depends_on(m.to_mpdu, e) for m in res.moves)
+            )
+            why = (
+                f"{x} runs on an alternate source (its preferred one is lost): "
+                f"{len(res.moves)} circuits leave it before it retransfers, which would "
+                "interrupt them again"
+                + (
+                    f"; drained load goes back to {', '.join(onto)}, which alerts but still "
+                    "works and is unlikely to fail before the source returns"
+                    if onto
+                    else ""
+                )
+            )
+            return self._action("migrate", x, res, urgent=True, now_s=now_s, why=why)
+        return None
 
     def _drain(
         self,
@@ -443,6 +578,8 @@ class DecisionRules:
         unavailable: set[str],
         infeasible: list[Infeasible],
         notes: list[str],
+        *,
+        avoid: Collection[str] = (),
     ) -> Action | None:
         """Drain ``e``, predicted to fail: complete when a plan keeps every element within its
         limit over the window the receivers must carry the load, at the best time.
@@ -459,6 +596,13 @@ class DecisionRules:
         The deadline (the early estimate less a margin) never moves later while the alert
         lasts: when the wear's end is unknown the early estimate can stay about as far ahead
         at every plan, and a deadline recomputed each time would never come.
+
+        ``avoid`` (elements behind an ATS running on its alternate source) takes no drained
+        load while waiting is the smaller risk: a circuit drained there is interrupted when that ATS
+        retransfers, and again if it stays until the unit fails, where left alone it would be
+        interrupted once, by the failure. While the unit is unlikely to fail before the source
+        returns (:meth:`_hand_back_ok`) the drain goes elsewhere or waits for the source;
+        otherwise the failure is the surer harm.
         """
         cfg = self.config
         topo = self.topology
@@ -523,11 +667,29 @@ class DecisionRules:
                 start = self._best_start(now_s, deadline, end, circuit_a)
             # The last plan before the drain's deadline (or a fast-rising risk).
             last_call = fast or deadline <= now_s + cfg.replan_interval_s
+        if e in self.returned_for_source:
+            # Load parked back on ``e`` during a source outage goes where it was: that lineup
+            # held until the outage, so the windows are the next hour and now (later crossings
+            # are the relief's, as before the outage), and it goes at once.
+            horizons = (now_s + 3600.0, now_s)
+            start = now_s
+            last_call = True
+        if set(avoid) - unavailable and self._hand_back_ok(a):
+            unavailable = unavailable | set(avoid)
+        else:
+            avoid = ()
         res = self._plan(
             assignment,
             circuit_a,
             self._drain_request(e, now_s, unavailable, horizons, no_receive=no_receive),
         )
+        if avoid and isinstance(res, Infeasible):
+            notes.append(
+                f"drain of {e} waits: its receivers behind {', '.join(sorted(avoid))} run on "
+                "an alternate source and would interrupt the drained circuits when they "
+                "retransfer"
+            )
+            return None
         if start > now_s + cfg.replan_interval_s - _EPS and not (
             # A drain that leaves every receiver comfortable through the whole window does
             # not wait: waiting only pays where the load is hard to place.
@@ -571,7 +733,11 @@ class DecisionRules:
                     drain=None,
                     unavailable=unavailable | {e, *topo.mpdus_of(e)},
                     goal=f"partial drain {e}",
-                    max_step_amps=cfg.max_step_amps,
+                    max_step_amps=(
+                        cfg.urgent_max_step_amps
+                        if e in self.returned_for_source
+                        else cfg.max_step_amps
+                    ),
                     horizons=horizons[:1],
                     no_receive=no_receive,
                 ),
@@ -606,7 +772,9 @@ class DecisionRules:
                 res if isinstance(res, Plan) else None,
             )
         if isinstance(res, Plan) and res.moves:
-            return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+            return self._action(
+                "migrate", e, res, urgent=e in self.returned_for_source, now_s=now_s, why=why
+            )
         return None
 
     def _ask(
@@ -719,7 +887,9 @@ class DecisionRules:
             "rather than being interrupted and put on their only other path by the failure's "
             "bypass"
         )
-        return self._action("migrate", e, res, urgent=False, now_s=now_s, why=why)
+        return self._action(
+            "migrate", e, res, urgent=e in self.returned_for_source, now_s=now_s, why=why
+        )
 
     def _later_drain(
         self,
