@@ -18,9 +18,9 @@ schedule that has emptied the failing unit by the engine's own drain deadline (`
   (``int>drain_by``: more interruptions; ``over>drain_by``: more than 10 min above a limit
   beyond it; ``peak90`` against the higher of the reactive and ``drain_by`` peaks; the perfect
   misses are shown as notes, e.g. ``over(info-limited)``), and it must have raised a decision
-  needed before the failure (``no-decision``), whether or not it met the perfect floors: no
-  plan was safe through its deadline, so leaving the load or overloading a receiver without
-  asking a person is a miss.
+  needed before the failure (``no-decision``). Where the engine met the perfect floors there
+  anyway, that is the issue's first alternative ("meets the perfect oracle's floors"): the
+  missing decision is shown as a note (``no-decision(perfect floors met)``), not a miss.
 * **Never worse than doing nothing** (per class, sums): the engine's interruptions, amps on
   failing units at failure and seconds above a limit at most the reactive baseline's.
 
@@ -118,7 +118,11 @@ def check_targets(row: Mapping[str, Any]) -> list[str]:
         if e["max_utilization"] > PEAK_LIMIT and e["max_utilization"] > peak + 0.005:
             out.append("peak90")
     if not decision_raised(row):
-        out.append("no-decision")
+        # Issue 24's "Done when": a row meets the perfect floors, or is information-limited,
+        # within drain_by's and with the decision raised. Where the engine met the perfect
+        # floors without asking, a plan within the limits did exist for it: shown, not a miss.
+        missed = any(is_miss(m) for m in perfect_misses(e, o, r))
+        out.append("no-decision" if missed else "no-decision(perfect floors met)")
     return out
 
 

@@ -33,6 +33,7 @@ from .floors import (
     PEAK_LIMIT,
     TARGET_OVER_S,
     check_targets,
+    decision_raised,
     engine_deadlines,
     information_limited,
     is_miss,
@@ -228,7 +229,7 @@ def class_table(rows: list[dict[str, Any]]) -> str:
     for cls, rs in by.items():
         met = sum(1 for r in rs if not _missed(r))
         limited = [r for r in rs if information_limited(r)]
-        decided = sum(1 for r in limited if "no-decision" not in r["misses"])
+        decided = sum(1 for r in limited if decision_raised(r))
         lines.append(
             f"{cls:<20} {len(rs):>3} | {f'{met}/{len(rs)}':<5} | "
             f"{f'{len(limited)} ({decided})':<23} | {','.join(worse[cls]) or 'ok':<11} | "
