@@ -394,7 +394,7 @@ class LoadForecaster:
             self._count[slots] = 0
 
     def _fit_count(self, most: int) -> None:
-        """Widen the sample counts to 32 bits before one of them exceeds 16."""
+        """Widen the sample counts to 32 bits before one of them would exceed 16 bits."""
         if most > self._count_max:
             self._count = self._count.astype(np.int32)
             self._count_max = int(np.iinfo(np.int32).max)
