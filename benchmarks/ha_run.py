@@ -126,8 +126,9 @@ def _history_span(hass):
         coordinator = data.decisions
         spans, fitted, models = [], [], collections.Counter()
         for f in coordinator.policy._fcs.forecasters.values():
-            ok = (f._bin >= 0) & (f._count > 0) & (f._bin > f._last_bin - f._cap)
-            first = int(f._bin[ok].min()) if np.any(ok) else None
+            bins = f._slot_bins()
+            ok = (bins >= 0) & (f._count > 0)
+            first = int(bins[ok].min()) if np.any(ok) else None
             spans.append(0.0 if first is None else (f._last_bin - first + 1) * f.resample_s / 86400)
             if f._fit is not None:
                 fitted.append(f._fit.history_s / 86400)

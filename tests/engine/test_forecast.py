@@ -411,8 +411,9 @@ def _held(f: LoadForecaster) -> dict[str, Any]:
     """What a forecaster holds: per bin its mean (mA) and sample count, the noise within bins
     and the mean sample offset (``within_var`` writes the open bin to the ring first)."""
     within_var = f.within_var
-    ok = (f._bin >= 0) & (f._count > 0)
-    bins = zip(f._bin[ok].tolist(), f._sum[ok].tolist(), f._count[ok].tolist(), strict=True)
+    held = f._slot_bins()
+    ok = (held >= 0) & (f._count > 0)
+    bins = zip(held[ok].tolist(), f._sum[ok].tolist(), f._count[ok].tolist(), strict=True)
     return {
         "within_var": within_var,
         "offset_s": f.bin_offset_s,
@@ -450,3 +451,49 @@ def test_sample_by_sample_equals_all_at_once_with_reads_in_between() -> None:
     a, b = one.forecast(now), many.forecast(now)
     np.testing.assert_allclose(a.p50, b.p50, rtol=1e-3)
     np.testing.assert_allclose(a.p90, b.p90, rtol=2e-2)
+
+
+def _array_bytes(obj: object, seen: set[int]) -> int:
+    """Bytes of every numpy array an object holds, through its attributes (once each)."""
+    if id(obj) in seen:
+        return 0
+    seen.add(id(obj))
+    if isinstance(obj, np.ndarray):
+        return int(obj.nbytes)
+    names = [*getattr(obj, "__dict__", {}), *getattr(type(obj), "__slots__", ())]
+    values = [getattr(obj, n) for n in names if hasattr(obj, n)]
+    return sum(_array_bytes(v, seen) for v in values if not callable(v))
+
+
+def test_a_fitted_forecaster_holds_under_44_kb() -> None:
+    """A hall keeps one forecaster per circuit for weeks: after 42 days (its whole ring, a
+    weekly fit) its arrays stay under 44 kB. They were 70 kB: a bin number per slot beside the
+    ring (the slot's bin follows from the newest bin), the ring's sample counts in 32 bits
+    (16 hold 180 polls a bin at 5 s; more widen them) and the profile's reading counts in
+    64 bits (only "two or more" is ever asked of them)."""
+    t = 1.8e9 + np.arange(42 * 288) * 300.0
+    weekend = (np.floor(t / DAY) + 3) % 7 >= 5
+    rng = np.random.default_rng(1)
+    y = 4 + np.cos(t / DAY * 2 * np.pi) + 0.3 * weekend + rng.normal(0, 0.1, t.size)
+    f = LoadForecaster()
+    f.observe_many(t, y)
+    f.forecast(float(t[-1]) + 60.0)
+    assert f._fit is not None
+    assert f._fit.mode == "weekly"
+    assert f.history_s == 42 * DAY
+    assert _array_bytes(f, set()) < 44 * 1024
+
+
+@pytest.mark.parametrize("at_once", [True, False])
+def test_a_bin_of_more_than_65535_samples_keeps_its_count(at_once: bool) -> None:
+    """The ring counts samples in 16 bits until a bin holds more: then in 32, never wrapping
+    (a wrapped count would make that bin's mean 16 times too large here)."""
+    t = 1.8e9 + np.arange(70_000) * 0.01  # one 15-minute bin
+    y = np.where(np.arange(70_000) % 2 == 0, 1.0, 3.0)
+    f = LoadForecaster()
+    if at_once:
+        f.observe_many(t, y)
+    else:
+        for t_s, value in zip(t.tolist(), y.tolist(), strict=True):
+            f.observe(t_s, value)
+    assert _held(f)["bins"] == {math.floor(1.8e9 / 900.0): (2000, 70_000)}

@@ -302,14 +302,17 @@ class LoadForecaster:
         self.set_non_working_days(non_working_days)
         self._bpd = max(1, round(DAY_S / self.resample_s))
         self._cap = max(4, math.ceil(max_history_s / resample_s))
-        # The ring is most of a forecaster's memory (1,000 circuits in a hall): bin numbers fit
-        # 32 bits until 2106 for bins of 2 s or more, and a bin's sum of readings keeps float32's
-        # 7 digits (the means it gives differ from float64's by ~1e-7 relative). 40 of 80 kB.
-        bin_type: type[np.signedinteger[Any]] = np.int32 if resample_s >= 2.0 else np.int64
-        self._bin: npt.NDArray[np.signedinteger[Any]] = np.full(self._cap, -1, dtype=bin_type)
+        # The ring is most of a forecaster's memory (1,000 circuits in a hall). Slot
+        # ``b % cap`` holds bin ``b`` of the window (the ``cap`` bins up to the newest one seen)
+        # or nothing (count 0): slots are emptied as the newest bin moves past them, so the bin
+        # a slot stands for follows from the newest bin and needs no array of its own
+        # (``_slot_bins``). A bin's sum of readings keeps float32's 7 digits (the means it gives
+        # differ from float64's by ~1e-7 relative). A bin's sample count fits 16 bits at any
+        # usual cadence (a 15-minute bin holds 180 polls at 5 s); a bin that would hold more
+        # widens the counts to 32 bits first (``_fit_count``). 24 kB at 42 days of 15-minute bins.
         self._sum = np.zeros(self._cap, dtype=np.float32)
-        # A bin's sample count fits 32 bits (a 15-minute bin holds 180 polls at 5 s).
-        self._count = np.zeros(self._cap, dtype=np.int32)
+        self._count: npt.NDArray[np.integer[Any]] = np.zeros(self._cap, dtype=np.uint16)
+        self._count_max = int(np.iinfo(np.uint16).max)
         self._last_bin = -1
         self._fit: _Fit | None = None
         # Where in its bin a sample falls, on average: a bin's mean stands for that instant
@@ -353,15 +356,14 @@ class LoadForecaster:
             return  # older than the ring buffer holds
         if b != self._open_bin:
             self._flush()
+            if b > self._last_bin:
+                self._advance(b)
             slot = b % self._cap
-            if self._bin[slot] != b:
-                self._bin[slot] = b
-                self._sum[slot] = 0.0
-                self._count[slot] = 0
             self._open_bin = b
             self._open_slot = slot
-            self._open_sum = float(self._sum[slot])
-            self._open_count = int(self._count[slot])
+            # (A bin before 1970 is never stored: _flush leaves it out.)
+            self._open_sum = float(self._sum[slot]) if b >= 0 else 0.0
+            self._open_count = int(self._count[slot]) if b >= 0 else 0
             self._new_n, self._new_sum, self._new_sumsq = 0, 0.0, 0.0
         # The same additions in the same order as on the arrays: the sums are identical.
         self._open_sum += value
@@ -373,12 +375,43 @@ class LoadForecaster:
         self._off_n += 1
         self._last_bin = max(self._last_bin, b)
 
+    def _advance(self, b: int) -> None:
+        """Empty the slots of the bins after the newest one up to ``b``, which is about to be
+        the newest: what they held falls out of the window."""
+        last = self._last_bin
+        if last < 0:
+            return  # nothing stored yet (the zeros are untouched pages: leave them so)
+        if b - last >= self._cap:
+            self._sum[:] = 0.0
+            self._count[:] = 0
+        elif b - last == 1:
+            slot = b % self._cap
+            self._sum[slot] = 0.0
+            self._count[slot] = 0
+        else:
+            slots = np.arange(last + 1, b + 1) % self._cap
+            self._sum[slots] = 0.0
+            self._count[slots] = 0
+
+    def _fit_count(self, most: int) -> None:
+        """Widen the sample counts to 32 bits before one of them would exceed 16 bits."""
+        if most > self._count_max:
+            self._count = self._count.astype(np.int32)
+            self._count_max = int(np.iinfo(np.int32).max)
+
+    def _slot_bins(self) -> IntArray:
+        """The bin every slot of the ring stands for (valid where its count is not 0)."""
+        last = self._last_bin
+        bins: IntArray = last - (last - np.arange(self._cap, dtype=np.int64)) % self._cap
+        return bins
+
     def _flush(self) -> None:
         """Write the open bin's sums into the ring buffer (before anything reads it)."""
         if self._open_bin < 0:
             return
         slot = self._open_slot
         self._sum[slot] = self._open_sum
+        self._fit_count(self._open_count)
         self._count[slot] = self._open_count
         self._open_bin = -1
         if self._new_n > 1:
@@ -405,13 +438,13 @@ class LoadForecaster:
         b, vals, times = b[keep], vals[keep], times[keep]
         self._off_sum += float(np.sum(times - b * self.resample_s))
         self._off_n += len(b)
-        # Vectorised form of observe(): per distinct bin, reset a reused slot, then add.
+        # Vectorised form of observe(): empty the slots the newest bin moves past, then add
+        # per distinct bin (bins before 1970 count for the noise, never in the ring).
+        if last > self._last_bin:
+            self._advance(last)
         ub, inverse = np.unique(b, return_inverse=True)
-        slots = ub % self._cap
-        stale = self._bin[slots] != ub
-        self._sum[slots[stale]] = 0.0
-        self._count[slots[stale]] = 0
-        self._bin[slots] = ub
+        stored = ub >= 0
+        slots = ub[stored] % self._cap
         batch_sum = np.bincount(inverse, weights=vals, minlength=len(ub))
         batch_sq = np.bincount(inverse, weights=vals * vals, minlength=len(ub))
         batch_n = np.bincount(inverse, minlength=len(ub)).astype(np.float64)
@@ -419,8 +452,11 @@ class LoadForecaster:
         ss = batch_sq[many] - batch_sum[many] ** 2 / batch_n[many]
         self._within_ss += float(np.sum(np.maximum(ss, 0.0)))
         self._within_dof += float(np.sum(batch_n[many] - 1.0))
-        self._sum[slots] += batch_sum
-        self._count[slots] += np.bincount(inverse, minlength=len(ub)).astype(np.int32)
+        self._sum[slots] += batch_sum[stored]
+        added = np.bincount(inverse, minlength=len(ub))[stored]
+        if len(slots):
+            self._fit_count(int((self._count[slots] + added).max()))
+        self._count[slots] += added.astype(self._count.dtype)
         self._last_bin = last
 
     def _dense(
@@ -433,19 +469,20 @@ class LoadForecaster:
         y = np.full(max(n, 0), np.nan)
         if n <= 0:
             return y, np.zeros(0, dtype=bool)
-        ok = (self._bin >= first_bin) & (self._bin < end_bin) & (self._count > 0)
-        ok &= self._bin > self._last_bin - self._cap
-        idx = self._bin[ok] - first_bin
-        y[idx] = self._sum[ok] / self._count[ok]
+        bins = self._slot_bins()
+        ok = (bins >= first_bin) & (bins < end_bin) & (self._count > 0)
+        idx = bins[ok] - first_bin
+        y[idx] = np.divide(self._sum[ok], self._count[ok], dtype=np.float64)
         if known is not None and len(idx):
-            y[idx] -= self._known_bins(known, self._bin[ok])
+            y[idx] -= self._known_bins(known, bins[ok])
         observed = np.isfinite(y)
         return _fill_gaps(y, max(1, round(MAX_GAP_S / self.resample_s))), observed
 
     def _first_bin(self) -> int | None:
         self._flush()
-        ok = (self._bin >= 0) & (self._count > 0) & (self._bin > self._last_bin - self._cap)
-        return int(self._bin[ok].min()) if np.any(ok) else None
+        bins = self._slot_bins()
+        ok = (bins >= 0) & (self._count > 0)
+        return int(bins[ok].min()) if np.any(ok) else None
 
     @property
     def history_s(self) -> float:

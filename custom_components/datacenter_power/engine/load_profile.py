@@ -24,6 +24,7 @@ import numpy.typing as npt
 
 type FloatArray = npt.NDArray[np.float64]
 type IntArray = npt.NDArray[np.int64]
+type CountArray = npt.NDArray[np.integer]
 
 KERNELS: Final = ((1.0,), (1.0, 2.0, 1.0), (1.0, 2.0, 3.0, 2.0, 1.0))
 """Candidate smoothings over neighbouring slots."""
@@ -61,8 +62,10 @@ class SeasonalProfile:
     bpd: int
     spec_sum: FloatArray
     spec_w: FloatArray
-    count: IntArray
-    """Readings per key (a key needs two for a leave-one-out value of its own)."""
+    count: CountArray
+    """Readings per key, capped at 2: a key needs two for a leave-one-out value of its own,
+    and that is all the count is for (one byte per key instead of eight: a weekly profile of
+    every circuit of a hall keeps 672 of them)."""
     slot_sum: FloatArray
     slot_w: FloatArray
     offset: FloatArray
@@ -91,7 +94,7 @@ class SeasonalProfile:
         kv, sv, yv, wv = keys[valid], slots[valid], y[valid], w[valid]
         spec_sum0 = np.bincount(kv, weights=wv * yv, minlength=n_keys).astype(np.float64)
         spec_w0 = np.bincount(kv, weights=wv, minlength=n_keys).astype(np.float64)
-        count = np.bincount(kv, minlength=n_keys).astype(np.int64)
+        count = np.minimum(np.bincount(kv, minlength=n_keys), 2).astype(np.uint8)
         slot_w0 = np.bincount(sv, weights=wv, minlength=bpd).astype(np.float64)
         n_rows = max(1, n_keys // bpd)
         rows = np.minimum(keys // bpd, n_rows - 1)
