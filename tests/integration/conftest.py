@@ -12,6 +12,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Mapping, Sequence
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -34,6 +35,7 @@ from custom_components.datacenter_power.const import (
     SUBENTRY_GATEWAY,
 )
 from custom_components.datacenter_power.decisions import STORAGE_VERSION, pack_observation
+from dcp_campus.broker import Broker
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
@@ -263,6 +265,27 @@ async def unload_entries(hass: HomeAssistant) -> AsyncIterator[None]:
         if entry.state is ConfigEntryState.LOADED:
             await hass.config_entries.async_unload(entry.entry_id)
     await hass.async_block_till_done()
+
+
+@pytest.fixture
+def campus_halls() -> list[str]:
+    """The halls the test broker has users for (a campus test module overrides it)."""
+    return ["hall1"]
+
+
+@pytest.fixture
+async def broker(
+    hass: HomeAssistant, tmp_path: Path, socket_enabled: None, campus_halls: list[str]
+) -> AsyncIterator[Broker]:
+    """A real Mosquitto with the campus user and ``campus_halls``. Every entry (the plant's,
+    mqtt's) is unloaded while it still runs: a client left connected when the broker stops
+    would lose it mid-publish."""
+    with Broker(tmp_path / "broker", halls=campus_halls) as running:
+        yield running
+        for entry in hass.config_entries.async_entries():
+            if entry.state is ConfigEntryState.LOADED:
+                await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
 
 
 async def serve(doc: dict[str, Any]) -> PlantServer:

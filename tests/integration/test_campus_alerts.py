@@ -16,13 +16,11 @@ import copy
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import EVENT_STATE_CHANGED
 from homeassistant.core import Event, EventStateChangedData, HomeAssistant, callback
 from homeassistant.helpers import entity_registry as er
@@ -64,25 +62,6 @@ def plant() -> Plant:
         {"kind": "sudden_failure", "target": "mpdu1", "at": f"{NOW_T_S + FAILS_AFTER_S:.0f}s"},
     ]
     return Plant(parse_scenario(spec), start_s=None)
-
-
-@pytest.fixture
-def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
-    """A real Mosquitto with the campus user and the hall."""
-    with Broker(tmp_path / "broker", halls=[HALL]) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-async def unload_before_the_broker_stops(
-    hass: HomeAssistant, broker: Broker
-) -> AsyncIterator[None]:
-    """Unload every entry while the broker still runs."""
-    yield
-    for entry in hass.config_entries.async_entries():
-        if entry.state is ConfigEntryState.LOADED:
-            await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 @dataclass

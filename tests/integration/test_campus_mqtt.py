@@ -12,12 +12,10 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
+from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -50,23 +48,9 @@ def plant() -> Plant:
 
 
 @pytest.fixture
-def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
-    """A real Mosquitto with the campus user and two halls."""
-    with Broker(tmp_path / "broker", halls=[HALL, "hall2"]) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-async def unload_before_the_broker_stops(
-    hass: HomeAssistant, broker: Broker
-) -> AsyncIterator[None]:
-    """Unload the plant and the mqtt entry while the broker still runs (the broker fixture ends
-    before Home Assistant's: a client left connected would lose its broker mid-publish)."""
-    yield
-    for entry in hass.config_entries.async_entries():
-        if entry.state is ConfigEntryState.LOADED:
-            await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
+def campus_halls() -> list[str]:
+    """The campus user and two halls."""
+    return [HALL, "hall2"]
 
 
 @pytest.fixture

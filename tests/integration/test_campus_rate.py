@@ -14,11 +14,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 
 import pytest
-from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
+from homeassistant.config_entries import ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import entity_registry as er
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -64,25 +62,6 @@ def plant() -> Plant:
     spec = hall_spec(CIRCUITS, history="0s")
     spec["events"] = [{"kind": "sudden_failure", "target": FAILED, "at": FAIL_AT}]
     return Plant(parse_scenario(spec), start_s=0.0)
-
-
-@pytest.fixture
-def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
-    """A real Mosquitto with the campus user and the hall."""
-    with Broker(tmp_path / "broker", halls=[HALL]) as running:
-        yield running
-
-
-@pytest.fixture(autouse=True)
-async def unload_before_the_broker_stops(
-    hass: HomeAssistant, broker: Broker
-) -> AsyncIterator[None]:
-    """Unload every entry while the broker still runs."""
-    yield
-    for entry in hass.config_entries.async_entries():
-        if entry.state is ConfigEntryState.LOADED:
-            await hass.config_entries.async_unload(entry.entry_id)
-    await hass.async_block_till_done()
 
 
 async def test_a_250_circuit_hall_publishes_little_and_its_alert_arrives_at_once(

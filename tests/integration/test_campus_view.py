@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -49,13 +49,6 @@ HALL_DOC = {
     "proposal": {"id": PID, "kind": "drain", "component": "ats1", "reason": "wearing",
                  "plan": ["stage 1: a01 to mpdu2"]},
 }  # fmt: skip
-
-
-@pytest.fixture
-def broker(tmp_path: Path, socket_enabled: None) -> Iterator[Broker]:
-    """A real Mosquitto with the campus user and the hall."""
-    with Broker(tmp_path / "broker", halls=[HALL]) as running:
-        yield running
 
 
 @pytest.fixture
