@@ -675,21 +675,24 @@ def scroll_until_text(
     raise CheckFailed(f"{what} does not show {text!r}, also when scrolled")
 
 
-def fixable_repair(api: Api, timeout: float) -> dict[str, Any]:
-    """ATS-1's failure-predicted repair once it is fixable (the plan is ready)."""
+def fixable_repair(
+    api: Api, timeout: float, kind: str = "failure_predicted", what: str = "predicted failure"
+) -> dict[str, Any]:
+    """ATS-1's repair of ``kind`` (its issue id's prefix) once it is fixable (the plan is
+    ready, or the choices are)."""
     deadline = time.monotonic() + timeout
     while True:
         (issues,) = api.ws({"type": "repairs/list_issues"})
         for issue in issues["issues"]:
             if (
                 issue["domain"] == "datacenter_power"
-                and issue["issue_id"].startswith(f"failure_predicted_{ATS}_")
+                and issue["issue_id"].startswith(f"{kind}_{ATS}_")
                 and issue["is_fixable"]
             ):
                 return dict(issue)
         if time.monotonic() > deadline:
             raise CheckFailed(
-                f"no fixable repair for {ATS}'s predicted failure within {timeout:.0f} s: "
+                f"no fixable repair for {ATS}'s {what} within {timeout:.0f} s: "
                 + ", ".join(i["issue_id"] for i in issues["issues"])
             )
         time.sleep(5)
@@ -985,26 +988,6 @@ DECISION_FROM: Final = "12h"
 """The decision plant goes live 11 h into ATS-1's wear (as the integration tests stand)."""
 
 
-def decision_repair(api: Api, timeout: float) -> dict[str, Any]:
-    """The critical, fixable "Decision needed at ats1" repair, once raised."""
-    deadline = time.monotonic() + timeout
-    while True:
-        (issues,) = api.ws({"type": "repairs/list_issues"})
-        for issue in issues["issues"]:
-            if (
-                issue["domain"] == "datacenter_power"
-                and issue["issue_id"].startswith(f"decision_needed_{ATS}_")
-                and issue["is_fixable"]
-            ):
-                return dict(issue)
-        if time.monotonic() > deadline:
-            raise CheckFailed(
-                f"no fixable decision-needed repair for {ATS} within {timeout:.0f} s: "
-                + ", ".join(i["issue_id"] for i in issues["issues"])
-            )
-        time.sleep(5)
-
-
 def decision(args: argparse.Namespace) -> None:
     """Issue 24, "a person asked when no plan is safe", from outside: the repair, the choice in
     the fix flow's dialog, the staged plan run."""
@@ -1023,7 +1006,7 @@ def decision(args: argparse.Namespace) -> None:
         ready = dev.wait_ready(timeout=600)
         say(f"decision plant: scripts/develop ready after {ready:.0f} s")
         api = api_for(args.port)
-        issue = decision_repair(api, PREDICTION_WAIT_S)
+        issue = fixable_repair(api, PREDICTION_WAIT_S, "decision_needed", "decision needed")
         if issue["severity"] != "critical":
             raise CheckFailed(f"the decision-needed repair is not critical: {issue}")
         say(f"decision plant: repair {issue['issue_id']} (critical) is fixable")
