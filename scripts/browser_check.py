@@ -42,6 +42,8 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
@@ -239,7 +241,6 @@ def sudden_failure(args: argparse.Namespace) -> None:
     poll of the failure a client subscribed to ``datacenter_power_failover`` gets the event
     naming the failed unit and the element over its limit, Settings -> Repairs lists both
     critical repairs, and the plant's risk entities count the failed unit."""
-    from playwright.sync_api import sync_playwright
 
     config = Path(str(args.config) + "-failure")
     start_at = f"{14 * 3600 - FAILURE_LEAD_S:.0f}"
@@ -293,40 +294,26 @@ def sudden_failure(args: argparse.Namespace) -> None:
             raise CheckFailed(f"Components at risk says {at_risk!r} with mpdu1 failed")
         base = f"http://127.0.0.1:{args.port}"
         shots = Path(args.screenshots)
-        with (
-            tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile,
-            sync_playwright() as pw,
-        ):
-            ctx = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                args=CHROMIUM_ARGS,
-                headless=True,
-                viewport=VIEWPORT,
+        with logged_in(base) as page:
+            page.goto(base + "/config/repairs")
+            wait_texts(
+                page,
+                [re.compile(r"mpdu1", re.I), re.compile(r"mpdu2", re.I)],
+                "Settings -> Repairs after the sudden failure",
+                shots / "sudden-failure-repairs.png",
             )
-            try:
-                page = login(ctx, base)
-                page.goto(base + "/config/repairs")
-                wait_texts(
-                    page,
-                    [re.compile(r"mpdu1", re.I), re.compile(r"mpdu2", re.I)],
-                    "Settings -> Repairs after the sudden failure",
-                    shots / "sudden-failure-repairs.png",
-                )
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(shots / "sudden-failure-repairs.png"), full_page=True)
-                # The over-limit repair says what is over, by how much, and that nothing moves.
-                page.get_by_text(re.compile(r"mpdu2 is above", re.I)).first.click()
-                wait_texts(
-                    page,
-                    [re.compile(r"Nothing can be moved", re.I)],
-                    "the over-limit repair",
-                    shots / "sudden-failure-over-limit.png",
-                )
-                page.wait_for_timeout(1000)
-                page.screenshot(path=str(shots / "sudden-failure-over-limit.png"))
-            finally:
-                ctx.close()
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / "sudden-failure-repairs.png"), full_page=True)
+            # The over-limit repair says what is over, by how much, and that nothing moves.
+            page.get_by_text(re.compile(r"mpdu2 is above", re.I)).first.click()
+            wait_texts(
+                page,
+                [re.compile(r"Nothing can be moved", re.I)],
+                "the over-limit repair",
+                shots / "sudden-failure-over-limit.png",
+            )
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "sudden-failure-over-limit.png"))
         say(
             f"failure plant: Repairs lists unit_failed and over_limit (critical); components at "
             f"risk {at_risk}"
@@ -549,7 +536,6 @@ def set_policy_mode(api: Api, mode: str) -> None:
 
 def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> None:
     """Log in, check the integration page and the ATS page; screenshots named by ``tag``."""
-    from playwright.sync_api import sync_playwright
 
     base = f"http://127.0.0.1:{args.port}"
     # The README shows the first start and the plant after the failure; the second start's
@@ -569,68 +555,73 @@ def browse(args: argparse.Namespace, api: Api, want_devices: int, tag: str) -> N
     ]
     if foreign:
         raise CheckFailed(f"{tag}: repairs that are not the integration's: {foreign}")
+    with logged_in(base) as page:
+        say(f"{tag}: logged in as {DEMO_USER[0]}")
+        page.wait_for_timeout(3000)
+        page.screenshot(path=str(Path(args.config) / "screenshots" / f"{tag}-overview.png"))
+
+        page.goto(base + "/config/repairs")
+        page.wait_for_timeout(2000)
+        page.screenshot(path=str(Path(args.config) / "screenshots" / f"{tag}-repairs.png"))
+
+        page.goto(base + "/config/integrations/integration/datacenter_power")
+        count = page.get_by_text(re.compile(rf"\b{want_devices} devices\b")).first
+        try:
+            count.wait_for(timeout=90_000)
+        except Exception as err:
+            page.screenshot(path=str(shots / f"failed-{tag}-integration.png"))
+            raise CheckFailed(
+                f"{tag}: the integration page does not show {want_devices} devices"
+            ) from err
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / f"{tag}-integration.png"))
+        say(f"{tag}: integration page lists {want_devices} devices")
+
+        page.goto(f"{base}/{board}/plant")
+        try:
+            page.get_by_text("Load migration").first.wait_for(timeout=60_000)
+            page.get_by_text("Components at risk").first.wait_for(timeout=60_000)
+        except Exception as err:
+            page.screenshot(path=str(shots / f"failed-{tag}-dashboard.png"))
+            raise CheckFailed(f"{tag}: the plant dashboard does not show the plant") from err
+        page.wait_for_timeout(3000)  # the history graph
+        page.screenshot(path=str(shots / f"{tag}-dashboard.png"), full_page=True)
+        say(f"{tag}: the plant dashboard shows the plant")
+        if tag == "after-failure":
+            # the failed ATS's lineup: output lost, its circuits on the other path
+            page.goto(f"{base}/{board}/lineup-{ATS}")
+            wait_texts(
+                page,
+                ["Output lost"],
+                f"{tag}: the {ATS} lineup view",
+                shots / f"{tag}-lineup.png",
+            )
+            page.wait_for_timeout(3000)
+            row = page.evaluate(ROWS_JS, ["Output lost"]).get("Output lost", "")
+            if not row.endswith("Problem"):
+                page.screenshot(path=str(shots / f"failed-{tag}-lineup.png"), full_page=True)
+                raise CheckFailed(f"{tag}: the {ATS} lineup shows {row!r}, not its output lost")
+            page.screenshot(path=str(shots / f"{tag}-lineup.png"), full_page=True)
+            say(f"{tag}: the {ATS} lineup shows its output lost")
+
+        page.goto(f"{base}/config/devices/device/{device_id}")
+        shown = check_device_page(page, api, ids, tag, shots)
+        page.screenshot(path=str(shots / f"{tag}-ats.png"), full_page=True)
+        say(f"{tag}: {ATS} page shows " + ", ".join(f"{k} {v!r}" for k, v in shown.items()))
+
+
+@contextmanager
+def logged_in(base: str) -> Iterator[Any]:
+    """A page of a fresh headless Chromium (Debian's, a throw-away profile), logged in as the
+    demo user; the browser is closed afterwards."""
+    from playwright.sync_api import sync_playwright
+
     with tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile, sync_playwright() as pw:
         ctx = pw.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            args=CHROMIUM_ARGS,
-            headless=True,
-            viewport=VIEWPORT,
+            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT
         )
         try:
-            page = login(ctx, base)
-            say(f"{tag}: logged in as {DEMO_USER[0]}")
-            page.wait_for_timeout(3000)
-            page.screenshot(path=str(Path(args.config) / "screenshots" / f"{tag}-overview.png"))
-
-            page.goto(base + "/config/repairs")
-            page.wait_for_timeout(2000)
-            page.screenshot(path=str(Path(args.config) / "screenshots" / f"{tag}-repairs.png"))
-
-            page.goto(base + "/config/integrations/integration/datacenter_power")
-            count = page.get_by_text(re.compile(rf"\b{want_devices} devices\b")).first
-            try:
-                count.wait_for(timeout=90_000)
-            except Exception as err:
-                page.screenshot(path=str(shots / f"failed-{tag}-integration.png"))
-                raise CheckFailed(
-                    f"{tag}: the integration page does not show {want_devices} devices"
-                ) from err
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(shots / f"{tag}-integration.png"))
-            say(f"{tag}: integration page lists {want_devices} devices")
-
-            page.goto(f"{base}/{board}/plant")
-            try:
-                page.get_by_text("Load migration").first.wait_for(timeout=60_000)
-                page.get_by_text("Components at risk").first.wait_for(timeout=60_000)
-            except Exception as err:
-                page.screenshot(path=str(shots / f"failed-{tag}-dashboard.png"))
-                raise CheckFailed(f"{tag}: the plant dashboard does not show the plant") from err
-            page.wait_for_timeout(3000)  # the history graph
-            page.screenshot(path=str(shots / f"{tag}-dashboard.png"), full_page=True)
-            say(f"{tag}: the plant dashboard shows the plant")
-            if tag == "after-failure":
-                # the failed ATS's lineup: output lost, its circuits on the other path
-                page.goto(f"{base}/{board}/lineup-{ATS}")
-                wait_texts(
-                    page,
-                    ["Output lost"],
-                    f"{tag}: the {ATS} lineup view",
-                    shots / f"{tag}-lineup.png",
-                )
-                page.wait_for_timeout(3000)
-                row = page.evaluate(ROWS_JS, ["Output lost"]).get("Output lost", "")
-                if not row.endswith("Problem"):
-                    page.screenshot(path=str(shots / f"failed-{tag}-lineup.png"), full_page=True)
-                    raise CheckFailed(f"{tag}: the {ATS} lineup shows {row!r}, not its output lost")
-                page.screenshot(path=str(shots / f"{tag}-lineup.png"), full_page=True)
-                say(f"{tag}: the {ATS} lineup shows its output lost")
-
-            page.goto(f"{base}/config/devices/device/{device_id}")
-            shown = check_device_page(page, api, ids, tag, shots)
-            page.screenshot(path=str(shots / f"{tag}-ats.png"), full_page=True)
-            say(f"{tag}: {ATS} page shows " + ", ".join(f"{k} {v!r}" for k, v in shown.items()))
+            yield login(ctx, base)
         finally:
             ctx.close()
 
@@ -702,7 +693,6 @@ def during_prediction(args: argparse.Namespace, api: Api) -> str:
     """What a person sees while ATS-1 is predicted to fail (approval mode: nothing moved yet):
     the repair with its recommendation and plan, confirmed in the browser; the dashboard with
     the migration; ATS-1's Activity and the logbook. Returns the started migration's id."""
-    from playwright.sync_api import sync_playwright
 
     base = f"http://127.0.0.1:{args.port}"
     shots = Path(args.screenshots)
@@ -714,97 +704,90 @@ def during_prediction(args: argparse.Namespace, api: Api) -> str:
     ids = entity_ids(api)
     device_id = api.template("{{ device_id('" + ids["health"] + "') }}")
     board = dashboard_path(api)
-    with tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile, sync_playwright() as pw:
-        ctx = pw.chromium.launch_persistent_context(
-            profile, executable_path=CHROMIUM, args=CHROMIUM_ARGS, headless=True, viewport=VIEWPORT
+    with logged_in(base) as page:
+        # Settings > Repairs: the issue in the list, then its fix flow with the plan.
+        page.goto(base + "/config/repairs")
+        title = f"{ATS} is predicted to fail"
+        wait_texts(page, [title], "Settings > Repairs", shots / "demo-repairs.png")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "demo-repairs.png"))
+        page.get_by_text(title).first.click()
+        dialog = page.locator("dialog-data-entry-flow")
+        wait_texts(
+            page,
+            [
+                f"Migrate the load off {ATS}",
+                "Recommended action:",
+                re.compile(r"inspect the transfer switch", re.I),
+                "Stage 1",
+                "At the forecast peak afterwards",
+            ],
+            "the repair's fix flow",
+            shots / "demo-repair-plan.png",
         )
-        try:
-            page = login(ctx, base)
-            # Settings > Repairs: the issue in the list, then its fix flow with the plan.
-            page.goto(base + "/config/repairs")
-            title = f"{ATS} is predicted to fail"
-            wait_texts(page, [title], "Settings > Repairs", shots / "demo-repairs.png")
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(shots / "demo-repairs.png"))
-            page.get_by_text(title).first.click()
-            dialog = page.locator("dialog-data-entry-flow")
-            wait_texts(
-                page,
-                [
-                    f"Migrate the load off {ATS}",
-                    "Recommended action:",
-                    re.compile(r"inspect the transfer switch", re.I),
-                    "Stage 1",
-                    "At the forecast peak afterwards",
-                ],
-                "the repair's fix flow",
-                shots / "demo-repair-plan.png",
-            )
-            page.wait_for_timeout(1000)
-            page.screenshot(path=str(shots / "demo-repair-plan.png"))
-            say("demo: the repair's fix flow shows the recommendation and the staged plan")
-            dialog.get_by_role("button", name=re.compile("submit", re.I)).click()
-            started = wait_migration(api, before, timeout=60)
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(Path(args.config) / "screenshots" / "demo-repair-done.png"))
-            say(f"demo: submitted in the repair: migration {started} started")
+        page.wait_for_timeout(1000)
+        page.screenshot(path=str(shots / "demo-repair-plan.png"))
+        say("demo: the repair's fix flow shows the recommendation and the staged plan")
+        dialog.get_by_role("button", name=re.compile("submit", re.I)).click()
+        started = wait_migration(api, before, timeout=60)
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(Path(args.config) / "screenshots" / "demo-repair-done.png"))
+        say(f"demo: submitted in the repair: migration {started} started")
 
-            # The plant dashboard: the migration in progress, then the ATS-1 lineup.
-            page.goto(f"{base}/{board}/plant")
-            wait_texts(
-                page,
-                ["Load migration", re.compile(r"Running|Verifying|Completed")],
-                "the plant dashboard",
-                shots / "demo-dashboard.png",
-            )
-            page.wait_for_timeout(2500)
-            page.screenshot(path=str(shots / "demo-dashboard.png"), full_page=True)
-            page.goto(f"{base}/{board}/lineup-{ATS}")
-            wait_texts(
-                page,
-                [f"ATS {ATS}", "Time to failure", f"{ATS}: load and forecast band (P10-P90)"],
-                f"the {ATS} lineup view",
-                shots / "demo-lineup.png",
-            )
-            page.wait_for_timeout(4000)  # the history graphs
-            page.screenshot(path=str(shots / "demo-lineup.png"), full_page=True)
-            say("demo: the dashboard shows the migration and the lineup")
+        # The plant dashboard: the migration in progress, then the ATS-1 lineup.
+        page.goto(f"{base}/{board}/plant")
+        wait_texts(
+            page,
+            ["Load migration", re.compile(r"Running|Verifying|Completed")],
+            "the plant dashboard",
+            shots / "demo-dashboard.png",
+        )
+        page.wait_for_timeout(2500)
+        page.screenshot(path=str(shots / "demo-dashboard.png"), full_page=True)
+        page.goto(f"{base}/{board}/lineup-{ATS}")
+        wait_texts(
+            page,
+            [f"ATS {ATS}", "Time to failure", f"{ATS}: load and forecast band (P10-P90)"],
+            f"the {ATS} lineup view",
+            shots / "demo-lineup.png",
+        )
+        page.wait_for_timeout(4000)  # the history graphs
+        page.screenshot(path=str(shots / "demo-lineup.png"), full_page=True)
+        say("demo: the dashboard shows the migration and the lineup")
 
-            # ATS-1's device page: the migration at the top of its Activity, the prediction
-            # further down (the card is a scrolled list that draws only what is in view: a
-            # person scrolls it, and so does the check).
-            page.goto(f"{base}/config/devices/device/{device_id}")
-            wait_texts(
-                page, [re.compile(f"migration {started}")], f"{ATS}'s Activity",
-                shots / "demo-activity.png",
-            )  # fmt: skip
-            scroll_until_text(
-                page, "ha-logbook", re.compile("failure predicted"), f"{ATS}'s Activity",
-                shots / "demo-activity.png",
-            )  # fmt: skip
-            page.mouse.wheel(0, -5000)  # back to the top for the screenshot
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(shots / "demo-activity.png"))
-            say(f"demo: {ATS}'s Activity shows the prediction and migration {started}")
+        # ATS-1's device page: the migration at the top of its Activity, the prediction
+        # further down (the card is a scrolled list that draws only what is in view: a
+        # person scrolls it, and so does the check).
+        page.goto(f"{base}/config/devices/device/{device_id}")
+        wait_texts(
+            page, [re.compile(f"migration {started}")], f"{ATS}'s Activity",
+            shots / "demo-activity.png",
+        )  # fmt: skip
+        scroll_until_text(
+            page, "ha-logbook", re.compile("failure predicted"), f"{ATS}'s Activity",
+            shots / "demo-activity.png",
+        )  # fmt: skip
+        page.mouse.wheel(0, -5000)  # back to the top for the screenshot
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "demo-activity.png"))
+        say(f"demo: {ATS}'s Activity shows the prediction and migration {started}")
 
-            # The logbook: the same, and the circuits moving stage by stage.
-            wait_migration_done(api, started, timeout=240)
-            page.goto(base + "/logbook")
-            wait_texts(
-                page,
-                [
-                    re.compile("confirmed in its repair"),
-                    re.compile(r"moved from mpdu1 to mpdu2 .* verified"),
-                    re.compile(f"migration {started} .*finished"),
-                ],
-                "the logbook",
-                shots / "demo-logbook.png",
-            )
-            page.wait_for_timeout(1500)
-            page.screenshot(path=str(shots / "demo-logbook.png"))
-            say("demo: the logbook shows who confirmed it and each circuit moved, verified")
-        finally:
-            ctx.close()
+        # The logbook: the same, and the circuits moving stage by stage.
+        wait_migration_done(api, started, timeout=240)
+        page.goto(base + "/logbook")
+        wait_texts(
+            page,
+            [
+                re.compile("confirmed in its repair"),
+                re.compile(r"moved from mpdu1 to mpdu2 .* verified"),
+                re.compile(f"migration {started} .*finished"),
+            ],
+            "the logbook",
+            shots / "demo-logbook.png",
+        )
+        page.wait_for_timeout(1500)
+        page.screenshot(path=str(shots / "demo-logbook.png"))
+        say("demo: the logbook shows who confirmed it and each circuit moved, verified")
     return started
 
 
@@ -991,7 +974,6 @@ DECISION_FROM: Final = "12h"
 def decision(args: argparse.Namespace) -> None:
     """Issue 24, "a person asked when no plan is safe", from outside: the repair, the choice in
     the fix flow's dialog, the staged plan run."""
-    from playwright.sync_api import sync_playwright
 
     config = Path(str(args.config) + "-decision")
     dev = Develop(
@@ -1015,54 +997,40 @@ def decision(args: argparse.Namespace) -> None:
         base = f"http://127.0.0.1:{args.port}"
         shots = Path(args.screenshots)
         shots.mkdir(parents=True, exist_ok=True)
-        with (
-            tempfile.TemporaryDirectory(prefix="dcp-chromium-") as profile,
-            sync_playwright() as pw,
-        ):
-            ctx = pw.chromium.launch_persistent_context(
-                profile,
-                executable_path=CHROMIUM,
-                args=CHROMIUM_ARGS,
-                headless=True,
-                viewport=VIEWPORT,
+        with logged_in(base) as page:
+            page.goto(base + "/config/repairs")
+            title = f"Decision needed at {ATS}"
+            wait_texts(page, [title], "Settings > Repairs", shots / "decision-repairs.png")
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "decision-repairs.png"))
+            page.get_by_text(title).first.click()
+            dialog = page.locator("dialog-data-entry-flow")
+            # The menu: every choice with its numbers (the placeholders rendered).
+            wait_texts(
+                page,
+                [
+                    # the description: each choice in full
+                    re.compile(r"Drain now: all 3 circuits move off ats1; at the P90 mpdu2"),
+                    re.compile(r"Keep the load: nothing moves; 3 circuits"),
+                    re.compile(r"If nobody answers"),
+                    # the menu: each choice in a few words with its key number
+                    re.compile(r"Drain now: mpdu2 up to \d+ % over its limit for [\d.]+ h"),
+                    re.compile(r"Keep the load: [\d.]+ A on 3 circuits at risk"),
+                    re.compile(r"Partial drain: \d move, \d left"),
+                    re.compile(r"Shed b03 \([\d.]+ A\), then drain everything"),
+                ],
+                "the decision's fix flow",
+                shots / "decision-choices.png",
             )
-            try:
-                page = login(ctx, base)
-                page.goto(base + "/config/repairs")
-                title = f"Decision needed at {ATS}"
-                wait_texts(page, [title], "Settings > Repairs", shots / "decision-repairs.png")
-                page.wait_for_timeout(1000)
-                page.screenshot(path=str(shots / "decision-repairs.png"))
-                page.get_by_text(title).first.click()
-                dialog = page.locator("dialog-data-entry-flow")
-                # The menu: every choice with its numbers (the placeholders rendered).
-                wait_texts(
-                    page,
-                    [
-                        # the description: each choice in full
-                        re.compile(r"Drain now: all 3 circuits move off ats1; at the P90 mpdu2"),
-                        re.compile(r"Keep the load: nothing moves; 3 circuits"),
-                        re.compile(r"If nobody answers"),
-                        # the menu: each choice in a few words with its key number
-                        re.compile(r"Drain now: mpdu2 up to \d+ % over its limit for [\d.]+ h"),
-                        re.compile(r"Keep the load: [\d.]+ A on 3 circuits at risk"),
-                        re.compile(r"Partial drain: \d move, \d left"),
-                        re.compile(r"Shed b03 \([\d.]+ A\), then drain everything"),
-                    ],
-                    "the decision's fix flow",
-                    shots / "decision-choices.png",
-                )
-                page.wait_for_timeout(1000)
-                page.screenshot(path=str(shots / "decision-choices.png"))
-                say("decision plant: the fix flow offers drain now, keep, partial drain, shed b03")
-                dialog.get_by_text(re.compile(r"Shed b03 \([\d.]+ A\), then")).first.click()
-                started = wait_migration(api, before, timeout=60)
-                page.wait_for_timeout(1500)
-                page.screenshot(path=str(shots / "decision-done.png"))
-                say(f"decision plant: shed b03 chosen in the dialog: migration {started} started")
-                wait_migration_done(api, started, timeout=240)
-            finally:
-                ctx.close()
+            page.wait_for_timeout(1000)
+            page.screenshot(path=str(shots / "decision-choices.png"))
+            say("decision plant: the fix flow offers drain now, keep, partial drain, shed b03")
+            dialog.get_by_text(re.compile(r"Shed b03 \([\d.]+ A\), then")).first.click()
+            started = wait_migration(api, before, timeout=60)
+            page.wait_for_timeout(1500)
+            page.screenshot(path=str(shots / "decision-done.png"))
+            say(f"decision plant: shed b03 chosen in the dialog: migration {started} started")
+            wait_migration_done(api, started, timeout=240)
         b03 = api.template(
             "{{ integration_entities('datacenter_power') | select('search', 'b03_output') "
             "| map('states') | first }}"
