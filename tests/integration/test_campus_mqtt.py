@@ -188,13 +188,15 @@ async def test_an_approval_shown_before_the_hall_restarted_is_refused(
     broker: Broker,
     campus_client: Client,
 ) -> None:
-    """The hall restarts (its entry reloads) and raises the same proposal again, with the same
-    id (a hash of the plan): an approval of what the campus saw before the restart (the old
-    run) is refused with the reason, logged and published, and nothing runs (nor does the
+    """The hall restarts (its entry reloads) and raises its proposal again. A proposal id is a
+    hash of the plan, so the same plan gets the same id after a restart (which circuits the
+    optimiser picks may change with the load meanwhile, so the test does not rely on it): an
+    approval naming the proposal as the hall shows it now but the run the campus saw before the
+    restart is refused with the reason, logged and published, and nothing runs (nor does the
     publisher of before the reload answer: the reload comes while its start still publishes);
-    one naming the proposal as the hall shows it now (the new run) is accepted."""
+    one naming it with the new run is accepted."""
     entry = await _hall(hass, hass_storage, sim_server, broker)
-    pid, old_run = await _open_proposal(campus_client)
+    _, old_run = await _open_proposal(campus_client)
     reloaded = time.monotonic()
     assert await hass.config_entries.async_reload(entry.entry_id)
     again = await campus_client.wait_for(
@@ -204,7 +206,7 @@ async def test_an_approval_shown_before_the_hall_restarted_is_refused(
         within=SETUP_TIMEOUT_S,
     )
     new_run = _doc(again)["run"]
-    assert _doc(again)["proposal"]["id"] == pid  # the same plan, the same id
+    pid = _doc(again)["proposal"]["id"]  # most often the id shown before (the same plan)
     config = _doc(
         await campus_client.wait_for(
             TOPICS.discovery("hall"), lambda m: new_run in m.text, after=reloaded
