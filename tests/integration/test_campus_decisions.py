@@ -90,8 +90,10 @@ async def _press(client: Client, config: dict[str, Any], button: str) -> dict[st
     sent = json.loads(component["payload_press"])
     msg = await client.wait_for(
         TOPICS.result,
-        lambda m: _doc(m).get("decision_id") == sent["decision_id"]
-        and _doc(m).get("choice") == sent["choice"],
+        lambda m: (
+            _doc(m).get("decision_id") == sent["decision_id"]
+            and _doc(m).get("choice") == sent["choice"]
+        ),
         after=t0,
     )
     return _doc(msg)
@@ -293,8 +295,9 @@ async def test_a_plain_campus_shows_the_decision_and_its_buttons_send_the_answer
         await _available(hass, "button.dcp_hall1_answer_drain_now", False)  # not offered
 
         tables = _dashboard_tables(hass)
-        assert "| hall1 | Decision needed at ats1 | Keep the load, Partial drain, Shed b03 |" in (
-            tables[3]
+        assert (
+            "| hall1 | Decision needed at ats1 | Keep the load, Partial drain, Shed b03 |"
+            in tables[3]
         )
 
         await hass.services.async_call("button", "press", {"entity_id": shed}, blocking=True)
