@@ -27,6 +27,7 @@ from homeassistant.core import HomeAssistant
 from homeassistant.helpers.template import Template
 from pytest_homeassistant_custom_component.common import MockConfigEntry, async_capture_events
 
+from custom_components.datacenter_power.campus import is_urgent
 from custom_components.datacenter_power.campus_discovery import hall_config
 from custom_components.datacenter_power.campus_topics import HallTopics
 from custom_components.datacenter_power.const import CONF_CAMPUS_HALL
@@ -131,6 +132,12 @@ async def test_a_decision_reaches_the_campus_and_is_answered_from_there(
     assert shown["decision"]["fallback"] == "partial_drain"
     assert shown["mode"] == "approval"
     assert shown["open"] == [{"id": did, "element": "ats1"}]
+    # Which decision, its choices, the run and the mode are alerts; its numbers (the reason,
+    # the deadline, the summaries: refreshed at every plan) are held like measurements.
+    assert set(shown) == {"run", "mode", "decision", "detail", "open"}
+    for key in ("run", "mode", "decision", "open"):
+        assert is_urgent("hall/decision", shown, {**shown, key: "changed"}), key
+    assert not is_urgent("hall/decision", shown, {**shown, "detail": {"reason": "changed"}})
     detail = shown["detail"]
     assert detail["reason"] == q.reason
     assert detail["deadline"].endswith("+00:00")
