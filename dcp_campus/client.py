@@ -129,6 +129,16 @@ class Client:
             await asyncio.sleep(0.05)
         return shown
 
+    def shown_decision(self, hall: str) -> tuple[dict[str, Any], str] | None:
+        """The open decision as the hall last showed it (the caller subscribed to its decision
+        document, ``dcp/<hall>/state/hall/decision``): the decision (``id``, ``element``,
+        ``choice_keys``...) and the hall's run, as an answer must name them; ``None`` if none."""
+        for msg in reversed(self.received(f"{TOPIC_ROOT}/{hall}/state/hall/decision")):
+            doc = json.loads(msg.payload)
+            decision = doc.get("decision")
+            return (dict(decision), str(doc["run"])) if decision else None
+        return None
+
     async def command(
         self, hall: str, action: str, proposal_id: str, run: str, within: float = 10.0
     ) -> tuple[dict[str, Any], float]:
@@ -136,8 +146,27 @@ class Client:
         ``run`` (``shown_proposal``, read before: the round trip is the command's alone) and
         wait for its result (the caller subscribed to ``dcp/<hall>/result``); returns the result
         and the round trip in seconds."""
-        request_id = f"r{time.monotonic_ns()}"
         payload = {"hall": hall, "action": action, "proposal_id": proposal_id, "run": run}
+        return await self._command(hall, payload, within)
+
+    async def answer(
+        self, hall: str, decision_id: str, choice: str, run: str, within: float = 10.0
+    ) -> tuple[dict[str, Any], float]:
+        """Answer ``decision_id`` with ``choice`` (one of its ``choice_keys``) as shown in the
+        hall's ``run`` (``shown_decision``), as ``command`` does."""
+        payload = {
+            "hall": hall,
+            "action": "answer",
+            "decision_id": decision_id,
+            "choice": choice,
+            "run": run,
+        }
+        return await self._command(hall, payload, within)
+
+    async def _command(
+        self, hall: str, payload: dict[str, str], within: float
+    ) -> tuple[dict[str, Any], float]:
+        request_id = f"r{time.monotonic_ns()}"
         start = time.monotonic()
         self.publish(
             f"{TOPIC_ROOT}/{hall}/command", json.dumps({**payload, "request_id": request_id})

@@ -3,17 +3,21 @@
 Enabled by the ``campus_hall`` option (the hall's id) when Home Assistant's own ``mqtt``
 integration is set up. The hall publishes, through that integration's client, retained MQTT
 discovery configs (``campus_discovery.py``) and one retained JSON state document per ATS, MPDU
-and the hall (``campus_state.py``, read from this integration's entities), and its availability
+and the hall (``campus_state.py``, read from this integration's entities), one of its open
+decisions (read from the plant's question book: a person asked to choose), and its availability
 (``online`` now, ``offline`` when unloaded; the MQTT client's last will says ``offline`` when the
 hall dies: configure the mqtt entry's will on the same topic, docs/scaling.md). It reads only its
 command topic (``campus_commands.py``). Each start of the publisher (a reload, a restart) is a new
-``run``, published with the open proposal: a command must name it.
+``run``, published with the open proposal and decision: a command must name it.
 
 Publishing follows state changes, not polls: a poll's burst of changes is coalesced, a document
 is sent only when it changed, a change of availability, failure risk, proposal or migration at
 once (at most once a second per device), and a change of measurements only (loads, headroom,
-forecasts, health) at most once per ``MEASUREMENT_INTERVAL`` per device. After the broker comes
-back, everything is published again.
+forecasts, health) at most once per ``MEASUREMENT_INTERVAL`` per device. The decision document
+follows the decision coordinator (each plan) and the answers: a decision raised, answered or
+closed, or a change of the choices offered, is an alert; a change of its numbers only (reason,
+deadline, the choices' summaries) a measurement. After the broker comes back, everything is
+published again.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ import asyncio
 import json
 import secrets
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -34,9 +38,16 @@ from homeassistant.loader import async_get_integration
 
 from .campus_commands import async_handle_command
 from .campus_discovery import HALL_SLUG, element_config, hall_config
-from .campus_state import HallEntities, element_document, hall_document, hall_entities
-from .campus_topics import OFFLINE, ONLINE, HallTopics, device_slug, valid_hall
+from .campus_state import (
+    HallEntities,
+    decision_document,
+    element_document,
+    hall_document,
+    hall_entities,
+)
+from .campus_topics import DECISION_SLUG, OFFLINE, ONLINE, HallTopics, device_slug, valid_hall
 from .const import CONF_CAMPUS_HALL, DOMAIN, LOGGER
+from .events import DECISION_ANSWERED, DECISION_NEEDED, EVENT_ACTIVITY
 from .runtime import DataCenterPowerConfigEntry
 
 if TYPE_CHECKING:
@@ -57,13 +68,22 @@ ELEMENT_MEASUREMENTS: Final = frozenset(
      "time_to_failure_h", "ttf_estimate", "failure_probability", "limit_a"}
 )  # fmt: skip
 HALL_MEASUREMENTS: Final = frozenset({"headroom_a", "tightest"})
+DECISION_MEASUREMENTS: Final = frozenset({"detail"})
+"""The decision's numbers (refreshed at every plan); which decision and its choices are alerts."""
+_DECISION_ACTIVITY: Final = frozenset({DECISION_NEEDED, DECISION_ANSWERED})
 
 
 def is_urgent(slug: str, sent: dict[str, Any], doc: dict[str, Any]) -> bool:
     """Whether ``doc`` differs from the document ``sent`` last for device ``slug`` in more than
     measurements: any field not named a measurement is an alert (migration, proposal, status,
     components at risk, failure risk, failed, availability) and goes out within a second."""
-    measured = HALL_MEASUREMENTS if slug == HALL_SLUG else ELEMENT_MEASUREMENTS
+    measured = (
+        HALL_MEASUREMENTS
+        if slug == HALL_SLUG
+        else DECISION_MEASUREMENTS
+        if slug == DECISION_SLUG
+        else ELEMENT_MEASUREMENTS
+    )
     return any(doc.get(k) != sent.get(k) for k in (doc.keys() | sent.keys()) - measured)
 
 
@@ -124,6 +144,12 @@ class HallPublisher:
                 er.EVENT_ENTITY_REGISTRY_UPDATED, self._on_registry, self._ours
             )
         )
+        # Decisions have no entity: each plan (the questions are updated first, by the
+        # question book's own listener) and each answer (no plan follows it).
+        self._keep(self.entry.runtime_data.decisions.async_add_listener(self._on_decisions))
+        self._keep(
+            self.hass.bus.async_listen(EVENT_ACTIVITY, self._on_activity, self._about_decisions)
+        )
         if self._stopped:
             watch()
             return
@@ -181,8 +207,11 @@ class HallPublisher:
         self._track = async_track_state_change_event(
             self.hass, list(self._by_entity), self._on_state
         )
-        slugs = {HALL_SLUG, *(device_slug(p) for p in self.entities.elements)}
-        self._sent = {t: s for t, s in self._sent.items() if t.rsplit("/", 1)[-1] in slugs}
+        topics = {
+            self.topics.state(slug)
+            for slug in (HALL_SLUG, DECISION_SLUG, *map(device_slug, self.entities.elements))
+        }
+        self._sent = {t: s for t, s in self._sent.items() if t in topics}
 
     @callback
     def _ours(self, data: er.EventEntityRegistryUpdatedData) -> bool:
@@ -201,6 +230,20 @@ class HallPublisher:
         self._follow()
         if set(self.entities.elements) != before:
             self._spawn(self._publish_all())
+
+    @callback
+    def _about_decisions(self, data: Mapping[str, Any]) -> bool:
+        """Activity of a decision raised or answered (closed)."""
+        return data.get("type") in _DECISION_ACTIVITY
+
+    @callback
+    def _on_activity(self, _event: Event[Mapping[str, Any]]) -> None:
+        self._on_decisions()
+
+    @callback
+    def _on_decisions(self) -> None:
+        self._dirty.add(DECISION_SLUG)
+        self._schedule(COALESCE_S)
 
     @callback
     def _on_state(self, event: Event[EventStateChangedData]) -> None:
@@ -246,7 +289,9 @@ class HallPublisher:
         state = self.hass.states.get(headroom_id) if headroom_id else None
         elements = state.attributes.get("elements", {}) if state is not None else {}
         for pid in which:
-            if pid == HALL_SLUG:
+            if pid == DECISION_SLUG:
+                out[DECISION_SLUG] = decision_document(self.entry, self.run)
+            elif pid == HALL_SLUG:
                 out[HALL_SLUG] = hall_document(
                     self.hass, self.entities.plant, len(self.entities.elements), self.run
                 )
@@ -292,9 +337,8 @@ class HallPublisher:
         return next((p for p in self.entities.elements if device_slug(p) == slug), slug)
 
     async def _send(self, docs: dict[str, dict[str, Any]]) -> None:
-        hall = docs.get(HALL_SLUG)
-        if hall is not None:
-            await self._publish_discovery_hall(hall)
+        if HALL_SLUG in docs or DECISION_SLUG in docs:
+            await self._publish_discovery_hall()
         await asyncio.gather(
             *(self._publish(self.topics.state(s), _json(d)) for s, d in docs.items())
         )
@@ -318,11 +362,21 @@ class HallPublisher:
         self._discovered[topic] = payload
         await self._publish(topic, payload)
 
-    async def _publish_discovery_hall(self, doc: dict[str, Any]) -> None:
-        """The hall's config: its buttons carry the open proposal's id and this run."""
-        proposal = doc.get("proposal") or {}
+    async def _publish_discovery_hall(self) -> None:
+        """The hall's config: its buttons carry the open proposal's id, the open decision's id
+        and choices, and this run (as in the documents being sent)."""
+        hall = self._sent.get(self.topics.state(HALL_SLUG))
+        decision = self._sent.get(self.topics.decision)
+        proposal = (hall.doc.get("proposal") if hall else None) or {}
+        asked = (decision.doc.get("decision") if decision else None) or {}
         config = hall_config(
-            self.topics, self.entry.title, self.version, proposal.get("id"), self.run
+            self.topics,
+            self.entry.title,
+            self.version,
+            proposal.get("id"),
+            self.run,
+            decision_id=asked.get("id"),
+            choices=asked.get("choice_keys") or (),
         )
         await self._publish_discovery(self.topics.discovery(HALL_SLUG), config)
 
@@ -338,7 +392,7 @@ class HallPublisher:
             for pid, kind in self.entities.kinds.items()
         }
         await asyncio.gather(*(self._publish_discovery(t, c) for t, c in configs.items()))
-        self._dirty.update({HALL_SLUG, *self.entities.elements})
+        self._dirty.update({HALL_SLUG, DECISION_SLUG, *self.entities.elements})
         if self._flush_handle is not None:
             self._flush_handle()
             self._flush_handle = None

@@ -1,12 +1,15 @@
-"""Campus commands of a hall: approve or dismiss the open proposal by its id, nothing else.
+"""Campus commands of a hall: approve or dismiss the open proposal, answer an open decision.
 
 A message on the hall's command topic is checked first (``campus_topics.parse_command``: JSON,
-addressed to this hall, ``approve`` or ``dismiss``, a proposal id; ``check_run``: shown in the
-hall's current run, not before a restart, since a proposal raised again after a restart has the
-same id) and then handed to the integration's own ``datacenter_power.approve_proposal`` /
-``dismiss_proposal`` actions, which refuse a stale id with the reason (and record calls and refusals in the logbook). A proposal of
-another plant on the same Home Assistant is refused here. Every outcome is logged and published
-on the hall's result topic; a refused message is never acted on.
+addressed to this hall, ``approve``/``dismiss`` with a proposal id or ``answer`` with a decision
+id and a choice key; ``check_run``: shown in the hall's current run, not before a restart, since a
+proposal or decision raised again after a restart has the same id) and then handed to the
+integration's own actions: ``datacenter_power.approve_proposal`` / ``dismiss_proposal``, which
+refuse a stale id with the reason, and ``datacenter_power.answer_decision``, which refuses a
+decision no longer asked, a choice it does not offer and monitor mode (each records calls and
+refusals in the logbook). A proposal or decision of another plant on the same Home Assistant is
+refused here. Every outcome is logged and published on the hall's result topic; a refused message
+is never acted on.
 """
 
 from __future__ import annotations
@@ -17,10 +20,11 @@ from typing import Any
 from homeassistant.core import Context, HomeAssistant
 from homeassistant.exceptions import HomeAssistantError
 
-from .campus_topics import CommandRefused, check_run, parse_command
+from .campus_topics import ANSWER, Command, CommandRefused, check_run, parse_command
 from .const import DOMAIN, LOGGER
 from .proposals import ATTR_PROPOSAL_ID, SERVICE_APPROVE, SERVICE_DISMISS, SERVICE_GET
-from .runtime import DataCenterPowerConfigEntry
+from .questions import ATTR_CHOICE, ATTR_DECISION_ID, SERVICE_ANSWER, QuestionBook
+from .runtime import DataCenterPowerConfigEntry, async_plants
 
 _SERVICES = {"approve": SERVICE_APPROVE, "dismiss": SERVICE_DISMISS}
 
@@ -29,6 +33,60 @@ def _reason(err: HomeAssistantError) -> str:
     """The refusal's reason: the action's own placeholder, else its message."""
     placeholders = err.translation_placeholders or {}
     return str(placeholders.get("reason") or err).strip().rstrip(".") or type(err).__name__
+
+
+def _message(err: HomeAssistantError) -> str:
+    """The refusal as the action says it (its translated message, the reason included)."""
+    return str(err).strip().rstrip(".") or type(err).__name__
+
+
+def _knows(book: QuestionBook, decision_id: str) -> bool:
+    """Whether ``book`` (one plant's questions) has asked ``decision_id`` (open or not)."""
+    return any(
+        decision_id in ids for ids in (book.current, book.closed, book.gone, book.first_seen)
+    )
+
+
+async def _approve_or_dismiss(
+    hass: HomeAssistant, entry: DataCenterPowerConfigEntry, command: Command, context: Context
+) -> dict[str, Any]:
+    data = {ATTR_PROPOSAL_ID: command.proposal_id}
+    found = await hass.services.async_call(
+        DOMAIN, SERVICE_GET, data, blocking=True, return_response=True, context=context
+    )
+    owner = (found or {}).get("entry_id")
+    if owner is not None and owner != entry.entry_id:
+        raise CommandRefused(f"proposal {command.proposal_id} belongs to another plant")
+    response = await hass.services.async_call(
+        DOMAIN,
+        _SERVICES[command.action],
+        data,
+        blocking=True,
+        return_response=True,
+        context=context,
+    )
+    return response or {}
+
+
+async def _answer(
+    hass: HomeAssistant, entry: DataCenterPowerConfigEntry, command: Command, context: Context
+) -> dict[str, Any]:
+    did = str(command.decision_id)
+    if not _knows(entry.runtime_data.questions, did) and any(
+        _knows(other.runtime_data.questions, did)
+        for other in async_plants(hass)
+        if other.entry_id != entry.entry_id
+    ):
+        raise CommandRefused(f"decision {did} belongs to another plant")
+    response = await hass.services.async_call(
+        DOMAIN,
+        SERVICE_ANSWER,
+        {ATTR_DECISION_ID: did, ATTR_CHOICE: command.choice},
+        blocking=True,
+        return_response=True,
+        context=context,
+    )
+    return response or {}
 
 
 async def async_handle_command(
@@ -46,42 +104,29 @@ async def async_handle_command(
     except CommandRefused as err:
         LOGGER.warning("Campus command on hall %s refused: %s", hall, err)
         return {**result, "ok": False, "action": None, "proposal_id": None, "reason": str(err)}
-    result.update(
-        action=command.action,
-        proposal_id=command.proposal_id,
-        run=command.run,
-        request_id=command.request_id,
-    )
+    answer = command.action == ANSWER
+    result.update(action=command.action, run=command.run, request_id=command.request_id)
+    if answer:
+        result.update(decision_id=command.decision_id, choice=command.choice)
+    else:
+        result.update(proposal_id=command.proposal_id)
     context = Context()
-    data = {ATTR_PROPOSAL_ID: command.proposal_id}
     try:
         check_run(command, run)
-        found = await hass.services.async_call(
-            DOMAIN, SERVICE_GET, data, blocking=True, return_response=True, context=context
-        )
-        owner = (found or {}).get("entry_id")
-        if owner is not None and owner != entry.entry_id:
-            raise CommandRefused(f"proposal {command.proposal_id} belongs to another plant")
-        response = await hass.services.async_call(
-            DOMAIN,
-            _SERVICES[command.action],
-            data,
-            blocking=True,
-            return_response=True,
-            context=context,
-        )
+        handler = _answer if answer else _approve_or_dismiss
+        response = await handler(hass, entry, command, context)
     except (HomeAssistantError, CommandRefused) as err:
-        reason = _reason(err) if isinstance(err, HomeAssistantError) else str(err)
+        if isinstance(err, CommandRefused):
+            reason = str(err)
+        else:  # an answer's refusal says what was refused (stale, not offered, monitor mode)
+            reason = _message(err) if answer else _reason(err)
         LOGGER.warning(
-            "Campus command on hall %s refused: %s proposal %s: %s",
+            "Campus command on hall %s refused: %s %s: %s",
             hall,
             command.action,
-            command.proposal_id,
+            command.subject,
             reason,
         )
         return {**result, "ok": False, "reason": reason}
-    LOGGER.info(
-        "Campus command on hall %s: %s proposal %s done", hall, command.action, command.proposal_id
-    )
-    migration_id = (response or {}).get("migration_id")
-    return {**result, "ok": True, "reason": None, "migration_id": migration_id}
+    LOGGER.info("Campus command on hall %s: %s %s done", hall, command.action, command.subject)
+    return {**result, "ok": True, "reason": None, "migration_id": response.get("migration_id")}

@@ -2,8 +2,9 @@
 
 Device-based discovery (one retained message per device under
 ``homeassistant/device/<hall>/<device>/config``): the hall's own device (status, headroom,
-components at risk, migration, the open proposal with its plan, the last command's result, and
-Approve / Dismiss buttons) and one device per ATS and MPDU (load, continuous limit, utilization,
+components at risk, migration, the open proposal with its plan, the last command's result,
+Approve / Dismiss buttons, the open decision with its choices and an Answer button per choice)
+and one device per ATS and MPDU (load, continuous limit, utilization,
 forecast peak P90, headroom, health, failure risk, time to failure). Every entity reads one
 retained JSON state document per device (``campus_topics.HallTopics.state``) and is available
 while the hall is ``online`` and its device reports. Entity ids are fixed
@@ -14,18 +15,39 @@ The buttons carry the id of the proposal open when the config was published and 
 it, and the hall refuses it with the reason once it is stale or the hall has restarted since (the
 same plan raised again has the same id). The hall publishes the config again when the open
 proposal changes and when it starts.
+
+The answer buttons work the same way: one per kind of choice (drain now, keep the load, partial
+drain, shed a circuit), each carrying the id of the decision open when the config was published,
+the exact choice key offered (``shed:<circuit>``) and the run, and available only while the hall
+shows that decision in that run offering that choice (not in monitor mode, which refuses
+answers). A button per choice rather than a ``select`` of the choices and one Answer button: an
+MQTT button's press payload is fixed in its config and cannot read a select's state (the hall
+would have to keep a pending choice between two commands), and a select that answers when its
+option changes answers with one slip of a drop-down; a button is one deliberate press of a
+command that names exactly what it answers, as Approve does, and its entity id is fixed for
+dashboards and automations.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
-from .campus_topics import HallTopics, command_payload
+from .campus_topics import CHOICE, DECISION_SLUG, HallTopics, answer_payload, command_payload
 
 HALL_SLUG: Final = "hall"
 """The hall's own device in the topics (plant ids of ATSs and MPDUs never take this name)."""
 NO_PROPOSAL: Final = "0000000000"
 """The buttons' proposal id while none is open (never a current proposal: refused)."""
+NO_DECISION: Final = "0000000000"
+"""The answer buttons' decision id while none is open (never a current decision: refused)."""
+ANSWER_BUTTONS: Final = {
+    "drain_now": "Answer: drain now",
+    "keep_load": "Answer: keep the load",
+    "partial_drain": "Answer: partial drain",
+    "shed": "Answer: shed a circuit",
+}
+"""An answer button per kind of choice (the key before ``:``), with its name on the campus."""
 _ORIGIN: Final = {"name": "datacenter_power"}
 
 
@@ -134,15 +156,29 @@ def element_config(
     }
 
 
+def _offered(choices: Sequence[str]) -> dict[str, str]:
+    """Answer button -> the choice key it sends (the offered one of its kind, else the kind)."""
+    keys = {key.split(":", 1)[0]: key for key in choices if CHOICE.match(key)}
+    return {kind: keys.get(kind, kind) for kind in ANSWER_BUTTONS}
+
+
 def hall_config(
-    topics: HallTopics, title: str, version: str, proposal_id: str | None, run: str
+    topics: HallTopics,
+    title: str,
+    version: str,
+    proposal_id: str | None,
+    run: str,
+    *,
+    decision_id: str | None = None,
+    choices: Sequence[str] = (),
 ) -> dict[str, Any]:
     """The discovery config of the hall's own device; its buttons command ``proposal_id`` as
-    shown in the hall's ``run``."""
+    shown in the hall's ``run``, and answer ``decision_id`` with one of ``choices``."""
     hall = topics.hall
     uid = f"dcp_{hall}"
     state = topics.state(HALL_SLUG)
     pid = proposal_id or NO_PROPOSAL
+    did = decision_id or NO_DECISION
 
     def sensor(key: str, label: str, field: str, **extra: Any) -> dict[str, Any]:
         return _sensor(f"{uid}_{key}", label, field, f"sensor.{uid}_{key}", **extra)
@@ -169,6 +205,25 @@ def hall_config(
             ),
         }
 
+    def answer(kind: str, key: str) -> dict[str, Any]:
+        return {
+            "platform": "button",
+            "unique_id": f"{uid}_answer_{kind}",
+            "name": ANSWER_BUTTONS[kind],
+            "command_topic": topics.command,
+            "payload_press": answer_payload(hall, did, key, run),
+            "default_entity_id": f"button.{uid}_answer_{kind}",
+            **_availability(
+                topics,
+                DECISION_SLUG,
+                f"value_json.decision and value_json.decision.id == '{did}' "
+                f"and value_json.run == '{run}' and value_json.mode != 'monitor' "
+                f"and '{key}' in value_json.decision.choice_keys",
+            ),
+        }
+
+    decision = topics.decision
+    answers = {f"answer_{kind}": answer(kind, key) for kind, key in _offered(choices).items()}
     return {
         "device": {
             "identifiers": [f"{uid}_{HALL_SLUG}"],
@@ -211,5 +266,28 @@ def hall_config(
             },
             "approve": button("approve", "Approve proposal"),
             "dismiss": button("dismiss", "Dismiss proposal"),
+            "decision": {
+                "platform": "sensor",
+                "unique_id": f"{uid}_decision",
+                "name": "Decision needed",
+                "state_topic": decision,
+                "value_template": (
+                    "{{ value_json.decision.title if value_json.decision else 'none' }}"
+                ),
+                "json_attributes_topic": decision,
+                "json_attributes_template": (
+                    "{{ dict(value_json.detail or {}, open=value_json.open) | tojson }}"
+                ),
+                "default_entity_id": f"sensor.{uid}_decision",
+            },
+            "decision_id": {
+                "platform": "sensor",
+                "unique_id": f"{uid}_decision_id",
+                "name": "Decision id",
+                "state_topic": decision,
+                "value_template": "{{ value_json.decision.id if value_json.decision else 'none' }}",
+                "default_entity_id": f"sensor.{uid}_decision_id",
+            },
+            **answers,
         },
     }

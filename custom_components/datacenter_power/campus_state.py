@@ -3,7 +3,10 @@
 The hall's campus documents are made from the states of this integration's own entities (found
 through the entity registry by their unique ids), so the campus sees exactly what the hall's own
 dashboard shows, and the campus modules need none of the integration's internals beyond the
-continuous limits (the plant's topology). One JSON document per ATS/MPDU and one for the hall.
+continuous limits (the plant's topology) and the open decisions, which have no entity: those are
+read from the plant's question book (``questions.QuestionBook``: its open questions described as
+its event and repair describe them). One JSON document per ATS/MPDU, one for the hall, one for
+its open decisions.
 """
 
 from __future__ import annotations
@@ -16,7 +19,9 @@ from homeassistant.const import STATE_UNAVAILABLE, STATE_UNKNOWN
 from homeassistant.core import HomeAssistant, State
 from homeassistant.helpers import device_registry as dr
 from homeassistant.helpers import entity_registry as er
+from homeassistant.util import dt as dt_util
 
+from .questions import QuestionBook
 from .runtime import DataCenterPowerConfigEntry
 
 ELEMENT_KEYS: Final = {
@@ -171,3 +176,60 @@ def hall_document(
         "run": run,
         "approval_mode": bool(p_attrs.get("approval_mode", False)),
     }
+
+
+def _iso(ts: Any) -> str | None:
+    """An epoch time as ISO 8601 UTC (the campus may be in another time zone)."""
+    if not isinstance(ts, (int, float)):
+        return None
+    return dt_util.utc_from_timestamp(ts).isoformat(timespec="seconds")
+
+
+def decision_document(entry: DataCenterPowerConfigEntry, run: str) -> dict[str, Any]:
+    """The hall's open decisions: ``decision``, the one the campus answers (the longest open),
+    with what names it (id, unit, the choices offered, the fallback and the time it is taken
+    without an answer); ``detail``, the same with its numbers (reason, deadline, each choice's
+    summary; refreshed at every plan: a measurement); ``open``, every open decision; the plant's
+    policy ``mode`` and the hall's ``run`` (an answer names the decision and the run)."""
+    runtime = getattr(entry, "runtime_data", None)
+    book: QuestionBook | None = None if runtime is None else runtime.questions
+    doc: dict[str, Any] = {
+        "run": run,
+        "mode": None if book is None else book.mode,
+        "decision": None,
+        "detail": {},
+        "open": [],
+    }
+    if book is None or not book.current:
+        return doc
+    first_seen = book.first_seen
+    asked = sorted(
+        book.current.values(),
+        key=lambda q: (first_seen.get(q.id, float("inf")), q.element, q.id),
+    )
+    described = [book.describe(q) for q in asked]
+    doc["open"] = [{"id": d["decision_id"], "element": d["component"]} for d in described]
+    d = described[0]
+    answer_by = _iso(d.get("answer_by_s"))
+    doc["decision"] = {
+        "id": d["decision_id"],
+        "element": d["component"],
+        "title": d["title"],
+        "fallback": d["fallback"],
+        "answer_by": answer_by,
+        "choice_keys": list(d["choice_keys"]),
+        "choices": [{"key": c["key"], "title": c["title"]} for c in d["choices"]],
+    }
+    doc["detail"] = {
+        "decision_id": d["decision_id"],
+        "element": d["component"],
+        "reason": d["reason"],
+        "deadline": _iso(d.get("deadline_s")),
+        "answer_by": answer_by,
+        "fallback": d["fallback"],
+        "rule": d["rule"],
+        "choices": [
+            {"key": c["key"], "title": c["title"], "summary": c["summary"]} for c in d["choices"]
+        ],
+    }
+    return doc

@@ -3,11 +3,14 @@
 A hall (one plant on one Home Assistant) publishes under ``dcp/<hall>/``: ``availability``
 (``online``/``offline``, retained; also the Home Assistant MQTT client's birth and last will),
 ``state/<device>`` (one JSON document per ATS, MPDU and the hall itself, retained) and
-``result`` (how the last command went). Its discovery configs are under
+``result`` (how the last command went); its open decisions (a person asked to choose) are one
+more retained document, ``state/hall/decision`` (under ``state/``: the same ACL; a device slug
+never holds a ``/``). Its discovery configs are under
 ``homeassistant/device/<hall>/<device>/config``. It reads one topic, ``dcp/<hall>/command``,
-where the only commands are ``approve`` and ``dismiss`` of a proposal by its id and the hall's run
-in which it was shown (a proposal id is a hash of the plan: after a restart the hall may raise the
-same id again, and an approval of what was shown before must not approve it). The broker's ACL
+where the only commands are ``approve`` and ``dismiss`` of a proposal by its id, and ``answer``
+of a decision by its id with one of its choices, each with the hall's run in which it was shown
+(a proposal or decision id is a hash of what it is about: after a restart the hall may raise the
+same id again, and an answer to what was shown before must not act on it). The broker's ACL
 (``dcp_campus/acl.py``) allows exactly these topics; this module checks every command's payload
 before anything is called. No Home Assistant imports: the tests and the broker tools share it.
 """
@@ -27,12 +30,26 @@ HALL_ID: Final = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 """A hall id: one topic level and the hall's broker user name."""
 RESERVED_HALLS: Final = frozenset({"campus"})
 """Names a hall cannot take (the campus's broker user)."""
-ACTIONS: Final = ("approve", "dismiss")
+ACTIONS: Final = ("approve", "dismiss", "answer")
 """Everything a campus can command: no switch, no path, no raw command."""
+ANSWER: Final = "answer"
+"""The action on an open decision (``decision_id`` and ``choice``)."""
 PROPOSAL_ID: Final = re.compile(r"^[0-9a-f]{10}$")
 """A proposal id (``proposals.proposal_id``: ten hex digits)."""
+DECISION_ID: Final = re.compile(r"^[0-9a-f]{10}$")
+"""A decision id (``engine.decisions.decision_id``: ten hex digits)."""
+CHOICE: Final = re.compile(r"^[a-z_]{1,32}(?::[^\x00-\x1f\"'\\{}]{1,64})?$")
+"""The form of a decision's choice key (``keep_load``, ``shed:<circuit>``): whether the decision
+offers it is the ``answer_decision`` action's to say. No quote, backslash or brace: the campus
+configs carry the key inside their templates."""
+DECISION_SLUG: Final = "hall/decision"
+"""The hall's decision document, ``state/hall/decision`` (a device slug never holds ``/``)."""
 RUN: Final = re.compile(r"^[0-9a-f]{8}$")
 """A hall's run: a token made each time its campus publisher starts (``secrets.token_hex(4)``)."""
+_COMMON: Final = frozenset({"hall", "action", "run", "request_id"})
+_PROPOSAL: Final = frozenset({"proposal_id"})
+_DECISION: Final = frozenset({"decision_id", "choice"})
+"""A command's fields: every action's, a proposal's, an answer's."""
 MAX_COMMAND_BYTES: Final = 512
 REQUEST_ID: Final = re.compile(r"^[A-Za-z0-9_.:-]{1,64}$")
 
@@ -65,7 +82,7 @@ class HallTopics:
 
     @property
     def command(self) -> str:
-        """The one topic the hall reads: approve or dismiss a proposal."""
+        """The one topic the hall reads: approve or dismiss a proposal, answer a decision."""
         return f"{self.base}/command"
 
     @property
@@ -77,6 +94,11 @@ class HallTopics:
         """One device's state document (JSON, retained); ``hall`` for the hall itself."""
         return f"{self.base}/state/{slug}"
 
+    @property
+    def decision(self) -> str:
+        """The hall's open decisions (JSON, retained)."""
+        return self.state(DECISION_SLUG)
+
     def discovery(self, slug: str) -> str:
         """One device's MQTT discovery config (device-based, retained)."""
         return f"{DISCOVERY_PREFIX}/device/{self.hall}/{slug}/config"
@@ -87,10 +109,23 @@ class Command:
     """A campus command that passed every check of its form."""
 
     action: str
-    proposal_id: str
+    proposal_id: str | None
+    """The proposal approved or dismissed (``None`` for an answer)."""
     run: str | None
-    """The hall's run in which the proposal was shown (``check_run``: must be the current)."""
+    """The hall's run in which the proposal or decision was shown (``check_run``: must be the
+    current)."""
     request_id: str | None
+    decision_id: str | None = None
+    """The decision answered (``None`` for approve and dismiss)."""
+    choice: str | None = None
+    """The answer: one of the decision's choice keys."""
+
+    @property
+    def subject(self) -> str:
+        """What the command is about, in words: ``proposal <id>`` or ``decision <id>``."""
+        if self.decision_id is not None:
+            return f"decision {self.decision_id}"
+        return f"proposal {self.proposal_id}"
 
 
 class CommandRefused(ValueError):
@@ -109,7 +144,7 @@ def parse_command(hall: str, payload: str | bytes | bytearray) -> Command:
         raise CommandRefused("payload is not JSON") from None
     if not isinstance(doc, dict):
         raise CommandRefused("payload is not a JSON object")
-    unknown = sorted(set(doc) - {"hall", "action", "proposal_id", "run", "request_id"})
+    unknown = sorted(set(doc) - {*_COMMON, *_PROPOSAL, *_DECISION})
     if unknown:
         raise CommandRefused(f"unknown field(s) {', '.join(map(str, unknown))}")
     if doc.get("hall") != hall:
@@ -117,11 +152,25 @@ def parse_command(hall: str, payload: str | bytes | bytearray) -> Command:
     action = doc.get("action")
     if action not in ACTIONS:
         raise CommandRefused(
-            f"action {action!r} cannot be commanded over MQTT (only approve or dismiss)"
+            f"action {action!r} cannot be commanded over MQTT (only approve or dismiss a "
+            "proposal, or answer a decision)"
         )
-    pid = doc.get("proposal_id")
-    if not isinstance(pid, str) or not PROPOSAL_ID.match(pid):
-        raise CommandRefused(f"proposal_id {pid!r} is not a proposal id")
+    others = sorted(set(doc) & (_PROPOSAL if action == ANSWER else _DECISION))
+    if others:
+        raise CommandRefused(f"unknown field(s) {', '.join(others)} for {action}")
+    pid: str | None = None
+    did: str | None = None
+    choice: str | None = None
+    if action == ANSWER:
+        did, choice = doc.get("decision_id"), doc.get("choice")
+        if not isinstance(did, str) or not DECISION_ID.match(did):
+            raise CommandRefused(f"decision_id {did!r} is not a decision id")
+        if not isinstance(choice, str) or not CHOICE.match(choice):
+            raise CommandRefused(f"choice {choice!r} is not a choice key (e.g. keep_load)")
+    else:
+        pid = doc.get("proposal_id")
+        if not isinstance(pid, str) or not PROPOSAL_ID.match(pid):
+            raise CommandRefused(f"proposal_id {pid!r} is not a proposal id")
     run = doc.get("run")
     if run is not None and (not isinstance(run, str) or not RUN.match(run)):
         raise CommandRefused(f"run {run!r} is not a hall's run (eight hex digits)")
@@ -130,23 +179,27 @@ def parse_command(hall: str, payload: str | bytes | bytearray) -> Command:
         not isinstance(request_id, str) or not REQUEST_ID.match(request_id)
     ):
         raise CommandRefused("request_id must be up to 64 letters, digits or _.:-")
-    return Command(str(action), pid, run, request_id)
+    return Command(str(action), pid, run, request_id, did, choice)
 
 
 def check_run(command: Command, run: str) -> None:
-    """``CommandRefused`` unless ``command`` names the hall's current ``run``: a proposal shown
-    before the hall restarted may have the same id as one open now (ids are hashes of the plan),
-    and approving what the campus saw then must not approve what the hall raised since."""
+    """``CommandRefused`` unless ``command`` names the hall's current ``run``: a proposal or
+    decision shown before the hall restarted may have the same id as one open now (ids are
+    hashes of what they are about), and acting on what the campus saw then must not act on what
+    the hall raised since."""
+    answer = command.decision_id is not None
+    shown = "the decision" if answer else "the proposal"
     if command.run is None:
         raise CommandRefused(
-            f"no run: the command does not say in which run of the hall proposal "
-            f"{command.proposal_id} was shown, so it may have been shown before the hall "
-            "restarted; send the run the hall publishes with the proposal"
+            f"no run: the command does not say in which run of the hall {command.subject} "
+            "was shown, so it may have been shown before the hall restarted; send the run the "
+            f"hall publishes with {shown}"
         )
     if command.run != run:
+        redo = "answer it" if answer else "approve or dismiss it"
         raise CommandRefused(
-            f"the hall restarted since proposal {command.proposal_id} was shown (in run "
-            f"{command.run}); approve or dismiss it as the hall shows it now"
+            f"the hall restarted since {command.subject} was shown (in run "
+            f"{command.run}); {redo} as the hall shows it now"
         )
 
 
@@ -159,6 +212,23 @@ def command_payload(
         "hall": hall,
         "action": action,
         "proposal_id": proposal_id,
+        "run": run,
+    }
+    if request_id is not None:
+        doc["request_id"] = request_id
+    return json.dumps(doc, separators=(",", ":"))
+
+
+def answer_payload(
+    hall: str, decision_id: str, choice: str, run: str, request_id: str | None = None
+) -> str:
+    """The JSON of an answer (the campus's answer buttons carry it as their press payload): the
+    decision as the hall showed it, its id, one of its choice keys and the hall's run."""
+    doc: dict[str, str] = {
+        "hall": hall,
+        "action": ANSWER,
+        "decision_id": decision_id,
+        "choice": choice,
         "run": run,
     }
     if request_id is not None:
