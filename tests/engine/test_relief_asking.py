@@ -48,7 +48,7 @@ def test_no_relief_fits_asks_a_person_with_every_choice_in_numbers() -> None:
     leaves over) and shedding the non-critical a05 (then mpdu1 stays within its limit). Nothing
     moves without an answer; the fallback keeps the load (the engine does not run the partial
     relief itself), never the shed."""
-    decisions = _run(15 * 3600.0)
+    decisions = _run(11 * 3600.0)
     last = decisions[-1]
     assert not last.alerts
     (asked,) = last.decisions_needed
@@ -98,7 +98,7 @@ def test_the_question_keeps_its_id_and_first_time_across_plans() -> None:
     """The same question at every plan while its cause holds (the same id, the first time it
     was raised), whatever the forecast refreshes do to its numbers; the drain's id scheme is
     kept apart (a relief question's id is not the drain question's of the same circuits)."""
-    decisions = _run(16.5 * 3600.0)
+    decisions = _run(12.5 * 3600.0)
     asked = [d.decisions_needed for d in decisions if d.decisions_needed]
     assert len(asked) >= 3
     ids = {q.id for qs in asked for q in qs}
@@ -116,7 +116,7 @@ def test_a_relief_that_fits_asks_nothing() -> None:
     """mpdu2 large enough for a02: the relief fits and runs, nothing is asked."""
     doc = tight_hall_plant()
     doc["mpdus"][1]["rating_a"] = 80
-    decisions = _run(15 * 3600.0, doc=doc)
+    decisions = _run(11 * 3600.0, doc=doc)
     assert all(not d.decisions_needed for d in decisions)
     assert any(a.kind == "relieve" for d in decisions for a in d.actions)
 
@@ -126,7 +126,7 @@ def test_approval_mode_waits_and_without_a_non_critical_circuit_offers_no_shed()
     circuit critical: no shed choice. The fallback is never a shed in any mode."""
     doc = tight_hall_plant()
     doc["circuits"][4]["critical"] = True
-    (asked,) = _run(15 * 3600.0, "approval", doc)[-1].decisions_needed
+    (asked,) = _run(11 * 3600.0, "approval", doc)[-1].decisions_needed
     assert asked.answer_by_s is None
     assert [c.key for c in asked.choices] == ["keep_load", "partial_relief"]
     assert asked.fallback == "keep_load"
