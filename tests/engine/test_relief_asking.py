@@ -6,9 +6,11 @@ from __future__ import annotations
 
 from typing import Any
 
-from custom_components.datacenter_power.engine.decisions import Decisions
+from custom_components.datacenter_power.engine.decisions import Decisions, decision_id
 from custom_components.datacenter_power.engine.modes import Mode
+from custom_components.datacenter_power.engine.plan import Move, Plan, PlanStep
 from custom_components.datacenter_power.engine.policy import DecisionPolicy, PolicyConfig
+from custom_components.datacenter_power.engine.relief_asking import ReliefQuestions
 from dcp_eval.harness import epoch0, observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
@@ -22,7 +24,14 @@ def _run(
     until_s: float, mode: Mode = "automatic", doc: dict[str, Any] | None = None
 ) -> list[Decisions]:
     """Observe the plant's history and its first ``until_s`` (history every 5 min, then every
-    minute), deciding every 30 min from 11 h; returns every decision."""
+    minute), deciding every 30 min from 9 h; returns every decision."""
+    return _policy_run(until_s, mode, doc)[1]
+
+
+def _policy_run(
+    until_s: float, mode: Mode = "automatic", doc: dict[str, Any] | None = None
+) -> tuple[DecisionPolicy, list[Decisions]]:
+    """:func:`_run`, with the policy."""
     scenario = parse_scenario(doc or tight_hall_plant())
     plant = Plant(scenario, start_s=-scenario.history_s)
     topology = topology_from_scenario(scenario)
@@ -38,7 +47,7 @@ def _run(
         if plant.t_s >= DECIDE_FROM_S and plant.t_s - decided >= 1800.0:
             decided = plant.t_s
             out.append(policy.decide(t0 + plant.t_s))
-    return out
+    return policy, out
 
 
 def test_no_relief_fits_asks_a_person_with_every_choice_in_numbers() -> None:
@@ -106,8 +115,6 @@ def test_the_question_keeps_its_id_and_first_time_across_plans() -> None:
     first = {q.raised_s for qs in asked for q in qs}
     assert len(first) == 1
     (q,) = asked[0]
-    from custom_components.datacenter_power.engine.decisions import decision_id
-
     assert q.id == decision_id(q.element, q.at_stake, "relief")
     assert q.id != decision_id(q.element, q.at_stake)
 
@@ -130,3 +137,57 @@ def test_approval_mode_waits_and_without_a_non_critical_circuit_offers_no_shed()
     assert asked.answer_by_s is None
     assert [c.key for c in asked.choices] == ["keep_load", "partial_relief"]
     assert asked.fallback == "keep_load"
+
+
+def test_the_fallback_is_the_engines_own_partial_relief_only_within_every_limit() -> None:
+    """When the relief rule runs a plan that leaves the element over its limit (a best-effort
+    relief), that plan is the partial choice; the no-answer rule takes it only while it keeps
+    every other element within its limit. One that pushes mpdu2 above its limit (a02 onto it)
+    is offered as what it is (not within the limits, mpdu2's excursion named) and the fallback
+    keeps the load. Never a shed."""
+    policy, decisions = _policy_run(11 * 3600.0)
+    last = decisions[-1]
+    (asked,) = last.decisions_needed
+    own = asked.choice("partial_relief")
+    assert own is not None
+    assert own.plan is not None
+    rules = policy._rules  # the rules' own state, as the relief step passes it
+    circuit_a = policy._circuit_a
+    assignment = policy.assignment
+    pushed = Plan(
+        goal="relieve overload",
+        steps=(
+            PlanStep(
+                moves=(Move("a02", "mpdu1", "mpdu2", circuit_a["a02"]),),
+                amps=9.0,
+                peak_utilization={},
+            ),
+        ),
+        final_assignment={**assignment, "a02": "mpdu2"},
+        peak_utilization={},
+        solver="by hand",
+        notes=("best effort",),
+    )
+    fallbacks = {}
+    for name, plan in (("own", own.plan), ("pushed", pushed)):
+        questions = ReliefQuestions()
+        questions.ask(
+            rules.topology,
+            rules.forecasts,
+            rules.config,
+            lambda topology, lineup, req: rules._plan(lineup, circuit_a, req, topology=topology),
+            now_s=last.t_s,
+            soon=[o for o in last.overloads if o.element == "mpdu1"],
+            relief=plan,
+            assignment=assignment,
+            circuit_a=circuit_a,
+            unavailable=set(),
+        )
+        (q,) = questions.open()
+        choice = q.choice("partial_relief")
+        assert choice is not None
+        assert choice.plan is plan
+        fallbacks[name] = (q.fallback, choice.within_limits, [x.element for x in choice.excursions])
+    assert fallbacks["own"] == ("partial_relief", True, ["mpdu1"])
+    assert fallbacks["pushed"][:2] == ("keep_load", False)
+    assert "mpdu2" in fallbacks["pushed"][2]

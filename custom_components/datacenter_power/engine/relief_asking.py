@@ -131,16 +131,22 @@ class ReliefQuestions:
     ) -> None:
         """After the relief rule planned (``relief``: its plan, or why there is none): ask
         about every element of ``soon`` the relief leaves over its limit at the P90 before the
-        relief's lead; forget the question about one it relieves."""
+        relief's lead, or about all of them when the relief pushes another element above its
+        limit (or longer above it); forget the question about one it relieves."""
         b = _Basis(topology, forecasts, config, planner, now_s, assignment, circuit_a, unavailable)
         run = relief if isinstance(relief, Plan) and relief.moves else None
         left = b.over(run.final_assignment if run is not None else assignment, b.near_s)
+        was = b.over(assignment, b.near_s)
+        # A relief that pushes another element above its limit (longer) does not fit either.
+        pushed = any(
+            x.element not in was or x.over_s > was[x.element].over_s for x in left.values()
+        )
         before = b.over(assignment, b.end_s)
         partial: Plan | None = None
         tried = False
         for o in soon:
             e = o.element
-            if e not in left or e not in before:
+            if (e not in left and not pushed) or e not in before:
                 self.asked.pop(e, None)
                 continue
             own = run
