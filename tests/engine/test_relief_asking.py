@@ -6,7 +6,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from custom_components.datacenter_power.engine.decisions import Decisions, decision_id
+from custom_components.datacenter_power.engine.decisions import (
+    DecisionChoice,
+    DecisionNeeded,
+    Decisions,
+    decision_id,
+)
 from custom_components.datacenter_power.engine.modes import Mode
 from custom_components.datacenter_power.engine.plan import Move, Plan, PlanStep
 from custom_components.datacenter_power.engine.policy import DecisionPolicy, PolicyConfig
@@ -191,3 +196,22 @@ def test_the_fallback_is_the_engines_own_partial_relief_only_within_every_limit(
     assert fallbacks["own"] == ("partial_relief", True, ["mpdu1"])
     assert fallbacks["pushed"][:2] == ("keep_load", False)
     assert "mpdu2" in fallbacks["pushed"][2]
+
+
+def test_a_question_outlasts_one_refresh_without_its_cause() -> None:
+    """The element is not forecast over its limit at one plan: its question stays (no closing
+    and announcing again at the next refresh) until that has lasted a forecast interval."""
+    keep = DecisionChoice(key="keep_load", plan=None, summary="Keep the load.")
+    q = DecisionNeeded(
+        element="mpdu1", raised_s=0.0, deadline_s=600.0, choices=(keep,), kind="relief"
+    )
+    questions = ReliefQuestions(asked={"mpdu1": q})
+    questions.keep(["mpdu1"], 0.0, 3600.0)
+    questions.keep([], 900.0, 3600.0)  # a forecast that dips under the limit once
+    assert questions.open() == (q,)
+    questions.keep(["mpdu1"], 1800.0, 3600.0)  # over again: the clock starts afresh
+    questions.keep([], 2700.0, 3600.0)
+    questions.keep([], 5400.0, 3600.0)
+    assert questions.open() == (q,)
+    questions.keep([], 6300.0, 3600.0)  # a whole interval without its cause
+    assert questions.open() == ()

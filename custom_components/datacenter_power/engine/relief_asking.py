@@ -22,9 +22,10 @@ pushes an element above its limit.
 
 A question lasts while its cause does: it is asked again (the same id, the same first-raised
 time) at every relief plan while the element is still forecast over its limit within the
-relief's lead and no relief fits; it goes when a relief fits or the element's P90 no longer
-crosses its limit within the forecast horizon (``ReliefQuestions.keep``), not when a single
-forecast refresh moves the crossing a little later.
+relief's lead and no relief fits; it goes when a relief fits, or when the element's P90 has
+not crossed its limit within the forecast horizon for a whole forecast interval
+(``ReliefQuestions.keep``): one refresh whose forecast dips under the limit does not close it
+(and announce it again at the next).
 """
 
 from __future__ import annotations
@@ -103,17 +104,24 @@ class ReliefQuestions:
     """The open relief questions, one per element, kept between plans."""
 
     asked: dict[str, DecisionNeeded] = field(default_factory=dict)
+    clear_since: dict[str, float] = field(default_factory=dict)
+    """Element -> since when it has not been forecast over its limit (its question waits)."""
 
     def open(self, besides: Collection[str] = ()) -> tuple[DecisionNeeded, ...]:
         """The open questions, but none about an element in ``besides`` (a drain question
         about it is open: draining it relieves it too, and one question per element)."""
         return tuple(self.asked[e] for e in sorted(self.asked) if e not in besides)
 
-    def keep(self, over: Iterable[str]) -> None:
-        """Only questions about elements still forecast over their limit (``over``) stay."""
+    def keep(self, over: Iterable[str], now_s: float, hold_s: float) -> None:
+        """Questions about elements forecast over their limit (``over``) stay; one about an
+        element that has not been for ``hold_s`` goes."""
         kept = set(over)
-        for e in [e for e in self.asked if e not in kept]:
-            del self.asked[e]
+        for e in list(self.asked):
+            if e in kept:
+                self.clear_since.pop(e, None)
+            elif now_s - self.clear_since.setdefault(e, now_s) >= hold_s:
+                del self.asked[e]
+                del self.clear_since[e]
 
     def ask(
         self,
@@ -148,6 +156,7 @@ class ReliefQuestions:
             e = o.element
             if (e not in left and not pushed) or e not in before:
                 self.asked.pop(e, None)
+                self.clear_since.pop(e, None)
                 continue
             own = run
             if own is None and not tried:

@@ -434,7 +434,11 @@ class DecisionRules:
             and o.crossing_s - now_s <= cfg.relieve_lead_s
             and self.streak[o.element] >= cfg.relieve_confirmations
         ]
-        self.relief_questions.keep(o.element for o in overloads if o.crossing_s is not None)
+        self.relief_questions.keep(
+            (o.element for o in overloads if o.crossing_s is not None),
+            now_s,
+            cfg.forecast_interval_s,
+        )
         if soon and history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s):
             res = self._relief(
                 assignment,
