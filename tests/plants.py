@@ -123,3 +123,27 @@ def tight_wear_plant() -> Doc:
         circuits=[{"id": "b03", "paths": ["mpdu2", "mpdu1"], "critical": False, **group}],
         events=[{"kind": "ats_contact_wear", "target": "ats1", "onset": "1h", "failure": "16h"}],
     )
+
+
+def tight_hall_plant() -> Doc:
+    """A tight hall: ``mpdu1``'s circuits (30 A on average, a daily cycle of +-40 % peaking mid
+    afternoon) are forecast above its 40 A continuous limit at the afternoon's P90 while its
+    measured load at noon is still within it; ``mpdu2`` (b01-b04, a flat 31 A of its 40 A limit)
+    has room for the small a01 only. No relief fits, a partial one does, and shedding the
+    non-critical a05 keeps mpdu1 within its limit: the relief's question to a person (decision
+    needed at mpdu1) comes up. No unit wears."""
+    a = {"daily": 0.4, "noise": 0.02}
+    b = {"noise": 0.02}
+    return two_ats_plant(
+        "tight_hall",
+        seed=7,
+        ats_rating_a=100,
+        mpdu_rating_a=50,
+        history="2d",
+        circuits=[
+            circuit("a01", ["mpdu1", "mpdu2"], 1.5, **a),
+            *(circuit(f"a0{i}", ["mpdu1", "mpdu2"], 7.125, **a) for i in (2, 3, 4)),
+            circuit("a05", ["mpdu1", "mpdu2"], 7.125, critical=False, **a),
+            *(circuit(f"b0{i}", ["mpdu2", "mpdu1"], 7.75, **b) for i in (1, 2, 3, 4)),
+        ],
+    )

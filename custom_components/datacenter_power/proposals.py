@@ -13,6 +13,12 @@ An outcome that leaves the unit at risk (a proposal gone stale, dismissed, or ap
 stopped part way) makes the policy plan again within a poll, and the remainder is proposed at
 once while the risk lasts: a new plan under a new id, or the same plan again after a run that
 did not complete. Only a dismissed plan is not offered again unchanged.
+
+One question per unit: a proposal whose plan is the partial choice (``partial_drain``,
+``partial_relief``) of a decision the engine asks (``questions.py``, answered or not) is not
+announced (no ``datacenter_power_proposal`` event, no activity): the decision's own
+notification offers it as a choice, next to the others. It stays current (approvable by its id,
+in the dashboard and the repairs), and is announced as usual once no decision offers it.
 """
 
 from __future__ import annotations
@@ -35,7 +41,7 @@ from homeassistant.helpers import config_validation as cv
 from .activity import async_fire_activity, latest_decisions
 from .const import CONF_POLICY_MODE, DEFAULT_POLICY_MODE, DOMAIN, POLICY_APPROVAL
 from .engine.plan import Plan
-from .engine.policy import Action
+from .engine.policy import Action, Decisions
 from .events import EVENT_PROPOSAL, EVENT_PROPOSAL_CLOSED, PROPOSAL
 from .executor import FINAL_STATES, MigrationState
 from .notices import Notices
@@ -75,6 +81,8 @@ class ProposalBook:
     """Approved proposal id -> its migration id, until that migration ends."""
     awaiting_outcome: dict[str, str] = field(default_factory=dict)
     """Announced proposals approved: id -> migration id, until its outcome is announced."""
+    held: dict[str, str] = field(default_factory=dict)
+    """Current proposals not announced: id -> the decision that offers the plan as a choice."""
 
     @property
     def approval_mode(self) -> bool:
@@ -235,22 +243,29 @@ class ProposalBook:
         for pid in fresh:
             if pid not in self.closed:
                 self.stale.pop(pid, None)  # proposed again (the same plan): current once more
+        held, self.held = self.held, {}
         for pid, action in fresh.items():
-            if pid not in self.current and pid not in self.stale and self.approval_mode:
-                data = self.describe(pid, action)
-                if not self.notices.claim(f"proposal:{pid}"):
-                    continue  # announced already in this run (before a reload)
-                self.notices.fire(EVENT_PROPOSAL, data, key=f"proposal:{pid}")
-                async_fire_activity(
-                    self.hass,
-                    self.entry,
-                    action.target,
-                    PROPOSAL,
-                    f"proposes {action.kind} ({data['summary']}): {action.reason}; waiting for "
-                    f"approval (proposal {pid})",
-                    related=action.plan.circuits,
-                    extra={"proposal_id": pid},
-                )
+            new = pid not in self.current or pid in held
+            if not new or pid in self.stale or not self.approval_mode:
+                continue
+            asked = offered_by(action, decisions)
+            if asked is not None:  # one question: the decision's notification offers it
+                self.held[pid] = asked
+                continue
+            data = self.describe(pid, action)
+            if not self.notices.claim(f"proposal:{pid}"):
+                continue  # announced already in this run (before a reload)
+            self.notices.fire(EVENT_PROPOSAL, data, key=f"proposal:{pid}")
+            async_fire_activity(
+                self.hass,
+                self.entry,
+                action.target,
+                PROPOSAL,
+                f"proposes {action.kind} ({data['summary']}): {action.reason}; waiting for "
+                f"approval (proposal {pid})",
+                related=action.plan.circuits,
+                extra={"proposal_id": pid},
+            )
         self.current = {p: a for p, a in fresh.items() if p not in self.stale}
 
     def _check(self, pid: str) -> Action:
@@ -328,6 +343,20 @@ class ProposalBook:
         self.stale[pid] = "dismissed"
         self._close(pid, "dismissed", "dismissed", action)
         self._replan()
+
+
+def offered_by(action: Action, decisions: Decisions) -> str | None:
+    """The id of a decision the engine asks whose partial choice runs ``action``'s moves."""
+    moves = {(m.circuit, m.from_mpdu, m.to_mpdu) for m in action.plan.moves}
+    for q in decisions.decisions_needed:
+        for c in q.choices:
+            if (
+                c.key in ("partial_drain", "partial_relief")
+                and c.plan is not None
+                and {(m.circuit, m.from_mpdu, m.to_mpdu) for m in c.plan.moves} == moves
+            ):
+                return q.id
+    return None
 
 
 def _reason(err: HomeAssistantError) -> str:

@@ -2,8 +2,11 @@
 
 When no plan keeps every receiver within its continuous limit through a drain's deadline, the
 engine puts a question (``Decisions.decisions_needed``): drain now above a limit, keep the
-load, the partial drain that fits, or shed a non-critical circuit. :class:`QuestionBook` (one per
-plant, ``entry.runtime_data.questions``) turns each new question into
+load, the partial drain that fits, or shed a non-critical circuit. When an element is forecast
+above its continuous limit and no relief fits (``engine/relief_asking.py``), it asks the same
+way about that element: keep the load, the partial relief, or shed a non-critical circuit on
+it. :class:`QuestionBook` (one per plant, ``entry.runtime_data.questions``) turns each new
+question into
 
 * ``datacenter_power_decision_needed`` (once per question and run: ``notices.py``) with the
   choices in numbers and the phone's fields, and a ``decision_needed`` activity (the device
@@ -14,15 +17,17 @@ plant, ``entry.runtime_data.questions``) turns each new question into
   question is no longer asked, the choice is not offered, or the plant is in monitor mode.
 
 An answer runs the chosen plan as the engine's action through the decision follower (interlock,
-staging, verification, as an approved proposal); ``shed:<circuit>`` first switches that
-non-critical circuit off through the command path (whose interlock refuses a critical one).
-``keep_load`` moves nothing. An answered question is closed and not asked again while it stays
+staging, verification, as an approved proposal: a ``migrate`` of the unit, or a ``relieve``);
+``shed:<circuit>`` first switches that non-critical circuit off through the command path (whose
+interlock refuses a critical one), then runs its plan when it moves anything. ``keep_load``
+moves nothing. An answered question is closed and not asked again while it stays
 the same.
 
 No answer: in ``automatic`` mode the question's fallback is taken once the answer deadline (the
 ``decision_timeout_min`` option, counted from when the question was first seen) has passed:
-the partial drain when one is offered (the engine already runs it: nothing else moves), else
-the load stays. Never ``drain_now`` or a shed: no automated action takes an element above its
+the partial drain when one is offered (the engine already runs it: nothing else moves); of a
+relief question, the partial relief when the engine already runs it within every other limit;
+else the load stays. Never ``drain_now`` or a shed: no automated action takes an element above its
 continuous limit or switches a circuit off. ``approval`` mode waits for a person; ``monitor``
 mode only reports.
 
@@ -75,6 +80,7 @@ from .runtime import DataCenterPowerConfigEntry, async_plants
 
 __all__ = [
     "CHOICE_LABELS",
+    "CHOICE_STEPS",
     "QuestionBook",
     "async_setup_question_services",
     "choice_label",
@@ -91,9 +97,12 @@ CHOICE_LABELS: Final = {
     "drain_now": "Drain now",
     "keep_load": "Keep the load",
     "partial_drain": "Partial drain",
+    "partial_relief": "Partial relief",
     "shed": "Shed",
 }
 """The short titles of the choices (phone buttons); the repair's are translated."""
+CHOICE_STEPS: Final = ("drain_now", "keep_load", "partial_drain", "partial_relief", "shed")
+"""The fix flow's menu steps (a placeholder each in the repair)."""
 STORE_VERSION: Final = 1
 MAX_KEPT: Final = 200
 """Closed questions and first-seen times remembered (the oldest forgotten first)."""
@@ -104,8 +113,14 @@ def choice_step(key: str) -> str:
     return key.split(":", 1)[0]
 
 
-def choice_label(c: DecisionChoice) -> str:
-    """A choice in a few words with its key number (the fix flow's menu entry)."""
+def _over_words(c: DecisionChoice) -> str:
+    x = c.excursions[0]
+    return f"{x.element} {x.over_pct:.0f} % over its limit for {x.over_s / 3600:.1f} h"
+
+
+def choice_label(c: DecisionChoice, kind: str = "drain") -> str:
+    """A choice of a ``kind`` question in a few words with its key number (the fix flow's menu
+    entry)."""
     if c.key == "drain_now":
         worst = max(c.excursions, key=lambda x: x.over_pct, default=None)
         refused = " (refused now)" if c.over_now else ""
@@ -115,9 +130,19 @@ def choice_label(c: DecisionChoice) -> str:
             f"Drain now: {worst.element} up to {worst.over_pct:.0f} % over its limit for "
             f"{worst.over_s / 3600:.1f} h{refused}"
         )
+    if c.key == "keep_load" and c.excursions:  # a relief question: the element stays over
+        return f"Keep the load: {_over_words(c)}"
+    if c.key == "partial_relief":
+        n = len(c.moved)
+        moves = f"{n} circuit{'s' if n != 1 else ''} ({c.moved_a:.1f} A) move"
+        return f"Partial relief: {moves}; " + (
+            f"{_over_words(c)} still" if c.excursions else "within every limit"
+        )
     if c.key == "keep_load":
         n = len(c.left)
         return f"Keep the load: {c.left_a:.1f} A on {n} circuit{'s' if n != 1 else ''} at risk"
+    if c.shed is not None and kind == "relief":
+        return f"Shed {c.shed} ({c.shed_a:.1f} A), then within every limit"
     if c.shed is not None:
         return f"Shed {c.shed} ({c.shed_a:.1f} A), then drain everything"
     return f"Partial drain: {len(c.moved)} move, {len(c.left)} left ({c.left_a:.1f} A)"
@@ -216,9 +241,16 @@ class QuestionBook:
         )
         title = f"Decision needed at {q.element}"
         lines = [c.summary for c in q.choices]
+        situation = (
+            f"{q.element}: forecast above its continuous limit from {_when(q.deadline_s)}; no "
+            "relief keeps every element within its limit."
+            if q.kind == "relief"
+            else f"{q.element}: no plan is safe before {_when(q.deadline_s)}."
+        )
         return {
             "entry_id": self.entry.entry_id,
             "decision_id": did,
+            "kind": q.kind,
             "component": q.element,
             "device_id": telemetry.device_id(q.element),
             "reason": q.reason,
@@ -241,8 +273,8 @@ class QuestionBook:
             ],
             "choice_keys": keys,
             "title": title,
-            "message": f"{q.element}: no plan is safe before {_when(q.deadline_s)}. "
-            + " ".join(lines),
+            "situation": situation,
+            "message": f"{situation} " + " ".join(lines),
             "tag": f"{DOMAIN}_decision_{did}",
             "notification_data": notification_data(True),
         }
@@ -372,7 +404,7 @@ class QuestionBook:
         self, q: DecisionNeeded, choice: DecisionChoice, context: Context | None
     ) -> str | None:
         plan = choice.plan
-        if plan is None or not plan.moves:
+        if plan is None or (not plan.moves and choice.shed is None):
             return None
         runtime = self.entry.runtime_data
         if choice.shed is not None:
@@ -389,10 +421,13 @@ class QuestionBook:
                 raise _refused(
                     "decision_not_started", decision_id=q.id, reason=f"{circuit} is still on"
                 )
+        if not plan.moves:  # the shed alone keeps the element within its limit
+            return None
         options = self.entry.options
+        relief = q.kind == "relief"
         action = Action(
-            kind="migrate",
-            target=q.element,
+            kind="relieve" if relief else "migrate",
+            target=None if relief else q.element,
             plan=plan,
             reason=f"answer to decision {q.id}: {choice.summary}",
             urgent=False,

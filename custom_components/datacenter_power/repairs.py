@@ -16,7 +16,8 @@ updated while it lasts, deleted when it goes, created again if it returns):
   it: ``faults.py``): why, its circuits, what to do;
 * ``over_limit`` - an ATS or MPDU carries more than its continuous limit (critical, from the poll
   that shows it): by how much, and what can be moved, or that nothing can and why;
-* ``decision_needed`` - no plan is safe through a drain's deadline (``questions.py``): critical,
+* ``decision_needed`` - no plan is safe through a drain's deadline, or no relief keeps an
+  element forecast over its limit within it (``questions.py``): critical,
   every choice in numbers; its fix flow offers them as a menu and runs the chosen one (not
   fixable in monitor mode, which only reports).
 
@@ -69,7 +70,7 @@ from .presentation import (
     signals_text,
     ttf_text,
 )
-from .questions import choice_label, choice_step
+from .questions import CHOICE_STEPS, choice_label, choice_step
 from .runtime import DataCenterPowerConfigEntry
 
 DEGRADED_HEALTH: Final = 80.0
@@ -360,12 +361,15 @@ class RepairKeeper:
                         "component": q.element,
                         "decision_id": did,
                         "deadline": str(data["deadline"]),
+                        "situation": str(data["situation"]),
                         "reason": q.reason,
                         "choices": "\n".join(f"- {c.summary}" for c in q.choices),
                         "rule": str(data["rule"]),
                         **{
-                            step: choice_label(c) if (c := offered.get(step)) else "not offered"
-                            for step in ("drain_now", "keep_load", "partial_drain", "shed")
+                            step: choice_label(c, q.kind)
+                            if (c := offered.get(step))
+                            else "not offered"
+                            for step in CHOICE_STEPS
                         },
                         "shed_circuit": shed.shed or "" if shed is not None else "",
                     },
@@ -552,6 +556,12 @@ class DecisionRepairFlow(RepairsFlow):
     ) -> RepairsFlowResult:
         """The partial drain that fits within every limit."""
         return await self._async_answer("partial_drain")
+
+    async def async_step_partial_relief(
+        self, user_input: dict[str, Any] | None = None
+    ) -> RepairsFlowResult:
+        """The partial relief: what moves off the element within every other limit."""
+        return await self._async_answer("partial_relief")
 
     async def async_step_shed(self, user_input: dict[str, Any] | None = None) -> RepairsFlowResult:
         """Switch the named non-critical circuit off, then the complete drain."""

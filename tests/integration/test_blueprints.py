@@ -484,3 +484,40 @@ async def test_a_decision_is_answered_on_the_phone(
     assert refused["title"] == "Not answered: drain_now"
     assert "can no longer be answered" in refused["message"]
     assert len(manager.records) == 1  # nothing more moved
+
+
+@pytest.mark.parametrize("plant", ["tight"], indirect=True)
+async def test_one_question_on_the_phone_when_a_decision_offers_the_proposal(
+    hass: HomeAssistant,
+    hass_storage: dict[str, Any],
+    sim_server: tuple[PlantServer, int],
+    hass_client: Client,
+    hass_ws_client: WsClient,
+) -> None:
+    """Approval mode, both phone blueprints in use: no complete drain of ATS-1 is safe, so the
+    engine proposes the partial drain and asks about the rest. The phone gets one question, the
+    decision (whose "Partial drain" button is that proposal's plan), not the proposal as well;
+    the proposal stays current and approvable by its id."""
+    phone = await Phone.register(hass, hass_client, hass_ws_client)
+    await use_blueprints(
+        hass,
+        ("approve", "approve_migration_on_phone.yaml", {"notify_service": phone.notify_service}),
+        ("decide", "decide_on_phone.yaml", {"notify_service": phone.notify_service}),
+    )
+    entry = await setup_worn(
+        hass, hass_storage, sim_server[0], sim_server[1], "approval", settle=False
+    )
+    note = await phone.next_notification()
+    assert note["title"] == "Decision needed at ats1"
+    await phone.nothing_more(1.0)
+    ((did, question),) = entry.runtime_data.questions.current.items()
+    book = entry.runtime_data.proposals
+    ((pid, proposal),) = book.current.items()
+    partial = question.choice("partial_drain")
+    assert {m.circuit for m in proposal.plan.moves} == set(partial.moved)
+    assert book.held == {pid: did}
+    response = await hass.services.async_call(
+        DOMAIN, "get_proposal", {"proposal_id": pid}, blocking=True, return_response=True
+    )
+    assert response is not None
+    assert response["current"] is True

@@ -25,6 +25,7 @@ __all__ = [
     "Action",
     "ActionKind",
     "DecisionChoice",
+    "DecisionKind",
     "DecisionNeeded",
     "Decisions",
     "ElementStatus",
@@ -121,7 +122,11 @@ class Excursion:
 
 
 type ChoiceKey = str
-"""``drain_now``, ``keep_load``, ``partial_drain`` or ``shed:<circuit>``."""
+"""``drain_now``, ``keep_load``, ``partial_drain``, ``partial_relief`` or ``shed:<circuit>``."""
+
+type DecisionKind = Literal["drain", "relief"]
+"""What a decision is about: a drain of a unit predicted to fail (``asking.py``) or the relief
+of an element forecast over its continuous limit (``relief_asking.py``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,6 +140,9 @@ class DecisionChoice:
       the unit fails before ``at_risk_until_s`` (the failure estimate's P10).
     * ``partial_drain``: what fits within every limit moves (``moved``/``moved_a``), the rest
       stays (``left``/``left_a``).
+    * ``partial_relief`` (a relief question): what moves off the element within every other
+      element's limit; ``excursions`` says how far and how long it stays above its own.
+    * ``keep_load`` of a relief question: ``excursions`` is the element's own, at the P90.
     * ``shed:<circuit>``: that non-critical circuit is switched off (``shed_a`` amps), then
       the complete drain, which fits within every limit without it, runs (``plan``).
     """
@@ -180,17 +188,20 @@ class DecisionChoice:
 
 @dataclass(frozen=True, slots=True)
 class DecisionNeeded:
-    """No plan keeps every receiver within its continuous limit through the drain deadline of
-    ``element``: a person is asked to choose (``choices``). Until someone answers, the engine
-    does what it did before (the partial drain that fits, in the modes that act); in automatic
-    mode ``fallback`` is taken when nobody answered by ``answer_by_s`` (never ``drain_now`` nor
-    a shed: no automated action takes an element above its limit or switches a circuit off)."""
+    """No plan is safe and a person is asked to choose (``choices``): ``kind="drain"``, no plan
+    keeps every receiver within its continuous limit through the drain deadline of ``element``;
+    ``kind="relief"``, ``element`` is forecast above its continuous limit at the P90 and no
+    relief keeps every element within its limit. Until someone answers, the engine does what it
+    did before (the partial drain or relief it runs, in the modes that act); in automatic mode
+    ``fallback`` is taken when nobody answered by ``answer_by_s`` (never ``drain_now`` nor a
+    shed: no automated action takes an element above its limit or switches a circuit off)."""
 
     element: str
     raised_s: float
     """When this decision (this id) was first raised."""
     deadline_s: float
-    """The drain's deadline (``DecisionRules.drain_deadline``)."""
+    """The drain's deadline (``DecisionRules.drain_deadline``); of a relief question, when the
+    element's P90 crosses its limit."""
     choices: tuple[DecisionChoice, ...]
     at_stake: tuple[str, ...] = ()
     """The circuits on ``element`` drawing load: what the question is about."""
@@ -200,9 +211,12 @@ class DecisionNeeded:
     failure_low_s: float | None = None
     """Its early (P10) estimate."""
     fallback: ChoiceKey = "keep_load"
-    """What the no-answer rule takes: ``partial_drain`` when offered, else ``keep_load``."""
+    """What the no-answer rule takes: ``partial_drain`` when offered (a relief question:
+    ``partial_relief`` when the engine runs it and it keeps every other element within its
+    limit), else ``keep_load``."""
     answer_by_s: float | None = None
     """Automatic mode: when the fallback is taken without an answer (None: it waits)."""
+    kind: DecisionKind = "drain"
 
     @property
     def id(self) -> str:
@@ -210,7 +224,7 @@ class DecisionNeeded:
         the same while they do (across restarts too) although the choices' plans and numbers
         are refreshed at every plan: a question is announced once, not at every change of a
         forecast; a circuit moved on or off the unit makes it a new question."""
-        return decision_id(self.element, self.at_stake)
+        return decision_id(self.element, self.at_stake, self.kind)
 
     def choice(self, key: str) -> DecisionChoice | None:
         """The choice ``key``, if offered."""
@@ -220,6 +234,7 @@ class DecisionNeeded:
         """JSON-safe form."""
         return {
             "id": self.id,
+            "kind": self.kind,
             "element": self.element,
             "at_stake": list(self.at_stake),
             "raised_s": self.raised_s,
@@ -233,9 +248,11 @@ class DecisionNeeded:
         }
 
 
-def decision_id(element: str, at_stake: tuple[str, ...]) -> str:
-    """The content hash of a decision (what :attr:`DecisionNeeded.id` gives)."""
-    key = json.dumps([element, sorted(at_stake)])
+def decision_id(element: str, at_stake: tuple[str, ...], kind: DecisionKind = "drain") -> str:
+    """The content hash of a decision (what :attr:`DecisionNeeded.id` gives); a drain's is
+    the one it had before relief questions existed (stored answers keep their meaning)."""
+    parts: list[object] = [element, sorted(at_stake)]
+    key = json.dumps(parts if kind == "drain" else [kind, *parts])
     return hashlib.sha256(key.encode()).hexdigest()[:10]
 
 
@@ -279,7 +296,8 @@ class Decisions:
     """Circuit -> the MPDU it drew from as this tick saw it: the lineup the element forecasts
     are sums under (a circuit moved since makes them another lineup's)."""
     decisions_needed: tuple[DecisionNeeded, ...] = ()
-    """Open questions to a person: no plan is safe through a drain's deadline."""
+    """Open questions to a person: no plan is safe through a drain's deadline, or no relief
+    keeps an element forecast over its limit within it."""
 
     @property
     def alerts(self) -> frozenset[str]:

@@ -41,6 +41,7 @@ from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_re
 from .planner import restore_plan
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
+from .relief_asking import ReliefQuestions
 from .topology import Topology
 
 __all__ = ["Candidates", "DecisionRules", "find_overloads"]
@@ -137,6 +138,8 @@ class DecisionRules:
         plans until a plan fits, the unit is drained, or its alert ends."""
         self._ask_deadline: dict[str, float] = {}
         """The deadline of a question about a unit without a time-to-failure estimate."""
+        self.relief_questions = ReliefQuestions()
+        """Open questions about elements no relief keeps within their limit (``relief_asking``)."""
 
     # ------------------------------------------------------------------------ bookkeeping
     def count_confirmations(self, now_s: float, overloads: list[OverloadPrediction]) -> None:
@@ -171,7 +174,10 @@ class DecisionRules:
             tuple(out),
             tuple(infeasible),
             tuple(notes),
-            tuple(self.asked[e] for e in sorted(self.asked)),
+            (
+                *(self.asked[e] for e in sorted(self.asked)),
+                *self.relief_questions.open(besides=self.asked),
+            ),
         )
 
     def _blocked(self, kind: ActionKind, target: str | None, now_s: float) -> bool:
@@ -428,6 +434,11 @@ class DecisionRules:
             and o.crossing_s - now_s <= cfg.relieve_lead_s
             and self.streak[o.element] >= cfg.relieve_confirmations
         ]
+        self.relief_questions.keep(
+            (o.element for o in overloads if o.crossing_s is not None),
+            now_s,
+            cfg.forecast_interval_s,
+        )
         if soon and history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s):
             res = self._relief(
                 assignment,
@@ -442,6 +453,18 @@ class DecisionRules:
                 ),
                 alerts=alerts,
                 hand_back=False,
+            )
+            self.relief_questions.ask(  # no relief fits: a person is asked (relief_asking.py)
+                topo,
+                self.forecasts,
+                cfg,
+                lambda topology, lineup, req: self._plan(lineup, circuit_a, req, topology=topology),
+                now_s=now_s,
+                soon=soon,
+                relief=res,
+                assignment=assignment,
+                circuit_a=circuit_a,
+                unavailable=unavailable,
             )
             names = ", ".join(o.element for o in soon)
             if isinstance(res, Plan) and res.moves:
