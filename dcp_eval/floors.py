@@ -93,11 +93,16 @@ def information_limited(row: Mapping[str, Any]) -> bool:
 
 
 def decision_raised(row: Mapping[str, Any]) -> bool:
-    """Whether the engine raised a decision needed (any element) before the last failure of a
-    unit it held a drain deadline for."""
-    failures = [d["failure_s"] for d in (row.get("drain_deadlines") or {}).values()]
-    until = max(failures, default=math.inf)
-    return any(float(d.get("seen_s", math.inf)) < until for d in row.get("decisions_needed") or [])
+    """Whether the engine asked a person about draining a unit it held a drain deadline for,
+    before that unit failed (a relief question about an overloaded element does not count: the
+    information-limited floors are about the drain; rows written before relief questions
+    existed carry no ``kind`` and are drain questions)."""
+    failures = {unit: d["failure_s"] for unit, d in (row.get("drain_deadlines") or {}).items()}
+    return any(
+        d.get("kind", "drain") == "drain"
+        and float(d.get("seen_s", math.inf)) < failures.get(d.get("element"), -math.inf)
+        for d in row.get("decisions_needed") or []
+    )
 
 
 def check_targets(row: Mapping[str, Any]) -> list[str]:

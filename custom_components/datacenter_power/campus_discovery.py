@@ -45,6 +45,7 @@ ANSWER_BUTTONS: Final = {
     "drain_now": "Answer: drain now",
     "keep_load": "Answer: keep the load",
     "partial_drain": "Answer: partial drain",
+    "partial_relief": "Answer: partial relief",
     "shed": "Answer: shed a circuit",
 }
 """An answer button per kind of choice (the key before ``:``), with its name on the campus."""

@@ -80,6 +80,11 @@ def test_information_limited_needs_a_decision_raised_before_the_failure() -> Non
     ]
     late = row(fig(over_s=5000.0), drain_by=LIMITED, decided_s=FAILURE_S + 60.0)
     assert "no-decision" in check_targets(late)
+    # A relief question (an overloaded element) or one about another unit is not the decision.
+    for other in ({"kind": "relief"}, {"element": "ats2"}):
+        asked = row(fig(over_s=5000.0), drain_by=LIMITED, decided_s=11 * H)
+        asked["decisions_needed"][0].update(other)
+        assert "no-decision" in check_targets(asked), other
     # Meeting the perfect floors is the issue's first alternative: the missing decision is
     # shown, not a miss.
     assert check_targets(row(fig(), drain_by=LIMITED)) == ["no-decision(perfect floors met)"]
