@@ -70,9 +70,9 @@ class PolicyConfig:
     expected_drain_over_budget_s: float = 600.0
     """At the drain's deadline, when no complete drain fits with the P90 margin, the rest may
     move on its expected (P50) load if that adds at most this many expected seconds with an
-    element above its limit before the predicted failure (the failure's bypass would move it
-    anyway, unmanaged and interrupting it): ten minutes, the issue's tolerance for seconds
-    above a limit."""
+    element above its limit before the failure's late estimate (its P90: the moved load sits
+    there until the unit fails, and the failure's bypass would move it anyway, unmanaged and
+    interrupting it): ten minutes, the issue's tolerance for seconds above a limit."""
     decision_timeout_s: float = 1800.0
     """Automatic mode: when nobody answers a decision (no plan is safe through a drain's
     deadline) within this long, its fallback is taken (the partial drain that fits, else the

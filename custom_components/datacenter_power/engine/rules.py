@@ -734,10 +734,15 @@ class DecisionRules:
             infeasible.append(res)
             drain = self._drain_request(e, now_s, unavailable, horizons, no_receive=no_receive)
             if last_call and ttf is not None:
+                # The moved load sits on the receivers until the unit fails, which may be as
+                # late as the estimate's P90: the expected-load drain's over-limit budget is
+                # counted up to then, not to the median (an estimate that stays hours ahead
+                # would otherwise leave the afternoon peak outside the window).
+                late = max(ttf, a.time_to_failure_high_s or ttf)
                 act = self._expected_drain(
                     e,
                     now_s,
-                    now_s + ttf,
+                    now_s + late,
                     deadline,
                     assignment,
                     circuit_a,
