@@ -37,7 +37,7 @@ from .decisions import Action, ActionKind, DecisionNeeded, OverloadPrediction
 from .degradation import HealthAssessment, failure_within
 from .element_forecast import ElementForecasts
 from .plan import Infeasible, Plan
-from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
+from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries, relaxed
 from .planner import restore_plan
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
@@ -46,6 +46,9 @@ from .topology import Topology
 __all__ = ["Candidates", "DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
+_RESPLIT_RELAX: Final = (0.02, 0.05, 0.1, 0.25)
+"""Fractions by which every rating is raised, in turn, for a best-effort re-split's balanced
+lineup (the smallest that has a plan; the lineup does not depend on it)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -137,6 +140,8 @@ class DecisionRules:
         plans until a plan fits, the unit is drained, or its alert ends."""
         self._ask_deadline: dict[str, float] = {}
         """The deadline of a question about a unit without a time-to-failure estimate."""
+        self.resplit_refresh = -math.inf
+        """The forecast refresh the last best-effort re-split was tried on (once per refresh)."""
 
     # ------------------------------------------------------------------------ bookkeeping
     def count_confirmations(self, now_s: float, overloads: list[OverloadPrediction]) -> None:
@@ -458,6 +463,10 @@ class DecisionRules:
                 return self._candidates(out, infeasible, notes)
             if isinstance(res, Infeasible):
                 infeasible.append(res)
+                resplit = self._resplit(now_s, assignment, circuit_a, unavailable, alerts, soon)
+                if resplit is not None:
+                    out.append(resplit)
+                    return self._candidates(out, infeasible, notes)
         # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
         if self._restorable(assignment, circuit_reachable, alerts, unavailable | on_alt) and not (
             self._blocked("restore", None, now_s)
@@ -466,6 +475,143 @@ class DecisionRules:
             if restore is not None:
                 out.append(restore)
         return self._candidates(out, infeasible, notes)
+
+    def _resplit(
+        self,
+        now_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        alerts: frozenset[str],
+        soon: list[OverloadPrediction],
+    ) -> Action | None:
+        """A best-effort re-split among the receivers of a drained unit: their forecast P90
+        crosses a limit and no relief keeps them within the plan margin (every split is too
+        close to call on P90 plus margin), so the balanced lineup (the lowest worst P90
+        utilisation over the relief's window) is taken when it lowers the worst utilisation of
+        the elements it touches by at least ``resplit_min_gain``; below that the forecast
+        cannot rank the splits. Only circuits on live elements not behind an alerting unit
+        move, and only among such elements; at most once per forecast refresh; every stage
+        keeps each element that takes load within its limit on the measured load (the
+        executor's interlock and stage verification check it again).
+
+        Hysteresis: the relief keeps load off elements relieved lately (``relief_hold_s``).
+        A re-split is exempt for moves among one ATS's MPDUs (only ATSs relieved lately take
+        no load): such a move changes no ATS's load, only the split behind it, and the gain
+        threshold with once-per-refresh already stops a circuit going back and forth on
+        forecast noise, while one re-split per alert would freeze the split for the hours the
+        receivers' peak is still moving through the forecasts."""
+        cfg = self.config
+        topo = self.topology
+        fcs = self.forecasts
+        if fcs.refreshed_s == self.resplit_refresh:
+            return None
+        drained = {
+            c
+            for c, node in topo.circuits.items()
+            if any(topo.depends_on(node.normal_path, x) for x in alerts)
+            and assignment.get(c) is not None
+            and not any(topo.depends_on(str(assignment[c]), x) for x in alerts)
+        }
+        crossing = {o.element for o in soon}
+        if not any(
+            crossing & set(topo.upstream(str(assignment[c]))) for c in drained
+        ):  # not the receivers of a drained unit
+            return None
+        self.resplit_refresh = fcs.refreshed_s
+        off = (
+            set(unavailable)
+            | set(alerts)
+            | {m for x in alerts if x in topo.ats for m in topo.mpdus_of(x)}
+            | self.state.silent()
+        )
+        stay = [
+            c
+            for c, p in assignment.items()
+            if p is None or p not in topo.mpdus or set(topo.upstream(p)) & off
+        ]
+        until = now_s + 2 * cfg.relieve_lead_s
+        req = PlanRequest(
+            now_s,
+            drain=None,
+            unavailable=off,
+            goal="re-split receivers",
+            max_step_amps=cfg.max_step_amps,
+            horizons=(until,),
+            no_receive={x for x in self._recently_relieved(now_s) if x in topo.ats},
+            balance=True,
+            stay=stay,
+        )
+        profiles, _ = fcs.loads(now_s, circuit_a, until_s=until, margin=0.0)
+        plan: Plan | None = None
+        # Every rating raised by the same fraction: the balanced lineup is the same for any
+        # fraction that has a plan (utilisation relative to each limit), and none may exist
+        # within the true limits.
+        for frac in _RESPLIT_RELAX:
+            res = self._plan(
+                assignment, circuit_a, req, margin=0.0, topology=relaxed(topo, topo.elements, frac)
+            )
+            if isinstance(res, Plan):
+                plan = res
+                break
+        if plan is None or not plan.moves:
+            return None
+        touched = {
+            x for m in plan.moves for p in (m.from_mpdu, m.to_mpdu) for x in topo.upstream(p)
+        }
+        before = self._worst_util(assignment, profiles, touched)
+        after = self._worst_util(plan.final_assignment, profiles, touched)
+        if before - after < cfg.resplit_min_gain - _EPS:
+            return None
+        if not self._stages_within_limits(assignment, plan, circuit_a):
+            return None
+        names = ", ".join(sorted(crossing))
+        why = (
+            f"forecast P90 load of {names} reaches the continuous limit and no relief fits "
+            f"within the plan margin: best-effort re-split of {len(plan.moves)} circuits "
+            f"lowers the worst forecast utilisation from {before:.1%} to {after:.1%} of the "
+            "limit"
+        )
+        return self._action("relieve", None, plan, urgent=False, now_s=now_s, why=why)
+
+    def _worst_util(
+        self,
+        assignment: Mapping[str, str | None],
+        profiles: Mapping[str, np.ndarray],
+        elements: Collection[str],
+    ) -> float:
+        """The highest load over the profiles' window as a fraction of its limit, of
+        ``elements`` under ``assignment``."""
+        topo = self.topology
+        total: dict[str, np.ndarray] = {}
+        for c, p in assignment.items():
+            if p is None or p not in topo.mpdus or c not in profiles:
+                continue
+            for x in topo.upstream(p):
+                if x in elements:
+                    total[x] = total.get(x, 0.0) + profiles[c]
+        return max(
+            (float(np.max(v, initial=0.0)) / topo.limit_a(x) for x, v in total.items()),
+            default=0.0,
+        )
+
+    def _stages_within_limits(
+        self, assignment: Mapping[str, str | None], plan: Plan, circuit_a: Mapping[str, float]
+    ) -> bool:
+        """Whether every stage of ``plan``, its moves in any order, keeps each element that
+        takes load within its continuous limit on the measured loads."""
+        topo = self.topology
+        lineup = dict(assignment)
+        for step in plan.steps:
+            loads = topo.element_loads(lineup, circuit_a)
+            gain = dict.fromkeys(topo.elements, 0.0)
+            for mv in step.moves:
+                for x in set(topo.upstream(mv.to_mpdu)) - set(topo.upstream(mv.from_mpdu)):
+                    gain[x] += circuit_a.get(mv.circuit, 0.0)
+            if any(g > 0 and loads[x] + g > topo.limit_a(x) + _EPS for x, g in gain.items()):
+                return False
+            lineup.update({mv.circuit: mv.to_mpdu for mv in step.moves})
+        return True
 
     def _hand_back_ok(self, a: HealthAssessment) -> bool:
         """Whether load may wait on (or go back to) a unit predicted to fail rather than sit
@@ -713,8 +859,8 @@ class DecisionRules:
             if last_call and ttf is not None:
                 act = self._expected_drain(
                     e,
+                    a,
                     now_s,
-                    now_s + ttf,
                     deadline,
                     assignment,
                     circuit_a,
@@ -806,8 +952,8 @@ class DecisionRules:
     def _expected_drain(
         self,
         e: str,
+        a: HealthAssessment,
         now_s: float,
-        fail_s: float,
         deadline_s: float,
         assignment: Mapping[str, str | None],
         circuit_a: Mapping[str, float],
@@ -817,16 +963,22 @@ class DecisionRules:
     ) -> Action | None:
         """At the drain's deadline, when no complete drain fits with the P90 margin: a complete
         drain that keeps every element within its continuous limit on the *expected* (P50)
-        load over the same windows. Only when every circuit left on ``e`` has a single path
-        avoiding it: the failure would interrupt it and the SBMs' bypass put it on exactly
-        that path anyway, unmanaged, so moving it there now (and making room for it) loses
-        nothing at the failure. (A circuit with several ways out keeps them: after the
-        failure the rebalance chooses among them on the loads then measured.) It is the
-        smaller expected harm as long as no element is expected above its limit, and as long
-        as the time some element is expected to spend above its limit before the predicted
-        failure (the moved load sits there only then; after it, the bypass would put it there
-        anyway) grows by at most ``expected_drain_over_budget_s``: otherwise what fits moves
-        as before and this is tried again at the next plan. Nor while a complete drain within
+        load over the same windows. Only when every way out of every circuit left on ``e``
+        lies behind one and the same surviving ATS: the failure would interrupt it and the
+        SBMs' bypass put it behind that ATS anyway, unmanaged, so moving it there now (and
+        making room for it) loses nothing at the failure; only the split among that ATS's
+        MPDUs is open, and the relief's best-effort re-split (:meth:`_resplit`) revisits it
+        as the forecasts are refreshed. (A circuit with ways through different ATSs keeps
+        them: after the failure the rebalance chooses among them on the loads then measured.)
+        It is the smaller expected harm as long as no element is expected above its limit,
+        and as long as the time some element is expected to spend above its limit while the
+        unit still works (each forecast point weighted by the chance, read off the failure
+        estimate, that the unit has not failed by then: the moved load sits there only then;
+        after the failure the bypass would put it there anyway) grows by at most
+        ``expected_drain_over_budget_s``: otherwise what fits moves as before and this is
+        tried again at the next plan. (Counted only up to the *median* failure, a receiver
+        peak just after it went unseen, though the failure comes later half of the time.)
+        Nor while a complete drain within
         the P90 margin is forecast to fit from a later start no later than ``deadline_s``
         (waiting beyond the deadline would bet on a late failure). The reason says so; the
         executor verifies every stage as usual.
@@ -844,7 +996,7 @@ class DecisionRules:
                 for p in topo.circuits[c].paths
                 if not topo.depends_on(p, e) and not set(topo.upstream(p)) & unavailable
             ]
-            if len(ways) != 1:
+            if len({topo.ats_of(p) for p in ways}) != 1:
                 return None
         res: Plan | Infeasible | None = None
         for share in reversed((0.0, *SHARE_STEPS[:-1])):
@@ -870,13 +1022,18 @@ class DecisionRules:
             )
             return None
         fcs = self.forecasts
-        risk = fcs.expected_over_s(res.final_assignment, fail_s) - fcs.expected_over_s(
-            assignment, fail_s
+
+        def working(times: np.ndarray) -> np.ndarray:
+            """The chance that ``e`` still works at each of ``times``."""
+            return np.array([1.0 - failure_within(a, float(t) - now_s) for t in times])
+
+        risk = fcs.expected_over_s(res.final_assignment, weight=working) - fcs.expected_over_s(
+            assignment, weight=working
         )
         if risk > cfg.expected_drain_over_budget_s:
             notes.append(
                 f"no drain of {e} on the expected load yet: its receivers would be expected "
-                f"above a limit for {risk / 60:.0f} min before the predicted failure"
+                f"above a limit for {risk / 60:.0f} min while {e} still works"
             )
             return None
         amps = sum(circuit_a.get(c, 0.0) for c in left)
@@ -884,8 +1041,8 @@ class DecisionRules:
             f"{e} is predicted to fail before the next plan is due and no complete drain fits "
             f"with the P90 margin: its {len(left)} circuits ({amps:.1f} A) move now on the "
             "expected (P50) load, which keeps every element within its continuous limit, "
-            "rather than being interrupted and put on their only other path by the failure's "
-            "bypass"
+            "rather than being interrupted and put behind the only ATS left to them by the "
+            "failure's bypass"
         )
         return self._action(
             "migrate", e, res, urgent=e in self.returned_for_source, now_s=now_s, why=why
