@@ -67,8 +67,6 @@ class PlanRequest:
     """Unavailable elements that may take back circuits whose normal path they are on."""
     leave: Collection[str] = ()
     """Circuits that should leave where they are (strongly preferred, not required)."""
-    stay: Collection[str] = ()
-    """Circuits that keep their path (the plan moves others around them)."""
     margin: float = 0.0
     """The plan margin already in the loads (a fraction): a best-effort relief may share it
     out before it lets an overloaded element keep an excess."""
@@ -162,7 +160,6 @@ def plan_with_retries(
                 balance=req.balance,
                 may_return=sorted(req.may_return),
                 leave=sorted(req.leave),
-                stay=sorted(req.stay),
             )
         except (ValueError, ArithmeticError, RuntimeError) as err:
             # A planner fault must not take the monitoring down with it: report, move nothing.

@@ -88,7 +88,6 @@ def plan_migration(
     balance: bool = False,
     may_return: Collection[str] = (),
     leave: Collection[str] = (),
-    stay: Collection[str] = (),
 ) -> Plan | Infeasible:
     """Plan staged moves that leave every element within its limit at every grid time.
 
@@ -100,7 +99,7 @@ def plan_migration(
     ``may_return``: unavailable elements (alerting but still working) that may take back the
     circuits whose *normal* path runs through them, and no other load. ``leave``: circuits
     that should leave where they are (strongly preferred, not required, as off an unavailable
-    element). ``stay``: circuits that keep their path whatever the plan does elsewhere.
+    element).
     ``time_limit_s <= 0`` skips HiGHS and uses the greedy heuristic.
     """
     if drain is not None and topology.kind(drain) not in ("ats", "mpdu"):
@@ -118,7 +117,6 @@ def plan_migration(
     hold = set(no_receive)
     unavailable_set = set(unavailable)
     leave_set = set(leave)
-    stay_set = set(stay)
     stay_penalty = 2.0 * (len(prob.on) + 1)
     stuck_critical: list[str] = []
     for c in prob.on:
@@ -141,9 +139,7 @@ def plan_migration(
         )
         must_leave = drain is not None and topology.depends_on(cur, drain)
         should_leave = not _available(topology, cur, unavailable_set) or c in leave_set
-        if c in stay_set:
-            prob.options[c] = (cur,)
-        elif must_leave and not alts:
+        if must_leave and not alts:
             if node.critical:
                 stuck_critical.append(c)
             else:

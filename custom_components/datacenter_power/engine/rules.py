@@ -37,7 +37,7 @@ from .decisions import Action, ActionKind, DecisionNeeded, OverloadPrediction
 from .degradation import HealthAssessment, failure_within
 from .element_forecast import ElementForecasts
 from .plan import Infeasible, Plan
-from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries, relaxed
+from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries, relaxed_each
 from .planner import restore_plan
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
@@ -46,9 +46,10 @@ from .topology import Topology
 __all__ = ["Candidates", "DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
-_RESPLIT_RELAX: Final = (0.02, 0.05, 0.1, 0.25)
-"""Fractions by which every rating is raised, in turn, for a best-effort re-split's balanced
-lineup (the smallest that has a plan; the lineup does not depend on it)."""
+_RESPLIT_RELAX: Final = 0.25
+"""Fraction by which every MPDU rating is raised for a best-effort re-split's balanced split."""
+_RESPLIT_ATS_RELAX: Final = 10.0
+"""... and every ATS rating (a re-split changes no ATS's load)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -433,21 +434,17 @@ class DecisionRules:
             and o.crossing_s - now_s <= cfg.relieve_lead_s
             and self.streak[o.element] >= cfg.relieve_confirmations
         ]
-        if soon and history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s):
-            res = self._relief(
-                assignment,
-                circuit_a,
-                PlanRequest(
-                    now_s,
-                    drain=None,
-                    unavailable=unavailable,
-                    goal="relieve overload",
-                    max_step_amps=cfg.max_step_amps,
-                    horizons=(None, now_s + 2 * cfg.relieve_lead_s, now_s + cfg.relieve_lead_s),
-                ),
-                alerts=alerts,
-                hand_back=False,
-            )
+        relief = PlanRequest(
+            now_s,
+            drain=None,
+            unavailable=unavailable,
+            goal="relieve overload",
+            max_step_amps=cfg.max_step_amps,
+            horizons=(None, now_s + 2 * cfg.relieve_lead_s, now_s + cfg.relieve_lead_s),
+        )
+        trusted = history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s)
+        if soon and trusted:
+            res = self._relief(assignment, circuit_a, relief, alerts=alerts, hand_back=False)
             names = ", ".join(o.element for o in soon)
             if isinstance(res, Plan) and res.moves:
                 out.append(
@@ -467,6 +464,17 @@ class DecisionRules:
                 if resplit is not None:
                     out.append(resplit)
                     return self._candidates(out, infeasible, notes)
+        ahead = [o for o in overloads if not o.urgent and o.crossing_s is not None]
+        if ahead and not soon and trusted:
+            # A crossing on a drained unit's receivers, not yet near or confirmed: a re-split
+            # among one ATS's MPDUs needs measured room to swap circuits, which the peak it is
+            # for takes away; so it is tried early, if no relief within the margin fits.
+            resplit = self._resplit(
+                now_s, assignment, circuit_a, unavailable, alerts, ahead, relief=relief
+            )
+            if resplit is not None:
+                out.append(resplit)
+                return self._candidates(out, infeasible, notes)
         # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
         if self._restorable(assignment, circuit_reachable, alerts, unavailable | on_alt) and not (
             self._blocked("restore", None, now_s)
@@ -484,6 +492,8 @@ class DecisionRules:
         unavailable: set[str],
         alerts: frozenset[str],
         soon: list[OverloadPrediction],
+        *,
+        relief: PlanRequest | None = None,
     ) -> Action | None:
         """A best-effort re-split among the receivers of a drained unit: their forecast P90
         crosses a limit and no relief keeps them within the plan margin (every split is too
@@ -493,14 +503,17 @@ class DecisionRules:
         cannot rank the splits. Only circuits on live elements not behind an alerting unit
         move, and only among such elements; at most once per forecast refresh; every stage
         keeps each element that takes load within its limit on the measured load (the
-        executor's interlock and stage verification check it again).
+        executor's interlock and stage verification check it again). It moves circuits only
+        among the MPDUs of one ATS, so no ATS's load changes. ``relief``: the crossing is not
+        yet near or confirmed (a swap between two full MPDUs needs measured room, which the
+        peak takes away); tried only if that relief finds no plan within the margin either.
 
-        Hysteresis: the relief keeps load off elements relieved lately (``relief_hold_s``).
-        A re-split is exempt for moves among one ATS's MPDUs (only ATSs relieved lately take
-        no load): such a move changes no ATS's load, only the split behind it, and the gain
-        threshold with once-per-refresh already stops a circuit going back and forth on
-        forecast noise, while one re-split per alert would freeze the split for the hours the
-        receivers' peak is still moving through the forecasts."""
+        Hysteresis: the relief keeps load off elements relieved lately (``relief_hold_s``);
+        a re-split is exempt (it moves only among one ATS's MPDUs): the gain threshold and
+        once-per-refresh already stop a circuit going back and forth on forecast noise, while
+        one re-split per alert would freeze the split for the hours the receivers' peak is
+        still moving through the forecasts (the hold was made against a relief that moves
+        load off an element and a later plan that puts it back for no measured reason)."""
         cfg = self.config
         topo = self.topology
         fcs = self.forecasts
@@ -519,50 +532,101 @@ class DecisionRules:
         ):  # not the receivers of a drained unit
             return None
         self.resplit_refresh = fcs.refreshed_s
+        if relief is not None and isinstance(
+            self._relief(assignment, circuit_a, relief, alerts=alerts, hand_back=False), Plan
+        ):
+            return None  # a relief within the margin fits: it runs when the crossing is near
         off = (
             set(unavailable)
             | set(alerts)
             | {m for x in alerts if x in topo.ats for m in topo.mpdus_of(x)}
             | self.state.silent()
         )
-        stay = [
-            c
-            for c, p in assignment.items()
-            if p is None or p not in topo.mpdus or set(topo.upstream(p)) & off
-        ]
-        until = now_s + 2 * cfg.relieve_lead_s
-        req = PlanRequest(
-            now_s,
-            drain=None,
-            unavailable=off,
-            goal="re-split receivers",
-            max_step_amps=cfg.max_step_amps,
-            horizons=(until,),
-            no_receive={x for x in self._recently_relieved(now_s) if x in topo.ats},
-            balance=True,
-            stay=stay,
-        )
-        profiles, _ = fcs.loads(now_s, circuit_a, until_s=until, margin=0.0)
-        plan: Plan | None = None
-        # Every rating raised by the same fraction: the balanced lineup is the same for any
-        # fraction that has a plan (utilisation relative to each limit), and none may exist
-        # within the true limits.
-        for frac in _RESPLIT_RELAX:
-            res = self._plan(
-                assignment, circuit_a, req, margin=0.0, topology=relaxed(topo, topo.elements, frac)
+        # Moves only among the MPDUs of one ATS, on live elements not behind an alerting unit:
+        # every other circuit keeps its path. No ATS's load changes, so the ATSs' ratings are
+        # raised out of the way of the balance (only the MPDUs' split is open), and every MPDU
+        # rating by the same fraction (the balanced split does not depend on it; a wide one
+        # lets the planner stage swaps between two full MPDUs on the forecast; the stages are
+        # checked on the measured load below).
+        circuits = []
+        for c, node in topo.circuits.items():
+            p = assignment.get(c)
+            if p is None or p not in topo.mpdus:
+                circuits.append(node)
+                continue
+            mine = topo.ats_of(p)
+            ways = (
+                ()
+                if set(topo.upstream(p)) & off
+                else tuple(
+                    q for q in node.paths if q != p and topo.ats_of(q) == mine and q not in off
+                )
             )
-            if isinstance(res, Plan):
-                plan = res
-                break
-        if plan is None or not plan.moves:
+            circuits.append(replace(node, paths=(p, *ways)))
+        fracs = {x: _RESPLIT_ATS_RELAX if x in topo.ats else _RESPLIT_RELAX for x in topo.elements}
+        split = relaxed_each(
+            Topology.build(topo.ats.values(), topo.mpdus.values(), circuits), fracs
+        )
+        until = now_s + 2 * cfg.relieve_lead_s
+        res = self._plan(
+            assignment,
+            circuit_a,
+            PlanRequest(
+                now_s,
+                drain=None,
+                unavailable=off,
+                goal="re-split receivers",
+                max_step_amps=cfg.max_step_amps,
+                horizons=(until,),
+                balance=True,
+            ),
+            margin=0.0,
+            topology=split,
+        )
+        if not isinstance(res, Plan) or not res.moves:
             return None
-        touched = {
-            x for m in plan.moves for p in (m.from_mpdu, m.to_mpdu) for x in topo.upstream(p)
-        }
+        plan = res
+        profiles, _ = fcs.loads(now_s, circuit_a, until_s=until, margin=0.0)
+        touched = {p for m in plan.moves for p in (m.from_mpdu, m.to_mpdu)}
         before = self._worst_util(assignment, profiles, touched)
         after = self._worst_util(plan.final_assignment, profiles, touched)
         if before - after < cfg.resplit_min_gain - _EPS:
             return None
+        # The stages: the balanced split's moves ordered and cut on the measured load now,
+        # every MPDU within its true limit (the planner's staging rule: an element above its
+        # limit takes no load), each circuit either staying or going to its target.
+        target = {m.circuit: m.to_mpdu for m in plan.moves}
+        staged = self._plan(
+            assignment,
+            circuit_a,
+            PlanRequest(
+                now_s,
+                drain=None,
+                unavailable=off,
+                goal="re-split receivers (stages)",
+                max_step_amps=cfg.max_step_amps,
+                horizons=(now_s,),
+                leave=sorted(target),
+            ),
+            margin=0.0,
+            topology=Topology.build(
+                topo.ats.values(),
+                topo.mpdus.values(),
+                [
+                    replace(node, paths=(str(assignment[c]), target[c]))
+                    if c in target
+                    else node
+                    if assignment.get(c) not in topo.mpdus
+                    else replace(node, paths=(str(assignment[c]),))
+                    for c, node in topo.circuits.items()
+                ],
+            ),
+        )
+        if not isinstance(staged, Plan) or {(m.circuit, m.to_mpdu) for m in staged.moves} != set(
+            target.items()
+        ):
+            return None
+        plan = staged
         if not self._stages_within_limits(assignment, plan, circuit_a):
             return None
         names = ", ".join(sorted(crossing))
