@@ -7,10 +7,13 @@ In order of precedence at each tick:
    margin shared by every element first, see ``plan_retries``);
 2. **migrate**: drain an ATS/MPDU whose monitor alerts (predicted failure) onto healthy paths;
    complete if the result stays within limits for at least ``drain_min_horizon_s``, otherwise
-   only what fits; at the drain's deadline, circuits with a single way out move on their
-   expected (P50) load when that is the last resort (see :meth:`DecisionRules._expected_drain`);
+   only what fits; at the drain's deadline, circuits whose every way out lies behind one
+   surviving ATS move on their expected (P50) load when that is the last resort (see
+   :meth:`DecisionRules._expected_drain`);
 3. **relieve**: move circuits off an element whose forecast P90 load crosses its continuous limit
-   soon, confirmed at consecutive forecast refreshes;
+   soon, confirmed at consecutive forecast refreshes; when no relief fits within the plan
+   margin and the crossing is on a drained unit's receivers, a best-effort re-split among one
+   ATS's MPDUs, at most once per forecast refresh (:meth:`DecisionRules._resplit`);
 4. **restore**: circuits away from their normal path go back once that path has been healthy and
    stable for a while and the forecast says it is safe with margin.
 
