@@ -507,20 +507,21 @@ class DecisionRules:
         the elements it touches by at least ``resplit_min_gain``; below that the forecast
         cannot rank the splits. Only circuits on live elements not behind an alerting unit
         move, and only among such elements; once per alert (tried at most once per forecast
-        refresh until it is taken); every stage
-        keeps each element that takes load within its limit on the measured load (the
-        executor's interlock and stage verification check it again). It moves circuits only
-        among the MPDUs of one ATS, so no ATS's load changes. ``relief``: the crossing is not
-        yet near or confirmed (a swap between two full MPDUs needs measured room, which the
-        peak takes away); tried only if that relief finds no plan within the margin either.
+        refresh until it is taken); every stage keeps each element that takes load within its
+        limit on the measured load (the executor's interlock and stage verification check it
+        again). It moves circuits only among the MPDUs of one ATS, so no ATS's load changes.
+        ``relief``: the crossing is not yet near or confirmed (a swap between two full MPDUs
+        needs measured room, which the peak takes away); tried only if that relief finds no
+        plan within the margin either.
 
-        Hysteresis: the relief keeps load off elements relieved lately (``relief_hold_s``);
-        the re-split answers it with one re-split per alert rather than an exemption for moves
-        among one ATS's MPDUs. Measured: with the exemption, once per refresh and a 0.5 %
-        threshold, hard-drain_trend_surge-14 re-split its receivers at every hourly refresh
-        for seven hours (17 more switch operations, peak 76 % -> 80 % of rating; a trend moves
-        the forecast by more than the threshold every hour), and hard-tight-8 needed only
-        its first re-split."""
+        Hysteresis: the relief keeps load off elements relieved lately (``relief_hold_s``),
+        which would block a second re-split between the same two MPDUs. The re-split does not
+        consult that hold (its moves stay behind one ATS) and is instead taken once per alert.
+        Measured against the other choice (exempt moves among one ATS's MPDUs, re-split at
+        every refresh with a gain): hard-drain_trend_surge-14 re-split its receivers at every
+        hourly refresh for seven hours (17 more switch operations, peak 76 % -> 80 % of
+        rating; a trend moves the forecast by more than the threshold every hour), and
+        hard-tight-8 needed only its first re-split."""
         cfg = self.config
         topo = self.topology
         fcs = self.forecasts
