@@ -16,6 +16,7 @@ every sigma such that the P10-P90 band holds ``PolicyConfig.band_target`` (80 %)
 from __future__ import annotations
 
 import datetime as dt
+import math
 from collections import deque
 from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass
@@ -297,15 +298,24 @@ class ElementForecasts:
             )
         return out
 
-    def expected_over_s(self, assignment: Mapping[str, str | None], until_s: float) -> float:
+    def expected_over_s(
+        self,
+        assignment: Mapping[str, str | None],
+        until_s: float = math.inf,
+        weight: Callable[[FloatArray], FloatArray] | None = None,
+    ) -> float:
         """Expected seconds, up to ``until_s``, with some element above its continuous limit
         under ``assignment``: each element's load taken as normal with its forecast P50 and
-        its calibrated P50-P90 spread, elements independent, one forecast step per point."""
+        its calibrated P50-P90 spread, elements independent, one forecast step per point;
+        ``weight`` (of the forecast times) scales each point (the chance that the load is
+        still there then)."""
         fcs = self.element_forecasts(assignment)
         n = len(self.times)
         if n == 0:
             return 0.0
-        inside = self.times <= until_s
+        inside = (self.times <= until_s).astype(np.float64)
+        if weight is not None:
+            inside = inside * weight(self.times)
         none_over = np.ones(n)
         for e, fc in fcs.items():
             limit = self.topology.limit_a(e)
@@ -313,7 +323,7 @@ class ElementForecasts:
             z = (limit - fc.p50) / np.maximum(sigma, _EPS)
             p_over = np.where(sigma > _EPS, ndtr(-z), (fc.p50 > limit).astype(np.float64))
             none_over *= 1.0 - p_over
-        return float(np.sum((1.0 - none_over)[inside])) * self.config.resample_s
+        return float(np.sum((1.0 - none_over) * inside)) * self.config.resample_s
 
     def load_profiles(self) -> LoadProfiles:
         """The planning profiles now (a refresh builds new arrays, so this stays as it is)."""

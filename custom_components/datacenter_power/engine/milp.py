@@ -77,6 +77,7 @@ def solve_assignment(
     if (
         time_limit_s > 0
         and not forbidden
+        and not prob.balance  # a balanced plan may move more for a lower worst utilisation
         and all(start[c] in prob.options[c] and prob.cost[c, str(start[c])] == 0 for c in prob.on)
         and prob.feasible(prob.loads(start))
     ):

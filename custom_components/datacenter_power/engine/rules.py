@@ -7,10 +7,13 @@ In order of precedence at each tick:
    margin shared by every element first, see ``plan_retries``);
 2. **migrate**: drain an ATS/MPDU whose monitor alerts (predicted failure) onto healthy paths;
    complete if the result stays within limits for at least ``drain_min_horizon_s``, otherwise
-   only what fits; at the drain's deadline, circuits with a single way out move on their
-   expected (P50) load when that is the last resort (see :meth:`DecisionRules._expected_drain`);
+   only what fits; at the drain's deadline, circuits whose every way out lies behind one
+   surviving ATS move on their expected (P50) load when that is the last resort (see
+   :meth:`DecisionRules._expected_drain`);
 3. **relieve**: move circuits off an element whose forecast P90 load crosses its continuous limit
-   soon, confirmed at consecutive forecast refreshes;
+   soon, confirmed at consecutive forecast refreshes; when no relief fits within the plan
+   margin and the crossing is on a drained unit's receivers, a best-effort re-split among one
+   ATS's MPDUs, at most once per forecast refresh (:meth:`DecisionRules._resplit`);
 4. **restore**: circuits away from their normal path go back once that path has been healthy and
    stable for a while and the forecast says it is safe with margin.
 
@@ -37,7 +40,7 @@ from .decisions import Action, ActionKind, DecisionNeeded, OverloadPrediction
 from .degradation import HealthAssessment, failure_within
 from .element_forecast import ElementForecasts
 from .plan import Infeasible, Plan
-from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
+from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries, relaxed_each
 from .planner import restore_plan
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
@@ -47,6 +50,10 @@ from .topology import Topology
 __all__ = ["Candidates", "DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
+_RESPLIT_RELAX: Final = 0.25
+"""Fraction by which every MPDU rating is raised for a best-effort re-split's balanced split."""
+_RESPLIT_ATS_RELAX: Final = 10.0
+"""... and every ATS rating (a re-split changes no ATS's load)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -140,6 +147,10 @@ class DecisionRules:
         """The deadline of a question about a unit without a time-to-failure estimate."""
         self.relief_questions = ReliefQuestions()
         """Open questions about elements no relief keeps within their limit (``relief_asking``)."""
+        self.resplit_refresh = -math.inf
+        """The forecast refresh the last best-effort re-split was tried on (once per refresh)."""
+        self.resplit_done: set[str] = set()
+        """Alerting units whose receivers were re-split (once per alert)."""
 
     # ------------------------------------------------------------------------ bookkeeping
     def count_confirmations(self, now_s: float, overloads: list[OverloadPrediction]) -> None:
@@ -439,21 +450,20 @@ class DecisionRules:
             now_s,
             cfg.forecast_interval_s,
         )
-        if soon and history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s):
-            res = self._relief(
-                assignment,
-                circuit_a,
-                PlanRequest(
-                    now_s,
-                    drain=None,
-                    unavailable=unavailable,
-                    goal="relieve overload",
-                    max_step_amps=cfg.max_step_amps,
-                    horizons=(None, now_s + 2 * cfg.relieve_lead_s, now_s + cfg.relieve_lead_s),
-                ),
-                alerts=alerts,
-                hand_back=False,
-            )
+        relief = PlanRequest(
+            now_s,
+            drain=None,
+            unavailable=unavailable,
+            goal="relieve overload",
+            max_step_amps=cfg.max_step_amps,
+            horizons=(None, now_s + 2 * cfg.relieve_lead_s, now_s + cfg.relieve_lead_s),
+        )
+        trusted = history_s >= cfg.min_history_s and not self._blocked("relieve", None, now_s)
+        if soon and trusted:
+            res = self._relief(assignment, circuit_a, relief, alerts=alerts, hand_back=False)
+            resplit = None
+            if isinstance(res, Infeasible):
+                resplit = self._resplit(now_s, assignment, circuit_a, unavailable, alerts, soon)
             self.relief_questions.ask(  # no relief fits: a person is asked (relief_asking.py)
                 topo,
                 self.forecasts,
@@ -461,7 +471,7 @@ class DecisionRules:
                 lambda topology, lineup, req: self._plan(lineup, circuit_a, req, topology=topology),
                 now_s=now_s,
                 soon=soon,
-                relief=res,
+                relief=res if resplit is None else resplit.plan,  # the plan the engine runs
                 assignment=assignment,
                 circuit_a=circuit_a,
                 unavailable=unavailable,
@@ -481,6 +491,20 @@ class DecisionRules:
                 return self._candidates(out, infeasible, notes)
             if isinstance(res, Infeasible):
                 infeasible.append(res)
+                if resplit is not None:
+                    out.append(resplit)
+                    return self._candidates(out, infeasible, notes)
+        ahead = [o for o in overloads if not o.urgent and o.crossing_s is not None]
+        if ahead and not soon and trusted:
+            # A crossing on a drained unit's receivers, not yet near or confirmed: a re-split
+            # among one ATS's MPDUs needs measured room to swap circuits, which the peak it is
+            # for takes away; so it is tried early, if no relief within the margin fits.
+            resplit = self._resplit(
+                now_s, assignment, circuit_a, unavailable, alerts, ahead, relief=relief
+            )
+            if resplit is not None:
+                out.append(resplit)
+                return self._candidates(out, infeasible, notes)
         # 4. Restore circuits to their normal paths when that is healthy, stable and safe.
         if self._restorable(assignment, circuit_reachable, alerts, unavailable | on_alt) and not (
             self._blocked("restore", None, now_s)
@@ -489,6 +513,205 @@ class DecisionRules:
             if restore is not None:
                 out.append(restore)
         return self._candidates(out, infeasible, notes)
+
+    def _resplit(
+        self,
+        now_s: float,
+        assignment: Mapping[str, str | None],
+        circuit_a: Mapping[str, float],
+        unavailable: set[str],
+        alerts: frozenset[str],
+        soon: list[OverloadPrediction],
+        *,
+        relief: PlanRequest | None = None,
+    ) -> Action | None:
+        """A best-effort re-split among the receivers of a drained unit: their forecast P90
+        crosses a limit and no relief keeps them within the plan margin (every split is too
+        close to call on P90 plus margin), so the balanced lineup (the lowest worst P90
+        utilisation over the relief's window) is taken when it lowers the worst utilisation of
+        the elements it touches by at least ``resplit_min_gain``; below that the forecast
+        cannot rank the splits. Only circuits on live elements not behind an alerting unit
+        move, and only among such elements; once per alert (tried at most once per forecast
+        refresh until it is taken); every stage keeps each element that takes load within its
+        limit on the measured load (the executor's interlock and stage verification check it
+        again). It moves circuits only among the MPDUs of one ATS, so no ATS's load changes.
+        ``relief``: the crossing is not yet near or confirmed (a swap between two full MPDUs
+        needs measured room, which the peak takes away); tried only if that relief finds no
+        plan within the margin either.
+
+        Hysteresis: the relief keeps load off elements relieved lately (``relief_hold_s``),
+        which would block a second re-split between the same two MPDUs. The re-split does not
+        consult that hold (its moves stay behind one ATS) and is instead taken once per alert.
+        Measured against the other choice (exempt moves among one ATS's MPDUs, re-split at
+        every refresh with a gain): hard-drain_trend_surge-14 re-split its receivers at every
+        hourly refresh for seven hours (17 more switch operations, peak 76 % -> 80 % of
+        rating; a trend moves the forecast by more than the threshold every hour), and
+        hard-tight-8 needed only its first re-split."""
+        cfg = self.config
+        topo = self.topology
+        fcs = self.forecasts
+        if fcs.refreshed_s == self.resplit_refresh:
+            return None
+        self.resplit_done &= alerts
+        crossing = {o.element for o in soon}
+        # The alerting units whose drained circuits sit on a crossing element.
+        units = {
+            x
+            for c, node in topo.circuits.items()
+            for x in alerts
+            if topo.depends_on(node.normal_path, x)
+            and assignment.get(c) is not None
+            and not any(topo.depends_on(str(assignment[c]), y) for y in alerts)
+            and crossing & set(topo.upstream(str(assignment[c])))
+        }
+        if not units - self.resplit_done:  # no drained unit's receivers, or re-split already
+            return None
+        self.resplit_refresh = fcs.refreshed_s
+        if relief is not None and isinstance(
+            self._relief(assignment, circuit_a, relief, alerts=alerts, hand_back=False), Plan
+        ):
+            return None  # a relief within the margin fits: it runs when the crossing is near
+        off = (
+            set(unavailable)
+            | set(alerts)
+            | {m for x in alerts if x in topo.ats for m in topo.mpdus_of(x)}
+            | self.state.silent()
+        )
+        # Moves only among the MPDUs of one ATS, on live elements not behind an alerting unit:
+        # every other circuit keeps its path. No ATS's load changes, so the ATSs' ratings are
+        # raised out of the way of the balance (only the MPDUs' split is open), and every MPDU
+        # rating by the same fraction (the balanced split does not depend on it; a wide one
+        # lets the planner stage swaps between two full MPDUs on the forecast; the stages are
+        # checked on the measured load below).
+        circuits = []
+        for c, node in topo.circuits.items():
+            p = assignment.get(c)
+            if p is None or p not in topo.mpdus:
+                circuits.append(node)
+                continue
+            mine = topo.ats_of(p)
+            ways = (
+                ()
+                if set(topo.upstream(p)) & off
+                else tuple(
+                    q for q in node.paths if q != p and topo.ats_of(q) == mine and q not in off
+                )
+            )
+            circuits.append(replace(node, paths=(p, *ways)))
+        fracs = {x: _RESPLIT_ATS_RELAX if x in topo.ats else _RESPLIT_RELAX for x in topo.elements}
+        split = relaxed_each(
+            Topology.build(topo.ats.values(), topo.mpdus.values(), circuits), fracs
+        )
+        until = now_s + 2 * cfg.relieve_lead_s
+        res = self._plan(
+            assignment,
+            circuit_a,
+            PlanRequest(
+                now_s,
+                drain=None,
+                unavailable=off,
+                goal="re-split receivers",
+                max_step_amps=cfg.max_step_amps,
+                horizons=(until,),
+                balance=True,
+            ),
+            margin=0.0,
+            topology=split,
+        )
+        if not isinstance(res, Plan) or not res.moves:
+            return None
+        plan = res
+        profiles, _ = fcs.loads(now_s, circuit_a, until_s=until, margin=0.0)
+        touched = {p for m in plan.moves for p in (m.from_mpdu, m.to_mpdu)}
+        before = self._worst_util(assignment, profiles, touched)
+        after = self._worst_util(plan.final_assignment, profiles, touched)
+        if before - after < cfg.resplit_min_gain - _EPS:
+            return None
+        # The stages: the balanced split's moves ordered and cut on the measured load now,
+        # every MPDU within its true limit (the planner's staging rule: an element above its
+        # limit takes no load), each circuit either staying or going to its target.
+        target = {m.circuit: m.to_mpdu for m in plan.moves}
+        staged = self._plan(
+            assignment,
+            circuit_a,
+            PlanRequest(
+                now_s,
+                drain=None,
+                unavailable=off,
+                goal="re-split receivers (stages)",
+                max_step_amps=cfg.max_step_amps,
+                horizons=(now_s,),
+                leave=sorted(target),
+            ),
+            margin=0.0,
+            topology=Topology.build(
+                topo.ats.values(),
+                topo.mpdus.values(),
+                [
+                    replace(node, paths=(str(assignment[c]), target[c]))
+                    if c in target
+                    else node
+                    if assignment.get(c) not in topo.mpdus
+                    else replace(node, paths=(str(assignment[c]),))
+                    for c, node in topo.circuits.items()
+                ],
+            ),
+        )
+        if not isinstance(staged, Plan) or {(m.circuit, m.to_mpdu) for m in staged.moves} != set(
+            target.items()
+        ):
+            return None
+        plan = staged
+        if not self._stages_within_limits(assignment, plan, circuit_a):
+            return None
+        names = ", ".join(sorted(crossing))
+        why = (
+            f"forecast P90 load of {names} reaches the continuous limit and no relief fits "
+            f"within the plan margin: best-effort re-split of {len(plan.moves)} circuits "
+            f"lowers the worst forecast utilisation from {before:.1%} to {after:.1%} of the "
+            "limit"
+        )
+        self.resplit_done |= units
+        return self._action("relieve", None, plan, urgent=False, now_s=now_s, why=why)
+
+    def _worst_util(
+        self,
+        assignment: Mapping[str, str | None],
+        profiles: Mapping[str, np.ndarray],
+        elements: Collection[str],
+    ) -> float:
+        """The highest load over the profiles' window as a fraction of its limit, of
+        ``elements`` under ``assignment``."""
+        topo = self.topology
+        total: dict[str, np.ndarray] = {}
+        for c, p in assignment.items():
+            if p is None or p not in topo.mpdus or c not in profiles:
+                continue
+            for x in topo.upstream(p):
+                if x in elements:
+                    total[x] = total.get(x, 0.0) + profiles[c]
+        return max(
+            (float(np.max(v, initial=0.0)) / topo.limit_a(x) for x, v in total.items()),
+            default=0.0,
+        )
+
+    def _stages_within_limits(
+        self, assignment: Mapping[str, str | None], plan: Plan, circuit_a: Mapping[str, float]
+    ) -> bool:
+        """Whether every stage of ``plan``, its moves in any order, keeps each element that
+        takes load within its continuous limit on the measured loads."""
+        topo = self.topology
+        lineup = dict(assignment)
+        for step in plan.steps:
+            loads = topo.element_loads(lineup, circuit_a)
+            gain = dict.fromkeys(topo.elements, 0.0)
+            for mv in step.moves:
+                for x in set(topo.upstream(mv.to_mpdu)) - set(topo.upstream(mv.from_mpdu)):
+                    gain[x] += circuit_a.get(mv.circuit, 0.0)
+            if any(g > 0 and loads[x] + g > topo.limit_a(x) + _EPS for x, g in gain.items()):
+                return False
+            lineup.update({mv.circuit: mv.to_mpdu for mv in step.moves})
+        return True
 
     def _hand_back_ok(self, a: HealthAssessment) -> bool:
         """Whether load may wait on (or go back to) a unit predicted to fail rather than sit
@@ -734,15 +957,10 @@ class DecisionRules:
             infeasible.append(res)
             drain = self._drain_request(e, now_s, unavailable, horizons, no_receive=no_receive)
             if last_call and ttf is not None:
-                # The moved load sits on the receivers until the unit fails, which may be as
-                # late as the estimate's P90: the expected-load drain's over-limit budget is
-                # counted up to then, not to the median (an estimate that stays hours ahead
-                # would otherwise leave the afternoon peak outside the window).
-                late = max(ttf, a.time_to_failure_high_s or ttf)
                 act = self._expected_drain(
                     e,
+                    a,
                     now_s,
-                    now_s + late,
                     deadline,
                     assignment,
                     circuit_a,
@@ -834,8 +1052,8 @@ class DecisionRules:
     def _expected_drain(
         self,
         e: str,
+        a: HealthAssessment,
         now_s: float,
-        fail_s: float,
         deadline_s: float,
         assignment: Mapping[str, str | None],
         circuit_a: Mapping[str, float],
@@ -845,16 +1063,22 @@ class DecisionRules:
     ) -> Action | None:
         """At the drain's deadline, when no complete drain fits with the P90 margin: a complete
         drain that keeps every element within its continuous limit on the *expected* (P50)
-        load over the same windows. Only when every circuit left on ``e`` has a single path
-        avoiding it: the failure would interrupt it and the SBMs' bypass put it on exactly
-        that path anyway, unmanaged, so moving it there now (and making room for it) loses
-        nothing at the failure. (A circuit with several ways out keeps them: after the
-        failure the rebalance chooses among them on the loads then measured.) It is the
-        smaller expected harm as long as no element is expected above its limit, and as long
-        as the time some element is expected to spend above its limit before the predicted
-        failure (the moved load sits there only then; after it, the bypass would put it there
-        anyway) grows by at most ``expected_drain_over_budget_s``: otherwise what fits moves
-        as before and this is tried again at the next plan. Nor while a complete drain within
+        load over the same windows. Only when every way out of every circuit left on ``e``
+        lies behind one and the same surviving ATS: the failure would interrupt it and the
+        SBMs' bypass put it behind that ATS anyway, unmanaged, so moving it there now (and
+        making room for it) loses nothing at the failure; only the split among that ATS's
+        MPDUs is open, and the relief's best-effort re-split (:meth:`_resplit`) revisits it
+        as the forecasts are refreshed. (A circuit with ways through different ATSs keeps
+        them: after the failure the rebalance chooses among them on the loads then measured.)
+        It is the smaller expected harm as long as no element is expected above its limit,
+        and as long as the time some element is expected to spend above its limit while the
+        unit still works (each forecast point weighted by the chance, read off the failure
+        estimate, that the unit has not failed by then: the moved load sits there only then;
+        after the failure the bypass would put it there anyway) grows by at most
+        ``expected_drain_over_budget_s``: otherwise what fits moves as before and this is
+        tried again at the next plan. (Counted only up to the *median* failure, a receiver
+        peak just after it went unseen, though the failure comes later half of the time.)
+        Nor while a complete drain within
         the P90 margin is forecast to fit from a later start no later than ``deadline_s``
         (waiting beyond the deadline would bet on a late failure). The reason says so; the
         executor verifies every stage as usual.
@@ -872,7 +1096,7 @@ class DecisionRules:
                 for p in topo.circuits[c].paths
                 if not topo.depends_on(p, e) and not set(topo.upstream(p)) & unavailable
             ]
-            if len(ways) != 1:
+            if len({topo.ats_of(p) for p in ways}) != 1:
                 return None
         res: Plan | Infeasible | None = None
         for share in reversed((0.0, *SHARE_STEPS[:-1])):
@@ -898,13 +1122,18 @@ class DecisionRules:
             )
             return None
         fcs = self.forecasts
-        risk = fcs.expected_over_s(res.final_assignment, fail_s) - fcs.expected_over_s(
-            assignment, fail_s
+
+        def working(times: np.ndarray) -> np.ndarray:
+            """The chance that ``e`` still works at each of ``times``."""
+            return np.array([1.0 - failure_within(a, float(t) - now_s) for t in times])
+
+        risk = fcs.expected_over_s(res.final_assignment, weight=working) - fcs.expected_over_s(
+            assignment, weight=working
         )
         if risk > cfg.expected_drain_over_budget_s:
             notes.append(
                 f"no drain of {e} on the expected load yet: its receivers would be expected "
-                f"above a limit for {risk / 60:.0f} min before the predicted failure"
+                f"above a limit for {risk / 60:.0f} min while {e} still works"
             )
             return None
         amps = sum(circuit_a.get(c, 0.0) for c in left)
@@ -912,8 +1141,8 @@ class DecisionRules:
             f"{e} is predicted to fail before the next plan is due and no complete drain fits "
             f"with the P90 margin: its {len(left)} circuits ({amps:.1f} A) move now on the "
             "expected (P50) load, which keeps every element within its continuous limit, "
-            "rather than being interrupted and put on their only other path by the failure's "
-            "bypass"
+            "rather than being interrupted and put behind the only ATS left to them by the "
+            "failure's bypass"
         )
         return self._action(
             "migrate", e, res, urgent=e in self.returned_for_source, now_s=now_s, why=why
