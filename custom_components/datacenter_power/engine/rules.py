@@ -40,20 +40,17 @@ from .decisions import Action, ActionKind, DecisionNeeded, OverloadPrediction
 from .degradation import HealthAssessment, failure_within
 from .element_forecast import ElementForecasts
 from .plan import Infeasible, Plan
-from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries, relaxed_each
+from .plan_retries import SHARE_STEPS, PlanRequest, drop_moves_off, plan_with_retries
 from .planner import restore_plan
 from .plant_state import PlantState
 from .policy_config import PolicyConfig
 from .relief_asking import ReliefQuestions
+from .resplit import split_topology, stages_within_limits, staging_topology, worst_util
 from .topology import Topology
 
 __all__ = ["Candidates", "DecisionRules", "find_overloads"]
 
 _EPS: Final = 1e-9
-_RESPLIT_RELAX: Final = 0.25
-"""Fraction by which every MPDU rating is raised for a best-effort re-split's balanced split."""
-_RESPLIT_ATS_RELAX: Final = 10.0
-"""... and every ATS rating (a re-split changes no ATS's load)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -577,31 +574,8 @@ class DecisionRules:
             | {m for x in alerts if x in topo.ats for m in topo.mpdus_of(x)}
             | self.state.silent()
         )
-        # Moves only among the MPDUs of one ATS, on live elements not behind an alerting unit:
-        # every other circuit keeps its path. No ATS's load changes, so the ATSs' ratings are
-        # raised out of the way of the balance (only the MPDUs' split is open), and every MPDU
-        # rating by the same fraction (the balanced split does not depend on it; a wide one
-        # lets the planner stage swaps between two full MPDUs on the forecast; the stages are
-        # checked on the measured load below).
-        circuits = []
-        for c, node in topo.circuits.items():
-            p = assignment.get(c)
-            if p is None or p not in topo.mpdus:
-                circuits.append(node)
-                continue
-            mine = topo.ats_of(p)
-            ways = (
-                ()
-                if set(topo.upstream(p)) & off
-                else tuple(
-                    q for q in node.paths if q != p and topo.ats_of(q) == mine and q not in off
-                )
-            )
-            circuits.append(replace(node, paths=(p, *ways)))
-        fracs = {x: _RESPLIT_ATS_RELAX if x in topo.ats else _RESPLIT_RELAX for x in topo.elements}
-        split = relaxed_each(
-            Topology.build(topo.ats.values(), topo.mpdus.values(), circuits), fracs
-        )
+        # Moves only among the MPDUs of one ATS, on live elements not behind an alerting unit.
+        split = split_topology(topo, assignment, off)
         until = now_s + 2 * cfg.relieve_lead_s
         res = self._plan(
             assignment,
@@ -623,8 +597,8 @@ class DecisionRules:
         plan = res
         profiles, _ = fcs.loads(now_s, circuit_a, until_s=until, margin=0.0)
         touched = {p for m in plan.moves for p in (m.from_mpdu, m.to_mpdu)}
-        before = self._worst_util(assignment, profiles, touched)
-        after = self._worst_util(plan.final_assignment, profiles, touched)
+        before = worst_util(topo, assignment, profiles, touched)
+        after = worst_util(topo, plan.final_assignment, profiles, touched)
         if before - after < cfg.resplit_min_gain - _EPS:
             return None
         # The stages: the balanced split's moves ordered and cut on the measured load now,
@@ -644,25 +618,14 @@ class DecisionRules:
                 leave=sorted(target),
             ),
             margin=0.0,
-            topology=Topology.build(
-                topo.ats.values(),
-                topo.mpdus.values(),
-                [
-                    replace(node, paths=(str(assignment[c]), target[c]))
-                    if c in target
-                    else node
-                    if assignment.get(c) not in topo.mpdus
-                    else replace(node, paths=(str(assignment[c]),))
-                    for c, node in topo.circuits.items()
-                ],
-            ),
+            topology=staging_topology(topo, assignment, target),
         )
         if not isinstance(staged, Plan) or {(m.circuit, m.to_mpdu) for m in staged.moves} != set(
             target.items()
         ):
             return None
         plan = staged
-        if not self._stages_within_limits(assignment, plan, circuit_a):
+        if not stages_within_limits(topo, assignment, plan, circuit_a):
             return None
         names = ", ".join(sorted(crossing))
         why = (
@@ -673,45 +636,6 @@ class DecisionRules:
         )
         self.resplit_done |= units
         return self._action("relieve", None, plan, urgent=False, now_s=now_s, why=why)
-
-    def _worst_util(
-        self,
-        assignment: Mapping[str, str | None],
-        profiles: Mapping[str, np.ndarray],
-        elements: Collection[str],
-    ) -> float:
-        """The highest load over the profiles' window as a fraction of its limit, of
-        ``elements`` under ``assignment``."""
-        topo = self.topology
-        total: dict[str, np.ndarray] = {}
-        for c, p in assignment.items():
-            if p is None or p not in topo.mpdus or c not in profiles:
-                continue
-            for x in topo.upstream(p):
-                if x in elements:
-                    total[x] = total.get(x, 0.0) + profiles[c]
-        return max(
-            (float(np.max(v, initial=0.0)) / topo.limit_a(x) for x, v in total.items()),
-            default=0.0,
-        )
-
-    def _stages_within_limits(
-        self, assignment: Mapping[str, str | None], plan: Plan, circuit_a: Mapping[str, float]
-    ) -> bool:
-        """Whether every stage of ``plan``, its moves in any order, keeps each element that
-        takes load within its continuous limit on the measured loads."""
-        topo = self.topology
-        lineup = dict(assignment)
-        for step in plan.steps:
-            loads = topo.element_loads(lineup, circuit_a)
-            gain = dict.fromkeys(topo.elements, 0.0)
-            for mv in step.moves:
-                for x in set(topo.upstream(mv.to_mpdu)) - set(topo.upstream(mv.from_mpdu)):
-                    gain[x] += circuit_a.get(mv.circuit, 0.0)
-            if any(g > 0 and loads[x] + g > topo.limit_a(x) + _EPS for x, g in gain.items()):
-                return False
-            lineup.update({mv.circuit: mv.to_mpdu for mv in step.moves})
-        return True
 
     def _hand_back_ok(self, a: HealthAssessment) -> bool:
         """Whether load may wait on (or go back to) a unit predicted to fail rather than sit
