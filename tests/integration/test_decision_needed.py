@@ -35,6 +35,7 @@ from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 from tests.plants import tight_wear_plant
 
+from .questions import answer_decision, only_question
 from .wear import setup_worn
 
 pytestmark = pytest.mark.usefixtures("fast_verification")
@@ -57,23 +58,6 @@ async def _setup(
     return await setup_worn(hass, hass_storage, *sim_server, mode, options=options)
 
 
-def _question(entry: MockConfigEntry) -> tuple[str, Any]:
-    ((did, q),) = entry.runtime_data.questions.current.items()
-    return did, q
-
-
-async def _answer(hass: HomeAssistant, did: str, choice: str) -> dict[str, Any]:
-    response = await hass.services.async_call(
-        DOMAIN,
-        "answer_decision",
-        {"decision_id": did, "choice": choice},
-        blocking=True,
-        return_response=True,
-    )
-    assert isinstance(response, dict)
-    return response
-
-
 async def test_repair_offers_the_choices_and_runs_the_chosen_staged_plan(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
@@ -86,7 +70,7 @@ async def test_repair_offers_the_choices_and_runs_the_chosen_staged_plan(
     verified stages; the repair goes and the answered decision is refused as stale."""
     needed = async_capture_events(hass, EVENT_DECISION_NEEDED)
     entry = await _setup(hass, hass_storage, sim_server, "approval")
-    did, _ = _question(entry)
+    did, _ = only_question(entry)
     assert len(needed) == 1
     data = needed[0].data
     assert data["decision_id"] == did
@@ -138,7 +122,7 @@ async def test_repair_offers_the_choices_and_runs_the_chosen_staged_plan(
     assert telemetry.mpdus["mpdu2"].current_a <= 0.8 * 42  # within its limit
     assert ir.async_get(hass).async_get_issue(DOMAIN, issue_id) is None
     with pytest.raises(ServiceValidationError) as err:
-        await _answer(hass, did, "keep_load")
+        await answer_decision(hass, did, "keep_load")
     assert err.value.translation_key == "decision_stale"
     assert "answered by a person" in str(err.value.translation_placeholders)
 
@@ -152,19 +136,19 @@ async def test_answer_action_runs_the_partial_drain_and_refuses_what_is_not_offe
     refused (translated, nothing moves); "partial_drain" runs what fits within every limit as a
     verified migration and is written to the activity; the decision is then closed."""
     entry = await _setup(hass, hass_storage, sim_server, "approval")
-    did, q = _question(entry)
+    did, q = only_question(entry)
     activity = async_capture_events(hass, EVENT_ACTIVITY)
     with pytest.raises(ServiceValidationError) as err:
-        await _answer(hass, "0000000000", "keep_load")
+        await answer_decision(hass, "0000000000", "keep_load")
     assert err.value.translation_key == "decision_unknown"
     with pytest.raises(ServiceValidationError) as err:
-        await _answer(hass, did, "shed:a01")
+        await answer_decision(hass, did, "shed:a01")
     assert err.value.translation_key == "decision_unknown_choice"
     assert "partial_drain" in str(err.value.translation_placeholders)
     manager = entry.runtime_data.migrations
     assert not manager.records
 
-    response = await _answer(hass, did, "partial_drain")
+    response = await answer_decision(hass, did, "partial_drain")
     record = await manager.async_wait(response["migration_id"])
     assert record.state is MigrationState.COMPLETED, record.reason
     partial = q.choice("partial_drain")
@@ -175,7 +159,7 @@ async def test_answer_action_runs_the_partial_drain_and_refuses_what_is_not_offe
     assert [a["choice"] for a in answered] == ["partial_drain"]
     assert answered[0]["migration_id"] == response["migration_id"]
     with pytest.raises(ServiceValidationError) as err:
-        await _answer(hass, did, "partial_drain")
+        await answer_decision(hass, did, "partial_drain")
     assert err.value.translation_key == "decision_stale"
 
 
@@ -211,7 +195,7 @@ async def test_device_trigger_fires_when_a_decision_is_needed(
     )
     seen = async_capture_events(hass, "decision_seen")
     book = entry.runtime_data.questions
-    did, _ = _question(entry)
+    did, _ = only_question(entry)
     # The plant's question announced again as a new one would be (a restart announces what
     # is still open once more): released and forgotten, then the next tick.
     book.notices.release(f"decision:{did}")
@@ -230,13 +214,13 @@ async def test_monitor_mode_only_reports(
     refused; nothing moves."""
     needed = async_capture_events(hass, EVENT_DECISION_NEEDED)
     entry = await _setup(hass, hass_storage, sim_server, "monitor")
-    did, _ = _question(entry)
+    did, _ = only_question(entry)
     assert len(needed) == 1
     issue = ir.async_get(hass).async_get_issue(DOMAIN, f"decision_needed_ats1_{entry.entry_id}")
     assert issue is not None
     assert not issue.is_fixable
     with pytest.raises(ServiceValidationError) as err:
-        await _answer(hass, did, "partial_drain")
+        await answer_decision(hass, did, "partial_drain")
     assert err.value.translation_key == "decision_monitor_mode"
     assert not entry.runtime_data.migrations.records
 
@@ -259,7 +243,7 @@ async def test_automatic_no_answer_rule_never_goes_above_a_limit(
     await entry.runtime_data.decisions.async_refresh()
     await hass.async_block_till_done()
     book = entry.runtime_data.questions
-    did, q = _question(entry)
+    did, q = only_question(entry)
     assert [c.key for c in q.choices][:2] == ["drain_now", "keep_load"]
     assert q.fallback == "keep_load"
     by = book.answer_by(did)
@@ -287,8 +271,8 @@ async def test_an_answer_survives_a_restart(
     """Keep the load, then the plant restarts (its entry set up again from storage): the same
     question is not raised again (no repair) and answering it again is refused as stale."""
     entry = await _setup(hass, hass_storage, sim_server, "approval")
-    did, _ = _question(entry)
-    assert (await _answer(hass, did, "keep_load"))["migration_id"] is None
+    did, _ = only_question(entry)
+    assert (await answer_decision(hass, did, "keep_load"))["migration_id"] is None
     await hass.async_block_till_done()
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
@@ -299,7 +283,7 @@ async def test_an_answer_survives_a_restart(
         ir.async_get(hass).async_get_issue(DOMAIN, f"decision_needed_ats1_{entry.entry_id}") is None
     )
     with pytest.raises(ServiceValidationError) as err:
-        await _answer(hass, did, "partial_drain")
+        await answer_decision(hass, did, "partial_drain")
     assert err.value.translation_key == "decision_stale"
 
 
@@ -312,17 +296,17 @@ async def test_a_question_no_longer_asked_after_a_restart_is_refused_as_stale(
     engine asks another question (another id); an answer to the one asked before the restart
     is refused as stale, with why, and nothing moves."""
     entry = await _setup(hass, hass_storage, sim_server, "approval")
-    did, _ = _question(entry)
+    did, _ = only_question(entry)
     await hass.services.async_call(
         DOMAIN, "set_path", {"circuit": "a01", "path": "mpdu2"}, blocking=True
     )
     assert await hass.config_entries.async_reload(entry.entry_id)
     await hass.async_block_till_done()
-    now, _ = _question(entry)
+    now, _ = only_question(entry)
     assert now != did
     count = len(entry.runtime_data.migrations.records)
     with pytest.raises(ServiceValidationError) as err:
-        await _answer(hass, did, "keep_load")
+        await answer_decision(hass, did, "keep_load")
     assert err.value.translation_key == "decision_stale"
     assert "no longer asked" in str(err.value.translation_placeholders)
     assert len(entry.runtime_data.migrations.records) == count

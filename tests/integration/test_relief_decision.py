@@ -40,6 +40,7 @@ from dcp_sim.server import PlantServer
 from tests.plants import tight_hall_plant
 
 from .conftest import history_rows, plant_entry, store_history
+from .questions import answer_decision, only_question
 
 pytestmark = pytest.mark.usefixtures("fast_verification")
 
@@ -87,23 +88,6 @@ async def _setup(
     return entry
 
 
-def _question(entry: MockConfigEntry) -> tuple[str, Any]:
-    ((did, q),) = entry.runtime_data.questions.current.items()
-    return did, q
-
-
-async def _answer(hass: HomeAssistant, did: str, choice: str) -> dict[str, Any]:
-    response = await hass.services.async_call(
-        DOMAIN,
-        "answer_decision",
-        {"decision_id": did, "choice": choice},
-        blocking=True,
-        return_response=True,
-    )
-    assert isinstance(response, dict)
-    return response
-
-
 async def test_repair_offers_the_relief_choices_and_runs_the_partial_relief(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
@@ -116,7 +100,7 @@ async def test_repair_offers_the_relief_choices_and_runs_the_partial_relief(
     within its limit; the repair goes and the answered decision is refused as stale."""
     needed = async_capture_events(hass, EVENT_DECISION_NEEDED)
     entry = await _setup(hass, hass_storage, sim_server, "approval")
-    did, q = _question(entry)
+    did, q = only_question(entry)
     assert q.kind == "relief"
     assert len(needed) == 1
     data = needed[0].data
@@ -182,9 +166,9 @@ async def test_answer_shed_switches_the_named_circuit_off(
     command path (nothing else needs to move: no migration), mpdu1's load falls by its amps,
     every other circuit stays on, and the decision is closed."""
     entry = await _setup(hass, hass_storage, sim_server, "approval")
-    did, _ = _question(entry)
+    did, _ = only_question(entry)
     before = sim_server[0].plant.telemetry()
-    response = await _answer(hass, did, "shed:a05")
+    response = await answer_decision(hass, did, "shed:a05")
     assert response["migration_id"] is None
     after = sim_server[0].plant.telemetry()
     assert not after.circuits["a05"].output_on
@@ -205,7 +189,7 @@ async def test_automatic_no_answer_rule_keeps_the_load_and_sheds_nothing(
     entry = await _setup(hass, hass_storage, sim_server, "automatic", **{CONF_DECISION_TIMEOUT: 5})
     activity = async_capture_events(hass, EVENT_ACTIVITY)
     book = entry.runtime_data.questions
-    did, q = _question(entry)
+    did, q = only_question(entry)
     assert q.fallback == "keep_load"
     assert book.answer_by(did) == book.first_seen[did] + 300
     book.first_seen[did] -= 301  # the answer deadline has passed (the stored clock)
