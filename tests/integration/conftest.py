@@ -11,7 +11,7 @@ import copy
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -36,6 +36,7 @@ from custom_components.datacenter_power.const import (
 )
 from custom_components.datacenter_power.decisions import STORAGE_VERSION, pack_observation
 from dcp_campus.broker import Broker
+from dcp_campus.client import Client, Message
 from dcp_eval.harness import observation_from_telemetry, topology_from_scenario
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
@@ -286,6 +287,23 @@ async def broker(
             if entry.state is ConfigEntryState.LOADED:
                 await hass.config_entries.async_unload(entry.entry_id)
         await hass.async_block_till_done()
+
+
+@pytest.fixture
+def campus_client(broker: Broker) -> Iterator[Client]:
+    """The campus: reads everything of every hall."""
+    client = Client(broker, "campus")
+    client.subscribe("homeassistant/device/#")
+    client.subscribe("dcp/#")
+    yield client
+    client.close()
+
+
+def json_doc(msg: Message) -> dict[str, Any]:
+    """A campus message's payload, a JSON object."""
+    doc = json.loads(msg.payload)
+    assert isinstance(doc, dict)
+    return doc
 
 
 async def serve(doc: dict[str, Any]) -> PlantServer:

@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 from homeassistant.core import HomeAssistant
+from homeassistant.helpers import issue_registry as ir
 from pytest_homeassistant_custom_component.common import MockConfigEntry
 
 from custom_components.datacenter_power.const import DOMAIN
@@ -28,3 +29,15 @@ async def answer_decision(hass: HomeAssistant, did: str, choice: str) -> dict[st
     )
     assert isinstance(response, dict)
     return response
+
+
+def decision_repair(hass: HomeAssistant, entry: MockConfigEntry, element: str) -> dict[str, str]:
+    """The placeholders of the repair "Decision needed at ``element``", which must be open,
+    critical and fixable (its fix flow offers the choices)."""
+    issue = ir.async_get(hass).async_get_issue(
+        DOMAIN, f"decision_needed_{element}_{entry.entry_id}"
+    )
+    assert issue is not None, f"no decision-needed repair for {element}"
+    assert issue.severity is ir.IssueSeverity.CRITICAL
+    assert issue.is_fixable
+    return dict(issue.translation_placeholders or {})

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import json
 import logging
 import time
 from collections.abc import Callable
@@ -30,12 +29,13 @@ from custom_components.datacenter_power.campus import is_urgent
 from custom_components.datacenter_power.campus_topics import HallTopics
 from custom_components.datacenter_power.const import CONF_CAMPUS_HALL, DOMAIN
 from dcp_campus.broker import Broker
-from dcp_campus.client import Client, Message
+from dcp_campus.client import Client
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
 from .campus_hall import async_setup_mqtt
+from .conftest import json_doc
 from .test_prediction import NOW_T_S
 from .wear import setup_worn, wear_plant
 
@@ -93,12 +93,6 @@ async def _hall_change(
     raise AssertionError(f"{entity_id} did not change as expected: {seen.changes[-5:]}")
 
 
-def _doc(msg: Message) -> dict[str, Any]:
-    doc = json.loads(msg.payload)
-    assert isinstance(doc, dict)
-    return doc
-
-
 def _entity(hass: HomeAssistant, entry: MockConfigEntry, domain: str, key: str) -> str:
     entity_id = er.async_get(hass).async_get_entity_id(domain, DOMAIN, f"{entry.unique_id}:{key}")
     assert entity_id is not None, key
@@ -140,7 +134,7 @@ async def _hold_a_measurement(
         await asyncio.sleep(HELD_S)
         state = hass.states.get(headroom)
         last = campus.received(TOPICS.state("hall"))[-1]
-        if state is not None and _doc(last)["headroom_a"] != round(float(state.state), 1):
+        if state is not None and json_doc(last)["headroom_a"] != round(float(state.state), 1):
             return
     raise AssertionError("no poll changed the hall's headroom without an urgent document")
 
@@ -151,7 +145,7 @@ async def _latency(
     """Seconds from ``since`` (the hall's change, wall clock) to the first document on
     ``topic`` that ``shows`` it."""
     after = time.monotonic() - (time.time() - since)
-    msg = await campus.wait_for(topic, lambda m: shows(_doc(m)), within=40, after=after)
+    msg = await campus.wait_for(topic, lambda m: shows(json_doc(m)), within=40, after=after)
     return msg.wall - since
 
 
@@ -180,8 +174,8 @@ async def test_each_alert_reaches_the_campus_at_once_while_measurements_are_held
         )
         pid, run = await campus.wait_for_proposal(HALL, within=60)
         _every_alert_field_is_urgent(
-            _doc(campus.received(TOPICS.state("hall"))[-1]),
-            _doc(await campus.wait_for(TOPICS.state("mpdu1"))),
+            json_doc(campus.received(TOPICS.state("hall"))[-1]),
+            json_doc(await campus.wait_for(TOPICS.state("mpdu1"))),
         )
         migration = _entity(hass, entry, "sensor", "migration")
         proposal = _entity(hass, entry, "sensor", "plant:proposal")

@@ -14,7 +14,7 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -41,6 +41,7 @@ from dcp_sim.server import PlantServer
 from tests.plants import tight_wear_plant
 
 from .campus_hall import async_connect_mqtt, async_setup_mqtt
+from .conftest import json_doc
 from .wear import setup_worn
 
 pytestmark = pytest.mark.usefixtures("fast_verification", "mock_hass_config")
@@ -61,25 +62,9 @@ def plant() -> Plant:
     return Plant(parse_scenario(tight_wear_plant()), start_s=None)
 
 
-@pytest.fixture
-def campus_client(broker: Broker) -> Iterator[Client]:
-    """The campus: reads everything of every hall."""
-    client = Client(broker, "campus")
-    client.subscribe("homeassistant/device/#")
-    client.subscribe("dcp/#")
-    yield client
-    client.close()
-
-
-def _doc(msg: Message) -> dict[str, Any]:
-    doc = json.loads(msg.payload)
-    assert isinstance(doc, dict)
-    return doc
-
-
 def _shows(msg: Message, did: str | None) -> bool:
     """Whether the decision document ``msg`` shows decision ``did`` (None: none open)."""
-    return (_doc(msg).get("decision") or {}).get("id") == did
+    return (json_doc(msg).get("decision") or {}).get("id") == did
 
 
 async def _press(client: Client, config: dict[str, Any], button: str) -> dict[str, Any]:
@@ -92,12 +77,12 @@ async def _press(client: Client, config: dict[str, Any], button: str) -> dict[st
     msg = await client.wait_for(
         TOPICS.result,
         lambda m: (
-            _doc(m).get("decision_id") == sent["decision_id"]
-            and _doc(m).get("choice") == sent["choice"]
+            json_doc(m).get("decision_id") == sent["decision_id"]
+            and json_doc(m).get("choice") == sent["choice"]
         ),
         after=t0,
     )
-    return _doc(msg)
+    return json_doc(msg)
 
 
 async def test_a_decision_reaches_the_campus_and_is_answered_from_there(
@@ -121,9 +106,9 @@ async def test_a_decision_reaches_the_campus_and_is_answered_from_there(
         )
     book = entry.runtime_data.questions
     ((did, q),) = book.current.items()
-    shown = _doc(await campus_client.wait_for(DECISION, lambda m: _shows(m, did), within=30))
+    shown = json_doc(await campus_client.wait_for(DECISION, lambda m: _shows(m, did), within=30))
     run = shown["run"]
-    hall = _doc(await campus_client.wait_for(TOPICS.state("hall")))
+    hall = json_doc(await campus_client.wait_for(TOPICS.state("hall")))
     assert hall["run"] == run
     keys = ["drain_now", "keep_load", "partial_drain", "shed:b03"]
     assert shown["decision"]["element"] == "ats1"
@@ -145,7 +130,7 @@ async def test_a_decision_reaches_the_campus_and_is_answered_from_there(
     assert detail["choices"][0]["summary"].startswith("Drain now: all 3 circuits move off ats1")
     assert detail["choices"][3]["title"] == "Shed b03"
 
-    config = _doc(
+    config = json_doc(
         await campus_client.wait_for(TOPICS.discovery("hall"), lambda m: did in m.text, within=5)
     )
     buttons = config["components"]
@@ -179,7 +164,7 @@ async def test_a_decision_reaches_the_campus_and_is_answered_from_there(
     closed = await campus_client.wait_for(
         DECISION, lambda m: not _shows(m, did), after=t0, within=MAX_ALERT_S
     )
-    assert _doc(closed)["run"] == run
+    assert json_doc(closed)["run"] == run
     again, _ = await campus_client.answer(HALL, did, "partial_drain", run)
     assert again["ok"] is False, again
     assert f"Decision {did} can no longer be answered: answered by a person" in again["reason"]
@@ -198,7 +183,7 @@ async def test_a_decision_reaches_the_campus_and_is_answered_from_there(
     latency_s = msg.wall - raised.time_fired_timestamp
     LOGGER.warning("decision raised to campus: %.0f ms", latency_s * 1000)
     assert 0 <= latency_s < MAX_ALERT_S
-    assert _doc(msg)["decision"]["choice_keys"] == raised.data["choice_keys"]
+    assert json_doc(msg)["decision"]["choice_keys"] == raised.data["choice_keys"]
 
 
 # -- the campus side: a plain campus Home Assistant ------------------------------------------------

@@ -12,7 +12,6 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -24,12 +23,13 @@ from custom_components.datacenter_power import campus
 from custom_components.datacenter_power.campus_topics import HallTopics, command_payload
 from custom_components.datacenter_power.const import CONF_CAMPUS_HALL, DOMAIN
 from dcp_campus.broker import Broker
-from dcp_campus.client import Client, Message
+from dcp_campus.client import Client
 from dcp_sim.plant import Plant
 from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 
 from .campus_hall import Relay, async_setup_mqtt
+from .conftest import json_doc
 from .wear import setup_worn, wear_plant
 
 pytestmark = pytest.mark.usefixtures("fast_verification", "mock_hass_config")
@@ -53,16 +53,6 @@ def campus_halls() -> list[str]:
     return [HALL, "hall2"]
 
 
-@pytest.fixture
-def campus_client(broker: Broker) -> Iterator[Client]:
-    """The campus: reads everything of every hall."""
-    client = Client(broker, "campus")
-    client.subscribe("homeassistant/device/#")
-    client.subscribe("dcp/#")
-    yield client
-    client.close()
-
-
 async def _hall(
     hass: HomeAssistant,
     hass_storage: dict[str, Any],
@@ -77,12 +67,6 @@ async def _hall(
         return await setup_worn(
             hass, hass_storage, server, modbus_port, "approval", options={CONF_CAMPUS_HALL: HALL}
         )
-
-
-def _doc(msg: Message) -> dict[str, Any]:
-    doc = json.loads(msg.payload)
-    assert isinstance(doc, dict)
-    return doc
 
 
 async def _open_proposal(client: Client) -> tuple[str, str]:
@@ -100,7 +84,7 @@ async def _births(caplog: pytest.LogCaptureFixture, count: int) -> None:
 
 
 async def _result(client: Client, after: float) -> dict[str, Any]:
-    return _doc(await client.wait_for(TOPICS.result, after=after))
+    return json_doc(await client.wait_for(TOPICS.result, after=after))
 
 
 async def test_the_campus_sees_every_device_and_its_state(
@@ -115,28 +99,30 @@ async def test_the_campus_sees_every_device_and_its_state(
     with its plan, and ``online``."""
     await _hall(hass, hass_storage, sim_server, broker)
     for pid in ELEMENTS:
-        config = _doc(await campus_client.wait_for(TOPICS.discovery(pid)))
+        config = json_doc(await campus_client.wait_for(TOPICS.discovery(pid)))
         assert config["device"]["identifiers"] == [f"dcp_{HALL}_{pid}"]
         assert config["state_topic"] == TOPICS.state(pid)
         assert {"load", "limit", "forecast_peak", "headroom", "health", "failure_risk",
                 "time_to_failure"} <= set(config["components"])  # fmt: skip
-        state = _doc(await campus_client.wait_for(TOPICS.state(pid)))
+        state = json_doc(await campus_client.wait_for(TOPICS.state(pid)))
         assert state["available"] is True
         assert isinstance(state["load_a"], float)
         assert state["limit_a"] == pytest.approx(0.8 * RATINGS[pid])  # 80 % of the rating
         assert isinstance(state["headroom_a"], float)
         assert state["failure_risk"] in ("ON", "OFF")
-    ats1 = _doc(await campus_client.wait_for(TOPICS.state("ats1")))
+    ats1 = json_doc(await campus_client.wait_for(TOPICS.state("ats1")))
     assert ats1["failure_risk"] == "ON"
     assert isinstance(ats1["time_to_failure_h"], float)
     pid, run = await _open_proposal(campus_client)
-    hall = _doc(await campus_client.wait_for(TOPICS.state("hall")))
+    hall = json_doc(await campus_client.wait_for(TOPICS.state("hall")))
     assert hall["run"] == run
     assert hall["proposal"]["component"] == "ats1"
     assert hall["proposal"]["plan"]
     assert hall["approval_mode"] is True
     assert hall["at_risk"] >= 1
-    config = _doc(await campus_client.wait_for(TOPICS.discovery("hall"), lambda m: pid in m.text))
+    config = json_doc(
+        await campus_client.wait_for(TOPICS.discovery("hall"), lambda m: pid in m.text)
+    )
     buttons = config["components"]
     assert json.loads(buttons["approve"]["payload_press"]) == {
         "hall": HALL, "action": "approve", "proposal_id": pid, "run": run,
@@ -176,9 +162,9 @@ async def test_an_approval_from_the_campus_runs_and_a_stale_one_is_refused(
     assert refused["ok"] is False
     assert f"already approved: it runs as migration {migration_id}" in refused["reason"]
     hall = await campus_client.wait_for(
-        TOPICS.state("hall"), lambda m: _doc(m)["migration"] != "idle", after=t0, within=20
+        TOPICS.state("hall"), lambda m: json_doc(m)["migration"] != "idle", after=t0, within=20
     )
-    assert _doc(hall)["migration"] in ("running", "verifying", "completed")
+    assert json_doc(hall)["migration"] in ("running", "verifying", "completed")
 
 
 async def test_an_approval_shown_before_the_hall_restarted_is_refused(
@@ -201,13 +187,13 @@ async def test_an_approval_shown_before_the_hall_restarted_is_refused(
     assert await hass.config_entries.async_reload(entry.entry_id)
     again = await campus_client.wait_for(
         TOPICS.state("hall"),
-        lambda m: bool(_doc(m).get("proposal")) and _doc(m).get("run") != old_run,
+        lambda m: bool(json_doc(m).get("proposal")) and json_doc(m).get("run") != old_run,
         after=reloaded,
         within=SETUP_TIMEOUT_S,
     )
-    new_run = _doc(again)["run"]
-    pid = _doc(again)["proposal"]["id"]  # most often the id shown before (the same plan)
-    config = _doc(
+    new_run = json_doc(again)["run"]
+    pid = json_doc(again)["proposal"]["id"]  # most often the id shown before (the same plan)
+    config = json_doc(
         await campus_client.wait_for(
             TOPICS.discovery("hall"), lambda m: new_run in m.text, after=reloaded
         )
@@ -287,7 +273,7 @@ async def test_after_a_broker_restart_retained_state_is_back_and_the_hall_resume
     await _hall(hass, hass_storage, sim_server, broker)
     first = Client(broker, "campus")
     first.subscribe("dcp/#")
-    await first.wait_for(TOPICS.state("hall"), lambda m: bool(_doc(m).get("proposal")))
+    await first.wait_for(TOPICS.state("hall"), lambda m: bool(json_doc(m).get("proposal")))
     first.close()
     await _births(caplog, 1)  # (Home Assistant's birth cut short by a restart is an error)
     broker.restart()
@@ -303,7 +289,7 @@ async def test_after_a_broker_restart_retained_state_is_back_and_the_hall_resume
         fresh = await after.wait_for(
             TOPICS.state("hall"), lambda m: not m.retain, after=restarted, within=30
         )
-        assert _doc(fresh)["proposal"]
+        assert json_doc(fresh)["proposal"]
         await _births(caplog, 2)  # the mqtt client's own birth again (not cut short at the end)
         resumed_s = fresh.at - restarted
         assert resumed_s < 30

@@ -35,7 +35,7 @@ from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 from tests.plants import tight_wear_plant
 
-from .questions import answer_decision, only_question
+from .questions import answer_decision, decision_repair, only_question
 from .wear import setup_worn
 
 pytestmark = pytest.mark.usefixtures("fast_verification")
@@ -88,11 +88,7 @@ async def test_repair_offers_the_choices_and_runs_the_chosen_staged_plan(
     assert len(needed) == 1  # once per decision, not every tick
 
     issue_id = f"decision_needed_ats1_{entry.entry_id}"
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
-    assert issue is not None
-    assert issue.severity is ir.IssueSeverity.CRITICAL
-    assert issue.is_fixable
-    placeholders = issue.translation_placeholders or {}
+    placeholders = decision_repair(hass, entry, "ats1")
     assert placeholders["component"] == "ats1"
     assert placeholders["drain_now"].startswith("Drain now: mpdu2 up to ")  # the menu's words
     assert placeholders["shed"].startswith("Shed b03 (")

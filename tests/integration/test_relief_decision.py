@@ -40,7 +40,7 @@ from dcp_sim.server import PlantServer
 from tests.plants import tight_hall_plant
 
 from .conftest import history_rows, plant_entry, store_history
-from .questions import answer_decision, only_question
+from .questions import answer_decision, decision_repair, only_question
 
 pytestmark = pytest.mark.usefixtures("fast_verification")
 
@@ -120,11 +120,7 @@ async def test_repair_offers_the_relief_choices_and_runs_the_partial_relief(
     assert len(needed) == 1  # once per decision, not every tick
 
     issue_id = f"decision_needed_mpdu1_{entry.entry_id}"
-    issue = ir.async_get(hass).async_get_issue(DOMAIN, issue_id)
-    assert issue is not None
-    assert issue.severity is ir.IssueSeverity.CRITICAL
-    assert issue.is_fixable
-    placeholders = issue.translation_placeholders or {}
+    placeholders = decision_repair(hass, entry, "mpdu1")
     assert placeholders["situation"].startswith("mpdu1: forecast above its continuous limit")
     assert placeholders["keep_load"].startswith("Keep the load: mpdu1 ")
     assert placeholders["partial_relief"].startswith("Partial relief: 1 circuit (")
