@@ -245,7 +245,8 @@ class QuestionBook:
             f"{q.element}: forecast above its continuous limit from {_when(q.deadline_s)}; no "
             "relief keeps every element within its limit."
             if q.kind == "relief"
-            else f"{q.element}: no plan is safe before {_when(q.deadline_s)}."
+            else f"{q.element}: no plan keeps every receiver within its continuous limit before "
+            f"the drain deadline ({_when(q.deadline_s)})."
         )
         return {
             "entry_id": self.entry.entry_id,

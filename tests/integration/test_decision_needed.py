@@ -90,6 +90,9 @@ async def test_repair_offers_the_choices_and_runs_the_chosen_staged_plan(
     issue_id = f"decision_needed_ats1_{entry.entry_id}"
     placeholders = decision_repair(hass, entry, "ats1")
     assert placeholders["component"] == "ats1"
+    assert placeholders["situation"].startswith(
+        "ats1: no plan keeps every receiver within its continuous limit before the drain deadline ("
+    )
     assert placeholders["drain_now"].startswith("Drain now: mpdu2 up to ")  # the menu's words
     assert placeholders["shed"].startswith("Shed b03 (")
     assert "- Drain now: all 3 circuits move off ats1; at the P90 mpdu2" in placeholders["choices"]
