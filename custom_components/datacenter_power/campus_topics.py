@@ -203,20 +203,21 @@ def check_run(command: Command, run: str) -> None:
         )
 
 
+def _payload(
+    hall: str, action: str, subject: dict[str, str], run: str, request_id: str | None
+) -> str:
+    doc = {"hall": hall, "action": action, **subject, "run": run}
+    if request_id is not None:
+        doc["request_id"] = request_id
+    return json.dumps(doc, separators=(",", ":"))
+
+
 def command_payload(
     hall: str, action: str, proposal_id: str, run: str, request_id: str | None = None
 ) -> str:
     """The JSON a campus sends (the discovery buttons carry it as their press payload): the
     proposal as the hall showed it, its id and the hall's run."""
-    doc: dict[str, str] = {
-        "hall": hall,
-        "action": action,
-        "proposal_id": proposal_id,
-        "run": run,
-    }
-    if request_id is not None:
-        doc["request_id"] = request_id
-    return json.dumps(doc, separators=(",", ":"))
+    return _payload(hall, action, {"proposal_id": proposal_id}, run, request_id)
 
 
 def answer_payload(
@@ -224,13 +225,4 @@ def answer_payload(
 ) -> str:
     """The JSON of an answer (the campus's answer buttons carry it as their press payload): the
     decision as the hall showed it, its id, one of its choice keys and the hall's run."""
-    doc: dict[str, str] = {
-        "hall": hall,
-        "action": ANSWER,
-        "decision_id": decision_id,
-        "choice": choice,
-        "run": run,
-    }
-    if request_id is not None:
-        doc["request_id"] = request_id
-    return json.dumps(doc, separators=(",", ":"))
+    return _payload(hall, ANSWER, {"decision_id": decision_id, "choice": choice}, run, request_id)

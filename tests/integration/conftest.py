@@ -21,6 +21,7 @@ import pytest
 # executor job. Under a frozen clock (the ``freezer`` fixture) pandas' import never finishes;
 # in Home Assistant nothing freezes the clock. Imported here, before any test freezes it.
 import statsmodels.regression.linear_model  # noqa: F401
+from homeassistant.components import mqtt
 from homeassistant.config_entries import ConfigEntryState, ConfigSubentryData
 from homeassistant.core import HomeAssistant
 from pytest_homeassistant_custom_component.common import MockConfigEntry
@@ -43,6 +44,7 @@ from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 from tests.plants import circuit, two_ats_plant
 
+from .campus_hall import async_connect_mqtt
 from .modbus_proxy import ModbusProxy
 
 PLANT_UNIQUE_ID = "ats1+ats2"
@@ -297,6 +299,26 @@ def campus_client(broker: Broker) -> Iterator[Client]:
     client.subscribe("dcp/#")
     yield client
     client.close()
+
+
+@pytest.fixture
+async def campus(hass: HomeAssistant, broker: Broker) -> AsyncIterator[MockConfigEntry]:
+    """Home Assistant as the campus: its mqtt integration with discovery, as the campus user
+    (no birth or will: the campus user writes only command topics)."""
+    entry = await async_connect_mqtt(
+        hass,
+        broker,
+        "campus",
+        options={
+            mqtt.CONF_DISCOVERY: True,
+            mqtt.CONF_BIRTH_MESSAGE: {},
+            mqtt.CONF_WILL_MESSAGE: {},
+        },
+    )
+    yield entry
+    if entry.state is ConfigEntryState.LOADED:
+        await hass.config_entries.async_unload(entry.entry_id)
+        await hass.async_block_till_done()
 
 
 def json_doc(msg: Message) -> dict[str, Any]:

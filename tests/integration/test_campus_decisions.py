@@ -14,14 +14,11 @@ import asyncio
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from homeassistant.components import mqtt
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers.template import Template
@@ -40,7 +37,7 @@ from dcp_sim.scenario import parse_scenario
 from dcp_sim.server import PlantServer
 from tests.plants import tight_wear_plant
 
-from .campus_hall import async_connect_mqtt, async_setup_mqtt
+from .campus_hall import async_setup_mqtt
 from .conftest import json_doc
 from .wear import setup_worn
 
@@ -213,25 +210,6 @@ DECISION_DOC: dict[str, Any] = {
     },
     "open": [{"id": DID, "element": "ats1"}],
 }  # fmt: skip
-
-
-@pytest.fixture
-async def campus(hass: HomeAssistant, broker: Broker) -> AsyncIterator[MockConfigEntry]:
-    """Home Assistant as the campus: its mqtt integration with discovery, as the campus user."""
-    entry = await async_connect_mqtt(
-        hass,
-        broker,
-        "campus",
-        options={
-            mqtt.CONF_DISCOVERY: True,
-            mqtt.CONF_BIRTH_MESSAGE: {},
-            mqtt.CONF_WILL_MESSAGE: {},
-        },
-    )
-    yield entry
-    if entry.state is ConfigEntryState.LOADED:
-        await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_block_till_done()
 
 
 async def _state(hass: HomeAssistant, entity_id: str, want: str) -> None:

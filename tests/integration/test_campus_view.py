@@ -8,13 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
 import yaml
 from homeassistant.components import mqtt
-from homeassistant.config_entries import ConfigEntryState
 from homeassistant.const import STATE_UNAVAILABLE
 from homeassistant.core import HomeAssistant
 from homeassistant.helpers import device_registry as dr
@@ -25,8 +23,6 @@ from custom_components.datacenter_power.campus_discovery import element_config, 
 from custom_components.datacenter_power.campus_topics import HallTopics, command_payload
 from dcp_campus.broker import Broker
 from dcp_campus.client import Client
-
-from .campus_hall import async_connect_mqtt
 
 pytestmark = pytest.mark.usefixtures("mock_hass_config")
 
@@ -49,26 +45,6 @@ HALL_DOC = {
     "proposal": {"id": PID, "kind": "drain", "component": "ats1", "reason": "wearing",
                  "plan": ["stage 1: a01 to mpdu2"]},
 }  # fmt: skip
-
-
-@pytest.fixture
-async def campus(hass: HomeAssistant, broker: Broker) -> AsyncIterator[MockConfigEntry]:
-    """Home Assistant as the campus: its mqtt integration with discovery, as the campus user
-    (no birth or will: the campus user writes only command topics)."""
-    entry = await async_connect_mqtt(
-        hass,
-        broker,
-        "campus",
-        options={
-            mqtt.CONF_DISCOVERY: True,
-            mqtt.CONF_BIRTH_MESSAGE: {},
-            mqtt.CONF_WILL_MESSAGE: {},
-        },
-    )
-    yield entry
-    if entry.state is ConfigEntryState.LOADED:
-        await hass.config_entries.async_unload(entry.entry_id)
-        await hass.async_block_till_done()
 
 
 def _dashboard_tables(hass: HomeAssistant) -> list[str]:
